@@ -1,0 +1,243 @@
+"""Schema by numbered migrations: `tracker init` (and every writing command) brings any file up to date.
+
+Append a new `(name, function)` pair at the end of MIGRATIONS; never edit one that has shipped.
+Each runs once, in its own transaction, and is recorded in `_migrations`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+import sqlite_utils
+
+from tracker.timeutil import now, to_db
+
+
+def run_script(db: sqlite_utils.Database, script: str) -> None:
+    """Run several statements inside the caller's transaction (executescript would commit first)."""
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            if statement.strip().strip(";").strip():
+                db.conn.execute(statement)
+            statement = ""
+    if statement.strip():
+        raise ValueError(f"incomplete SQL statement in migration: {statement.strip()[:80]}")
+
+
+def _m001_core(db: sqlite_utils.Database) -> None:
+    run_script(
+        db,
+        """
+        CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+
+        CREATE TABLE orders (
+            order_id TEXT PRIMARY KEY,
+            buyer_id TEXT NOT NULL,
+            seller_id TEXT NOT NULL,
+            ordered_at TEXT NOT NULL,
+            dest_country TEXT NOT NULL,
+            dest_city TEXT,
+            dest_postcode TEXT,
+            tracking_number TEXT,
+            tracking_number_raw TEXT,
+            carrier TEXT,
+            shipped_at TEXT,
+            promised_days INTEGER,
+            buyer_confirmed_at TEXT,
+            buyer_received TEXT,
+            amount REAL,
+            currency TEXT,
+            item_title TEXT,
+            extra TEXT,
+            seq INTEGER NOT NULL DEFAULT 0,
+            imported_at TEXT
+        );
+        CREATE INDEX idx_orders_tracking ON orders(tracking_number);
+        CREATE INDEX idx_orders_buyer ON orders(buyer_id);
+        CREATE INDEX idx_orders_seller ON orders(seller_id);
+        CREATE INDEX idx_orders_seq ON orders(seq);
+
+        -- one row per tracking number: where it stands and when to look again
+        CREATE TABLE shipments (
+            tracking_number TEXT PRIMARY KEY,
+            carrier TEXT,
+            last_mile_number TEXT,
+            state TEXT NOT NULL DEFAULT 'pending',
+            last_status TEXT,
+            first_seen_at TEXT,
+            next_poll_at TEXT,
+            last_polled_at TEXT,
+            last_success_at TEXT,
+            last_event_at TEXT,
+            delivered_seen_at TEXT,
+            consecutive_failures INTEGER NOT NULL DEFAULT 0,
+            not_found_count INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT
+        );
+        CREATE INDEX idx_shipments_due ON shipments(state, next_poll_at);
+        CREATE INDEX idx_shipments_carrier ON shipments(carrier);
+
+        CREATE TABLE tracking_events (
+            id INTEGER PRIMARY KEY,
+            tracking_number TEXT NOT NULL,
+            occurred_at TEXT NOT NULL,
+            status TEXT NOT NULL,
+            description TEXT,
+            location TEXT,
+            city TEXT,
+            postcode TEXT,
+            country TEXT,
+            carrier TEXT,
+            raw_code TEXT,
+            source TEXT NOT NULL DEFAULT 'import',
+            snapshot_sha256 TEXT,
+            extra TEXT,
+            event_key TEXT NOT NULL UNIQUE,
+            ingested_at TEXT
+        );
+        CREATE INDEX idx_events_tracking ON tracking_events(tracking_number, occurred_at);
+        CREATE INDEX idx_events_status ON tracking_events(status);
+
+        CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            order_id TEXT NOT NULL,
+            sender TEXT NOT NULL,
+            sent_at TEXT NOT NULL,
+            text TEXT NOT NULL,
+            extra TEXT,
+            message_key TEXT NOT NULL UNIQUE
+        );
+        CREATE INDEX idx_messages_order ON messages(order_id, sent_at);
+
+        -- raw carrier pages kept as evidence (zlib-compressed), addressed by SHA-256 of the raw body
+        CREATE TABLE page_snapshots (
+            sha256 TEXT PRIMARY KEY,
+            tracking_number TEXT NOT NULL,
+            carrier TEXT,
+            url TEXT,
+            fetched_at TEXT NOT NULL,
+            http_status INTEGER,
+            content_type TEXT,
+            size INTEGER,
+            body BLOB
+        );
+        CREATE INDEX idx_snapshots_tracking ON page_snapshots(tracking_number, fetched_at);
+
+        CREATE TABLE poll_log (
+            id INTEGER PRIMARY KEY,
+            tracking_number TEXT NOT NULL,
+            carrier TEXT,
+            host TEXT,
+            started_at TEXT NOT NULL,
+            http_status INTEGER,
+            duration_ms INTEGER,
+            outcome TEXT NOT NULL,
+            error TEXT,
+            events_added INTEGER NOT NULL DEFAULT 0,
+            snapshot_sha256 TEXT
+        );
+        CREATE INDEX idx_poll_log_tracking ON poll_log(tracking_number, started_at);
+
+        CREATE TABLE flags (
+            id INTEGER PRIMARY KEY,
+            order_id TEXT NOT NULL,
+            code TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            explanation TEXT NOT NULL,
+            evidence TEXT NOT NULL DEFAULT '{}',
+            detected_at TEXT NOT NULL,
+            rule_version TEXT NOT NULL,
+            resolved_at TEXT,
+            UNIQUE(order_id, code)
+        );
+        CREATE INDEX idx_flags_code ON flags(code, resolved_at);
+
+        CREATE TABLE scores (
+            order_id TEXT PRIMARY KEY,
+            score REAL NOT NULL,
+            codes TEXT NOT NULL DEFAULT '',
+            reasons TEXT NOT NULL DEFAULT '[]',
+            model_id TEXT,
+            scored_at TEXT NOT NULL
+        );
+        CREATE INDEX idx_scores_score ON scores(score);
+
+        CREATE TABLE cases (
+            id INTEGER PRIMARY KEY,
+            order_id TEXT NOT NULL UNIQUE,
+            status TEXT NOT NULL,
+            category TEXT NOT NULL,
+            reason TEXT,
+            score REAL,
+            flag_codes TEXT NOT NULL DEFAULT '',
+            opened_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            next_deadline_at TEXT,
+            next_deadline_name TEXT,
+            dispute_opened_at TEXT,
+            dispute_escalated_at TEXT,
+            dispute_closed_at TEXT,
+            complaint_submitted_at TEXT,
+            decision_at TEXT,
+            outcome TEXT,
+            coupon_value REAL,
+            status_set_by_person INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX idx_cases_status ON cases(status);
+        CREATE INDEX idx_cases_category ON cases(category);
+        CREATE INDEX idx_cases_deadline ON cases(next_deadline_at);
+
+        CREATE TABLE case_events (
+            id INTEGER PRIMARY KEY,
+            case_id INTEGER NOT NULL REFERENCES cases(id),
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            from_status TEXT,
+            to_status TEXT,
+            note TEXT,
+            data TEXT
+        );
+        CREATE INDEX idx_case_events_case ON case_events(case_id, at);
+
+        CREATE TABLE models (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            path TEXT,
+            sha256 TEXT NOT NULL,
+            metadata TEXT NOT NULL DEFAULT '{}',
+            active INTEGER NOT NULL DEFAULT 0
+        );
+        """
+    )
+
+
+MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
+    ("001_core", _m001_core),
+    # append new migrations here
+]
+
+
+def migrate(db: sqlite_utils.Database) -> list[str]:
+    """Apply every migration the file lacks; return the names applied."""
+    conn = db.conn
+    conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    done = {row[0] for row in conn.execute("SELECT name FROM _migrations")}
+    applied = []
+    for name, step in MIGRATIONS:
+        if name in done:
+            continue
+        with conn:
+            if not conn.in_transaction:
+                conn.execute("BEGIN IMMEDIATE")
+            # re-check under the write lock: another process may have migrated meanwhile
+            if conn.execute("SELECT 1 FROM _migrations WHERE name = ?", [name]).fetchone():
+                continue
+            step(db)
+            conn.execute("INSERT INTO _migrations(name, applied_at) VALUES (?, ?)", [name, to_db(now())])
+        applied.append(name)
+    return applied
