@@ -158,3 +158,25 @@ def guess_carrier(text: str) -> str | None:
     """The carrier a number's format usually means, or None when it matches no format."""
     best = validate(text).best
     return best.carrier if best else None
+
+
+def valid_many(numbers: list[str] | tuple[str, ...]) -> list[bool]:
+    """`validate(n).valid` for many normalised numbers at once: the common S10/LP/YT shapes on a fast path
+    (a million numbers in about a second), anything else through `validate` itself, so both always agree."""
+    out = []
+    cainiao, yun, s10 = _CAINIAO.match, _YUN.match, _S10.match
+    weights = S10_WEIGHTS
+    for number in numbers:
+        number = number or ""
+        if cainiao(number) or yun(number):
+            out.append(True)
+            continue
+        m = s10(number)
+        if m is None:
+            out.append(validate(number).valid)
+            continue
+        service, digits, check, country = m.groups()
+        c = 11 - sum(int(d) * w for d, w in zip(digits, weights, strict=True)) % 11
+        c = 0 if c == 10 else 5 if c == 11 else c
+        out.append(c == int(check) and service[0] not in S10_RESERVED_FIRST_LETTERS and is_real_country(country))
+    return out

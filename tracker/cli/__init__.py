@@ -113,4 +113,5 @@ from tracker.cli import (  # noqa: E402, F401
     model,
     polling,
     serve,
+    world,
 )

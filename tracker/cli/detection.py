@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import click
 
-from tracker.cli import cli
-from tracker.cli.output import format_option
-from tracker.errors import RunFailure
+from tracker.cli import cli, open_store
+from tracker.cli.output import emit_rows, format_option
+from tracker.errors import BadInput
+
+FLAG_COLUMNS = ["order_id", "code", "severity", "explanation", "evidence", "detected_at", "rule_version"]
+VALIDATE_COLUMNS = ["number", "valid", "formats", "carrier", "check_digit", "country", "dest_zip", "reason"]
+
+
+def parse_as_of(as_of: str | None):  # noqa: ANN201
+    from tracker.timeutil import resolve_as_of
+
+    try:
+        return resolve_as_of(as_of)
+    except ValueError as exc:
+        raise BadInput(f"--as-of {as_of!r}: not an ISO 8601 date or datetime ({exc})") from exc
 
 
 @cli.command()
@@ -14,20 +29,83 @@ from tracker.errors import RunFailure
 @click.option("--full", is_flag=True, help="Re-examine every order, not only what changed.")
 @click.pass_context
 def detect(ctx: click.Context, as_of: str | None, full: bool) -> None:
-    """Run the rules and the classifier; update flags, scores and cases."""
-    raise RunFailure("detect is not built yet")
+    """Run the rules and the classifier; update flags, scores and cases.
+
+    Only orders whose data changed since the last run (and the orders sharing their tracking numbers) are
+    examined, unless --full.
+    """
+    from tracker.detect import detect as run_detect
+
+    when = parse_as_of(as_of)
+    db = open_store(ctx)
+    summary = run_detect(db, when, full=full)
+    click.echo(summary.line())
+
+
+def active_flags(db) -> list[dict[str, Any]]:  # noqa: ANN001
+    """Every active flag, most severe first, as plain rows (evidence decoded)."""
+    rank = "CASE severity WHEN 'high' THEN 0 WHEN 'medium' THEN 1 ELSE 2 END"
+    rows = []
+    for r in db.conn.execute(
+        f"SELECT {', '.join(FLAG_COLUMNS)} FROM flags WHERE resolved_at IS NULL ORDER BY {rank}, order_id, code"
+    ):
+        row = dict(zip(FLAG_COLUMNS, r, strict=True))
+        try:
+            row["evidence"] = json.loads(row["evidence"] or "{}")
+        except ValueError:
+            pass
+        rows.append(row)
+    return rows
 
 
 @cli.command()
 @format_option
 @click.pass_context
 def flags(ctx: click.Context, fmt: str) -> None:
-    """Every active flag."""
-    raise RunFailure("flags is not built yet")
+    """Every active flag: order_id, code, severity, explanation, evidence, detected_at, rule_version."""
+    rows = active_flags(open_store(ctx, create=False))
+    if fmt != "json":
+        rows = [{**r, "evidence": json.dumps(r["evidence"], sort_keys=True, ensure_ascii=False)} for r in rows]
+    emit_rows(rows, FLAG_COLUMNS, fmt, max_width=80)
+
+
+def validation_rows(numbers: list[str]) -> list[dict[str, Any]]:
+    """Per number: the normalised number, formats matched, carrier, check digit, country / destination ZIP."""
+    from detectors.tracking_numbers import validate
+
+    rows = []
+    for text in numbers:
+        v = validate(text)
+        best = v.best
+        if best is None:
+            check = ""
+        elif best.check_digit_ok is None:
+            check = "none"
+        else:
+            check = "ok" if best.check_digit_ok else "fails"
+        rows.append({
+            "number": v.number or text,
+            "valid": "yes" if v.valid else "no",
+            "formats": ",".join(m.format for m in v.matches) or "none",
+            "carrier": best.carrier if best else "",
+            "check_digit": check,
+            "country": best.country if best and best.country else "",
+            "dest_zip": best.dest_zip if best and best.dest_zip else "",
+            "reason": v.reason(),
+        })
+    return rows
 
 
 @cli.command()
 @click.argument("numbers", nargs=-1, required=True)
-def validate(numbers: tuple[str, ...]) -> None:
-    """Say, per number, which carrier format it matches and whether its check digit holds."""
-    raise RunFailure("validate is not built yet")
+@format_option
+def validate(numbers: tuple[str, ...], fmt: str) -> None:
+    """Say, per number, which carrier format it matches and whether its check digit holds.
+
+    Exit status 2 when any number is invalid.
+    """
+    rows = validation_rows(list(numbers))
+    emit_rows(rows, VALIDATE_COLUMNS, fmt)
+    bad = [r for r in rows if r["valid"] == "no"]
+    if bad:
+        raise BadInput([f"{r['number']}: invalid tracking number: {r['reason']}" for r in bad])

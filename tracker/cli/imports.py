@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from tracker.cli import cli
-from tracker.errors import RunFailure
+from tracker.cli import cli, open_store
 
 
 @cli.group("import")
@@ -14,7 +13,14 @@ def import_group() -> None:
 
 
 def _import(ctx: click.Context, kind: str, file: str, skip_invalid: str | None) -> None:
-    raise RunFailure(f"import {kind} is not built yet")
+    from tracker.importers import import_file
+
+    db = open_store(ctx)
+    try:
+        result = import_file(db, kind, file, skip_invalid=skip_invalid)
+    finally:
+        db.close()
+    click.echo(result.line())
 
 
 _skip = click.option(
@@ -31,7 +37,12 @@ _skip = click.option(
 @_skip
 @click.pass_context
 def import_orders(ctx: click.Context, file: str, skip_invalid: str | None) -> None:
-    """Import orders; key order_id, re-importing an order updates it."""
+    """Import orders; key order_id, re-importing an order updates it.
+
+    FILE is .csv (comma or semicolon, with or without a BOM), .jsonl/.ndjson, or '-' for CSV on stdin.
+    Required columns: order_id, buyer_id, seller_id, ordered_at, dest_country. Atomic: one bad row and
+    nothing is written, unless --skip-invalid is given.
+    """
     _import(ctx, "orders", file, skip_invalid)
 
 
@@ -40,7 +51,11 @@ def import_orders(ctx: click.Context, file: str, skip_invalid: str | None) -> No
 @_skip
 @click.pass_context
 def import_events(ctx: click.Context, file: str, skip_invalid: str | None) -> None:
-    """Import tracking events obtained elsewhere (aggregator export, webhook dump)."""
+    """Import tracking events obtained elsewhere (aggregator export, webhook dump).
+
+    Required columns: tracking_number, occurred_at, and description when status is empty (the status
+    is then derived from it). Identical scans are stored once.
+    """
     _import(ctx, "events", file, skip_invalid)
 
 
@@ -49,5 +64,8 @@ def import_events(ctx: click.Context, file: str, skip_invalid: str | None) -> No
 @_skip
 @click.pass_context
 def import_messages(ctx: click.Context, file: str, skip_invalid: str | None) -> None:
-    """Import buyer-seller chat messages."""
+    """Import buyer-seller chat messages.
+
+    Columns: order_id, sender (seller or buyer), sent_at, text. Identical messages are stored once.
+    """
     _import(ctx, "messages", file, skip_invalid)

@@ -2,11 +2,41 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 
-from tracker.cli import cli
-from tracker.cli.output import format_option
-from tracker.errors import RunFailure
+from tracker.cli import cli, open_store
+from tracker.cli.output import emit_rows, format_option
+from tracker.errors import BadInput
+
+_labels_option = click.option(
+    "--labels", type=click.Path(dir_okay=False),
+    help="CSV of order_id,fraud (1/0, yes/no; optional pattern column). Default: closed cases' outcomes.")
+_as_of_option = click.option(
+    "--as-of", "as_of", metavar="T",
+    help="Compute the features as of this time (ISO 8601). Default: the time the scores were last made.")
+_seed_option = click.option("--seed", type=int, default=None, help="Random seed (default: data/model.toml).")
+
+
+def _labels(db, labels: str | None):  # noqa: ANN001, ANN202
+    from tracker import training
+
+    if labels:
+        return training.read_labels_file(labels, db), labels
+    return training.labels_from_cases(db), "closed cases"
+
+
+def _as_of(db, as_of: str | None):  # noqa: ANN001, ANN202
+    from tracker import training
+    from tracker.timeutil import parse_time
+
+    if not as_of:
+        return training.default_as_of(db)
+    try:
+        return parse_time(as_of)
+    except ValueError as exc:
+        raise BadInput(f"--as-of: {as_of!r} is not an ISO 8601 date or datetime ({exc})") from None
 
 
 @cli.command()
@@ -14,20 +44,60 @@ from tracker.errors import RunFailure
 @click.pass_context
 def scores(ctx: click.Context, fmt: str) -> None:
     """One row per order with a tracking number: order_id, score (0-1), codes."""
-    raise RunFailure("scores is not built yet")
+    db = open_store(ctx, create=False)
+    rows = db.execute(
+        "SELECT s.order_id, s.score, s.codes FROM scores s JOIN orders o ON o.order_id = s.order_id "
+        "WHERE coalesce(o.tracking_number, '') != '' ORDER BY s.score DESC, s.order_id")
+    emit_rows(({"order_id": o, "score": s, "codes": c} for o, s, c in rows), ["order_id", "score", "codes"], fmt)
 
 
 @cli.command()
-@click.option("--labels", type=click.Path(dir_okay=False), help="CSV of order_id,fraud (1/0, yes/no).")
+@_labels_option
+@_as_of_option
+@_seed_option
 @click.pass_context
-def train(ctx: click.Context, labels: str | None) -> None:
-    """Fit the classifier on labelled orders (without --labels: closed cases' outcomes)."""
-    raise RunFailure("train is not built yet")
+def train(ctx: click.Context, labels: str | None, as_of: str | None, seed: int | None) -> None:
+    """Fit the classifier on labelled orders (without --labels: closed cases' outcomes).
+
+    Upheld cases count as fraud; dismissed cases and rejected outcomes as not. The new model is stored
+    next to the database, becomes the active one, and the next `tracker detect` rescores every order.
+    """
+    from tracker import training
+
+    db = open_store(ctx)
+    label_frame, source = _labels(db, labels)
+    model_id, meta = training.train_from_labels(db, label_frame, source, _as_of(db, as_of), seed=seed)
+    click.echo(f"trained {model_id} on {meta['n_labels']} labelled orders ({meta['n_fraud']} fraud) from {source}")
+    held_out = (meta.get("metrics") or {}).get("model")
+    if held_out:
+        baseline = meta["metrics"]["flag_count"]
+        click.echo(f"held-out (newest half): PR-AUC {held_out['pr_auc']:.3f} vs {baseline['pr_auc']:.3f} ranking by flag "
+                   f"count; precision at {held_out['k']}: {held_out['precision_at_k']:.3f}")
+    click.echo("active now: the next 'tracker detect' rescores every order")
 
 
 @cli.command()
-@click.option("--labels", type=click.Path(dir_okay=False), help="CSV of order_id,fraud (1/0, yes/no).")
+@_labels_option
+@_as_of_option
+@_seed_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="Output format.")
 @click.pass_context
-def evaluate(ctx: click.Context, labels: str | None) -> None:
-    """Print the classifier's quality on held-out labels."""
-    raise RunFailure("evaluate is not built yet")
+def evaluate(ctx: click.Context, labels: str | None, as_of: str | None, seed: int | None, fmt: str) -> None:
+    """Print the classifier's quality on held-out labels.
+
+    The labelled orders are split by ordered_at: a model trained on the older part scores the newer part.
+    Prints PR-AUC, precision at k (k = reviewer capacity, data/model.toml), recall in the top R (R = the
+    number of frauds; per fraud pattern when the labels file has a pattern column), and the same figures
+    for ranking by flag count.
+    """
+    from tracker import training
+
+    db = open_store(ctx, create=False)
+    label_frame, source = _labels(db, labels)
+    training.check_enough(label_frame, source)
+    evaluation = training.evaluate(training.order_frame(db, _as_of(db, as_of)), label_frame, seed=seed)
+    if fmt == "json":
+        click.echo(json.dumps(evaluation.as_dict(), indent=2))
+    else:
+        click.echo("\n".join(training.format_evaluation(evaluation)))

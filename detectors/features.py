@@ -1,0 +1,391 @@
+"""Order features for the classifier: SQL builds an order frame, a transformer turns it into numbers.
+
+Two steps, so training and scoring share every line:
+
+1. `load_order_frame(conn, order_ids, as_of)` reads the store (orders, per-tracking-number event
+   aggregates from `shipment_facts`, active flag codes, seller-message pressure, tracking-number reuse,
+   buyer history) and adds seller-level aggregates. Seller aggregates need a seller's whole book, so the frame always holds every order of
+   each seller involved (`target` marks the orders asked for). No label is read: aggregates cannot leak.
+2. `OrderFeatures`, a scikit-learn transformer, derives the numeric features from that frame (durations,
+   match levels, flag indicators, ratios to the route medians it learns in `fit`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from detectors import places, view
+
+FLAG_CODES = (
+    "invalid_tracking_number",
+    "tracking_reused",
+    "wrong_destination",
+    "accepted_before_order",
+    "impossible_transit",
+    "delivered_not_received",
+    "early_confirmation",
+    "seller_pressure",
+    "no_tracking_progress",
+)
+CARRIERS = ("cainiao", "chinapost", "yunexpress")
+
+# feature name -> reason group; a reason names the group whose values pushed the score up
+FEATURE_GROUPS: dict[str, str] = {
+    **{f"flag_{code}": f"flag:{code}" for code in FLAG_CODES},
+    "n_flags": "flag_count",
+    "accept_to_delivered_days": "transit",
+    "physical_to_delivered_days": "transit",
+    "order_to_delivered_days": "transit",
+    "transit_vs_route_median": "transit",
+    "order_to_first_scan_days": "first_scan",
+    "shipped_to_first_physical_days": "first_scan",
+    "ship_delay_days": "first_scan",
+    "n_events": "scans",
+    "n_scans": "scans",
+    "n_transit": "scans",
+    "n_export": "customs",
+    "n_import": "customs",
+    "delivered": "delivery",
+    "days_since_last_event": "stale",
+    "order_age_days": "stale",
+    "dest_match_level": "destination",
+    "confirm_minus_delivered_days": "confirmation",
+    "confirmed_before_delivery": "confirmation",
+    "buyer_received": "buyer_says",
+    "orders_on_number": "reuse",
+    "buyers_on_number": "reuse",
+    "carrier_code": "carrier",
+    "promised_days": "order",
+    "amount": "order",
+    "msg_pressure_max": "messages",
+    "n_seller_messages": "messages",
+    "seller_n_orders": "seller",
+    "seller_flag_rate": "seller",
+    "seller_median_transit": "seller",
+    "seller_fast_share": "seller",
+    "seller_reuse_share": "seller",
+    "seller_no_customs_share": "seller",
+    "seller_not_received_share": "seller",
+    "seller_pressure_share": "seller",
+    "buyer_n_orders": "buyer",
+    "buyer_not_received_other": "buyer",
+    "buyer_flagged_other": "buyer",
+}
+FEATURES: tuple[str, ...] = tuple(FEATURE_GROUPS)
+
+
+
+def _fill_temp(conn: sqlite3.Connection, name: str, values: Iterable[str]) -> None:
+    conn.execute(f"DROP TABLE IF EXISTS temp.{name}")
+    conn.execute(f"CREATE TEMP TABLE {name} (order_id TEXT PRIMARY KEY)")
+    conn.executemany(f"INSERT OR IGNORE INTO temp.{name} VALUES (?)", ((v,) for v in values))
+
+
+def _query(conn: sqlite3.Connection, sql: str, columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame.from_records(conn.execute(sql).fetchall(), columns=columns)
+
+
+# Per tracking number, what the classifier needs from its events. Kept in the store's `shipment_facts`
+# table, which tracker.scoring refreshes for the numbers whose events changed: re-aggregating millions of
+# events on every run would cost more than all the rest of scoring together.
+FACT_COLUMNS = ("n_events", "n_scans", "n_transit", "n_export", "n_import", "first_event_jd", "first_scan_jd",
+                "last_scan_jd", "delivered_jd", "delivered_country", "delivered_city", "delivered_postcode")
+
+
+def shipment_facts_sql(kinds: view.ScanKinds, where: str = "") -> tuple[str, str]:
+    """(aggregate SELECT, delivered-place SELECT) over the events, optionally limited by `where`."""
+    def listed(values: Iterable[str]) -> str:
+        return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+
+    def globbed(patterns: Iterable[str]) -> str:
+        return "(" + " OR ".join([f"raw_code GLOB '{p}'" for p in patterns] or ["0"]) + ")"
+
+    physical = listed(view.PHYSICAL_STATUSES)
+    transit = listed(kinds.transit_statuses)
+    export = globbed(kinds.export_codes)
+    imported = globbed(kinds.import_codes)
+    aggregate = f"""
+        SELECT tracking_number, count(*), sum(status IN ({physical})), sum(status IN ({transit})),
+               sum({export}), sum({imported}),
+               julianday(min(CASE WHEN status NOT IN ('not_found', 'unknown') THEN occurred_at END)),
+               julianday(min(CASE WHEN status IN ({physical}) THEN occurred_at END)),
+               julianday(max(CASE WHEN status IN ({physical}) THEN occurred_at END)),
+               julianday(min(CASE WHEN status = 'delivered' THEN occurred_at END)), max(id)
+        FROM tracking_events {where} GROUP BY tracking_number"""
+    # the bare columns come from the row holding min(occurred_at): the first delivered scan (SQLite rule)
+    place = f"""
+        SELECT tracking_number, min(occurred_at), country, city, postcode FROM tracking_events
+        WHERE status = 'delivered' {where.replace('WHERE', 'AND', 1)} GROUP BY tracking_number"""
+    return aggregate, place
+
+
+MessageScorer = Callable[[pd.DataFrame], np.ndarray]
+
+
+def score_messages(messages: pd.DataFrame, pressure: Callable[[list[str]], list[float]] | None = None) -> np.ndarray:
+    """Pressure probability of each message (columns id, order_id, text), each distinct text scored once."""
+    if pressure is None:
+        from detectors.message_model import predict_pressure as pressure
+    texts = messages["text"].fillna("").astype(str)
+    unique_texts = pd.unique(texts)  # templated chats repeat a lot
+    probability = dict(zip(unique_texts, pressure(list(unique_texts)), strict=True))
+    return texts.map(probability).to_numpy(dtype=float)
+
+
+_ORDER_SQL = """
+    SELECT o.order_id, o.buyer_id, o.seller_id, o.dest_country, o.dest_city, o.dest_postcode, o.tracking_number,
+           o.carrier, o.promised_days, o.buyer_received, o.amount,
+           julianday(o.ordered_at), julianday(o.shipped_at), julianday(o.buyer_confirmed_at),
+           {facts}
+    FROM orders o LEFT JOIN shipment_facts f ON f.tracking_number = o.tracking_number {where}"""
+_ORDER_COLUMNS = ["order_id", "buyer_id", "seller_id", "dest_country", "dest_city", "dest_postcode", "tracking_number",
+                  "carrier", "promised_days", "buyer_received", "amount", "ordered_jd", "shipped_jd", "confirmed_jd",
+                  *FACT_COLUMNS]
+
+
+def load_order_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None, as_of: datetime,
+                     *, message_scores: MessageScorer | None = None) -> pd.DataFrame:
+    """One row per order: every order of the sellers of `order_ids` (every order when None).
+
+    Reads orders joined to `shipment_facts` (kept fresh by `tracker.scoring.refresh_shipment_facts`),
+    active flags and seller messages; times are Julian days, as in `detectors.view`. `target` is True for
+    the orders asked for. `message_scores` turns the seller messages (id, order_id, text) into pressure
+    probabilities (default: `score_messages`, the shipped message model; the tracker passes one that
+    caches them in the store).
+    """
+    facts = ", ".join(f"f.{c}" for c in FACT_COLUMNS)
+    if order_ids is not None:
+        _fill_temp(conn, "feature_targets", order_ids)
+        conn.execute("DROP TABLE IF EXISTS temp.feature_context")
+        conn.execute("""CREATE TEMP TABLE feature_context AS SELECT order_id, buyer_id, tracking_number FROM orders
+            WHERE seller_id IN (SELECT o.seller_id FROM orders o JOIN temp.feature_targets t USING (order_id))""")
+        conn.execute("CREATE INDEX temp.feature_context_order ON feature_context(order_id)")
+        frame = _query(conn, _ORDER_SQL.format(
+            facts=facts, where="WHERE o.order_id IN (SELECT order_id FROM temp.feature_context)"), _ORDER_COLUMNS)
+        targets = {row[0] for row in conn.execute("SELECT order_id FROM temp.feature_targets")}
+        frame["target"] = frame["order_id"].isin(targets)
+        scoped = "AND order_id IN (SELECT order_id FROM temp.feature_context)"
+    else:
+        frame = _query(conn, _ORDER_SQL.format(facts=facts, where=""), _ORDER_COLUMNS)
+        frame["target"] = True
+        scoped = ""
+    if frame.empty:
+        return frame
+    for column in ("n_events", "n_scans", "n_transit", "n_export", "n_import"):
+        frame[column] = pd.to_numeric(frame[column]).fillna(0).astype(np.int64)
+    for column in ("ordered_jd", "shipped_jd", "confirmed_jd", "first_event_jd", "first_scan_jd", "last_scan_jd",
+                   "delivered_jd", "promised_days", "amount"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+
+    flags = _query(conn, f"SELECT order_id, code FROM flags WHERE resolved_at IS NULL {scoped}", ["order_id", "code"])
+    for code in FLAG_CODES:
+        frame[f"flag_{code}"] = frame["order_id"].isin(flags.loc[flags["code"] == code, "order_id"]).astype(np.int8)
+    codes = flags.sort_values(["order_id", "code"]).groupby("order_id")["code"].agg(",".join)
+    frame["codes"] = frame["order_id"].map(codes).fillna("")
+
+    messages = _query(conn, f"SELECT id, order_id, text FROM messages WHERE lower(sender) = 'seller' {scoped}",
+                      ["id", "order_id", "text"])
+    frame["n_seller_messages"] = frame["order_id"].map(messages["order_id"].value_counts()).fillna(0)
+    frame["msg_pressure_max"] = 0.0
+    if len(messages):
+        messages["p"] = (message_scores or score_messages)(messages)
+        frame["msg_pressure_max"] = frame["order_id"].map(messages.groupby("order_id")["p"].max()).fillna(0.0)
+
+    _add_number_and_buyer_context(conn, frame, scoped=bool(scoped))
+    frame["as_of_jd"] = view.datetime_to_jd(as_of)
+    frame["dest_match_level"] = destination_match_level(frame)
+    _add_seller_aggregates(frame)
+    return frame
+
+
+def _add_number_and_buyer_context(conn: sqlite3.Connection, frame: pd.DataFrame, *, scoped: bool) -> None:
+    """How many orders and buyers share the number; the buyer's other orders. Over the whole store."""
+    any_flag = (frame["codes"] != "").astype(np.int64)
+    not_received = (frame["buyer_received"].fillna("").astype(str).str.strip().str.lower() == "no").astype(np.int64)
+    if not scoped:  # the frame holds every order: count with integer group codes in pandas
+        numbered = frame["tracking_number"].fillna("") != ""
+        number_code = pd.Series(np.where(numbered, pd.factorize(frame["tracking_number"])[0], -1), index=frame.index)
+        buyer_code = pd.Series(pd.factorize(frame["buyer_id"])[0], index=frame.index)
+        pairs = pd.DataFrame({"n": number_code, "b": buyer_code})[numbered].drop_duplicates()
+        frame["n_orders_on_number"] = number_code.map(number_code[numbered].value_counts()).fillna(0)
+        frame["buyers_on_number"] = number_code.map(pairs["n"].value_counts()).fillna(0)
+        frame["buyer_n_orders"] = buyer_code.map(buyer_code.value_counts())
+        frame["_buyer_not_received"] = not_received.groupby(buyer_code).transform("sum")
+        frame["_buyer_flagged"] = any_flag.groupby(buyer_code).transform("sum")
+        return
+    numbers = _query(conn, """SELECT tracking_number, count(*), count(DISTINCT buyer_id) FROM orders
+        WHERE tracking_number IN (SELECT tracking_number FROM temp.feature_context) GROUP BY tracking_number""",
+                     ["tracking_number", "n_orders_on_number", "buyers_on_number"]).set_index("tracking_number")
+    buyers = _query(conn, """SELECT o.buyer_id, count(*), sum(lower(trim(coalesce(o.buyer_received, ''))) = 'no'),
+               sum(o.order_id IN (SELECT order_id FROM flags WHERE resolved_at IS NULL))
+        FROM orders o WHERE o.buyer_id IN (SELECT buyer_id FROM temp.feature_context) GROUP BY o.buyer_id""",
+                    ["buyer_id", "buyer_n_orders", "_buyer_not_received", "_buyer_flagged"]).set_index("buyer_id")
+    for column in ("n_orders_on_number", "buyers_on_number"):
+        frame[column] = frame["tracking_number"].map(numbers[column]).fillna(0)
+    for column in ("buyer_n_orders", "_buyer_not_received", "_buyer_flagged"):
+        frame[column] = frame["buyer_id"].map(buyers[column]).fillna(0)
+
+
+def _normalised(values: pd.Series, normalise) -> pd.Series:  # noqa: ANN001
+    """`normalise` applied once per distinct value (a million orders name a few thousand places)."""
+    codes, uniques = pd.factorize(values.fillna("").astype(str))
+    mapped = np.array([normalise(u) for u in uniques] or [""], dtype=object)
+    return pd.Series(mapped[codes], index=values.index)
+
+
+def _normalised_postcode(postcodes: pd.Series, countries: pd.Series) -> pd.Series:
+    pairs = postcodes.fillna("").astype(str) + "\x1f" + countries.fillna("").astype(str)
+    return _normalised(pairs, lambda pair: places.normalize_postcode(*pair.split("\x1f", 1)))
+
+
+def destination_match_level(frame: pd.DataFrame) -> pd.Series:
+    """Where the delivered scan agrees with the order: 3 postcode, 2 city, 1 country only, 0.5 another city or
+    postcode in the right country, 0 another country. NaN when there is no delivered scan naming a place.
+    """
+    level = pd.Series(np.nan, index=frame.index)
+    has_place = (frame["delivered_country"].fillna("") != "") | (frame["delivered_city"].fillna("") != "") | \
+        (frame["delivered_postcode"].fillna("") != "")
+    f = frame[has_place]
+    if f.empty:
+        return level
+    dest_country = _normalised(f["dest_country"], places.normalize_country)
+    got_country = _normalised(f["delivered_country"], places.normalize_country)
+    dest_city = _normalised(f["dest_city"], places.normalize_city)
+    got_city = _normalised(f["delivered_city"], places.normalize_city)
+    dest_post = _normalised_postcode(f["dest_postcode"], f["dest_country"])
+    got_post = _normalised_postcode(f["delivered_postcode"], f["delivered_country"])
+    sub = np.ones(len(f))
+    city_ok = ((dest_city != "") & (dest_city == got_city)).to_numpy()
+    post_ok = ((dest_post != "") & (dest_post == got_post)).to_numpy()
+    sub[city_ok] = 2.0
+    sub[post_ok] = 3.0
+    wrong_local = (((got_post != "") & (dest_post != "")).to_numpy() & ~post_ok) | \
+        (((got_post == "") & (got_city != "") & (dest_city != "")).to_numpy() & ~city_ok)
+    sub[wrong_local] = 0.5
+    sub[((got_country != "") & (dest_country != "") & (got_country != dest_country)).to_numpy()] = 0.0
+    level[has_place.to_numpy()] = sub
+    return level
+
+
+def _leave_one_out_rate(seller: pd.Series, values: pd.Series, counted: pd.Series | None = None) -> pd.Series:
+    """The seller's rate of `values` over their other (counted) orders; NaN when they have none."""
+    counted = pd.Series(1.0, index=values.index) if counted is None else counted.astype(float)
+    values = values.astype(float).where(counted > 0, 0.0)
+    total = values.groupby(seller).transform("sum") - values
+    n = counted.groupby(seller).transform("sum") - counted
+    return (total / n).where(n > 0)
+
+
+def _add_seller_aggregates(frame: pd.DataFrame) -> None:
+    """Seller-level context over the seller's whole book, leaving the order itself out."""
+    seller = pd.Series(pd.factorize(frame["seller_id"])[0], index=frame.index)  # integer keys group fast
+    transit = frame["delivered_jd"] - frame["first_event_jd"]
+    delivered = frame["delivered_jd"].notna()
+    any_flag = frame[[f"flag_{c}" for c in FLAG_CODES]].sum(axis=1) > 0
+    no_customs = (frame["n_export"] + frame["n_import"]) == 0
+    not_received = frame["buyer_received"].fillna("").astype(str).str.strip().str.lower() == "no"
+    frame["seller_n_orders"] = seller.map(seller.value_counts())
+    frame["seller_flag_rate"] = _leave_one_out_rate(seller, any_flag)
+    frame["seller_median_transit"] = transit.groupby(seller).transform("median")
+    frame["seller_fast_share"] = _leave_one_out_rate(seller, transit < 6, delivered)
+    frame["seller_reuse_share"] = _leave_one_out_rate(seller, frame["buyers_on_number"] > 1)
+    frame["seller_no_customs_share"] = _leave_one_out_rate(seller, no_customs, delivered)
+    frame["seller_not_received_share"] = _leave_one_out_rate(seller, not_received)
+    frame["seller_pressure_share"] = _leave_one_out_rate(seller, frame["msg_pressure_max"] >= 0.5)
+
+
+class OrderFeatures(TransformerMixin, BaseEstimator):
+    """Order frame (from `load_order_frame`) -> the numeric feature matrix named by `FEATURES`.
+
+    `fit` learns the median acceptance-to-delivery time per destination country, so a transit can be
+    judged against its own route; `transform` works row by row from the frame and those medians.
+
+    Parameters
+    ----------
+    max_age_days : float
+        Ages (since the order, since the last scan) are clipped here, so old history looks like old history.
+    """
+
+    def __init__(self, max_age_days: float = 120.0):
+        self.max_age_days = max_age_days
+
+    def fit(self, X: pd.DataFrame, y=None):  # noqa: ANN001, ANN201, N803 - sklearn's names
+        frame = self._check_frame(X)
+        transit = frame["delivered_jd"] - frame["first_event_jd"]
+        country = _normalised(frame["dest_country"], places.normalize_country)
+        self.route_median_transit_ = transit.groupby(country).median().dropna().to_dict()
+        self.global_median_transit_ = float(np.nanmedian(transit)) if transit.notna().any() else 10.0
+        self.feature_names_in_ = np.asarray(FEATURES, dtype=object)
+        self.n_features_out_ = len(FEATURES)
+        return self
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:  # noqa: ANN001
+        return np.asarray(FEATURES, dtype=object)
+
+    def transform(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+        check_is_fitted(self, "route_median_transit_")
+        return self.transform_frame(X).to_numpy(dtype=np.float64)
+
+    def transform_frame(self, X: pd.DataFrame) -> pd.DataFrame:  # noqa: N803
+        """The features as a named DataFrame (for reasons and inspection)."""
+        check_is_fitted(self, "route_median_transit_")
+        f = self._check_frame(X)
+        out = pd.DataFrame(index=f.index)
+        for code in FLAG_CODES:
+            out[f"flag_{code}"] = f[f"flag_{code}"].astype(float)
+        out["n_flags"] = out[[f"flag_{c}" for c in FLAG_CODES]].sum(axis=1)
+        out["accept_to_delivered_days"] = f["delivered_jd"] - f["first_event_jd"]
+        out["physical_to_delivered_days"] = f["delivered_jd"] - f["first_scan_jd"]
+        out["order_to_delivered_days"] = f["delivered_jd"] - f["ordered_jd"]
+        route = _normalised(f["dest_country"], places.normalize_country).map(self.route_median_transit_).astype(float)
+        route = route.fillna(self.global_median_transit_).clip(lower=0.5)
+        out["transit_vs_route_median"] = out["accept_to_delivered_days"] / route
+        out["order_to_first_scan_days"] = f["first_event_jd"] - f["ordered_jd"]
+        out["shipped_to_first_physical_days"] = f["first_scan_jd"] - f["shipped_jd"]
+        out["ship_delay_days"] = f["shipped_jd"] - f["ordered_jd"]
+        for column in ("n_events", "n_scans", "n_transit", "n_export", "n_import"):
+            out[column] = f[column].fillna(0).astype(float)
+        out["delivered"] = f["delivered_jd"].notna().astype(float)
+        age = f["as_of_jd"] - f["last_scan_jd"].fillna(f["first_event_jd"])
+        # staleness matters for parcels still on their way; a delivered parcel is done, not stale
+        out["days_since_last_event"] = age.where(f["delivered_jd"].isna()).clip(upper=self.max_age_days)
+        out["order_age_days"] = (f["as_of_jd"] - f["ordered_jd"]).clip(upper=self.max_age_days)
+        out["dest_match_level"] = f["dest_match_level"].astype(float)
+        out["confirm_minus_delivered_days"] = f["confirmed_jd"] - f["delivered_jd"]
+        out["confirmed_before_delivery"] = (
+            f["confirmed_jd"].notna()
+            & (f["delivered_jd"].isna() | (f["confirmed_jd"] < f["delivered_jd"]))).astype(float)
+        received = f["buyer_received"].fillna("").astype(str).str.strip().str.lower()
+        out["buyer_received"] = received.map({"yes": 1.0, "no": 0.0})
+        out["orders_on_number"] = f["n_orders_on_number"].fillna(0).astype(float)
+        out["buyers_on_number"] = f["buyers_on_number"].fillna(0).astype(float)
+        carrier = f["carrier"].fillna("").astype(str).str.lower()
+        out["carrier_code"] = carrier.map({c: float(i) for i, c in enumerate(CARRIERS)}).fillna(float(len(CARRIERS)))
+        out["promised_days"] = pd.to_numeric(f["promised_days"], errors="coerce")
+        out["amount"] = pd.to_numeric(f["amount"], errors="coerce")
+        out["msg_pressure_max"] = f["msg_pressure_max"].astype(float)
+        out["n_seller_messages"] = f["n_seller_messages"].astype(float)
+        for column in ("seller_n_orders", "seller_flag_rate", "seller_median_transit", "seller_fast_share",
+                       "seller_reuse_share", "seller_no_customs_share", "seller_not_received_share",
+                       "seller_pressure_share", "buyer_n_orders"):
+            out[column] = f[column].astype(float)
+        out["buyer_not_received_other"] = (f["_buyer_not_received"].fillna(0)
+                                           - (received == "no").astype(float)).clip(lower=0)
+        out["buyer_flagged_other"] = (f["_buyer_flagged"].fillna(0) - (out["n_flags"] > 0)).clip(lower=0)
+        return out[list(FEATURES)]
+
+    @staticmethod
+    def _check_frame(X) -> pd.DataFrame:  # noqa: ANN001, N803
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError("OrderFeatures expects the order frame from detectors.features.load_order_frame")
+        missing = [c for c in ("order_id", "delivered_jd", "first_event_jd", "as_of_jd") if c not in X.columns]
+        if missing:
+            raise ValueError(f"order frame lacks columns {missing}; build it with load_order_frame")
+        return X

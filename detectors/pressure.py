@@ -1,0 +1,70 @@
+"""A transparent phrase baseline for seller pressure, used when the message model is not available.
+
+Three kinds of pressure (DOMAIN.md section 2): asking the buyer to confirm receipt, to close or cancel a
+dispute, or to take payment or a refund off the platform. Patterns tolerate the usual misspellings
+("comfirm", "dispite", "pls"). Honest messages that mention the same words are not pressure: "contact us
+before opening a dispute", review requests after delivery, shipping and delay notices.
+"""
+
+from __future__ import annotations
+
+import re
+
+_CONFIRM = r"(?:confirm|comfirm|confrim)\w*"
+_DISPUTE = r"(?:dispute|dispite|disput|refund request|claim|case|complaint)"
+PATTERNS: dict[str, re.Pattern[str]] = {
+    "confirm receipt": re.compile(
+        rf"\b{_CONFIRM}\b[^.!?]{{0,25}}\b(?:receipt|receiv\w*|reciev\w*|reciv\w*|recieve\w*|order|oder|ordre|"
+        rf"delivery|goods|item|it|button|now|today|first|soon|please|pls|plz)\b"
+        rf"|\bclick\w*\b[^.!?]{{0,15}}\b{_CONFIRM}"
+        rf"|\bfinish (?:the |your )?(?:order|oder|ordre|transaction)\b"
+        rf"|\bmust {_CONFIRM}|\border must {_CONFIRM}|(?:please|pls|plz|kindly) {_CONFIRM}",
+        re.I,
+    ),
+    "close the dispute": re.compile(
+        rf"\b(?:close|cancel|finish|withdraw|remove|stop)\w*\b[^.!?]{{0,15}}\b{_DISPUTE}", re.I
+    ),
+    "off-platform payment": re.compile(
+        r"\bpay ?pal\b|paypa1|western union|whats ?app|we ?chat|telegram|\bwire\b|bank transfer|"
+        r"transfer (?:the )?money|(?:refund|pay)\w* (?:you |u )?(?:back )?(?:directly|outside|by|via|to your card)|"
+        r"@\w+\.(?:com|cn)|\bmy e-?mail\b|your (?:paypal|card|bank)",
+        re.I,
+    ),
+}
+# honest phrasings that share words with pressure
+_HONEST = re.compile(
+    rf"\bbefore (?:you )?(?:open\w*|start\w*|make|making) (?:a |the )?{_DISPUTE}|\bno need (?:to open )?(?:a )?{_DISPUTE}"
+    rf"|do ?n[o']?t open (?:a |the )?{_DISPUTE}|contact (?:us |me )?(?:first|before)",
+    re.I,
+)
+
+
+_TOPIC = re.compile(r"confirm|comfirm|confrim|finish|click|dispute|dispit|disput|refund|claim|case|complain|"
+                    r"close|cancel|withdraw|remove|stop|pay|wire|western|whats|chat|telegram|transfer|@|mail|card|bank",
+                    re.I)
+
+
+def pressure_kinds(text: str) -> list[str]:
+    """The kinds of pressure a seller's message applies (empty for an honest message)."""
+    text = str(text or "")
+    kinds: list[str] = []
+    if not _TOPIC.search(text):
+        return kinds
+    for kind, pattern in PATTERNS.items():
+        for m in pattern.finditer(text):
+            window = text[max(0, m.start() - 40): m.end() + 40]
+            if kind == "close the dispute" and _HONEST.search(window):
+                continue
+            kinds.append(kind)
+            break
+    return kinds
+
+
+def is_honest(text: str) -> bool:
+    """The message uses a known honest phrasing ("contact us before opening a dispute", "no need dispute")."""
+    return bool(_HONEST.search(str(text or "")))
+
+
+def predict_pressure(texts: list[str]) -> list[float]:
+    """Same shape as the model's: 1.0 for a message that matches a pressure phrase, else 0.0."""
+    return [1.0 if pressure_kinds(t) else 0.0 for t in texts]

@@ -1,0 +1,216 @@
+"""The rule registry: one seam through which every rule, built-in or not, reaches the engine.
+
+A rule is one module that calls `register(Rule(...))` (or decorates its check with `@rule(...)`). Its check
+reads the store only through a `RuleContext` (vectorised frames, see `detectors.view`) and returns
+`Finding`s; it never writes. The engine (`tracker.flagging`) decides what to store.
+
+Adding a rule: one new file here, its name in BUILTIN_RULES, its settings table in data/rules.toml, one
+test. Its `code` is the flag code users see (CONTRACT.md).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sqlite3
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from detectors import view
+
+SEVERITIES = ("low", "medium", "high")
+
+BUILTIN_RULES = (
+    "invalid_tracking_number",
+    "tracking_reused",
+    "wrong_destination",
+    "accepted_before_order",
+    "impossible_transit",
+    "delivered_not_received",
+    "early_confirmation",
+    "seller_pressure",
+    "no_tracking_progress",
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing wrong with one order, with the facts a mediator needs to see why."""
+
+    order_id: str
+    code: str
+    severity: str
+    explanation: str
+    evidence: dict[str, Any]
+    rule_version: str
+
+
+Check = Callable[["RuleContext"], Iterable[Finding]]
+Deadlines = Callable[["RuleContext"], pd.Series]
+
+
+@dataclass(frozen=True)
+class Rule:
+    code: str  # the contract's flag code
+    version: str
+    severity: str  # the default; a check may raise or lower it per finding
+    check: Check
+    description: str = ""
+    # Orders whose verdict may change with time alone: order_id -> Julian day when it next may.
+    deadlines: Deadlines | None = None
+
+    def settings(self, ctx: RuleContext) -> dict[str, Any]:
+        return ctx.settings.get(self.code, {})
+
+
+_REGISTRY: dict[str, Rule] = {}
+
+
+def register(rule: Rule) -> Rule:
+    if rule.severity not in SEVERITIES:
+        raise ValueError(f"rule {rule.code}: severity {rule.severity!r} is not one of {SEVERITIES}")
+    _REGISTRY[rule.code] = rule
+    return rule
+
+
+def rule(code: str, version: str, severity: str, description: str = "", deadlines: Deadlines | None = None):  # noqa: ANN201
+    """Decorator form of `register` for a check function."""
+
+    def wrap(check: Check) -> Check:
+        register(Rule(code, version, severity, check, description or (check.__doc__ or "").strip(), deadlines))
+        return check
+
+    return wrap
+
+
+def all_rules() -> list[Rule]:
+    """Every registered rule (the built-ins first imported), in BUILTIN_RULES order then by code."""
+    for name in BUILTIN_RULES:
+        importlib.import_module(f"detectors.rules.{name}")
+    order = {c: i for i, c in enumerate(BUILTIN_RULES)}
+    return sorted(_REGISTRY.values(), key=lambda r: (order.get(r.code, len(order)), r.code))
+
+
+class RuleContext:
+    """What a rule may read: the examined orders' frame, their events, messages, settings and `as_of`.
+
+    Frames load lazily, once per run, from the connection's current scope (`detectors.view.set_scope`).
+    """
+
+    def __init__(self, conn: sqlite3.Connection, as_of: datetime, settings: dict[str, Any],
+                 orders: pd.DataFrame | None = None):
+        self.conn = conn
+        self.as_of = as_of
+        self.as_of_jd = view.datetime_to_jd(as_of)
+        self.settings = settings
+        self._events: dict[str, list[dict[str, Any]]] = {}
+        if orders is not None:
+            self.__dict__["orders"] = orders
+
+    @cached_property
+    def kinds(self) -> view.ScanKinds:
+        return view.ScanKinds.from_settings(self.settings)
+
+    @cached_property
+    def orders(self) -> pd.DataFrame:
+        """The examined orders (see `detectors.view.load_order_frame`), numbers corrected in the chat applied."""
+        from detectors.corrections import apply_corrections
+
+        return apply_corrections(self.conn, view.load_order_frame(self.conn, kinds=self.kinds), self.kinds)
+
+    @cached_property
+    def tracked(self) -> pd.DataFrame:
+        """Orders that carry a tracking number."""
+        o = self.orders
+        return o[np.fromiter((isinstance(n, str) and n != "" for n in o["tracking_number"].to_numpy(dtype=object)),
+                             dtype=bool, count=len(o))]
+
+    @cached_property
+    def seller_messages(self) -> pd.DataFrame:
+        return view.load_seller_messages(self.conn)
+
+    @cached_property
+    def disputes(self) -> pd.DataFrame:
+        return view.load_disputes(self.conn)
+
+    def events(self, tracking_numbers: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+        """Every event of these numbers as plain records, by number, in time order (cached across rules).
+
+        Meant for the few orders a rule flags: their explanation and evidence, not their detection.
+        """
+        wanted = {n for n in tracking_numbers if isinstance(n, str) and n}
+        missing = wanted - self._events.keys()
+        if missing:
+            for number in missing:
+                self._events[number] = []
+            for record in view.load_events(self.conn, missing).to_dict("records"):
+                self._events[record["tracking_number"]].append(record)
+        return {n: self._events[n] for n in wanted}
+
+
+@dataclass
+class Evidence:
+    """Builds a finding's evidence dict: event ids and the page snapshots they came from, plus facts."""
+
+    event_ids: list[int] = field(default_factory=list)
+    snapshots: list[str] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def add_events(self, *events: dict[str, Any]) -> Evidence:
+        for e in events:
+            if int(e["id"]) not in self.event_ids:
+                self.event_ids.append(int(e["id"]))
+            sha = e.get("snapshot_sha256")
+            if isinstance(sha, str) and sha and sha not in self.snapshots:
+                self.snapshots.append(sha)
+        return self
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self.facts)
+        out["event_ids"] = sorted(self.event_ids)
+        if self.snapshots:
+            out["snapshot_sha256"] = self.snapshots
+        return out
+
+
+def place_text(city: Any, postcode: Any, country: Any) -> str:
+    """'Kazan 420066, RU' from whichever parts are known."""
+    parts = [str(p) for p in (city, postcode) if isinstance(p, str) and p.strip()]
+    text = " ".join(parts)
+    if isinstance(country, str) and country.strip():
+        text = f"{text}, {country.strip().upper()}" if text else country.strip().upper()
+    return text or "an unknown place"
+
+
+def answer_in(values: pd.Series, answers: set[str]) -> np.ndarray:
+    """Per row: is the (trimmed, lower-cased) text one of `answers`? ('yes', 'no' columns written by people)."""
+    cache: dict[object, bool] = {}
+    out = np.zeros(len(values), dtype=bool)
+    for i, v in enumerate(values.to_numpy(dtype=object)):
+        hit = cache.get(v)
+        if hit is None:
+            hit = cache[v] = isinstance(v, str) and v.strip().lower() in answers
+        out[i] = hit
+    return out
+
+
+def day(jd: float) -> str:
+    return view.jd_to_date(jd)
+
+
+def when(jd: float) -> str:
+    """'2026-09-14 10:05 UTC'."""
+    dt = view.jd_to_datetime(jd)
+    return dt.strftime("%Y-%m-%d %H:%M UTC") if dt else "?"
+
+
+def stamp(text: str | None) -> str:
+    """A stored time ('2026-09-14T10:05:00Z') as '2026-09-14 10:05 UTC'."""
+    if not isinstance(text, str) or len(text) < 16:
+        return "?"
+    return f"{text[:10]} {text[11:16]} UTC"

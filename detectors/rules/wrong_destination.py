@@ -1,0 +1,137 @@
+"""wrong_destination: destination-side scans (after export, at the delivery office, out for delivery,
+delivered) in another country, city or postcode than the order's; or a USPS number routed to another ZIP.
+
+Places are compared the forgiving way (`detectors.places`): countries by ISO code, cities without case or
+accents, postcodes without case, spaces, hyphens or a country prefix. Scans before export (the seller's
+city, the departure airport) never count.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from detectors import places
+from detectors.places import Place
+from detectors.rules import Evidence, Finding, RuleContext, place_text, rule, stamp
+from detectors.tracking_numbers import validate
+
+CODE = "wrong_destination"
+VERSION = "1"
+_WHAT = {"country": "country", "city": "city", "postcode": "postcode"}
+
+
+def _split(packed: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
+    cache: dict[str, list[str]] = {}
+    parts = []
+    for v in packed.to_numpy(dtype=object):
+        key = v if isinstance(v, str) else "||"
+        p = cache.get(key)
+        if p is None:
+            p = cache[key] = (key.split("|", 2) + ["", ""])[:3]
+        parts.append(p)
+    cols = list(zip(*parts, strict=True)) if parts else [(), (), ()]
+    return tuple(pd.Series(list(c), index=packed.index, dtype=object) for c in cols)  # type: ignore[return-value]
+
+
+def _ascii(values: pd.Series) -> np.ndarray:
+    return np.fromiter((v.isascii() for v in values.to_numpy(dtype=object)), dtype=bool, count=len(values))
+
+
+def candidate_mask(o: pd.DataFrame) -> np.ndarray:
+    """Vectorised: orders whose packed destination-side places disagree with their address."""
+    o_cc = places.country_series(o["dest_country"]).to_numpy(dtype=object)
+    o_city = places.city_series(o["dest_city"])
+    o_pc = places.postcode_series(o["dest_postcode"], o["dest_country"]).to_numpy(dtype=object)
+    o_city_ascii = _ascii(o_city)
+    o_city = o_city.to_numpy(dtype=object)
+    hit = np.zeros(len(o), dtype=bool)
+    for col in ("country_side_min", "country_side_max"):
+        s_cc = places.country_series(o[col]).to_numpy(dtype=object)
+        hit |= (o_cc != "") & (s_cc != "") & (o_cc != s_cc)
+    for col in ("locality_min", "locality_max"):
+        cc, city, pc = _split(o[col])
+        s_cc = places.country_series(cc).to_numpy(dtype=object)
+        s_city_series = places.city_series(city)
+        s_city_ascii = _ascii(s_city_series)
+        s_city = s_city_series.to_numpy(dtype=object)
+        s_pc = places.postcode_series(pc, cc).to_numpy(dtype=object)
+        hit |= (o_cc != "") & (s_cc != "") & (o_cc != s_cc)
+        both_pc = (o_pc != "") & (s_pc != "")
+        hit |= both_pc & (o_pc != s_pc)
+        hit |= ~both_pc & (o_city != "") & (s_city != "") & (o_city_ascii == s_city_ascii) & (o_city != s_city)
+    return hit
+
+
+def _usps_findings(ctx: RuleContext, o: pd.DataFrame, version: str, severity: str) -> list[Finding]:
+    """USPS IMpb numbers carry the destination ZIP: it must be the order's."""
+    out = []
+    routed = o[np.fromiter((n.startswith("420") for n in o["tracking_number"].to_numpy(dtype=object)), dtype=bool,
+                           count=len(o))]
+    for row in routed.itertuples(index=False):
+        best = validate(row.tracking_number).best
+        if not best or best.format != "usps_impb" or not best.dest_zip:
+            continue
+        order = Place.of(row.dest_country, row.dest_city, row.dest_postcode)
+        if order.country and order.country != "US":
+            reason = f"the order ships to {place_text(row.dest_city, row.dest_postcode, row.dest_country)}"
+        elif order.postcode and order.postcode[:5] != best.dest_zip:
+            reason = f"the order ships to ZIP {order.postcode[:5]}"
+        else:
+            continue
+        out.append(Finding(
+            row.order_id, CODE, severity,
+            f"USPS tracking number {row.tracking_number} is routed to ZIP {best.dest_zip}; {reason}",
+            {"tracking_number": row.tracking_number, "number_dest_zip": best.dest_zip, "event_ids": []},
+            version,
+        ))
+    return out
+
+
+@rule(CODE, VERSION, "high")
+def check(ctx: RuleContext) -> list[Finding]:
+    """Destination-side scans in another country, city or postcode than the order's."""
+    cfg = ctx.settings.get(CODE, {})
+    version = str(cfg.get("version", VERSION))
+    severity = str(cfg.get("severity", "high"))
+    o = ctx.tracked
+    findings = _usps_findings(ctx, o, version, severity)
+    flagged = {f.order_id for f in findings}
+    hits = o[candidate_mask(o)]
+    if hits.empty:
+        return findings
+    kinds = ctx.kinds
+    by_number = ctx.events(hits["tracking_number"])
+    for row in hits.itertuples(index=False):
+        if row.order_id in flagged:
+            continue
+        order = Place.of(row.dest_country, row.dest_city, row.dest_postcode)
+        bad_rows, what = [], None
+        ev = by_number.get(row.tracking_number)
+        for e in ev or []:
+            locality = kinds.is_locality(e["raw_code"], e["status"])
+            if not locality and not kinds.is_country_side(e["raw_code"], e["status"]):
+                continue
+            why = places.mismatch(order, Place.of(e["country"], e["city"], e["postcode"]), check_locality=locality)
+            if why:
+                bad_rows.append(e)
+                what = what if what == "country" else why
+        if not bad_rows:
+            continue  # the packed min/max disagreed only by spelling
+        shown = next((e for e in bad_rows if e["status"] == "delivered"), bad_rows[-1])
+        verb = {"delivered": "delivered", "out_for_delivery": "out for delivery",
+                "available_for_pickup": "waiting for pickup", "delivery_failed": "a failed delivery attempt"}.get(
+            shown["status"], "scanned")
+        scan_place = place_text(shown["city"], shown["postcode"], shown["country"])
+        text = (f"{verb} in {scan_place} on {stamp(shown['occurred_at'])}; "
+                f"the order ships to {place_text(row.dest_city, row.dest_postcode, row.dest_country)}")
+        if len(bad_rows) > 1:
+            text += f" ({len(bad_rows)} destination-side scans disagree, by {what})"
+        evidence = Evidence(facts={
+            "tracking_number": row.tracking_number, "mismatch": what,
+            "scan_place": scan_place,
+            "order_place": place_text(row.dest_city, row.dest_postcode, row.dest_country),
+        }).add_events(*bad_rows)
+        findings.append(Finding(row.order_id, CODE, severity, text, evidence.as_dict(), version))
+    return findings
+

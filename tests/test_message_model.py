@@ -1,0 +1,68 @@
+"""The seller-message model: its labelled set, quality on paraphrases it has not seen, and the shipped file."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from detectors import message_model, persistence
+
+
+def test_labelled_set_is_large_varied_and_has_hard_negatives():
+    texts, labels, families = message_model.load_labelled()
+    assert len(texts) >= 300
+    assert len(set(texts)) == len(texts)
+    assert 0.3 < labels.mean() < 0.6
+    assert len(set(families)) >= 60
+    negatives = " ".join(t.lower() for t, y in zip(texts, labels, strict=True) if y == 0)
+    for hard in ("before open", "dispute", "confirm", "paypal", "review", "customs", "shipped"):
+        assert hard in negatives, hard
+
+
+def test_held_out_paraphrase_families_are_recognised():
+    texts, labels, families = message_model.load_labelled()
+    metrics = message_model.cross_validate(texts, labels, families, n_splits=4)
+    assert metrics["f1"] >= 0.8
+    assert metrics["pr_auc"] >= 0.88
+
+
+def test_wordwise_char_ngrams_equal_the_stock_vectorizer():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    texts, _, _ = message_model.load_labelled()
+    stock = TfidfVectorizer(
+        preprocessor=message_model.normalise_text,
+        analyzer="char_wb",
+        ngram_range=(2, 5),
+        min_df=2,
+        sublinear_tf=True,
+    ).fit(texts[:200])
+    ours = message_model.WordwiseCharTfidf().fit(texts[:200])
+    unseen = texts[200:] + ["pls confrim reciept my freind, add whatsapp +86 135 0000"]
+    np.testing.assert_allclose(
+        stock.transform(unseen).toarray(), ours.transform(unseen).toarray(), atol=1e-12
+    )
+
+
+def test_predict_pressure_on_unseen_messages():
+    pushy = [
+        "dear friend pls confirm recieve goods now, parcel will arrive next week i promise",
+        "Hello my friend, please close the dispute and i send you money by paypal",
+        "add my whatsapp 8613800001111 for refund, aliexpress chat not good",
+    ]
+    honest = [
+        "Hello, your parcel was shipped today, tracking number will update in 3-5 days",
+        "Sorry for the delay, the post office is very busy because of the holiday",
+        "Glad you got the item, if you like it please leave us a good review",
+        "If any problem please contact us before opening a dispute, we will help",
+    ]
+    scores = message_model.predict_pressure(pushy + honest)
+    assert all(s > 0.5 for s in scores[:3]), scores
+    assert all(s < 0.5 for s in scores[3:]), scores
+    assert message_model.predict_pressure([]) == []
+
+
+def test_shipped_message_model_is_verified_and_described():
+    meta = persistence.read_metadata(message_model.MODEL_PATH)
+    assert meta["sha256"] == persistence.sha256_file(message_model.MODEL_PATH)
+    assert meta["metrics"]["f1"] >= 0.8
+    assert "family" in meta["cv"]

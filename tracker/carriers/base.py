@@ -1,0 +1,112 @@
+"""What every carrier adapter shares: the carrier's settings, a fetched page, and what a page says."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from tracker.errors import BadInput
+
+BASE_URL_ENV = "TRACKER_CARRIER_BASE_URL"
+
+# What a page can say about a number. Only "ok" and "not_found" are answers from the carrier;
+# the rest are errors recorded on the shipment (captcha and blocked also feed the circuit breaker).
+OUTCOMES = ("ok", "not_found", "captcha", "blocked", "wrong_content", "error")
+BREAKER_OUTCOMES = frozenset({"captcha", "blocked", "wrong_content"})
+
+
+@dataclass
+class Page:
+    """One fetched answer, body already capped in size."""
+
+    url: str
+    status: int
+    content_type: str
+    body: bytes
+    encoding: str | None = None
+
+
+@dataclass
+class ParseResult:
+    outcome: str  # one of OUTCOMES
+    events: list[dict[str, Any]] = field(default_factory=list)
+    last_mile_number: str | None = None
+    error: str | None = None
+    unknown_codes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Carrier:
+    """A carrier as configured by its file in data/carriers/."""
+
+    name: str
+    label: str
+    adapter: str
+    url: str
+    number_pattern: re.Pattern[str]
+    rate_per_second: float
+    burst: int = 1
+    aliases: tuple[str, ...] = ()
+    settings: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+    cache: dict[str, Any] = field(default_factory=dict, repr=False)  # adapters' compiled settings
+
+    def url_for(self, number: str, base_url: str | None = None) -> str:
+        """The tracking URL: number checked against the carrier's pattern, then URL-encoded."""
+        if not self.number_pattern.fullmatch(number or ""):
+            raise BadInput(f"{number!r}: not a {self.name} number (pattern {self.number_pattern.pattern})")
+        url = self.url.replace("{number}", quote(number, safe=""))
+        base_url = base_url if base_url is not None else os.environ.get(BASE_URL_ENV) or None
+        return rebase_url(url, base_url) if base_url else url
+
+    def host(self, base_url: str | None = None) -> str:
+        """The host requests go to; `base_url=""` gives the carrier's own host, ignoring any stand-in."""
+        return urlsplit(self.url_for_host(base_url)).netloc
+
+    def url_for_host(self, base_url: str | None = None) -> str:
+        """The URL template, rebased on `base_url` (default $TRACKER_CARRIER_BASE_URL)."""
+        base_url = base_url if base_url is not None else os.environ.get(BASE_URL_ENV) or None
+        return rebase_url(self.url, base_url) if base_url else self.url
+
+    def names(self) -> tuple[str, ...]:
+        """Every spelling the carrier column may hold for this carrier."""
+        out = [self.name, *self.aliases]
+        return tuple(dict.fromkeys(out + [n.lower() for n in out] + [n.upper() for n in out]))
+
+
+def rebase_url(url: str, base_url: str) -> str:
+    """Replace scheme and host of `url` by those of `base_url` (the local carrier site, a mirror)."""
+    base = urlsplit(base_url)
+    if base.scheme not in ("http", "https") or not base.netloc:
+        raise BadInput(f"{BASE_URL_ENV}={base_url!r}: not an http(s) URL with a host")
+    parts = urlsplit(url)
+    prefix = base.path.rstrip("/")
+    return urlunsplit((base.scheme, base.netloc, prefix + parts.path, parts.query, ""))
+
+
+_OFFSET = re.compile(r"^(?:UTC|GMT)?\s*([+-])(\d{1,2})(?::?(\d{2}))?$", re.IGNORECASE)
+
+
+def parse_offset(text: str | None) -> timezone:
+    """'+08:00', 'GMT+8', 'UTC-5', 'Z' -> a fixed time zone (UTC when empty)."""
+    if not text or text.strip().upper() in ("Z", "UTC", "GMT"):
+        return UTC
+    m = _OFFSET.match(text.strip())
+    if not m:
+        raise ValueError(f"not a UTC offset: {text!r}")
+    sign = -1 if m.group(1) == "-" else 1
+    return timezone(sign * timedelta(hours=int(m.group(2)), minutes=int(m.group(3) or 0)))
+
+
+def parse_local_time(text: str, formats: list[str], tz: timezone) -> datetime:
+    text = " ".join(text.split())
+    for fmt in formats:
+        try:
+            return datetime.strptime(text, fmt).replace(tzinfo=tz)
+        except ValueError:
+            continue
+    raise ValueError(f"time {text[:40]!r} matches none of {formats}")

@@ -1,0 +1,218 @@
+"""How each simulated carrier shows a journey: its own layout, date format and words per stage.
+
+The words here are the carriers'; data/carriers/<name>.toml maps them back to normalised statuses, so
+the poller's parsing is exercised for real.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timedelta, timezone
+from functools import cache
+from html import escape
+from typing import Any
+
+from tracker.timeutil import from_db
+
+BEIJING = timezone(timedelta(hours=8))
+
+CHINAPOST_WORDS = {
+    "GWMS_ACCEPT": "Electronic information received",
+    "PU_PICKUP_SUCCESS": "Posting/Collection",
+    "SC_INBOUND_SUCCESS": "Arrival at processing center",
+    "SC_OUTBOUND_SUCCESS": "Departure from processing center",
+    "CC_EX_START": "Handed over to export customs",
+    "CC_EX_SUCCESS": "Export customs clearance completed",
+    "LH_HO_IN_SUCCESS": "Handed over to airline",
+    "LH_DEPART": "Departure from outward office of exchange",
+    "LH_ARRIVE": "Arrival at inward office of exchange",
+    "CC_IM_START": "Held by import customs",
+    "CC_IM_SUCCESS": "Import customs clearance completed",
+    "GTMS_ACCEPT": "Handed over to destination post",
+    "GTMS_DO_ARRIVE": "Arrival at delivery office",
+    "GTMS_DO_DEPART": "Out for delivery",
+    "GTMS_SIGNED": "Delivered",
+    "GTMS_DEL_FAILURE": "Unsuccessful delivery attempt",
+}
+
+YUNEXPRESS_WORDS = {
+    "GWMS_ACCEPT": "Shipment information received",
+    "PU_PICKUP_SUCCESS": "Picked up by YunExpress",
+    "SC_INBOUND_SUCCESS": "Arrived at sorting center",
+    "SC_OUTBOUND_SUCCESS": "Departed sorting center",
+    "CC_EX_START": "Export customs declaration submitted",
+    "CC_EX_SUCCESS": "Export customs cleared",
+    "LH_HO_IN_SUCCESS": "Handed over to airline",
+    "LH_DEPART": "Flight departed",
+    "LH_ARRIVE": "Flight arrived at destination",
+    "CC_IM_START": "Import customs clearance started",
+    "CC_IM_SUCCESS": "Import customs cleared",
+    "GTMS_ACCEPT": "Received by last-mile carrier",
+    "GTMS_DO_ARRIVE": "Arrived at the local delivery center",
+    "GTMS_DO_DEPART": "Out for delivery with courier",
+    "GTMS_SIGNED": "Delivered to recipient",
+    "GTMS_DEL_FAILURE": "Delivery attempt failed, recipient absent",
+}
+
+CAINIAO_STANDARD = {
+    "GWMS_ACCEPT": "Order received by seller's logistics provider",
+    "PU_PICKUP_SUCCESS": "Picked up",
+    "SC_INBOUND_SUCCESS": "Arrived at sorting center",
+    "SC_OUTBOUND_SUCCESS": "Departed from sorting center",
+    "CC_EX_START": "Export customs clearance started",
+    "CC_EX_SUCCESS": "Export customs clearance complete",
+    "LH_HO_IN_SUCCESS": "Received by line-haul",
+    "LH_DEPART": "Departed from departure country/region",
+    "LH_ARRIVE": "Arrived at destination country/region",
+    "CC_IM_START": "Import customs clearance started",
+    "CC_IM_SUCCESS": "Import customs clearance complete",
+    "GTMS_ACCEPT": "Received by local delivery company",
+    "GTMS_DO_ARRIVE": "Arrived at local delivery center",
+    "GTMS_DO_DEPART": "Out for delivery",
+    "GTMS_SIGNED": "Delivered",
+    "GTMS_DEL_FAILURE": "Delivery attempt failed",
+}
+
+
+def _when(event: dict[str, Any]) -> datetime:
+    value = event["occurred_at"]
+    return value if isinstance(value, datetime) else from_db(value)  # type: ignore[return-value]
+
+
+def _extra(event: dict[str, Any]) -> dict[str, Any]:
+    extra = event.get("extra")
+    if isinstance(extra, str) and extra.strip():
+        try:
+            extra = json.loads(extra)
+        except ValueError:
+            return {}
+    return extra if isinstance(extra, dict) else {}
+
+
+_LAST_MILE = re.compile(r"last-mile (?:tracking )?number\s+([A-Z0-9]{8,30})", re.IGNORECASE)
+
+
+def last_mile_number(event: dict[str, Any]) -> str | None:
+    """From the event's extra, or from the world's text ("..., last-mile tracking number CX..ES")."""
+    extra = _extra(event)
+    found = extra.get("last_mile_number") or extra.get("realMailNo")
+    if not found:
+        m = _LAST_MILE.search(event.get("description") or "")
+        found = m.group(1) if m else None
+    return found
+
+
+# Stages a code alone does not tell (the world reports a pickup point as GTMS_DO_ARRIVE): by status.
+CHINAPOST_STATUS_WORDS = {"available_for_pickup": "Available for collection", "returned": "Returned to sender"}
+YUNEXPRESS_STATUS_WORDS = {"available_for_pickup": "Ready for pickup at service point",
+                           "returned": "Returned to sender"}
+
+
+def word_for(event: dict[str, Any], words: dict[str, str], status_words: dict[str, str]) -> str:
+    return (status_words.get(event.get("status") or "") or words.get(event.get("raw_code") or "")
+            or event.get("description") or "")
+
+
+@cache
+def country_name(code: str) -> str:
+    """How YunExpress prints a country: its common name (the code when the name has a comma)."""
+    import pycountry
+
+    country = pycountry.countries.get(alpha_2=code.upper()) if len(code) == 2 else None
+    if country is None:
+        return code
+    name = getattr(country, "common_name", None) or country.name
+    return code.upper() if "," in name else name
+
+
+def render_cainiao(number: str, events: list[dict[str, Any]]) -> tuple[str, bytes]:
+    """Cainiao's detail.json: newest event first, local times with their zone, epoch milliseconds."""
+    if not events:
+        doc = {"success": True, "module": [{"mailNo": number, "mailNoSource": "EMPTY", "detailList": []}]}
+        return "application/json;charset=UTF-8", json.dumps(doc).encode()
+    items, real_mail_no = [], None
+    for e in sorted(events, key=_when, reverse=True):
+        when = _when(e)
+        code = e.get("raw_code") or ""
+        item = {
+            "time": int(when.timestamp() * 1000),
+            "timeStr": when.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S"),
+            "timeZone": "GMT+8",
+            "desc": e.get("description") or CAINIAO_STANDARD.get(code, ""),
+            "standerdDesc": CAINIAO_STANDARD.get(code, e.get("description") or ""),
+            "descTitle": CAINIAO_STANDARD.get(code, ""),
+            "actionCode": code,
+            "city": e.get("city") or "",
+            "postCode": e.get("postcode") or "",
+            "country": e.get("country") or "",
+        }
+        lm = last_mile_number(e)
+        if lm:
+            item["realMailNo"] = lm
+            real_mail_no = real_mail_no or lm
+        items.append(item)
+    module = {"mailNo": number, "mailNoSource": "CAINIAO", "status": items[0]["actionCode"], "detailList": items}
+    if real_mail_no:
+        module["realMailNo"] = real_mail_no
+    return "application/json;charset=UTF-8", json.dumps({"success": True, "module": [module]}).encode()
+
+
+_PAGE = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{title}</title>
+<script>window.analytics = function () {{ /* not parsed: outside the strainer */ }};</script>
+</head><body><nav><a href="/">Home</a> | <a href="/help">Help</a></nav>
+{content}
+<footer>Simulated carrier page served by tracker.carriersite</footer></body></html>"""
+
+
+def render_chinapost(number: str, events: list[dict[str, Any]]) -> tuple[str, bytes]:
+    """China Post, layout A: a table, Beijing time, ISO-like dates, "City, CC" plus a postcode column."""
+    if not events:
+        content = (f'<div class="result empty"><p class="notice">No tracking information found for this item '
+                   f"({escape(number)}). Please check the number or try again later.</p></div>")
+    else:
+        rows = []
+        for e in sorted(events, key=_when, reverse=True):
+            word = word_for(e, CHINAPOST_WORDS, CHINAPOST_STATUS_WORDS)
+            place = ", ".join(p for p in (e.get("city"), e.get("country")) if p)
+            rows.append(
+                f'<tr><td class="time">{_when(e).astimezone(BEIJING):%Y-%m-%d %H:%M:%S}</td>'
+                f'<td class="place">{escape(place)}</td><td class="postcode">{escape(e.get("postcode") or "")}</td>'
+                f'<td class="event">{escape(word)}</td></tr>'
+            )
+        content = (f'<div class="result"><h2>Item number: {escape(number)}</h2>'
+                   '<table class="track-list"><thead><tr><th>Time (Beijing)</th><th>Location</th>'
+                   f'<th>Postcode</th><th>Event</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
+    return "text/html; charset=utf-8", _PAGE.format(title="China Post - Track Item", content=content).encode()
+
+
+def render_yunexpress(number: str, events: list[dict[str, Any]]) -> tuple[str, bytes]:
+    """YunExpress, layout B: a list of divs, day-first dates to the minute, country names."""
+    if not events:
+        content = (f'<div class="track-empty"><h3>Sorry, we could not find any information for this number '
+                   f"{escape(number)}.</h3></div>")
+    else:
+        items = []
+        for e in sorted(events, key=_when, reverse=True):
+            word = word_for(e, YUNEXPRESS_WORDS, YUNEXPRESS_STATUS_WORDS)
+            country = country_name(e["country"]) if e.get("country") else None
+            where = ", ".join(p for p in (e.get("city"), country, e.get("postcode")) if p)
+            items.append(
+                f'<div class="track-item"><span class="track-date">{_when(e).astimezone(BEIJING):%d/%m/%Y %H:%M}'
+                f'</span><div class="track-info"><span class="track-status">{escape(word)}</span>'
+                f'<span class="track-where">{escape(where)}</span></div></div>'
+            )
+        content = (f'<div class="track-box"><h1>Waybill {escape(number)}</h1>'
+                   f'<div class="track-list">{"".join(items)}</div></div>')
+    return "text/html; charset=utf-8", _PAGE.format(title="YunExpress Tracking", content=content).encode()
+
+
+CAPTCHA = {
+    "cainiao": b"<html><head><title>Security check</title></head><body><div id='nocaptcha'>"
+               b"Please slide to verify (captcha)</div></body></html>",
+    "chinapost": b"<html><body><form><p>Please complete the security check to continue</p></form></body></html>",
+    "yunexpress": b"<html><body><div class='cf'><h3>Verify you are human</h3></div></body></html>",
+}
+
+RENDERERS = {"cainiao": render_cainiao, "chinapost": render_chinapost, "yunexpress": render_yunexpress}

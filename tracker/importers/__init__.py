@@ -1,0 +1,165 @@
+"""Importers: orders, tracking events and chat messages from CSV or JSON Lines files into the store.
+
+    from tracker.importers import import_file
+    result = import_file(db, "orders", "orders.csv")            # BadInput if any row is bad
+    result = import_file(db, "orders", "orders.csv", skip_invalid="rejects.csv")
+
+An import is one transaction, written in batches as the file streams by. The first bad row stops the
+writing, but the rest of the file is still checked so the user sees every problem (the first 20) in one
+go; then everything is rolled back. With `skip_invalid` the good rows go in and the bad ones go to a file.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import sqlite_utils
+
+from tracker.errors import BadInput
+from tracker.importers.base import Kind
+from tracker.importers.events import Events
+from tracker.importers.messages import Messages
+from tracker.importers.orders import Orders
+from tracker.importers.rejects import RejectsFile
+from tracker.importers.sources import Problem, Source
+from tracker.timeutil import now as clock_now
+from tracker.timeutil import to_db
+
+__all__ = ["KINDS", "ImportResult", "import_file"]
+
+KINDS: dict[str, type[Kind]] = {"orders": Orders, "events": Events, "messages": Messages}
+MAX_SHOWN = 20
+IMPORT_CACHE_KIB = 65536  # SQLite page cache while importing: the orders indexes stay in memory
+
+
+@dataclass
+class ImportResult:
+    kind: str
+    source: str
+    rows: int = 0  # data rows read (blank lines not counted)
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0  # identical to what was stored (orders) or already stored (events, messages)
+    rejected: int = 0
+    rejects_path: str | None = None
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        """The one summary line the CLI prints."""
+        text = (
+            f"{self.source}: {self.kind}: {self.inserted} inserted, {self.updated} updated, "
+            f"{self.unchanged} unchanged, {self.rejected} rejected"
+        )
+        if self.rejects_path is not None:
+            text += f" (written to {self.rejects_path})"
+        return text
+
+
+def _problem_line(label: str, line: int, column: str | None, reason: str) -> str:
+    return f"{label}:{line}: column {column}: {reason}" if column else f"{label}:{line}: {reason}"
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE (the write lock up front), or a savepoint inside a caller's transaction."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.conn = db.conn
+        self.cache_size = self.conn.execute("PRAGMA cache_size").fetchone()[0]
+        # a bigger page cache for the import only (negative = KiB); restored when it ends
+        self.conn.execute(f"PRAGMA cache_size = -{IMPORT_CACHE_KIB}")
+        self.nested = self.conn.in_transaction
+        self.conn.execute("SAVEPOINT tracker_import" if self.nested else "BEGIN IMMEDIATE")
+
+    def commit(self) -> None:
+        if self.nested:
+            self.conn.execute("RELEASE SAVEPOINT tracker_import")
+        else:
+            self.conn.commit()
+        self._restore()
+
+    def rollback(self) -> None:
+        if self.nested:
+            self.conn.execute("ROLLBACK TO SAVEPOINT tracker_import")
+            self.conn.execute("RELEASE SAVEPOINT tracker_import")
+        else:
+            self.conn.rollback()
+        self._restore()
+
+    def _restore(self) -> None:
+        self.conn.execute(f"PRAGMA cache_size = {int(self.cache_size)}")
+
+
+def import_file(
+    db: sqlite_utils.Database,
+    kind: str,
+    source: str | Path,
+    *,
+    skip_invalid: str | Path | None = None,
+    now: datetime | None = None,
+) -> ImportResult:
+    """Import one orders / events / messages file ('-' = CSV on stdin) atomically; see the module doc.
+
+    Raises BadInput (one line per problem, the first 20) when the file cannot be read, lacks required
+    columns, or, without `skip_invalid`, has any bad row; nothing is written then.
+    """
+    if kind not in KINDS:
+        raise BadInput(f"unknown import kind {kind!r}; use one of {', '.join(KINDS)}")
+    started = time.perf_counter()
+    spec = KINDS[kind]()
+    stamp = to_db(now or clock_now())
+    with Source(source) as src:
+        src.check_columns(spec.columns, spec.required)
+        result = ImportResult(kind, src.label)
+        rejects = RejectsFile(skip_invalid, src, spec.columns) if skip_invalid is not None else None
+        if rejects is not None:
+            result.rejects_path = str(rejects.path)
+        shown: list[str] = []
+        total_problems = 0
+        writing = True
+        txn = _Transaction(db)
+        try:
+            writer = spec.writer(db, stamp)
+            clean, add = spec.clean, writer.add
+            for line, values, extras, original, row_problems in src.records(spec.columns):
+                result.rows += 1
+                problems: list[Problem] = row_problems or []
+                record = clean(line, values, extras, problems) if values is not None and not problems else None
+                if not problems:
+                    if writing:
+                        add(record)
+                    continue
+                result.rejected += 1
+                total_problems += len(problems)
+                for column, reason in problems:
+                    if len(shown) < MAX_SHOWN:
+                        shown.append(_problem_line(src.label, line, column, reason))
+                if rejects is not None:
+                    rejects.write(original, line, "; ".join(f"column {c}: {r}" if c else r for c, r in problems))
+                elif writing:
+                    # roll back now (freeing the write lock), then keep checking to report every problem
+                    writing = False
+                    writer.discard()
+                    txn.rollback()
+            if not writing:
+                if total_problems > len(shown):
+                    shown.append(f"... and {total_problems - len(shown)} more problems")
+                shown.append(
+                    f"{src.label}: {result.rejected} of {result.rows} rows rejected, nothing imported "
+                    "(fix them, or use --skip-invalid REJECTS_FILE to import the good rows)"
+                )
+                raise BadInput(shown)
+            writer.flush()
+        except BaseException:
+            if writing:
+                txn.rollback()
+            raise
+        finally:
+            if rejects is not None:
+                rejects.close()
+        txn.commit()
+    result.inserted, result.updated, result.unchanged = writer.inserted, writer.updated, writer.unchanged
+    result.seconds = time.perf_counter() - started
+    return result

@@ -1,0 +1,126 @@
+"""What every import kind shares: its columns, the per-column checks, and a batching writer."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import sqlite_utils
+
+from tracker.importers.sources import Problem
+
+BATCH_SIZE = 10_000  # rows per executemany: big enough to amortise, small enough to keep memory flat
+
+Converter = Callable[[str], Any] | None
+
+
+def extra_json(extras: dict[str, Any] | None) -> str | None:
+    """Unknown columns, kept as one JSON object (sorted, so the same row always stores the same text)."""
+    return json.dumps(extras, ensure_ascii=False, sort_keys=True) if extras else None
+
+
+class Writer:
+    """Collects clean records and writes them a batch at a time; the caller owns the transaction."""
+
+    def __init__(self, db: sqlite_utils.Database, stamp: str) -> None:
+        self.db = db
+        self.conn = db.conn
+        self.stamp = stamp  # the import's "now", canonical UTC text
+        self.batch: list[Any] = []
+        self.inserted = 0
+        self.updated = 0
+        self.unchanged = 0
+
+    def add(self, record: Any) -> None:
+        self.batch.append(record)
+        if len(self.batch) >= BATCH_SIZE:
+            self.flush()
+
+    def discard(self) -> None:
+        self.batch = []
+
+    def flush(self) -> None:
+        if self.batch:
+            batch, self.batch = self.batch, []
+            self.write(batch)
+
+    def write(self, batch: list[Any]) -> None:  # pragma: no cover - each kind defines it
+        raise NotImplementedError
+
+
+class Kind:
+    """One kind of import file. Subclasses name the columns and turn a clean row into a record."""
+
+    name = ""
+    columns: tuple[str, ...] = ()
+    required: tuple[str, ...] = ()
+    converters: dict[str, Converter] = {}
+    writer_class: type[Writer] = Writer
+
+    def __init__(self) -> None:
+        self.clean = _compile_cleaner(self.columns, set(self.required), self.converters, self.finish)
+
+    def clean(self, line: int, values: tuple[str, ...], extras: dict[str, Any] | None, problems: list[Problem]) -> Any:
+        """The row's stored record, or None with `problems` filled (one per bad column).
+
+        Replaced per instance by the unrolled function `_compile_cleaner` builds.
+        """
+        raise NotImplementedError
+
+    def finish(
+        self, line: int, clean: list[Any], values: tuple[str, ...], extras: dict[str, Any] | None, problems: list[Problem]
+    ) -> Any:
+        """Cross-column checks and the final record; returns None when `problems` is not empty."""
+        raise NotImplementedError
+
+    def writer(self, db: sqlite_utils.Database, stamp: str) -> Writer:
+        return self.writer_class(db, stamp)
+
+
+MISSING = "required value is missing"
+
+
+def _compile_cleaner(
+    columns: tuple[str, ...], required: set[str], converters: dict[str, Converter], finish: Callable[..., Any]
+) -> Callable[..., Any]:
+    """Build the kind's row checker as straight-line code, one block per column.
+
+    This is the import's hot path: unrolled, it runs about twice as fast as a loop over column specs,
+    since each block is a few local-variable operations. What each block does, for column i:
+    strip the text; empty -> None (a problem if required); else convert, a ValueError being the problem.
+    """
+    namespace: dict[str, Any] = {"MISSING": MISSING, "finish": finish}
+    code = ["def clean(line, values, extras, problems):", f"    ({', '.join(f'v{i}' for i in range(len(columns)))},) = values"]
+    for i, column in enumerate(columns):
+        assert column.isidentifier()  # columns are ours, never the user's header text
+        code += [f"    if v{i}:", f"        v{i} = v{i}.strip()", f"    if not v{i}:", f"        c{i} = None"]
+        if column in required:
+            code.append(f"        problems.append(({column!r}, MISSING))")
+        convert = converters.get(column)
+        if convert is None:
+            code += ["    else:", f"        c{i} = v{i}"]
+        else:
+            namespace[f"convert{i}"] = convert
+            code += [
+                "    else:",
+                "        try:",
+                f"            c{i} = convert{i}(v{i})",
+                "        except ValueError as exc:",
+                f"            c{i} = None",
+                f"            problems.append(({column!r}, str(exc)))",
+            ]
+    code.append(f"    return finish(line, [{', '.join(f'c{i}' for i in range(len(columns)))}], values, extras, problems)")
+    exec("\n".join(code), namespace)  # noqa: S102 - source built above from our own column names
+    return namespace["clean"]
+
+
+def register_shipments(conn: Any, stamp: str, carriers: dict[str, str | None]) -> None:
+    """Make the poller aware of tracking numbers it has not seen (existing shipments stay untouched)."""
+    if carriers:
+        conn.executemany(
+            "INSERT OR IGNORE INTO shipments (tracking_number, carrier, state, first_seen_at, next_poll_at) "
+            "VALUES (?, ?, 'pending', ?, ?)",
+            # in key order: neighbouring inserts touch the same B-tree pages
+            [(number, carriers[number], stamp, stamp) for number in sorted(carriers)],
+        )

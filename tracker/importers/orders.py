@@ -1,0 +1,95 @@
+"""Orders: upsert by order_id; an unchanged row is not rewritten and keeps its seq."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from detectors.tracking_numbers import guess_carrier
+from tracker.db import next_seq
+from tracker.importers import fields
+from tracker.importers.base import Kind, Writer, extra_json, register_shipments
+from tracker.importers.sources import Problem
+
+# The stored columns an import decides (everything but seq and imported_at), in record order.
+STORED = (
+    "order_id", "buyer_id", "seller_id", "ordered_at", "dest_country", "dest_city", "dest_postcode",
+    "tracking_number", "tracking_number_raw", "carrier", "shipped_at", "promised_days",
+    "buyer_confirmed_at", "buyer_received", "amount", "currency", "item_title", "extra",
+)
+_SELECT = f"SELECT {', '.join(STORED)} FROM orders WHERE order_id IN (SELECT value FROM json_each(?))"
+_INSERT = f"INSERT INTO orders ({', '.join(STORED)}, seq, imported_at) VALUES ({', '.join('?' * (len(STORED) + 2))})"
+_UPDATE = (
+    f"UPDATE orders SET {', '.join(f'{c} = ?' for c in STORED[1:])}, seq = ?, imported_at = ? WHERE order_id = ?"
+)
+
+
+class OrdersWriter(Writer):
+    def write(self, batch: list[tuple[Any, ...]]) -> None:
+        conn = self.conn
+        ids = json.dumps([r[0] for r in batch])
+        stored = {row[0]: row for row in conn.execute(_SELECT, [ids])}
+        new, changed = [], []
+        for record in batch:
+            old = stored.get(record[0])
+            if old is None:
+                new.append(record)
+            elif old != record:
+                changed.append(record)
+        self.unchanged += len(batch) - len(new) - len(changed)
+        if new or changed:
+            seq = next_seq(self.db, len(new) + len(changed))
+            stamp = self.stamp
+            if new:
+                conn.executemany(_INSERT, [(*r, seq + i, stamp) for i, r in enumerate(new)])
+                seq += len(new)
+            if changed:
+                conn.executemany(_UPDATE, [(*r[1:], seq + i, stamp, r[0]) for i, r in enumerate(changed)])
+            self.inserted += len(new)
+            self.updated += len(changed)
+        register_shipments(conn, self.stamp, {r[7]: r[9] for r in batch if r[7]})
+
+
+class Orders(Kind):
+    name = "orders"
+    columns = (
+        "order_id", "buyer_id", "seller_id", "ordered_at", "dest_country", "dest_city", "dest_postcode",
+        "tracking_number", "carrier", "shipped_at", "promised_days", "buyer_confirmed_at", "buyer_received",
+        "amount", "currency", "item_title",
+    )
+    required = ("order_id", "buyer_id", "seller_id", "ordered_at", "dest_country")
+    converters = {
+        "ordered_at": fields.time_value,
+        "dest_country": fields.country_value,
+        "tracking_number": fields.tracking_number_value,
+        "carrier": fields.carrier_value,
+        "shipped_at": fields.time_value,
+        "promised_days": fields.days_value,
+        "buyer_confirmed_at": fields.time_value,
+        "buyer_received": fields.yes_no_value,
+        "amount": fields.amount_value,
+        "currency": str.upper,
+    }
+    writer_class = OrdersWriter
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first_line: dict[str, int] = {}  # order_id -> line: the one per-file set a stream must keep
+
+    def finish(
+        self, line: int, clean: list[Any], values: tuple[str, ...], extras: dict[str, Any] | None, problems: list[Problem]
+    ) -> tuple[Any, ...] | None:
+        order_id = clean[0]
+        if order_id is not None:
+            first = self.first_line.setdefault(order_id, line)
+            if first != line:
+                problems.append(("order_id", f"{fields.shown(order_id)} is already on line {first} of this file"))
+        if problems:
+            return None
+        (order_id, buyer, seller, ordered_at, country, city, postcode, number, carrier, shipped_at, days,
+         confirmed_at, received, amount, currency, title) = clean
+        raw = values[7].strip() if number else None
+        if number and not carrier:
+            carrier = guess_carrier(number)
+        return (order_id, buyer, seller, ordered_at, country, city, postcode, number, raw, carrier, shipped_at,
+                days, confirmed_at, received, amount, currency, title, extra_json(extras))

@@ -1,0 +1,229 @@
+"""Reading import files: CSV (BOM or not, comma/semicolon/tab detected) and JSON Lines, streamed.
+
+A source yields one record per data row: (line, values, extras, original, problems), where `line` is
+the line an editor shows the row starting on (the CSV header is line 1), `values` are the row's cells
+as text in the order of the kind's columns ("" = empty), `extras` the unknown columns, `original` what
+the user wrote (for the rejects file), and `problems` row-level faults (bad JSON, wrong field count).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import sys
+from collections.abc import Iterator
+from functools import lru_cache
+from operator import itemgetter
+from pathlib import Path
+from typing import IO, Any
+
+from tracker.errors import BadInput
+
+FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+
+Problem = tuple[str | None, str]  # (column or None for the whole row, reason)
+Record = tuple[int, tuple[str, ...] | None, dict[str, Any] | None, Any, list[Problem] | None]
+
+
+@lru_cache(maxsize=1024)
+def column_key(name: str) -> str:
+    """How a header cell names a column: 'Order ID' and 'order-id' both mean order_id."""
+    return "_".join(name.strip().lower().replace("-", " ").split())
+
+
+def _decode_problem(label: str, line: int, exc: UnicodeDecodeError) -> BadInput:
+    return BadInput(f"{label}:{line}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the file as UTF-8")
+
+
+class Source:
+    """One import file, opened for streaming. Use as a context manager."""
+
+    def __init__(self, source: str | Path) -> None:
+        text = str(source)
+        self.is_stdin = text == "-"
+        self.label = "<stdin>" if self.is_stdin else text
+        self.path = None if self.is_stdin else Path(text)
+        if self.is_stdin:
+            self.format = "csv"
+        else:
+            suffix = self.path.suffix.lower()
+            self.format = FORMATS.get(suffix)
+            if self.format is None:
+                raise BadInput(
+                    f"{self.label}: unknown file type {suffix or '(no extension)'}; "
+                    "use .csv, .jsonl or .ndjson, or '-' for CSV on stdin"
+                )
+        self.header: list[str] | None = None
+        self.delimiter = ","
+        self._fh: IO[str] | None = None
+        self._lines: Iterator[str] | None = None
+
+    # -- opening -----------------------------------------------------------------------------------
+    def __enter__(self) -> Source:
+        if self.is_stdin:
+            raw = getattr(sys.stdin, "buffer", None)
+            self._fh = (
+                io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") if raw is not None else sys.stdin
+            )
+        else:
+            try:
+                self._fh = open(self.path, encoding="utf-8-sig", newline="")  # noqa: SIM115 - closed in __exit__
+            except OSError as exc:
+                raise BadInput(f"{self.label}: cannot read ({exc.strerror or exc})") from None
+        if self.format == "csv":
+            self._read_header()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._fh is not None and not self.is_stdin:
+            self._fh.close()
+        elif self.is_stdin and isinstance(self._fh, io.TextIOWrapper) and self._fh is not sys.stdin:
+            self._fh.detach()  # leave the process's stdin open
+
+    def _read_header(self) -> None:
+        try:
+            first = self._fh.readline()
+        except UnicodeDecodeError as exc:
+            raise _decode_problem(self.label, 1, exc) from None
+        except OSError as exc:
+            raise BadInput(f"{self.label}: cannot read ({exc.strerror or exc})") from None
+        first = first.lstrip("\ufeff")  # a BOM on stdin without a byte buffer
+        if not first.strip():
+            raise BadInput(f"{self.label}:1: no header row; the first line must name the columns")
+        # Excel writes ';' where the decimal separator is a comma; pick the separator the header uses most
+        counts = {d: first.count(d) for d in (",", ";", "\t")}
+        self.delimiter = max(counts, key=lambda d: (counts[d], d == ","))
+        self._reader = csv.reader(itertools.chain([first], self._fh), delimiter=self.delimiter)
+        try:
+            self.header = next(self._reader)
+        except csv.Error as exc:
+            raise BadInput(f"{self.label}:1: the header row is not valid CSV ({exc})") from None
+        self._header_end = self._reader.line_num
+
+    # -- columns -----------------------------------------------------------------------------------
+    def check_columns(self, columns: tuple[str, ...], required: tuple[str, ...]) -> None:
+        """CSV: every required column present, none twice. One error naming all missing columns."""
+        if self.header is None:
+            return
+        keys = [column_key(h) for h in self.header]
+        seen: dict[str, int] = {}
+        for i, key in enumerate(keys):
+            if key and key in seen and key in columns:
+                raise BadInput(f"{self.label}:1: column {key}: named twice in the header (fields {seen[key] + 1} and {i + 1})")
+            seen.setdefault(key, i)
+        missing = [c for c in required if c not in seen]
+        if missing:
+            plural = "s" if len(missing) > 1 else ""
+            raise BadInput(
+                f"{self.label}:1: missing required column{plural} {', '.join(missing)} "
+                f"(the header has: {', '.join(h.strip() for h in self.header) or 'nothing'})"
+            )
+
+    # -- records -----------------------------------------------------------------------------------
+    def records(self, columns: tuple[str, ...]) -> Iterator[Record]:
+        if self.format == "csv":
+            return self._csv_records(columns)
+        return self._jsonl_records(columns)
+
+    def _csv_records(self, columns: tuple[str, ...]) -> Iterator[Record]:
+        header = self.header
+        n = len(header)
+        keys = [column_key(h) for h in header]
+        position: dict[str, int] = {}
+        for i, key in enumerate(keys):
+            position.setdefault(key, i)
+        known = set(columns)
+        # an absent column reads the "" appended to every row at index n
+        getter = itemgetter(*[position.get(c, n) for c in columns])
+        extra_at = [(i, header[i].strip() or f"column_{i + 1}") for i, k in enumerate(keys) if k not in known]
+        reader = self._reader
+        previous = self._header_end
+        label = self.label
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except UnicodeDecodeError as exc:
+                raise _decode_problem(label, previous + 1, exc) from None
+            except csv.Error as exc:
+                line = previous + 1
+                previous = reader.line_num
+                yield line, None, None, [], [(None, f"not valid CSV ({exc})")]
+                continue
+            line = previous + 1
+            previous = reader.line_num
+            if not any(row):  # blank line, or only separators
+                continue
+            if len(row) != n:
+                yield line, None, None, row, [(None, f"row has {len(row)} fields, the header has {n}")]
+                continue
+            row.append("")
+            extras = None
+            if extra_at:
+                extras = {name: row[i] for i, name in extra_at if row[i] != ""} or None
+            yield line, getter(row), extras, row, None
+
+    def _jsonl_records(self, columns: tuple[str, ...]) -> Iterator[Record]:
+        known = set(columns)
+        line = 0
+        fh = self._fh
+        while True:
+            try:
+                text = fh.readline()
+            except UnicodeDecodeError as exc:
+                raise _decode_problem(self.label, line + 1, exc) from None
+            if not text:
+                return
+            line += 1
+            if not text.strip():
+                continue
+            try:
+                obj = json.loads(text)
+            except ValueError as exc:
+                reason = f"not valid JSON ({exc.msg} at column {exc.colno})" if hasattr(exc, "msg") else "not valid JSON"
+                yield line, None, None, {"_raw": text.rstrip("\r\n")}, [(None, reason)]
+                continue
+            except RecursionError:
+                yield line, None, None, {"_raw": text[:200]}, [(None, "not valid JSON (nested too deeply)")]
+                continue
+            if not isinstance(obj, dict):
+                yield line, None, None, {"_raw": text.rstrip("\r\n")}, [(None, f"expected a JSON object, got {type(obj).__name__}")]
+                continue
+            if "\\u" in text and not _encodable(obj):
+                yield line, None, None, {"_raw": text.rstrip("\r\n")}, [(None, "not valid Unicode (a lone surrogate \\u escape)")]
+                continue
+            cells: dict[str, str] = {}
+            extras: dict[str, Any] | None = None
+            problems: list[Problem] | None = None
+            for name, value in obj.items():
+                key = column_key(name) if isinstance(name, str) else str(name)
+                if key in known:
+                    if key in cells:
+                        problems = (problems or []) + [(key, f"given twice (as {name!r})")]
+                    if value is None:
+                        cells[key] = ""
+                    elif isinstance(value, str):
+                        cells[key] = value
+                    elif isinstance(value, bool):
+                        cells[key] = "true" if value else "false"
+                    elif isinstance(value, int | float):
+                        cells[key] = repr(value)
+                    else:
+                        cells[key] = ""
+                        problems = (problems or []) + [(key, f"expected text or a number, got a JSON {type(value).__name__}")]
+                elif value is not None and value != "":
+                    extras = extras or {}
+                    extras[name] = value
+            values = tuple(cells.get(c, "") for c in columns)
+            yield line, values, extras, obj, problems
+
+
+def _encodable(obj: Any) -> bool:
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

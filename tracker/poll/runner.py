@@ -1,0 +1,376 @@
+"""`poll`: fetch every due tracking page, politely, and store what it says.
+
+One lane per carrier host (a thread each, so hosts are polled in parallel), one request in flight per
+host, through the host's token bucket. Lanes page through the due shipments themselves; the calling thread
+is the only writer and commits a batch at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import sqlite3
+import threading
+import time
+import zlib
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import sqlite_utils
+
+from tracker import config
+from tracker.carriers import BREAKER_OUTCOMES, Carrier, load_carriers, parse_page, resolve
+from tracker.errors import BadInput, RunFailure
+from tracker.poll.http import FetchError, HttpSettings, TokenBucket, fetch, is_loopback, make_session
+from tracker.poll.store import PollResult, Snapshot, breaker_meta_key, seed_shipments, write_batch
+from tracker.timeutil import from_db, to_db
+from tracker.timeutil import now as clock_now
+
+PAGE_ROWS = 200
+_LANE_DONE = object()
+
+
+@dataclass
+class PollSummary:
+    due: int = 0
+    polled: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    events_added: int = 0
+    skipped_breaker: Counter[str] = field(default_factory=Counter)
+    breakers_opened: list[str] = field(default_factory=list)
+    no_adapter: Counter[str] = field(default_factory=Counter)
+    unknown_codes: Counter[str] = field(default_factory=Counter)
+    shipments_created: int = 0
+    stopped_early: bool = False
+    seconds: float = 0.0
+
+    @property
+    def errors(self) -> int:
+        return sum(n for k, n in self.outcomes.items() if k not in ("ok", "not_found"))
+
+    def line(self) -> str:
+        """The one line cron mails home."""
+        parts = [f"polled {self.polled} of {self.due} due shipments in {self.seconds:.1f} s: "
+                 f"{self.outcomes['ok']} ok, {self.outcomes['not_found']} not found, {self.errors} errors; "
+                 f"{self.events_added} new events"]
+        errors = {k: n for k, n in self.outcomes.items() if k not in ("ok", "not_found")}
+        if errors:
+            parts.append("errors by kind: " + ", ".join(f"{k} {n}" for k, n in sorted(errors.items())))
+        if self.breakers_opened:
+            parts.append("circuit breaker opened for " + ", ".join(self.breakers_opened))
+        if self.skipped_breaker:
+            parts.append("skipped (breaker open): " + ", ".join(f"{c} {n}" for c, n in sorted(self.skipped_breaker.items())))
+        if self.no_adapter:
+            parts.append("not polled, no carrier configured: " + ", ".join(
+                f"{n} {c}" if c else f"{n} without a carrier"
+                for c, n in sorted(self.no_adapter.items(), key=lambda kv: str(kv[0]))))
+        if self.unknown_codes:
+            parts.append("unknown carrier codes kept raw: " + ", ".join(
+                f"{c} x{n}" for c, n in self.unknown_codes.most_common(5)))
+        if self.stopped_early:
+            parts.append("stopped at the run's time budget; the rest stays due")
+        return "; ".join(parts)
+
+
+class Breakers:
+    """Per-carrier circuit breakers: opened by consecutive captcha / 403 / HTML-instead-of-JSON answers."""
+
+    def __init__(self, threshold: int, cooldown: timedelta, now: datetime, stored: dict[str, str | None]):
+        self.threshold, self.cooldown, self.now = threshold, cooldown, now
+        self.trips: Counter[str] = Counter()
+        self.open: set[str] = set()
+        self.opened: list[str] = []
+        self.meta: dict[str, str | None] = {}
+        self._lock = threading.Lock()
+        for carrier, until in stored.items():
+            if until and until > to_db(now):
+                self.open.add(carrier)
+            elif until:
+                self.trips[carrier] = threshold - 1  # half-open: one more bad answer reopens it
+                self.meta[breaker_meta_key(carrier)] = None
+
+    def allows(self, carrier: str) -> bool:
+        return carrier not in self.open
+
+    def record(self, carrier: str, outcome: str) -> bool:
+        """Count an answer; True when this one opened the breaker."""
+        with self._lock:
+            if outcome in BREAKER_OUTCOMES:
+                self.trips[carrier] += 1
+                if self.trips[carrier] >= self.threshold and carrier not in self.open:
+                    self.open.add(carrier)
+                    self.opened.append(carrier)
+                    self.meta[breaker_meta_key(carrier)] = to_db(self.now + self.cooldown)
+                    return True
+            elif outcome in ("ok", "not_found"):
+                self.trips[carrier] = 0
+            return False
+
+    def take_meta(self) -> dict[str, str | None]:
+        with self._lock:
+            out, self.meta = self.meta, {}
+            return out
+
+
+@dataclass
+class Lane:
+    """Everything polled through one host."""
+
+    host: str
+    carriers: dict[str, Carrier]  # every spelling of the carrier column -> carrier
+    bucket: TokenBucket
+
+
+class _Run:
+    def __init__(self, db_file: str, now: datetime, cfg: dict[str, Any], http: HttpSettings, base_url: str | None,
+                 breakers: Breakers, limit: int | None, deadline: float):
+        self.db_file, self.now, self.cfg, self.http, self.base_url = db_file, now, cfg, http, base_url
+        self.breakers, self.deadline = breakers, deadline
+        self.results: queue.Queue[Any] = queue.Queue(maxsize=1000)  # bounded: memory stays flat
+        self.stop = threading.Event()
+        self.started = time.monotonic()
+        self.skipped: Counter[str] = Counter()
+        self.out_of_time = False
+        self.lane_errors: list[str] = []
+        self._limit = limit
+        self._limit_lock = threading.Lock()
+
+    def claim(self) -> bool:
+        if self._limit is None:
+            return True
+        with self._limit_lock:
+            if self._limit <= 0:
+                return False
+            self._limit -= 1
+            return True
+
+    def lane(self, lane: Lane) -> None:
+        try:
+            self._lane(lane)
+        except Exception as exc:  # the lane itself broke (not one fetch): the run has failed
+            self.lane_errors.append(f"{lane.host}: {type(exc).__name__}: {exc}")
+        finally:
+            self.results.put(_LANE_DONE)
+
+    def _lane(self, lane: Lane) -> None:
+        conn = sqlite3.connect(f"file:{quote(self.db_file)}?mode=ro", uri=True, timeout=30)
+        conn.row_factory = sqlite3.Row
+        target = next(iter(lane.carriers.values())).host(self.base_url)
+        session = make_session(self.http, min_interval=lane.bucket.interval, loopback=is_loopback(target))
+        names = list(lane.carriers)
+        sql = (f"SELECT tracking_number, carrier, state, last_status, first_seen_at, next_poll_at, last_event_at, "
+               f"delivered_seen_at, consecutive_failures, not_found_count FROM shipments "
+               f"WHERE next_poll_at <= ? AND (next_poll_at, tracking_number) > (?, ?) "
+               f"AND state NOT IN ('done', 'retired') AND carrier IN ({', '.join('?' * len(names))}) "
+               f"ORDER BY next_poll_at, tracking_number LIMIT {PAGE_ROWS}")
+        key = ("", "")
+        try:
+            while not self.stop.is_set():
+                rows = conn.execute(sql, [to_db(self.now), *key, *names]).fetchall()
+                if not rows:
+                    return
+                for row in rows:
+                    key = (row["next_poll_at"], row["tracking_number"])
+                    if time.monotonic() > self.deadline:
+                        self.out_of_time = True
+                        self.stop.set()
+                    if self.stop.is_set():
+                        return
+                    carrier = lane.carriers[row["carrier"]]
+                    if not self.breakers.allows(carrier.name):
+                        self.skipped[carrier.name] += 1
+                        continue
+                    if not self.claim():
+                        return
+                    self.results.put(self.poll_one(lane, carrier, dict(row), session))
+        finally:
+            session.close()
+            conn.close()
+
+    def poll_one(self, lane: Lane, carrier: Carrier, shipment: dict[str, Any], session: Any) -> PollResult:
+        t0 = time.monotonic()
+        started = to_db(self.now + timedelta(seconds=t0 - self.started))
+        tn = shipment["tracking_number"]
+
+        def result(outcome: str, **kw: Any) -> PollResult:
+            opened = self.breakers.record(carrier.name, outcome)
+            if opened:
+                kw["error"] = (kw.get("error") or outcome) + f"; circuit breaker opened for {carrier.name}"
+            return PollResult(shipment, carrier.name, lane.host, started, int((time.monotonic() - t0) * 1000),
+                              outcome, **kw)
+
+        try:
+            url = carrier.url_for(tn, self.base_url)
+        except BadInput:
+            return result("error", error=f"not a {carrier.name} number (pattern {carrier.number_pattern.pattern})")
+        try:
+            page, retries = fetch(session, url, self.http, before_request=lane.bucket.acquire)
+        except FetchError as exc:
+            if exc.retry_after:
+                lane.bucket.hold_off(min(exc.retry_after, self.http.retry_after_max))
+            return result("error", error=str(exc), http_status=exc.http_status, retry_after=exc.retry_after)
+        except Exception as exc:  # a bug in one fetch must not end the run
+            return result("error", error=f"internal error: {type(exc).__name__}: {exc}")
+        if retries:
+            lane.bucket.hold_off(lane.bucket.interval)
+        if page.status == 403:
+            return result("blocked", http_status=403, error="HTTP 403: the carrier refused us")
+        if page.status >= 400 and page.status != 404:
+            return result("error", http_status=page.status, error=f"HTTP {page.status}")
+        parsed = parse_page(carrier, page, tn)
+        if page.status == 404 and parsed.outcome != "not_found":
+            return result("error", http_status=404, error="HTTP 404")
+        snapshot = None
+        if parsed.outcome in ("ok", "not_found"):
+            snapshot = Snapshot(hashlib.sha256(page.body).hexdigest(), zlib.compress(page.body, 6), len(page.body),
+                                page.content_type, page.url, page.status)
+        error = parsed.error
+        if parsed.unknown_codes:
+            error = "unknown codes kept raw: " + ", ".join(sorted(set(parsed.unknown_codes)))[:300]
+        return result(parsed.outcome, http_status=page.status, error=error, events=parsed.events,
+                      last_mile_number=parsed.last_mile_number, snapshot=snapshot)
+
+
+def _db_file(db: sqlite_utils.Database) -> str:
+    for _, name, path in db.conn.execute("PRAGMA database_list").fetchall():
+        if name == "main" and path:
+            return path
+    raise RunFailure("poll needs a database file (not an in-memory store)")
+
+
+def polling_settings(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    cfg = config.load("polling")
+    return config._merge(cfg, overrides) if overrides else cfg
+
+
+def poll(
+    db: sqlite_utils.Database,
+    as_of: datetime | None = None,
+    *,
+    limit: int | None = None,
+    carrier: str | None = None,
+    base_url: str | None = None,
+    carriers: dict[str, Carrier] | None = None,
+    settings: dict[str, Any] | None = None,
+    ignore_rate_limits: bool | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> PollSummary:
+    """Fetch the tracking pages that are due at `as_of` and store what they say.
+
+    `base_url` (default $TRACKER_CARRIER_BASE_URL) replaces scheme and host of every carrier URL;
+    `settings` is merged over data/polling.toml; `progress(written, due)` is called after every batch.
+    """
+    now = as_of or clock_now()
+    cfg = polling_settings(settings)
+    registry = carriers if carriers is not None else load_carriers()
+    if carrier:
+        chosen = resolve(registry, carrier)
+        if chosen is None:
+            raise BadInput(f"--carrier {carrier}: no such carrier (configured: {', '.join(sorted(registry)) or 'none'})")
+        registry = {chosen.name: chosen}
+    if ignore_rate_limits is None:
+        ignore_rate_limits = bool(cfg["run"].get("ignore_rate_limits", False))
+    summary = PollSummary()
+    t_start = time.monotonic()
+    summary.shipments_created = seed_shipments(db, now)
+    http = HttpSettings.from_config(cfg["http"])
+
+    lanes: dict[str, Lane] = {}
+    rates: dict[str, float] = {}
+    for c in registry.values():
+        # politeness is keyed by the carrier's own host, also when a base URL sends the requests to a
+        # stand-in (the local carrier site plays every carrier's host at one address)
+        host = c.host("")
+        rate = float("inf") if ignore_rate_limits else c.rate_per_second
+        if host not in lanes or rate < rates[host]:  # carriers sharing a host share the slowest rate
+            rates[host] = rate
+            lanes[host] = Lane(host, lanes[host].carriers if host in lanes else {}, TokenBucket(rate, c.burst))
+        lanes[host].carriers.update({name: c for name in c.names()})
+
+    all_names = [n for lane in lanes.values() for n in lane.carriers]
+    marks = ", ".join("?" * len(all_names)) or "''"
+    due_at = to_db(now)
+    summary.due = db.conn.execute(
+        f"SELECT count(*) FROM shipments WHERE next_poll_at <= ? AND state NOT IN ('done', 'retired') "
+        f"AND carrier IN ({marks})", [due_at, *all_names]).fetchone()[0]
+    if limit is not None:
+        summary.due = min(summary.due, limit)
+    if not carrier:
+        for name, n in db.conn.execute(
+                f"SELECT carrier, count(*) FROM shipments WHERE next_poll_at <= ? AND state NOT IN ('done', 'retired') "
+                f"AND (carrier IS NULL OR carrier NOT IN ({marks})) GROUP BY carrier", [due_at, *all_names]):
+            summary.no_adapter[name] = n
+
+    stored = {c: db.conn.execute("SELECT value FROM meta WHERE key = ?", [breaker_meta_key(c)]).fetchone()
+              for c in registry}
+    breakers = Breakers(int(cfg["breaker"]["threshold"]), timedelta(hours=float(cfg["breaker"]["cooldown_hours"])),
+                        now, {c: (row[0] if row else None) for c, row in stored.items()})
+    deadline = t_start + float(cfg["run"]["max_run_minutes"]) * 60
+    run = _Run(_db_file(db), now, cfg, http, base_url, breakers, limit, deadline)
+    threads = [threading.Thread(target=run.lane, args=(lane,), name=f"lane {host}", daemon=True)
+               for host, lane in lanes.items()]
+    for t in threads:
+        t.start()
+
+    batch_size, batch_seconds = int(cfg["run"]["batch_size"]), float(cfg["run"]["batch_seconds"])
+    pending: list[PollResult] = []
+    done, last_commit = 0, time.monotonic()
+
+    def flush() -> None:
+        nonlocal pending, last_commit
+        try:
+            added = write_batch(db, pending, now, cfg, breakers.take_meta())
+        except sqlite3.Error as exc:
+            run.stop.set()
+            raise RunFailure(f"could not store poll results in {_db_file(db)}: {exc}") from exc
+        for r in pending:
+            summary.polled += 1
+            summary.outcomes[r.outcome] += 1
+            if r.error and r.error.startswith("unknown codes kept raw: "):
+                summary.unknown_codes.update(r.error.removeprefix("unknown codes kept raw: ").split(", "))
+        summary.events_added += sum(added.values())
+        if progress:
+            progress(summary.polled, summary.due)
+        pending, last_commit = [], time.monotonic()
+
+    try:
+        while done < len(threads):
+            try:
+                item = run.results.get(timeout=0.2)
+            except queue.Empty:
+                item = None
+            if item is _LANE_DONE:
+                done += 1
+            elif item is not None:
+                pending.append(item)
+            if pending and (len(pending) >= batch_size or time.monotonic() - last_commit >= batch_seconds
+                            or done == len(threads)):
+                flush()
+        if pending:
+            flush()
+        meta = breakers.take_meta()
+        if meta:
+            write_batch(db, [], now, cfg, meta)
+    finally:
+        run.stop.set()
+    summary.breakers_opened = breakers.opened
+    summary.skipped_breaker = run.skipped
+    summary.stopped_early = run.out_of_time
+    summary.seconds = time.monotonic() - t_start
+    if run.lane_errors:
+        raise RunFailure("polling stopped: " + "; ".join(run.lane_errors) + f" (stored so far: {summary.line()})")
+    return summary
+
+
+def breaker_status(db: sqlite_utils.Database, names: list[str], now: datetime) -> dict[str, str | None]:
+    """When each carrier's breaker closes again (None: closed)."""
+    out = {}
+    for name in names:
+        row = db.conn.execute("SELECT value FROM meta WHERE key = ?", [breaker_meta_key(name)]).fetchone()
+        until = row[0] if row else None
+        out[name] = until if until and (from_db(until) or now) > now else None
+    return out
