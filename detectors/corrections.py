@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import sqlite3
 
+import numpy as np
 import pandas as pd
 
 from detectors import view
@@ -34,9 +35,13 @@ def apply_corrections(conn: sqlite3.Connection, frame: pd.DataFrame, kinds: view
     frame["corrected_by_message_id"] = None
     numbers = frame["tracking_number"].to_numpy(dtype=object)
     present = [i for i, n in enumerate(numbers) if isinstance(n, str) and n]
-    validity = valid_many([numbers[i] for i in present])
+    distinct = list(dict.fromkeys(numbers[i] for i in present))
+    valid_of = dict(zip(distinct, valid_many(distinct), strict=True))
+    # number_valid: the number as written holds a known format (False also for no number)
+    frame["number_valid"] = np.fromiter((isinstance(n, str) and valid_of.get(n, False) for n in numbers),
+                                        dtype=bool, count=len(numbers))
     invalid = {str(frame.at[frame.index[i], "order_id"]): frame.index[i]
-               for i, ok in zip(present, validity, strict=True) if not ok}
+               for i in present if not valid_of[numbers[i]]}
     if not invalid:
         return frame
     marks = ", ".join("?" for _ in invalid)
@@ -62,6 +67,7 @@ def apply_corrections(conn: sqlite3.Connection, frame: pd.DataFrame, kinds: view
     for order_id, (number, message_id) in chosen.items():
         idx = invalid[order_id]
         frame.at[idx, "tracking_number"] = number
+        frame.at[idx, "number_valid"] = True
         frame.at[idx, "corrected_by_message_id"] = int(message_id)
         frame.at[idx, "n_orders_on_number"] = int(counts.get(number, 0)) + 1
         if number in aggregates.index:

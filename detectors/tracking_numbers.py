@@ -165,7 +165,6 @@ def valid_many(numbers: list[str] | tuple[str, ...]) -> list[bool]:
     (a million numbers in about a second), anything else through `validate` itself, so both always agree."""
     out = []
     cainiao, yun, s10 = _CAINIAO.match, _YUN.match, _S10.match
-    weights = S10_WEIGHTS
     for number in numbers:
         number = number or ""
         if cainiao(number) or yun(number):
@@ -176,7 +175,8 @@ def valid_many(numbers: list[str] | tuple[str, ...]) -> list[bool]:
             out.append(validate(number).valid)
             continue
         service, digits, check, country = m.groups()
-        c = 11 - sum(int(d) * w for d, w in zip(digits, weights, strict=True)) % 11
+        b = digits.encode()  # ASCII digits: weights 8,6,4,2,3,5,9,7 (they sum to 44, hence the 48 * 44)
+        c = 11 - (8 * b[0] + 6 * b[1] + 4 * b[2] + 2 * b[3] + 3 * b[4] + 5 * b[5] + 9 * b[6] + 7 * b[7] - 48 * 44) % 11
         c = 0 if c == 10 else 5 if c == 11 else c
         out.append(c == int(check) and service[0] not in S10_RESERVED_FIRST_LETTERS and is_real_country(country))
     return out

@@ -28,6 +28,8 @@ PHYSICAL_STATUSES = (
     "exception",
     "returned",
 )
+# the other normalised statuses (the store holds normalised statuses only): three comparisons, not seven
+NON_PHYSICAL = ("info_received", "not_found", "unknown")
 _JD_UNIX_EPOCH = 2440587.5
 
 SCOPE_ORDERS = "temp.detect_scope_orders"
@@ -87,13 +89,28 @@ def has_scope(conn: sqlite3.Connection) -> bool:
     return conn.execute("SELECT 1 FROM temp.sqlite_master WHERE name = 'detect_scope_orders'").fetchone() is not None
 
 
+FETCH_ROWS = 100_000
+
+
 def _frame(conn: sqlite3.Connection, sql: str, params: Sequence = (), columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """A query's rows as a frame, fetched in slices so a million rows never sit twice in memory.
+
+    Text columns are plain object columns: pandas 3's default string dtype is several times slower for
+    the per-value work rules do.
+    """
     cur = conn.execute(sql, params)
     names = [d[0] for d in cur.description]
-    rows = cur.fetchall()
-    frame = pd.DataFrame.from_records(rows, columns=names)
-    # plain object columns: pandas 3's default string dtype is several times slower for the per-value
-    # work the rules do (isna, map, comparisons)
+    parts = []
+    while True:
+        rows = cur.fetchmany(FETCH_ROWS)
+        if not rows:
+            break
+        parts.append(pd.DataFrame.from_records(rows, columns=names))
+        del rows
+    if not parts:
+        frame = pd.DataFrame({n: pd.Series(dtype=object) for n in names})
+    else:
+        frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     for col in frame.columns:
         if isinstance(frame[col].dtype, pd.StringDtype):
             frame[col] = frame[col].astype(object).where(frame[col].notna(), None)
@@ -159,20 +176,19 @@ def tracking_aggregates_sql(kinds: ScanKinds, where: str = "") -> str:
     candidate). Countries of the other scans after export (import customs, last-mile acceptance) likewise.
     first_event_jd is the earliest event of any kind (rules re-check the details of the few they flag).
     """
-    physical = _sql_list(PHYSICAL_STATUSES)
     locality = kinds.locality_sql()
     country_side = kinds.country_side_sql()
     place = "coalesce(country, '') || '|' || coalesce(city, '') || '|' || coalesce(postcode, '')"
     return f"""
         SELECT tracking_number,
           count(*) AS n_events,
-          sum(status IN ({physical})) AS n_scans,
+          sum(status NOT IN ({_sql_list(NON_PHYSICAL)})) AS n_scans,
           sum(status IN ({_sql_list(kinds.transit_statuses)})) AS n_transit,
           sum({kinds._glob(kinds.export_codes)} OR (raw_code IS NULL AND description LIKE '%export%')) AS n_export,
           sum({kinds._glob(kinds.import_codes)} OR (raw_code IS NULL AND description LIKE '%import%')) AS n_import,
           julianday(min(occurred_at)) AS first_event_jd,
-          julianday(min(CASE WHEN status IN ({physical}) THEN occurred_at END)) AS first_scan_jd,
-          julianday(max(CASE WHEN status IN ({physical}) THEN occurred_at END)) AS last_scan_jd,
+          julianday(min(CASE WHEN status NOT IN ({_sql_list(NON_PHYSICAL)}) THEN occurred_at END)) AS first_scan_jd,
+          julianday(max(CASE WHEN status NOT IN ({_sql_list(NON_PHYSICAL)}) THEN occurred_at END)) AS last_scan_jd,
           julianday(min(CASE WHEN status = 'delivered' THEN occurred_at END)) AS delivered_jd,
           max(id) AS max_event_id,
           min(CASE WHEN {locality} THEN {place} END) AS locality_min,
@@ -224,23 +240,34 @@ def load_order_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None =
       carrier, promised_days, buyer_received, and times as Julian days: ordered_jd, shipped_jd, confirmed_jd;
     - from the tracking events of the order's number (0 / NaN / None when it has none): n_events,
       n_scans (physical scans), n_transit (in-transit, out-for-delivery and pickup scans), n_export /
-      n_import (export / import customs scans), first_event_jd (earliest event that is not a lookup
-      failure), first_scan_jd / last_scan_jd (earliest / latest physical scan), delivered_jd (first
+      n_import (export / import customs scans), first_event_jd (earliest event of any kind),
+      first_scan_jd / last_scan_jd (earliest / latest physical scan), delivered_jd (first
       delivered scan), max_event_id, locality_min / locality_max (destination-office scans' places packed
       as 'CC|CITY|POSTCODE'), country_side_min / country_side_max (countries of scans after export);
     - from `shipments`: shipment_state, not_found_count;
     - n_orders_on_number: how many orders (in the whole store) carry the same number.
+
+    Rows come in no particular order. A whole-store read of a big store runs on two threads (two
+    read-only connections); a scoped read stays on `conn`. Also used by `RuleContext.orders`, which then
+    applies numbers corrected in the chat (`detectors.corrections`).
     """
     if order_ids is not None:
         set_scope(conn, order_ids)
     scoped = has_scope(conn)
     kinds = kinds or ScanKinds()
     if scoped:
-        frame = _frame(conn, order_frame_sql(
-            kinds, f"o.order_id IN (SELECT order_id FROM {SCOPE_ORDERS})",
-            f"tracking_number IN (SELECT tracking_number FROM {SCOPE_NUMBERS})"))
+        where = f"o.order_id IN (SELECT order_id FROM {SCOPE_ORDERS})"
+        frame = pd.concat([
+            _frame(conn, order_frame_sql(kinds, where, f"tracking_number IN (SELECT tracking_number FROM {SCOPE_NUMBERS})")),
+            _frame(conn, orders_without_events_sql(kinds, where)),
+        ], ignore_index=True)
     else:
         frame = _whole_store(conn, kinds)
+    numbers = frame["tracking_number"].where(frame["tracking_number"].fillna("") != "", None)
+    if scoped:  # the scope may hold only part of a number's orders: count them all
+        frame["n_orders_on_number"] = _count_orders(conn, numbers)
+    else:
+        frame["n_orders_on_number"] = frame.groupby(numbers, dropna=True)["order_id"].transform("size")
     for col in ("n_events", "n_scans", "n_transit", "n_export", "n_import", "max_event_id",
                 "n_orders_on_number", "not_found_count"):
         frame[col] = frame[col].fillna(0).astype(np.int64)
@@ -250,19 +277,43 @@ def load_order_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None =
     return frame
 
 
-def order_frame_sql(kinds: ScanKinds, order_where: str, event_where: str) -> str:
-    """orders + shipments + the per-number aggregates, joined in SQLite (one pass, no pandas merge)."""
-    return f"""SELECT {", ".join("o." + c for c in ORDER_COLUMNS)},
+def _count_orders(conn: sqlite3.Connection, numbers: pd.Series) -> pd.Series:
+    distinct = [n for n in dict.fromkeys(numbers.dropna())]
+    counts: dict[str, int] = {}
+    for start in range(0, len(distinct), 500):
+        chunk = distinct[start:start + 500]
+        counts.update(conn.execute(
+            f"SELECT tracking_number, count(*) FROM orders WHERE tracking_number IN ({', '.join('?' for _ in chunk)}) "
+            "GROUP BY tracking_number", chunk).fetchall())
+    return numbers.map(counts)
+
+
+def _order_columns_sql() -> str:
+    return f"""{", ".join("o." + c for c in ORDER_COLUMNS)},
               julianday(o.ordered_at) AS ordered_jd, julianday(o.shipped_at) AS shipped_jd,
               julianday(o.buyer_confirmed_at) AS confirmed_jd,
-              s.state AS shipment_state, coalesce(s.not_found_count, 0) AS not_found_count,
-              (SELECT count(*) FROM orders o2 WHERE o2.tracking_number = o.tracking_number) AS n_orders_on_number,
-              {", ".join("a." + c for c in AGGREGATE_COLUMNS)}
-            FROM orders o
+              s.state AS shipment_state, coalesce(s.not_found_count, 0) AS not_found_count"""
+
+
+def order_frame_sql(kinds: ScanKinds, order_where: str, event_where: str) -> str:
+    """Orders whose number has events, with shipments and the per-number aggregates, joined in SQLite.
+
+    The aggregation drives the loop (a co-routine in tracking-number order) and each number's orders are
+    looked up by index: nothing is materialised, no pandas merge.
+    """
+    return f"""SELECT {_order_columns_sql()}, {", ".join("a." + c for c in AGGREGATE_COLUMNS)}
+            FROM ({tracking_aggregates_sql(kinds, "WHERE " + event_where)}) a
+            CROSS JOIN orders o ON o.tracking_number = a.tracking_number
             LEFT JOIN shipments s ON s.tracking_number = o.tracking_number
-            LEFT JOIN ({tracking_aggregates_sql(kinds, "WHERE " + event_where)}) a
-              ON a.tracking_number = o.tracking_number
             WHERE {order_where}"""
+
+
+def orders_without_events_sql(kinds: ScanKinds, order_where: str) -> str:
+    """The other orders (no number, or a number with no events yet), with the same columns."""
+    return f"""SELECT {_order_columns_sql()}, {", ".join("NULL AS " + c for c in AGGREGATE_COLUMNS)}
+            FROM orders o LEFT JOIN shipments s ON s.tracking_number = o.tracking_number
+            WHERE ({order_where})
+              AND NOT EXISTS (SELECT 1 FROM tracking_events e WHERE e.tracking_number = o.tracking_number)"""
 
 
 def _file_of(conn: sqlite3.Connection) -> str | None:
@@ -287,8 +338,9 @@ def _whole_store(conn: sqlite3.Connection, kinds: ScanKinds) -> pd.DataFrame:
         n_numbers = conn.execute("SELECT count(*) FROM orders WHERE tracking_number > ''").fetchone()[0]
         middle = conn.execute("SELECT tracking_number FROM orders WHERE tracking_number > '' "
                               "ORDER BY tracking_number LIMIT 1 OFFSET ?", [n_numbers // 2]).fetchone()
+    without = orders_without_events_sql(kinds, "1")
     if middle is None:
-        return _frame(conn, order_frame_sql(kinds, "1", "1"))
+        return pd.concat([_frame(conn, order_frame_sql(kinds, "1", "1")), _frame(conn, without)], ignore_index=True)
 
     def run(sql: str) -> pd.DataFrame:
         reader = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30, check_same_thread=False)
@@ -299,11 +351,10 @@ def _whole_store(conn: sqlite3.Connection, kinds: ScanKinds) -> pd.DataFrame:
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         parts = list(pool.map(run, [
-            order_frame_sql(kinds, "o.tracking_number < ?1 AND o.tracking_number > ''",
-                            "tracking_number < ?1 AND tracking_number > ''"),
-            order_frame_sql(kinds, "o.tracking_number >= ?1", "tracking_number >= ?1"),
+            order_frame_sql(kinds, "1", "tracking_number < ?1"),
+            order_frame_sql(kinds, "1", "tracking_number >= ?1"),
         ]))
-    parts.append(_frame(conn, order_frame_sql(kinds, "o.tracking_number IS NULL OR o.tracking_number = ''", "0")))
+    parts.append(_frame(conn, without))
     return pd.concat(parts, ignore_index=True)
 
 

@@ -52,3 +52,23 @@ def test_statuses_derived_from_the_worlds_carrier_texts_match_its_own(db, tmp_pa
         if derived[e["tracking_number"] + e["occurred_at"] + e["description"]] != e["status"]
     ]
     assert wrong == []
+
+
+def test_every_carrier_text_of_the_world_maps_to_its_stage_status():
+    import tomllib
+
+    from tracker.config import data_path
+    from tracker.statuses import status_from_text
+
+    path = data_path("world", "stages.toml")
+    if not path.exists():
+        pytest.skip("no world stages file")
+    stages = tomllib.loads(path.read_text())
+    wrong = [
+        (carrier, text, stage["status"], status_from_text(text, carrier))
+        for stage in [*stages.get("stage", []), *stages.get("extra", {}).values()]
+        for carrier, texts in stage.get("text", {}).items()
+        for text in texts
+        if status_from_text(text, carrier) != stage["status"]
+    ]
+    assert wrong == []

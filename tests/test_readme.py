@@ -46,3 +46,9 @@ def test_every_option_of_every_verb_is_in_the_readme():
 
     walk(cli, "tracker")
     assert not missing, f"options missing from README.md: {missing}"
+
+
+def test_command_reference_is_generated_from_help():
+    from tracker.cli.reference import current_block, reference
+
+    assert current_block(README) == reference(), "run: python -m tracker.cli.reference --write"

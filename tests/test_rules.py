@@ -525,3 +525,15 @@ def test_a_corrected_number_without_scans_is_not_followed(db):
     add_message(db, "O1", "the correct number is RR473124829CN")
     detect(db)
     assert "invalid_tracking_number" in codes_of(db, "O1")
+
+
+def test_fast_validity_agrees_with_validate():
+    import random
+
+    from detectors.tracking_numbers import valid_many, validate
+
+    rng = random.Random(3)
+    numbers = [f"R{rng.choice('AJRSTB')}{rng.randrange(10**8):08d}{rng.randrange(10)}{rng.choice(['CN', 'XX', 'RU'])}"
+               for _ in range(3000)]
+    numbers += ["LP00123456789012", "YT1234567890123456", "1Z999AA10123456784", "1Z999AA10123456785", "HELLO", ""]
+    assert valid_many(numbers) == [validate(n).valid for n in numbers]

@@ -146,7 +146,7 @@ def _record(db: sqlite_utils.Database, model_id: str, as_of: datetime, frame: pd
             untracked: Iterable[str] = ()) -> None:
     scored_at = to_db(as_of)
     rows = [] if frame.empty else list(zip(
-        frame["order_id"].tolist(), np.round(frame["score"].to_numpy(), 4).tolist(), frame["codes"].tolist(),
+        frame["order_id"].tolist(), np.round(frame["score"].to_numpy(), 7).tolist(), frame["codes"].tolist(),
         frame["reasons"].tolist(), [model_id] * len(frame), [scored_at] * len(frame), strict=True))
     with db.conn:
         if full:
@@ -181,13 +181,18 @@ def explain(classifier: Any, features: pd.DataFrame, matrix: np.ndarray, score: 
     sub = matrix[rows]
     drops = np.zeros((len(rows), 0))
     names: list[str] = []
+    n_flags = FEATURES.index("n_flags")
     for name, columns in _groups().items():
+        if name == "flag_count":  # the count is explained by the flags that make it up, one by one
+            continue
         changed = ~np.all((sub[:, columns] == reference[columns]) |
                           (np.isnan(sub[:, columns]) & np.isnan(reference[columns])), axis=1)
         drop = np.zeros(len(rows))
         if changed.any():
             reset = sub[changed].copy()
             reset[:, columns] = reference[columns]
+            if name.startswith("flag:"):  # without this flag the order also has one flag fewer
+                reset[:, n_flags] -= sub[changed][:, columns[0]] - reference[columns[0]]
             drop[changed] = score[rows][changed] - classifier.predict_proba(reset)[:, 1]
         drops = np.column_stack([drops, drop])
         names.append(name)
@@ -196,6 +201,11 @@ def explain(classifier: Any, features: pd.DataFrame, matrix: np.ndarray, score: 
     for i, row in enumerate(rows):
         found = [{"feature": names[j], "text": describe(names[j], records[i]), "weight": round(float(drops[i, j]), 3)}
                  for j in best[i] if drops[i, j] >= min_contribution]
+        if not found:  # several findings that each suffice: no single one moves the score, all of them count
+            found = [{"feature": name, "text": describe(name, records[i]) + " (one of several that each suffice)",
+                      "weight": round(float(drops[i, j]), 3)}
+                     for j, name in enumerate(names) if name.startswith("flag:") and records[i][f"flag_{name[5:]}"]]
+            found = found[:max_reasons]
         reasons[row] = json.dumps(found)
     return reasons
 

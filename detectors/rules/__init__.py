@@ -187,16 +187,22 @@ def place_text(city: Any, postcode: Any, country: Any) -> str:
     return text or "an unknown place"
 
 
+def per_distinct(values: pd.Series | np.ndarray, fn: Any, dtype: Any = object) -> np.ndarray:
+    """`fn` applied once per distinct value (non-text values become ''), spread back with one numpy take:
+    a million rows hold a few thousand distinct places or answers, and a Python loop over the rows costs
+    more than the normalisation itself."""
+    array = values.to_numpy(dtype=object) if isinstance(values, pd.Series) else np.asarray(values, dtype=object)
+    codes, uniques = pd.factorize(array, use_na_sentinel=True)
+    mapped = np.array([fn(u if isinstance(u, str) else "") for u in uniques] + [fn("")], dtype=dtype)
+    return mapped[codes]  # code -1 (None/NaN) picks the last entry, fn('')
+
+
 def answer_in(values: pd.Series, answers: set[str]) -> np.ndarray:
     """Per row: is the (trimmed, lower-cased) text one of `answers`? ('yes', 'no' columns written by people)."""
-    cache: dict[object, bool] = {}
-    out = np.zeros(len(values), dtype=bool)
-    for i, v in enumerate(values.to_numpy(dtype=object)):
-        hit = cache.get(v)
-        if hit is None:
-            hit = cache[v] = isinstance(v, str) and v.strip().lower() in answers
-        out[i] = hit
-    return out
+    array = values.to_numpy(dtype=object)
+    codes, uniques = pd.factorize(array, use_na_sentinel=True)
+    mapped = np.array([isinstance(u, str) and u.strip().lower() in answers for u in uniques] + [False], dtype=bool)
+    return mapped[codes]
 
 
 def day(jd: float) -> str:

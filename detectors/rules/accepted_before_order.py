@@ -29,7 +29,7 @@ def check(ctx: RuleContext) -> list[Finding]:
         what = str(e["description"] or e["status"]).strip()
         findings.append(Finding(
             row.order_id, CODE, str(cfg.get("severity", "high")),
-            f"first carrier scan '{what}' in {place_text(e['city'], e['postcode'], e['country'])} on "
+            f"first tracking event '{what}' in {place_text(e['city'], e['postcode'], e['country'])} on "
             f"{stamp(e['occurred_at'])}, {lead:.1f} days before the order was placed on {stamp(jd_to_text(row.ordered_jd))}",
             Evidence(facts={"tracking_number": row.tracking_number, "first_scan_at": e["occurred_at"],
                             "ordered_at": jd_to_text(row.ordered_jd), "days_before_order": round(lead, 2)})

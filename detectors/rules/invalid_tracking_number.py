@@ -28,10 +28,13 @@ def check(ctx: RuleContext) -> list[Finding]:
     version = str(cfg.get("version", VERSION))
     o = ctx.tracked
     findings: list[Finding] = []
-    numbers = o["tracking_number"].to_numpy(dtype=object)
-    distinct = list(dict.fromkeys(numbers))
-    valid_of = dict(zip(distinct, valid_many(distinct), strict=True))
-    is_valid = np.fromiter((valid_of[n] for n in numbers), dtype=bool, count=len(numbers))
+    if "number_valid" in o:  # computed once with the chat corrections
+        is_valid = o["number_valid"].to_numpy(dtype=bool)
+    else:
+        numbers = o["tracking_number"].to_numpy(dtype=object)
+        distinct = list(dict.fromkeys(numbers))
+        valid_of = dict(zip(distinct, valid_many(distinct), strict=True))
+        is_valid = np.fromiter((valid_of[n] for n in numbers), dtype=bool, count=len(numbers))
     bad = o[~is_valid]
     for row in bad.itertuples(index=False):
         v = validate(row.tracking_number)

@@ -12,8 +12,6 @@ import importlib
 import logging
 import re
 
-import pandas as pd
-
 from detectors import pressure
 from detectors.rules import Finding, RuleContext, rule, stamp
 from detectors.view import jd_to_text
@@ -70,32 +68,43 @@ def check(ctx: RuleContext) -> list[Finding]:
     if messages.empty:
         return []
     texts = [t if isinstance(t, str) else "" for t in messages["text"].to_numpy(dtype=object)]
-    scores, method = score_messages(texts, str(cfg.get("method", "model")),
-                                    tuple(cfg.get("topics", DEFAULT_TOPICS)))
+    distinct = list(dict.fromkeys(texts))  # templated chats repeat: score each text once
+    distinct_scores, method = score_messages(distinct, str(cfg.get("method", "model")),
+                                             tuple(cfg.get("topics", DEFAULT_TOPICS)))
+    score_of = dict(zip(distinct, distinct_scores, strict=True))
     threshold = float(cfg.get("model_threshold", 0.7))
-    messages = messages.assign(score=scores)
-    hits = messages[messages["score"] >= threshold]
     # an honest phrasing ("contact us before opening a dispute") with no pressure phrase is not pressure
     # unless the model is very sure
     override = float(cfg.get("honest_override", 0.9))
-    veto = [pressure.is_honest(t) and not pressure.pressure_kinds(t) and s < override
-            for t, s in zip(hits["text"], hits["score"], strict=True)]
-    hits = hits[~pd.Series(veto, index=hits.index, dtype=bool)]
+    kinds_of: dict[str, list[str]] = {}
+    by_order: dict[str, list[tuple[float, int, float, str]]] = {}
+    for message_id, order_id, sent_jd, text in zip(messages["id"], messages["order_id"], messages["sent_jd"], texts,
+                                                   strict=True):
+        score = score_of[text]
+        if score < threshold:
+            continue
+        if text not in kinds_of:
+            kinds_of[text] = pressure.pressure_kinds(text)
+        if score < override and not kinds_of[text] and pressure.is_honest(text):
+            continue
+        by_order.setdefault(str(order_id), []).append((score, int(message_id), float(sent_jd), text))
     findings = []
-    for order_id, group in hits.groupby("order_id", sort=True):
-        top = group.sort_values(["score", "id"], ascending=[False, True]).iloc[0]
-        quote = " ".join(str(top["text"]).split())
+    for order_id in sorted(by_order):
+        group = sorted(by_order[order_id], key=lambda m: (-m[0], m[1]))
+        score, _, sent_jd, top_text = group[0]
+        quote = " ".join(top_text.split())
         quote = quote if len(quote) <= 160 else quote[:157] + "..."
-        kinds = pressure.pressure_kinds(top["text"])
+        kinds = kinds_of[top_text]
         what = " and ".join(_ASKS.get(k, k) for k in kinds)
-        text = (f"seller message on {stamp(jd_to_text(top['sent_jd']))} asks the buyer to {what}"
-                if kinds else f"seller message on {stamp(jd_to_text(top['sent_jd']))} pressures the buyer")
-        text += f" ({method} score {top['score']:.2f}): \"{quote}\""
+        text = (f"seller message on {stamp(jd_to_text(sent_jd))} asks the buyer to {what}"
+                if kinds else f"seller message on {stamp(jd_to_text(sent_jd))} pressures the buyer")
+        text += f" ({method} score {score:.2f}): \"{quote}\""
         if len(group) > 1:
             text += f"; {len(group) - 1} more such message(s)"
+        ordered = sorted(group, key=lambda m: m[1])
         findings.append(Finding(
-            str(order_id), CODE, str(cfg.get("severity", "medium")), text,
-            {"message_ids": [int(i) for i in group["id"]], "scores": [round(float(s), 3) for s in group["score"]],
+            order_id, CODE, str(cfg.get("severity", "medium")), text,
+            {"message_ids": [m[1] for m in ordered], "scores": [round(m[0], 3) for m in ordered],
              "method": method, "kinds": kinds, "event_ids": []},
             version,
         ))

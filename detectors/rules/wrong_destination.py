@@ -13,7 +13,7 @@ import pandas as pd
 
 from detectors import places
 from detectors.places import Place
-from detectors.rules import Evidence, Finding, RuleContext, place_text, rule, stamp
+from detectors.rules import Evidence, Finding, RuleContext, per_distinct, place_text, rule, stamp
 from detectors.tracking_numbers import validate
 
 CODE = "wrong_destination"
@@ -21,41 +21,53 @@ VERSION = "1"
 _WHAT = {"country": "country", "city": "city", "postcode": "postcode"}
 
 
-def _split(packed: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
-    cache: dict[str, list[str]] = {}
-    parts = []
-    for v in packed.to_numpy(dtype=object):
-        key = v if isinstance(v, str) else "||"
-        p = cache.get(key)
-        if p is None:
-            p = cache[key] = (key.split("|", 2) + ["", ""])[:3]
-        parts.append(p)
-    cols = list(zip(*parts, strict=True)) if parts else [(), (), ()]
-    return tuple(pd.Series(list(c), index=packed.index, dtype=object) for c in cols)  # type: ignore[return-value]
+def _split(packed: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """'CC|City|Postcode' packed places -> three object arrays ('' when missing), split once per distinct value."""
+    array = packed.to_numpy(dtype=object)
+    codes, uniques = pd.factorize(array, use_na_sentinel=True)
+    parts = [(u.split("|", 2) + ["", ""])[:3] if isinstance(u, str) else ["", "", ""] for u in uniques]
+    parts.append(["", "", ""])  # code -1: no destination-side scan
+    table = np.empty((len(parts), 3), dtype=object)
+    table[:, :] = parts
+    return table[codes, 0], table[codes, 1], table[codes, 2]
 
 
-def _ascii(values: pd.Series) -> np.ndarray:
-    return np.fromiter((v.isascii() for v in values.to_numpy(dtype=object)), dtype=bool, count=len(values))
+def _postcodes(values: np.ndarray, countries: np.ndarray) -> np.ndarray:
+    """places.normalize_postcode per (postcode, country) pair, computed once per distinct pair."""
+    v_codes, v_uniques = pd.factorize(values, use_na_sentinel=True)
+    c_codes, c_uniques = pd.factorize(countries, use_na_sentinel=True)
+    width = len(c_uniques) + 1
+    pair = (v_codes.astype(np.int64) + 1) * width + (c_codes.astype(np.int64) + 1)
+    distinct, inverse = np.unique(pair, return_inverse=True)
+    v_text = [""] + [u if isinstance(u, str) else "" for u in v_uniques]
+    c_text = [""] + [u if isinstance(u, str) else "" for u in c_uniques]
+    mapped = np.array([places.normalize_postcode(v_text[p // width], c_text[p % width]) for p in distinct.tolist()]
+                      + [""], dtype=object)
+    return mapped[inverse.reshape(-1)] if len(pair) else np.zeros(0, dtype=object)
+
+
+def _city_ascii(values: np.ndarray) -> np.ndarray:
+    return per_distinct(values, lambda v: places.normalize_city(v).isascii(), dtype=bool)
 
 
 def candidate_mask(o: pd.DataFrame) -> np.ndarray:
-    """Vectorised: orders whose packed destination-side places disagree with their address."""
-    o_cc = places.country_series(o["dest_country"]).to_numpy(dtype=object)
-    o_city = places.city_series(o["dest_city"])
-    o_pc = places.postcode_series(o["dest_postcode"], o["dest_country"]).to_numpy(dtype=object)
-    o_city_ascii = _ascii(o_city)
-    o_city = o_city.to_numpy(dtype=object)
+    """Vectorised: orders whose packed destination-side places disagree with their address.
+
+    Every normalisation runs once per distinct value (`per_distinct`), not once per order."""
+    o_cc = per_distinct(o["dest_country"], places.normalize_country)
+    o_city = per_distinct(o["dest_city"], places.normalize_city)
+    o_pc = _postcodes(o["dest_postcode"].to_numpy(dtype=object), o["dest_country"].to_numpy(dtype=object))
+    o_city_ascii = _city_ascii(o["dest_city"])
     hit = np.zeros(len(o), dtype=bool)
     for col in ("country_side_min", "country_side_max"):
-        s_cc = places.country_series(o[col]).to_numpy(dtype=object)
+        s_cc = per_distinct(o[col], places.normalize_country)
         hit |= (o_cc != "") & (s_cc != "") & (o_cc != s_cc)
     for col in ("locality_min", "locality_max"):
         cc, city, pc = _split(o[col])
-        s_cc = places.country_series(cc).to_numpy(dtype=object)
-        s_city_series = places.city_series(city)
-        s_city_ascii = _ascii(s_city_series)
-        s_city = s_city_series.to_numpy(dtype=object)
-        s_pc = places.postcode_series(pc, cc).to_numpy(dtype=object)
+        s_cc = per_distinct(cc, places.normalize_country)
+        s_city_ascii = _city_ascii(city)
+        s_city = per_distinct(city, places.normalize_city)
+        s_pc = _postcodes(pc, cc)
         hit |= (o_cc != "") & (s_cc != "") & (o_cc != s_cc)
         both_pc = (o_pc != "") & (s_pc != "")
         hit |= both_pc & (o_pc != s_pc)

@@ -45,6 +45,16 @@ def status_for(carrier: Carrier, code: str) -> str | None:
     return None
 
 
+def refine(carrier: Carrier, description: str | None, status: str) -> str:
+    """The status the event's text gives, where a [descriptions] phrase says more than the code."""
+    phrases: dict[str, str] = carrier.settings.get("descriptions", {})
+    text = (description or "").lower()
+    for phrase in sorted(phrases, key=len, reverse=True):
+        if phrase.lower() in text:
+            return phrases[phrase]
+    return status
+
+
 def _occurred_at(item: dict[str, Any]) -> str:
     time_str = item.get("timeStr") or (item.get("time") if isinstance(item.get("time"), str) else None)
     if time_str:
@@ -61,8 +71,9 @@ def _text(value: Any) -> str | None:
 
 
 def check_cainiao(carrier: Carrier) -> list[str]:
-    return [f"[statuses] {code!r}: {status!r} is not a normalised status"
-            for code, status in carrier.settings.get("statuses", {}).items() if status not in NORMALISED_STATUSES]
+    tables = [("statuses", carrier.settings.get("statuses", {})), ("descriptions", carrier.settings.get("descriptions", {}))]
+    return [f"[{name}] {key!r}: {status!r} is not a normalised status"
+            for name, table in tables for key, status in table.items() if status not in NORMALISED_STATUSES]
 
 
 @register_adapter("cainiao_json", check=check_cainiao)
@@ -100,6 +111,9 @@ def parse_cainiao(carrier: Carrier, page: Page, tracking_number: str) -> ParseRe
             status = "unknown"
             result.unknown_codes.append(code or "(none)")
             log.info("%s: unknown actionCode %r on %s kept raw as 'unknown'", carrier.name, code, tracking_number)
+        description = _text(item.get("desc")) or _text(item.get("standerdDesc"))
+        if status != "unknown":
+            status = refine(carrier, description, status)
         city, postcode, country = _text(item.get("city")), _text(item.get("postCode")), _text(item.get("country"))
         location = _text(item.get("location")) or (", ".join(p for p in (city, country) if p) or None)
         extra = None
@@ -110,7 +124,7 @@ def parse_cainiao(carrier: Carrier, page: Page, tracking_number: str) -> ParseRe
             "tracking_number": tracking_number,
             "occurred_at": _occurred_at(item),
             "status": status,
-            "description": _text(item.get("desc")) or _text(item.get("standerdDesc")),
+            "description": description,
             "location": location,
             "city": city,
             "postcode": postcode,

@@ -104,9 +104,10 @@ def last_mile_number(event: dict[str, Any]) -> str | None:
 
 
 # Stages a code alone does not tell (the world reports a pickup point as GTMS_DO_ARRIVE): by status.
-CHINAPOST_STATUS_WORDS = {"available_for_pickup": "Available for collection", "returned": "Returned to sender"}
+CHINAPOST_STATUS_WORDS = {"available_for_pickup": "Available for collection", "returned": "Returned to sender",
+                          "exception": "Item could not be delivered"}
 YUNEXPRESS_STATUS_WORDS = {"available_for_pickup": "Ready for pickup at service point",
-                           "returned": "Returned to sender"}
+                           "returned": "Returned to sender", "exception": "Delivery exception"}
 
 
 def word_for(event: dict[str, Any], words: dict[str, str], status_words: dict[str, str]) -> str:

@@ -47,7 +47,8 @@ class TrackerGroup(click.Group):
             raise BadInputError(exc.problems) from None
         except RunFailure as exc:
             raise RunFailureError(str(exc)) from None
-        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, KeyboardInterrupt):
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, KeyboardInterrupt,
+                BrokenPipeError):
             raise
         except Exception as exc:  # an unexpected bug: one line, the traceback only on request
             if os.environ.get("TRACKER_DEBUG"):
@@ -102,6 +103,9 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("tracker: interrupted", err=True)
         sys.exit(130)
+    except BrokenPipeError:  # `tracker scores | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
 
 
 # The verbs, one module per area. Imported for their registration on `cli`.

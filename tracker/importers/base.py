@@ -37,6 +37,9 @@ class Writer:
         if len(self.batch) >= BATCH_SIZE:
             self.flush()
 
+    def close(self) -> None:
+        """After the last flush, before the commit: drop whatever the writer set up."""
+
     def discard(self) -> None:
         self.batch = []
 

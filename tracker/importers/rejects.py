@@ -26,7 +26,6 @@ class RejectsFile:
         except OSError as exc:
             raise BadInput(f"{self.path}: cannot write the rejects file ({exc.strerror or exc})") from None
         self.count = 0
-        self._csv_header = source.header
         if self.format == "csv":
             self._writer = csv.writer(self._fh)
             base = list(source.header) if source.header is not None else [*columns, "extra"]

@@ -293,7 +293,7 @@ class WorldGenerator:
             start = self._start(rng, o)
         country = dest[0] if dest else o.country
         if factor is None:
-            factor = country.transit_factor * (0.8 + 0.5 * rng.random())
+            factor = self._factor(rng, country)
         if o.carrier == "cainiao" and rng.random() < self._last_mile_p:
             kw["last_mile_number"] = self.numbers.last_mile(o.slot, country.code)
         scans = self.journeys.build(rng, o.carrier, start, self._places(o, dest), factor=factor, **kw)
