@@ -189,8 +189,12 @@ def test_a_number_outside_the_carrier_pattern_never_reaches_a_url(db, site):
             "VALUES ('RR1/../../admin', 'chinapost', '2026-09-01T00:00:00Z')"
         )
     summary = run_poll(db, site)
-    assert summary.outcomes["error"] == 1 and not site.requests
-    assert "not a chinapost number" in shipment(db, "RR1/../../admin")["last_error"]
+    assert summary.outcomes["invalid_number"] == 1 and not site.requests
+    row = shipment(db, "RR1/../../admin")
+    assert "not a chinapost number" in row["last_error"]
+    # no fetch can ever succeed: it is not due again, rather than retried with backoff for 90 days
+    assert row["state"] == "invalid" and row["next_poll_at"] is None
+    assert run_poll(db, site).due == 0
 
 
 def test_unknown_cainiao_codes_are_logged_in_the_poll_log(db, site):

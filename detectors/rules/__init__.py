@@ -127,8 +127,10 @@ class RuleContext:
     def tracked(self) -> pd.DataFrame:
         """Orders that carry a tracking number."""
         o = self.orders
-        return o[np.fromiter((isinstance(n, str) and n != "" for n in o["tracking_number"].to_numpy(dtype=object)),
-                             dtype=bool, count=len(o))]
+        numbered = np.fromiter((isinstance(n, str) and n != "" for n in o["tracking_number"].to_numpy(dtype=object)),
+                               dtype=bool, count=len(o))
+        # usually every order has a number: then no second copy of a million-row frame (rules only read it)
+        return o if numbered.all() else o[numbered]
 
     @cached_property
     def seller_messages(self) -> pd.DataFrame:

@@ -48,7 +48,10 @@ class _Selector:
 
     def matches(self, el: Any) -> bool:
         name, cls = self.simple  # type: ignore[misc]
-        return (name is None or el.name == name) and (cls is None or cls in (el.get("class") or ()))
+        if name is not None and el.name != name:
+            return False
+        # class is kept as the page's string (multi_valued_attributes=None: cheaper to build)
+        return cls is None or cls in (el.get("class") or "").split()
 
 
 def _find_fields(row: Any, selectors: dict[str, _Selector]) -> dict[str, Any]:
@@ -163,7 +166,8 @@ def parse_html(carrier: Carrier, page: Page, tracking_number: str) -> ParseResul
         return ParseResult("error", error=f"page has {tags} tags, over the {c.max_tags} a tracking page may have")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # bs4 warns about odd markup; a bad page is handled below
-        soup = BeautifulSoup(text, "lxml", parse_only=c.strainer)  # already decoded: no charset sniffing
+        # already decoded (no charset sniffing); attributes kept as strings (no splitting of every class)
+        soup = BeautifulSoup(text, "lxml", parse_only=c.strainer, multi_valued_attributes=None)
     rows = c.rows.select(soup)
     if not rows:
         if c.not_found and _markers(text, c.not_found):

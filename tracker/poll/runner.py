@@ -165,7 +165,7 @@ class _Run:
         sql = (f"SELECT tracking_number, carrier, state, last_status, first_seen_at, next_poll_at, last_event_at, "
                f"delivered_seen_at, consecutive_failures, not_found_count FROM shipments "
                f"WHERE next_poll_at <= ? AND (next_poll_at, tracking_number) > (?, ?) "
-               f"AND state NOT IN ('done', 'retired') AND carrier IN ({', '.join('?' * len(names))}) "
+               f"AND state NOT IN ('done', 'retired', 'invalid') AND carrier IN ({', '.join('?' * len(names))}) "
                f"ORDER BY next_poll_at, tracking_number LIMIT {PAGE_ROWS}")
         key = ("", "")
         try:
@@ -206,7 +206,8 @@ class _Run:
         try:
             url = carrier.url_for(tn, self.base_url)
         except BadInput:
-            return result("error", error=f"not a {carrier.name} number (pattern {carrier.number_pattern.pattern})")
+            return result("invalid_number",
+                          error=f"not a {carrier.name} number (pattern {carrier.number_pattern.pattern}); not polled again")
         try:
             page, retries = fetch(session, url, self.http, before_request=lane.bucket.acquire)
         except FetchError as exc:
@@ -295,13 +296,13 @@ def poll(
     marks = ", ".join("?" * len(all_names)) or "''"
     due_at = to_db(now)
     summary.due = db.conn.execute(
-        f"SELECT count(*) FROM shipments WHERE next_poll_at <= ? AND state NOT IN ('done', 'retired') "
+        f"SELECT count(*) FROM shipments WHERE next_poll_at <= ? AND state NOT IN ('done', 'retired', 'invalid') "
         f"AND carrier IN ({marks})", [due_at, *all_names]).fetchone()[0]
     if limit is not None:
         summary.due = min(summary.due, limit)
     if not carrier:
         for name, n in db.conn.execute(
-                f"SELECT carrier, count(*) FROM shipments WHERE next_poll_at <= ? AND state NOT IN ('done', 'retired') "
+                f"SELECT carrier, count(*) FROM shipments WHERE next_poll_at <= ? AND state NOT IN ('done', 'retired', 'invalid') "
                 f"AND (carrier IS NULL OR carrier NOT IN ({marks})) GROUP BY carrier", [due_at, *all_names]):
             summary.no_adapter[name] = n
 

@@ -54,6 +54,9 @@ def next_poll(
     if latest_event_at and (not shipment.get("last_event_at") or latest_event_at > shipment["last_event_at"]):
         update["last_event_at"] = latest_event_at
 
+    if outcome == "invalid_number":  # the carrier's pattern rejects it: no fetch can ever succeed
+        update.update(state="invalid", next_poll_at=None)
+        return update
     if outcome == "ok":
         update.update(last_success_at=to_db(now), consecutive_failures=0, last_error=None)
         status = latest_status or shipment.get("last_status") or "unknown"

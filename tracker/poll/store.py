@@ -147,7 +147,7 @@ def seed_shipments(db: sqlite_utils.Database, now: datetime) -> int:
         )
         # a due row must have a time to sort by
         conn.execute("UPDATE shipments SET next_poll_at = ? WHERE next_poll_at IS NULL "
-                     "AND state NOT IN ('done', 'retired')", [at])
+                     "AND state NOT IN ('done', 'retired', 'invalid')", [at])
     return len(rows)
 
 
