@@ -216,7 +216,7 @@ def _m001_core(db: sqlite_utils.Database) -> None:
     )
 
 
-def _m006_cases_labels_deadlines(db: sqlite_utils.Database) -> None:
+def _m002_cases_labels_deadlines(db: sqlite_utils.Database) -> None:
     """Case tracker (issue 6): label tables the dashboard joins, per-case deadlines, two dispute columns."""
     run_script(
         db,
@@ -259,7 +259,7 @@ SEARCH_INDEXES: dict[str, tuple[str, ...]] = {
 }
 
 
-def _m007_dashboard_search(db: sqlite_utils.Database) -> None:
+def _m003_dashboard_search(db: sqlite_utils.Database) -> None:
     """Dashboard (issue 7): full-text search kept current by triggers, and indexes for its facets and sorts.
 
     The triggers only queue the changed rowid (a B-tree insert); the dashboard folds the queue into the
@@ -296,12 +296,12 @@ def _m007_dashboard_search(db: sqlite_utils.Database) -> None:
     )
 
 
-def _m003_poll_due_index(db: sqlite_utils.Database) -> None:
+def _m004_poll_due_index(db: sqlite_utils.Database) -> None:
     """Polling (issue 3): the due-shipment scan reads this index in next_poll_at order."""
     run_script(db, "CREATE INDEX idx_shipments_next_poll ON shipments(next_poll_at, tracking_number);")
 
 
-def _m004_rules_deadlines(db: sqlite_utils.Database) -> None:
+def _m005_rules_deadlines(db: sqlite_utils.Database) -> None:
     """Detection rules (issue 4): when each order next needs a time-based rule re-checked."""
     run_script(
         db,
@@ -312,7 +312,7 @@ def _m004_rules_deadlines(db: sqlite_utils.Database) -> None:
     )
 
 
-def _m008_classifier_caches(db: sqlite_utils.Database) -> None:
+def _m006_classifier_caches(db: sqlite_utils.Database) -> None:
     # the classifier's derived data, refreshed only where its inputs changed (tracker/scoring.py):
     # each seller message's pressure, once per message model; each tracking number's event aggregates
     run_script(
@@ -363,11 +363,11 @@ def _m007_dashboard_case_counts(db: sqlite_utils.Database) -> None:
 
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("001_core", _m001_core),
-    ("006_cases_labels_deadlines", _m006_cases_labels_deadlines),
-    ("007_dashboard_search", _m007_dashboard_search),
-    ("003_poll_due_index", _m003_poll_due_index),
-    ("004_rules_deadlines", _m004_rules_deadlines),
-    ("008_classifier_caches", _m008_classifier_caches),
+    ("002_cases_labels_deadlines", _m002_cases_labels_deadlines),
+    ("003_dashboard_search", _m003_dashboard_search),
+    ("004_poll_due_index", _m004_poll_due_index),
+    ("005_rules_deadlines", _m005_rules_deadlines),
+    ("006_classifier_caches", _m006_classifier_caches),
     ("007_dashboard_case_counts", _m007_dashboard_case_counts),
     # append new migrations here
 ]

@@ -91,10 +91,17 @@ def init(ctx: click.Context) -> None:
     """Create or migrate the database."""
     from tracker.migrations import migrate
 
-    db = open_store(ctx, create=False) if os.path.exists(ctx.obj["db_path"]) else open_store(ctx)
-    applied = migrate(db)
     path = ctx.obj["db_path"]
-    click.echo(f"{path}: up to date" + (f" (applied {', '.join(applied)})" if applied else ""))
+    if not os.path.exists(path):
+        open_store(ctx).close()
+        click.echo(f"{path}: created")
+        return
+    db = open_store(ctx, create=False)
+    try:
+        applied = migrate(db)
+    finally:
+        db.close()
+    click.echo(f"{path}: " + (f"migrated ({', '.join(applied)})" if applied else "up to date"))
 
 
 def main(argv: list[str] | None = None) -> None:
