@@ -23,6 +23,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from detectors import places, view
 
+# Deliberately its own list, not the rule registry's: a shipped model's feature list must not change when
+# a rule is added (a model trained on another feature list is refused).
 FLAG_CODES = (
     "invalid_tracking_number",
     "tracking_reused",

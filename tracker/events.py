@@ -25,7 +25,8 @@ NORMALISED_STATUSES = (
     "unknown",
 )
 
-EVENT_COLUMNS = (
+# The columns of the contract's events file, in the order files carry them.
+CONTRACT_EVENT_COLUMNS = (
     "tracking_number",
     "occurred_at",
     "status",
@@ -36,6 +37,10 @@ EVENT_COLUMNS = (
     "country",
     "carrier",
     "raw_code",
+)
+
+# The stored row: the contract's columns plus where and when we got the scan.
+EVENT_COLUMNS = CONTRACT_EVENT_COLUMNS + (
     "source",
     "snapshot_sha256",
     "extra",

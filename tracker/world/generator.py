@@ -17,6 +17,7 @@ from typing import Any
 
 from detectors.tracking_numbers import validate
 from tracker.config import load
+from tracker.events import CONTRACT_EVENT_COLUMNS
 from tracker.world.journeys import CUSTOMS_AND_LINEHAUL, DAY, HOUR, Clock, JourneyMaker, Place, Scan, place
 from tracker.world.messages import MessageWriter
 from tracker.world.numbers import NumberMaker, typo
@@ -43,18 +44,7 @@ ORDER_COLUMNS = (
     "currency",
     "item_title",
 )
-EVENT_COLUMNS = (
-    "tracking_number",
-    "occurred_at",
-    "status",
-    "description",
-    "location",
-    "city",
-    "postcode",
-    "country",
-    "carrier",
-    "raw_code",
-)
+EVENT_COLUMNS = CONTRACT_EVENT_COLUMNS
 MESSAGE_COLUMNS = ("order_id", "sender", "sent_at", "text")
 LABEL_COLUMNS = ("order_id", "fraud", "pattern")
 
