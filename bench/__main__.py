@@ -150,7 +150,7 @@ def main() -> None:
         previous = json.loads(results_path.read_text())
         results["areas"] = previous.get("areas", {})
     for area in areas:
-        results["areas"][area] = {}
+        results["areas"].setdefault(area, {})  # a partial re-run keeps the sizes it does not measure
         for n in sizes:
             workdir = Path(args.workdir) / area / str(n)
             workdir.mkdir(parents=True, exist_ok=True)
