@@ -36,20 +36,25 @@ def apply_corrections(conn: sqlite3.Connection, frame: pd.DataFrame, kinds: view
     frame["tracking_number_given"] = frame["tracking_number"]
     frame["corrected_by_message_id"] = None
     numbers = frame["tracking_number"].to_numpy(dtype=object)
-    present = [i for i, n in enumerate(numbers) if isinstance(n, str) and n]
-    distinct = list(dict.fromkeys(numbers[i] for i in present))
-    valid_of = dict(zip(distinct, valid_many(distinct), strict=True))
+    # each distinct number validated once; codes -1: no number
+    codes, distinct = pd.factorize(numbers, use_na_sentinel=True)
+    distinct = [n if isinstance(n, str) else "" for n in distinct]
+    valid_of = np.array(valid_many(distinct) + [False], dtype=bool)
+    present_of = np.array([n != "" for n in distinct] + [False], dtype=bool)
     # number_valid: the number as written holds a known format (False also for no number)
-    frame["number_valid"] = np.fromiter((isinstance(n, str) and valid_of.get(n, False) for n in numbers),
-                                        dtype=bool, count=len(numbers))
-    invalid = {str(frame.at[frame.index[i], "order_id"]): frame.index[i]
-               for i in present if not valid_of[numbers[i]]}
+    frame["number_valid"] = valid_of[codes]
+    rows = np.flatnonzero(present_of[codes] & ~valid_of[codes])
+    invalid = dict(zip(frame["order_id"].to_numpy(dtype=object)[rows].tolist(), frame.index[rows], strict=True))
     if not invalid:
         return frame
-    marks = ", ".join("?" for _ in invalid)
+    conn.execute("DROP TABLE IF EXISTS temp.correction_orders")
+    conn.execute("CREATE TEMP TABLE correction_orders (order_id TEXT PRIMARY KEY)")
+    conn.executemany("INSERT OR IGNORE INTO temp.correction_orders VALUES (?)", ((o,) for o in invalid))
+    # a temp table, not an IN list: a big store has more invalid numbers than SQLite allows parameters
     messages = conn.execute(
-        f"SELECT id, order_id, text FROM messages WHERE lower(sender) = 'seller' AND order_id IN ({marks}) "
-        "ORDER BY sent_at DESC, id DESC", list(invalid)).fetchall()
+        "SELECT m.id, m.order_id, m.text FROM temp.correction_orders c CROSS JOIN messages m "
+        "ON m.order_id = c.order_id WHERE lower(m.sender) = 'seller' ORDER BY m.sent_at DESC, m.id DESC").fetchall()
+    conn.execute("DROP TABLE temp.correction_orders")
     chosen: dict[str, tuple[str, int]] = {}
     for message_id, order_id, text in messages:
         if order_id in chosen:

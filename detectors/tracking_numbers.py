@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cache
 
+import numpy as np
 import pycountry
 
 S10_WEIGHTS = (8, 6, 4, 2, 3, 5, 9, 7)
@@ -160,23 +161,48 @@ def guess_carrier(text: str) -> str | None:
     return best.carrier if best else None
 
 
+@cache
+def _real_country_table() -> np.ndarray:
+    """26 x 26 booleans: is this pair of capital letters a real country's alpha-2 code."""
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    return np.array([[is_real_country(a + b) for b in letters] for a in letters], dtype=bool)
+
+
+_S10_WEIGHTS = np.array((8, 6, 4, 2, 3, 5, 9, 7))
+_RESERVED = np.array([chr(c) in S10_RESERVED_FIRST_LETTERS for c in range(256)], dtype=bool)
+
+
+def _s10_valid(block: np.ndarray) -> np.ndarray:
+    """The S10 verdict for rows of 13 ASCII bytes already shaped LLDDDDDDDDDLL: check digit, service letter,
+    issuing country. The same arithmetic as `_s10`, on whole columns."""
+    digits = block[:, 2:10].astype(np.int64) - 48
+    c = 11 - (digits @ _S10_WEIGHTS) % 11
+    c = np.where(c == 10, 0, np.where(c == 11, 5, c))
+    country = _real_country_table()[block[:, 11] - 65, block[:, 12] - 65]
+    return (c == block[:, 10].astype(np.int64) - 48) & ~_RESERVED[block[:, 0]] & country
+
+
 def valid_many(numbers: list[str] | tuple[str, ...]) -> list[bool]:
-    """`validate(n).valid` for many normalised numbers at once: the common S10/LP/YT shapes on a fast path
-    (a million numbers in about a second), anything else through `validate` itself, so both always agree."""
-    out = []
-    cainiao, yun, s10 = _CAINIAO.match, _YUN.match, _S10.match
-    for number in numbers:
-        number = number or ""
-        if cainiao(number) or yun(number):
-            out.append(True)
-            continue
-        m = s10(number)
-        if m is None:
-            out.append(validate(number).valid)
-            continue
-        service, digits, check, country = m.groups()
-        b = digits.encode()  # ASCII digits: weights 8,6,4,2,3,5,9,7 (they sum to 44, hence the 48 * 44)
-        c = 11 - (8 * b[0] + 6 * b[1] + 4 * b[2] + 2 * b[3] + 3 * b[4] + 5 * b[5] + 9 * b[6] + 7 * b[7] - 48 * 44) % 11
-        c = 0 if c == 10 else 5 if c == 11 else c
-        out.append(c == int(check) and service[0] not in S10_RESERVED_FIRST_LETTERS and is_real_country(country))
-    return out
+    """`validate(n).valid` for many normalised numbers at once: the common S10/LP/YT shapes on whole Arrow
+    columns (a million numbers in a fraction of a second), anything else through `validate` itself, so
+    both always agree. Only ASCII numbers take the fast path: Python's `\\d` also matches other scripts'
+    digits, the column regexes do not."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    texts = pa.array([n or "" for n in numbers], type=pa.string())
+    ascii_ = pc.string_is_ascii(texts)
+    fast_yes = pc.and_(ascii_, pc.or_(pc.match_substring_regex(texts, _CAINIAO.pattern),
+                                      pc.match_substring_regex(texts, _YUN.pattern)))
+    s10 = pc.and_(ascii_, pc.match_substring_regex(texts, r"^[A-Z]{2}[0-9]{9}[A-Z]{2}$"))
+    out = fast_yes.to_numpy(zero_copy_only=False).copy()
+    s10_rows = np.flatnonzero(s10.to_numpy(zero_copy_only=False))
+    if len(s10_rows):
+        block = pc.cast(texts.take(pa.array(s10_rows)), pa.binary())
+        offsets = np.frombuffer(block.buffers()[1], dtype=np.int32)[block.offset:block.offset + len(block) + 1]
+        data = np.frombuffer(block.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+        out[s10_rows] = _s10_valid(data.reshape(len(s10_rows), 13))
+    rest = np.flatnonzero(~(out | s10.to_numpy(zero_copy_only=False)))
+    for i in rest.tolist():
+        out[i] = validate(numbers[i] or "").valid
+    return out.tolist()

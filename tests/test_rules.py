@@ -536,4 +536,9 @@ def test_fast_validity_agrees_with_validate():
     numbers = [f"R{rng.choice('AJRSTB')}{rng.randrange(10**8):08d}{rng.randrange(10)}{rng.choice(['CN', 'XX', 'RU'])}"
                for _ in range(3000)]
     numbers += ["LP00123456789012", "YT1234567890123456", "1Z999AA10123456784", "1Z999AA10123456785", "HELLO", ""]
-    assert valid_many(numbers) == [validate(n).valid for n in numbers]
+    # shapes off the fast path: other scripts' digits, lower case, spaces and a newline, near-misses in length
+    numbers += ["RR١٢٣٤٥٦٧٨٥CN", "rr123456785cn", "RR 123 456 785 CN", "RR123456785CN\n", "LP0012345678901",
+                "LP00123456789", "YT123456789012345", "ZZ123456785CN", "JJ123456785CN", "RR123456785C"]
+    verdicts = valid_many(numbers)
+    assert verdicts == [validate(n).valid for n in numbers]
+    assert 0 < sum(verdicts) < len(numbers)

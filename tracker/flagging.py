@@ -118,7 +118,7 @@ def _changed_orders(conn, last: dict[str, int], as_of: str) -> None:  # noqa: AN
     conn.executemany(add + "VALUES (?)", [(p,) for p in partners])
     # every order sharing a tracking number with a changed one
     conn.execute(add + f"""SELECT o2.order_id FROM orders o2 WHERE o2.tracking_number IN (
-        SELECT o.tracking_number FROM orders o JOIN {CHANGED} c ON c.order_id = o.order_id
+        SELECT o.tracking_number FROM {CHANGED} c CROSS JOIN orders o ON o.order_id = c.order_id
         WHERE o.tracking_number IS NOT NULL AND o.tracking_number <> '')""")
 
 

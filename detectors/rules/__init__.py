@@ -150,7 +150,7 @@ class RuleContext:
         if missing:
             for number in missing:
                 self._events[number] = []
-            for record in view.load_events(self.conn, missing).to_dict("records"):
+            for record in view.load_event_records(self.conn, missing):
                 self._events[record["tracking_number"]].append(record)
         return {n: self._events[n] for n in wanted}
 

@@ -1,0 +1,346 @@
+"""The whole-store order frame, read column-wise: Arrow instead of SQL aggregates, for a big store.
+
+`detectors.view.tracking_aggregates_sql` asks SQLite for fourteen aggregates per tracking number. Over
+eight million events that costs about a minute of SQLite's expression evaluation, most of it spent
+re-testing each scan's kind once per aggregate. Here SQLite only hands over the raw columns (through the
+ADBC SQLite driver, straight into Arrow memory without a Python object per value), each scan's kind is
+decided once per distinct (status, raw_code) pair, and Arrow's hash aggregation does the rest, on both
+cores, one slice of the events at a time so memory stays bounded.
+
+The answers are the SQL path's, exactly: the kinds of scan are decided by the very SQL expressions of
+`ScanKinds` (on a tiny in-memory table of the distinct pairs), text minima and maxima compare bytes as
+SQLite's BINARY collation does, and Julian days are computed as SQLite's `julianday` computes them.
+`tests/test_columnar.py` holds the two paths to the same frame.
+
+It runs in a child process (`load_whole_store`): the driver brings its own copy of SQLite, and two copies
+of SQLite in one process break each other's POSIX file locks when either closes the database file.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import numpy as np
+
+EVENTS_PER_SLICE = 1_000_000
+WORKERS = 2
+# SQLite's julianday(): milliseconds since the Julian epoch, divided as a double
+_JD_MS_AT_UNIX_EPOCH = 210_866_760_000_000
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def _connect(path: str) -> Any:
+    import adbc_driver_sqlite.dbapi as adbc
+
+    return adbc.connect(f"file:{path}?mode=ro")
+
+
+def _fetch(conn: Any, sql: str) -> Any:
+    """A query's rows as an Arrow table. The driver infers each column's type from its first rows, so the
+    query starts with a typed sentinel row (id -1) that the caller filters out."""
+    cur = conn.cursor()
+    try:
+        cur.execute(sql)
+        return cur.fetch_arrow_table()
+    finally:
+        cur.close()
+
+
+def _without_sentinel(table: Any, column: str, mark: int) -> Any:
+    """The table without its sentinel row: a zero-copy slice when it came first, as SQLite returns it."""
+    import pyarrow.compute as pc
+
+    if table.num_rows and table[column][0].as_py() == mark and pc.sum(pc.equal(table[column], mark)).as_py() == 1:
+        return table.slice(1)
+    return table.filter(pc.not_equal(table[column], mark))
+
+
+_EVENT_SLICE_SQL = """
+    SELECT '' AS tracking_number, '' AS occurred_at, '' AS status, '' AS raw_code, '' AS country, '' AS city,
+           '' AS postcode, -1 AS id, 0 AS desc_bits
+    UNION ALL
+    SELECT tracking_number, occurred_at, status, raw_code, country, city, postcode, id,
+           CASE WHEN raw_code IS NULL THEN (description LIKE '%export%') + 2 * (description LIKE '%import%') END
+    FROM tracking_events WHERE id >= {low} AND id < {high}"""
+
+
+def kind_expressions(kinds: Any) -> tuple[str, ...]:
+    """The SQL path's own expressions for a scan's kinds (a `view.ScanKinds`), as 0/1 columns: scan, transit,
+    export code, import code, locality, country side, delivered. Built in the parent, so that the child
+    processes need not import pandas to rebuild them."""
+    from detectors import view
+
+    return (
+        f"status NOT IN ({view._sql_list(view.NON_PHYSICAL)})",
+        f"status IN ({view._sql_list(kinds.transit_statuses)})",
+        kinds._glob(kinds.export_codes),
+        kinds._glob(kinds.import_codes),
+        kinds.locality_sql(),
+        kinds.country_side_sql(),
+        "status = 'delivered'",
+    )
+
+
+def _kind_table(expressions: tuple[str, ...], pairs: list[tuple[Any, Any]]) -> np.ndarray:
+    """For each (status, raw_code) pair, the verdict of each expression as 0/1, decided by SQLite itself."""
+    mem = sqlite3.connect(":memory:")
+    try:
+        mem.execute("CREATE TABLE pairs (n INTEGER PRIMARY KEY, status TEXT, raw_code TEXT)")
+        mem.executemany("INSERT INTO pairs VALUES (?, ?, ?)", [(i, s, r) for i, (s, r) in enumerate(pairs)])
+        columns = ", ".join(f"coalesce({e}, 0)" for e in expressions)
+        rows = mem.execute(f"SELECT {columns} FROM pairs ORDER BY n").fetchall()
+    finally:
+        mem.close()
+    return np.array(rows, dtype=np.int8).reshape(len(pairs), len(expressions))
+
+
+class Fallback(Exception):
+    """The columnar read cannot promise the SQL path's answer here (say, a time not in canonical form)."""
+
+
+_INT_MAX = np.iinfo(np.int64).max
+_INT_MIN = np.iinfo(np.int64).min
+
+
+def _encode(values: Any) -> Any:
+    """Dictionary-encode an Arrow array or chunked array into one DictionaryArray."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    encoded = pc.dictionary_encode(values)
+    return encoded.combine_chunks() if isinstance(encoded, pa.ChunkedArray) else encoded
+
+
+def _codes(keys: Any) -> tuple[np.ndarray, Any]:
+    """Integer group codes of an Arrow string array (no nulls) and the distinct keys."""
+    encoded = _encode(keys)
+    return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), encoded.dictionary
+
+
+def _reduce(codes: np.ndarray, n: int, values: np.ndarray, how: str) -> np.ndarray:
+    """Per-group min / max of int64 values; groups without a value hold the sentinel."""
+    if how == "min":
+        out = np.full(n, _INT_MAX, dtype=np.int64)
+        np.minimum.at(out, codes, values)
+    else:
+        out = np.full(n, _INT_MIN, dtype=np.int64)
+        np.maximum.at(out, codes, values)
+    return out
+
+
+def _text_extremes(codes: np.ndarray, n: int, texts: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Per-group smallest and largest text (object arrays, None where a group has none), compared as
+    SQLite's BINARY collation compares: UTF-8 bytes, which order as code points do, as Python's str."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    valid = pc.is_valid(texts).to_numpy(zero_copy_only=False)
+    low = np.full(n, None, dtype=object)
+    high = np.full(n, None, dtype=object)
+    if not valid.any():
+        return low, high
+    present = texts.filter(pa.array(valid))
+    encoded = _encode(present)
+    distinct = encoded.dictionary.to_pylist()
+    order = sorted(range(len(distinct)), key=distinct.__getitem__)
+    rank = np.empty(len(distinct), dtype=np.int64)
+    rank[order] = np.arange(len(distinct))
+    by_rank = np.array([distinct[i] for i in order] + [None], dtype=object)
+    ranks = rank[encoded.indices.to_numpy(zero_copy_only=False)]
+    group = codes[valid]
+    smallest = _reduce(group, n, ranks, "min")
+    largest = _reduce(group, n, ranks, "max")
+    low = by_rank[np.where(smallest == _INT_MAX, len(distinct), smallest)]
+    high = by_rank[np.where(largest == _INT_MIN, len(distinct), largest)]
+    return low, high
+
+
+def _slice_aggregates(path: str, kinds: tuple[str, ...], low: int, high: int) -> dict[str, Any] | None:
+    """The aggregates of the events with low <= id < high (`kinds`: `kind_expressions`): times as epoch ms."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    conn = _connect(path)
+    try:
+        t = _fetch(conn, _EVENT_SLICE_SQL.format(low=low, high=high))
+    finally:
+        conn.close()
+    t = _without_sentinel(t, "id", -1)
+    if t.num_rows == 0:
+        return None
+    codes, keys = _codes(t["tracking_number"])
+    n = len(keys)
+    status, raw = _encode(t["status"]), _encode(t["raw_code"])
+    s_values, r_values = status.dictionary.to_pylist(), raw.dictionary.to_pylist()
+    width = len(r_values) + 1  # index 0: raw_code NULL
+    pair = (status.indices.to_numpy(zero_copy_only=False).astype(np.int64) * width
+            + raw.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64) + 1)
+    used, inverse = np.unique(pair, return_inverse=True)
+    verdicts = _kind_table(kinds, [(s_values[p // width], None if p % width == 0 else r_values[p % width - 1])
+                                   for p in used.tolist()])[inverse]
+    scan, transit, export, imported, locality, country_side, delivered = (verdicts[:, k].astype(bool)
+                                                                          for k in range(7))
+    desc = t["desc_bits"].fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    export |= (desc & 1).astype(bool)
+    imported |= (desc & 2).astype(bool)
+    ms_array = pc.cast(pc.strptime(t["occurred_at"], format=_TIME_FORMAT, unit="ms", error_is_null=True), pa.int64())
+    if ms_array.null_count:
+        raise Fallback("a scan time is not in the store's canonical form")
+    ms = ms_array.to_numpy(zero_copy_only=False)
+    ids = t["id"].to_numpy(zero_copy_only=False).astype(np.int64)
+    empty = pa.scalar("", pa.string())
+    where = np.flatnonzero(locality)
+    places = pc.binary_join_element_wise(*(pc.fill_null(t[c].take(pa.array(where)), empty)
+                                           for c in ("country", "city", "postcode")), "|")
+    locality_min, locality_max = _text_extremes(codes[where], n, places)
+    where = np.flatnonzero(country_side)
+    country_min, country_max = _text_extremes(codes[where], n, t["country"].take(pa.array(where)))
+    return {
+        "tracking_number": keys,
+        "n_events": np.bincount(codes, minlength=n),
+        "n_scans": np.bincount(codes[scan], minlength=n),
+        "n_transit": np.bincount(codes[transit], minlength=n),
+        "n_export": np.bincount(codes[export], minlength=n),
+        "n_import": np.bincount(codes[imported], minlength=n),
+        "first_event": _reduce(codes, n, ms, "min"),
+        "first_scan": _reduce(codes[scan], n, ms[scan], "min"),
+        "last_scan": _reduce(codes[scan], n, ms[scan], "max"),
+        "delivered": _reduce(codes[delivered], n, ms[delivered], "min"),
+        "max_event_id": _reduce(codes, n, ids, "max"),
+        "locality_min": locality_min, "locality_max": locality_max,
+        "country_side_min": country_min, "country_side_max": country_max,
+    }
+
+
+_HOW = {"n_events": "sum", "n_scans": "sum", "n_transit": "sum", "n_export": "sum", "n_import": "sum",
+        "first_event": "min", "first_scan": "min", "last_scan": "max", "delivered": "min", "max_event_id": "max",
+        "locality_min": "min", "locality_max": "max", "country_side_min": "min", "country_side_max": "max"}
+_TIMES = {"first_event": "first_event_jd", "first_scan": "first_scan_jd", "last_scan": "last_scan_jd",
+          "delivered": "delivered_jd"}
+
+
+def _combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row per tracking number from the slices' rows (a number's events may straddle two slices)."""
+    import pyarrow as pa
+
+    if len(parts) == 1:
+        return parts[0]
+    codes, keys = _codes(pa.chunked_array([p["tracking_number"] for p in parts]))
+    n = len(keys)
+    out: dict[str, Any] = {"tracking_number": keys}
+    for name, how in _HOW.items():
+        values = np.concatenate([p[name] for p in parts])
+        if how == "sum":
+            out[name] = np.bincount(codes, weights=values, minlength=n).astype(np.int64)
+        elif values.dtype == object:
+            texts = pa.array(values, type=pa.string())
+            low, high = _text_extremes(codes, n, texts)
+            out[name] = low if how == "min" else high
+        else:  # a slice's "no value" sentinel loses to any real value, and survives when there is none
+            out[name] = _reduce(codes, n, values, how)
+    return out
+
+
+def tracking_aggregates(path: str, kinds: Any) -> dict[str, Any] | None:
+    """One row per tracking number, in this process: `tracking_number` (Arrow strings) and
+    `view.AGGREGATE_COLUMNS` as numpy arrays (times as Julian days, NaN when none; places None when none).
+    For tests and tools; the detector reads through `load_whole_store`, in child processes."""
+    low, high = _event_bounds(path)
+    expressions = kind_expressions(kinds)
+    return _finish([p for a in range(low, high, EVENTS_PER_SLICE)
+                    if (p := _slice_aggregates(path, expressions, a, min(a + EVENTS_PER_SLICE, high))) is not None])
+
+
+_ORDERS_SQL = """
+    SELECT '' AS order_id, '' AS buyer_id, '' AS seller_id, '' AS dest_country, '' AS dest_city,
+           '' AS dest_postcode, '' AS tracking_number, '' AS carrier, 0.0 AS promised_days, '' AS buyer_received,
+           0.0 AS ordered_jd, 0.0 AS shipped_jd, 0.0 AS confirmed_jd, '' AS shipment_state, 0 AS not_found_count,
+           1 AS sentinel
+    UNION ALL
+    SELECT o.order_id, o.buyer_id, o.seller_id, o.dest_country, o.dest_city, o.dest_postcode, o.tracking_number,
+           o.carrier, CASE WHEN typeof(o.promised_days) IN ('integer', 'real') THEN o.promised_days + 0.0 END,
+           o.buyer_received, julianday(o.ordered_at), julianday(o.shipped_at), julianday(o.buyer_confirmed_at),
+           s.state, coalesce(s.not_found_count, 0), 0
+    FROM orders o LEFT JOIN shipments s ON s.tracking_number = o.tracking_number"""
+
+
+def _orders_table(path: str) -> Any:
+    """Every order with its shipment's state, as an Arrow table (times as Julian days, by SQLite)."""
+
+    conn = _connect(path)
+    try:
+        t = _fetch(conn, _ORDERS_SQL)
+    finally:
+        conn.close()
+    return _without_sentinel(t, "sentinel", 1).drop_columns(["sentinel"])
+
+
+def _event_bounds(path: str) -> tuple[int, int]:
+    conn = _connect(path)
+    try:
+        bounds = _fetch(conn, "SELECT coalesce(min(id), 0) AS low, coalesce(max(id), 0) AS high FROM tracking_events")
+    finally:
+        conn.close()
+    return int(bounds["low"][0].as_py()), int(bounds["high"][0].as_py()) + 1
+
+
+def _finish(parts: list[dict[str, Any]]) -> dict[str, Any] | None:
+    if not parts:
+        return None
+    out = _combine(parts)
+    for name, column in _TIMES.items():
+        ms = out.pop(name)
+        sentinel = _INT_MAX if _HOW[name] == "min" else _INT_MIN
+        jd = (ms.astype(np.float64) + _JD_MS_AT_UNIX_EPOCH) / 86_400_000.0
+        out[column] = np.where(ms == sentinel, np.nan, jd)
+    return out
+
+
+def load_whole_store(path: str, kinds: Any, workers: int = WORKERS) -> Any:
+    """Every order with its tracking number's aggregates: the frame `view.load_order_frame` builds from SQL,
+    before its final touches (n_orders_on_number, dtypes). Reads run in `workers` child processes.
+
+    Raises Fallback (or the driver's error) when the SQL path must answer instead.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    import pandas as pd
+    import pyarrow.compute as pc
+
+    from detectors import view
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        low, high = pool.submit(_event_bounds, path).result()
+        orders_future = pool.submit(_orders_table, path)
+        expressions = kind_expressions(kinds)
+        futures = [pool.submit(_slice_aggregates, path, expressions, a, min(a + EVENTS_PER_SLICE, high))
+                   for a in range(low, high, EVENTS_PER_SLICE)]
+        parts = [p for p in (f.result() for f in futures) if p is not None]
+        orders = orders_future.result()
+    aggregates = _finish(parts)
+    frame = {name: orders[name].to_numpy(zero_copy_only=False) for name in orders.column_names}
+    n = orders.num_rows
+    if aggregates is None:
+        at = np.full(n, -1, dtype=np.int64)
+    else:
+        at = pc.index_in(orders["tracking_number"], value_set=aggregates.pop("tracking_number"))
+        at = at.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    found = at >= 0
+    for name in view.AGGREGATE_COLUMNS:
+        if aggregates is None:
+            values = np.array([], dtype=object if name.startswith(("locality", "country_side")) else np.float64)
+        else:
+            values = aggregates[name]
+        if values.dtype == object:
+            column = np.full(n, None, dtype=object)
+        elif values.dtype.kind == "f":
+            column = np.full(n, np.nan)
+        else:
+            column = np.zeros(n, dtype=np.int64)
+        column[found] = values[at[found]]
+        frame[name] = column
+    # text stays in plain object columns, as the SQL path gives it (pandas 3 would infer its string dtype)
+    return pd.DataFrame({name: pd.Series(values, dtype=object) if values.dtype == object else values
+                         for name, values in frame.items()})
