@@ -8,6 +8,8 @@ process (so the server's CPU is not the poller's), then measures in the same run
 - poll: `tracker.poll.poll` over the same pages (lanes per carrier host, BeautifulSoup + SoupStrainer
   adapters, snapshots, poll log, state, one transaction per batch);
 - parse: ms per page of the adapters against bare lxml, on the same page bodies in memory;
+- cpu: CPU ms per page of this process and of the site in each phase (less noisy than wall time on a
+  shared machine);
 - memory: RSS of the polling process at a quarter of a long poll and at its end (flat = no growth
   with the number of shipments).
 
@@ -63,6 +65,16 @@ def _serve(n: int, conn: Any) -> None:
     conn.send(site.base_url)
     conn.recv()  # until told to stop
     site.stop()
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU seconds of a process (this one by default): a figure the machine's other load
+    moves far less than wall time does."""
+    if pid is None:
+        return time.process_time()
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb() -> float:
@@ -168,15 +180,24 @@ def run(n_orders: int, workdir: Path) -> dict:
     result: dict[str, Any] = {"n_orders": n_orders, "throughput_pages": n_pages, "memory_shipments": n_memory}
     try:
         items = shipments(n_pages)
+        cpu0, server0 = cpu_seconds(), cpu_seconds(server.pid)
         bare_rate, bodies = bare_loop(base_url, items, workdir)
+        cpu1, server1 = cpu_seconds(), cpu_seconds(server.pid)
         db = fresh_store(workdir / "poll.db", items)
+        cpu2, server2 = cpu_seconds(), cpu_seconds(server.pid)
         summary = poll(db, NOW, base_url=base_url, ignore_rate_limits=True)
+        cpu3, server3 = cpu_seconds(), cpu_seconds(server.pid)
         db.close()
         ours_rate = summary.polled / summary.seconds
         result.update({
             "bare_pages_per_s": round(bare_rate, 1),
             "poll_pages_per_s": round(ours_rate, 1),
             "poll_ratio_to_bare": round(ours_rate / bare_rate, 3),
+            # diagnostics: CPU per page of this (client) process and of the carrier site, each phase
+            "bare_client_cpu_ms_per_page": round((cpu1 - cpu0) / n_pages * 1000, 3),
+            "poll_client_cpu_ms_per_page": round((cpu3 - cpu2) / n_pages * 1000, 3),
+            "bare_site_cpu_ms_per_page": round((server1 - server0) / n_pages * 1000, 3),
+            "poll_site_cpu_ms_per_page": round((server3 - server2) / n_pages * 1000, 3),
             "poll_ok": summary.outcomes["ok"],
             "poll_events_added": summary.events_added,
         })

@@ -6,6 +6,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
+from functools import cache
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -102,11 +103,45 @@ def parse_offset(text: str | None) -> timezone:
     return timezone(sign * timedelta(hours=int(m.group(2)), minutes=int(m.group(3) or 0)))
 
 
+# Digits-only strptime directives, with the patterns CPython's _strptime uses for them: a format made of
+# these and literal text is read by one compiled regex instead of strptime's per-call machinery.
+_DIRECTIVES = {
+    "Y": r"(?P<Y>\d\d\d\d)", "m": r"(?P<m>1[0-2]|0[1-9]|[1-9])", "d": r"(?P<d>3[0-1]|[1-2]\d|0[1-9]|[1-9]| [1-9])",
+    "H": r"(?P<H>2[0-3]|[0-1]\d|\d)", "M": r"(?P<M>[0-5]\d|\d)", "S": r"(?P<S>6[0-1]|[0-5]\d|\d)",
+}
+_REGEX_CHARS = re.compile(r"([\\.^$*+?\(\){}\[\]|])")
+
+
+@cache
+def _format_regex(fmt: str) -> re.Pattern[str] | None:
+    """`fmt` as CPython's strptime would compile it, when it uses only the directives above (else None)."""
+    names = re.findall(r"%(.)", fmt)
+    if not {"Y", "m", "d"} <= set(names) or any(n not in _DIRECTIVES for n in names) or len(set(names)) != len(names):
+        return None
+    pattern = re.sub(r"\s+", r"\\s+", _REGEX_CHARS.sub(r"\\\1", fmt))
+    for name in names:
+        pattern = pattern.replace("%" + name, _DIRECTIVES[name], 1)
+    return re.compile(pattern, re.IGNORECASE)
+
+
+def _strptime(text: str, fmt: str) -> datetime:
+    """datetime.strptime(text, fmt): same answers, same ValueError cases, for the formats carriers use."""
+    regex = _format_regex(fmt)
+    if regex is None:
+        return datetime.strptime(text, fmt)
+    m = regex.match(text)
+    if m is None or m.end() != len(text):  # strptime: "does not match" / "unconverted data remains"
+        raise ValueError(f"time data {text!r} does not match format {fmt!r}")
+    g = m.groupdict()
+    return datetime(int(g["Y"]), int(g["m"]), int(g["d"]), int(g.get("H") or 0), int(g.get("M") or 0),
+                    int(g.get("S") or 0))
+
+
 def parse_local_time(text: str, formats: list[str], tz: timezone) -> datetime:
     text = " ".join(text.split())
     for fmt in formats:
         try:
-            return datetime.strptime(text, fmt).replace(tzinfo=tz)
+            return _strptime(text, fmt).replace(tzinfo=tz)
         except ValueError:
             continue
     raise ValueError(f"time {text[:40]!r} matches none of {formats}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import logging
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,24 +35,35 @@ def dig(doc: Any, path: str | None) -> Any:
     return doc
 
 
+def _tables(carrier: Carrier) -> tuple[dict[str, str], list[tuple[Any, str]], list[tuple[str, str]]]:
+    """The [statuses] and [descriptions] tables, ordered and compiled once per carrier, not once per event."""
+    if "cainiao" not in carrier.cache:
+        table: dict[str, str] = carrier.settings.get("statuses", {})
+        # longest pattern first: "CC_EX_*" before "CC_*"; fnmatchcase's own translation, compiled once
+        patterns = [(re.compile(fnmatch.translate(p)).match, table[p])
+                    for p in sorted((p for p in table if "*" in p), key=len, reverse=True)]
+        phrases: dict[str, str] = carrier.settings.get("descriptions", {})
+        ordered = [(phrase.lower(), phrases[phrase]) for phrase in sorted(phrases, key=len, reverse=True)]
+        carrier.cache["cainiao"] = (table, patterns, ordered)
+    return carrier.cache["cainiao"]
+
+
 def status_for(carrier: Carrier, code: str) -> str | None:
-    table: dict[str, str] = carrier.settings.get("statuses", {})
+    table, patterns, _phrases = _tables(carrier)
     if code in table:
         return table[code]
-    # longest pattern first: "CC_EX_*" before "CC_*"
-    for pattern in sorted((p for p in table if "*" in p), key=len, reverse=True):
-        if fnmatch.fnmatchcase(code, pattern):
-            return table[pattern]
+    for match, status in patterns:
+        if match(code):
+            return status
     return None
 
 
 def refine(carrier: Carrier, description: str | None, status: str) -> str:
     """The status the event's text gives, where a [descriptions] phrase says more than the code."""
-    phrases: dict[str, str] = carrier.settings.get("descriptions", {})
     text = (description or "").lower()
-    for phrase in sorted(phrases, key=len, reverse=True):
-        if phrase.lower() in text:
-            return phrases[phrase]
+    for phrase, refined in _tables(carrier)[2]:
+        if phrase in text:
+            return refined
     return status
 
 
