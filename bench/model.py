@@ -11,11 +11,13 @@ rules, then times:
   (the floor any per-order feature pass over the events pays).
 
 Quality: PR-AUC and precision at k of the stored scores on the newer half, against ranking the same
-orders by their number of active flags. Run alone: `python -m bench.model 50000`.
+orders by their number of active flags; how many orders are explained by several findings that each suffice,
+and how many of those reasons weigh nothing (none should). Run alone: `python -m bench.model 50000`.
 """
 
 from __future__ import annotations
 
+import json
 import resource
 import sys
 import time
@@ -55,6 +57,11 @@ def run(n_orders: int, workdir: Path) -> dict:
     scored = scoring.score_orders(db, set(), as_of, full=True)
     score_s = time.perf_counter() - t0
 
+    # orders explained by several findings that each suffice: their reasons should carry real weights
+    shared = [json.loads(r) for (r,) in db.execute(
+        "SELECT reasons FROM scores WHERE reasons LIKE '%one of several%'").fetchall()]
+    zero_weight = sum(1 for reasons in shared for r in reasons if "one of several" in r["text"] and r["weight"] <= 0)
+
     score = dict(db.execute("SELECT order_id, score FROM scores").fetchall())
     flag_count = dict(db.execute(
         "SELECT order_id, count(*) FROM flags WHERE resolved_at IS NULL GROUP BY order_id").fetchall())
@@ -85,13 +92,14 @@ def run(n_orders: int, workdir: Path) -> dict:
         "precision_at_k_flag_count": round(precision_at_k(count_score), 3),
         "k": k,
         "test_frauds": int(y.sum()),
+        "shared_reason_orders": len(shared),
+        "shared_reasons_weighing_zero": zero_weight,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "model_id": model_id,
     }
 
 
 if __name__ == "__main__":
-    import json
     import tempfile
 
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000

@@ -13,8 +13,10 @@ Two steps, so training and scoring share every line:
 from __future__ import annotations
 
 import sqlite3
+import urllib.parse
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -154,6 +156,119 @@ _ORDER_SQL = """
 _ORDER_COLUMNS = ["order_id", "buyer_id", "seller_id", "dest_country", "dest_city", "dest_postcode", "tracking_number",
                   "carrier", "promised_days", "buyer_received", "amount", "ordered_jd", "shipped_jd", "confirmed_jd",
                   *FACT_COLUMNS]
+_COUNT_COLUMNS = ("n_events", "n_scans", "n_transit", "n_export", "n_import")
+_FLOAT_COLUMNS = ("ordered_jd", "shipped_jd", "confirmed_jd", "first_event_jd", "first_scan_jd", "last_scan_jd",
+                  "delivered_jd", "promised_days", "amount")
+# the whole store is read through Arrow in a child process from this many orders on (see _start_arrow_read)
+ARROW_MIN_ORDERS = 100_000
+ARROW_BATCH_ROWS = 1 << 30
+# while the frame is read through this connection: keep the pages the join revisits in memory (256 MiB)
+_READ_PRAGMAS = {"cache_size": -262_144}
+
+
+class _ReadTuning:
+    """Connection PRAGMAs for one big read, put back afterwards (the connection is the caller's)."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+        self.saved: dict[str, int] = {}
+
+    def __enter__(self) -> None:
+        for name, value in _READ_PRAGMAS.items():
+            self.saved[name] = self.conn.execute(f"PRAGMA {name}").fetchone()[0]
+            self.conn.execute(f"PRAGMA {name} = {int(value)}")
+
+    def __exit__(self, *exc: object) -> None:
+        for name, value in self.saved.items():
+            self.conn.execute(f"PRAGMA {name} = {int(value)}")
+
+
+def _start_reading_orders(conn: sqlite3.Connection, where: str) -> Callable[[], pd.DataFrame]:
+    """Start reading the orders joined to their shipment facts; the returned call gives the frame (typed numeric
+    columns, plain object text columns). The whole store is read by a child process through the ADBC SQLite
+    driver (see `_arrow_read`) while this process reads flags and messages; anything else, or any trouble
+    there, reads through this connection."""
+    sql = _ORDER_SQL.format(facts=", ".join(f"f.{c}" for c in FACT_COLUMNS), where=where)
+    pending = None if where else _start_arrow_read(conn, sql)
+
+    def finish() -> pd.DataFrame:
+        columns = None
+        if pending is not None:
+            pool, future = pending
+            try:
+                columns = _arrow_columns(future.result())
+            except Exception:  # noqa: BLE001 - any driver trouble: the sqlite3 path gives the same frame
+                columns = None
+            finally:
+                pool.shutdown()
+        if columns is None:
+            rows = conn.execute(sql).fetchall()
+            columns = [np.array(values, dtype=object) for values in zip(*rows, strict=True)] if rows else \
+                [np.zeros(0, dtype=object)] * len(_ORDER_COLUMNS)
+            del rows
+        frame = pd.DataFrame({name: pd.Series(values, dtype=values.dtype if values.dtype != object else object)
+                              for name, values in zip(_ORDER_COLUMNS, columns, strict=True)})
+        for name in _COUNT_COLUMNS:
+            frame[name] = pd.to_numeric(frame[name]).fillna(0).astype(np.int64)
+        for name in _FLOAT_COLUMNS:
+            frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
+        return frame
+
+    return finish
+
+
+def _start_arrow_read(conn: sqlite3.Connection, sql: str) -> tuple[Any, Any] | None:
+    """A one-process pool reading `sql` into Arrow, or None when that path does not apply (no driver, a
+    database without a file, uncommitted writes the other process would not see)."""
+    import importlib.util
+
+    if importlib.util.find_spec("adbc_driver_sqlite") is None:
+        return None
+    path = next((row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main"), "")
+    if not path or conn.in_transaction:
+        return None
+    if (conn.execute("SELECT max(rowid) FROM orders").fetchone()[0] or 0) < ARROW_MIN_ORDERS:
+        return None  # a small store reads faster than a child process starts
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        return pool, pool.submit(_arrow_read, path, sql)
+    except Exception:  # noqa: BLE001 - no child process here (e.g. a main module without a __main__ guard)
+        pool.shutdown()
+        return None
+
+
+def _arrow_read(path: str, sql: str) -> Any:
+    """In a child process: the query's rows as one Arrow table, read by the ADBC SQLite driver.
+
+    Over a million orders the sqlite3 module's per-value fetch and the row-to-column pass cost more than
+    everything else in scoring; the driver fills typed column buffers in C. A child process, because the
+    driver brings its own copy of SQLite, and two copies in one process break each other's POSIX file locks
+    when either closes the database file.
+    """
+    from adbc_driver_sqlite import dbapi
+
+    with dbapi.connect(f"file:{urllib.parse.quote(path)}?mode=ro") as reader, reader.cursor() as cursor:
+        # one batch: the driver infers each column's type from the whole result, not from its first rows
+        cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(ARROW_BATCH_ROWS)})
+        cursor.execute(sql)
+        return cursor.fetch_arrow_table()
+
+
+def _arrow_columns(table: Any) -> list[np.ndarray]:
+    out = []
+    for i in range(table.num_columns):
+        column = table.column(i)
+        kind = str(column.type)
+        if kind in ("string", "large_string", "null"):
+            out.append(np.asarray(column.to_numpy(zero_copy_only=False), dtype=object))
+        elif kind in ("int64", "double"):
+            out.append(column.to_numpy(zero_copy_only=False).astype(float, copy=False))
+        else:  # a mixed column (text among numbers): Python values, typed by the caller as on the other path
+            out.append(np.array(column.to_pylist(), dtype=object))
+    return out
 
 
 def load_order_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None, as_of: datetime,
@@ -166,43 +281,57 @@ def load_order_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None, 
     probabilities (default: `score_messages`, the shipped message model; the tracker passes one that
     caches them in the store).
     """
-    facts = ", ".join(f"f.{c}" for c in FACT_COLUMNS)
+    with _ReadTuning(conn):
+        return _load_order_frame(conn, order_ids, as_of, message_scores)
+
+
+def _load_order_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None, as_of: datetime,
+                      message_scores: MessageScorer | None) -> pd.DataFrame:
     if order_ids is not None:
         _fill_temp(conn, "feature_targets", order_ids)
         conn.execute("DROP TABLE IF EXISTS temp.feature_context")
         conn.execute("""CREATE TEMP TABLE feature_context AS SELECT order_id, buyer_id, tracking_number FROM orders
             WHERE seller_id IN (SELECT o.seller_id FROM orders o JOIN temp.feature_targets t USING (order_id))""")
         conn.execute("CREATE INDEX temp.feature_context_order ON feature_context(order_id)")
-        frame = _query(conn, _ORDER_SQL.format(
-            facts=facts, where="WHERE o.order_id IN (SELECT order_id FROM temp.feature_context)"), _ORDER_COLUMNS)
-        targets = {row[0] for row in conn.execute("SELECT order_id FROM temp.feature_targets")}
-        frame["target"] = frame["order_id"].isin(targets)
+        read = _start_reading_orders(conn, "WHERE o.order_id IN (SELECT order_id FROM temp.feature_context)")
         scoped = "AND order_id IN (SELECT order_id FROM temp.feature_context)"
     else:
-        frame = _query(conn, _ORDER_SQL.format(facts=facts, where=""), _ORDER_COLUMNS)
-        frame["target"] = True
+        read = _start_reading_orders(conn, "")
         scoped = ""
-    if frame.empty:
-        return frame
-    for column in ("n_events", "n_scans", "n_transit", "n_export", "n_import"):
-        frame[column] = pd.to_numeric(frame[column]).fillna(0).astype(np.int64)
-    for column in ("ordered_jd", "shipped_jd", "confirmed_jd", "first_event_jd", "first_scan_jd", "last_scan_jd",
-                   "delivered_jd", "promised_days", "amount"):
-        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
-
     flags = _query(conn, f"SELECT order_id, code FROM flags WHERE resolved_at IS NULL {scoped}", ["order_id", "code"])
-    for code in FLAG_CODES:
-        frame[f"flag_{code}"] = frame["order_id"].isin(flags.loc[flags["code"] == code, "order_id"]).astype(np.int8)
-    codes = flags.sort_values(["order_id", "code"]).groupby("order_id")["code"].agg(",".join)
-    frame["codes"] = frame["order_id"].map(codes).fillna("")
-
     messages = _query(conn, f"SELECT id, order_id, text FROM messages WHERE lower(sender) = 'seller' {scoped}",
                       ["id", "order_id", "text"])
-    frame["n_seller_messages"] = frame["order_id"].map(messages["order_id"].value_counts()).fillna(0)
-    frame["msg_pressure_max"] = 0.0
-    if len(messages):
-        messages["p"] = (message_scores or score_messages)(messages)
-        frame["msg_pressure_max"] = frame["order_id"].map(messages.groupby("order_id")["p"].max()).fillna(0.0)
+    pressure = np.asarray((message_scores or score_messages)(messages), dtype=float) if len(messages) else None
+    frame = read()
+    if scoped:
+        targets = {row[0] for row in conn.execute("SELECT order_id FROM temp.feature_targets")}
+        frame["target"] = frame["order_id"].isin(targets)
+    else:
+        frame["target"] = True
+    if frame.empty:
+        return frame
+    position = pd.Index(frame["order_id"].to_numpy(dtype=object))  # order id -> row, hashed once
+
+    flag_row = position.get_indexer(flags["order_id"].to_numpy(dtype=object))
+    flag_code = flags["code"].to_numpy(dtype=object)
+    for code in FLAG_CODES:
+        column = np.zeros(len(frame), dtype=np.int8)
+        column[flag_row[(flag_code == code) & (flag_row >= 0)]] = 1
+        frame[f"flag_{code}"] = column
+    codes = np.full(len(frame), "", dtype=object)
+    if len(flags):
+        joined = flags.sort_values(["order_id", "code"]).groupby("order_id")["code"].agg(",".join)
+        rows = position.get_indexer(joined.index.to_numpy(dtype=object))
+        codes[rows[rows >= 0]] = joined.to_numpy(dtype=object)[rows >= 0]
+    frame["codes"] = codes
+
+    message_row = position.get_indexer(messages["order_id"].to_numpy(dtype=object))
+    known = message_row >= 0
+    frame["n_seller_messages"] = np.bincount(message_row[known], minlength=len(frame)).astype(float)
+    pressure_max = np.zeros(len(frame))
+    if pressure is not None:
+        np.fmax.at(pressure_max, message_row[known], pressure[known])
+    frame["msg_pressure_max"] = pressure_max
 
     _add_number_and_buyer_context(conn, frame, scoped=bool(scoped))
     frame["as_of_jd"] = view.datetime_to_jd(as_of)
@@ -211,20 +340,35 @@ def load_order_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None, 
     return frame
 
 
+def _group_codes(values: pd.Series) -> tuple[np.ndarray, int, np.ndarray]:
+    """Integer group keys 0..n-1 (a missing value is key 0, a group of its own as pandas counts a -1 code), the
+    number of keys, and per key whether its value is non-empty text."""
+    codes, uniques = pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=True)
+    filled = np.array([False] + [str(u) != "" for u in uniques], dtype=bool)
+    return codes.astype(np.int64) + 1, len(uniques) + 1, filled
+
+
+def _group_sum(keys: np.ndarray, n_keys: int, values: np.ndarray) -> np.ndarray:
+    """Per row, the sum of `values` over the row's group (exact here: the values are whole numbers)."""
+    return np.bincount(keys, weights=values, minlength=n_keys)[keys]
+
+
 def _add_number_and_buyer_context(conn: sqlite3.Connection, frame: pd.DataFrame, *, scoped: bool) -> None:
     """How many orders and buyers share the number; the buyer's other orders. Over the whole store."""
-    any_flag = (frame["codes"] != "").astype(np.int64)
-    not_received = (_text(frame["buyer_received"], _answer) == "no").astype(np.int64)
-    if not scoped:  # the frame holds every order: count with integer group codes in pandas
-        numbered = frame["tracking_number"].fillna("") != ""
-        number_code = pd.Series(np.where(numbered, pd.factorize(frame["tracking_number"])[0], -1), index=frame.index)
-        buyer_code = pd.Series(pd.factorize(frame["buyer_id"])[0], index=frame.index)
-        pairs = pd.DataFrame({"n": number_code, "b": buyer_code})[numbered].drop_duplicates()
-        frame["n_orders_on_number"] = number_code.map(number_code[numbered].value_counts()).fillna(0)
-        frame["buyers_on_number"] = number_code.map(pairs["n"].value_counts()).fillna(0)
-        frame["buyer_n_orders"] = buyer_code.map(buyer_code.value_counts())
-        frame["_buyer_not_received"] = not_received.groupby(buyer_code).transform("sum")
-        frame["_buyer_flagged"] = any_flag.groupby(buyer_code).transform("sum")
+    any_flag = (frame["codes"].to_numpy(dtype=object) != "").astype(float)
+    not_received = (_text(frame["buyer_received"], _answer) == "no").to_numpy(dtype=float)
+    if not scoped:  # the frame holds every order: count with integer group codes
+        number, n_numbers, filled = _group_codes(frame["tracking_number"])
+        numbered = filled[number]
+        buyer, n_buyers, _ = _group_codes(frame["buyer_id"])
+        on_number = np.bincount(number[numbered], minlength=n_numbers)
+        frame["n_orders_on_number"] = np.where(numbered, on_number[number], 0).astype(float)
+        pairs = np.unique(number[numbered] * n_buyers + buyer[numbered])
+        buyers_per_number = np.bincount(pairs // n_buyers, minlength=n_numbers)
+        frame["buyers_on_number"] = np.where(numbered, buyers_per_number[number], 0).astype(float)
+        frame["buyer_n_orders"] = np.bincount(buyer, minlength=n_buyers)[buyer]
+        frame["_buyer_not_received"] = _group_sum(buyer, n_buyers, not_received)
+        frame["_buyer_flagged"] = _group_sum(buyer, n_buyers, any_flag)
         return
     numbers = _query(conn, """SELECT tracking_number, count(*), count(DISTINCT buyer_id) FROM orders
         WHERE tracking_number IN (SELECT tracking_number FROM temp.feature_context) GROUP BY tracking_number""",
@@ -256,75 +400,108 @@ def _normalised(values: pd.Series, normalise) -> pd.Series:  # noqa: ANN001
     return _text(values, normalise)
 
 
-def _normalised_postcode(postcodes: pd.Series, countries: pd.Series) -> pd.Series:
-    """places.normalize_postcode per (postcode, country) pair, once per distinct pair."""
-    p_codes, p_uniques = pd.factorize(postcodes.to_numpy(dtype=object), use_na_sentinel=True)
-    c_codes, c_uniques = pd.factorize(countries.to_numpy(dtype=object), use_na_sentinel=True)
+class _Vocabulary:
+    """Normalised texts as integer codes, so two columns compare as integers, not strings."""
+
+    def __init__(self) -> None:
+        self.codes: dict[str, int] = {}
+
+    def code(self, text: str) -> int:
+        return self.codes.setdefault(text, len(self.codes))
+
+    def empty(self) -> int:
+        return self.codes.get("", -1)
+
+
+def _normalised_codes(values: np.ndarray, normalise, vocabulary: _Vocabulary) -> np.ndarray:  # noqa: ANN001
+    """Per row, the vocabulary code of `normalise(str(value))` ('' for a missing value), once per distinct value."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    mapped = np.array([vocabulary.code(normalise(str(u))) for u in uniques] + [vocabulary.code(normalise(""))])
+    return mapped[codes]
+
+
+def _normalised_postcode_codes(postcodes: np.ndarray, countries: np.ndarray, vocabulary: _Vocabulary) -> np.ndarray:
+    """places.normalize_postcode per (postcode, country) pair as vocabulary codes, once per distinct pair."""
+    p_codes, p_uniques = pd.factorize(postcodes, use_na_sentinel=True)
+    c_codes, c_uniques = pd.factorize(countries, use_na_sentinel=True)
     width = len(c_uniques) + 1
     pair = (p_codes.astype(np.int64) + 1) * width + (c_codes.astype(np.int64) + 1)
     distinct, inverse = np.unique(pair, return_inverse=True)
     p_text = [""] + [str(u) for u in p_uniques]
     c_text = [""] + [str(u) for u in c_uniques]
-    mapped = np.array([places.normalize_postcode(p_text[p // width], c_text[p % width]) for p in distinct.tolist()]
-                      + [""], dtype=object)
-    out = mapped[inverse.reshape(-1)] if len(pair) else np.zeros(0, dtype=object)
-    return pd.Series(out, index=postcodes.index, dtype=object)
+    mapped = np.array([vocabulary.code(places.normalize_postcode(p_text[p // width], c_text[p % width]))
+                       for p in distinct.tolist()] + [0], dtype=np.int64)
+    return mapped[inverse.reshape(-1)] if len(pair) else np.zeros(0, dtype=np.int64)
 
 
 def destination_match_level(frame: pd.DataFrame) -> pd.Series:
     """Where the delivered scan agrees with the order: 3 postcode, 2 city, 1 country only, 0.5 another city or
     postcode in the right country, 0 another country. NaN when there is no delivered scan naming a place.
     """
-    level = pd.Series(np.nan, index=frame.index)
-    has_place = (frame["delivered_country"].fillna("") != "") | (frame["delivered_city"].fillna("") != "") | \
-        (frame["delivered_postcode"].fillna("") != "")
-    f = frame[has_place]
-    if f.empty:
-        return level
-    dest_country = _normalised(f["dest_country"], places.normalize_country)
-    got_country = _normalised(f["delivered_country"], places.normalize_country)
-    dest_city = _normalised(f["dest_city"], places.normalize_city)
-    got_city = _normalised(f["delivered_city"], places.normalize_city)
-    dest_post = _normalised_postcode(f["dest_postcode"], f["dest_country"])
-    got_post = _normalised_postcode(f["delivered_postcode"], f["delivered_country"])
-    sub = np.ones(len(f))
-    city_ok = ((dest_city != "") & (dest_city == got_city)).to_numpy()
-    post_ok = ((dest_post != "") & (dest_post == got_post)).to_numpy()
+    level = np.full(len(frame), np.nan)
+    got = {c: frame[c].to_numpy(dtype=object) for c in ("delivered_country", "delivered_city", "delivered_postcode")}
+    has_place = np.zeros(len(frame), dtype=bool)
+    for values in got.values():
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        filled = np.array([str(u) != "" for u in uniques] + [False], dtype=bool)  # code -1 (missing): last
+        has_place |= filled[codes]
+    if not has_place.any():
+        return pd.Series(level, index=frame.index)
+
+    def column(name: str) -> np.ndarray:
+        return (got[name] if name in got else frame[name].to_numpy(dtype=object))[has_place]
+
+    countries, cities, postcodes = _Vocabulary(), _Vocabulary(), _Vocabulary()
+    dest_country = _normalised_codes(column("dest_country"), places.normalize_country, countries)
+    got_country = _normalised_codes(column("delivered_country"), places.normalize_country, countries)
+    dest_city = _normalised_codes(column("dest_city"), places.normalize_city, cities)
+    got_city = _normalised_codes(column("delivered_city"), places.normalize_city, cities)
+    dest_post = _normalised_postcode_codes(column("dest_postcode"), column("dest_country"), postcodes)
+    got_post = _normalised_postcode_codes(column("delivered_postcode"), column("delivered_country"), postcodes)
+    no_country, no_city, no_post = countries.empty(), cities.empty(), postcodes.empty()
+    sub = np.ones(int(has_place.sum()))
+    city_ok = (dest_city != no_city) & (dest_city == got_city)
+    post_ok = (dest_post != no_post) & (dest_post == got_post)
     sub[city_ok] = 2.0
     sub[post_ok] = 3.0
-    wrong_local = (((got_post != "") & (dest_post != "")).to_numpy() & ~post_ok) | \
-        (((got_post == "") & (got_city != "") & (dest_city != "")).to_numpy() & ~city_ok)
+    wrong_local = ((got_post != no_post) & (dest_post != no_post) & ~post_ok) | \
+        ((got_post == no_post) & (got_city != no_city) & (dest_city != no_city) & ~city_ok)
     sub[wrong_local] = 0.5
-    sub[((got_country != "") & (dest_country != "") & (got_country != dest_country)).to_numpy()] = 0.0
-    level[has_place.to_numpy()] = sub
-    return level
+    sub[(got_country != no_country) & (dest_country != no_country) & (got_country != dest_country)] = 0.0
+    level[has_place] = sub
+    return pd.Series(level, index=frame.index)
 
 
-def _leave_one_out_rate(seller: pd.Series, values: pd.Series, counted: pd.Series | None = None) -> pd.Series:
-    """The seller's rate of `values` over their other (counted) orders; NaN when they have none."""
-    counted = pd.Series(1.0, index=values.index) if counted is None else counted.astype(float)
-    values = values.astype(float).where(counted > 0, 0.0)
-    total = values.groupby(seller).transform("sum") - values
-    n = counted.groupby(seller).transform("sum") - counted
-    return (total / n).where(n > 0)
+def _leave_one_out_rate(seller: np.ndarray, n_sellers: int, values: np.ndarray,
+                        counted: np.ndarray | None = None) -> np.ndarray:
+    """The seller's rate of `values` over their other (counted) orders; NaN when they have none.
+
+    Sums of whole numbers, so bincount's plain float sums equal pandas' compensated ones exactly.
+    """
+    counted = np.ones(len(values)) if counted is None else np.asarray(counted, dtype=float)
+    values = np.where(counted > 0, np.asarray(values, dtype=float), 0.0)
+    total = _group_sum(seller, n_sellers, values) - values
+    n = _group_sum(seller, n_sellers, counted) - counted
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(n > 0, total / n, np.nan)
 
 
 def _add_seller_aggregates(frame: pd.DataFrame) -> None:
     """Seller-level context over the seller's whole book, leaving the order itself out."""
-    seller = pd.Series(pd.factorize(frame["seller_id"])[0], index=frame.index)  # integer keys group fast
-    transit = frame["delivered_jd"] - frame["first_event_jd"]
-    delivered = frame["delivered_jd"].notna()
-    any_flag = frame[[f"flag_{c}" for c in FLAG_CODES]].sum(axis=1) > 0
-    no_customs = (frame["n_export"] + frame["n_import"]) == 0
-    not_received = _text(frame["buyer_received"], _answer) == "no"
-    frame["seller_n_orders"] = seller.map(seller.value_counts())
-    frame["seller_flag_rate"] = _leave_one_out_rate(seller, any_flag)
-    frame["seller_median_transit"] = transit.groupby(seller).transform("median")
-    frame["seller_fast_share"] = _leave_one_out_rate(seller, transit < 6, delivered)
-    frame["seller_reuse_share"] = _leave_one_out_rate(seller, frame["buyers_on_number"] > 1)
-    frame["seller_no_customs_share"] = _leave_one_out_rate(seller, no_customs, delivered)
-    frame["seller_not_received_share"] = _leave_one_out_rate(seller, not_received)
-    frame["seller_pressure_share"] = _leave_one_out_rate(seller, frame["msg_pressure_max"] >= 0.5)
+    seller, n_sellers, _ = _group_codes(frame["seller_id"])
+    transit = (frame["delivered_jd"] - frame["first_event_jd"]).to_numpy()
+    delivered = frame["delivered_jd"].notna().to_numpy()
+    any_flag = frame[[f"flag_{c}" for c in FLAG_CODES]].to_numpy().sum(axis=1) > 0
+    no_customs = ((frame["n_export"] + frame["n_import"]) == 0).to_numpy()
+    not_received = (_text(frame["buyer_received"], _answer) == "no").to_numpy()
+    frame["seller_n_orders"] = np.bincount(seller, minlength=n_sellers)[seller]
+    frame["seller_flag_rate"] = _leave_one_out_rate(seller, n_sellers, any_flag)
+    frame["seller_median_transit"] = pd.Series(transit).groupby(seller).transform("median").to_numpy()
+    frame["seller_fast_share"] = _leave_one_out_rate(seller, n_sellers, transit < 6, delivered)
+    frame["seller_reuse_share"] = _leave_one_out_rate(seller, n_sellers, frame["buyers_on_number"].to_numpy() > 1)
+    frame["seller_no_customs_share"] = _leave_one_out_rate(seller, n_sellers, no_customs, delivered)
+    frame["seller_not_received_share"] = _leave_one_out_rate(seller, n_sellers, not_received)
+    frame["seller_pressure_share"] = _leave_one_out_rate(seller, n_sellers, frame["msg_pressure_max"].to_numpy() >= 0.5)
 
 
 class OrderFeatures(TransformerMixin, BaseEstimator):

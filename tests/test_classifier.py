@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from model_fixtures import AS_OF, build_store
 from sklearn.base import clone
@@ -113,3 +114,16 @@ def test_shipped_default_model_loads_and_matches_features():
     assert meta["features"] == list(FEATURES)
     assert loaded.named_steps["classifier"].n_features_in_ == len(FEATURES)
     assert {"created_at", "training_data", "metrics", "library_versions", "sha256"} <= set(meta)
+
+
+def test_whole_store_read_through_arrow_gives_the_same_frame(store_frame, db, monkeypatch):
+    from detectors import features
+
+    frame, _ = store_frame
+    monkeypatch.setattr(features, "ARROW_MIN_ORDERS", 0)  # the child-process ADBC read, on a small store
+    started = []
+    real = features._start_arrow_read
+    monkeypatch.setattr(features, "_start_arrow_read", lambda *a: started.append(1) or real(*a))
+    arrow = load_order_frame(db.conn, None, AS_OF, message_scores=lambda m: m["text"].str.contains("confirm") * 0.8 + 0.1)
+    assert started
+    pd.testing.assert_frame_equal(arrow[frame.columns], frame)
