@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-EVENTS_PER_SLICE = 1_000_000
+EVENTS_PER_SLICE = 500_000  # a slice's columns and their scratch arrays: about 150 MB per reader
 WORKERS = 2
 # SQLite's julianday(): milliseconds since the Julian epoch, divided as a double
 _JD_MS_AT_UNIX_EPOCH = 210_866_760_000_000
@@ -246,7 +246,7 @@ def tracking_aggregates(path: str, kinds: Any) -> dict[str, Any] | None:
     """One row per tracking number, in this process: `tracking_number` (Arrow strings) and
     `view.AGGREGATE_COLUMNS` as numpy arrays (times as Julian days, NaN when none; places None when none).
     For tests and tools; the detector reads through `load_whole_store`, in child processes."""
-    low, high = _event_bounds(path)
+    low, high, _, _ = _bounds(path)
     expressions = kind_expressions(kinds)
     return _finish([p for a in range(low, high, EVENTS_PER_SLICE)
                     if (p := _slice_aggregates(path, expressions, a, min(a + EVENTS_PER_SLICE, high))) is not None])
@@ -265,24 +265,43 @@ _ORDERS_SQL = """
     FROM orders o LEFT JOIN shipments s ON s.tracking_number = o.tracking_number"""
 
 
-def _orders_table(path: str) -> Any:
-    """Every order with its shipment's state, as an Arrow table (times as Julian days, by SQLite)."""
-
+def _orders_table(path: str, low: int, high: int) -> Any:
+    """The orders with low <= rowid < high and their shipments' state, as an Arrow table (times as Julian
+    days, by SQLite)."""
     conn = _connect(path)
     try:
-        t = _fetch(conn, _ORDERS_SQL)
+        t = _fetch(conn, _ORDERS_SQL + f" WHERE o.rowid >= {int(low)} AND o.rowid < {int(high)}")
     finally:
         conn.close()
     return _without_sentinel(t, "sentinel", 1).drop_columns(["sentinel"])
 
 
-def _event_bounds(path: str) -> tuple[int, int]:
+def _bounds(path: str) -> tuple[int, int, int, int]:
+    """The ranges of event ids and order rowids: how the work is sliced."""
     conn = _connect(path)
     try:
-        bounds = _fetch(conn, "SELECT coalesce(min(id), 0) AS low, coalesce(max(id), 0) AS high FROM tracking_events")
+        t = _fetch(conn, "SELECT (SELECT coalesce(min(id), 0) FROM tracking_events) AS e_low, "
+                         "(SELECT coalesce(max(id), 0) FROM tracking_events) AS e_high, "
+                         "(SELECT coalesce(min(rowid), 0) FROM orders) AS o_low, "
+                         "(SELECT coalesce(max(rowid), 0) FROM orders) AS o_high")
     finally:
         conn.close()
-    return int(bounds["low"][0].as_py()), int(bounds["high"][0].as_py()) + 1
+    row = {name: int(t[name][0].as_py()) for name in t.column_names}
+    return row["e_low"], row["e_high"] + 1, row["o_low"], row["o_high"] + 1
+
+
+# text columns with few distinct values: one Python string per distinct value, shared by every row
+_SHARED_TEXT = ("seller_id", "dest_country", "dest_city", "dest_postcode", "carrier", "buyer_received",
+                "shipment_state")
+
+
+def _objects(column: Any, shared: bool) -> np.ndarray:
+    """An Arrow text column as an object array (None for null), as the SQL path's frame holds it."""
+    if not shared:
+        return column.to_numpy(zero_copy_only=False)
+    encoded = _encode(column)
+    values = np.array(encoded.dictionary.to_pylist() + [None], dtype=object)
+    return values[encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)]
 
 
 def _finish(parts: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -307,20 +326,23 @@ def load_whole_store(path: str, kinds: Any, workers: int = WORKERS) -> Any:
     from concurrent.futures import ProcessPoolExecutor
 
     import pandas as pd
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     from detectors import view
 
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        low, high = pool.submit(_event_bounds, path).result()
-        orders_future = pool.submit(_orders_table, path)
+        low, high, o_low, o_high = pool.submit(_bounds, path).result()
+        o_mid = (o_low + o_high) // 2  # orders in two halves: a reader never holds them all
+        order_futures = [pool.submit(_orders_table, path, a, b) for a, b in ((o_low, o_mid), (o_mid, o_high))]
         expressions = kind_expressions(kinds)
         futures = [pool.submit(_slice_aggregates, path, expressions, a, min(a + EVENTS_PER_SLICE, high))
                    for a in range(low, high, EVENTS_PER_SLICE)]
         parts = [p for p in (f.result() for f in futures) if p is not None]
-        orders = orders_future.result()
+        orders = pa.concat_tables([f.result() for f in order_futures])
     aggregates = _finish(parts)
-    frame = {name: orders[name].to_numpy(zero_copy_only=False) for name in orders.column_names}
+    frame = {name: _objects(orders[name], name in _SHARED_TEXT) if pa.types.is_string(orders.schema.field(name).type)
+             else orders[name].to_numpy(zero_copy_only=False) for name in orders.column_names}
     n = orders.num_rows
     if aggregates is None:
         at = np.full(n, -1, dtype=np.int64)
