@@ -19,6 +19,7 @@ of SQLite in one process break each other's POSIX file locks when either closes 
 from __future__ import annotations
 
 import sqlite3
+import urllib.parse
 from typing import Any
 
 import numpy as np
@@ -33,7 +34,7 @@ _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 def _connect(path: str) -> Any:
     import adbc_driver_sqlite.dbapi as adbc
 
-    return adbc.connect(f"file:{path}?mode=ro")
+    return adbc.connect(f"file:{urllib.parse.quote(path)}?mode=ro")  # a path may hold '?', '#' or '%'
 
 
 def _fetch(conn: Any, sql: str) -> Any:

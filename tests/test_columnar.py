@@ -135,3 +135,17 @@ def test_columnar_detect_raises_the_same_flags_on_a_world(tmp_path, monkeypatch)
         db.close()
     assert len(flags["sql"]) > 50
     assert flags["columnar"] == flags["sql"]
+
+
+def test_a_path_with_uri_characters_is_read(tmp_path, monkeypatch):
+    from tracker.db import open_db
+
+    folder = tmp_path / "odd #dir?%20"
+    folder.mkdir()
+    db = open_db(folder / "t.db")
+    _awkward_store(db)
+    sql = _frame(db.conn, monkeypatch, False)
+    fast = columnar.load_whole_store(str(folder / "t.db"), view.ScanKinds())
+    assert len(fast) == len(sql) == 7
+    assert set(fast["order_id"]) == set(sql["order_id"])
+    db.close()
