@@ -13,7 +13,6 @@ Two steps, so training and scoring share every line:
 from __future__ import annotations
 
 import sqlite3
-import urllib.parse
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
@@ -23,7 +22,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from detectors import places, view
+from detectors import columnar, places, view
 
 # Deliberately its own list, not the rule registry's: a shipped model's feature list must not change when
 # a rule is added (a model trained on another feature list is refused).
@@ -161,7 +160,6 @@ _FLOAT_COLUMNS = ("ordered_jd", "shipped_jd", "confirmed_jd", "first_event_jd", 
                   "delivered_jd", "promised_days", "amount")
 # the whole store is read through Arrow in a child process from this many orders on (see _start_arrow_read)
 ARROW_MIN_ORDERS = 100_000
-ARROW_BATCH_ROWS = 1 << 30
 # while the frame is read through this connection: keep the pages the join revisits in memory (256 MiB)
 _READ_PRAGMAS = {"cache_size": -262_144}
 
@@ -186,10 +184,10 @@ class _ReadTuning:
 def _start_reading_orders(conn: sqlite3.Connection, where: str) -> Callable[[], pd.DataFrame]:
     """Start reading the orders joined to their shipment facts; the returned call gives the frame (typed numeric
     columns, plain object text columns). The whole store is read by a child process through the ADBC SQLite
-    driver (see `_arrow_read`) while this process reads flags and messages; anything else, or any trouble
+    driver (see `columnar.read_left_joined`) while this process reads flags and messages; anything else, or any trouble
     there, reads through this connection."""
     sql = _ORDER_SQL.format(facts=", ".join(f"f.{c}" for c in FACT_COLUMNS), where=where)
-    pending = None if where else _start_arrow_read(conn, sql)
+    pending = None if where else _start_arrow_read(conn, _ORDERS_ONLY_SQL)
 
     def finish() -> pd.DataFrame:
         columns = None
@@ -234,27 +232,17 @@ def _start_arrow_read(conn: sqlite3.Connection, sql: str) -> tuple[Any, Any] | N
 
     pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
     try:
-        return pool, pool.submit(_arrow_read, path, sql)
+        # the child imports only Arrow and the driver (detectors.columnar), not this module's scikit-learn
+        return pool, pool.submit(columnar.read_left_joined, path, sql, _FACTS_SQL, 6)  # 6: o.tracking_number
     except Exception:  # noqa: BLE001 - no child process here (e.g. a main module without a __main__ guard)
         pool.shutdown()
         return None
 
 
-def _arrow_read(path: str, sql: str) -> Any:
-    """In a child process: the query's rows as one Arrow table, read by the ADBC SQLite driver.
-
-    Over a million orders the sqlite3 module's per-value fetch and the row-to-column pass cost more than
-    everything else in scoring; the driver fills typed column buffers in C. A child process, because the
-    driver brings its own copy of SQLite, and two copies in one process break each other's POSIX file locks
-    when either closes the database file.
-    """
-    from adbc_driver_sqlite import dbapi
-
-    with dbapi.connect(f"file:{urllib.parse.quote(path)}?mode=ro") as reader, reader.cursor() as cursor:
-        # one batch: the driver infers each column's type from the whole result, not from its first rows
-        cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(ARROW_BATCH_ROWS)})
-        cursor.execute(sql)
-        return cursor.fetch_arrow_table()
+# the whole-store read takes orders and facts apart, in two sequential scans, and joins them in Arrow: the
+# SQL join looks each order's number up in shipment_facts, a million random B-tree searches (~6 s)
+_ORDERS_ONLY_SQL = _ORDER_SQL.split("{facts}")[0].rstrip().rstrip(",") + "\n    FROM orders o"
+_FACTS_SQL = f"SELECT tracking_number, {', '.join(FACT_COLUMNS)} FROM shipment_facts"
 
 
 def _arrow_columns(table: Any) -> list[np.ndarray]:
