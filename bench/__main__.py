@@ -149,6 +149,7 @@ def main() -> None:
     if args.only and results_path.exists():  # a partial re-run keeps the other areas' figures
         previous = json.loads(results_path.read_text())
         results["areas"] = previous.get("areas", {})
+        results["sizes"] = sorted(set(sizes) | {int(n) for n in previous.get("sizes", [])})
     for area in areas:
         results["areas"].setdefault(area, {})  # a partial re-run keeps the sizes it does not measure
         for n in sizes:
