@@ -247,8 +247,9 @@ def _detect_phase(path: str, n_orders: int) -> dict:
         "incremental_examined": len(inc.order_ids),
         "incremental_s": round(inc_s, 3),
         "incremental_over_full": round(inc_s / full_s, 4) if full_s else None,
-        # the detecting process and its readers together, sampled every 20 ms during the full run
-        "detect_peak_rss_mb": round(tree.peak_mb, 1),
+        # the detecting process and its readers together, sampled every 20 ms during the full run (and never
+        # less than the process's own peak, which a sample may fall just short of)
+        "detect_peak_rss_mb": round(max(tree.peak_mb, rss_full, _rss_mb()), 1),
         "detect_process_peak_rss_mb": round(max(rss_full, _rss_mb()), 1),
         "reader_peak_rss_mb": round(child_rss, 1),
         # a bound that needs no sampling: the process's peak plus both readers at their peak at once
