@@ -24,6 +24,7 @@ import json
 import multiprocessing
 import os
 import random
+import resource
 import sqlite3
 import sys
 import time
@@ -75,6 +76,12 @@ def cpu_seconds(pid: int | None = None) -> float:
     with open(f"/proc/{pid}/stat") as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def reaped_children_cpu_seconds() -> float:
+    """User + system CPU seconds of this process's finished (waited-for) child processes."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def rss_mb() -> float:
@@ -184,9 +191,9 @@ def run(n_orders: int, workdir: Path) -> dict:
         bare_rate, bodies = bare_loop(base_url, items, workdir)
         cpu1, server1 = cpu_seconds(), cpu_seconds(server.pid)
         db = fresh_store(workdir / "poll.db", items)
-        cpu2, server2 = cpu_seconds(), cpu_seconds(server.pid)
+        cpu2, server2, kids2 = cpu_seconds(), cpu_seconds(server.pid), reaped_children_cpu_seconds()
         summary = poll(db, NOW, base_url=base_url, ignore_rate_limits=True)
-        cpu3, server3 = cpu_seconds(), cpu_seconds(server.pid)
+        cpu3, server3, kids3 = cpu_seconds(), cpu_seconds(server.pid), reaped_children_cpu_seconds()
         db.close()
         ours_rate = summary.polled / summary.seconds
         result.update({
@@ -196,6 +203,8 @@ def run(n_orders: int, workdir: Path) -> dict:
             # diagnostics: CPU per page of this (client) process and of the carrier site, each phase
             "bare_client_cpu_ms_per_page": round((cpu1 - cpu0) / n_pages * 1000, 3),
             "poll_client_cpu_ms_per_page": round((cpu3 - cpu2) / n_pages * 1000, 3),
+            # the poller's parse worker process (reaped when the poll ends; 0 when it parsed in-process)
+            "poll_worker_cpu_ms_per_page": round((kids3 - kids2) / n_pages * 1000, 3),
             "bare_site_cpu_ms_per_page": round((server1 - server0) / n_pages * 1000, 3),
             "poll_site_cpu_ms_per_page": round((server3 - server2) / n_pages * 1000, 3),
             "poll_ok": summary.outcomes["ok"],

@@ -8,6 +8,7 @@ is the only writer and commits a batch at a time.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import queue
 import sqlite3
 import threading
@@ -23,9 +24,10 @@ from urllib.parse import quote
 import sqlite_utils
 
 from tracker import config
-from tracker.carriers import BREAKER_OUTCOMES, Carrier, load_carriers, parse_page, resolve
+from tracker.carriers import BREAKER_OUTCOMES, Carrier, load_carriers, resolve
 from tracker.errors import BadInput, RunFailure
 from tracker.poll.http import FetchError, HttpSettings, TokenBucket, fetch, is_loopback, make_session
+from tracker.poll.parsing import WORKER_ADAPTERS, Parser, make_parser
 from tracker.poll.store import PollResult, Snapshot, breaker_meta_key, seed_shipments, write_batch
 from tracker.timeutil import from_db, to_db
 from tracker.timeutil import now as clock_now
@@ -139,6 +141,7 @@ class _Run:
         self.lane_errors: list[str] = []
         self._limit = limit
         self._limit_lock = threading.Lock()
+        self.parser = Parser()  # in-process until poll() hands over one with a worker
 
     def claim(self) -> bool:
         if self._limit is None:
@@ -223,7 +226,7 @@ class _Run:
             return result("blocked", http_status=403, error="HTTP 403: the carrier refused us")
         if page.status >= 400 and page.status != 404:
             return result("error", http_status=page.status, error=f"HTTP {page.status}")
-        parsed = parse_page(carrier, page, tn)
+        parsed = self.parser.parse(carrier, page, tn)
         if page.status == 404 and parsed.outcome != "not_found":
             return result("error", http_status=404, error="HTTP 404")
         snapshot = None
@@ -266,6 +269,11 @@ def poll(
     `base_url` (default $TRACKER_CARRIER_BASE_URL) replaces scheme and host of every carrier URL;
     `settings` is merged over data/polling.toml; `progress(written, due)` is called after every batch.
     """
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        # this process is a spawned parse worker importing an unguarded script's __main__: polling here
+        # would poll twice (as multiprocessing's own check says: use `if __name__ == "__main__":`)
+        raise RunFailure("poll() called while a worker process starts: guard the script with "
+                         "`if __name__ == \"__main__\":`")
     now = as_of or clock_now()
     cfg = polling_settings(settings)
     registry = carriers if carriers is not None else load_carriers()
@@ -296,9 +304,12 @@ def poll(
     all_names = [n for lane in lanes.values() for n in lane.carriers]
     marks = ", ".join("?" * len(all_names)) or "''"
     due_at = to_db(now)
-    summary.due = db.conn.execute(
-        f"SELECT count(*) FROM shipments WHERE next_poll_at <= ? AND state NOT IN ('done', 'retired', 'invalid') "
-        f"AND carrier IN ({marks})", [due_at, *all_names]).fetchone()[0]
+    due_by_name = dict(db.conn.execute(
+        f"SELECT carrier, count(*) FROM shipments WHERE next_poll_at <= ? AND state NOT IN ('done', 'retired', 'invalid') "
+        f"AND carrier IN ({marks}) GROUP BY carrier", [due_at, *all_names]).fetchall())
+    summary.due = sum(due_by_name.values())
+    html_due = sum(n for lane in lanes.values() for name, c in lane.carriers.items()
+                   if c.adapter in WORKER_ADAPTERS for n in [due_by_name.get(name, 0)])
     if limit is not None:
         summary.due = min(summary.due, limit)
     if not carrier:
@@ -315,8 +326,14 @@ def poll(
     run = _Run(_db_file(db), now, cfg, http, base_url, breakers, limit, deadline)
     threads = [threading.Thread(target=run.lane, args=(lane,), name=f"lane {host}", daemon=True)
                for host, lane in lanes.items()]
-    for t in threads:
-        t.start()
+    # a big run parses its HTML pages in a worker process: on the second core, off this process's GIL
+    run.parser = make_parser(registry, min(html_due, limit) if limit is not None else html_due)
+    try:
+        for t in threads:
+            t.start()
+    except BaseException:
+        run.parser.close()
+        raise
 
     batch_size, batch_seconds = int(cfg["run"]["batch_size"]), float(cfg["run"]["batch_seconds"])
     pending: list[PollResult] = []
@@ -368,6 +385,7 @@ def poll(
             write_batch(db, [], now, cfg, meta)
     finally:
         run.stop.set()
+        run.parser.close()
     summary.breakers_opened = breakers.opened
     summary.skipped_breaker = run.skipped
     summary.stopped_early = run.out_of_time
