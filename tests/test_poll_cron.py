@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from test_poll_support import FAST_TOML, NOW, add_journeys, carrier_site, count, journeys, run_poll
+from test_poll_support import (
+    FAST_TOML,
+    NOW,
+    add_journeys,
+    carrier_site,
+    count,
+    journeys,
+    run_poll,
+    start_poll_midway,
+)
 
 from tracker import config
 from tracker.carriersite import DEFAULT_ROUTES, CarrierSite, Route
@@ -107,12 +115,7 @@ def test_kill_9_mid_poll_then_rerun_loses_nothing_and_duplicates_nothing(db, db_
     site.set_fault("slow", delay=0.02)
     env = {**os.environ, "TRACKER_DB": str(db_path)}
     cmd = [sys.executable, "-m", "tracker", "poll", "--as-of", NOW.isoformat()]
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    watch = sqlite3.connect(db_path, timeout=30)
-    deadline = time.monotonic() + 60
-    while watch.execute("SELECT count(*) FROM poll_log").fetchone()[0] < 15 and time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stderr.read()
-        time.sleep(0.02)
+    proc, watch = start_poll_midway(cmd, env, ROOT, db_path)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     first_run = watch.execute("SELECT count(*) FROM poll_log").fetchone()[0]

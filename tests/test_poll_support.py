@@ -93,3 +93,19 @@ def carrier_site():
     """For a `site` fixture: `yield from carrier_site()`."""
     with CarrierSite({}, as_of=NOW) as s:
         yield s
+
+
+def start_poll_midway(cmd: list[str], env: dict[str, str], cwd, db_path, at_least: int = 15):  # noqa: ANN001, ANN201
+    """Start a poll in a subprocess and return (process, a watching connection) once it has logged
+    `at_least` polls (within a minute): the moment a test kills it in the middle."""
+    import sqlite3
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    watch = sqlite3.connect(db_path, timeout=30)
+    deadline = time.monotonic() + 60
+    while watch.execute("SELECT count(*) FROM poll_log").fetchone()[0] < at_least and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.02)
+    return proc, watch

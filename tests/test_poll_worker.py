@@ -6,14 +6,22 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from test_poll_support import FAST_TOML, NOW, add_journeys, carrier_site, journeys, number, run_poll
+from test_poll_support import (
+    FAST_TOML,
+    NOW,
+    add_journeys,
+    carrier_site,
+    journeys,
+    number,
+    run_poll,
+    start_poll_midway,
+)
 
 from tracker.carriers import _ADAPTERS, Page, ParseResult, carrier_from_settings, load_carriers
 from tracker.carriers.html import parse_html
@@ -209,12 +217,7 @@ def test_kill_9_with_a_worker_leaves_no_process_nor_lock_and_the_rerun_loses_not
     # the CLI itself, with the worker threshold lowered so these 60 HTML pages go to the worker
     cmd = [sys.executable, "-c", "import tracker.poll.parsing as p; p.WORKER_MIN_PAGES = 1; "
            "from tracker.cli import cli; cli()", "poll", "--as-of", NOW.isoformat()]
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    watch = sqlite3.connect(db_path, timeout=30)
-    deadline = time.monotonic() + 60
-    while watch.execute("SELECT count(*) FROM poll_log").fetchone()[0] < 15 and time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stderr.read()
-        time.sleep(0.02)
+    proc, watch = start_poll_midway(cmd, env, ROOT, db_path)
     children = _children(proc.pid)
     assert children  # the parse worker (and multiprocessing's resource tracker)
     for child in children:  # spawned: no inherited run lock
