@@ -4,8 +4,8 @@
 eight million events that costs about a minute of SQLite's expression evaluation, most of it spent
 re-testing each scan's kind once per aggregate. Here SQLite only hands over the raw columns (through the
 ADBC SQLite driver, straight into Arrow memory without a Python object per value), each scan's kind is
-decided once per distinct (status, raw_code) pair, and Arrow's hash aggregation does the rest, on both
-cores, one slice of the events at a time so memory stays bounded.
+decided once per distinct (status, raw_code) pair, and numpy reduces per number: two child processes
+share the slices of the events, so both cores work and memory stays bounded.
 
 The answers are the SQL path's, exactly: the kinds of scan are decided by the very SQL expressions of
 `ScanKinds` (on a tiny in-memory table of the distinct pairs), text minima and maxima compare bytes as
@@ -37,11 +37,17 @@ def _connect(path: str) -> Any:
     return adbc.connect(f"file:{urllib.parse.quote(path)}?mode=ro")  # a path may hold '?', '#' or '%'
 
 
-def _fetch(conn: Any, sql: str) -> Any:
-    """A query's rows as an Arrow table. The driver infers each column's type from its first rows, so the
-    query starts with a typed sentinel row (id -1) that the caller filters out."""
+ONE_BATCH = 1 << 30
+
+
+def _fetch(conn: Any, sql: str, *, one_batch: bool = False) -> Any:
+    """A query's rows as an Arrow table. The driver infers each column's type from the first batch of rows:
+    either the query starts with a typed sentinel row that the caller filters out, or `one_batch` makes the
+    first batch all of them."""
     cur = conn.cursor()
     try:
+        if one_batch:
+            cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(ONE_BATCH)})
         cur.execute(sql)
         return cur.fetch_arrow_table()
     finally:
@@ -243,16 +249,6 @@ def _combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def tracking_aggregates(path: str, kinds: Any) -> dict[str, Any] | None:
-    """One row per tracking number, in this process: `tracking_number` (Arrow strings) and
-    `view.AGGREGATE_COLUMNS` as numpy arrays (times as Julian days, NaN when none; places None when none).
-    For tests and tools; the detector reads through `load_whole_store`, in child processes."""
-    low, high, _, _ = _bounds(path)
-    expressions = kind_expressions(kinds)
-    return _finish([p for a in range(low, high, EVENTS_PER_SLICE)
-                    if (p := _slice_aggregates(path, expressions, a, min(a + EVENTS_PER_SLICE, high))) is not None])
-
-
 _ORDERS_SQL = """
     SELECT '' AS order_id, '' AS buyer_id, '' AS seller_id, '' AS dest_country, '' AS dest_city,
            '' AS dest_postcode, '' AS tracking_number, '' AS carrier, 0.0 AS promised_days, '' AS buyer_received,
@@ -369,26 +365,14 @@ def load_whole_store(path: str, kinds: Any, workers: int = WORKERS) -> Any:
                          for name, values in frame.items()})
 
 
-ONE_BATCH = 1 << 30
-
-
 def read_tables(path: str, *queries: str) -> list[Any]:
     """In a child process: each query's rows as one Arrow table, in one read transaction (the driver does
     not autocommit), each in one batch so the driver infers a column's type from all its rows."""
-    tables = []
     conn = _connect(path)
     try:
-        for sql in queries:
-            cur = conn.cursor()
-            try:
-                cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(ONE_BATCH)})
-                cur.execute(sql)
-                tables.append(cur.fetch_arrow_table())
-            finally:
-                cur.close()
+        return [_fetch(conn, sql, one_batch=True) for sql in queries]
     finally:
         conn.close()
-    return tables
 
 
 def read_left_joined(path: str, left_sql: str, right_sql: str, left_key: int) -> Any:

@@ -383,11 +383,6 @@ def _answer(text: str) -> str:
     return text.strip().lower()
 
 
-def _normalised(values: pd.Series, normalise) -> pd.Series:  # noqa: ANN001
-    """`normalise` applied once per distinct value (a million orders name a few thousand places)."""
-    return _text(values, normalise)
-
-
 class _Vocabulary:
     """Normalised texts as integer codes, so two columns compare as integers, not strings."""
 
@@ -418,7 +413,7 @@ def _normalised_postcode_codes(postcodes: np.ndarray, countries: np.ndarray, voc
     p_text = [""] + [str(u) for u in p_uniques]
     c_text = [""] + [str(u) for u in c_uniques]
     mapped = np.array([vocabulary.code(places.normalize_postcode(p_text[p // width], c_text[p % width]))
-                       for p in distinct.tolist()] + [0], dtype=np.int64)
+                       for p in distinct.tolist()], dtype=np.int64)
     return mapped[inverse.reshape(-1)] if len(pair) else np.zeros(0, dtype=np.int64)
 
 
@@ -510,7 +505,7 @@ class OrderFeatures(TransformerMixin, BaseEstimator):
     def fit(self, X: pd.DataFrame, y=None):  # noqa: ANN001, ANN201, N803 - sklearn's names
         frame = self._check_frame(X)
         transit = frame["delivered_jd"] - frame["first_event_jd"]
-        country = _normalised(frame["dest_country"], places.normalize_country)
+        country = _text(frame["dest_country"], places.normalize_country)
         self.route_median_transit_ = transit.groupby(country).median().dropna().to_dict()
         self.global_median_transit_ = float(np.nanmedian(transit)) if transit.notna().any() else 10.0
         self.feature_names_in_ = np.asarray(FEATURES, dtype=object)
@@ -535,7 +530,7 @@ class OrderFeatures(TransformerMixin, BaseEstimator):
         out["accept_to_delivered_days"] = f["delivered_jd"] - f["first_event_jd"]
         out["physical_to_delivered_days"] = f["delivered_jd"] - f["first_scan_jd"]
         out["order_to_delivered_days"] = f["delivered_jd"] - f["ordered_jd"]
-        route = _normalised(f["dest_country"], places.normalize_country).map(self.route_median_transit_).astype(float)
+        route = _text(f["dest_country"], places.normalize_country).map(self.route_median_transit_).astype(float)
         route = route.fillna(self.global_median_transit_).clip(lower=0.5)
         out["transit_vs_route_median"] = out["accept_to_delivered_days"] / route
         out["order_to_first_scan_days"] = f["first_event_jd"] - f["ordered_jd"]

@@ -168,7 +168,6 @@ def _real_country_table() -> np.ndarray:
     return np.array([[is_real_country(a + b) for b in letters] for a in letters], dtype=bool)
 
 
-_S10_WEIGHTS = np.array((8, 6, 4, 2, 3, 5, 9, 7))
 _RESERVED = np.array([chr(c) in S10_RESERVED_FIRST_LETTERS for c in range(256)], dtype=bool)
 
 
@@ -176,7 +175,7 @@ def _s10_valid(block: np.ndarray) -> np.ndarray:
     """The S10 verdict for rows of 13 ASCII bytes already shaped LLDDDDDDDDDLL: check digit, service letter,
     issuing country. The same arithmetic as `_s10`, on whole columns."""
     digits = block[:, 2:10].astype(np.int64) - 48
-    c = 11 - (digits @ _S10_WEIGHTS) % 11
+    c = 11 - (digits @ np.array(S10_WEIGHTS)) % 11
     c = np.where(c == 10, 0, np.where(c == 11, 5, c))
     country = _real_country_table()[block[:, 11] - 65, block[:, 12] - 65]
     return (c == block[:, 10].astype(np.int64) - 48) & ~_RESERVED[block[:, 0]] & country

@@ -362,25 +362,9 @@ EVENT_DETAIL_COLUMNS = ("id", "tracking_number", "occurred_at", "status", "raw_c
                         "city", "postcode", "country", "snapshot_sha256")
 
 
-def load_events(conn: sqlite3.Connection, tracking_numbers: Iterable[str]) -> pd.DataFrame:
-    """Every event of these numbers (for the few orders a rule flags), ordered by number and time."""
-    numbers = sorted(set(tracking_numbers))
-    frames = []
-    for start in range(0, len(numbers), 500):
-        chunk = numbers[start:start + 500]
-        frames.append(_frame(
-            conn,
-            f"SELECT {', '.join(EVENT_DETAIL_COLUMNS)} FROM tracking_events WHERE tracking_number IN "
-            f"({', '.join('?' for _ in chunk)}) ORDER BY tracking_number, occurred_at, id",
-            chunk,
-        ))
-    if not frames:
-        return pd.DataFrame(columns=list(EVENT_DETAIL_COLUMNS))
-    return pd.concat(frames, ignore_index=True)
-
-
 def load_event_records(conn: sqlite3.Connection, tracking_numbers: Iterable[str]) -> list[dict]:
-    """`load_events` as plain dicts, straight from the cursor (a frame's to_dict costs several times more)."""
+    """Every event of these numbers (for the few orders a rule flags), ordered by number and time, as plain
+    dicts straight from the cursor (a frame's to_dict costs several times more)."""
     numbers = sorted(set(tracking_numbers))
     records: list[dict] = []
     for start in range(0, len(numbers), 500):

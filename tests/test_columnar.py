@@ -102,8 +102,8 @@ def test_a_time_not_in_canonical_form_leaves_the_answer_to_sql(db, monkeypatch, 
     db.conn.execute("INSERT INTO tracking_events (tracking_number, occurred_at, status, event_key) "
                     "VALUES ('LP00000000007', '2026-09-07 10:00', 'in_transit', 'odd')")
     db.conn.commit()
-    with pytest.raises(columnar.Fallback):
-        columnar.tracking_aggregates(str(db.conn.execute("PRAGMA database_list").fetchone()[2]), view.ScanKinds())
+    with pytest.raises(columnar.Fallback):  # raised in a reader, re-raised here
+        columnar.load_whole_store(str(db.conn.execute("PRAGMA database_list").fetchone()[2]), view.ScanKinds())
     sql = _frame(db.conn, monkeypatch, False)
     with caplog.at_level(logging.WARNING, logger="detectors.view"):
         fallback = _frame(db.conn, monkeypatch, True)

@@ -16,7 +16,6 @@ Phrases are formatted per group over all its orders (`describe_many`).
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -296,17 +295,9 @@ def _values(rows: pd.DataFrame, name: str) -> list[float | None]:
     return [None if v != v else v for v in values.tolist()]
 
 
-def describe(group: str, f: dict[str, Any]) -> str:
-    """One English phrase with the order's own numbers for a reason group."""
-    return describe_many(group, pd.DataFrame({name: [_num(f.get(name))] for name in FEATURES}, dtype=float))[0]
-
-
-def _num(value: Any) -> float | None:
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
-
-
 def describe_many(group: str, rows: pd.DataFrame) -> list[str]:
-    """`describe` for many orders at once: one phrase per row of features, formatted column by column."""
+    """One English phrase per order (a row of features) for a reason group, with the order's own numbers,
+    formatted column by column."""
     if group.startswith("flag:"):
         return [f"rule flag {group[5:]}"] * len(rows)
 
