@@ -375,15 +375,47 @@ def read_tables(path: str, *queries: str) -> list[Any]:
         conn.close()
 
 
-def read_left_joined(path: str, left_sql: str, right_sql: str, left_key: int) -> Any:
-    """In a child process: `left_sql`'s rows, in their order, each followed by the columns of the row of
-    `right_sql` whose first column equals its column `left_key` (nulls when none): a SQL LEFT JOIN on a
-    unique key, done as two sequential scans and a hash lookup instead of a B-tree search per row."""
+def _write_ipc(columns: list[Any], out: str) -> int:
+    import pyarrow as pa
+
+    table = pa.table(columns, names=[f"c{i}" for i in range(len(columns))])
+    with pa.OSFile(out, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    return table.num_rows
+
+
+def _encoded(column: Any, at: Any = None) -> Any:
+    """A column as one array, text dictionary-encoded (each distinct value once, rows as indices, numbered in
+    order of first appearance as pandas.factorize numbers them), optionally taken at the positions `at`."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    left, right = read_tables(path, left_sql, right_sql)
-    at = pc.index_in(left.column(left_key), value_set=right.column(0))
-    columns = [left.column(i) for i in range(left.num_columns)]
-    columns += [right.column(i).take(at) for i in range(1, right.num_columns)]
-    return pa.table(columns, names=[f"c{i}" for i in range(len(columns))])
+    column = column.combine_chunks()
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        column = pc.dictionary_encode(column)
+        if at is not None:
+            column = pa.DictionaryArray.from_arrays(column.indices.take(at), column.dictionary)
+        return column
+    return column if at is None else column.take(at)
+
+
+def read_to_file(path: str, sql: str, out: str, encode: tuple[int, ...] = ()) -> int:
+    """In a child process: `sql`'s rows into the Arrow IPC file `out`, its text columns at the positions
+    `encode` dictionary-encoded; returns the number of rows. A file, not a pickled reply: the parent maps it
+    without a copy, and the child's hashing of the text happens while the other reader works."""
+    (table,) = read_tables(path, sql)
+    return _write_ipc([_encoded(table.column(i)) if i in encode else table.column(i)
+                       for i in range(table.num_columns)], out)
+
+
+def read_aligned_to_file(path: str, keys_sql: str, right_sql: str, out: str) -> int:
+    """In a child process: for each row (rowid, key) of `keys_sql`, its rowid, its key and then the columns of
+    the row of `right_sql` whose first column equals the key (nulls when none), into the Arrow IPC file `out`,
+    text dictionary-encoded: a SQL LEFT JOIN on a unique key, as two sequential scans and one hash lookup,
+    both read in one transaction. The rowid and key let the caller check it joined the rows it read itself."""
+    import pyarrow.compute as pc
+
+    keys, right = read_tables(path, keys_sql, right_sql)
+    at = pc.index_in(keys.column(1), value_set=right.column(0)).combine_chunks()
+    return _write_ipc([keys.column(0).combine_chunks(), _encoded(keys.column(1))]
+                      + [_encoded(right.column(i), at) for i in range(1, right.num_columns)], out)

@@ -94,11 +94,17 @@ def _fill_temp(conn: sqlite3.Connection, name: str, values: Iterable[str]) -> No
 def _query(conn: sqlite3.Connection, sql: str, columns: list[str]) -> pd.DataFrame:
     """Rows as a frame with plain object text columns: pandas 3's default string dtype is several times slower
     for the comparisons, maps and factorisations the features make over a million orders."""
-    frame = pd.DataFrame.from_records(conn.execute(sql).fetchall(), columns=columns)
-    for column in frame.columns:
-        if isinstance(frame[column].dtype, pd.StringDtype):
-            frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
-    return frame
+    rows = conn.execute(sql).fetchall()
+    values = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
+    del rows
+    out = {}
+    for name, column in zip(columns, values, strict=True):
+        array = np.array(column, dtype=object)
+        # numbers become int64 (float64 with NaN when some are missing), as from_records would type them
+        numeric = len(array) and pd.api.types.infer_dtype(array, skipna=True) in ("integer", "floating",
+                                                                                 "mixed-integer-float")
+        out[name] = pd.to_numeric(array) if numeric else pd.Series(array, dtype=object)
+    return pd.DataFrame(out)
 
 
 # Per tracking number, what the classifier needs from its events. Kept in the store's `shipment_facts`
@@ -134,6 +140,8 @@ def shipment_facts_sql(kinds: view.ScanKinds, where: str = "") -> tuple[str, str
 
 
 MessageScorer = Callable[[pd.DataFrame], np.ndarray]
+# per text column: (codes, uniques) as pandas.factorize(values, use_na_sentinel=True) gives them
+Factorized = dict[str, tuple[np.ndarray, np.ndarray]]
 
 
 def score_messages(messages: pd.DataFrame, pressure: Callable[[list[str]], list[float]] | None = None) -> np.ndarray:
@@ -149,12 +157,12 @@ def score_messages(messages: pd.DataFrame, pressure: Callable[[list[str]], list[
 _ORDER_SQL = """
     SELECT o.order_id, o.buyer_id, o.seller_id, o.dest_country, o.dest_city, o.dest_postcode, o.tracking_number,
            o.carrier, o.promised_days, o.buyer_received, o.amount,
-           julianday(o.ordered_at), julianday(o.shipped_at), julianday(o.buyer_confirmed_at),
+           julianday(o.ordered_at), julianday(o.shipped_at), julianday(o.buyer_confirmed_at), o.rowid,
            {facts}
     FROM orders o LEFT JOIN shipment_facts f ON f.tracking_number = o.tracking_number {where}"""
 _ORDER_COLUMNS = ["order_id", "buyer_id", "seller_id", "dest_country", "dest_city", "dest_postcode", "tracking_number",
                   "carrier", "promised_days", "buyer_received", "amount", "ordered_jd", "shipped_jd", "confirmed_jd",
-                  *FACT_COLUMNS]
+                  "order_rowid", *FACT_COLUMNS]
 _COUNT_COLUMNS = ("n_events", "n_scans", "n_transit", "n_export", "n_import")
 _FLOAT_COLUMNS = ("ordered_jd", "shipped_jd", "confirmed_jd", "first_event_jd", "first_scan_jd", "last_scan_jd",
                   "delivered_jd", "promised_days", "amount")
@@ -181,43 +189,91 @@ class _ReadTuning:
             self.conn.execute(f"PRAGMA {name} = {int(value)}")
 
 
-def _start_reading_orders(conn: sqlite3.Connection, where: str) -> Callable[[], pd.DataFrame]:
+def _start_reading_orders(conn: sqlite3.Connection, where: str) -> Callable[[], tuple[pd.DataFrame, Factorized]]:
     """Start reading the orders joined to their shipment facts; the returned call gives the frame (typed numeric
-    columns, plain object text columns). The whole store is read by a child process through the ADBC SQLite
-    driver (see `columnar.read_left_joined`) while this process reads flags and messages; anything else, or any trouble
-    there, reads through this connection."""
+    columns, plain object text columns) and, for the text columns it can, their factorisation (see `_factorized`).
+    The whole store is read by two child processes through the ADBC SQLite driver (see `_start_arrow_read`) while
+    this process reads flags and messages; anything else, or any trouble there, reads through this connection."""
     sql = _ORDER_SQL.format(facts=", ".join(f"f.{c}" for c in FACT_COLUMNS), where=where)
-    pending = None if where else _start_arrow_read(conn, _ORDERS_ONLY_SQL)
+    pending = None if where else _start_arrow_read(conn)
 
-    def finish() -> pd.DataFrame:
-        columns = None
+    def finish() -> tuple[pd.DataFrame, Factorized]:
+        columns, keys = None, {}
         if pending is not None:
-            pool, future = pending
             try:
-                columns = _arrow_columns(future.result())
+                columns, keys = _arrow_columns(*pending.result())
             except Exception:  # noqa: BLE001 - any driver trouble: the sqlite3 path gives the same frame
-                columns = None
+                columns, keys = None, {}
             finally:
-                pool.shutdown()
+                pending.close()
         if columns is None:
             rows = conn.execute(sql).fetchall()
             columns = [np.array(values, dtype=object) for values in zip(*rows, strict=True)] if rows else \
                 [np.zeros(0, dtype=object)] * len(_ORDER_COLUMNS)
             del rows
-        frame = pd.DataFrame({name: pd.Series(values, dtype=values.dtype if values.dtype != object else object)
+        # every array here is this frame's own (no view of a mapped file): no copy needed
+        frame = pd.DataFrame({name: pd.Series(values, dtype=values.dtype if values.dtype != object else object,
+                                              copy=False)
                               for name, values in zip(_ORDER_COLUMNS, columns, strict=True)})
+        # (a whole-store read gives its repeated text columns as categoricals: see _arrow_columns)
         for name in _COUNT_COLUMNS:
             frame[name] = pd.to_numeric(frame[name]).fillna(0).astype(np.int64)
         for name in _FLOAT_COLUMNS:
             frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
-        return frame
+        frame["order_rowid"] = pd.to_numeric(frame["order_rowid"]).astype(np.int64)
+        return frame, keys
 
     return finish
 
 
-def _start_arrow_read(conn: sqlite3.Connection, sql: str) -> tuple[Any, Any] | None:
-    """A one-process pool reading `sql` into Arrow, or None when that path does not apply (no driver, a
-    database without a file, uncommitted writes the other process would not see)."""
+class _ArrowRead:
+    """Two spawned child processes reading the whole store into Arrow IPC files in a private temporary folder:
+    one the orders, one each order's shipment facts (`columnar.read_to_file`, `columnar.read_aligned_to_file`).
+    Two, so both cores read; files, so this process maps the columns instead of unpickling a copy."""
+
+    def __init__(self, path: str):
+        import multiprocessing
+        import tempfile
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.folder = tempfile.mkdtemp(prefix="tracker-frame-")
+        self.pool = ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn"))
+        self.files = (f"{self.folder}/orders.arrow", f"{self.folder}/facts.arrow")
+        try:
+            # the children import only Arrow and the driver (detectors.columnar), not this module's scikit-learn
+            self.futures = (
+                self.pool.submit(columnar.read_to_file, path, _ORDERS_ONLY_SQL, self.files[0], _ENCODED_ORDER_COLUMNS),
+                self.pool.submit(columnar.read_aligned_to_file, path, _ORDER_KEYS_SQL, _FACTS_SQL, self.files[1]))
+        except BaseException:
+            self.close()
+            raise
+
+    def result(self) -> tuple[Any, Any]:
+        import pyarrow as pa
+
+        for future in self.futures:
+            future.result()
+        orders, facts = (pa.ipc.open_file(pa.memory_map(name)).read_all() for name in self.files)
+        # the two read the orders in two transactions: the same rows with the same numbers, or read through SQL
+        rowids = orders.column(_ORDER_COLUMNS.index("order_rowid")).to_numpy()
+        numbers = orders.column(_ORDER_COLUMNS.index("tracking_number")).combine_chunks()
+        if not (np.array_equal(rowids, facts.column(0).to_numpy())
+                and numbers.equals(facts.column(1).combine_chunks())):
+            raise RuntimeError("orders changed between the two reads")
+        return orders, facts
+
+    def close(self) -> None:
+        import shutil
+
+        # the workers free their memory after this process has moved on; mapped files outlive their names
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _start_arrow_read(conn: sqlite3.Connection) -> _ArrowRead | None:
+    """The two child readers of the whole store, or None when that path does not apply (no driver, a database
+    without a file, uncommitted writes the other processes would not see, a store smaller than the start-up
+    costs)."""
     import importlib.util
 
     if importlib.util.find_spec("adbc_driver_sqlite") is None:
@@ -227,36 +283,66 @@ def _start_arrow_read(conn: sqlite3.Connection, sql: str) -> tuple[Any, Any] | N
         return None
     if (conn.execute("SELECT max(rowid) FROM orders").fetchone()[0] or 0) < ARROW_MIN_ORDERS:
         return None  # a small store reads faster than a child process starts
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
     try:
-        # the child imports only Arrow and the driver (detectors.columnar), not this module's scikit-learn
-        return pool, pool.submit(columnar.read_left_joined, path, sql, _FACTS_SQL, 6)  # 6: o.tracking_number
+        return _ArrowRead(path)
     except Exception:  # noqa: BLE001 - no child process here (e.g. a main module without a __main__ guard)
-        pool.shutdown()
         return None
 
 
 # the whole-store read takes orders and facts apart, in two sequential scans, and joins them in Arrow: the
 # SQL join looks each order's number up in shipment_facts, a million random B-tree searches (~6 s)
-_ORDERS_ONLY_SQL = _ORDER_SQL.split("{facts}")[0].rstrip().rstrip(",") + "\n    FROM orders o"
+_ORDERS_ONLY_SQL = _ORDER_SQL.split("{facts}")[0].rstrip().rstrip(",") + "\n    FROM orders o ORDER BY o.rowid"
+_ORDER_KEYS_SQL = "SELECT rowid, tracking_number FROM orders ORDER BY rowid"
 _FACTS_SQL = f"SELECT tracking_number, {', '.join(FACT_COLUMNS)} FROM shipment_facts"
+_TEXT_COLUMNS = frozenset(("order_id", "buyer_id", "seller_id", "dest_country", "dest_city", "dest_postcode",
+                           "tracking_number", "carrier", "buyer_received", "delivered_country", "delivered_city",
+                           "delivered_postcode"))
+# text columns whose distinct values the reader numbers (the groups and places the frame's context is built on)
+_ENCODED_ORDER_COLUMNS = tuple(_ORDER_COLUMNS.index(c) for c in (
+    "buyer_id", "seller_id", "dest_country", "dest_city", "dest_postcode", "tracking_number", "carrier",
+    "buyer_received"))
 
 
-def _arrow_columns(table: Any) -> list[np.ndarray]:
+def _arrow_columns(orders: Any, facts: Any) -> tuple[list[Any], Factorized]:
+    """The frame's columns (numpy arrays; categoricals for the dictionary-encoded text) from the two readers'
+    tables (the facts' leading rowid and number left out), and the factorisation of each dictionary-encoded
+    column."""
+    import pyarrow as pa
+
+    keys: Factorized = {}
     out = []
-    for i in range(table.num_columns):
-        column = table.column(i)
-        kind = str(column.type)
-        if kind in ("string", "large_string", "null"):
+    columns = [orders.column(i) for i in range(orders.num_columns)]
+    columns += [facts.column(i) for i in range(2, facts.num_columns)]
+    for name, column in zip(_ORDER_COLUMNS, columns, strict=True):
+        column = column.combine_chunks()
+        kind = column.type
+        if pa.types.is_dictionary(kind):
+            codes = column.indices.fill_null(-1).to_numpy().astype(np.int64)
+            uniques = np.asarray(column.dictionary.to_numpy(zero_copy_only=False), dtype=object)
+            keys[name] = (codes, uniques)
+            # categorical: codes and each distinct value once, where object text would be a million references
+            # to scattered strings (the slowest part of building the frame)
+            out.append(_categorical(codes, uniques))
+        elif pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind):
             out.append(np.asarray(column.to_numpy(zero_copy_only=False), dtype=object))
-        elif kind in ("int64", "double"):
-            out.append(column.to_numpy(zero_copy_only=False).astype(float, copy=False))
+        elif name in _TEXT_COLUMNS and column.null_count == len(column):
+            out.append(np.full(len(column), None, dtype=object))  # text, all missing: the driver guessed a number
+        elif pa.types.is_int64(kind) or pa.types.is_float64(kind):
+            out.append(column.to_numpy(zero_copy_only=False).astype(float))  # a copy: the file's pages are read-only
         else:  # a mixed column (text among numbers): Python values, typed by the caller as on the other path
             out.append(np.array(column.to_pylist(), dtype=object))
-    return out
+    return out, keys
+
+
+def _categorical(codes: np.ndarray, uniques: np.ndarray) -> pd.Categorical:
+    """A categorical from a reader's dictionary: its values are distinct and the codes in range by construction,
+    so pandas' checks (hashing every distinct value again) are skipped where this pandas allows it."""
+    categories = pd.Index(uniques, dtype=object)
+    try:
+        dtype = pd.CategoricalDtype._from_fastpath(categories, ordered=False)
+    except (AttributeError, TypeError):  # another pandas: the public, checking way
+        dtype = pd.CategoricalDtype(categories)
+    return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
 
 
 def load_order_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None, as_of: datetime,
@@ -290,7 +376,7 @@ def _load_order_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None,
     messages = _query(conn, f"SELECT id, order_id, text FROM messages WHERE lower(sender) = 'seller' {scoped}",
                       ["id", "order_id", "text"])
     pressure = np.asarray((message_scores or score_messages)(messages), dtype=float) if len(messages) else None
-    frame = read()
+    frame, keys = read()
     if scoped:
         targets = {row[0] for row in conn.execute("SELECT order_id FROM temp.feature_targets")}
         frame["target"] = frame["order_id"].isin(targets)
@@ -306,12 +392,7 @@ def _load_order_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None,
         column = np.zeros(len(frame), dtype=np.int8)
         column[flag_row[(flag_code == code) & (flag_row >= 0)]] = 1
         frame[f"flag_{code}"] = column
-    codes = np.full(len(frame), "", dtype=object)
-    if len(flags):
-        joined = flags.sort_values(["order_id", "code"]).groupby("order_id")["code"].agg(",".join)
-        rows = position.get_indexer(joined.index.to_numpy(dtype=object))
-        codes[rows[rows >= 0]] = joined.to_numpy(dtype=object)[rows >= 0]
-    frame["codes"] = codes
+    frame["codes"] = _joined_codes(flag_row, flag_code, len(frame))
 
     message_row = position.get_indexer(messages["order_id"].to_numpy(dtype=object))
     known = message_row >= 0
@@ -321,18 +402,70 @@ def _load_order_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None,
         np.fmax.at(pressure_max, message_row[known], pressure[known])
     frame["msg_pressure_max"] = pressure_max
 
-    _add_number_and_buyer_context(conn, frame, scoped=bool(scoped))
+    _add_number_and_buyer_context(conn, frame, keys, scoped=bool(scoped))
     frame["as_of_jd"] = view.datetime_to_jd(as_of)
-    frame["dest_match_level"] = destination_match_level(frame)
-    _add_seller_aggregates(frame)
+    frame["dest_match_level"] = destination_match_level(frame, keys)
+    _add_seller_aggregates(frame, keys)
     return frame
 
 
-def _group_codes(values: pd.Series) -> tuple[np.ndarray, int, np.ndarray]:
+def _joined_codes(rows: np.ndarray, codes: np.ndarray, n: int) -> np.ndarray:
+    """Per row of the frame, its flags' codes sorted and joined with commas ('' for none), from the flags'
+    rows (-1: an order outside the frame) and codes. Each distinct set of codes is joined once."""
+    out = np.full(n, "", dtype=object)
+    inside = rows >= 0
+    rows, codes = rows[inside], codes[inside]
+    if not len(rows):
+        return out
+    code_ids, names = pd.factorize(codes)
+    order = np.argsort(np.asarray([str(c) for c in names], dtype=object), kind="stable")
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[order] = np.arange(len(names))
+    # rows by (row, code in sorted order): each row's codes become one run of the sorted list
+    sort = np.lexsort((rank[code_ids], rows))
+    rows, code_ids = rows[sort], code_ids[sort]
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+    sets: dict[tuple[int, ...], str] = {}
+    sorted_names = [str(c) for c in names]
+    for start, end, row in zip(starts.tolist(), np.r_[starts[1:], len(rows)].tolist(), rows[starts].tolist(),
+                               strict=True):
+        key = tuple(code_ids[start:end].tolist())
+        text = sets.get(key)
+        if text is None:
+            text = sets[key] = ",".join(sorted_names[c] for c in key)
+        out[row] = text
+    return out
+
+
+def _factorized(frame: pd.DataFrame, name: str, keys: Factorized) -> tuple[np.ndarray, np.ndarray]:
+    """`pandas.factorize(values, use_na_sentinel=True)` of a text column: (codes, -1 for missing; uniques), from
+    the reader when it numbered the column already (its dictionary may hold values no row uses)."""
+    known = keys.get(name)
+    if known is not None:
+        return known
+    return _codes_of(frame[name])
+
+
+def _codes_of(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, -1 for missing; distinct values) of a text column: a categorical column's own (the whole-store
+    read's; its categories may hold values no row uses), else `pandas.factorize`'s."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.cat.codes.to_numpy(), values.cat.categories.to_numpy(dtype=object)
+    return pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=True)
+
+
+def has_text(values: pd.Series) -> np.ndarray:
+    """Per row, whether a text column holds non-empty text (object or categorical)."""
+    codes, uniques = _codes_of(values)
+    return np.r_[np.asarray(uniques, dtype=object) != "", False].astype(bool)[codes]  # code -1 (missing): last
+
+
+def _group_codes(factorized: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, int, np.ndarray]:
     """Integer group keys 0..n-1 (a missing value is key 0, a group of its own as pandas counts a -1 code), the
     number of keys, and per key whether its value is non-empty text."""
-    codes, uniques = pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=True)
-    filled = np.array([False] + [str(u) != "" for u in uniques], dtype=bool)
+    codes, uniques = factorized
+    # uniques hold no missing value, and str(u) is empty only for u == ''
+    filled = np.r_[False, np.asarray(uniques, dtype=object) != ""].astype(bool)
     return codes.astype(np.int64) + 1, len(uniques) + 1, filled
 
 
@@ -341,17 +474,21 @@ def _group_sum(keys: np.ndarray, n_keys: int, values: np.ndarray) -> np.ndarray:
     return np.bincount(keys, weights=values, minlength=n_keys)[keys]
 
 
-def _add_number_and_buyer_context(conn: sqlite3.Connection, frame: pd.DataFrame, *, scoped: bool) -> None:
+def _add_number_and_buyer_context(conn: sqlite3.Connection, frame: pd.DataFrame, keys: Factorized, *,
+                                  scoped: bool) -> None:
     """How many orders and buyers share the number; the buyer's other orders. Over the whole store."""
     any_flag = (frame["codes"].to_numpy(dtype=object) != "").astype(float)
-    not_received = (_text(frame["buyer_received"], _answer) == "no").to_numpy(dtype=float)
+    not_received = (_text(frame["buyer_received"], _answer, _factorized(frame, "buyer_received", keys))
+                    == "no").to_numpy(dtype=float)
     if not scoped:  # the frame holds every order: count with integer group codes
-        number, n_numbers, filled = _group_codes(frame["tracking_number"])
+        number, n_numbers, filled = _group_codes(_factorized(frame, "tracking_number", keys))
         numbered = filled[number]
-        buyer, n_buyers, _ = _group_codes(frame["buyer_id"])
+        buyer, n_buyers, _ = _group_codes(_factorized(frame, "buyer_id", keys))
         on_number = np.bincount(number[numbered], minlength=n_numbers)
         frame["n_orders_on_number"] = np.where(numbered, on_number[number], 0).astype(float)
-        pairs = np.unique(number[numbered] * n_buyers + buyer[numbered])
+        pairs = np.sort(number[numbered] * n_buyers + buyer[numbered])
+        # distinct (number, buyer) pairs by sorting: numpy 2's hashing np.unique is ~50x slower on a million ints
+        pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]] if len(pairs) else pairs
         buyers_per_number = np.bincount(pairs // n_buyers, minlength=n_numbers)
         frame["buyers_on_number"] = np.where(numbered, buyers_per_number[number], 0).astype(float)
         frame["buyer_n_orders"] = np.bincount(buyer, minlength=n_buyers)[buyer]
@@ -371,78 +508,93 @@ def _add_number_and_buyer_context(conn: sqlite3.Connection, frame: pd.DataFrame,
         frame[column] = frame["buyer_id"].map(buyers[column]).fillna(0)
 
 
-def _text(values: pd.Series, fn: Callable[[str], str]) -> pd.Series:
+def _text(values: pd.Series, fn: Callable[[str], str],
+          factorized: tuple[np.ndarray, np.ndarray] | None = None) -> pd.Series:
     """`fn(str(value))` per row ('' for missing values), computed once per distinct value: the same result
     as `values.fillna('').astype(str)` then string methods, without pandas 3's slow string arrays."""
-    codes, uniques = pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=True)
+    codes, uniques = factorized or _codes_of(values)
     mapped = np.array([fn(str(u)) for u in uniques] + [fn("")], dtype=object)  # code -1 (missing): fn('')
     return pd.Series(mapped[codes], index=values.index, dtype=object)
+
+
+def _per_value(values: pd.Series, fn: Callable[[str], float]) -> np.ndarray:
+    """`fn(str(value))` per row as floats ('' for a missing value), computed once per distinct value."""
+    codes, uniques = _codes_of(values)
+    mapped = np.array([fn(str(u)) for u in uniques] + [fn("")], dtype=np.float64)  # code -1 (missing): fn('')
+    return mapped[codes]
+
+
+def _zero_nan(values: np.ndarray) -> np.ndarray:
+    """NaN as 0 (pandas' fillna(0): infinities stay what they are)."""
+    return np.where(np.isnan(values), 0.0, values)
 
 
 def _answer(text: str) -> str:
     return text.strip().lower()
 
 
-class _Vocabulary:
-    """Normalised texts as integer codes, so two columns compare as integers, not strings."""
-
-    def __init__(self) -> None:
-        self.codes: dict[str, int] = {}
-
-    def code(self, text: str) -> int:
-        return self.codes.setdefault(text, len(self.codes))
-
-    def empty(self) -> int:
-        return self.codes.get("", -1)
+def _normalised_texts(factorized: tuple[np.ndarray, np.ndarray], rows: np.ndarray, normalise  # noqa: ANN001
+                      ) -> tuple[list[str], np.ndarray]:
+    """For the chosen `rows` of a factorised column: `normalise(str(value))` per distinct value ('' for a missing
+    value, the last entry) and each row's index into that list."""
+    codes, uniques = factorized
+    return [normalise(str(u)) for u in uniques] + [normalise("")], codes[rows]
 
 
-def _normalised_codes(values: np.ndarray, normalise, vocabulary: _Vocabulary) -> np.ndarray:  # noqa: ANN001
-    """Per row, the vocabulary code of `normalise(str(value))` ('' for a missing value), once per distinct value."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    mapped = np.array([vocabulary.code(normalise(str(u))) for u in uniques] + [vocabulary.code(normalise(""))])
-    return mapped[codes]
-
-
-def _normalised_postcode_codes(postcodes: np.ndarray, countries: np.ndarray, vocabulary: _Vocabulary) -> np.ndarray:
-    """places.normalize_postcode per (postcode, country) pair as vocabulary codes, once per distinct pair."""
-    p_codes, p_uniques = pd.factorize(postcodes, use_na_sentinel=True)
-    c_codes, c_uniques = pd.factorize(countries, use_na_sentinel=True)
+def _normalised_postcode_texts(postcodes: tuple[np.ndarray, np.ndarray], countries: tuple[np.ndarray, np.ndarray],
+                               rows: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """places.normalize_postcode per distinct (postcode, country) pair of the chosen `rows`, and each row's index
+    into that list."""
+    (p_codes, p_uniques), (c_codes, c_uniques) = postcodes, countries
     width = len(c_uniques) + 1
-    pair = (p_codes.astype(np.int64) + 1) * width + (c_codes.astype(np.int64) + 1)
+    pair = (p_codes[rows].astype(np.int64) + 1) * width + (c_codes[rows].astype(np.int64) + 1)
     distinct, inverse = np.unique(pair, return_inverse=True)
     p_text = [""] + [str(u) for u in p_uniques]
     c_text = [""] + [str(u) for u in c_uniques]
-    mapped = np.array([vocabulary.code(places.normalize_postcode(p_text[p // width], c_text[p % width]))
-                       for p in distinct.tolist()], dtype=np.int64)
-    return mapped[inverse.reshape(-1)] if len(pair) else np.zeros(0, dtype=np.int64)
+    return ([places.normalize_postcode(p_text[p // width], c_text[p % width]) for p in distinct.tolist()],
+            inverse.reshape(-1))
 
 
-def destination_match_level(frame: pd.DataFrame) -> pd.Series:
+def _shared_codes(*columns: tuple[list[str], np.ndarray]) -> tuple[list[np.ndarray], int]:
+    """Per row of each (texts, index) column, one integer per distinct text over all the columns, so columns
+    compare as integers; and the integer of '' (-1 when no column has it)."""
+    texts = np.array([t for column_texts, _ in columns for t in column_texts], dtype=object)
+    codes, uniques = pd.factorize(texts)
+    out, start = [], 0
+    for column_texts, index in columns:
+        out.append(codes[start:start + len(column_texts)][index])
+        start += len(column_texts)
+    empty = np.flatnonzero(np.asarray(uniques, dtype=object) == "")
+    return out, int(empty[0]) if len(empty) else -1
+
+
+def destination_match_level(frame: pd.DataFrame, keys: Factorized | None = None) -> pd.Series:
     """Where the delivered scan agrees with the order: 3 postcode, 2 city, 1 country only, 0.5 another city or
     postcode in the right country, 0 another country. NaN when there is no delivered scan naming a place.
+    `keys`: text columns the reader factorised already (see `_factorized`).
     """
     level = np.full(len(frame), np.nan)
-    got = {c: frame[c].to_numpy(dtype=object) for c in ("delivered_country", "delivered_city", "delivered_postcode")}
+    factorized = {c: _factorized(frame, c, keys or {}) for c in (
+        "delivered_country", "delivered_city", "delivered_postcode", "dest_country", "dest_city", "dest_postcode")}
     has_place = np.zeros(len(frame), dtype=bool)
-    for values in got.values():
-        codes, uniques = pd.factorize(values, use_na_sentinel=True)
-        filled = np.array([str(u) != "" for u in uniques] + [False], dtype=bool)  # code -1 (missing): last
+    for name in ("delivered_country", "delivered_city", "delivered_postcode"):
+        codes, uniques = factorized[name]
+        filled = np.r_[np.asarray(uniques, dtype=object) != "", False].astype(bool)  # code -1 (missing): last
         has_place |= filled[codes]
     if not has_place.any():
         return pd.Series(level, index=frame.index)
+    rows = np.flatnonzero(has_place)
 
-    def column(name: str) -> np.ndarray:
-        return (got[name] if name in got else frame[name].to_numpy(dtype=object))[has_place]
-
-    countries, cities, postcodes = _Vocabulary(), _Vocabulary(), _Vocabulary()
-    dest_country = _normalised_codes(column("dest_country"), places.normalize_country, countries)
-    got_country = _normalised_codes(column("delivered_country"), places.normalize_country, countries)
-    dest_city = _normalised_codes(column("dest_city"), places.normalize_city, cities)
-    got_city = _normalised_codes(column("delivered_city"), places.normalize_city, cities)
-    dest_post = _normalised_postcode_codes(column("dest_postcode"), column("dest_country"), postcodes)
-    got_post = _normalised_postcode_codes(column("delivered_postcode"), column("delivered_country"), postcodes)
-    no_country, no_city, no_post = countries.empty(), cities.empty(), postcodes.empty()
-    sub = np.ones(int(has_place.sum()))
+    (dest_country, got_country), no_country = _shared_codes(
+        _normalised_texts(factorized["dest_country"], rows, places.normalize_country),
+        _normalised_texts(factorized["delivered_country"], rows, places.normalize_country))
+    (dest_city, got_city), no_city = _shared_codes(
+        _normalised_texts(factorized["dest_city"], rows, places.normalize_city),
+        _normalised_texts(factorized["delivered_city"], rows, places.normalize_city))
+    (dest_post, got_post), no_post = _shared_codes(
+        _normalised_postcode_texts(factorized["dest_postcode"], factorized["dest_country"], rows),
+        _normalised_postcode_texts(factorized["delivered_postcode"], factorized["delivered_country"], rows))
+    sub = np.ones(len(rows))
     city_ok = (dest_city != no_city) & (dest_city == got_city)
     post_ok = (dest_post != no_post) & (dest_post == got_post)
     sub[city_ok] = 2.0
@@ -451,7 +603,7 @@ def destination_match_level(frame: pd.DataFrame) -> pd.Series:
         ((got_post == no_post) & (got_city != no_city) & (dest_city != no_city) & ~city_ok)
     sub[wrong_local] = 0.5
     sub[(got_country != no_country) & (dest_country != no_country) & (got_country != dest_country)] = 0.0
-    level[has_place] = sub
+    level[rows] = sub
     return pd.Series(level, index=frame.index)
 
 
@@ -469,14 +621,15 @@ def _leave_one_out_rate(seller: np.ndarray, n_sellers: int, values: np.ndarray,
         return np.where(n > 0, total / n, np.nan)
 
 
-def _add_seller_aggregates(frame: pd.DataFrame) -> None:
+def _add_seller_aggregates(frame: pd.DataFrame, keys: Factorized) -> None:
     """Seller-level context over the seller's whole book, leaving the order itself out."""
-    seller, n_sellers, _ = _group_codes(frame["seller_id"])
+    seller, n_sellers, _ = _group_codes(_factorized(frame, "seller_id", keys))
     transit = (frame["delivered_jd"] - frame["first_event_jd"]).to_numpy()
     delivered = frame["delivered_jd"].notna().to_numpy()
     any_flag = frame[[f"flag_{c}" for c in FLAG_CODES]].to_numpy().sum(axis=1) > 0
     no_customs = ((frame["n_export"] + frame["n_import"]) == 0).to_numpy()
-    not_received = (_text(frame["buyer_received"], _answer) == "no").to_numpy()
+    not_received = (_text(frame["buyer_received"], _answer, _factorized(frame, "buyer_received", keys))
+                    == "no").to_numpy()
     frame["seller_n_orders"] = np.bincount(seller, minlength=n_sellers)[seller]
     frame["seller_flag_rate"] = _leave_one_out_rate(seller, n_sellers, any_flag)
     frame["seller_median_transit"] = pd.Series(transit).groupby(seller).transform("median").to_numpy()
@@ -523,49 +676,63 @@ class OrderFeatures(TransformerMixin, BaseEstimator):
         """The features as a named DataFrame (for reasons and inspection)."""
         check_is_fitted(self, "route_median_transit_")
         f = self._check_frame(X)
-        out = pd.DataFrame(index=f.index)
+
+        def column(name: str) -> np.ndarray:
+            return f[name].to_numpy(dtype=np.float64)
+
+        # numpy columns, then one column-major float block: the frame returned is a view of it, and the
+        # classifier reads it as it is (a pandas frame built column by column costs more than the arithmetic)
+        out: dict[str, np.ndarray] = {}
         for code in FLAG_CODES:
-            out[f"flag_{code}"] = f[f"flag_{code}"].astype(float)
-        out["n_flags"] = out[[f"flag_{c}" for c in FLAG_CODES]].sum(axis=1)
-        out["accept_to_delivered_days"] = f["delivered_jd"] - f["first_event_jd"]
-        out["physical_to_delivered_days"] = f["delivered_jd"] - f["first_scan_jd"]
-        out["order_to_delivered_days"] = f["delivered_jd"] - f["ordered_jd"]
-        route = _text(f["dest_country"], places.normalize_country).map(self.route_median_transit_).astype(float)
-        route = route.fillna(self.global_median_transit_).clip(lower=0.5)
+            out[f"flag_{code}"] = column(f"flag_{code}")
+        out["n_flags"] = np.sum([out[f"flag_{c}"] for c in FLAG_CODES], axis=0)  # whole numbers: exact in any order
+        delivered, first_event, ordered = column("delivered_jd"), column("first_event_jd"), column("ordered_jd")
+        first_scan, shipped, confirmed = column("first_scan_jd"), column("shipped_jd"), column("confirmed_jd")
+        out["accept_to_delivered_days"] = delivered - first_event
+        out["physical_to_delivered_days"] = delivered - first_scan
+        out["order_to_delivered_days"] = delivered - ordered
+        route = _per_value(f["dest_country"], lambda text: self.route_median_transit_.get(
+            places.normalize_country(text), np.nan))
+        route = np.maximum(np.where(np.isnan(route), self.global_median_transit_, route), 0.5)
         out["transit_vs_route_median"] = out["accept_to_delivered_days"] / route
-        out["order_to_first_scan_days"] = f["first_event_jd"] - f["ordered_jd"]
-        out["shipped_to_first_physical_days"] = f["first_scan_jd"] - f["shipped_jd"]
-        out["ship_delay_days"] = f["shipped_jd"] - f["ordered_jd"]
-        for column in ("n_events", "n_scans", "n_transit", "n_export", "n_import"):
-            out[column] = f[column].fillna(0).astype(float)
-        out["delivered"] = f["delivered_jd"].notna().astype(float)
-        age = f["as_of_jd"] - f["last_scan_jd"].fillna(f["first_event_jd"])
+        out["order_to_first_scan_days"] = first_event - ordered
+        out["shipped_to_first_physical_days"] = first_scan - shipped
+        out["ship_delay_days"] = shipped - ordered
+        for name in ("n_events", "n_scans", "n_transit", "n_export", "n_import"):
+            out[name] = _zero_nan(column(name))
+        out["delivered"] = (~np.isnan(delivered)).astype(float)
+        last_scan = column("last_scan_jd")
+        age = column("as_of_jd") - np.where(np.isnan(last_scan), first_event, last_scan)
         # staleness matters for parcels still on their way; a delivered parcel is done, not stale
-        out["days_since_last_event"] = age.where(f["delivered_jd"].isna()).clip(upper=self.max_age_days)
-        out["order_age_days"] = (f["as_of_jd"] - f["ordered_jd"]).clip(upper=self.max_age_days)
-        out["dest_match_level"] = f["dest_match_level"].astype(float)
-        out["confirm_minus_delivered_days"] = f["confirmed_jd"] - f["delivered_jd"]
-        out["confirmed_before_delivery"] = (
-            f["confirmed_jd"].notna()
-            & (f["delivered_jd"].isna() | (f["confirmed_jd"] < f["delivered_jd"]))).astype(float)
-        received = _text(f["buyer_received"], _answer)
-        out["buyer_received"] = received.map({"yes": 1.0, "no": 0.0})
-        out["orders_on_number"] = f["n_orders_on_number"].fillna(0).astype(float)
-        out["buyers_on_number"] = f["buyers_on_number"].fillna(0).astype(float)
-        carrier = _text(f["carrier"], str.lower)
-        out["carrier_code"] = carrier.map({c: float(i) for i, c in enumerate(CARRIERS)}).fillna(float(len(CARRIERS)))
-        out["promised_days"] = pd.to_numeric(f["promised_days"], errors="coerce")
-        out["amount"] = pd.to_numeric(f["amount"], errors="coerce")
-        out["msg_pressure_max"] = f["msg_pressure_max"].astype(float)
-        out["n_seller_messages"] = f["n_seller_messages"].astype(float)
-        for column in ("seller_n_orders", "seller_flag_rate", "seller_median_transit", "seller_fast_share",
-                       "seller_reuse_share", "seller_no_customs_share", "seller_not_received_share",
-                       "seller_pressure_share", "buyer_n_orders"):
-            out[column] = f[column].astype(float)
-        out["buyer_not_received_other"] = (f["_buyer_not_received"].fillna(0)
-                                           - (received == "no").astype(float)).clip(lower=0)
-        out["buyer_flagged_other"] = (f["_buyer_flagged"].fillna(0) - (out["n_flags"] > 0)).clip(lower=0)
-        return out[list(FEATURES)]
+        out["days_since_last_event"] = np.minimum(np.where(np.isnan(delivered), age, np.nan), self.max_age_days)
+        out["order_age_days"] = np.minimum(column("as_of_jd") - ordered, self.max_age_days)
+        out["dest_match_level"] = column("dest_match_level")
+        out["confirm_minus_delivered_days"] = confirmed - delivered
+        out["confirmed_before_delivery"] = (~np.isnan(confirmed) & (np.isnan(delivered) | (confirmed < delivered))
+                                            ).astype(float)
+        said_no = _per_value(f["buyer_received"], lambda text: float(_answer(text) == "no"))
+        out["buyer_received"] = _per_value(f["buyer_received"], lambda text: {"yes": 1.0, "no": 0.0}.get(
+            _answer(text), np.nan))
+        out["orders_on_number"] = _zero_nan(column("n_orders_on_number"))
+        out["buyers_on_number"] = _zero_nan(column("buyers_on_number"))
+        codes = {c: float(i) for i, c in enumerate(CARRIERS)}
+        out["carrier_code"] = _per_value(f["carrier"], lambda text: codes.get(text.lower(), float(len(CARRIERS))))
+        out["promised_days"] = pd.to_numeric(f["promised_days"], errors="coerce").to_numpy(dtype=np.float64)
+        out["amount"] = pd.to_numeric(f["amount"], errors="coerce").to_numpy(dtype=np.float64)
+        out["msg_pressure_max"] = column("msg_pressure_max")
+        out["n_seller_messages"] = column("n_seller_messages")
+        for name in ("seller_n_orders", "seller_flag_rate", "seller_median_transit", "seller_fast_share",
+                     "seller_reuse_share", "seller_no_customs_share", "seller_not_received_share",
+                     "seller_pressure_share", "buyer_n_orders"):
+            out[name] = column(name)
+        out["buyer_not_received_other"] = np.maximum(_zero_nan(column("_buyer_not_received"))
+                                                     - said_no, 0.0)
+        out["buyer_flagged_other"] = np.maximum(_zero_nan(column("_buyer_flagged"))
+                                                - (out["n_flags"] > 0), 0.0)
+        matrix = np.empty((len(f), len(FEATURES)), dtype=np.float64, order="F")
+        for j, name in enumerate(FEATURES):
+            matrix[:, j] = out[name]
+        return pd.DataFrame(matrix, index=f.index, columns=list(FEATURES), copy=False)
 
     @staticmethod
     def _check_frame(X) -> pd.DataFrame:  # noqa: ANN001, N803

@@ -143,3 +143,14 @@ def build_store(db: sqlite_utils.Database, n_orders: int = 600, seed: int = 1) -
             [to_db(AS_OF)],
         )
     return pd.DataFrame(labels)
+
+
+def plain_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with categorical text columns (the whole-store read's) as object text, None where missing, as
+    the SQL path gives them: to compare the two paths' values."""
+    out = frame.copy()
+    for name in out.columns:
+        if isinstance(out[name].dtype, pd.CategoricalDtype):
+            values = out[name].astype(object)
+            out[name] = values.where(values.notna(), None).astype(object)
+    return out

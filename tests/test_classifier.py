@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from model_fixtures import AS_OF, build_store
+from model_fixtures import AS_OF, build_store, plain_text
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -126,4 +126,4 @@ def test_whole_store_read_through_arrow_gives_the_same_frame(store_frame, db, mo
     monkeypatch.setattr(features, "_start_arrow_read", lambda *a: started.append(1) or real(*a))
     arrow = load_order_frame(db.conn, None, AS_OF, message_scores=lambda m: m["text"].str.contains("confirm") * 0.8 + 0.1)
     assert started
-    pd.testing.assert_frame_equal(arrow[frame.columns], frame)
+    pd.testing.assert_frame_equal(plain_text(arrow[frame.columns]), frame)

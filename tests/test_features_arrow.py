@@ -1,0 +1,154 @@
+"""The classifier's whole-store frame read by two child processes through Arrow gives the SQL path's frame
+exactly, on a store built to be awkward; trouble there falls back to SQL; the pieces that replaced pandas
+group-bys and lookups answer as those did."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from model_fixtures import AS_OF, build_store, plain_text
+
+from detectors import features
+from detectors.features import load_order_frame
+from tracker import scoring
+from tracker.scoring import refresh_shipment_facts
+
+
+def _pressure(messages: pd.DataFrame) -> np.ndarray:
+    return (messages["text"].str.contains("confirm") * 0.8 + 0.1).to_numpy(dtype=float)
+
+
+def _awkward_store(db) -> None:  # noqa: ANN001
+    build_store(db, 400)
+    conn = db.conn
+    with conn:
+        # places that only agree once normalised, places that disagree, and places that are missing
+        conn.execute("UPDATE orders SET dest_city = 'São Paulo', dest_country = 'br', dest_postcode = 'BR-01000 000' "
+                     "WHERE rowid % 7 = 0")
+        conn.execute("UPDATE orders SET dest_city = NULL, dest_postcode = '' WHERE rowid % 11 = 0")
+        conn.execute("UPDATE orders SET dest_postcode = '90210-1234', dest_country = 'US' WHERE rowid % 13 = 0")
+        conn.execute("UPDATE tracking_events SET city = 'SAO-PAULO', country = 'BR', postcode = '01000000' "
+                     "WHERE status = 'delivered' AND tracking_number IN "
+                     "(SELECT tracking_number FROM orders WHERE rowid % 14 = 0)")
+        conn.execute("UPDATE tracking_events SET city = NULL, postcode = NULL WHERE status = 'delivered' AND "
+                     "tracking_number IN (SELECT tracking_number FROM orders WHERE rowid % 17 = 0)")
+        conn.execute("UPDATE tracking_events SET city = 'Lyon', postcode = '69001' WHERE status = 'delivered' AND "
+                     "tracking_number IN (SELECT tracking_number FROM orders WHERE rowid % 19 = 0)")
+        # no number, an empty one, a number no scan ever named
+        conn.execute("UPDATE orders SET tracking_number = NULL WHERE rowid % 23 = 0")
+        conn.execute("UPDATE orders SET tracking_number = '' WHERE rowid % 29 = 0")
+        conn.execute("UPDATE orders SET tracking_number = 'LP999999999999' WHERE rowid % 31 = 0")
+        # every buyer answer missing: a column with no text at all; carriers in odd cases
+        conn.execute("UPDATE orders SET buyer_received = NULL")
+        conn.execute("UPDATE orders SET carrier = 'YunExpress' WHERE rowid % 5 = 0")
+        # flags of several codes per order (one the classifier does not know), of an order not in the store,
+        # and resolved flags that must not count
+        conn.execute("INSERT OR IGNORE INTO flags(order_id, code, severity, explanation, detected_at, rule_version) "
+                     "SELECT order_id, 'wrong_destination', 'high', 'x', '2026-06-01T00:00:00Z', 't' FROM orders "
+                     "WHERE rowid % 3 = 0")
+        conn.execute("INSERT OR IGNORE INTO flags(order_id, code, severity, explanation, detected_at, rule_version) "
+                     "SELECT order_id, 'a_rule_added_later', 'low', 'x', '2026-06-01T00:00:00Z', 't' FROM orders "
+                     "WHERE rowid % 8 = 0")
+        conn.execute("INSERT INTO flags(order_id, code, severity, explanation, detected_at, rule_version) "
+                     "VALUES ('NO-SUCH-ORDER', 'tracking_reused', 'high', 'x', '2026-06-01T00:00:00Z', 't')")
+        conn.execute("UPDATE flags SET resolved_at = '2026-06-02T00:00:00Z' WHERE id % 9 = 0")
+        conn.execute("INSERT INTO messages(order_id, sender, sent_at, text, message_key) "
+                     "VALUES ('NO-SUCH-ORDER', 'seller', '2026-06-01T00:00:00Z', 'confirm now', 'orphan')")
+    refresh_shipment_facts(db)
+
+
+@pytest.fixture
+def awkward(db):  # noqa: ANN001, ANN201
+    _awkward_store(db)
+    sql_frame = load_order_frame(db.conn, None, AS_OF, message_scores=_pressure)  # a small store: the SQL path
+    return db, sql_frame
+
+
+def _arrow_frame(db, monkeypatch) -> pd.DataFrame:  # noqa: ANN001
+    monkeypatch.setattr(features, "ARROW_MIN_ORDERS", 0)
+    converted = []
+    real = features._arrow_columns
+    monkeypatch.setattr(features, "_arrow_columns", lambda *a: converted.append(1) or real(*a))
+    frame = load_order_frame(db.conn, None, AS_OF, message_scores=_pressure)
+    frame.attrs["through_arrow"] = bool(converted)
+    return frame
+
+
+def test_the_arrow_read_gives_the_sql_frame_on_an_awkward_store(awkward, monkeypatch):
+    db, sql_frame = awkward
+    arrow = _arrow_frame(db, monkeypatch)
+    assert arrow.attrs.pop("through_arrow")
+    # repeated text comes as categoricals (codes and each distinct value once), with the same values
+    assert isinstance(arrow["seller_id"].dtype, pd.CategoricalDtype)
+    pd.testing.assert_frame_equal(plain_text(arrow), sql_frame)
+    # and the features built from either are the same numbers
+    fitted = features.OrderFeatures().fit(sql_frame)
+    pd.testing.assert_frame_equal(fitted.transform_frame(arrow), fitted.transform_frame(sql_frame), check_exact=True)
+    assert np.array_equal(features.has_text(arrow["tracking_number"]), features.has_text(sql_frame["tracking_number"]))
+    assert not features.has_text(sql_frame["tracking_number"]).all()
+    # the store is as awkward as meant: every kind of place match, and codes joined in order
+    assert set(sql_frame["dest_match_level"].dropna()) >= {0.0, 0.5, 1.0, 3.0}
+    assert sql_frame["dest_match_level"].isna().any()
+    assert (sql_frame["codes"] == "a_rule_added_later,impossible_transit,wrong_destination").any()
+    assert sql_frame["buyer_received"].isna().all()
+
+
+@pytest.mark.parametrize("keys_sql", [
+    # the facts reader sees other orders than the orders reader, as if orders were added between the two reads
+    "SELECT rowid + 1, tracking_number FROM orders ORDER BY rowid",
+    # or one order's number changed between them
+    "SELECT rowid, CASE WHEN rowid = 5 THEN 'LP000000000001' ELSE tracking_number END FROM orders ORDER BY rowid",
+])
+def test_a_store_changed_between_the_two_reads_is_read_through_sql(awkward, monkeypatch, keys_sql):
+    db, sql_frame = awkward
+    monkeypatch.setattr(features, "_ORDER_KEYS_SQL", keys_sql)
+    arrow = _arrow_frame(db, monkeypatch)
+    assert not arrow.attrs.pop("through_arrow")
+    pd.testing.assert_frame_equal(arrow, sql_frame)
+
+
+def test_codes_are_each_orders_flags_sorted_and_joined():
+    rows = np.array([2, 0, 2, -1, 2, 4, 0])
+    codes = np.array(["tracking_reused", "zeta", "early_confirmation", "wrong_destination", "a_new_rule",
+                      "zeta", "alpha"], dtype=object)
+    joined = features._joined_codes(rows, codes, 6)
+    assert joined.tolist() == ["alpha,zeta", "", "a_new_rule,early_confirmation,tracking_reused", "", "zeta", ""]
+    assert features._joined_codes(np.array([], dtype=np.int64), np.array([], dtype=object), 2).tolist() == ["", ""]
+
+
+def test_query_types_columns_as_records_would(db):
+    conn = db.conn
+    conn.execute("CREATE TEMP TABLE q (t TEXT, i INTEGER, r REAL, gap INTEGER)")
+    conn.executemany("INSERT INTO temp.q VALUES (?,?,?,?)", [("x", 1, None, None), (None, 2, 1.5, 3)])
+    frame = features._query(conn, "SELECT t, i, r, gap FROM temp.q", ["t", "i", "r", "gap"])
+    assert frame["t"].dtype == object and frame["t"].tolist() == ["x", None]
+    assert frame["i"].dtype == np.int64 and frame["r"].dtype == np.float64 and frame["gap"].dtype == np.float64
+    assert np.isnan(frame.loc[0, "gap"]) and frame.loc[1, "gap"] == 3.0
+    empty = features._query(conn, "SELECT t, i FROM temp.q WHERE 0", ["t", "i"])
+    assert list(empty.columns) == ["t", "i"] and empty.empty
+
+
+def test_the_pressure_cache_answers_the_same_read_whole_or_message_by_message(db, monkeypatch):
+    build_store(db, 300)
+    messages = features._query(db.conn, "SELECT id, order_id, text FROM messages", ["id", "order_id", "text"])
+    scored = []
+    real = scoring.score_messages
+    monkeypatch.setattr(scoring, "score_messages", lambda m: scored.append(len(m)) or real(m))
+    first = scoring.message_scorer(db)(messages)  # nothing cached yet: every message scored once
+    assert scored == [len(messages)]
+    monkeypatch.setattr(scoring, "LOOKUP_WHOLE_CACHE_FROM", 0)
+    whole = scoring.message_scorer(db)(messages)
+    monkeypatch.setattr(scoring, "LOOKUP_WHOLE_CACHE_FROM", 10**9)
+    one_by_one = scoring.message_scorer(db)(messages.iloc[::-1])
+    assert scored == [len(messages)]  # both answered from the cache
+    assert np.array_equal(whole, first) and np.array_equal(one_by_one, first[::-1])
+    # a message the cache has not seen is scored, whichever way the cache is read
+    with db.conn:
+        db.execute("INSERT INTO messages(order_id, sender, sent_at, text, message_key) "
+                   "VALUES ('O00001', 'seller', '2026-06-01T00:00:00Z', 'confirm receipt now please', 'new')")
+    more = features._query(db.conn, "SELECT id, order_id, text FROM messages", ["id", "order_id", "text"])
+    monkeypatch.setattr(scoring, "LOOKUP_WHOLE_CACHE_FROM", 0)
+    again = scoring.message_scorer(db)(more)
+    assert scored == [len(messages), 1]
+    assert np.array_equal(again[:-1], first) and 0.0 <= again[-1] <= 1.0
