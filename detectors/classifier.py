@@ -15,6 +15,9 @@ and used for scoring.
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -50,7 +53,7 @@ class FraudClassifier(ClassifierMixin, BaseEstimator):
     random_state : int
     """
 
-    def __init__(self, max_iter: int = 300, learning_rate: float = 0.08, max_leaf_nodes: int = 31,
+    def __init__(self, max_iter: int = 50, learning_rate: float = 0.3, max_leaf_nodes: int = 31,
                  min_samples_leaf: int = 40, l2_regularization: float = 1.0, calibration: str = "isotonic",
                  calibration_fraction: float = 0.2, max_train_rows: int | None = 400_000,
                  random_state: int = 0):
@@ -114,9 +117,27 @@ class FraudClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "booster_")
         X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan", dtype=np.float64)
         with threadpool_limits(openmp_threads()):
-            log_odds = self.booster_.decision_function(X)
+            log_odds = binned_decision_function(self.booster_, X)
         fraud = expit(log_odds) if self.calibrator_ is None else _apply_calibrator(self.calibrator_, log_odds)
         return np.column_stack([1.0 - fraud, fraud])
+
+    def bins(self, X) -> np.ndarray | None:  # noqa: ANN001, N803
+        """X binned as the booster was trained, for `fraud_probability_of_bins`; None where that walk does not
+        apply. Binning is per value, so a column of these bins can be replaced by another value's bins."""
+        check_is_fitted(self, "booster_")
+        walk = _binned_walk(self.booster_)
+        if walk is None:
+            return None
+        X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan", dtype=np.float64)
+        with threadpool_limits(openmp_threads()):
+            return walk.bins(X)
+
+    def fraud_probability_of_bins(self, binned: np.ndarray) -> np.ndarray:
+        """`predict_proba(X)[:, 1]` from `bins(X)`, bit for bit."""
+        check_is_fitted(self, "booster_")
+        with threadpool_limits(openmp_threads()):
+            log_odds = _BinnedWalk(self.booster_).decision(binned)
+        return expit(log_odds) if self.calibrator_ is None else _apply_calibrator(self.calibrator_, log_odds)
 
     def predict(self, X) -> np.ndarray:  # noqa: ANN001, N803
         check_is_fitted(self, "booster_")
@@ -129,12 +150,85 @@ class FraudClassifier(ClassifierMixin, BaseEstimator):
         return tags
 
 
+class _BinnedWalk:
+    """A booster's trees walked over binned rows (see `binned_decision_function`); raises AttributeError,
+    TypeError or ImportError where the booster's private parts are not what this expects."""
+
+    def __init__(self, booster: HistGradientBoostingClassifier):
+        from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+
+        mapper = booster._bin_mapper
+        self.threads = _openmp_effective_n_threads
+        self.binning, self.missing_bin = mapper.transform, mapper.missing_values_bin_idx_
+        self.baseline = np.asarray(booster._baseline_prediction)
+        self.walks = [[tree.predict_binned for tree in iteration] for iteration in booster._predictors]
+        categorical = getattr(mapper, "is_categorical", None)
+        if booster.n_trees_per_iteration_ != 1 or (categorical is not None and np.any(categorical)):
+            raise TypeError("several trees per iteration or categorical features")
+        # the binned walk wants writable node arrays (not those of a model mapped read-only from a file)
+        if not all(tree.nodes.flags.writeable and tree.binned_left_cat_bitsets.flags.writeable
+                   for iteration in booster._predictors for tree in iteration):
+            raise TypeError("read-only trees")
+
+    def bins(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
+        if not X.flags.writeable:  # the binner's memoryview wants a writable buffer (e.g. not a read-only memmap)
+            X = X.copy()
+        return np.ascontiguousarray(self.binning(X))  # row by row: each tree reads a row's bytes together
+
+    def decision(self, binned: np.ndarray) -> np.ndarray:
+        raw = np.zeros(len(binned), dtype=self.baseline.dtype)
+        raw += self.baseline.ravel()[0]
+        threads = self.threads()
+        for (walk,) in self.walks:
+            raw += walk(binned, missing_values_bin_idx=self.missing_bin, n_threads=threads)
+        return raw
+
+
+def _binned_walk(booster: HistGradientBoostingClassifier) -> _BinnedWalk | None:
+    try:
+        return _BinnedWalk(booster)
+    except (AttributeError, ImportError, TypeError):
+        return None
+
+
+def binned_decision_function(booster: HistGradientBoostingClassifier, X: np.ndarray) -> np.ndarray:  # noqa: N803
+    """`booster.decision_function(X)`, bit for bit, about a third faster on a million rows.
+
+    Each tree is walked over X binned the way training binned it (one byte per value, so the rows stay in
+    cache) instead of over the float64 values: a value is at most a split's threshold exactly when its bin
+    is at most the split's bin, NaN has its own bin, and the trees' outputs are added in the same order.
+    It leans on the booster's private parts (what its own early stopping uses); where they are not there,
+    or the booster has categorical features or several trees per iteration, the public call answers.
+    """
+    walk = _binned_walk(booster)
+    if walk is None or not len(X):
+        return booster.decision_function(X)
+    return walk.decision(walk.bins(X))
+
+
+_caps = threading.local()
+
+
+@contextmanager
+def single_threaded() -> Iterator[None]:
+    """Within this block, this thread's predictions use one OpenMP thread: for work that runs beside other busy
+    threads of the same process (scoring explains while it writes), where spinning OpenMP threads would
+    fight them for the cores."""
+    _caps.one = getattr(_caps, "one", 0) + 1
+    try:
+        yield
+    finally:
+        _caps.one -= 1
+
+
 def openmp_threads() -> int:
-    """Threads for the boosting: all cores on a quiet machine, one on a busy one.
+    """Threads for the boosting: all cores on a quiet machine, one on a busy one (or in `single_threaded`).
 
     OpenMP threads spin-wait for each other; when other processes already keep every core busy, two
     threads run ten times slower than one (measured on this 2-core machine), not twice as fast.
     """
+    if getattr(_caps, "one", 0):
+        return 1
     cores = os.cpu_count() or 1
     try:
         busy = os.getloadavg()[0] >= cores
