@@ -16,7 +16,8 @@ Phrases are formatted per group over all its orders (`describe_many`).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +25,14 @@ import numpy as np
 import pandas as pd
 import sqlite_utils
 
-from detectors.features import FEATURE_GROUPS, FEATURES, MessageScorer, load_order_frame, score_messages
+from detectors.features import (
+    FEATURE_GROUPS,
+    FEATURES,
+    MessageScorer,
+    has_text,
+    load_order_frame,
+    score_messages,
+)
 from tracker import config
 from tracker.db import get_meta, set_meta
 from tracker.timeutil import to_db
@@ -35,6 +43,7 @@ META_AS_OF = "scores_as_of"
 
 def score_orders(db: sqlite_utils.Database, order_ids: set[str], as_of: datetime, *, full: bool = False) -> set[str]:
     """Rescore these orders (every order after a new model); return the order ids scored."""
+    from detectors.classifier import single_threaded
     from tracker.training import load_active_model
 
     loaded = load_active_model(db)
@@ -49,10 +58,15 @@ def score_orders(db: sqlite_utils.Database, order_ids: set[str], as_of: datetime
     if frame.empty:
         _record(db, loaded.model_id, as_of, pd.DataFrame(), full)
         return set()
-    tracked = frame["tracking_number"].fillna("") != ""
-    untracked = set(frame.loc[~tracked & frame["target"], "order_id"])  # lost their number: lose their score
-    frame = frame[tracked]
+    tracked = has_text(frame["tracking_number"])
+    untracked = set(frame.loc[~tracked & frame["target"].to_numpy(), "order_id"])  # lost their number: lose their score
+    # features of every row (each row's own), then the scored rows of them and of the few columns still needed:
+    # cheaper than a copy of the whole wide frame
     features = loaded.model.named_steps["features"].transform_frame(frame)
+    frame = frame[["order_id", "codes", "target"]]
+    if not tracked.all():
+        frame = frame[tracked]
+        features = _take_rows(features, np.flatnonzero(tracked))
     classifier = loaded.model.named_steps["classifier"]
     matrix = features.to_numpy(dtype=np.float64)
     score = _fraud_probability(classifier, matrix)
@@ -65,13 +79,33 @@ def score_orders(db: sqlite_utils.Database, order_ids: set[str], as_of: datetime
         keep = frame["target"].to_numpy() | ~(moved < float(settings.get("seller_rescore_delta", 0.01))).to_numpy()
         frame, matrix, features = frame[keep], matrix[keep], features[keep]
 
-    reasons = explain(classifier, features, matrix, frame["score"].to_numpy(),
-                      min_score=float(settings.get("reasons_min_score", 0.1)),
-                      max_reasons=int(settings.get("max_reasons", 3)),
-                      min_contribution=float(settings.get("min_contribution", 0.02)))
-    frame = frame.assign(reasons=reasons)
-    _record(db, loaded.model_id, as_of, frame, full, untracked)
+    min_score = float(settings.get("reasons_min_score", 0.1))
+    explained = frame["score"].to_numpy() >= min_score
+    rows = np.flatnonzero(explained)
+    pending = frame.iloc[rows]
+
+    def explain_pending() -> list[str]:
+        with single_threaded():  # beside the writing thread: one core each
+            return explain(classifier, features.iloc[rows], matrix[rows], pending["score"].to_numpy(),
+                           min_score=min_score, max_reasons=int(settings.get("max_reasons", 3)),
+                           min_contribution=float(settings.get("min_contribution", 0.02)))
+
+    # only the few orders scoring at least min_score get reasons: they are worked out in a thread while this
+    # one writes all the others, and are written last, in the same transaction
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(explain_pending)
+        _record(db, loaded.model_id, as_of, frame[~explained].assign(reasons="[]"), full, untracked,
+                later=lambda: pending.assign(reasons=future.result()))
     return set(frame["order_id"])
+
+
+def _take_rows(features: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
+    """These rows of a feature frame, still one column-major float block (as the classifier reads it)."""
+    values = features.to_numpy(dtype=np.float64)
+    out = np.empty((len(rows), values.shape[1]), dtype=np.float64, order="F")
+    for j in range(values.shape[1]):
+        out[:, j] = values[rows, j]
+    return pd.DataFrame(out, index=features.index[rows], columns=features.columns, copy=False)
 
 
 META_FACTS = "shipment_facts_event_id"
@@ -102,6 +136,10 @@ def refresh_shipment_facts(db: sqlite_utils.Database) -> int:
     return refreshed
 
 
+# from this many messages on, the pressure cache is read whole instead of looked up message by message
+LOOKUP_WHOLE_CACHE_FROM = 20_000
+
+
 def message_scorer(db: sqlite_utils.Database) -> MessageScorer:
     """Scores seller messages through the `message_pressure` cache: each message once per message model."""
     from detectors import message_model, persistence
@@ -110,14 +148,24 @@ def message_scorer(db: sqlite_utils.Database) -> MessageScorer:
 
     def score(messages: pd.DataFrame) -> np.ndarray:
         conn = db.conn
-        conn.execute("DROP TABLE IF EXISTS temp.pressure_lookup")
-        conn.execute("CREATE TEMP TABLE pressure_lookup (message_id INTEGER PRIMARY KEY)")
-        conn.executemany("INSERT OR IGNORE INTO temp.pressure_lookup VALUES (?)", ((int(i),) for i in messages["id"]))
-        known = dict(conn.execute(
-            "SELECT p.message_id, p.probability FROM message_pressure p JOIN temp.pressure_lookup l "
-            "ON l.message_id = p.message_id WHERE p.model = ?", [model_key]).fetchall())
-        conn.execute("DROP TABLE temp.pressure_lookup")
-        probability = messages["id"].map(known)
+        ids = messages["id"].to_numpy(dtype=np.int64)
+        if len(ids) >= LOOKUP_WHOLE_CACHE_FROM:  # read the model's whole cache once, match by sorted search
+            rows = conn.execute("SELECT message_id, probability FROM message_pressure WHERE model = ? "
+                                "ORDER BY message_id", [model_key]).fetchall()
+        else:  # a few messages: look each up
+            conn.execute("DROP TABLE IF EXISTS temp.pressure_lookup")
+            conn.execute("CREATE TEMP TABLE pressure_lookup (message_id INTEGER PRIMARY KEY)")
+            conn.executemany("INSERT OR IGNORE INTO temp.pressure_lookup VALUES (?)", ((int(i),) for i in ids))
+            rows = conn.execute(
+                "SELECT p.message_id, p.probability FROM message_pressure p JOIN temp.pressure_lookup l "
+                "ON l.message_id = p.message_id WHERE p.model = ? ORDER BY p.message_id", [model_key]).fetchall()
+            conn.execute("DROP TABLE temp.pressure_lookup")
+        known_ids = np.array([r[0] for r in rows], dtype=np.int64)
+        known_p = np.array([r[1] for r in rows], dtype=float)
+        at = np.minimum(np.searchsorted(known_ids, ids), max(len(known_ids) - 1, 0))
+        hit = known_ids[at] == ids if len(known_ids) else np.zeros(len(ids), dtype=bool)
+        probability = pd.Series(np.where(hit, known_p[at] if len(known_ids) else np.nan, np.nan),
+                                index=messages.index)
         missing = probability.isna().to_numpy()
         if missing.any():
             fresh = score_messages(messages[missing])
@@ -145,38 +193,150 @@ def _stored_scores(db: sqlite_utils.Database, order_ids: pd.Series) -> pd.Series
 
 # while `scores` is rewritten: the table and its two indexes stay in memory instead of being re-read per row
 WRITE_CACHE_KIB = 262_144
+# rows per INSERT statement: SQLite runs one statement per this many rows instead of one per row (4 values each,
+# plus the model id and time bound once: 402 parameters, within every SQLite's limit of 999)
+_ROWS_PER_INSERT = 100
 
 
 def _record(db: sqlite_utils.Database, model_id: str, as_of: datetime, frame: pd.DataFrame, full: bool,
-            untracked: Iterable[str] = ()) -> None:
+            untracked: Iterable[str] = (), later: Callable[[], pd.DataFrame] | None = None) -> None:
+    """Write the scores of `frame` (order_id, score, codes, reasons) and then those `later` gives (called once
+    `frame`'s rows are in), in one transaction."""
     scored_at = to_db(as_of)
+    rows = None if frame.empty else _rows_in_key_order(frame)  # before the write lock is taken
     conn = db.conn
     cache_size = conn.execute("PRAGMA cache_size").fetchone()[0]
     conn.execute(f"PRAGMA cache_size = -{WRITE_CACHE_KIB}")
     try:
         with conn:
+            if not conn.in_transaction:
+                conn.execute("BEGIN")  # one transaction, whatever the connection's isolation level
+            indexes: list[str] = []
             if full:
                 # a full run is the whole truth: orders that lost their tracking number lose their score
                 conn.execute("DELETE FROM scores")
+                # the score index is built once from the finished table (one sort) instead of being updated at a
+                # million random places; dropped inside this transaction, so a failed or killed run keeps it
+                indexes = _drop_indexes(db, "scores")
             conn.executemany("DELETE FROM scores WHERE order_id = ?", ((o,) for o in untracked))
-            if not frame.empty:
-                # rows go in through an unindexed temp table, then into `scores` in key order: its primary-key
-                # index is appended to, not updated at a million random places
-                conn.execute("DROP TABLE IF EXISTS temp.score_rows")
-                conn.execute("CREATE TEMP TABLE score_rows (order_id TEXT, score REAL, codes TEXT, reasons TEXT)")
-                conn.executemany("INSERT INTO temp.score_rows VALUES (?,?,?,?)", zip(
-                    frame["order_id"].tolist(), np.round(frame["score"].to_numpy(), 7).tolist(),
-                    frame["codes"].tolist(), frame["reasons"].tolist(), strict=True))
-                conn.execute(
-                    "INSERT OR REPLACE INTO scores(order_id, score, codes, reasons, model_id, scored_at) "
-                    "SELECT order_id, score, codes, reasons, ?, ? FROM temp.score_rows ORDER BY order_id",
-                    [model_id, scored_at])
-                conn.execute("DROP TABLE temp.score_rows")
+            if rows is not None:
+                _insert_scores(db, rows, model_id, scored_at)
+            for sql in indexes:  # before `later`'s few rows: while the thread working them out still runs
+                conn.execute(sql)
+            rest = later() if later is not None else None
+            if rest is not None and not rest.empty:
+                _insert_scores(db, _rows_in_key_order(rest), model_id, scored_at)
             if full or get_meta(db, META_MODEL) is None:
                 set_meta(db, META_MODEL, model_id)
             set_meta(db, META_AS_OF, scored_at)
     finally:
         conn.execute(f"PRAGMA cache_size = {int(cache_size)}")
+
+
+def _drop_indexes(db: sqlite_utils.Database, table: str) -> list[str]:
+    """Drop the table's own indexes (not the primary key's); return the SQL that makes them again."""
+    conn = db.conn
+    found = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? "
+                         "AND sql IS NOT NULL", [table]).fetchall()
+    for name, _ in found:
+        conn.execute('DROP INDEX "{}"'.format(name.replace('"', '""')))
+    return [sql for _, sql in found]
+
+
+# the rows to write, column by column: order ids, scores, codes, reasons
+_ScoreColumns = tuple[list[Any], list[float], list[Any], list[Any]]
+
+
+def _insert_scores(db: sqlite_utils.Database, columns: _ScoreColumns, model_id: str, scored_at: str) -> None:
+    """INSERT OR REPLACE the rows (columns as `_rows_in_key_order` gives them), a chunk of rows per statement."""
+    from itertools import chain
+
+    conn = db.conn
+    n = len(columns[0])
+    head = "INSERT OR REPLACE INTO scores(order_id, score, codes, reasons, model_id, scored_at) VALUES "
+
+    def values(rows: int) -> str:  # ?1 and ?2 are the model id and time, shared by every row
+        return ",".join(f"(?{p},?{p + 1},?{p + 2},?{p + 3},?1,?2)" for p in range(3, 3 + 4 * rows, 4))
+
+    whole = n - n % _ROWS_PER_INSERT
+    if whole:
+        flat = chain.from_iterable(zip(*(c[:whole] for c in columns), strict=True))
+        shared = (model_id, scored_at)
+        conn.executemany(head + values(_ROWS_PER_INSERT),
+                         (shared + chunk for chunk in zip(*[flat] * (4 * _ROWS_PER_INSERT), strict=True)))
+    if n > whole:
+        conn.execute(head + values(n - whole),
+                     [model_id, scored_at, *chain.from_iterable(zip(*(c[whole:] for c in columns), strict=True))])
+
+
+def _rows_in_key_order(frame: pd.DataFrame) -> _ScoreColumns:
+    """The rows' order ids, scores (7 digits), codes and reasons, sorted by order id when they are all text.
+
+    Sorted because each row is then appended to the table's B-tree (a random insert costs several times
+    more and leaves pages part-empty). The order ids are made anew in that order, and the many empty codes
+    and reasons are one shared object: binding then reads memory in sequence, not a million scattered
+    objects. Only speed depends on this order; the rows written are the same."""
+    ids = frame["order_id"].to_numpy(dtype=object)
+    score = np.round(frame["score"].to_numpy(), 7)
+    ordered = _sorted_ids(ids)
+    if ordered is None:
+        return (ids.tolist(), score.tolist(), _text_values(frame["codes"], "").tolist(),
+                _text_values(frame["reasons"], "[]").tolist())
+    order, sorted_ids = ordered
+    position = np.empty_like(order)
+    position[order] = np.arange(len(order))  # row -> its place in key order
+    return (sorted_ids, score[order].tolist(), _text_values(frame["codes"], "", position).tolist(),
+            _text_values(frame["reasons"], "[]", position).tolist())
+
+
+def _sorted_ids(ids: np.ndarray) -> tuple[np.ndarray, list[str]] | None:
+    """(the permutation that sorts the order ids, the sorted ids as new objects), or None when they are in
+    order already or are not all text."""
+    if len(ids) < 2 or pd.api.types.infer_dtype(ids, skipna=False) != "string":
+        return None
+    if bool((ids[1:] > ids[:-1]).all()):
+        return None
+    try:
+        keys = ids.astype("S")  # ASCII (all of them, in practice): bytes sort as SQLite's BINARY collation
+        order = _bytes_order(keys)
+    except UnicodeEncodeError:
+        keys = ids.astype("U")  # code points sort as their UTF-8 bytes do
+        order = np.argsort(keys, kind="stable")
+    # numpy text drops trailing NUL characters: made anew only when no id ends in one (none does, in practice)
+    if np.array_equal(np.char.str_len(keys), np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))):
+        return order, keys[order].astype("U").tolist()
+    return order, ids[order].tolist()
+
+
+def _bytes_order(keys: np.ndarray) -> np.ndarray:
+    """The stable argsort of NUL-padded byte strings, as integer sorts of their 8-byte big-endian words
+    (about twice as fast as numpy's string sort): by the first word, then, among the rows that share it,
+    by all their words."""
+    width = keys.dtype.itemsize
+    if width % 8:
+        keys = keys.astype(f"S{width + 8 - width % 8}")
+    words = keys.view(">u8").reshape(len(keys), -1)
+    order = np.argsort(words[:, 0], kind="stable")
+    if words.shape[1] > 1:
+        first = words[order, 0]
+        tied = np.flatnonzero(first[1:] == first[:-1])
+        if len(tied):
+            at = np.union1d(tied, tied + 1)  # the places of runs of equal first words
+            rows = order[at]
+            order[at] = rows[np.lexsort(words[rows].T[::-1])]
+    return order
+
+
+def _text_values(column: pd.Series, empty: str, position: np.ndarray | None = None) -> np.ndarray:
+    """The column as Python objects, each row at `position` (default: where it is), with every `empty` value
+    one shared object: most rows have no codes and no reasons, and a pandas text column would otherwise
+    make a million separate copies of '[]'."""
+    values = np.empty(len(column), dtype=object)
+    values.fill(empty)  # the same object in every row (np.full would convert it anew for each row)
+    rest = np.flatnonzero(~np.asarray(column == empty, dtype=bool))
+    if len(rest):
+        values[rest if position is None else position[rest]] = column.iloc[rest].to_numpy(dtype=object)
+    return values
 
 
 # --------------------------------------------------------------------------------------------- reasons
@@ -205,13 +365,23 @@ def explain(classifier: Any, features: pd.DataFrame, matrix: np.ndarray, score: 
     names: list[str] = []
     drops = np.zeros((len(rows), 0))
     n_flags = FEATURES.index("n_flags")
+    # binned once: a reset group's bins are the reference's bins (binning is per value), so most groups
+    # skip binning their rows again
+    bins = classifier.bins(sub) if hasattr(classifier, "bins") else None
+    reference_bins = classifier.bins(reference[None, :])[0] if bins is not None else None
     for name, columns in _groups().items():
         if name == "flag_count":  # the count is explained by the flags that make it up, one by one
             continue
         changed = ~np.all((sub[:, columns] == reference[columns]) |
                           (np.isnan(sub[:, columns]) & np.isnan(reference[columns])), axis=1)
         drop = np.zeros(len(rows))
-        if changed.any():
+        if not changed.any():
+            pass
+        elif bins is not None and not name.startswith("flag:"):
+            reset_bins = bins[changed]
+            reset_bins[:, columns] = reference_bins[columns]
+            drop[changed] = score[rows][changed] - classifier.fraud_probability_of_bins(reset_bins)
+        else:  # a flag's few orders: n_flags changes too, and is binned anew with the rest of the row
             reset = sub[changed].copy()
             reset[:, columns] = reference[columns]
             if name.startswith("flag:"):  # without this flag the order also has one flag fewer

@@ -1,0 +1,199 @@
+"""`tracker.scoring._record`, the write of `scores`: the rows, the meta, the score index and the connection's
+cache size after full and incremental runs, and an interrupted write (an exception, or kill -9) that leaves the
+previous scores exactly as they were."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tracker import scoring
+from tracker.db import get_meta, open_db
+
+FIRST = datetime(2026, 11, 1, tzinfo=UTC)
+SECOND = datetime(2026, 11, 2, 12, 30, tzinfo=UTC)
+REASON = '[{"feature": "flag:early_delivered", "text": "delivered 2 days after shipping", "weight": 0.41}]'
+
+
+def frame(rows: list[tuple[str, float, str, str]], *, text: str = "str") -> pd.DataFrame:
+    """A frame as score_orders hands it over: order ids as objects, codes and reasons as pandas text."""
+    ids, scores, codes, reasons = zip(*rows, strict=True) if rows else ((), (), (), ())
+    index = np.arange(len(rows)) * 3 + 1  # a filtered frame's index: not 0..n-1
+    return pd.DataFrame({
+        "order_id": pd.Series(list(ids), index=index, dtype=object),
+        "score": np.array(scores, dtype=float),
+        "codes": pd.Series(list(codes), index=index, dtype=text),
+        "reasons": pd.Series(list(reasons), index=index, dtype=text),
+    }, index=index)
+
+
+def stored(db) -> list[tuple]:
+    return db.execute("SELECT order_id, score, codes, reasons, model_id, scored_at FROM scores "
+                      "ORDER BY order_id").fetchall()
+
+
+def score_index(db) -> str | None:
+    row = db.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'idx_scores_score'").fetchone()
+    return row[0] if row else None
+
+
+ROWS = [
+    ("O3", 0.123456789, "", "[]"),
+    ("O1", 0.9, "early_delivered", REASON),
+    ("O2", 3.04e-07, "", "[]"),
+    ("O10", 1.0, "reused_number,early_delivered", "[]"),
+    ("O0", 0.55555555, "", REASON),
+]
+
+
+def test_full_write_holds_every_row_rounded_with_model_and_time(db):
+    scoring._record(db, "clf-a", FIRST, frame(ROWS), True)
+    at = "2026-11-01T00:00:00Z"
+    assert stored(db) == [
+        ("O0", 0.5555556, "", REASON, "clf-a", at),
+        ("O1", 0.9, "early_delivered", REASON, "clf-a", at),
+        ("O10", 1.0, "reused_number,early_delivered", "[]", "clf-a", at),
+        ("O2", 3e-07, "", "[]", "clf-a", at),
+        ("O3", 0.1234568, "", "[]", "clf-a", at),
+    ]
+    assert get_meta(db, scoring.META_MODEL) == "clf-a"
+    assert get_meta(db, scoring.META_AS_OF) == at
+
+
+def test_full_rewrite_drops_scores_not_in_the_frame_and_untracked_orders(db):
+    scoring._record(db, "clf-a", FIRST, frame(ROWS), True)
+    scoring._record(db, "clf-b", SECOND, frame([("O1", 0.25, "", "[]"), ("O7", 0.5, "x", "[]")]), True,
+                    untracked=["O3"])
+    at = "2026-11-02T12:30:00Z"
+    assert stored(db) == [("O1", 0.25, "", "[]", "clf-b", at), ("O7", 0.5, "x", "[]", "clf-b", at)]
+    assert get_meta(db, scoring.META_MODEL) == "clf-b"
+    assert get_meta(db, scoring.META_AS_OF) == at
+
+
+def test_full_run_with_no_rows_empties_scores_and_keeps_the_index(db):
+    scoring._record(db, "clf-a", FIRST, frame(ROWS), True)
+    scoring._record(db, "clf-b", SECOND, pd.DataFrame(), True)
+    assert stored(db) == []
+    assert score_index(db) == "CREATE INDEX idx_scores_score ON scores(score)"
+    assert get_meta(db, scoring.META_MODEL) == "clf-b"
+
+
+def test_incremental_write_replaces_its_rows_keeps_the_others_and_the_model_meta(db):
+    scoring._record(db, "clf-a", FIRST, frame(ROWS), True)
+    scoring._record(db, "clf-b", SECOND, frame([("O2", 0.75, "early_delivered", REASON), ("O9", 0.0, "", "[]")]),
+                    False, untracked=["O10", "O-unknown"])
+    first, second = "2026-11-01T00:00:00Z", "2026-11-02T12:30:00Z"
+    assert stored(db) == [
+        ("O0", 0.5555556, "", REASON, "clf-a", first),
+        ("O1", 0.9, "early_delivered", REASON, "clf-a", first),
+        ("O2", 0.75, "early_delivered", REASON, "clf-b", second),
+        ("O3", 0.1234568, "", "[]", "clf-a", first),
+        ("O9", 0.0, "", "[]", "clf-b", second),
+    ]
+    assert get_meta(db, scoring.META_MODEL) == "clf-a"  # an incremental run does not claim the model
+    assert get_meta(db, scoring.META_AS_OF) == second
+
+
+def test_incremental_write_into_an_empty_store_records_the_model(db):
+    scoring._record(db, "clf-a", FIRST, frame([("O1", 0.5, "", "[]")]), False)
+    assert get_meta(db, scoring.META_MODEL) == "clf-a"
+    assert stored(db) == [("O1", 0.5, "", "[]", "clf-a", "2026-11-01T00:00:00Z")]
+
+
+@pytest.mark.parametrize("text", ["str", "object"])
+def test_many_rows_in_any_order_and_any_text_come_back_exactly(db, text):
+    """More rows than one INSERT statement takes (and not a multiple of it), shuffled; ids of different
+    lengths, sharing long prefixes, non-ASCII, one ending in a NUL character; already sorted frames too."""
+    rng = np.random.default_rng(5)
+    ids = [f"ORD-{i:07d}" for i in range(0, 700, 3)] + [f"8{i}" for i in range(60)] + ["é1", "Zürich-1", "x\x00"]
+    rows = [(o, float(rng.random()), "early_delivered" if i % 7 == 0 else "", REASON if i % 11 == 0 else "[]")
+            for i, o in enumerate(ids)]
+    shuffled = [rows[i] for i in rng.permutation(len(rows))]
+    at = "2026-11-01T00:00:00Z"
+    expected = sorted((o, float(np.round(s, 7)), c, r, "clf-a", at) for o, s, c, r in rows)
+    for given in (shuffled, sorted(rows)):
+        scoring._record(db, "clf-a", FIRST, frame(given, text=text), True)
+        assert stored(db) == expected
+    assert {type(r[0]) for r in stored(db)} == {str}
+
+
+def test_full_run_rebuilds_the_score_index_the_case_sync_uses(db):
+    before = score_index(db)
+    scoring._record(db, "clf-a", FIRST, frame(ROWS), True)
+    assert score_index(db) == before == "CREATE INDEX idx_scores_score ON scores(score)"
+    plan = " ".join(str(r) for r in db.execute("EXPLAIN QUERY PLAN SELECT order_id FROM scores WHERE score >= ?",
+                                               [0.7]))
+    assert "idx_scores_score" in plan
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+@pytest.mark.parametrize("full", [True, False])
+def test_cache_size_is_restored(db, full):
+    db.execute("PRAGMA cache_size = -1234")
+    scoring._record(db, "clf-a", FIRST, frame(ROWS), full)
+    assert db.execute("PRAGMA cache_size").fetchone()[0] == -1234
+
+
+def test_a_failure_mid_write_leaves_the_previous_scores_meta_and_index(db, monkeypatch):
+    scoring._record(db, "clf-a", FIRST, frame(ROWS), True)
+    before = stored(db)
+    db.execute("PRAGMA cache_size = -1234")
+    insert = scoring._insert_scores
+
+    def insert_then_fail(*args, **kwargs):
+        insert(*args, **kwargs)  # after the delete, the dropped index and the new rows
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(scoring, "_insert_scores", insert_then_fail)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        scoring._record(db, "clf-b", SECOND, frame([("O1", 0.1, "", "[]")]), True)
+    assert stored(db) == before
+    assert get_meta(db, scoring.META_MODEL) == "clf-a"
+    assert get_meta(db, scoring.META_AS_OF) == "2026-11-01T00:00:00Z"
+    assert score_index(db) is not None
+    assert db.execute("PRAGMA cache_size").fetchone()[0] == -1234
+    assert not db.conn.in_transaction
+
+
+KILLED_WRITER = """
+import os, signal, sys
+from datetime import datetime, timezone
+import pandas as pd
+from tracker import scoring
+from tracker.db import open_db
+
+db = open_db(sys.argv[1])
+insert = scoring._insert_scores
+
+def insert_then_die(*args, **kwargs):
+    insert(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)  # the rows are in, the index is dropped, nothing committed
+
+scoring._insert_scores = insert_then_die
+rows = pd.DataFrame({"order_id": pd.Series(["N1", "N2"], dtype=object), "score": [0.2, 0.3],
+                     "codes": ["", ""], "reasons": ["[]", "[]"]})
+scoring._record(db, "clf-b", datetime(2026, 11, 2, tzinfo=timezone.utc), rows, True)
+"""
+
+
+def test_a_writer_killed_mid_write_leaves_the_previous_scores(db, db_path):
+    scoring._record(db, "clf-a", FIRST, frame(ROWS), True)
+    before = stored(db)
+    db.close()
+    done = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(db_path)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    store = open_db(db_path)
+    try:
+        assert stored(store) == before
+        assert get_meta(store, scoring.META_MODEL) == "clf-a"
+        assert score_index(store) is not None
+        assert store.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        store.close()
