@@ -399,23 +399,84 @@ def _encoded(column: Any, at: Any = None) -> Any:
     return column if at is None else column.take(at)
 
 
-def read_to_file(path: str, sql: str, out: str, encode: tuple[int, ...] = ()) -> int:
+def _codes(column: Any) -> tuple[np.ndarray, list[Any]] | None:
+    """(codes, -1 for missing; distinct values) of an encoded column, or None when it is not text."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(column.type):
+        return column.indices.fill_null(-1).to_numpy().astype(np.int64), column.dictionary.to_pylist()
+    if column.null_count == len(column):  # no text at all: the driver typed it as it liked
+        return np.full(len(column), -1, dtype=np.int64), []
+    return None
+
+
+def _normalised(codes: tuple[np.ndarray, list[Any]], normalise: Any) -> Any:
+    """Per row, `normalise(str(value))` ('' for a missing value), each distinct value normalised once: as a
+    dictionary array (its dictionary may repeat a text)."""
+    import pyarrow as pa
+
+    indices, uniques = codes
+    texts = [normalise(str(u)) for u in uniques] + [normalise("")]
+    return pa.DictionaryArray.from_arrays(pa.array(np.where(indices < 0, len(uniques), indices), pa.int32()),
+                                          pa.array(texts, pa.string()))
+
+
+def _normalised_postcodes(postcodes: tuple[np.ndarray, list[Any]], countries: tuple[np.ndarray, list[Any]]) -> Any:
+    """Per row, places.normalize_postcode of its (postcode, country), once per distinct pair, as a dictionary
+    array."""
+    import pyarrow as pa
+
+    from detectors import places
+
+    (p_codes, p_uniques), (c_codes, c_uniques) = postcodes, countries
+    width = len(c_uniques) + 1
+    pair = (p_codes + 1) * width + (c_codes + 1)
+    distinct, inverse = np.unique(pair, return_inverse=True)
+    p_text = [""] + [str(u) for u in p_uniques]
+    c_text = [""] + [str(u) for u in c_uniques]
+    texts = [places.normalize_postcode(p_text[p // width], c_text[p % width]) for p in distinct.tolist()]
+    return pa.DictionaryArray.from_arrays(pa.array(inverse.reshape(-1), pa.int32()), pa.array(texts, pa.string()))
+
+
+def normalised_places(country: Any, city: Any, postcode: Any) -> list[Any]:
+    """The place normalisation `detectors.features.destination_match_level` makes, done by a reader: per row,
+    the normalised country, city and postcode (with its country), as dictionary arrays; [] when a column is
+    not text (the caller then normalises itself)."""
+    from detectors import places
+
+    codes = [_codes(column) for column in (country, city, postcode)]
+    if any(c is None for c in codes):
+        return []
+    return [_normalised(codes[0], places.normalize_country), _normalised(codes[1], places.normalize_city),
+            _normalised_postcodes(codes[2], codes[0])]
+
+
+def read_to_file(path: str, sql: str, out: str, encode: tuple[int, ...] = (),
+                 places: tuple[int, int, int] | None = None) -> int:
     """In a child process: `sql`'s rows into the Arrow IPC file `out`, its text columns at the positions
-    `encode` dictionary-encoded; returns the number of rows. A file, not a pickled reply: the parent maps it
-    without a copy, and the child's hashing of the text happens while the other reader works."""
+    `encode` dictionary-encoded, followed by the normalised place of the (country, city, postcode) columns at
+    `places` (see `normalised_places`); returns the number of rows. A file, not a pickled reply: the parent
+    maps it without a copy, and the child's hashing of the text happens while the other reader works."""
     (table,) = read_tables(path, sql)
-    return _write_ipc([_encoded(table.column(i)) if i in encode else table.column(i)
-                       for i in range(table.num_columns)], out)
+    columns = [_encoded(table.column(i)) if i in encode else table.column(i) for i in range(table.num_columns)]
+    if places is not None:
+        columns += normalised_places(*(columns[i] for i in places))
+    return _write_ipc(columns, out)
 
 
-def read_aligned_to_file(path: str, keys_sql: str, right_sql: str, out: str) -> int:
+def read_aligned_to_file(path: str, keys_sql: str, right_sql: str, out: str,
+                         places: tuple[int, int, int] | None = None) -> int:
     """In a child process: for each row (rowid, key) of `keys_sql`, its rowid, its key and then the columns of
     the row of `right_sql` whose first column equals the key (nulls when none), into the Arrow IPC file `out`,
     text dictionary-encoded: a SQL LEFT JOIN on a unique key, as two sequential scans and one hash lookup,
-    both read in one transaction. The rowid and key let the caller check it joined the rows it read itself."""
+    both read in one transaction. The rowid and key let the caller check it joined the rows it read itself.
+    Followed, as in `read_to_file`, by the normalised place of `right_sql`'s columns at `places`."""
     import pyarrow.compute as pc
 
     keys, right = read_tables(path, keys_sql, right_sql)
     at = pc.index_in(keys.column(1), value_set=right.column(0)).combine_chunks()
-    return _write_ipc([keys.column(0).combine_chunks(), _encoded(keys.column(1))]
-                      + [_encoded(right.column(i), at) for i in range(1, right.num_columns)], out)
+    aligned = [_encoded(right.column(i), at) for i in range(1, right.num_columns)]
+    columns = [keys.column(0).combine_chunks(), _encoded(keys.column(1)), *aligned]
+    if places is not None:
+        columns += normalised_places(*(aligned[i - 1] for i in places))
+    return _write_ipc(columns, out)

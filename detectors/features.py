@@ -140,7 +140,8 @@ def shipment_facts_sql(kinds: view.ScanKinds, where: str = "") -> tuple[str, str
 
 
 MessageScorer = Callable[[pd.DataFrame], np.ndarray]
-# per text column: (codes, uniques) as pandas.factorize(values, use_na_sentinel=True) gives them
+# per text column: (codes, uniques) as pandas.factorize(values, use_na_sentinel=True) gives them; and, from the
+# whole-store readers, "norm:<column>" for a place column normalised (codes into texts that may repeat)
 Factorized = dict[str, tuple[np.ndarray, np.ndarray]]
 
 
@@ -242,8 +243,10 @@ class _ArrowRead:
         try:
             # the children import only Arrow and the driver (detectors.columnar), not this module's scikit-learn
             self.futures = (
-                self.pool.submit(columnar.read_to_file, path, _ORDERS_ONLY_SQL, self.files[0], _ENCODED_ORDER_COLUMNS),
-                self.pool.submit(columnar.read_aligned_to_file, path, _ORDER_KEYS_SQL, _FACTS_SQL, self.files[1]))
+                self.pool.submit(columnar.read_to_file, path, _ORDERS_ONLY_SQL, self.files[0], _ENCODED_ORDER_COLUMNS,
+                                 _DEST_PLACE),
+                self.pool.submit(columnar.read_aligned_to_file, path, _ORDER_KEYS_SQL, _FACTS_SQL, self.files[1],
+                                 _DELIVERED_PLACE))
         except BaseException:
             self.close()
             raise
@@ -301,6 +304,13 @@ _TEXT_COLUMNS = frozenset(("order_id", "buyer_id", "seller_id", "dest_country", 
 _ENCODED_ORDER_COLUMNS = tuple(_ORDER_COLUMNS.index(c) for c in (
     "buyer_id", "seller_id", "dest_country", "dest_city", "dest_postcode", "tracking_number", "carrier",
     "buyer_received"))
+# (country, city, postcode) of the order's destination in the orders query, and of the delivered scan in the
+# facts query: the readers normalise them (see destination_match_level)
+_DEST_PLACE = tuple(_ORDER_COLUMNS.index(c) for c in ("dest_country", "dest_city", "dest_postcode"))
+_DELIVERED_PLACE = tuple(FACT_COLUMNS.index(c) + 1 for c in ("delivered_country", "delivered_city",
+                                                              "delivered_postcode"))
+_PLACE_NAMES = (("dest_country", "dest_city", "dest_postcode"),
+                ("delivered_country", "delivered_city", "delivered_postcode"))
 
 
 def _arrow_columns(orders: Any, facts: Any) -> tuple[list[Any], Factorized]:
@@ -311,8 +321,17 @@ def _arrow_columns(orders: Any, facts: Any) -> tuple[list[Any], Factorized]:
 
     keys: Factorized = {}
     out = []
-    columns = [orders.column(i) for i in range(orders.num_columns)]
-    columns += [facts.column(i) for i in range(2, facts.num_columns)]
+    n_orders = _ORDER_COLUMNS.index("order_rowid") + 1
+    n_facts = 2 + len(FACT_COLUMNS)
+    columns = [orders.column(i) for i in range(n_orders)]
+    columns += [facts.column(i) for i in range(2, n_facts)]
+    # each reader's normalised places follow its columns (none when it left them to this process)
+    for names, table, start in zip(_PLACE_NAMES, (orders, facts), (n_orders, n_facts), strict=True):
+        if table.num_columns == start + len(names):
+            for name, i in zip(names, range(start, table.num_columns), strict=True):
+                normalised = table.column(i).combine_chunks()
+                keys[f"norm:{name}"] = (normalised.indices.to_numpy().astype(np.int64),
+                                        np.asarray(normalised.dictionary.to_numpy(zero_copy_only=False), dtype=object))
     for name, column in zip(_ORDER_COLUMNS, columns, strict=True):
         column = column.combine_chunks()
         kind = column.type
@@ -585,15 +604,20 @@ def destination_match_level(frame: pd.DataFrame, keys: Factorized | None = None)
         return pd.Series(level, index=frame.index)
     rows = np.flatnonzero(has_place)
 
+    def side(name: str, normalise) -> tuple[list[str], np.ndarray]:  # noqa: ANN001
+        known = (keys or {}).get(f"norm:{name}")
+        if known is not None:  # normalised by the reader: codes into texts
+            return list(known[1]), known[0][rows]
+        if name.endswith("postcode"):
+            return _normalised_postcode_texts(factorized[name], factorized[name.replace("postcode", "country")],
+                                              rows)
+        return _normalised_texts(factorized[name], rows, normalise)
+
     (dest_country, got_country), no_country = _shared_codes(
-        _normalised_texts(factorized["dest_country"], rows, places.normalize_country),
-        _normalised_texts(factorized["delivered_country"], rows, places.normalize_country))
+        side("dest_country", places.normalize_country), side("delivered_country", places.normalize_country))
     (dest_city, got_city), no_city = _shared_codes(
-        _normalised_texts(factorized["dest_city"], rows, places.normalize_city),
-        _normalised_texts(factorized["delivered_city"], rows, places.normalize_city))
-    (dest_post, got_post), no_post = _shared_codes(
-        _normalised_postcode_texts(factorized["dest_postcode"], factorized["dest_country"], rows),
-        _normalised_postcode_texts(factorized["delivered_postcode"], factorized["delivered_country"], rows))
+        side("dest_city", places.normalize_city), side("delivered_city", places.normalize_city))
+    (dest_post, got_post), no_post = _shared_codes(side("dest_postcode", None), side("delivered_postcode", None))
     sub = np.ones(len(rows))
     city_ok = (dest_city != no_city) & (dest_city == got_city)
     post_ok = (dest_post != no_post) & (dest_post == got_post)

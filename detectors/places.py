@@ -11,8 +11,10 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas only for the *_series forms: the readers' child processes import this module too
+    import pandas as pd
 
 _NON_ALNUM = re.compile(r"[^0-9a-z]+")
 _POSTCODE_STRIP = re.compile(r"[\s\-\.]+")
@@ -52,6 +54,8 @@ def normalize_postcode(text: str | None, country: str | None = None) -> str:
 
 def _map(values: pd.Series, fn) -> pd.Series:  # noqa: ANN001
     """fn over each distinct value once; None/NaN become ''."""
+    import pandas as pd
+
     cache: dict = {}
     out = []
     for v in values.to_numpy(dtype=object):
@@ -72,6 +76,8 @@ def city_series(values: pd.Series) -> pd.Series:
 
 
 def postcode_series(values: pd.Series, countries: pd.Series) -> pd.Series:
+    import pandas as pd
+
     out = [normalize_postcode(v if isinstance(v, str) else "", c if isinstance(c, str) else "")
            for v, c in zip(values.to_numpy(dtype=object), countries.to_numpy(dtype=object), strict=True)]
     return pd.Series(out, index=values.index, dtype=object)
