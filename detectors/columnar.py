@@ -399,7 +399,7 @@ def _encoded(column: Any, at: Any = None) -> Any:
     return column if at is None else column.take(at)
 
 
-def _codes(column: Any) -> tuple[np.ndarray, list[Any]] | None:
+def _text_codes(column: Any) -> tuple[np.ndarray, list[Any]] | None:
     """(codes, -1 for missing; distinct values) of an encoded column, or None when it is not text."""
     import pyarrow as pa
 
@@ -444,7 +444,7 @@ def normalised_places(country: Any, city: Any, postcode: Any) -> list[Any]:
     not text (the caller then normalises itself)."""
     from detectors import places
 
-    codes = [_codes(column) for column in (country, city, postcode)]
+    codes = [_text_codes(column) for column in (country, city, postcode)]
     if any(c is None for c in codes):
         return []
     return [_normalised(codes[0], places.normalize_country), _normalised(codes[1], places.normalize_city),
