@@ -118,7 +118,7 @@ class FraudClassifier(ClassifierMixin, BaseEstimator):
         X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan", dtype=np.float64)
         with threadpool_limits(openmp_threads()):
             log_odds = binned_decision_function(self.booster_, X)
-        fraud = expit(log_odds) if self.calibrator_ is None else _apply_calibrator(self.calibrator_, log_odds)
+        fraud = self._calibrated(log_odds)
         return np.column_stack([1.0 - fraud, fraud])
 
     def bins(self, X) -> np.ndarray | None:  # noqa: ANN001, N803
@@ -137,6 +137,9 @@ class FraudClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "booster_")
         with threadpool_limits(openmp_threads()):
             log_odds = _BinnedWalk(self.booster_).decision(binned)
+        return self._calibrated(log_odds)
+
+    def _calibrated(self, log_odds: np.ndarray) -> np.ndarray:
         return expit(log_odds) if self.calibrator_ is None else _apply_calibrator(self.calibrator_, log_odds)
 
     def predict(self, X) -> np.ndarray:  # noqa: ANN001, N803

@@ -410,32 +410,12 @@ def _text_codes(column: Any) -> tuple[np.ndarray, list[Any]] | None:
     return None
 
 
-def _normalised(codes: tuple[np.ndarray, list[Any]], normalise: Any) -> Any:
-    """Per row, `normalise(str(value))` ('' for a missing value), each distinct value normalised once: as a
-    dictionary array (its dictionary may repeat a text)."""
+def _dictionary(normalised: tuple[list[str], np.ndarray]) -> Any:
+    """(texts, each row's index into them) as a dictionary array (its dictionary may repeat a text)."""
     import pyarrow as pa
 
-    indices, uniques = codes
-    texts = [normalise(str(u)) for u in uniques] + [normalise("")]
-    return pa.DictionaryArray.from_arrays(pa.array(np.where(indices < 0, len(uniques), indices), pa.int32()),
-                                          pa.array(texts, pa.string()))
-
-
-def _normalised_postcodes(postcodes: tuple[np.ndarray, list[Any]], countries: tuple[np.ndarray, list[Any]]) -> Any:
-    """Per row, places.normalize_postcode of its (postcode, country), once per distinct pair, as a dictionary
-    array."""
-    import pyarrow as pa
-
-    from detectors import places
-
-    (p_codes, p_uniques), (c_codes, c_uniques) = postcodes, countries
-    width = len(c_uniques) + 1
-    pair = (p_codes + 1) * width + (c_codes + 1)
-    distinct, inverse = np.unique(pair, return_inverse=True)
-    p_text = [""] + [str(u) for u in p_uniques]
-    c_text = [""] + [str(u) for u in c_uniques]
-    texts = [places.normalize_postcode(p_text[p // width], c_text[p % width]) for p in distinct.tolist()]
-    return pa.DictionaryArray.from_arrays(pa.array(inverse.reshape(-1), pa.int32()), pa.array(texts, pa.string()))
+    texts, index = normalised
+    return pa.DictionaryArray.from_arrays(pa.array(index, pa.int32()), pa.array(texts, pa.string()))
 
 
 def normalised_places(country: Any, city: Any, postcode: Any) -> list[Any]:
@@ -447,8 +427,9 @@ def normalised_places(country: Any, city: Any, postcode: Any) -> list[Any]:
     codes = [_text_codes(column) for column in (country, city, postcode)]
     if any(c is None for c in codes):
         return []
-    return [_normalised(codes[0], places.normalize_country), _normalised(codes[1], places.normalize_city),
-            _normalised_postcodes(codes[2], codes[0])]
+    return [_dictionary(places.normalised_per_value(*codes[0], places.normalize_country)),
+            _dictionary(places.normalised_per_value(*codes[1], places.normalize_city)),
+            _dictionary(places.normalised_postcodes(codes[2], codes[0]))]
 
 
 def read_to_file(path: str, sql: str, out: str, encode: tuple[int, ...] = (),

@@ -140,9 +140,8 @@ def shipment_facts_sql(kinds: view.ScanKinds, where: str = "") -> tuple[str, str
 
 
 MessageScorer = Callable[[pd.DataFrame], np.ndarray]
-# per text column: (codes, uniques) as pandas.factorize(values, use_na_sentinel=True) gives them; and, from the
-# whole-store readers, "norm:<column>" for a place column normalised (codes into texts that may repeat)
-Factorized = dict[str, tuple[np.ndarray, np.ndarray]]
+# the whole-store readers' normalised place columns: name -> (texts, each row's index into them)
+Normalised = dict[str, tuple[list[str], np.ndarray]]
 
 
 def score_messages(messages: pd.DataFrame, pressure: Callable[[list[str]], list[float]] | None = None) -> np.ndarray:
@@ -158,12 +157,12 @@ def score_messages(messages: pd.DataFrame, pressure: Callable[[list[str]], list[
 _ORDER_SQL = """
     SELECT o.order_id, o.buyer_id, o.seller_id, o.dest_country, o.dest_city, o.dest_postcode, o.tracking_number,
            o.carrier, o.promised_days, o.buyer_received, o.amount,
-           julianday(o.ordered_at), julianday(o.shipped_at), julianday(o.buyer_confirmed_at), o.rowid,
+           julianday(o.ordered_at), julianday(o.shipped_at), julianday(o.buyer_confirmed_at),
            {facts}
     FROM orders o LEFT JOIN shipment_facts f ON f.tracking_number = o.tracking_number {where}"""
 _ORDER_COLUMNS = ["order_id", "buyer_id", "seller_id", "dest_country", "dest_city", "dest_postcode", "tracking_number",
                   "carrier", "promised_days", "buyer_received", "amount", "ordered_jd", "shipped_jd", "confirmed_jd",
-                  "order_rowid", *FACT_COLUMNS]
+                  *FACT_COLUMNS]
 _COUNT_COLUMNS = ("n_events", "n_scans", "n_transit", "n_export", "n_import")
 _FLOAT_COLUMNS = ("ordered_jd", "shipped_jd", "confirmed_jd", "first_event_jd", "first_scan_jd", "last_scan_jd",
                   "delivered_jd", "promised_days", "amount")
@@ -190,21 +189,21 @@ class _ReadTuning:
             self.conn.execute(f"PRAGMA {name} = {int(value)}")
 
 
-def _start_reading_orders(conn: sqlite3.Connection, where: str) -> Callable[[], tuple[pd.DataFrame, Factorized]]:
+def _start_reading_orders(conn: sqlite3.Connection, where: str) -> Callable[[], tuple[pd.DataFrame, Normalised]]:
     """Start reading the orders joined to their shipment facts; the returned call gives the frame (typed numeric
-    columns, plain object text columns) and, for the text columns it can, their factorisation (see `_factorized`).
+    columns, text columns as objects or categoricals) and the places the readers normalised (if they did).
     The whole store is read by two child processes through the ADBC SQLite driver (see `_start_arrow_read`) while
     this process reads flags and messages; anything else, or any trouble there, reads through this connection."""
     sql = _ORDER_SQL.format(facts=", ".join(f"f.{c}" for c in FACT_COLUMNS), where=where)
     pending = None if where else _start_arrow_read(conn)
 
-    def finish() -> tuple[pd.DataFrame, Factorized]:
-        columns, keys = None, {}
+    def finish() -> tuple[pd.DataFrame, Normalised]:
+        columns, normalised = None, {}
         if pending is not None:
             try:
-                columns, keys = _arrow_columns(*pending.result())
+                columns, normalised = _arrow_columns(*pending.result())
             except Exception:  # noqa: BLE001 - any driver trouble: the sqlite3 path gives the same frame
-                columns, keys = None, {}
+                columns, normalised = None, {}
             finally:
                 pending.close()
         if columns is None:
@@ -221,8 +220,7 @@ def _start_reading_orders(conn: sqlite3.Connection, where: str) -> Callable[[], 
             frame[name] = pd.to_numeric(frame[name]).fillna(0).astype(np.int64)
         for name in _FLOAT_COLUMNS:
             frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
-        frame["order_rowid"] = pd.to_numeric(frame["order_rowid"]).astype(np.int64)
-        return frame, keys
+        return frame, normalised
 
     return finish
 
@@ -258,7 +256,7 @@ class _ArrowRead:
             future.result()
         orders, facts = (pa.ipc.open_file(pa.memory_map(name)).read_all() for name in self.files)
         # the two read the orders in two transactions: the same rows with the same numbers, or read through SQL
-        rowids = orders.column(_ORDER_COLUMNS.index("order_rowid")).to_numpy()
+        rowids = orders.column(_N_ORDER_COLUMNS).to_numpy()
         numbers = orders.column(_ORDER_COLUMNS.index("tracking_number")).combine_chunks()
         if not (np.array_equal(rowids, facts.column(0).to_numpy())
                 and numbers.equals(facts.column(1).combine_chunks())):
@@ -294,7 +292,10 @@ def _start_arrow_read(conn: sqlite3.Connection) -> _ArrowRead | None:
 
 # the whole-store read takes orders and facts apart, in two sequential scans, and joins them in Arrow: the
 # SQL join looks each order's number up in shipment_facts, a million random B-tree searches (~6 s)
-_ORDERS_ONLY_SQL = _ORDER_SQL.split("{facts}")[0].rstrip().rstrip(",") + "\n    FROM orders o ORDER BY o.rowid"
+_ORDERS_ONLY_SQL = (_ORDER_SQL.split("{facts}")[0].rstrip().rstrip(",")
+                    + ", o.rowid\n    FROM orders o ORDER BY o.rowid")
+# the orders reader's columns: the frame's order columns, the rowid, then its normalised places
+_N_ORDER_COLUMNS = len(_ORDER_COLUMNS) - len(FACT_COLUMNS)
 _ORDER_KEYS_SQL = "SELECT rowid, tracking_number FROM orders ORDER BY rowid"
 _FACTS_SQL = f"SELECT tracking_number, {', '.join(FACT_COLUMNS)} FROM shipment_facts"
 _TEXT_COLUMNS = frozenset(("order_id", "buyer_id", "seller_id", "dest_country", "dest_city", "dest_postcode",
@@ -313,32 +314,29 @@ _PLACE_NAMES = (("dest_country", "dest_city", "dest_postcode"),
                 ("delivered_country", "delivered_city", "delivered_postcode"))
 
 
-def _arrow_columns(orders: Any, facts: Any) -> tuple[list[Any], Factorized]:
+def _arrow_columns(orders: Any, facts: Any) -> tuple[list[Any], Normalised]:
     """The frame's columns (numpy arrays; categoricals for the dictionary-encoded text) from the two readers'
-    tables (the facts' leading rowid and number left out), and the factorisation of each dictionary-encoded
-    column."""
+    tables (the orders' rowid and the facts' leading rowid and number left out), and the places they
+    normalised."""
     import pyarrow as pa
 
-    keys: Factorized = {}
+    normalised: Normalised = {}
     out = []
-    n_orders = _ORDER_COLUMNS.index("order_rowid") + 1
     n_facts = 2 + len(FACT_COLUMNS)
-    columns = [orders.column(i) for i in range(n_orders)]
+    columns = [orders.column(i) for i in range(_N_ORDER_COLUMNS)]
     columns += [facts.column(i) for i in range(2, n_facts)]
     # each reader's normalised places follow its columns (none when it left them to this process)
-    for names, table, start in zip(_PLACE_NAMES, (orders, facts), (n_orders, n_facts), strict=True):
+    for names, table, start in zip(_PLACE_NAMES, (orders, facts), (_N_ORDER_COLUMNS + 1, n_facts), strict=True):
         if table.num_columns == start + len(names):
             for name, i in zip(names, range(start, table.num_columns), strict=True):
-                normalised = table.column(i).combine_chunks()
-                keys[f"norm:{name}"] = (normalised.indices.to_numpy().astype(np.int64),
-                                        np.asarray(normalised.dictionary.to_numpy(zero_copy_only=False), dtype=object))
+                column = table.column(i).combine_chunks()
+                normalised[name] = (column.dictionary.to_pylist(), column.indices.to_numpy().astype(np.int64))
     for name, column in zip(_ORDER_COLUMNS, columns, strict=True):
         column = column.combine_chunks()
         kind = column.type
         if pa.types.is_dictionary(kind):
             codes = column.indices.fill_null(-1).to_numpy().astype(np.int64)
             uniques = np.asarray(column.dictionary.to_numpy(zero_copy_only=False), dtype=object)
-            keys[name] = (codes, uniques)
             # categorical: codes and each distinct value once, where object text would be a million references
             # to scattered strings (the slowest part of building the frame)
             out.append(_categorical(codes, uniques))
@@ -350,7 +348,7 @@ def _arrow_columns(orders: Any, facts: Any) -> tuple[list[Any], Factorized]:
             out.append(column.to_numpy(zero_copy_only=False).astype(float))  # a copy: the file's pages are read-only
         else:  # a mixed column (text among numbers): Python values, typed by the caller as on the other path
             out.append(np.array(column.to_pylist(), dtype=object))
-    return out, keys
+    return out, normalised
 
 
 def _categorical(codes: np.ndarray, uniques: np.ndarray) -> pd.Categorical:
@@ -395,7 +393,7 @@ def _load_order_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None,
     messages = _query(conn, f"SELECT id, order_id, text FROM messages WHERE lower(sender) = 'seller' {scoped}",
                       ["id", "order_id", "text"])
     pressure = np.asarray((message_scores or score_messages)(messages), dtype=float) if len(messages) else None
-    frame, keys = read()
+    frame, normalised = read()
     if scoped:
         targets = {row[0] for row in conn.execute("SELECT order_id FROM temp.feature_targets")}
         frame["target"] = frame["order_id"].isin(targets)
@@ -421,10 +419,10 @@ def _load_order_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None,
         np.fmax.at(pressure_max, message_row[known], pressure[known])
     frame["msg_pressure_max"] = pressure_max
 
-    _add_number_and_buyer_context(conn, frame, keys, scoped=bool(scoped))
+    _add_number_and_buyer_context(conn, frame, scoped=bool(scoped))
     frame["as_of_jd"] = view.datetime_to_jd(as_of)
-    frame["dest_match_level"] = destination_match_level(frame, keys)
-    _add_seller_aggregates(frame, keys)
+    frame["dest_match_level"] = destination_match_level(frame, normalised)
+    _add_seller_aggregates(frame)
     return frame
 
 
@@ -437,7 +435,8 @@ def _joined_codes(rows: np.ndarray, codes: np.ndarray, n: int) -> np.ndarray:
     if not len(rows):
         return out
     code_ids, names = pd.factorize(codes)
-    order = np.argsort(np.asarray([str(c) for c in names], dtype=object), kind="stable")
+    texts = [str(c) for c in names]
+    order = np.argsort(np.asarray(texts, dtype=object), kind="stable")
     rank = np.empty(len(names), dtype=np.int64)
     rank[order] = np.arange(len(names))
     # rows by (row, code in sorted order): each row's codes become one run of the sorted list
@@ -445,24 +444,14 @@ def _joined_codes(rows: np.ndarray, codes: np.ndarray, n: int) -> np.ndarray:
     rows, code_ids = rows[sort], code_ids[sort]
     starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
     sets: dict[tuple[int, ...], str] = {}
-    sorted_names = [str(c) for c in names]
     for start, end, row in zip(starts.tolist(), np.r_[starts[1:], len(rows)].tolist(), rows[starts].tolist(),
                                strict=True):
         key = tuple(code_ids[start:end].tolist())
         text = sets.get(key)
         if text is None:
-            text = sets[key] = ",".join(sorted_names[c] for c in key)
+            text = sets[key] = ",".join(texts[c] for c in key)
         out[row] = text
     return out
-
-
-def _factorized(frame: pd.DataFrame, name: str, keys: Factorized) -> tuple[np.ndarray, np.ndarray]:
-    """`pandas.factorize(values, use_na_sentinel=True)` of a text column: (codes, -1 for missing; uniques), from
-    the reader when it numbered the column already (its dictionary may hold values no row uses)."""
-    known = keys.get(name)
-    if known is not None:
-        return known
-    return _codes_of(frame[name])
 
 
 def _codes_of(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -493,16 +482,14 @@ def _group_sum(keys: np.ndarray, n_keys: int, values: np.ndarray) -> np.ndarray:
     return np.bincount(keys, weights=values, minlength=n_keys)[keys]
 
 
-def _add_number_and_buyer_context(conn: sqlite3.Connection, frame: pd.DataFrame, keys: Factorized, *,
-                                  scoped: bool) -> None:
+def _add_number_and_buyer_context(conn: sqlite3.Connection, frame: pd.DataFrame, *, scoped: bool) -> None:
     """How many orders and buyers share the number; the buyer's other orders. Over the whole store."""
     any_flag = (frame["codes"].to_numpy(dtype=object) != "").astype(float)
-    not_received = (_text(frame["buyer_received"], _answer, _factorized(frame, "buyer_received", keys))
-                    == "no").to_numpy(dtype=float)
+    not_received = (_per_value(frame["buyer_received"], _answer, object) == "no").astype(float)
     if not scoped:  # the frame holds every order: count with integer group codes
-        number, n_numbers, filled = _group_codes(_factorized(frame, "tracking_number", keys))
+        number, n_numbers, filled = _group_codes(_codes_of(frame["tracking_number"]))
         numbered = filled[number]
-        buyer, n_buyers, _ = _group_codes(_factorized(frame, "buyer_id", keys))
+        buyer, n_buyers, _ = _group_codes(_codes_of(frame["buyer_id"]))
         on_number = np.bincount(number[numbered], minlength=n_numbers)
         frame["n_orders_on_number"] = np.where(numbered, on_number[number], 0).astype(float)
         pairs = np.sort(number[numbered] * n_buyers + buyer[numbered])
@@ -527,19 +514,11 @@ def _add_number_and_buyer_context(conn: sqlite3.Connection, frame: pd.DataFrame,
         frame[column] = frame["buyer_id"].map(buyers[column]).fillna(0)
 
 
-def _text(values: pd.Series, fn: Callable[[str], str],
-          factorized: tuple[np.ndarray, np.ndarray] | None = None) -> pd.Series:
-    """`fn(str(value))` per row ('' for missing values), computed once per distinct value: the same result
-    as `values.fillna('').astype(str)` then string methods, without pandas 3's slow string arrays."""
-    codes, uniques = factorized or _codes_of(values)
-    mapped = np.array([fn(str(u)) for u in uniques] + [fn("")], dtype=object)  # code -1 (missing): fn('')
-    return pd.Series(mapped[codes], index=values.index, dtype=object)
-
-
-def _per_value(values: pd.Series, fn: Callable[[str], float]) -> np.ndarray:
-    """`fn(str(value))` per row as floats ('' for a missing value), computed once per distinct value."""
+def _per_value(values: pd.Series, fn: Callable[[str], Any], dtype: Any = np.float64) -> np.ndarray:
+    """`fn(str(value))` per row ('' for a missing value), computed once per distinct value: the same result as
+    `values.fillna('').astype(str)` then string methods, without pandas 3's slow string arrays."""
     codes, uniques = _codes_of(values)
-    mapped = np.array([fn(str(u)) for u in uniques] + [fn("")], dtype=np.float64)  # code -1 (missing): fn('')
+    mapped = np.array([fn(str(u)) for u in uniques] + [fn("")], dtype=dtype)  # code -1 (missing): fn('')
     return mapped[codes]
 
 
@@ -550,28 +529,6 @@ def _zero_nan(values: np.ndarray) -> np.ndarray:
 
 def _answer(text: str) -> str:
     return text.strip().lower()
-
-
-def _normalised_texts(factorized: tuple[np.ndarray, np.ndarray], rows: np.ndarray, normalise  # noqa: ANN001
-                      ) -> tuple[list[str], np.ndarray]:
-    """For the chosen `rows` of a factorised column: `normalise(str(value))` per distinct value ('' for a missing
-    value, the last entry) and each row's index into that list."""
-    codes, uniques = factorized
-    return [normalise(str(u)) for u in uniques] + [normalise("")], codes[rows]
-
-
-def _normalised_postcode_texts(postcodes: tuple[np.ndarray, np.ndarray], countries: tuple[np.ndarray, np.ndarray],
-                               rows: np.ndarray) -> tuple[list[str], np.ndarray]:
-    """places.normalize_postcode per distinct (postcode, country) pair of the chosen `rows`, and each row's index
-    into that list."""
-    (p_codes, p_uniques), (c_codes, c_uniques) = postcodes, countries
-    width = len(c_uniques) + 1
-    pair = (p_codes[rows].astype(np.int64) + 1) * width + (c_codes[rows].astype(np.int64) + 1)
-    distinct, inverse = np.unique(pair, return_inverse=True)
-    p_text = [""] + [str(u) for u in p_uniques]
-    c_text = [""] + [str(u) for u in c_uniques]
-    return ([places.normalize_postcode(p_text[p // width], c_text[p % width]) for p in distinct.tolist()],
-            inverse.reshape(-1))
 
 
 def _shared_codes(*columns: tuple[list[str], np.ndarray]) -> tuple[list[np.ndarray], int]:
@@ -587,13 +544,13 @@ def _shared_codes(*columns: tuple[list[str], np.ndarray]) -> tuple[list[np.ndarr
     return out, int(empty[0]) if len(empty) else -1
 
 
-def destination_match_level(frame: pd.DataFrame, keys: Factorized | None = None) -> pd.Series:
+def destination_match_level(frame: pd.DataFrame, normalised: Normalised | None = None) -> pd.Series:
     """Where the delivered scan agrees with the order: 3 postcode, 2 city, 1 country only, 0.5 another city or
     postcode in the right country, 0 another country. NaN when there is no delivered scan naming a place.
-    `keys`: text columns the reader factorised already (see `_factorized`).
+    `normalised`: place columns the whole-store readers normalised already.
     """
     level = np.full(len(frame), np.nan)
-    factorized = {c: _factorized(frame, c, keys or {}) for c in (
+    factorized = {c: _codes_of(frame[c]) for c in (
         "delivered_country", "delivered_city", "delivered_postcode", "dest_country", "dest_city", "dest_postcode")}
     has_place = np.zeros(len(frame), dtype=bool)
     for name in ("delivered_country", "delivered_city", "delivered_postcode"):
@@ -605,13 +562,15 @@ def destination_match_level(frame: pd.DataFrame, keys: Factorized | None = None)
     rows = np.flatnonzero(has_place)
 
     def side(name: str, normalise) -> tuple[list[str], np.ndarray]:  # noqa: ANN001
-        known = (keys or {}).get(f"norm:{name}")
-        if known is not None:  # normalised by the reader: codes into texts
-            return list(known[1]), known[0][rows]
+        """The chosen rows' normalised texts of a place column, as (texts, each row's index into them)."""
+        known = (normalised or {}).get(name)
+        if known is not None:
+            return known[0], known[1][rows]
+        codes, uniques = factorized[name]
         if name.endswith("postcode"):
-            return _normalised_postcode_texts(factorized[name], factorized[name.replace("postcode", "country")],
-                                              rows)
-        return _normalised_texts(factorized[name], rows, normalise)
+            country_codes, countries = factorized[name.replace("postcode", "country")]
+            return places.normalised_postcodes((codes[rows], uniques), (country_codes[rows], countries))
+        return places.normalised_per_value(codes[rows], uniques, normalise)
 
     (dest_country, got_country), no_country = _shared_codes(
         side("dest_country", places.normalize_country), side("delivered_country", places.normalize_country))
@@ -645,15 +604,14 @@ def _leave_one_out_rate(seller: np.ndarray, n_sellers: int, values: np.ndarray,
         return np.where(n > 0, total / n, np.nan)
 
 
-def _add_seller_aggregates(frame: pd.DataFrame, keys: Factorized) -> None:
+def _add_seller_aggregates(frame: pd.DataFrame) -> None:
     """Seller-level context over the seller's whole book, leaving the order itself out."""
-    seller, n_sellers, _ = _group_codes(_factorized(frame, "seller_id", keys))
+    seller, n_sellers, _ = _group_codes(_codes_of(frame["seller_id"]))
     transit = (frame["delivered_jd"] - frame["first_event_jd"]).to_numpy()
     delivered = frame["delivered_jd"].notna().to_numpy()
     any_flag = frame[[f"flag_{c}" for c in FLAG_CODES]].to_numpy().sum(axis=1) > 0
     no_customs = ((frame["n_export"] + frame["n_import"]) == 0).to_numpy()
-    not_received = (_text(frame["buyer_received"], _answer, _factorized(frame, "buyer_received", keys))
-                    == "no").to_numpy()
+    not_received = _per_value(frame["buyer_received"], _answer, object) == "no"
     frame["seller_n_orders"] = np.bincount(seller, minlength=n_sellers)[seller]
     frame["seller_flag_rate"] = _leave_one_out_rate(seller, n_sellers, any_flag)
     frame["seller_median_transit"] = pd.Series(transit).groupby(seller).transform("median").to_numpy()
@@ -682,7 +640,7 @@ class OrderFeatures(TransformerMixin, BaseEstimator):
     def fit(self, X: pd.DataFrame, y=None):  # noqa: ANN001, ANN201, N803 - sklearn's names
         frame = self._check_frame(X)
         transit = frame["delivered_jd"] - frame["first_event_jd"]
-        country = _text(frame["dest_country"], places.normalize_country)
+        country = pd.Series(_per_value(frame["dest_country"], places.normalize_country, object), index=frame.index)
         self.route_median_transit_ = transit.groupby(country).median().dropna().to_dict()
         self.global_median_transit_ = float(np.nanmedian(transit)) if transit.notna().any() else 10.0
         self.feature_names_in_ = np.asarray(FEATURES, dtype=object)

@@ -11,7 +11,9 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 if TYPE_CHECKING:  # pandas only for the *_series forms: the readers' child processes import this module too
     import pandas as pd
@@ -50,6 +52,27 @@ def normalize_postcode(text: str | None, country: str | None = None) -> str:
     if normalize_country(country) == "US" and len(code) == 9 and code.isdigit():
         code = code[:5]
     return code
+
+
+def normalised_per_value(codes: np.ndarray, uniques: Any, normalise: Any) -> tuple[list[str], np.ndarray]:
+    """For a factorised column (codes, -1 for missing; distinct values): `normalise(str(value))` per distinct
+    value, `normalise('')` last (for a missing value), and each row's index into that list."""
+    texts = [normalise(str(u)) for u in uniques] + [normalise("")]
+    return texts, np.where(codes < 0, len(texts) - 1, codes).astype(np.int64)
+
+
+def normalised_postcodes(postcodes: tuple[np.ndarray, Any], countries: tuple[np.ndarray, Any]
+                         ) -> tuple[list[str], np.ndarray]:
+    """For factorised postcode and country columns of the same rows: `normalize_postcode` per distinct
+    (postcode, country) pair, and each row's index into that list."""
+    (p_codes, p_uniques), (c_codes, c_uniques) = postcodes, countries
+    width = len(c_uniques) + 1
+    pair = (p_codes.astype(np.int64) + 1) * width + (c_codes.astype(np.int64) + 1)
+    distinct, inverse = np.unique(pair, return_inverse=True)
+    p_text = [""] + [str(u) for u in p_uniques]
+    c_text = [""] + [str(u) for u in c_uniques]
+    return ([normalize_postcode(p_text[p // width], c_text[p % width]) for p in distinct.tolist()],
+            inverse.reshape(-1))
 
 
 def _map(values: pd.Series, fn) -> pd.Series:  # noqa: ANN001

@@ -140,6 +140,22 @@ def test_cache_size_is_restored(db, full):
     assert db.execute("PRAGMA cache_size").fetchone()[0] == -1234
 
 
+def test_later_rows_join_the_same_write_and_their_failure_undoes_it(db):
+    # the rows that wait for their reasons (worked out in a thread) go in after the others, in one transaction
+    scoring._record(db, "clf-a", FIRST, frame(ROWS[:2]), True, later=lambda: frame(ROWS[2:]))
+    assert [r[0] for r in stored(db)] == ["O0", "O1", "O10", "O2", "O3"]
+    before = stored(db)
+
+    def reasons_failed() -> pd.DataFrame:
+        raise ValueError("explain failed")
+
+    with pytest.raises(ValueError, match="explain failed"):
+        scoring._record(db, "clf-b", SECOND, frame([("O1", 0.1, "", "[]")]), True, later=reasons_failed)
+    assert stored(db) == before
+    assert get_meta(db, scoring.META_MODEL) == "clf-a"
+    assert score_index(db) is not None
+
+
 def test_a_failure_mid_write_leaves_the_previous_scores_meta_and_index(db, monkeypatch):
     scoring._record(db, "clf-a", FIRST, frame(ROWS), True)
     before = stored(db)
