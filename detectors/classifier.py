@@ -228,16 +228,45 @@ def openmp_threads() -> int:
     """Threads for the boosting: all cores on a quiet machine, one on a busy one (or in `single_threaded`).
 
     OpenMP threads spin-wait for each other; when other processes already keep every core busy, two
-    threads run ten times slower than one (measured on this 2-core machine), not twice as fast.
+    threads run ten times slower than one (measured on this 2-core machine), not twice as fast. Busy is
+    judged by what runs now (see `others_running`), not by the load average: that trails the last minute,
+    so this process's own finished work (scoring's reader processes, a training run) would make the
+    prediction that follows it run on one core of an idle machine.
     """
     if getattr(_caps, "one", 0):
         return 1
-    cores = os.cpu_count() or 1
     try:
-        busy = os.getloadavg()[0] >= cores
-    except OSError:
-        busy = False
-    return 1 if busy else cores
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return 1 if cores > 1 and others_running() >= cores else cores
+
+
+def others_running(samples: int = 3) -> float:
+    """Threads of other processes running or waiting for a core now: the kernel's count of runnable tasks
+    (/proc/loadavg) less this process's own runnable threads, the least of a few samples (a process caught
+    starting up is not a busy machine). Where there is no /proc: the 1-minute load average."""
+    least = None
+    try:
+        for _ in range(samples):
+            with open("/proc/loadavg") as f:
+                runnable = int(f.read().split()[3].split("/")[0])
+            own = 0
+            for task in os.listdir("/proc/self/task"):
+                try:
+                    with open(f"/proc/self/task/{task}/stat") as f:
+                        stat = f.read()
+                except OSError:  # the thread ended meanwhile
+                    continue
+                own += stat[stat.rindex(")") + 2] == "R"
+            others = max(runnable - own, 0)
+            least = others if least is None else min(least, others)
+        return float(least or 0)
+    except (OSError, ValueError, IndexError):
+        try:
+            return os.getloadavg()[0]
+        except OSError:
+            return 0.0
 
 
 def typical_values(X: np.ndarray) -> np.ndarray:  # noqa: N803

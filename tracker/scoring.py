@@ -33,7 +33,7 @@ from detectors.features import (
     load_order_frame,
     score_messages,
 )
-from tracker import config
+from tracker import config, score_writer
 from tracker.db import get_meta, set_meta
 from tracker.timeutil import to_db
 
@@ -43,23 +43,41 @@ META_AS_OF = "scores_as_of"
 
 def score_orders(db: sqlite_utils.Database, order_ids: set[str], as_of: datetime, *, full: bool = False) -> set[str]:
     """Rescore these orders (every order after a new model); return the order ids scored."""
-    from detectors.classifier import single_threaded
     from tracker.training import load_active_model
 
     loaded = load_active_model(db)
     if loaded is None:
         return set()
-    settings = config.load("model").get("scoring", {})
     full = full or get_meta(db, META_MODEL) != loaded.model_id
     if not full and not order_ids:
         return set()
     refresh_shipment_facts(db)
+    # a full run over a large store writes in a child process, started now so it is ready when the ids are
+    writer = _child_writer(db) if full else None
+    try:
+        return _score(db, loaded, order_ids, as_of, full, writer)
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def _score(db: sqlite_utils.Database, loaded: Any, order_ids: set[str], as_of: datetime, full: bool,
+           writer: score_writer.ChildWrite | None) -> set[str]:
+    from detectors.classifier import single_threaded
+
+    settings = config.load("model").get("scoring", {})
     frame = load_order_frame(db.conn, None if full else order_ids, as_of, message_scores=message_scorer(db))
     if frame.empty:
         _record(db, loaded.model_id, as_of, pd.DataFrame(), full)
         return set()
     tracked = has_text(frame["tracking_number"])
     untracked = set(frame.loc[~tracked & frame["target"].to_numpy(), "order_id"])  # lost their number: lose their score
+    if writer is not None:  # it sorts the ids and takes the write lock while this process works out the scores
+        if db.conn.in_transaction:
+            # the frame's temporary lookup tables opened one (there was none before): ended, so this connection
+            # holds no snapshot older than the child's write
+            db.conn.commit()
+        writer.begin(frame["order_id"].to_numpy(dtype=object)[tracked], untracked)
     # features of every row (each row's own), then the scored rows of them and of the few columns still needed:
     # cheaper than a copy of the whole wide frame
     features = loaded.model.named_steps["features"].transform_frame(frame)
@@ -85,18 +103,41 @@ def score_orders(db: sqlite_utils.Database, order_ids: set[str], as_of: datetime
     pending = frame.iloc[rows]
 
     def explain_pending() -> list[str]:
-        with single_threaded():  # beside the writing thread: one core each
+        with single_threaded():  # beside the write: one core each
             return explain(classifier, features.iloc[rows], matrix[rows], pending["score"].to_numpy(),
                            min_score=min_score, max_reasons=int(settings.get("max_reasons", 3)),
                            min_contribution=float(settings.get("min_contribution", 0.02)))
 
-    # only the few orders scoring at least min_score get reasons: they are worked out in a thread while this
-    # one writes all the others, and are written last, in the same transaction
+    if writer is not None:
+        # only the few orders scoring at least min_score get reasons: the child writes all the others while this
+        # process works them out, then writes them, in the same transaction
+        scored_at = to_db(as_of)
+        codes = frame["codes"].to_numpy(dtype=object)
+        writer.rows(score, codes, ~explained, loaded.model_id, scored_at)
+        writer.later(pending["order_id"].to_numpy(dtype=object), score[rows], codes[rows], explain_pending())
+        writer.commit({META_MODEL: loaded.model_id, META_AS_OF: scored_at})
+        return set(frame["order_id"])
+    # in this process: the reasons in a thread while this one writes the others
     with ThreadPoolExecutor(max_workers=1) as pool:
         future = pool.submit(explain_pending)
         _record(db, loaded.model_id, as_of, frame[~explained].assign(reasons="[]"), full, untracked,
                 later=lambda: pending.assign(reasons=future.result()))
     return set(frame["order_id"])
+
+
+def _child_writer(db: sqlite_utils.Database) -> score_writer.ChildWrite | None:
+    """A child process for a full run's write, or None where it does not pay or apply: a small store, a database
+    without a file, or a write this connection already holds (the child would wait for it)."""
+    conn = db.conn
+    path = next((row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main"), "")
+    if not path or conn.in_transaction:
+        return None
+    if (conn.execute("SELECT max(rowid) FROM orders").fetchone()[0] or 0) < score_writer.CHILD_MIN_ORDERS:
+        return None
+    try:
+        return score_writer.ChildWrite(path)
+    except Exception:  # noqa: BLE001 - no child process here (e.g. a main module without a __main__ guard)
+        return None
 
 
 def _take_rows(features: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
@@ -191,22 +232,15 @@ def _stored_scores(db: sqlite_utils.Database, order_ids: pd.Series) -> pd.Series
     return pd.Series({o: s for o, s in rows}, dtype=float)
 
 
-# while `scores` is rewritten: the table and its two indexes stay in memory instead of being re-read per row
-WRITE_CACHE_KIB = 262_144
-# rows per INSERT statement: SQLite runs one statement per this many rows instead of one per row (4 values each,
-# plus the model id and time bound once: 402 parameters, within every SQLite's limit of 999)
-_ROWS_PER_INSERT = 100
-
-
 def _record(db: sqlite_utils.Database, model_id: str, as_of: datetime, frame: pd.DataFrame, full: bool,
             untracked: Iterable[str] = (), later: Callable[[], pd.DataFrame] | None = None) -> None:
     """Write the scores of `frame` (order_id, score, codes, reasons) and then those `later` gives (called once
-    `frame`'s rows are in), in one transaction."""
+    `frame`'s rows are in), in one transaction, in this process (see `tracker.score_writer`)."""
     scored_at = to_db(as_of)
     rows = None if frame.empty else _rows_in_key_order(frame)  # before the write lock is taken
     conn = db.conn
     cache_size = conn.execute("PRAGMA cache_size").fetchone()[0]
-    conn.execute(f"PRAGMA cache_size = -{WRITE_CACHE_KIB}")
+    conn.execute(f"PRAGMA cache_size = -{score_writer.WRITE_CACHE_KIB}")
     try:
         with conn:
             if not conn.in_transaction:
@@ -217,7 +251,7 @@ def _record(db: sqlite_utils.Database, model_id: str, as_of: datetime, frame: pd
                 conn.execute("DELETE FROM scores")
                 # the score index is built once from the finished table (one sort) instead of being updated at a
                 # million random places; dropped inside this transaction, so a failed or killed run keeps it
-                indexes = _drop_indexes(db, "scores")
+                indexes = score_writer.drop_indexes(conn, "scores")
             conn.executemany("DELETE FROM scores WHERE order_id = ?", ((o,) for o in untracked))
             if rows is not None:
                 _insert_scores(db, rows, model_id, scored_at)
@@ -233,110 +267,17 @@ def _record(db: sqlite_utils.Database, model_id: str, as_of: datetime, frame: pd
         conn.execute(f"PRAGMA cache_size = {int(cache_size)}")
 
 
-def _drop_indexes(db: sqlite_utils.Database, table: str) -> list[str]:
-    """Drop the table's own indexes (not the primary key's); return the SQL that makes them again."""
-    conn = db.conn
-    found = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? "
-                         "AND sql IS NOT NULL", [table]).fetchall()
-    for name, _ in found:
-        conn.execute('DROP INDEX "{}"'.format(name.replace('"', '""')))
-    return [sql for _, sql in found]
+def _insert_scores(db: sqlite_utils.Database, columns: score_writer.ScoreColumns, model_id: str,
+                   scored_at: str) -> None:
+    score_writer.insert_scores(db.conn, columns, model_id, scored_at)
 
 
-# the rows to write, column by column: order ids, scores, codes, reasons
-_ScoreColumns = tuple[list[Any], list[float], list[Any], list[Any]]
-
-
-def _insert_scores(db: sqlite_utils.Database, columns: _ScoreColumns, model_id: str, scored_at: str) -> None:
-    """INSERT OR REPLACE the rows (columns as `_rows_in_key_order` gives them), a chunk of rows per statement."""
-    from itertools import chain
-
-    conn = db.conn
-    n = len(columns[0])
-    head = "INSERT OR REPLACE INTO scores(order_id, score, codes, reasons, model_id, scored_at) VALUES "
-
-    def values(rows: int) -> str:  # ?1 and ?2 are the model id and time, shared by every row
-        return ",".join(f"(?{p},?{p + 1},?{p + 2},?{p + 3},?1,?2)" for p in range(3, 3 + 4 * rows, 4))
-
-    whole = n - n % _ROWS_PER_INSERT
-    if whole:
-        flat = chain.from_iterable(zip(*(c[:whole] for c in columns), strict=True))
-        shared = (model_id, scored_at)
-        conn.executemany(head + values(_ROWS_PER_INSERT),
-                         (shared + chunk for chunk in zip(*[flat] * (4 * _ROWS_PER_INSERT), strict=True)))
-    if n > whole:
-        conn.execute(head + values(n - whole),
-                     [model_id, scored_at, *chain.from_iterable(zip(*(c[whole:] for c in columns), strict=True))])
-
-
-def _rows_in_key_order(frame: pd.DataFrame) -> _ScoreColumns:
-    """The rows' order ids, scores (7 digits), codes and reasons, sorted by order id when they are all text.
-
-    Sorted because each row is then appended to the table's B-tree (a random insert costs several times
-    more and leaves pages part-empty). The order ids are made anew in that order, and the many empty codes
-    and reasons are one shared object: binding then reads memory in sequence, not a million scattered
-    objects. Only speed depends on this order; the rows written are the same."""
-    ids = frame["order_id"].to_numpy(dtype=object)
-    score = np.round(frame["score"].to_numpy(), 7)
-    ordered = _sorted_ids(ids)
-    if ordered is None:
-        return (ids.tolist(), score.tolist(), _text_values(frame["codes"], "").tolist(),
-                _text_values(frame["reasons"], "[]").tolist())
-    order, sorted_ids = ordered
-    position = np.empty_like(order)
-    position[order] = np.arange(len(order))  # row -> its place in key order
-    return (sorted_ids, score[order].tolist(), _text_values(frame["codes"], "", position).tolist(),
-            _text_values(frame["reasons"], "[]", position).tolist())
-
-
-def _sorted_ids(ids: np.ndarray) -> tuple[np.ndarray, list[str]] | None:
-    """(the permutation that sorts the order ids, the sorted ids as new objects), or None when they are in
-    order already or are not all text."""
-    if len(ids) < 2 or pd.api.types.infer_dtype(ids, skipna=False) != "string":
-        return None
-    if bool((ids[1:] > ids[:-1]).all()):
-        return None
-    try:
-        keys = ids.astype("S")  # ASCII (all of them, in practice): bytes sort as SQLite's BINARY collation
-        order = _bytes_order(keys)
-    except UnicodeEncodeError:
-        keys = ids.astype("U")  # code points sort as their UTF-8 bytes do
-        order = np.argsort(keys, kind="stable")
-    # numpy text drops trailing NUL characters: made anew only when no id ends in one (none does, in practice)
-    if np.array_equal(np.char.str_len(keys), np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))):
-        return order, keys[order].astype("U").tolist()
-    return order, ids[order].tolist()
-
-
-def _bytes_order(keys: np.ndarray) -> np.ndarray:
-    """The stable argsort of NUL-padded byte strings, as integer sorts of their 8-byte big-endian words
-    (about twice as fast as numpy's string sort): by the first word, then, among the rows that share it,
-    by all their words."""
-    width = keys.dtype.itemsize
-    if width % 8:
-        keys = keys.astype(f"S{width + 8 - width % 8}")
-    words = keys.view(">u8").reshape(len(keys), -1)
-    order = np.argsort(words[:, 0], kind="stable")
-    if words.shape[1] > 1:
-        first = words[order, 0]
-        tied = np.flatnonzero(first[1:] == first[:-1])
-        if len(tied):
-            at = np.union1d(tied, tied + 1)  # the places of runs of equal first words
-            rows = order[at]
-            order[at] = rows[np.lexsort(words[rows].T[::-1])]
-    return order
-
-
-def _text_values(column: pd.Series, empty: str, position: np.ndarray | None = None) -> np.ndarray:
-    """The column as Python objects, each row at `position` (default: where it is), with every `empty` value
-    one shared object: most rows have no codes and no reasons, and a pandas text column would otherwise
-    make a million separate copies of '[]'."""
-    values = np.empty(len(column), dtype=object)
-    values.fill(empty)  # the same object in every row (np.full would convert it anew for each row)
-    rest = np.flatnonzero(~np.asarray(column == empty, dtype=bool))
-    if len(rest):
-        values[rest if position is None else position[rest]] = column.iloc[rest].to_numpy(dtype=object)
-    return values
+def _rows_in_key_order(frame: pd.DataFrame) -> score_writer.ScoreColumns:
+    """The frame's rows (order_id, score, codes, reasons) as columns in order-id order (see
+    `score_writer.KeyOrder`)."""
+    return score_writer.rows_in_key_order(frame["order_id"].to_numpy(dtype=object), frame["score"].to_numpy(),
+                                          frame["codes"].to_numpy(dtype=object),
+                                          frame["reasons"].to_numpy(dtype=object))
 
 
 # --------------------------------------------------------------------------------------------- reasons
@@ -398,27 +339,54 @@ def explain(classifier: Any, features: pd.DataFrame, matrix: np.ndarray, score: 
     active = (sub[:, flag_columns] != 0) & saturated[:, None]
     shared = _shared_flag_drops(classifier, sub, score[rows], active, flag_columns, reference, n_flags)
 
-    # (order, group, weight, suffix) for every reason shown, then one phrase per group over all its orders
-    picks: list[tuple[int, int, float, str]] = []
-    for i, (order, take) in enumerate(zip(best.tolist(), chosen.tolist(), strict=True)):
-        picks.extend((i, j, float(drops[i, j]), "") for j, ok in zip(order, take, strict=True) if ok)
-    for i in np.flatnonzero(active.any(axis=1)).tolist():
-        # heaviest share first; equal shares keep the flags' own order
-        ranked = sorted(((float(shared[i, k]), -k) for k in np.flatnonzero(active[i]).tolist()), reverse=True)
-        picks.extend((i, flag_groups[-negated], weight, " (one of several that each suffice)")
-                     for weight, negated in ranked[:max_reasons])
-    members: dict[int, list[int]] = {}
-    for i, j, _, _ in picks:
-        members.setdefault(j, []).append(i)
-    texts: dict[tuple[int, int], str] = {}
-    for j, orders in members.items():
-        texts.update(zip(((i, j) for i in orders), describe_many(names[j], features.iloc[rows[orders]]), strict=True))
-    found: dict[int, list[dict[str, Any]]] = {}
-    for i, j, weight, suffix in picks:
-        found.setdefault(i, []).append({"feature": names[j], "text": texts[i, j] + suffix, "weight": round(weight, 3)})
-    for i, items in found.items():
-        reasons[rows[i]] = json.dumps(items)
+    # every reason shown as (order, group, weight, suffix): an order's own top groups (in order of weight), or
+    # for a saturated order its heaviest shares of the flags (equal shares keep the flags' own order)
+    order, slot = np.nonzero(chosen)
+    group = best[order, slot]
+    weight = drops[order, group]
+    suffix = np.zeros(len(order), dtype=bool)
+    several = np.flatnonzero(active.any(axis=1))
+    if len(several):
+        mine = active[several]
+        ranked = np.argsort(np.where(mine, -shared[several], np.inf), axis=1, kind="stable")[:, :max_reasons]
+        at, place = np.nonzero(np.take_along_axis(mine, ranked, axis=1))
+        flag = ranked[at, place]
+        order = np.concatenate([order, several[at]])
+        group = np.concatenate([group, np.asarray(flag_groups, dtype=np.int64)[flag]])
+        weight = np.concatenate([weight, shared[several[at], flag]])
+        suffix = np.concatenate([suffix, np.ones(len(at), dtype=bool)])
+    # each group's phrases over all its orders at once, then each order's reasons as JSON text
+    phrase = np.empty(len(order), dtype=object)
+    for j in np.unique(group).tolist():
+        mask = group == j
+        phrase[mask] = describe_many(names[j], features.iloc[rows[order[mask]]])
+    pieces = _reason_json([names[j] for j in group.tolist()], phrase.tolist(), suffix.tolist(), weight.tolist())
+    sort = np.argsort(order, kind="stable")  # by order; within one, in the order found above
+    order = order[sort]
+    starts = np.flatnonzero(np.r_[True, order[1:] != order[:-1]]) if len(order) else np.zeros(0, dtype=np.int64)
+    ends = np.r_[starts[1:], len(order)]
+    pieces = [pieces[k] for k in sort.tolist()]
+    for i, a, b in zip(order[starts].tolist(), starts.tolist(), ends.tolist(), strict=True):
+        reasons[rows[i]] = "[" + ", ".join(pieces[a:b]) + "]"
     return reasons
+
+
+_SEVERAL = " (one of several that each suffice)"
+
+
+def _reason_json(features: list[str], phrases: list[str], several: list[bool], weights: list[float]) -> list[str]:
+    """`json.dumps({"feature": f, "text": phrase (+ the 'one of several' note), "weight": round(w, 3)})` per
+    reason, character for character, without building a dict per reason."""
+    text = json.encoder.encode_basestring_ascii  # what json.dumps uses for strings (ensure_ascii)
+    quoted = {name: text(name) for name in set(features)}
+    return ['{"feature": ' + quoted[f] + ', "text": ' + text(p + _SEVERAL if s else p) + ', "weight": '
+            + _number(round(w, 3)) + "}"
+            for f, p, s, w in zip(features, phrases, several, weights, strict=True)]
+
+
+def _number(value: float) -> str:
+    """A float as json.dumps writes it."""
+    return repr(value) if value - value == 0 else json.dumps(value)
 
 
 def _fraud_probability(classifier: Any, matrix: np.ndarray) -> np.ndarray:
