@@ -30,7 +30,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import check_is_fitted, validate_data
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from detectors.features import OrderFeatures
 
@@ -68,7 +68,7 @@ class FraudClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X, y):  # noqa: ANN001, ANN201, N803 - sklearn's names
-        with threadpool_limits(openmp_threads()):
+        with thread_limit():
             return self._fit(X, y)
 
     def _fit(self, X, y):  # noqa: ANN001, ANN202, N803
@@ -116,7 +116,7 @@ class FraudClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X) -> np.ndarray:  # noqa: ANN001, N803
         check_is_fitted(self, "booster_")
         X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan", dtype=np.float64)
-        with threadpool_limits(openmp_threads()):
+        with thread_limit():
             log_odds = binned_decision_function(self.booster_, X)
         fraud = self._calibrated(log_odds)
         return np.column_stack([1.0 - fraud, fraud])
@@ -129,15 +129,34 @@ class FraudClassifier(ClassifierMixin, BaseEstimator):
         if walk is None:
             return None
         X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan", dtype=np.float64)
-        with threadpool_limits(openmp_threads()):
+        with thread_limit():
             return walk.bins(X)
 
     def fraud_probability_of_bins(self, binned: np.ndarray) -> np.ndarray:
         """`predict_proba(X)[:, 1]` from `bins(X)`, bit for bit."""
         check_is_fitted(self, "booster_")
-        with threadpool_limits(openmp_threads()):
+        with thread_limit():
             log_odds = _BinnedWalk(self.booster_).decision(binned)
         return self._calibrated(log_odds)
+
+    def tree_values(self, binned: np.ndarray) -> np.ndarray:
+        """Each tree's output (one row per tree) for the rows `bins` gave: the parts of their log-odds, which
+        `fraud_probability_replacing` reuses."""
+        check_is_fitted(self, "booster_")
+        with thread_limit():
+            return _BinnedWalk(self.booster_).tree_values(binned)
+
+    def fraud_probability_replacing(self, binned: np.ndarray, values: np.ndarray, columns: list[int]) -> np.ndarray:
+        """`fraud_probability_of_bins(binned)`, bit for bit, for rows whose bins differ from those that gave
+        `tree_values` = `values` only in `columns`: only the trees that split on one of those columns are walked
+        again (explaining a score resets one group of features at a time, and most trees use none of it)."""
+        check_is_fitted(self, "booster_")
+        walk = _BinnedWalk(self.booster_)
+        values = values.copy()
+        with thread_limit():
+            for tree in np.flatnonzero(walk.trees_using(columns)).tolist():
+                values[tree] = walk.tree_values(binned, tree)
+        return self._calibrated(walk.decision_of_values(values))
 
     def _calibrated(self, log_odds: np.ndarray) -> np.ndarray:
         return expit(log_odds) if self.calibrator_ is None else _apply_calibrator(self.calibrator_, log_odds)
@@ -165,6 +184,7 @@ class _BinnedWalk:
         self.binning, self.missing_bin = mapper.transform, mapper.missing_values_bin_idx_
         self.baseline = np.asarray(booster._baseline_prediction)
         self.walks = [[tree.predict_binned for tree in iteration] for iteration in booster._predictors]
+        self.trees = booster._predictors
         categorical = getattr(mapper, "is_categorical", None)
         if booster.n_trees_per_iteration_ != 1 or (categorical is not None and np.any(categorical)):
             raise TypeError("several trees per iteration or categorical features")
@@ -174,9 +194,13 @@ class _BinnedWalk:
             raise TypeError("read-only trees")
 
     def bins(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
-        if not X.flags.writeable:  # the binner's memoryview wants a writable buffer (e.g. not a read-only memmap)
-            X = X.copy()
-        return np.ascontiguousarray(self.binning(X))  # row by row: each tree reads a row's bytes together
+        try:  # a read-only X (pandas' copy-on-write arrays, a memmap) as it is: a copy is 0.2 s at a million rows
+            binned = self.binning(X)
+        except ValueError:
+            if X.flags.writeable:
+                raise
+            binned = self.binning(X.copy())  # an older binner whose memoryview wants a writable buffer
+        return np.ascontiguousarray(binned)  # row by row: each tree reads a row's bytes together
 
     def decision(self, binned: np.ndarray) -> np.ndarray:
         raw = np.zeros(len(binned), dtype=self.baseline.dtype)
@@ -185,6 +209,30 @@ class _BinnedWalk:
         for (walk,) in self.walks:
             raw += walk(binned, missing_values_bin_idx=self.missing_bin, n_threads=threads)
         return raw
+
+    def tree_values(self, binned: np.ndarray, tree: int | None = None) -> np.ndarray:
+        """Every tree's outputs (one row per tree), or tree `tree`'s."""
+        threads = self.threads()
+        if tree is not None:
+            return self.walks[tree][0](binned, missing_values_bin_idx=self.missing_bin, n_threads=threads)
+        out = np.empty((len(self.walks), len(binned)), dtype=self.baseline.dtype)
+        for t, (walk,) in enumerate(self.walks):
+            out[t] = walk(binned, missing_values_bin_idx=self.missing_bin, n_threads=threads)
+        return out
+
+    def decision_of_values(self, values: np.ndarray) -> np.ndarray:
+        """`decision` from the trees' outputs: added up in the same order, so the same sums bit for bit."""
+        raw = np.zeros(values.shape[1], dtype=self.baseline.dtype)
+        raw += self.baseline.ravel()[0]
+        for row in values:
+            raw += row
+        return raw
+
+    def trees_using(self, columns: list[int]) -> np.ndarray:
+        """Per tree, whether one of its splits tests one of these columns."""
+        wanted = np.asarray(columns, dtype=np.int64)
+        return np.array([np.isin(tree.nodes["feature_idx"][tree.nodes["is_leaf"] == 0], wanted).any()
+                         for (tree,) in self.trees])
 
 
 def _binned_walk(booster: HistGradientBoostingClassifier) -> _BinnedWalk | None:
@@ -210,6 +258,15 @@ def binned_decision_function(booster: HistGradientBoostingClassifier, X: np.ndar
 
 
 _caps = threading.local()
+_controller: list[ThreadpoolController] = []
+
+
+def thread_limit() -> Any:
+    """A context in which the native thread pools use `openmp_threads()` threads. One controller for the
+    process: making one scans every loaded library (5 ms), and explaining a score predicts dozens of times."""
+    if not _controller:
+        _controller.append(ThreadpoolController())
+    return _controller[0].limit(limits=openmp_threads())
 
 
 @contextmanager

@@ -31,27 +31,56 @@ _JD_MS_AT_UNIX_EPOCH = 210_866_760_000_000
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
-def _connect(path: str) -> Any:
-    import adbc_driver_sqlite.dbapi as adbc
+class _Connection:
+    """A read-only connection of the ADBC SQLite driver, every query in one read transaction. Through the driver
+    manager's own objects, not its DB-API module: that one imports pyarrow.dataset, which imports pandas, half a
+    second of each reader's start the readers never use."""
 
-    return adbc.connect(f"file:{urllib.parse.quote(path)}?mode=ro")  # a path may hold '?', '#' or '%'
+    def __init__(self, path: str):
+        import adbc_driver_manager
+        import adbc_driver_sqlite
+
+        self.db = adbc_driver_sqlite.connect(f"file:{urllib.parse.quote(path)}?mode=ro")  # a path may hold '?', '#'
+        try:
+            self.conn = adbc_driver_manager.AdbcConnection(self.db)
+            self.conn.set_autocommit(False)  # one transaction: every query sees the same store
+        except BaseException:
+            self.db.close()
+            raise
+
+    def fetch(self, sql: str, *, one_batch: bool = False) -> Any:
+        import adbc_driver_manager
+        import pyarrow as pa
+
+        statement = adbc_driver_manager.AdbcStatement(self.conn)
+        try:
+            if one_batch:
+                statement.set_options(**{"adbc.sqlite.query.batch_rows": str(ONE_BATCH)})
+            statement.set_sql_query(sql)
+            stream, _ = statement.execute_query()
+            return pa.RecordBatchReader._import_from_c(stream.address).read_all()
+        finally:
+            statement.close()
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        finally:
+            self.db.close()
+
+
+def _connect(path: str) -> _Connection:
+    return _Connection(path)
 
 
 ONE_BATCH = 1 << 30
 
 
-def _fetch(conn: Any, sql: str, *, one_batch: bool = False) -> Any:
+def _fetch(conn: _Connection, sql: str, *, one_batch: bool = False) -> Any:
     """A query's rows as an Arrow table. The driver infers each column's type from the first batch of rows:
     either the query starts with a typed sentinel row that the caller filters out, or `one_batch` makes the
     first batch all of them."""
-    cur = conn.cursor()
-    try:
-        if one_batch:
-            cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(ONE_BATCH)})
-        cur.execute(sql)
-        return cur.fetch_arrow_table()
-    finally:
-        cur.close()
+    return conn.fetch(sql, one_batch=one_batch)
 
 
 def _without_sentinel(table: Any, column: str, mark: int) -> Any:
@@ -422,42 +451,80 @@ def normalised_places(country: Any, city: Any, postcode: Any) -> list[Any]:
     """The place normalisation `detectors.features.destination_match_level` makes, done by a reader: per row,
     the normalised country, city and postcode (with its country), as dictionary arrays; [] when a column is
     not text (the caller then normalises itself)."""
+    import pyarrow as pa
+
     from detectors import places
 
-    codes = [_text_codes(column) for column in (country, city, postcode)]
+    codes = [_text_codes(column) for column in (country, city)]
+    # a dictionary's distinct postcodes stay arrow text: places normalises their bytes, not Python strings
+    codes.append((postcode.indices.fill_null(-1).to_numpy(), postcode.dictionary)
+                 if pa.types.is_dictionary(postcode.type) else _text_codes(postcode))
     if any(c is None for c in codes):
         return []
     return [_dictionary(places.normalised_per_value(*codes[0], places.normalize_country)),
             _dictionary(places.normalised_per_value(*codes[1], places.normalize_city)),
-            _dictionary(places.normalised_postcodes(codes[2], codes[0]))]
+            _dictionary(places.normalised_postcode_array(codes[2], codes[0]))]
 
 
 def read_to_file(path: str, sql: str, out: str, encode: tuple[int, ...] = (),
-                 places: tuple[int, int, int] | None = None) -> int:
+                 places: tuple[int, int, int] | None = None, mapped: tuple[tuple[str, str], ...] = (),
+                 key: int = 0) -> int:
     """In a child process: `sql`'s rows into the Arrow IPC file `out`, its text columns at the positions
     `encode` dictionary-encoded, followed by the normalised place of the (country, city, postcode) columns at
     `places` (see `normalised_places`); returns the number of rows. A file, not a pickled reply: the parent
-    maps it without a copy, and the child's hashing of the text happens while the other reader works."""
-    (table,) = read_tables(path, sql)
+    maps it without a copy, and the child's hashing of the text happens while the other reader works.
+
+    `mapped`: (sql, file) pairs read in the same transaction, each query's rows written to its file as the row
+    of `sql` whose column `key` (a unique key) equals the query's first column (-1 when none), followed by the
+    query's other columns: a LEFT JOIN as one hash lookup, so the caller finds another table's rows in its frame
+    without hashing its keys itself."""
+    import pyarrow as pa
+
+    table, *others = read_tables(path, sql, *(query for query, _ in mapped))
+    if mapped:
+        keys = table.column(key)
+        lookups = [other.column(0).cast(keys.type) for other in others]
+        rows = _rows_of(pa.chunked_array([chunk for c in lookups for chunk in c.chunks], keys.type), keys)
+        start = 0
+        for (_, file), other in zip(mapped, others, strict=True):
+            end = start + other.num_rows
+            _write_ipc([pa.array(rows[start:end], pa.int64()),
+                        *(other.column(i).combine_chunks() for i in range(1, other.num_columns))], file)
+            start = end
     columns = [_encoded(table.column(i)) if i in encode else table.column(i) for i in range(table.num_columns)]
     if places is not None:
         columns += normalised_places(*(columns[i] for i in places))
     return _write_ipc(columns, out)
 
 
+def _rows_of(values: Any, keys: Any) -> np.ndarray:
+    """Per value, the position of the first equal key (-1 when none; a null finds nothing). The keys are probed
+    against the distinct values rather than the values against the keys: a hash table of the few distinct values
+    instead of one of a million keys."""
+    import pyarrow.compute as pc
+
+    encoded = _encode(values)
+    at = pc.index_in(keys, value_set=encoded.dictionary).fill_null(-1).to_numpy().astype(np.int64)
+    found = np.flatnonzero(at >= 0)[::-1]  # reversed: where keys repeat, the first one's position is kept
+    row_of = np.full(len(encoded.dictionary) + 1, -1, dtype=np.int64)  # + 1: a null value's index (-1)
+    row_of[at[found]] = found
+    return row_of[encoded.indices.fill_null(-1).to_numpy().astype(np.int64)]
+
+
 def read_aligned_to_file(path: str, keys_sql: str, right_sql: str, out: str,
                          places: tuple[int, int, int] | None = None) -> int:
     """In a child process: for each row (rowid, key) of `keys_sql`, its rowid, its key and then the columns of
     the row of `right_sql` whose first column equals the key (nulls when none), into the Arrow IPC file `out`,
-    text dictionary-encoded: a SQL LEFT JOIN on a unique key, as two sequential scans and one hash lookup,
-    both read in one transaction. The rowid and key let the caller check it joined the rows it read itself.
-    Followed, as in `read_to_file`, by the normalised place of `right_sql`'s columns at `places`."""
+    the right side's text dictionary-encoded: a SQL LEFT JOIN on a unique key, as two sequential scans and one
+    hash lookup, both read in one transaction. The rowid and key (as read, not encoded: the caller compares
+    them) let the caller check it joined the rows it read itself. Followed, as in `read_to_file`, by the
+    normalised place of `right_sql`'s columns at `places`."""
     import pyarrow.compute as pc
 
     keys, right = read_tables(path, keys_sql, right_sql)
     at = pc.index_in(keys.column(1), value_set=right.column(0)).combine_chunks()
     aligned = [_encoded(right.column(i), at) for i in range(1, right.num_columns)]
-    columns = [keys.column(0).combine_chunks(), _encoded(keys.column(1)), *aligned]
+    columns = [keys.column(0).combine_chunks(), keys.column(1).combine_chunks(), *aligned]
     if places is not None:
         columns += normalised_places(*(aligned[i - 1] for i in places))
     return _write_ipc(columns, out)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -189,46 +189,102 @@ class _ReadTuning:
             self.conn.execute(f"PRAGMA {name} = {int(value)}")
 
 
-def _start_reading_orders(conn: sqlite3.Connection, where: str) -> Callable[[], tuple[pd.DataFrame, Normalised]]:
-    """Start reading the orders joined to their shipment facts; the returned call gives the frame (typed numeric
-    columns, text columns as objects or categoricals) and the places the readers normalised (if they did).
-    The whole store is read by two child processes through the ADBC SQLite driver (see `_start_arrow_read`) while
-    this process reads flags and messages; anything else, or any trouble there, reads through this connection."""
-    sql = _ORDER_SQL.format(facts=", ".join(f"f.{c}" for c in FACT_COLUMNS), where=where)
-    pending = None if where else _start_arrow_read(conn)
+class _Side(NamedTuple):
+    """Active flags (order_id, code) and seller messages (id, order_id, text) of the frame's orders, and when a
+    whole-store reader found them, each one's frame row (-1: an order outside the frame)."""
 
-    def finish() -> tuple[pd.DataFrame, Normalised]:
-        columns, normalised = None, {}
-        if pending is not None:
+    flags: pd.DataFrame
+    messages: pd.DataFrame
+    flag_row: np.ndarray | None = None
+    message_row: np.ndarray | None = None
+
+
+class _OrderRead:
+    """The orders joined to their shipment facts, read as the frame's columns. The whole store is read by two
+    child processes through the ADBC SQLite driver (see `_ArrowRead`), the orders' one also reading the active
+    flags and seller messages and finding their orders' rows; anything else, or any trouble there, reads through
+    this connection."""
+
+    def __init__(self, conn: sqlite3.Connection, where: str, scoped: str):
+        self.conn, self.scoped = conn, scoped
+        self.sql = _ORDER_SQL.format(facts=", ".join(f"f.{c}" for c in FACT_COLUMNS), where=where)
+        self.pending = None if where else _start_arrow_read(conn)
+        self.side_from_readers = False
+
+    def side(self) -> _Side:
+        """The flags and messages: the orders reader's (this process idles meanwhile, leaving both cores to the
+        readers), else read through this connection."""
+        if self.pending is not None:
             try:
-                columns, normalised = _arrow_columns(*pending.result())
+                flags, messages = self.pending.side()
+                self.side_from_readers = True
+                return _side_of_tables(flags, messages)
+            except Exception:  # noqa: BLE001 - any driver trouble: the sqlite3 path gives the same frame
+                self.close()
+        return self.side_through_sql()
+
+    def side_through_sql(self) -> _Side:
+        flags = _query(self.conn, f"{_FLAGS_SQL} {self.scoped}", ["order_id", "code"])
+        messages = _query(self.conn, f"SELECT id, order_id, text FROM messages WHERE lower(sender) = 'seller' "
+                                     f"{self.scoped}", ["id", "order_id", "text"])
+        return _Side(flags, messages)
+
+    def finish(self) -> tuple[pd.DataFrame, Normalised, bool]:
+        """The frame (typed numeric columns, text columns as objects or categoricals), the places the readers
+        normalised (if they did), and whether the readers read it (so the rows of their flags and messages
+        are its rows)."""
+        columns, normalised = None, {}
+        if self.pending is not None:
+            try:
+                columns, normalised = _arrow_columns(*self.pending.result())
             except Exception:  # noqa: BLE001 - any driver trouble: the sqlite3 path gives the same frame
                 columns, normalised = None, {}
             finally:
-                pending.close()
+                self.close()
+        through_readers = columns is not None
         if columns is None:
-            rows = conn.execute(sql).fetchall()
+            rows = self.conn.execute(self.sql).fetchall()
             columns = [np.array(values, dtype=object) for values in zip(*rows, strict=True)] if rows else \
                 [np.zeros(0, dtype=object)] * len(_ORDER_COLUMNS)
             del rows
         # every array here is this frame's own (no view of a mapped file): no copy needed
-        frame = pd.DataFrame({name: pd.Series(values, dtype=values.dtype if values.dtype != object else object,
-                                              copy=False)
-                              for name, values in zip(_ORDER_COLUMNS, columns, strict=True)})
+        series = {name: pd.Series(values, dtype=values.dtype if values.dtype != object else object, copy=False)
+                  for name, values in zip(_ORDER_COLUMNS, columns, strict=True)}
         # (a whole-store read gives its repeated text columns as categoricals: see _arrow_columns)
         for name in _COUNT_COLUMNS:
-            frame[name] = pd.to_numeric(frame[name]).fillna(0).astype(np.int64)
+            series[name] = pd.to_numeric(series[name]).fillna(0).astype(np.int64)
         for name in _FLOAT_COLUMNS:
-            frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
-        return frame, normalised
+            series[name] = pd.to_numeric(series[name], errors="coerce").astype(float)
+        # copy=False: the columns stay their own blocks, where pandas would copy them into one block per dtype
+        return pd.DataFrame(series, copy=False), normalised, through_readers
 
-    return finish
+    def close(self) -> None:
+        if self.pending is not None:
+            self.pending.close()
+            self.pending = None
+
+
+def _side_of_tables(flags: Any, messages: Any) -> _Side:
+    """The readers' flags (row, code) and messages (row, id, order_id, text) tables as a `_Side`."""
+    def objects(column: Any) -> np.ndarray:
+        return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
+
+    def rows(table: Any) -> np.ndarray:
+        return table.column(0).to_numpy().astype(np.int64)
+
+    flag_frame = pd.DataFrame({"code": pd.Series(objects(flags.column(1)), dtype=object)})
+    message_frame = pd.DataFrame({"id": messages.column(1).to_numpy().astype(np.int64),
+                                  "order_id": pd.Series(objects(messages.column(2)), dtype=object),
+                                  "text": pd.Series(objects(messages.column(3)), dtype=object)})
+    return _Side(flag_frame, message_frame, rows(flags), rows(messages))
 
 
 class _ArrowRead:
     """Two spawned child processes reading the whole store into Arrow IPC files in a private temporary folder:
-    one the orders, one each order's shipment facts (`columnar.read_to_file`, `columnar.read_aligned_to_file`).
-    Two, so both cores read; files, so this process maps the columns instead of unpickling a copy."""
+    one the orders (`columnar.read_to_file`) and, in the same transaction, the active flags and seller messages
+    with their orders' rows; one each order's shipment facts (`columnar.read_aligned_to_file`). Two, so both
+    cores read; files, so this process maps the columns instead of unpickling a copy. This process converts
+    each reader's table as soon as it is done, while the other still reads."""
 
     def __init__(self, path: str):
         import multiprocessing
@@ -237,31 +293,63 @@ class _ArrowRead:
 
         self.folder = tempfile.mkdtemp(prefix="tracker-frame-")
         self.pool = ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn"))
-        self.files = (f"{self.folder}/orders.arrow", f"{self.folder}/facts.arrow")
+        self.files = tuple(f"{self.folder}/{name}.arrow" for name in ("orders", "facts", "flags", "messages"))
+        self.parts: dict[int, _Part] = {}  # reader -> its table converted (see _arrow_columns)
         try:
             # the children import only Arrow and the driver (detectors.columnar), not this module's scikit-learn
             self.futures = (
                 self.pool.submit(columnar.read_to_file, path, _ORDERS_ONLY_SQL, self.files[0], _ENCODED_ORDER_COLUMNS,
-                                 _DEST_PLACE),
+                                 _DEST_PLACE, ((_FLAGS_BY_ROW_SQL, self.files[2]),
+                                               (_MESSAGES_BY_ROW_SQL, self.files[3]))),
                 self.pool.submit(columnar.read_aligned_to_file, path, _ORDER_KEYS_SQL, _FACTS_SQL, self.files[1],
                                  _DELIVERED_PLACE))
         except BaseException:
             self.close()
             raise
 
-    def result(self) -> tuple[Any, Any]:
+    @staticmethod
+    def _table(name: str) -> Any:
         import pyarrow as pa
 
-        for future in self.futures:
-            future.result()
-        orders, facts = (pa.ipc.open_file(pa.memory_map(name)).read_all() for name in self.files)
+        return pa.ipc.open_file(pa.memory_map(name)).read_all()
+
+    def _wait_for(self, reader: int) -> None:
+        """Wait until `reader` is done, converting each reader's table as soon as it is (this process has a core
+        to itself while the other reader works); a reader's error is raised."""
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        while True:
+            for i, future in enumerate(self.futures):
+                if future.done() and i not in self.parts:
+                    future.result()
+                    self.parts[i] = _PART_OF_READER[i](self._table(self.files[i]))
+            if self.futures[reader].done():
+                return
+            wait([f for f in self.futures if not f.done()], return_when=FIRST_COMPLETED)
+
+    def side(self) -> tuple[Any, Any]:
+        """The flags and messages tables (see `_side_of_tables`), once the orders reader is done."""
+        self._wait_for(0)
+        return self._table(self.files[2]), self._table(self.files[3])
+
+    def result(self) -> tuple[Any, Any, dict[int, _Part]]:
+        """The two readers' tables, checked to hold the same orders, and their conversions (see
+        `_arrow_columns`)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        for reader in range(len(self.futures)):
+            self._wait_for(reader)
+        orders, facts = (self._table(name) for name in self.files[:2])
         # the two read the orders in two transactions: the same rows with the same numbers, or read through SQL
         rowids = orders.column(_N_ORDER_COLUMNS).to_numpy()
         numbers = orders.column(_ORDER_COLUMNS.index("tracking_number")).combine_chunks()
+        if pa.types.is_dictionary(numbers.type):
+            numbers = pc.take(numbers.dictionary, numbers.indices)
         if not (np.array_equal(rowids, facts.column(0).to_numpy())
                 and numbers.equals(facts.column(1).combine_chunks())):
             raise RuntimeError("orders changed between the two reads")
-        return orders, facts
+        return orders, facts, self.parts
 
     def close(self) -> None:
         import shutil
@@ -296,7 +384,13 @@ _ORDERS_ONLY_SQL = (_ORDER_SQL.split("{facts}")[0].rstrip().rstrip(",")
                     + ", o.rowid\n    FROM orders o ORDER BY o.rowid")
 # the orders reader's columns: the frame's order columns, the rowid, then its normalised places
 _N_ORDER_COLUMNS = len(_ORDER_COLUMNS) - len(FACT_COLUMNS)
+# the facts reader's keys: the rowid and number checked against the orders reader's (they lead the facts file)
 _ORDER_KEYS_SQL = "SELECT rowid, tracking_number FROM orders ORDER BY rowid"
+_N_KEY_COLUMNS = 2
+_FLAGS_SQL = "SELECT order_id, code FROM flags WHERE resolved_at IS NULL"
+# (order id, ...): the orders reader writes the order's row in place of its id
+_FLAGS_BY_ROW_SQL = _FLAGS_SQL
+_MESSAGES_BY_ROW_SQL = "SELECT order_id, id, order_id AS order_ref, text FROM messages WHERE lower(sender) = 'seller'"
 _FACTS_SQL = f"SELECT tracking_number, {', '.join(FACT_COLUMNS)} FROM shipment_facts"
 _TEXT_COLUMNS = frozenset(("order_id", "buyer_id", "seller_id", "dest_country", "dest_city", "dest_postcode",
                            "tracking_number", "carrier", "buyer_received", "delivered_country", "delivered_city",
@@ -314,25 +408,46 @@ _PLACE_NAMES = (("dest_country", "dest_city", "dest_postcode"),
                 ("delivered_country", "delivered_city", "delivered_postcode"))
 
 
-def _arrow_columns(orders: Any, facts: Any) -> tuple[list[Any], Normalised]:
+def _arrow_columns(orders: Any, facts: Any, parts: dict[int, _Part] | None = None) -> tuple[list[Any], Normalised]:
     """The frame's columns (numpy arrays; categoricals for the dictionary-encoded text) from the two readers'
-    tables (the orders' rowid and the facts' leading rowid and number left out), and the places they
-    normalised."""
+    tables (the orders' rowid and the facts' leading keys left out), and the places they normalised.
+    `parts`: `_orders_part(orders)` (key 0) and `_facts_part(facts)` (key 1) when worked out already."""
+    parts = parts or {}
+    order_columns, order_places = parts[0] if 0 in parts else _orders_part(orders)
+    fact_columns, fact_places = parts[1] if 1 in parts else _facts_part(facts)
+    return order_columns + fact_columns, {**order_places, **fact_places}
+
+
+_Part = tuple[list[Any], Normalised]
+
+
+def _orders_part(orders: Any) -> _Part:
+    """The order columns and destination places of `_arrow_columns`, from the orders reader's table alone."""
+    return _table_part(orders, _ORDER_COLUMNS[:_N_ORDER_COLUMNS], 0, _PLACE_NAMES[0], _N_ORDER_COLUMNS + 1)
+
+
+def _facts_part(facts: Any) -> _Part:
+    """The fact columns and delivered places of `_arrow_columns`, from the facts reader's table alone."""
+    return _table_part(facts, FACT_COLUMNS, _N_KEY_COLUMNS, _PLACE_NAMES[1], _N_KEY_COLUMNS + len(FACT_COLUMNS))
+
+
+_PART_OF_READER = {0: _orders_part, 1: _facts_part}
+
+
+def _table_part(table: Any, names: Iterable[str], first: int, place_names: tuple[str, ...],
+                places_at: int) -> _Part:
+    """One reader's table as frame columns: the columns `names` from position `first`, and the normalised places
+    `place_names` from position `places_at` (none when the reader left them to this process)."""
     import pyarrow as pa
 
     normalised: Normalised = {}
     out = []
-    n_facts = 2 + len(FACT_COLUMNS)
-    columns = [orders.column(i) for i in range(_N_ORDER_COLUMNS)]
-    columns += [facts.column(i) for i in range(2, n_facts)]
-    # each reader's normalised places follow its columns (none when it left them to this process)
-    for names, table, start in zip(_PLACE_NAMES, (orders, facts), (_N_ORDER_COLUMNS + 1, n_facts), strict=True):
-        if table.num_columns == start + len(names):
-            for name, i in zip(names, range(start, table.num_columns), strict=True):
-                column = table.column(i).combine_chunks()
-                normalised[name] = (column.dictionary.to_pylist(), column.indices.to_numpy().astype(np.int64))
-    for name, column in zip(_ORDER_COLUMNS, columns, strict=True):
-        column = column.combine_chunks()
+    if table.num_columns == places_at + len(place_names):
+        for name, i in zip(place_names, range(places_at, table.num_columns), strict=True):
+            column = table.column(i).combine_chunks()
+            normalised[name] = (column.dictionary.to_pylist(), column.indices.to_numpy().astype(np.int64))
+    for i, name in enumerate(names, start=first):
+        column = table.column(i).combine_chunks()
         kind = column.type
         if pa.types.is_dictionary(kind):
             codes = column.indices.fill_null(-1).to_numpy().astype(np.int64)
@@ -384,16 +499,21 @@ def _load_order_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None,
         conn.execute("""CREATE TEMP TABLE feature_context AS SELECT order_id, buyer_id, tracking_number FROM orders
             WHERE seller_id IN (SELECT o.seller_id FROM orders o JOIN temp.feature_targets t USING (order_id))""")
         conn.execute("CREATE INDEX temp.feature_context_order ON feature_context(order_id)")
-        read = _start_reading_orders(conn, "WHERE o.order_id IN (SELECT order_id FROM temp.feature_context)")
         scoped = "AND order_id IN (SELECT order_id FROM temp.feature_context)"
+        read = _OrderRead(conn, "WHERE o.order_id IN (SELECT order_id FROM temp.feature_context)", scoped)
     else:
-        read = _start_reading_orders(conn, "")
         scoped = ""
-    flags = _query(conn, f"SELECT order_id, code FROM flags WHERE resolved_at IS NULL {scoped}", ["order_id", "code"])
-    messages = _query(conn, f"SELECT id, order_id, text FROM messages WHERE lower(sender) = 'seller' {scoped}",
-                      ["id", "order_id", "text"])
-    pressure = np.asarray((message_scores or score_messages)(messages), dtype=float) if len(messages) else None
-    frame, normalised = read()
+        read = _OrderRead(conn, "", scoped)
+    try:
+        side = read.side()
+        pressure = _pressure(side.messages, message_scores)
+        frame, normalised, through_readers = read.finish()
+    finally:
+        read.close()
+    if read.side_from_readers and not through_readers:
+        # the readers' flags and messages came with their rows in a frame that is not this one
+        side = read.side_through_sql()
+        pressure = _pressure(side.messages, message_scores)
     if scoped:
         targets = {row[0] for row in conn.execute("SELECT order_id FROM temp.feature_targets")}
         frame["target"] = frame["order_id"].isin(targets)
@@ -401,17 +521,22 @@ def _load_order_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None,
         frame["target"] = True
     if frame.empty:
         return frame
-    position = pd.Index(frame["order_id"].to_numpy(dtype=object))  # order id -> row, hashed once
+    flag_row, message_row = side.flag_row, side.message_row
+    if flag_row is None or message_row is None:
+        # order id -> row, hashed once (object dtype: pandas would first copy the ids into its string dtype)
+        position = pd.Index(frame["order_id"].to_numpy(dtype=object), dtype=object)
+        flag_row = position.get_indexer(side.flags["order_id"].to_numpy(dtype=object))
+        message_row = position.get_indexer(side.messages["order_id"].to_numpy(dtype=object))
 
-    flag_row = position.get_indexer(flags["order_id"].to_numpy(dtype=object))
-    flag_code = flags["code"].to_numpy(dtype=object)
+    flag_code = side.flags["code"].to_numpy(dtype=object)
     for code in FLAG_CODES:
         column = np.zeros(len(frame), dtype=np.int8)
         column[flag_row[(flag_code == code) & (flag_row >= 0)]] = 1
         frame[f"flag_{code}"] = column
-    frame["codes"] = _joined_codes(flag_row, flag_code, len(frame))
+    # object text, as it is read: pandas would copy it into its string dtype, and the scorer copy it back
+    frame["codes"] = pd.Series(_joined_codes(flag_row, flag_code, len(frame)), index=frame.index, dtype=object,
+                               copy=False)
 
-    message_row = position.get_indexer(messages["order_id"].to_numpy(dtype=object))
     known = message_row >= 0
     frame["n_seller_messages"] = np.bincount(message_row[known], minlength=len(frame)).astype(float)
     pressure_max = np.zeros(len(frame))
@@ -424,6 +549,11 @@ def _load_order_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None,
     frame["dest_match_level"] = destination_match_level(frame, normalised)
     _add_seller_aggregates(frame)
     return frame
+
+
+def _pressure(messages: pd.DataFrame, message_scores: MessageScorer | None) -> np.ndarray | None:
+    """Each message's pressure probability (None when there is no message)."""
+    return np.asarray((message_scores or score_messages)(messages), dtype=float) if len(messages) else None
 
 
 def _joined_codes(rows: np.ndarray, codes: np.ndarray, n: int) -> np.ndarray:
@@ -443,13 +573,21 @@ def _joined_codes(rows: np.ndarray, codes: np.ndarray, n: int) -> np.ndarray:
     sort = np.lexsort((rank[code_ids], rows))
     rows, code_ids = rows[sort], code_ids[sort]
     starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
-    sets: dict[tuple[int, ...], str] = {}
+    ranks = rank[code_ids]
+    if len(names) < 63 and not ((rows[1:] == rows[:-1]) & (ranks[1:] == ranks[:-1])).any():
+        # each row's set of codes as one integer (a bit per code, by rank): the few distinct sets joined once
+        sets, which = np.unique(np.add.reduceat(np.left_shift(np.int64(1), ranks), starts), return_inverse=True)
+        by_rank = [texts[i] for i in order]
+        joined = [",".join(by_rank[r] for r in range(len(by_rank)) if bits >> r & 1) for bits in sets.tolist()]
+        out[rows[starts]] = np.array(joined, dtype=object)[which]
+        return out
+    texts_of: dict[tuple[int, ...], str] = {}  # a code repeated on one row (the store's flags cannot be)
     for start, end, row in zip(starts.tolist(), np.r_[starts[1:], len(rows)].tolist(), rows[starts].tolist(),
                                strict=True):
         key = tuple(code_ids[start:end].tolist())
-        text = sets.get(key)
+        text = texts_of.get(key)
         if text is None:
-            text = sets[key] = ",".join(texts[c] for c in key)
+            text = texts_of[key] = ",".join(texts[c] for c in key)
         out[row] = text
     return out
 
@@ -654,8 +792,10 @@ class OrderFeatures(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "route_median_transit_")
         return self.transform_frame(X).to_numpy(dtype=np.float64)
 
-    def transform_frame(self, X: pd.DataFrame) -> pd.DataFrame:  # noqa: N803
-        """The features as a named DataFrame (for reasons and inspection)."""
+    def transform_frame(self, X: pd.DataFrame, rows: np.ndarray | None = None) -> pd.DataFrame:  # noqa: N803
+        """The features as a named DataFrame (for reasons and inspection); of the frame's rows at the positions
+        `rows` only, when given (each row's features are its own: the scorer leaves out orders without a number
+        this way, instead of copying them out of the whole block)."""
         check_is_fitted(self, "route_median_transit_")
         f = self._check_frame(X)
 
@@ -711,10 +851,11 @@ class OrderFeatures(TransformerMixin, BaseEstimator):
                                                      - said_no, 0.0)
         out["buyer_flagged_other"] = np.maximum(_zero_nan(column("_buyer_flagged"))
                                                 - (out["n_flags"] > 0), 0.0)
-        matrix = np.empty((len(f), len(FEATURES)), dtype=np.float64, order="F")
+        matrix = np.empty((len(f) if rows is None else len(rows), len(FEATURES)), dtype=np.float64, order="F")
         for j, name in enumerate(FEATURES):
-            matrix[:, j] = out[name]
-        return pd.DataFrame(matrix, index=f.index, columns=list(FEATURES), copy=False)
+            matrix[:, j] = out[name] if rows is None else np.broadcast_to(out[name], (len(f),))[rows]
+        return pd.DataFrame(matrix, index=f.index if rows is None else f.index[rows], columns=list(FEATURES),
+                            copy=False)
 
     @staticmethod
     def _check_frame(X) -> pd.DataFrame:  # noqa: ANN001, N803

@@ -58,21 +58,140 @@ def normalised_per_value(codes: np.ndarray, uniques: Any, normalise: Any) -> tup
     """For a factorised column (codes, -1 for missing; distinct values): `normalise(str(value))` per distinct
     value, `normalise('')` last (for a missing value), and each row's index into that list."""
     texts = [normalise(str(u)) for u in uniques] + [normalise("")]
-    return texts, np.where(codes < 0, len(texts) - 1, codes).astype(np.int64)
+    index = np.array(codes, dtype=np.int64)  # one copy, changed in place
+    index[index < 0] = len(texts) - 1
+    return texts, index
 
 
 def normalised_postcodes(postcodes: tuple[np.ndarray, Any], countries: tuple[np.ndarray, Any]
                          ) -> tuple[list[str], np.ndarray]:
     """For factorised postcode and country columns of the same rows: `normalize_postcode` per distinct
-    (postcode, country) pair, and each row's index into that list."""
+    (postcode, country) pair, in order of the pair's key (postcode code, then country code; missing first),
+    and each row's index into that list."""
+    texts, index = _normalised_postcodes(postcodes, countries)
+    return (texts if isinstance(texts, list) else texts.to_pylist()), index.astype(np.int64, copy=False)
+
+
+def normalised_postcode_array(postcodes: tuple[np.ndarray, Any], countries: tuple[np.ndarray, Any]
+                              ) -> tuple[Any, np.ndarray]:
+    """`normalised_postcodes` with the texts as an arrow string array and the index as int32 when it fits, for
+    a reader that writes both to arrow anyway: a postcode column's distinct values may be an arrow string
+    array too (a dictionary's), so no postcode becomes a Python string unless it is not ASCII."""
+    import pyarrow as pa
+
+    texts, index = _normalised_postcodes(postcodes, countries)
+    return (pa.array(texts, pa.string()) if isinstance(texts, list) else texts), index
+
+
+def _normalised_postcodes(postcodes: tuple[np.ndarray, Any], countries: tuple[np.ndarray, Any]
+                          ) -> tuple[Any, np.ndarray]:
+    """`normalised_postcodes`' texts as a list or an arrow string array, and its index."""
+    import pyarrow as pa
+
     (p_codes, p_uniques), (c_codes, c_uniques) = postcodes, countries
     width = len(c_uniques) + 1
-    pair = (p_codes.astype(np.int64) + 1) * width + (c_codes.astype(np.int64) + 1)
-    distinct, inverse = np.unique(pair, return_inverse=True)
-    p_text = [""] + [str(u) for u in p_uniques]
+    pair = np.array(p_codes, dtype=np.int64)  # (p + 1) * width + (c + 1), in one array changed in place
+    pair += 1
+    pair *= width
+    pair += c_codes
+    pair += 1
+    distinct, inverse = _distinct(pair, (len(p_uniques) + 1) * width)
+    p_at, c_at = np.divmod(distinct, width)
     c_text = [""] + [str(u) for u in c_uniques]
-    return ([normalize_postcode(p_text[p // width], c_text[p % width]) for p in distinct.tolist()],
-            inverse.reshape(-1))
+    if isinstance(p_uniques, pa.Array) and not (
+            (pa.types.is_string(p_uniques.type) or pa.types.is_large_string(p_uniques.type))
+            and not p_uniques.null_count):
+        p_uniques = p_uniques.to_pylist()  # not plain text: str() of each value, as for any other sequence
+    try:  # code 0 (a missing postcode) is ''; the others str(value), as the per-value function sees them
+        if isinstance(p_uniques, pa.Array):
+            values = pa.concat_arrays([pa.array([""], pa.string()), p_uniques.cast(pa.string())])
+        else:
+            values = pa.array([""] + [str(u) for u in p_uniques], pa.string())
+    except UnicodeError:  # a lone surrogate, which UTF-8 (so arrow) cannot hold: the per-value function
+        p_text = [""] + [str(u) for u in p_uniques]
+        return [normalize_postcode(p_text[p], c_text[c])
+                for p, c in zip(p_at.tolist(), c_at.tolist(), strict=True)], inverse
+    return _postcode_texts(values, c_text, p_at, c_at), inverse
+
+
+def _distinct(keys: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray]:
+    """`np.unique(keys, return_inverse=True)` for integer keys in [0, bound) (the inverse may be int32): when
+    the bound is not much more than the number of keys, by marking each key in a table of all of them, without
+    sorting the keys."""
+    if bound > 4 * len(keys) + 65536 or bound >= 2 ** 31:
+        distinct, inverse = np.unique(keys, return_inverse=True)
+        return distinct, inverse.reshape(-1)
+    seen = np.zeros(bound, dtype=bool)
+    seen[keys] = True
+    distinct = np.flatnonzero(seen)
+    rank = np.empty(bound, dtype=np.int32)  # only marked keys are read; int32: half the cache misses of int64
+    rank[distinct] = np.arange(len(distinct), dtype=np.int32)
+    return distinct, rank[keys]
+
+
+# normalize_postcode on ASCII text, byte by byte: str.upper, `_POSTCODE_STRIP`'s class (Python's `\s` on str
+# also matches \x0b and \x1c-\x1f), and `_PREFIX`'s letters and digits
+_UPPER = np.array([ord(chr(i).upper()) for i in range(128)] + list(range(128, 256)), dtype=np.uint8)
+_STRIPPED = np.array([i < 128 and bool(_POSTCODE_STRIP.fullmatch(chr(i))) for i in range(256)])
+_LETTER = np.array([i < 128 and bool(re.fullmatch("[A-Z]", chr(i))) for i in range(256)])
+_DIGIT = np.array([i < 128 and bool(re.fullmatch(r"\d", chr(i))) for i in range(256)])
+
+
+def _postcode_texts(values: Any, c_text: list[str], p_at: np.ndarray, c_at: np.ndarray) -> Any:
+    """`normalize_postcode(values[p], c_text[c])` for each (p, c) of (p_at, c_at), as an arrow string array.
+
+    ASCII postcodes are normalised once each, with numpy over the bytes of all of them at once; the result for
+    a pair is a slice of its postcode's normalised bytes. Other postcodes (Unicode case, spaces and digits)
+    go to `normalize_postcode` itself, pair by pair.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = values.cast(pa.string())  # int32 offsets: every position below fits an int32
+    offsets = np.frombuffer(values.buffers()[1], dtype=np.int32, count=len(values) + 1, offset=4 * values.offset)
+    data = values.buffers()[2]
+    data = (np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+            )[offsets[0]:offsets[-1]]
+    offsets = offsets - offsets[0]
+    # upper-cased without the stripped bytes: each postcode's code at code[start:start + length]
+    keep = ~np.take(_STRIPPED, data)
+    kept = np.concatenate(([0], np.cumsum(keep, dtype=np.int32)))[offsets]
+    code = np.concatenate((np.take(_UPPER, data)[keep], np.zeros(3, np.uint8)))  # 3 past the end: read, unused
+    start, length = kept[:-1], np.diff(kept)
+    first, second = np.take(code, start), np.take(code, start + 1)
+    prefixed = (length >= 3) & _LETTER[first] & _LETTER[second] & _DIGIT[np.take(code, start + 2)]
+    prefix = first.astype(np.int32) * 256 + second
+    unicode = (~pc.string_is_ascii(values).to_numpy(zero_copy_only=False) if data.max(initial=0) >= 128
+               else np.zeros(len(values), dtype=bool))
+    # per country: whether it is missing (any prefix goes), its code as a prefix would read, and whether US
+    country = [normalize_country(c) for c in c_text]
+    no_country = np.array([not c for c in c_text], dtype=bool)
+    country_prefix = np.array([ord(c[0]) * 256 + ord(c[1]) if len(c) == 2 and c.isascii() else -1
+                               for c in country], dtype=np.int32)
+    us = np.array([c == "US" for c in country], dtype=bool)
+    # per pair, as normalize_postcode decides
+    cut = prefixed[p_at] & (no_country[c_at] | (prefix[p_at] == country_prefix[c_at]))
+    begin = start[p_at] + 2 * cut.astype(np.int32)
+    end = start[p_at] + length[p_at]
+    zip4 = np.flatnonzero(us[c_at] & (end - begin == 9))
+    zip4 = zip4[np.take(_DIGIT, np.take(code, begin[zip4, None] + np.arange(9))).all(axis=1)]
+    end[zip4] = begin[zip4] + 5
+    odd = np.flatnonzero(unicode[p_at])
+    if len(odd):
+        texts = [normalize_postcode(values[int(p)].as_py(), c_text[c])
+                 for p, c in zip(p_at[odd].tolist(), c_at[odd].tolist(), strict=True)]
+        encoded = [t.encode() for t in texts]
+        sizes = np.array([len(e) for e in encoded], dtype=np.int64)
+        begin, end = begin.astype(np.int64), end.astype(np.int64)  # past the ASCII bytes: may pass int32
+        begin[odd] = len(code) + np.concatenate(([0], np.cumsum(sizes)[:-1]))
+        end[odd] = begin[odd] + sizes
+        code = np.concatenate((code, np.frombuffer(b"".join(encoded), dtype=np.uint8)))
+    sizes = end - begin
+    out = np.concatenate(([0], np.cumsum(sizes, dtype=np.int64)))
+    taken = np.take(code, np.repeat(begin - out[:-1], sizes) + np.arange(out[-1]))
+    if out[-1] < 2 ** 31:
+        return pa.StringArray.from_buffers(len(sizes), pa.py_buffer(out.astype(np.int32)), pa.py_buffer(taken))
+    return pa.LargeStringArray.from_buffers(len(sizes), pa.py_buffer(out), pa.py_buffer(taken))
 
 
 def _map(values: pd.Series, fn) -> pd.Series:  # noqa: ANN001

@@ -65,6 +65,17 @@ def test_features_are_named_and_aligned(store_frame):
     assert named.loc[named.index.isin(fraud_fast), "seller_fast_share"].min() > 0.3
 
 
+def test_features_of_some_rows_are_those_rows_of_the_whole(store_frame):
+    frame, _ = store_frame
+    features = OrderFeatures().fit(frame)
+    whole = features.transform_frame(frame)
+    rows = np.flatnonzero(np.arange(len(frame)) % 3 != 1)  # a scorer's tracked orders: not a slice
+    some = features.transform_frame(frame, rows)
+    pd.testing.assert_frame_equal(some, whole.iloc[rows], check_exact=True)
+    assert some.to_numpy().flags.f_contiguous  # still one column-major block, as the classifier reads it
+    assert features.transform_frame(frame, np.zeros(0, dtype=np.int64)).shape == (0, len(FEATURES))
+
+
 def test_training_is_deterministic_for_a_seed(store_frame):
     frame, labels = store_frame
     data = frame.merge(labels, on="order_id")

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 
+from detectors import classifier
 from detectors.classifier import FraudClassifier, binned_decision_function
 
 
@@ -55,3 +56,40 @@ def test_fraud_classifier_scores_through_the_binned_walk(monkeypatch):
     monkeypatch.setattr(classifier, "binned_decision_function", lambda booster, X: booster.decision_function(X))
     assert np.array_equal(model.predict_proba(X)[:, 1], probability)
     assert 0.0 < probability.min() < probability.max() < 1.0
+
+
+def test_a_read_only_matrix_is_binned_as_it_is_and_scores_the_same(booster, monkeypatch):
+    X, _ = _data(2000, 4)
+    expected = booster.decision_function(X)
+    frozen = np.asfortranarray(X)
+    frozen.flags.writeable = False  # as pandas hands out a frame's block under copy-on-write
+    copies = []
+    real_copy = np.ndarray.copy
+
+    class Spy(np.ndarray):
+        def copy(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            copies.append(self.shape)
+            return real_copy(self, *args, **kwargs)
+
+    watched = frozen.view(Spy)
+    watched.flags.writeable = False
+    assert np.array_equal(binned_decision_function(booster, watched), expected)
+    assert copies == []  # no 0.2-second copy of a million-row matrix
+
+
+@pytest.mark.parametrize("columns", [[0], [1, 2], [3], [5], [0, 1, 2, 3, 4, 5]])
+def test_walking_again_only_the_trees_a_reset_touches_gives_the_same_probabilities(columns):
+    X, y = _data(3000, 5)
+    model = FraudClassifier(max_iter=30, random_state=0).fit(X, y)
+    rows = X[:400]
+    values = model.tree_values(model.bins(rows))
+    changed = rows.copy()
+    changed[:, columns] = np.nanmedian(X[:, columns], axis=0)  # as explaining a score resets a group
+    changed[:100, columns[0]] = np.nan
+    expected = model.predict_proba(changed)[:, 1]
+    replaced = model.fraud_probability_replacing(model.bins(changed), values, columns)
+    assert np.array_equal(replaced, expected)  # bit for bit, not merely close
+    walk = classifier._BinnedWalk(model.booster_)
+    # the point of it: fewer trees walked than all of them, for a column most trees never test
+    assert walk.trees_using([5]).sum() < len(walk.trees)
+    assert walk.trees_using(list(range(6))).all()

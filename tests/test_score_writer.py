@@ -34,7 +34,7 @@ def stored(db) -> list[tuple]:
 
 
 def score_index(db) -> str | None:
-    row = db.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'idx_scores_score'").fetchone()
+    row = db.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'idx_scores_high'").fetchone()
     return row[0] if row else None
 
 

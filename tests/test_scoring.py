@@ -197,6 +197,9 @@ def test_caches_follow_new_events_and_score_each_message_once(db, labelled, monk
     second = scorer(messages)
     assert calls == [len(messages)]
     assert (first == second).all() and ((first >= 0) & (first <= 1)).all()
+    # the look-up left no transaction open: it would pin this connection to a snapshot older than the
+    # write a scoring child process commits next
+    assert not db.conn.in_transaction
 
 
 class _EitherFlagSuffices:

@@ -14,10 +14,13 @@ import pandas as pd
 import pytest
 
 from tracker import scoring
+from tracker.cases.sync import _picked_sql
 from tracker.db import get_meta, open_db
+from tracker.migrations import SCORES_INDEXED_FROM
 
 FIRST = datetime(2026, 11, 1, tzinfo=UTC)
 SECOND = datetime(2026, 11, 2, 12, 30, tzinfo=UTC)
+INDEX_SQL = "CREATE INDEX idx_scores_high ON scores(score) WHERE score >= 0.05"
 REASON = '[{"feature": "flag:early_delivered", "text": "delivered 2 days after shipping", "weight": 0.41}]'
 
 
@@ -39,7 +42,7 @@ def stored(db) -> list[tuple]:
 
 
 def score_index(db) -> str | None:
-    row = db.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'idx_scores_score'").fetchone()
+    row = db.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'idx_scores_high'").fetchone()
     return row[0] if row else None
 
 
@@ -80,7 +83,7 @@ def test_full_run_with_no_rows_empties_scores_and_keeps_the_index(db):
     scoring._record(db, "clf-a", FIRST, frame(ROWS), True)
     scoring._record(db, "clf-b", SECOND, pd.DataFrame(), True)
     assert stored(db) == []
-    assert score_index(db) == "CREATE INDEX idx_scores_score ON scores(score)"
+    assert score_index(db) == INDEX_SQL
     assert get_meta(db, scoring.META_MODEL) == "clf-b"
 
 
@@ -126,11 +129,19 @@ def test_many_rows_in_any_order_and_any_text_come_back_exactly(db, text):
 def test_full_run_rebuilds_the_score_index_the_case_sync_uses(db):
     before = score_index(db)
     scoring._record(db, "clf-a", FIRST, frame(ROWS), True)
-    assert score_index(db) == before == "CREATE INDEX idx_scores_score ON scores(score)"
-    plan = " ".join(str(r) for r in db.execute("EXPLAIN QUERY PLAN SELECT order_id FROM scores WHERE score >= ?",
-                                               [0.7]))
-    assert "idx_scores_score" in plan
+    assert score_index(db) == before == INDEX_SQL
+    picked = _picked_sql(True, 1, 0.7)
+    plan = " ".join(str(r) for r in db.execute(f"EXPLAIN QUERY PLAN {picked}", [0.7, "high"]))
+    assert "idx_scores_high" in plan
+    # the index holds the scores from 0.05 on: what the sync picks is right on either side of that bound
+    for threshold in (0.7, 0.05, 0.01, 0.0):
+        got = {r[0] for r in db.execute(_picked_sql(True, 1, threshold), [threshold, "high"])}
+        assert got == {o for o, score, _, _ in ROWS if score >= threshold}
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_the_partial_index_bound_is_the_one_the_sync_names(db):
+    assert score_index(db).endswith(f"WHERE score >= {SCORES_INDEXED_FROM!r}")
 
 
 @pytest.mark.parametrize("full", [True, False])
@@ -182,6 +193,8 @@ import os, signal, sys
 from datetime import datetime, timezone
 import pandas as pd
 from tracker import scoring
+from tracker.cases.sync import _picked_sql
+from tracker.migrations import SCORES_INDEXED_FROM
 from tracker.db import open_db
 
 db = open_db(sys.argv[1])

@@ -78,13 +78,13 @@ def _score(db: sqlite_utils.Database, loaded: Any, order_ids: set[str], as_of: d
             # holds no snapshot older than the child's write
             db.conn.commit()
         writer.begin(frame["order_id"].to_numpy(dtype=object)[tracked], untracked)
-    # features of every row (each row's own), then the scored rows of them and of the few columns still needed:
+    # features of the scored rows only (each row's own), and of the frame only the few columns still needed:
     # cheaper than a copy of the whole wide frame
-    features = loaded.model.named_steps["features"].transform_frame(frame)
+    every = bool(tracked.all())
+    features = loaded.model.named_steps["features"].transform_frame(frame, None if every else np.flatnonzero(tracked))
     frame = frame[["order_id", "codes", "target"]]
-    if not tracked.all():
+    if not every:
         frame = frame[tracked]
-        features = _take_rows(features, np.flatnonzero(tracked))
     classifier = loaded.model.named_steps["classifier"]
     matrix = features.to_numpy(dtype=np.float64)
     score = _fraud_probability(classifier, matrix)
@@ -140,15 +140,6 @@ def _child_writer(db: sqlite_utils.Database) -> score_writer.ChildWrite | None:
         return None
 
 
-def _take_rows(features: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
-    """These rows of a feature frame, still one column-major float block (as the classifier reads it)."""
-    values = features.to_numpy(dtype=np.float64)
-    out = np.empty((len(rows), values.shape[1]), dtype=np.float64, order="F")
-    for j in range(values.shape[1]):
-        out[:, j] = values[rows, j]
-    return pd.DataFrame(out, index=features.index[rows], columns=features.columns, copy=False)
-
-
 META_FACTS = "shipment_facts_event_id"
 
 
@@ -193,7 +184,8 @@ def message_scorer(db: sqlite_utils.Database) -> MessageScorer:
         if len(ids) >= LOOKUP_WHOLE_CACHE_FROM:  # read the model's whole cache once, match by sorted search
             rows = conn.execute("SELECT message_id, probability FROM message_pressure WHERE model = ? "
                                 "ORDER BY message_id", [model_key]).fetchall()
-        else:  # a few messages: look each up
+        else:  # a few messages: look each up (in a temporary table, whose writes open a transaction: ended below)
+            outside = not conn.in_transaction
             conn.execute("DROP TABLE IF EXISTS temp.pressure_lookup")
             conn.execute("CREATE TEMP TABLE pressure_lookup (message_id INTEGER PRIMARY KEY)")
             conn.executemany("INSERT OR IGNORE INTO temp.pressure_lookup VALUES (?)", ((int(i),) for i in ids))
@@ -201,6 +193,8 @@ def message_scorer(db: sqlite_utils.Database) -> MessageScorer:
                 "SELECT p.message_id, p.probability FROM message_pressure p JOIN temp.pressure_lookup l "
                 "ON l.message_id = p.message_id WHERE p.model = ? ORDER BY p.message_id", [model_key]).fetchall()
             conn.execute("DROP TABLE temp.pressure_lookup")
+            if outside and conn.in_transaction:  # one this left open would pin this connection's snapshot
+                conn.commit()
         known_ids = np.array([r[0] for r in rows], dtype=np.int64)
         known_p = np.array([r[1] for r in rows], dtype=float)
         at = np.minimum(np.searchsorted(known_ids, ids), max(len(known_ids) - 1, 0))
@@ -310,6 +304,8 @@ def explain(classifier: Any, features: pd.DataFrame, matrix: np.ndarray, score: 
     # skip binning their rows again
     bins = classifier.bins(sub) if hasattr(classifier, "bins") else None
     reference_bins = classifier.bins(reference[None, :])[0] if bins is not None else None
+    # and each tree's part of every score: resetting a group walks again only the trees that test it
+    trees = classifier.tree_values(bins) if bins is not None else None
     for name, columns in _groups().items():
         if name == "flag_count":  # the count is explained by the flags that make it up, one by one
             continue
@@ -321,13 +317,18 @@ def explain(classifier: Any, features: pd.DataFrame, matrix: np.ndarray, score: 
         elif bins is not None and not name.startswith("flag:"):
             reset_bins = bins[changed]
             reset_bins[:, columns] = reference_bins[columns]
-            drop[changed] = score[rows][changed] - classifier.fraud_probability_of_bins(reset_bins)
+            drop[changed] = score[rows][changed] - classifier.fraud_probability_replacing(
+                reset_bins, trees[:, changed], columns)
         else:  # a flag's few orders: n_flags changes too, and is binned anew with the rest of the row
             reset = sub[changed].copy()
             reset[:, columns] = reference[columns]
             if name.startswith("flag:"):  # without this flag the order also has one flag fewer
                 reset[:, n_flags] -= sub[changed][:, columns[0]] - reference[columns[0]]
-            drop[changed] = score[rows][changed] - _fraud_probability(classifier, reset)
+            if bins is None:
+                drop[changed] = score[rows][changed] - _fraud_probability(classifier, reset)
+            else:
+                drop[changed] = score[rows][changed] - classifier.fraud_probability_replacing(
+                    classifier.bins(np.asfortranarray(reset)), trees[:, changed], [*columns, n_flags])
         drops = np.column_stack([drops, drop])
         names.append(name)
 

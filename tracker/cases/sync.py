@@ -16,6 +16,7 @@ import sqlite_utils
 
 from tracker.cases.deadlines import CaseFacts, Deadline, compute_deadlines, next_deadline
 from tracker.cases.settings import SEVERITY_RANK, CaseSettings, load_settings, publish_settings
+from tracker.migrations import SCORES_INDEXED_FROM
 from tracker.timeutil import to_db
 
 DETECTOR = "detector"
@@ -113,17 +114,20 @@ def _existing_deadlines(db: sqlite_utils.Database, *, every_case: bool) -> dict[
     return out
 
 
-def _picked_sql(whole_store: bool, n_severities: int) -> str:
+def _picked_sql(whole_store: bool, n_severities: int, threshold: float) -> str:
     """The orders that have or deserve a case; parameters: threshold, severities.
 
     For (nearly) the whole store, start from the few orders that can matter (high scores, opening flags,
-    existing cases) and let the caller filter by its set: no per-order lookups, no temporary table.
+    existing cases) and let the caller filter by its set: no per-order lookups, no temporary table. The
+    high scores come from the partial score index, which holds the scores from SCORES_INDEXED_FROM on: the
+    query names that bound too, so SQLite knows it may use it (a threshold below it scans the table).
     Otherwise look up each order of _sync_orders.
     """
     severities = ", ".join("?" * n_severities) or "NULL"
     if whole_store:
+        indexed = f" AND score >= {SCORES_INDEXED_FROM!r}" if threshold >= SCORES_INDEXED_FROM else ""
         return f"""
-            SELECT order_id FROM scores WHERE score >= ?
+            SELECT order_id FROM scores WHERE score >= ?{indexed}
             UNION SELECT order_id FROM flags WHERE resolved_at IS NULL AND severity IN ({severities})
             UNION SELECT order_id FROM cases"""
     return f"""
@@ -169,7 +173,8 @@ def sync_cases(db: sqlite_utils.Database, order_ids: set[str], as_of: datetime) 
                          [json.dumps(list(order_ids))])
         cursor = conn.execute(
             f"""
-            WITH picked(order_id) AS ({_picked_sql(whole_store, len(settings.open_severities))})
+            WITH picked(order_id) AS ({_picked_sql(whole_store, len(settings.open_severities),
+                                                  settings.score_threshold)})
             SELECT p.order_id, s.score AS new_score, s.codes AS score_codes,
                    (SELECT group_concat(f.code || ':' || f.severity, ',') FROM flags f
                     WHERE f.order_id = p.order_id AND f.resolved_at IS NULL) AS flags,
