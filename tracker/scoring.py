@@ -74,8 +74,8 @@ def _score(db: sqlite_utils.Database, loaded: Any, order_ids: set[str], as_of: d
     untracked = set(frame.loc[~tracked & frame["target"].to_numpy(), "order_id"])  # lost their number: lose their score
     if writer is not None:  # it sorts the ids and takes the write lock while this process works out the scores
         if db.conn.in_transaction:
-            # the frame's temporary lookup tables opened one (there was none before): ended, so this connection
-            # holds no snapshot older than the child's write
+            # there was none when the run began: one the reading left open (temporary tables open one) ends
+            # here, so this connection holds no snapshot older than the child's write
             db.conn.commit()
         writer.begin(frame["order_id"].to_numpy(dtype=object)[tracked], untracked)
     # features of the scored rows only (each row's own), and of the frame only the few columns still needed:
