@@ -226,3 +226,19 @@ def test_a_full_run_through_the_child_scores_as_one_in_process(db, quick_model, 
     assert stored(db) == in_process
     assert len(in_process) == len(labels) - 1
     assert any(r[3] != "[]" for r in in_process)  # reasons came through the later rows
+
+
+def test_a_full_run_with_no_tracked_order_empties_scores_through_the_child(db, db_path):
+    seed_scores(db)
+    none = np.zeros(0, dtype=object)
+    writer = score_writer.ChildWrite(str(db_path))
+    try:
+        writer.begin(none, ["OLD-1"])
+        writer.rows(np.zeros(0), none, np.zeros(0, dtype=bool), "clf-new", "2026-11-02T00:00:00Z")
+        writer.later(none, np.zeros(0), none, [])
+        writer.commit({scoring.META_MODEL: "clf-new", scoring.META_AS_OF: "2026-11-02T00:00:00Z"})
+    finally:
+        writer.close()
+    assert stored(db) == []
+    assert get_meta(db, scoring.META_MODEL) == "clf-new"
+    assert score_index(db) is not None
