@@ -115,7 +115,12 @@ FACT_COLUMNS = ("n_events", "n_scans", "n_transit", "n_export", "n_import", "fir
 
 
 def shipment_facts_sql(kinds: view.ScanKinds, where: str = "") -> tuple[str, str]:
-    """(aggregate SELECT, delivered-place SELECT) over the events, optionally limited by `where`."""
+    """(aggregate SELECT, delivered-place SELECT) over the events, optionally limited by `where`.
+
+    Over every event the aggregate reads the table in order and sorts it, instead of following the number
+    index, which visits the rows in number order, one random read each: for 8.5 million events, 26 s instead
+    of 44 s when the store is not in the system's file cache (as after a restart), the same when it is. A
+    `where` picks few numbers, and there the index is what finds their events."""
     def listed(values: Iterable[str]) -> str:
         return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
 
@@ -131,7 +136,7 @@ def shipment_facts_sql(kinds: view.ScanKinds, where: str = "") -> tuple[str, str
                julianday(min(CASE WHEN status IN ({physical}) THEN occurred_at END)),
                julianday(max(CASE WHEN status IN ({physical}) THEN occurred_at END)),
                julianday(min(CASE WHEN status = 'delivered' THEN occurred_at END)), max(id)
-        FROM tracking_events {where} GROUP BY tracking_number"""
+        FROM tracking_events {"" if where else "NOT INDEXED"} {where} GROUP BY tracking_number"""
     # the bare columns come from the row holding min(occurred_at): the first delivered scan (SQLite rule)
     place = f"""
         SELECT tracking_number, min(occurred_at), country, city, postcode FROM tracking_events

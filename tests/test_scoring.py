@@ -238,3 +238,17 @@ def test_several_sufficient_flags_share_the_drop_instead_of_weighing_nothing():
     assert reasons[1] == [{"feature": "flag:impossible_transit", "text": "rule flag impossible_transit",
                            "weight": 0.85}]
     assert reasons[2] == []
+
+
+def test_the_full_facts_aggregate_scans_the_table_and_agrees_with_the_indexed_one(db, labelled):
+    from detectors.features import shipment_facts_sql
+    from detectors.view import ScanKinds
+
+    kinds = ScanKinds.from_settings(config.load("rules"))
+    whole, _ = shipment_facts_sql(kinds)
+    plan = " ".join(str(r) for r in db.execute(f"EXPLAIN QUERY PLAN {whole}"))
+    assert "SCAN tracking_events" in plan and "USING INDEX" not in plan  # not one random read per event
+    indexed = whole.replace("NOT INDEXED", "INDEXED BY idx_events_tracking")
+    assert db.execute(whole).fetchall() == db.execute(indexed).fetchall() != []
+    some, _ = shipment_facts_sql(kinds, "WHERE tracking_number IN (SELECT tracking_number FROM orders LIMIT 3)")
+    assert "idx_events_tracking" in " ".join(str(r) for r in db.execute(f"EXPLAIN QUERY PLAN {some}"))
