@@ -49,6 +49,9 @@ class _Connection:
             raise
 
     def fetch(self, sql: str, *, one_batch: bool = False) -> Any:
+        """A query's rows as an Arrow table. The driver infers each column's type from the first batch of rows:
+        either the query starts with a typed sentinel row that the caller filters out, or `one_batch` makes the
+        first batch all of them."""
         import adbc_driver_manager
         import pyarrow as pa
 
@@ -69,18 +72,18 @@ class _Connection:
             self.db.close()
 
 
-def _connect(path: str) -> _Connection:
-    return _Connection(path)
-
-
 ONE_BATCH = 1 << 30
 
 
-def _fetch(conn: _Connection, sql: str, *, one_batch: bool = False) -> Any:
-    """A query's rows as an Arrow table. The driver infers each column's type from the first batch of rows:
-    either the query starts with a typed sentinel row that the caller filters out, or `one_batch` makes the
-    first batch all of them."""
-    return conn.fetch(sql, one_batch=one_batch)
+def file_for_children(conn: sqlite3.Connection, size_sql: str, minimum: int) -> str | None:
+    """The store's file, when child processes may work on the whole store instead of this connection: it has
+    a file, this connection holds no uncommitted writes (which they would not see, or would wait for), and
+    `size_sql` (one number: orders, events) reaches `minimum` (below it a child starts slower than the
+    work takes). None otherwise."""
+    path = next((file for _, name, file in conn.execute("PRAGMA database_list") if name == "main"), "")
+    if not path or conn.in_transaction:
+        return None
+    return path if (conn.execute(size_sql).fetchone()[0] or 0) >= minimum else None
 
 
 def _without_sentinel(table: Any, column: str, mark: int) -> Any:
@@ -197,9 +200,9 @@ def _slice_aggregates(path: str, kinds: tuple[str, ...], low: int, high: int) ->
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    conn = _connect(path)
+    conn = _Connection(path)
     try:
-        t = _fetch(conn, _EVENT_SLICE_SQL.format(low=low, high=high))
+        t = conn.fetch(_EVENT_SLICE_SQL.format(low=low, high=high))
     finally:
         conn.close()
     t = _without_sentinel(t, "id", -1)
@@ -294,9 +297,9 @@ _ORDERS_SQL = """
 def _orders_table(path: str, low: int, high: int) -> Any:
     """The orders with low <= rowid < high and their shipments' state, as an Arrow table (times as Julian
     days, by SQLite)."""
-    conn = _connect(path)
+    conn = _Connection(path)
     try:
-        t = _fetch(conn, _ORDERS_SQL + f" WHERE o.rowid >= {int(low)} AND o.rowid < {int(high)}")
+        t = conn.fetch(_ORDERS_SQL + f" WHERE o.rowid >= {int(low)} AND o.rowid < {int(high)}")
     finally:
         conn.close()
     return _without_sentinel(t, "sentinel", 1).drop_columns(["sentinel"])
@@ -304,9 +307,9 @@ def _orders_table(path: str, low: int, high: int) -> Any:
 
 def _bounds(path: str) -> tuple[int, int, int, int]:
     """The ranges of event ids and order rowids: how the work is sliced."""
-    conn = _connect(path)
+    conn = _Connection(path)
     try:
-        t = _fetch(conn, "SELECT (SELECT coalesce(min(id), 0) FROM tracking_events) AS e_low, "
+        t = conn.fetch("SELECT (SELECT coalesce(min(id), 0) FROM tracking_events) AS e_low, "
                          "(SELECT coalesce(max(id), 0) FROM tracking_events) AS e_high, "
                          "(SELECT coalesce(min(rowid), 0) FROM orders) AS o_low, "
                          "(SELECT coalesce(max(rowid), 0) FROM orders) AS o_high")
@@ -397,9 +400,9 @@ def load_whole_store(path: str, kinds: Any, workers: int = WORKERS) -> Any:
 def read_tables(path: str, *queries: str) -> list[Any]:
     """In a child process: each query's rows as one Arrow table, in one read transaction (the driver does
     not autocommit), each in one batch so the driver infers a column's type from all its rows."""
-    conn = _connect(path)
+    conn = _Connection(path)
     try:
-        return [_fetch(conn, sql, one_batch=True) for sql in queries]
+        return [conn.fetch(sql, one_batch=True) for sql in queries]
     finally:
         conn.close()
 

@@ -304,7 +304,7 @@ class _ArrowRead:
             # the children import only Arrow and the driver (detectors.columnar), not this module's scikit-learn
             self.futures = (
                 self.pool.submit(columnar.read_to_file, path, _ORDERS_ONLY_SQL, self.files[0], _ENCODED_ORDER_COLUMNS,
-                                 _DEST_PLACE, ((_FLAGS_BY_ROW_SQL, self.files[2]),
+                                 _DEST_PLACE, ((_FLAGS_SQL, self.files[2]),
                                                (_MESSAGES_BY_ROW_SQL, self.files[3]))),
                 self.pool.submit(columnar.read_aligned_to_file, path, _ORDER_KEYS_SQL, _FACTS_SQL, self.files[1],
                                  _DELIVERED_PLACE))
@@ -372,11 +372,9 @@ def _start_arrow_read(conn: sqlite3.Connection) -> _ArrowRead | None:
 
     if importlib.util.find_spec("adbc_driver_sqlite") is None:
         return None
-    path = next((row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main"), "")
-    if not path or conn.in_transaction:
+    path = columnar.file_for_children(conn, "SELECT max(rowid) FROM orders", ARROW_MIN_ORDERS)
+    if not path:
         return None
-    if (conn.execute("SELECT max(rowid) FROM orders").fetchone()[0] or 0) < ARROW_MIN_ORDERS:
-        return None  # a small store reads faster than a child process starts
     try:
         return _ArrowRead(path)
     except Exception:  # noqa: BLE001 - no child process here (e.g. a main module without a __main__ guard)
@@ -392,9 +390,8 @@ _N_ORDER_COLUMNS = len(_ORDER_COLUMNS) - len(FACT_COLUMNS)
 # the facts reader's keys: the rowid and number checked against the orders reader's (they lead the facts file)
 _ORDER_KEYS_SQL = "SELECT rowid, tracking_number FROM orders ORDER BY rowid"
 _N_KEY_COLUMNS = 2
+# (order id, ...): read by the orders reader, each gets its order's frame row in place of the id
 _FLAGS_SQL = "SELECT order_id, code FROM flags WHERE resolved_at IS NULL"
-# (order id, ...): the orders reader writes the order's row in place of its id
-_FLAGS_BY_ROW_SQL = _FLAGS_SQL
 _MESSAGES_BY_ROW_SQL = "SELECT order_id, id, order_id AS order_ref, text FROM messages WHERE lower(sender) = 'seller'"
 _FACTS_SQL = f"SELECT tracking_number, {', '.join(FACT_COLUMNS)} FROM shipment_facts"
 _TEXT_COLUMNS = frozenset(("order_id", "buyer_id", "seller_id", "dest_country", "dest_city", "dest_postcode",

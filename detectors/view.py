@@ -326,13 +326,6 @@ def orders_without_events_sql(kinds: ScanKinds, order_where: str) -> str:
               AND NOT EXISTS (SELECT 1 FROM tracking_events e WHERE e.tracking_number = o.tracking_number)"""
 
 
-def _file_of(conn: sqlite3.Connection) -> str | None:
-    for _, name, file in conn.execute("PRAGMA database_list"):
-        if name == "main":
-            return file or None
-    return None
-
-
 # below this many events the SQL aggregates answer in well under a second: no child processes
 COLUMNAR_MIN_EVENTS = 500_000
 
@@ -340,12 +333,11 @@ COLUMNAR_MIN_EVENTS = 500_000
 def _whole_store(conn: sqlite3.Connection, kinds: ScanKinds) -> pd.DataFrame:
     """Every order. A big store is read column-wise on two cores (`detectors.columnar`), with the same
     answer as the SQL aggregates, several times faster; the SQL path answers when that cannot."""
-    path = _file_of(conn)
-    n_events = conn.execute("SELECT max(id) FROM tracking_events").fetchone()[0] or 0
-    if path and not conn.in_transaction and n_events >= COLUMNAR_MIN_EVENTS:
-        try:
-            from detectors import columnar
+    from detectors import columnar
 
+    path = columnar.file_for_children(conn, "SELECT max(id) FROM tracking_events", COLUMNAR_MIN_EVENTS)
+    if path:
+        try:
             return columnar.load_whole_store(path, kinds)
         except Exception as exc:  # noqa: BLE001 - any failure of the fast path leaves the answer to SQL
             logging.getLogger(__name__).warning("columnar read unavailable (%s); using SQL aggregates", exc)

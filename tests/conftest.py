@@ -1,4 +1,4 @@
-"""Shared fixtures: a fresh store in a temporary folder, and a CLI runner bound to it."""
+"""Shared fixtures: a fresh store in a temporary folder, a CLI runner bound to it, a quick model."""
 
 from __future__ import annotations
 
@@ -29,3 +29,17 @@ def run_cli(db_path):
         return CliRunner().invoke(cli, ["--db", str(db_path), *map(str, args)], input=input, catch_exceptions=False)
 
     return invoke
+
+
+@pytest.fixture
+def quick_model(tmp_path, monkeypatch):
+    """A smaller booster, so each test trains in a second or two."""
+    from tracker import config
+
+    folder = tmp_path / "config"
+    folder.mkdir()
+    (folder / "model.toml").write_text("[classifier]\nmax_iter = 40\n[training]\nmin_labels = 30\n")
+    monkeypatch.setenv("TRACKER_CONFIG_DIR", str(folder))
+    config.reload()
+    yield
+    config.reload()

@@ -154,3 +154,15 @@ def plain_text(frame: pd.DataFrame) -> pd.DataFrame:
             values = out[name].astype(object)
             out[name] = values.where(values.notna(), None).astype(object)
     return out
+
+
+def stored_scores(db: sqlite_utils.Database) -> list[tuple]:
+    """Every row of `scores`, by order id."""
+    return db.execute("SELECT order_id, score, codes, reasons, model_id, scored_at FROM scores "
+                      "ORDER BY order_id").fetchall()
+
+
+def score_index(db: sqlite_utils.Database) -> str | None:
+    """The SQL of the (partial) score index, None when there is none."""
+    row = db.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'idx_scores_high'").fetchone()
+    return row[0] if row else None

@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from model_fixtures import AS_OF, build_store
+from model_fixtures import AS_OF, build_store, score_index, stored_scores
 
-from tracker import config, score_writer, scoring, training
+from tracker import score_writer, scoring, training
 from tracker.db import get_meta, open_db
 from tracker.timeutil import from_db, to_db
 
@@ -28,16 +28,6 @@ SCORES = np.array([0.123456789, 0.9, 3.04e-07, 1.0, 0.55555555, 0.2, 0.7])
 CODES = np.array(["", "early_delivered", "", "reused_number,early_delivered", "", "", "wrong_city"], dtype=object)
 
 
-def stored(db) -> list[tuple]:
-    return db.execute("SELECT order_id, score, codes, reasons, model_id, scored_at FROM scores "
-                      "ORDER BY order_id").fetchall()
-
-
-def score_index(db) -> str | None:
-    row = db.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'idx_scores_high'").fetchone()
-    return row[0] if row else None
-
-
 def seed_scores(db) -> list[tuple]:
     with db.conn:
         db.conn.executemany("INSERT INTO scores(order_id, score, codes, reasons, model_id, scored_at) "
@@ -45,7 +35,7 @@ def seed_scores(db) -> list[tuple]:
                             [("OLD-1",), ("OLD-2",), ("ORDER-0000002",)])
         for key, value in ((scoring.META_MODEL, "clf-old"), (scoring.META_AS_OF, "2026-10-01T00:00:00Z")):
             db.conn.execute(score_writer.META_SQL, [key, value])
-    return stored(db)
+    return stored_scores(db)
 
 
 def child_write(db_path, *, later: bool = True) -> None:
@@ -66,7 +56,7 @@ def child_write(db_path, *, later: bool = True) -> None:
 def test_the_child_writes_what_the_in_process_write_writes(db, db_path, tmp_path):
     seed_scores(db)
     child_write(db_path)
-    from_child = stored(db)
+    from_child = stored_scores(db)
     assert get_meta(db, scoring.META_MODEL) == "clf-new"
     assert score_index(db) is not None
 
@@ -77,7 +67,7 @@ def test_the_child_writes_what_the_in_process_write_writes(db, db_path, tmp_path
         frame = pd.DataFrame({"order_id": IDS, "score": SCORES, "codes": CODES,
                                       "reasons": np.where(explained, REASON, "[]").astype(object)})
         scoring._record(other, "clf-new", from_db("2026-11-02T00:00:00Z"), frame, True, ["OLD-2"])
-        assert stored(other) == from_child
+        assert stored_scores(other) == from_child
     finally:
         other.close()
     # the whole truth of a full run: the old rows are gone, every new one is there, rounded, reasons where due
@@ -97,7 +87,7 @@ def test_after_its_commit_the_child_copies_the_log_into_the_database_file(db, db
     alone.write_bytes(db_path.read_bytes())
     copy = open_db(alone, create=False)
     try:
-        assert stored(copy) == stored(db)
+        assert stored_scores(copy) == stored_scores(db)
         assert get_meta(copy, scoring.META_MODEL) == "clf-new"
     finally:
         copy.close()
@@ -123,7 +113,7 @@ def test_a_killed_child_leaves_the_previous_scores(db, db_path):
             writer.commit({scoring.META_MODEL: "clf-new"})
     finally:
         writer.close()
-    assert stored(db) == before
+    assert stored_scores(db) == before
     assert get_meta(db, scoring.META_MODEL) == "clf-old"
     assert score_index(db) is not None
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -139,7 +129,7 @@ def test_a_failed_step_is_reported_and_undoes_the_write(db, db_path):
             writer.commit({scoring.META_MODEL: "clf-new"})
     finally:
         writer.close()
-    assert stored(db) == before
+    assert stored_scores(db) == before
     assert score_index(db) is not None
 
 
@@ -150,7 +140,7 @@ def test_a_scorer_that_stops_without_committing_leaves_the_previous_scores(db, d
     writer.rows(SCORES, CODES, np.ones(len(IDS), dtype=bool), "clf-new", "2026-11-02T00:00:00Z")
     writer.close()  # what score_orders does when explaining or anything else raises
     assert not writer._process.is_alive()
-    assert stored(db) == before
+    assert stored_scores(db) == before
     assert score_index(db) is not None
     with db.conn:  # and the write lock is free again
         db.conn.execute("DELETE FROM scores WHERE order_id = 'OLD-1'")
@@ -185,20 +175,9 @@ def test_a_killed_scorer_leaves_the_previous_scores_and_no_process(db, db_path):
         time.sleep(0.05)
     else:
         pytest.fail("the writer process outlived the scorer")
-    assert stored(db) == before
+    assert stored_scores(db) == before
     assert get_meta(db, scoring.META_MODEL) == "clf-old"
     assert score_index(db) is not None
-
-
-@pytest.fixture
-def quick_model(tmp_path, monkeypatch):
-    folder = tmp_path / "config"
-    folder.mkdir()
-    (folder / "model.toml").write_text("[classifier]\nmax_iter = 30\n[training]\nmin_labels = 30\n")
-    monkeypatch.setenv("TRACKER_CONFIG_DIR", str(folder))
-    config.reload()
-    yield
-    config.reload()
 
 
 def test_a_full_run_through_the_child_scores_as_one_in_process(db, quick_model, monkeypatch):
@@ -207,7 +186,7 @@ def test_a_full_run_through_the_child_scores_as_one_in_process(db, quick_model, 
     with db.conn:  # one order loses its number: a full run drops its score
         db.conn.execute("UPDATE orders SET tracking_number = NULL WHERE order_id = ?", [labels["order_id"][0]])
     scoring.score_orders(db, set(), AS_OF, full=True)
-    in_process = stored(db)
+    in_process = stored_scores(db)
     assert get_meta(db, scoring.META_AS_OF) == to_db(AS_OF)
 
     started = []
@@ -223,7 +202,7 @@ def test_a_full_run_through_the_child_scores_as_one_in_process(db, quick_model, 
         db.conn.execute("UPDATE scores SET score = 0, reasons = '[]', model_id = 'x'")
     scoring.score_orders(db, set(), AS_OF, full=True)
     assert started == [os.fspath(db.conn.execute("PRAGMA database_list").fetchone()[2])]
-    assert stored(db) == in_process
+    assert stored_scores(db) == in_process
     assert len(in_process) == len(labels) - 1
     assert any(r[3] != "[]" for r in in_process)  # reasons came through the later rows
 
@@ -239,6 +218,6 @@ def test_a_full_run_with_no_tracked_order_empties_scores_through_the_child(db, d
         writer.commit({scoring.META_MODEL: "clf-new", scoring.META_AS_OF: "2026-11-02T00:00:00Z"})
     finally:
         writer.close()
-    assert stored(db) == []
+    assert stored_scores(db) == []
     assert get_meta(db, scoring.META_MODEL) == "clf-new"
     assert score_index(db) is not None

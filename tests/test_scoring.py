@@ -12,17 +12,7 @@ from model_fixtures import AS_OF, build_store
 from tracker import config, scoring, training
 from tracker.timeutil import to_db
 
-
-@pytest.fixture(autouse=True)
-def quick_model(tmp_path, monkeypatch):
-    """A smaller booster, so each test trains in a second or two."""
-    folder = tmp_path / "config"
-    folder.mkdir()
-    (folder / "model.toml").write_text("[classifier]\nmax_iter = 40\n[training]\nmin_labels = 30\n")
-    monkeypatch.setenv("TRACKER_CONFIG_DIR", str(folder))
-    config.reload()
-    yield
-    config.reload()
+pytestmark = pytest.mark.usefixtures("quick_model")  # a smaller booster: each test trains in seconds
 
 
 @pytest.fixture

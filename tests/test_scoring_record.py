@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 import pytest
+from model_fixtures import score_index, stored_scores
 
 from tracker import scoring
 from tracker.cases.sync import _picked_sql
@@ -36,16 +37,6 @@ def frame(rows: list[tuple[str, float, str, str]], *, text: str = "str") -> pd.D
     }, index=index)
 
 
-def stored(db) -> list[tuple]:
-    return db.execute("SELECT order_id, score, codes, reasons, model_id, scored_at FROM scores "
-                      "ORDER BY order_id").fetchall()
-
-
-def score_index(db) -> str | None:
-    row = db.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'idx_scores_high'").fetchone()
-    return row[0] if row else None
-
-
 ROWS = [
     ("O3", 0.123456789, "", "[]"),
     ("O1", 0.9, "early_delivered", REASON),
@@ -58,7 +49,7 @@ ROWS = [
 def test_full_write_holds_every_row_rounded_with_model_and_time(db):
     scoring._record(db, "clf-a", FIRST, frame(ROWS), True)
     at = "2026-11-01T00:00:00Z"
-    assert stored(db) == [
+    assert stored_scores(db) == [
         ("O0", 0.5555556, "", REASON, "clf-a", at),
         ("O1", 0.9, "early_delivered", REASON, "clf-a", at),
         ("O10", 1.0, "reused_number,early_delivered", "[]", "clf-a", at),
@@ -74,7 +65,7 @@ def test_full_rewrite_drops_scores_not_in_the_frame_and_untracked_orders(db):
     scoring._record(db, "clf-b", SECOND, frame([("O1", 0.25, "", "[]"), ("O7", 0.5, "x", "[]")]), True,
                     untracked=["O3"])
     at = "2026-11-02T12:30:00Z"
-    assert stored(db) == [("O1", 0.25, "", "[]", "clf-b", at), ("O7", 0.5, "x", "[]", "clf-b", at)]
+    assert stored_scores(db) == [("O1", 0.25, "", "[]", "clf-b", at), ("O7", 0.5, "x", "[]", "clf-b", at)]
     assert get_meta(db, scoring.META_MODEL) == "clf-b"
     assert get_meta(db, scoring.META_AS_OF) == at
 
@@ -82,7 +73,7 @@ def test_full_rewrite_drops_scores_not_in_the_frame_and_untracked_orders(db):
 def test_full_run_with_no_rows_empties_scores_and_keeps_the_index(db):
     scoring._record(db, "clf-a", FIRST, frame(ROWS), True)
     scoring._record(db, "clf-b", SECOND, pd.DataFrame(), True)
-    assert stored(db) == []
+    assert stored_scores(db) == []
     assert score_index(db) == INDEX_SQL
     assert get_meta(db, scoring.META_MODEL) == "clf-b"
 
@@ -92,7 +83,7 @@ def test_incremental_write_replaces_its_rows_keeps_the_others_and_the_model_meta
     scoring._record(db, "clf-b", SECOND, frame([("O2", 0.75, "early_delivered", REASON), ("O9", 0.0, "", "[]")]),
                     False, untracked=["O10", "O-unknown"])
     first, second = "2026-11-01T00:00:00Z", "2026-11-02T12:30:00Z"
-    assert stored(db) == [
+    assert stored_scores(db) == [
         ("O0", 0.5555556, "", REASON, "clf-a", first),
         ("O1", 0.9, "early_delivered", REASON, "clf-a", first),
         ("O2", 0.75, "early_delivered", REASON, "clf-b", second),
@@ -106,7 +97,7 @@ def test_incremental_write_replaces_its_rows_keeps_the_others_and_the_model_meta
 def test_incremental_write_into_an_empty_store_records_the_model(db):
     scoring._record(db, "clf-a", FIRST, frame([("O1", 0.5, "", "[]")]), False)
     assert get_meta(db, scoring.META_MODEL) == "clf-a"
-    assert stored(db) == [("O1", 0.5, "", "[]", "clf-a", "2026-11-01T00:00:00Z")]
+    assert stored_scores(db) == [("O1", 0.5, "", "[]", "clf-a", "2026-11-01T00:00:00Z")]
 
 
 @pytest.mark.parametrize("text", ["str", "object"])
@@ -122,8 +113,8 @@ def test_many_rows_in_any_order_and_any_text_come_back_exactly(db, text):
     expected = sorted((o, float(np.round(s, 7)), c, r, "clf-a", at) for o, s, c, r in rows)
     for given in (shuffled, sorted(rows)):
         scoring._record(db, "clf-a", FIRST, frame(given, text=text), True)
-        assert stored(db) == expected
-    assert {type(r[0]) for r in stored(db)} == {str}
+        assert stored_scores(db) == expected
+    assert {type(r[0]) for r in stored_scores(db)} == {str}
 
 
 def test_full_run_rebuilds_the_score_index_the_case_sync_uses(db):
@@ -154,22 +145,22 @@ def test_cache_size_is_restored(db, full):
 def test_later_rows_join_the_same_write_and_their_failure_undoes_it(db):
     # the rows that wait for their reasons (worked out in a thread) go in after the others, in one transaction
     scoring._record(db, "clf-a", FIRST, frame(ROWS[:2]), True, later=lambda: frame(ROWS[2:]))
-    assert [r[0] for r in stored(db)] == ["O0", "O1", "O10", "O2", "O3"]
-    before = stored(db)
+    assert [r[0] for r in stored_scores(db)] == ["O0", "O1", "O10", "O2", "O3"]
+    before = stored_scores(db)
 
     def reasons_failed() -> pd.DataFrame:
         raise ValueError("explain failed")
 
     with pytest.raises(ValueError, match="explain failed"):
         scoring._record(db, "clf-b", SECOND, frame([("O1", 0.1, "", "[]")]), True, later=reasons_failed)
-    assert stored(db) == before
+    assert stored_scores(db) == before
     assert get_meta(db, scoring.META_MODEL) == "clf-a"
     assert score_index(db) is not None
 
 
 def test_a_failure_mid_write_leaves_the_previous_scores_meta_and_index(db, monkeypatch):
     scoring._record(db, "clf-a", FIRST, frame(ROWS), True)
-    before = stored(db)
+    before = stored_scores(db)
     db.execute("PRAGMA cache_size = -1234")
     insert = scoring._insert_scores
 
@@ -180,7 +171,7 @@ def test_a_failure_mid_write_leaves_the_previous_scores_meta_and_index(db, monke
     monkeypatch.setattr(scoring, "_insert_scores", insert_then_fail)
     with pytest.raises(RuntimeError, match="disk on fire"):
         scoring._record(db, "clf-b", SECOND, frame([("O1", 0.1, "", "[]")]), True)
-    assert stored(db) == before
+    assert stored_scores(db) == before
     assert get_meta(db, scoring.META_MODEL) == "clf-a"
     assert get_meta(db, scoring.META_AS_OF) == "2026-11-01T00:00:00Z"
     assert score_index(db) is not None
@@ -213,14 +204,14 @@ scoring._record(db, "clf-b", datetime(2026, 11, 2, tzinfo=timezone.utc), rows, T
 
 def test_a_writer_killed_mid_write_leaves_the_previous_scores(db, db_path):
     scoring._record(db, "clf-a", FIRST, frame(ROWS), True)
-    before = stored(db)
+    before = stored_scores(db)
     db.close()
     done = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(db_path)], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == -signal.SIGKILL, done.stderr
     store = open_db(db_path)
     try:
-        assert stored(store) == before
+        assert stored_scores(store) == before
         assert get_meta(store, scoring.META_MODEL) == "clf-a"
         assert score_index(store) is not None
         assert store.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

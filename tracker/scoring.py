@@ -128,11 +128,10 @@ def _score(db: sqlite_utils.Database, loaded: Any, order_ids: set[str], as_of: d
 def _child_writer(db: sqlite_utils.Database) -> score_writer.ChildWrite | None:
     """A child process for a full run's write, or None where it does not pay or apply: a small store, a database
     without a file, or a write this connection already holds (the child would wait for it)."""
-    conn = db.conn
-    path = next((row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main"), "")
-    if not path or conn.in_transaction:
-        return None
-    if (conn.execute("SELECT max(rowid) FROM orders").fetchone()[0] or 0) < score_writer.CHILD_MIN_ORDERS:
+    from detectors import columnar
+
+    path = columnar.file_for_children(db.conn, "SELECT max(rowid) FROM orders", score_writer.CHILD_MIN_ORDERS)
+    if not path:
         return None
     try:
         return score_writer.ChildWrite(path)
