@@ -24,12 +24,14 @@ from functools import cache
 import numpy as np
 import pycountry
 
+from detectors import checksums
 from detectors.checksums import S10_WEIGHTS, s10_check_digit  # noqa: F401 - re-exported for callers
 from detectors.number_formats import NumberFormat, carrier_key, load_formats
 
 __all__ = [
     "FormatMatch", "Validation", "carrier_key", "formats", "guess_carrier", "is_real_country", "make_number",
-    "normalize_number", "s10_check_digit", "valid_many", "validate", "verdicts_many",
+    "mod10_31_check_digit", "normalize_number", "s10_check_digit", "ups_check_digit", "valid_many", "validate",
+    "verdicts_many",
 ]
 
 S10_RESERVED_FIRST_LETTERS = frozenset("JKSTW")
@@ -80,8 +82,10 @@ class Validation:
     def verdict(self) -> str:
         passing = [m for m in self.matches if m.valid]
         failed = {m.carrier for m in self.matches if m.strict and not m.valid}
-        # a strict shape that fails is saved only by another strict shape, or another format of its own carrier
-        if passing and (any(m.strict for m in passing) or failed <= {m.carrier for m in passing}):
+        # a strict shape that fails is saved only by another strict shape, or by another known format of its
+        # own carrier (a routed USPS number read another way); never by a carrier file's looser pattern
+        rescuers = {m.carrier for m in passing if not m.format.startswith("carrier:")}
+        if passing and (any(m.strict for m in passing) or failed <= rescuers):
             return "valid"
         return "invalid" if failed else "unknown"
 
@@ -116,6 +120,16 @@ def normalize_number(text: str) -> str:
 @cache
 def is_real_country(code: str) -> bool:
     return pycountry.countries.get(alpha_2=code) is not None
+
+
+def ups_check_digit(body: str) -> int:
+    """UPS: mod 10 over the 15 characters after '1Z', odd positions doubled, letters as (ASCII - 3) mod 10."""
+    return int(checksums.mod10(body, {"evens_multiplier": 1, "odds_multiplier": 2}))
+
+
+def mod10_31_check_digit(digits: str) -> int:
+    """USPS IMpb: weights 3, 1, 3, ... from the right over the digits before the check digit."""
+    return int(checksums.mod10(digits[::-1], {"evens_multiplier": 3, "odds_multiplier": 1}))
 
 
 def formats() -> tuple[NumberFormat, ...]:
