@@ -368,9 +368,11 @@ def make_number(format_id: str, rng: random.Random, *, tries: int = 200) -> str:
         group = next(g for g in ("PackageId", "SerialNumber") if g in fmt.groups and m.group(g) is not None)
         start, end = m.span(group)
         chars = list(template)
-        for i in range(start, end):
+        for i in range(start, end):  # each digit redrawn where the format's shape allows it (fixed prefixes stay)
             if chars[i].isdigit():
-                chars[i] = str(rng.randrange(10))
+                old, chars[i] = chars[i], str(rng.randrange(10))
+                if not fmt.regex.fullmatch("".join(chars)):
+                    chars[i] = old
         if fmt.checksum and "CheckDigit" in fmt.groups:
             m2 = fmt.regex.fullmatch("".join(chars))
             if m2 is None:

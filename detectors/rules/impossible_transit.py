@@ -43,12 +43,19 @@ def route_minimum(routes: Mapping, origin: str, dest: str, default: float) -> fl
     return default
 
 
-def express_reason(number: str, events: list[dict], export_codes: tuple[str, ...], import_codes: tuple[str, ...],
-                   linehaul_codes: tuple[str, ...]) -> str:
-    """Why the parcel travels as express ('' when it does not): its number's service, or its scans' chain."""
+def express_number(number: str) -> str:
+    """'its number is a DHL Express number' when the number's format is an express service's, else ''."""
     best = validate(number).best
     if best is not None and best.valid and best.express:
         return f"its number is a {best.name} number"
+    return ""
+
+
+def express_reason(number: str, events: list[dict], export_codes: tuple[str, ...], import_codes: tuple[str, ...],
+                   linehaul_codes: tuple[str, ...]) -> str:
+    """Why the parcel travels as express ('' when it does not): its number's service, or its scans' chain."""
+    if reason := express_number(number):
+        return reason
     codes = [e["raw_code"] for e in events if isinstance(e.get("raw_code"), str)]
 
     def seen(patterns: tuple[str, ...]) -> bool:

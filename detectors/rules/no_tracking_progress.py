@@ -21,7 +21,7 @@ import pandas as pd
 
 from detectors.places import normalize_country
 from detectors.rules import Evidence, Finding, RuleContext, answer_in, place_text, rule, stamp
-from detectors.rules.impossible_transit import DEFAULT_LINEHAUL, express_reason, route_minimum
+from detectors.rules.impossible_transit import express_number, route_minimum
 from detectors.view import PHYSICAL_STATUSES, jd_to_text
 
 CODE = "no_tracking_progress"
@@ -85,8 +85,6 @@ def check(ctx: RuleContext) -> list[Finding]:
     quiet_default = float(cfg.get("untracked_last_mile_days", 45))
     postal_quiet = cfg.get("last_mile_days") or {}
     express_quiet = cfg.get("express_last_mile_days") or {}
-    transit_cfg = ctx.settings.get("impossible_transit", {})
-    linehaul = tuple(transit_cfg.get("linehaul_codes", DEFAULT_LINEHAUL))
     o = ctx.tracked
     arrived = _arrived(o)
     findings: list[Finding] = []
@@ -129,8 +127,8 @@ def check(ctx: RuleContext) -> list[Finding]:
                 all_events = events.get(row.tracking_number, [])
                 origin = normalize_country(all_events[0]["country"]) if all_events else ""
                 dest = normalize_country(row.dest_country)
-                express = express_reason(row.tracking_number, all_events, ctx.kinds.export_codes,
-                                         ctx.kinds.import_codes, linehaul)
+                # only the number tells an express service here: postal parcels show customs scans too
+                express = express_number(row.tracking_number)
                 # express last miles are tracked: their silence is held to `stale_days` unless a route says otherwise
                 bound = route_minimum(express_quiet if express else postal_quiet, origin, dest,
                                       stale if express else quiet_default)
