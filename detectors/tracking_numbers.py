@@ -290,7 +290,7 @@ def _column_patterns() -> tuple[list[str], list[str]]:
     import pyarrow.compute as pc
 
     def re2(fmt: NumberFormat) -> str | None:
-        pattern = "^(?:" + re.sub(r"\(\?P<", "(?P<", fmt.regex.pattern) + ")$"
+        pattern = "^(?:" + fmt.regex.pattern + ")$"
         try:
             pc.match_substring_regex(pa.array(["x"]), pattern)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -322,10 +322,9 @@ def verdicts_many(numbers: Iterable[str], carrier_patterns: CarrierPatterns | No
     shapes, strict = _column_patterns()
 
     def any_of(patterns: list[str]) -> np.ndarray:
-        hit = np.zeros(len(numbers), dtype=bool)
-        for p in patterns:
-            hit |= pc.match_substring_regex(texts, p).to_numpy(zero_copy_only=False)
-        return hit
+        if not patterns:
+            return np.zeros(len(numbers), dtype=bool)
+        return pc.match_substring_regex(texts, "|".join(patterns)).to_numpy(zero_copy_only=False)
 
     ascii_np = ascii_.to_numpy(zero_copy_only=False)
     other_strict = any_of(strict)
@@ -339,7 +338,6 @@ def verdicts_many(numbers: Iterable[str], carrier_patterns: CarrierPatterns | No
         offsets = np.frombuffer(block.buffers()[1], dtype=np.int32)[block.offset:block.offset + len(block) + 1]
         data = np.frombuffer(block.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
         ok = _s10_column(data.reshape(len(rows), 13))
-        # a failing S10 number a carrier file or another strict shape might claim goes the long way
         out[rows[ok]] = "valid"
         out[rows[~ok]] = "invalid"
     for i in np.flatnonzero(out == "").tolist():
