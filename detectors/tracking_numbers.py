@@ -243,9 +243,10 @@ def validate(text: str, carrier_patterns: CarrierPatterns | None = None) -> Vali
 
 
 def guess_carrier(text: str, carrier_patterns: CarrierPatterns | None = None) -> str | None:
-    """The carrier a number's format means (None when no known format holds)."""
+    """The carrier a number's format means: the valid format's, or the strict shape's it fails (the carrier is
+    still asked: scans would prove it real); None for a number of no known format."""
     v = validate(text, carrier_patterns)
-    return v.best.carrier if v.valid and v.best else None
+    return v.best.carrier if v.best and v.verdict != "unknown" else None
 
 
 # --- whole columns -------------------------------------------------------------------------------------

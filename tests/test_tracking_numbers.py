@@ -57,6 +57,8 @@ def test_cainiao_and_yunexpress_are_format_only():
     assert guess_carrier("LP00123456789012") == "cainiao"
     assert guess_carrier("YT1234567890123456") == "yunexpress"
     assert guess_carrier("not a number") is None
+    assert guess_carrier("RR473124828CN") == "chinapost"  # invalid, but its carrier is still asked
+    assert guess_carrier("996578788855") is None  # unknown: twelve digits that fail FedEx's check claim nothing
 
 
 def test_normalize_strips_spaces_hyphens_and_case():
