@@ -1,68 +1,115 @@
-"""Tracking-number formats, check digits and carrier guessing (pure functions, no I/O).
+"""Tracking numbers: which known format a number has, whether its check holds, and the verdict.
 
-Formats known: UPU S10 (international postal), UPS 1Z, USPS IMpb (with or without the 420+ZIP routing
-prefix, which names the destination), Cainiao LP, YunExpress YT. Each match says whether its check digit
-holds (None where the format has none) and what else the number tells (issuing country, destination ZIP).
+Formats come from the shipped data (`detectors.number_formats`: jkeen/tracking_number_data plus the
+marketplace formats it lacks). Three verdicts:
+
+- `valid`: some known format matches and its check digit, issuing country and service rules hold;
+- `invalid`: the number has a shape that claims a format on its own (S10, UPS 1Z, USPS IMpb, ...: `strict`
+  in overlay.toml) and fails that format's check; a looser shape passing does not save it;
+- `unknown`: no known format holds and no strict shape claims it (a run of digits of no known kind, a
+  carrier we have no data for). Unknown is not evidence of fraud.
+
+A configured carrier's `number_pattern` (data/carriers/*.toml) is passed in as `carrier_patterns`: a number
+matching it is recognised by that carrier (valid), unless a strict shape it also has fails.
 """
 
 from __future__ import annotations
 
+import random
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 
 import numpy as np
 import pycountry
 
-S10_WEIGHTS = (8, 6, 4, 2, 3, 5, 9, 7)
-S10_RESERVED_FIRST_LETTERS = frozenset("JKSTW")
+from detectors import checksums
+from detectors.checksums import S10_WEIGHTS, s10_check_digit  # noqa: F401 - re-exported for callers
+from detectors.number_formats import NumberFormat, carrier_key, load_formats
 
-_S10 = re.compile(r"^([A-Z]{2})(\d{8})(\d)([A-Z]{2})$")
-_UPS = re.compile(r"^1Z([0-9A-Z]{15})([0-9])$")
-_IMPB_ROUTED = re.compile(r"^420(\d{5}|\d{9})(9[2-5]\d{18,32})$")
-_IMPB = re.compile(r"^(9[2-5]\d{18,32})$")
-_CAINIAO = re.compile(r"^LP\d{12,14}$")
-_YUN = re.compile(r"^YT\d{16}$")
+__all__ = [
+    "FormatMatch", "Validation", "carrier_key", "formats", "guess_carrier", "is_real_country", "make_number",
+    "mod10_31_check_digit", "normalize_number", "s10_check_digit", "ups_check_digit", "valid_many", "validate",
+    "verdicts_many",
+]
+
+S10_RESERVED_FIRST_LETTERS = frozenset("JKSTW")
+VERDICTS = ("valid", "invalid", "unknown")
 _STRIP = re.compile(r"[\s\-]+")
+CarrierPatterns = Mapping[str, "str | re.Pattern[str]"]
 
 
 @dataclass(frozen=True)
 class FormatMatch:
-    """One format a number has the shape of."""
+    """One format a number has the shape of, and how it fares there."""
 
-    format: str  # s10, ups, usps_impb, cainiao_lp, yunexpress_yt
-    carrier: str  # the carrier this format usually means
+    format: str  # the format id (number_formats.format_id), or "carrier:<name>" for a carrier file's pattern
+    carrier: str  # the carrier this format means
     check_digit_ok: bool | None  # None: the format has no check digit
     problems: tuple[str, ...] = ()  # why the number is not valid in this format
     country: str | None = None  # S10: the issuing post's country (alpha-2)
-    dest_zip: str | None = None  # USPS IMpb with routing: the destination ZIP
+    dest_zip: str | None = None  # USPS IMpb with routing: the destination ZIP (5 digits)
+    dest_zip4: str | None = None  # ... and its +4 when the number carries one
+    routed: bool = False  # read with a 420 + ZIP routing prefix
+    strict: bool = False
+    express: bool = False
+    name: str = ""
+    service: str | None = None  # the service the number names (the format's ServiceType lookup)
 
     @property
     def valid(self) -> bool:
         return not self.problems
 
+    @property
+    def rank(self) -> int:
+        """Which match describes the number best: strict passes, then checked, then carrier files, then shapes."""
+        if self.valid:
+            if self.strict:
+                return 0
+            if self.check_digit_ok is not None:
+                return 1
+            return 2 if self.format.startswith("carrier:") else 3
+        return 4 if self.strict else 5
+
 
 @dataclass(frozen=True)
 class Validation:
     number: str  # normalised
-    matches: tuple[FormatMatch, ...] = field(default_factory=tuple)
+    matches: tuple[FormatMatch, ...] = field(default_factory=tuple)  # best first
+
+    @property
+    def verdict(self) -> str:
+        passing = [m for m in self.matches if m.valid]
+        failed = {m.carrier for m in self.matches if m.strict and not m.valid}
+        # a strict shape that fails is saved only by another strict shape, or by another known format of its
+        # own carrier (a routed USPS number read another way); never by a carrier file's looser pattern
+        rescuers = {m.carrier for m in passing if not m.format.startswith("carrier:")}
+        if passing and (any(m.strict for m in passing) or failed <= rescuers):
+            return "valid"
+        return "invalid" if failed else "unknown"
 
     @property
     def valid(self) -> bool:
-        return any(m.valid for m in self.matches)
+        return self.verdict == "valid"
 
     @property
     def best(self) -> FormatMatch | None:
-        valid = [m for m in self.matches if m.valid]
-        return (valid or list(self.matches) or [None])[0]
+        if self.verdict == "invalid":
+            return next(m for m in self.matches if m.strict and not m.valid)
+        return self.matches[0] if self.matches else None
 
     def reason(self) -> str:
         """Why the number is not valid, in one phrase (empty when it is)."""
-        if self.valid:
+        verdict = self.verdict
+        if verdict == "valid":
             return ""
+        if verdict == "invalid":
+            return "; ".join(p for m in self.matches if m.strict and not m.valid for p in m.problems)
         if not self.matches:
             return "matches no known carrier format"
-        return "; ".join(p for m in self.matches for p in m.problems)
+        tried = "; ".join(p for m in self.matches for p in m.problems)
+        return f"matches no known carrier format whose check holds ({tried})"
 
 
 def normalize_number(text: str) -> str:
@@ -70,138 +117,271 @@ def normalize_number(text: str) -> str:
     return _STRIP.sub("", text or "").upper()
 
 
-def s10_check_digit(digits: str) -> int:
-    total = sum(int(d) * w for d, w in zip(digits, S10_WEIGHTS, strict=True))
-    check = 11 - total % 11
-    return {10: 0, 11: 5}.get(check, check)
-
-
-def ups_check_digit(body: str) -> int:
-    """UPS mod-10 over the 15 characters after '1Z'; letters count as (ASCII - 63) mod 10."""
-    total = 0
-    for i, ch in enumerate(body):
-        value = int(ch) if ch.isdigit() else (ord(ch) - 63) % 10
-        total += value * 2 if i % 2 == 1 else value
-    return (10 - total % 10) % 10
-
-
-def mod10_31_check_digit(digits: str) -> int:
-    """USPS IMpb: weights 3,1,3,… from the right over the digits before the check digit."""
-    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(digits)))
-    return (10 - total % 10) % 10
-
-
 @cache
 def is_real_country(code: str) -> bool:
     return pycountry.countries.get(alpha_2=code) is not None
 
 
-def _s10(number: str) -> FormatMatch | None:
-    m = _S10.match(number)
-    if not m:
-        return None
-    service, digits, check, country = m.groups()
-    problems = []
-    ok = s10_check_digit(digits) == int(check)
-    if not ok:
-        problems.append(f"S10 check digit is {check}, expected {s10_check_digit(digits)}")
-    if service[0] in S10_RESERVED_FIRST_LETTERS:
-        problems.append(f"S10 service indicator {service} starts with a reserved letter")
-    if not is_real_country(country):
-        problems.append(f"S10 country code {country} names no real issuing country")
-    carrier = "chinapost" if country == "CN" else f"post_{country.lower()}"
-    return FormatMatch("s10", carrier, ok, tuple(problems), country=country)
+def ups_check_digit(body: str) -> int:
+    """UPS: mod 10 over the 15 characters after '1Z', odd positions doubled, letters as (ASCII - 3) mod 10."""
+    return int(checksums.mod10(body, {"evens_multiplier": 1, "odds_multiplier": 2}))
 
 
-def _ups(number: str) -> FormatMatch | None:
-    m = _UPS.match(number)
-    if not m:
-        return None
-    body, check = m.groups()
-    expected = ups_check_digit(body)
-    ok = expected == int(check)
-    problems = () if ok else (f"UPS check digit is {check}, expected {expected}",)
-    return FormatMatch("ups", "ups", ok, problems)
+def mod10_31_check_digit(digits: str) -> int:
+    """USPS IMpb: weights 3, 1, 3, ... from the right over the digits before the check digit."""
+    return int(checksums.mod10(digits[::-1], {"evens_multiplier": 3, "odds_multiplier": 1}))
 
 
-def _usps(number: str) -> FormatMatch | None:
-    m = _IMPB_ROUTED.match(number)
-    dest_zip = None
-    if m:
-        dest_zip, body = m.group(1)[:5], m.group(2)
-    else:
-        m = _IMPB.match(number)
-        if not m:
-            return None
-        body = m.group(1)
-    expected = mod10_31_check_digit(body[:-1])
-    ok = expected == int(body[-1])
-    problems = () if ok else (f"USPS check digit is {body[-1]}, expected {expected}",)
-    return FormatMatch("usps_impb", "usps", ok, problems, dest_zip=dest_zip)
-
-
-def _simple(fmt: str, carrier: str, pattern: re.Pattern[str]):  # noqa: ANN202
-    def match(number: str) -> FormatMatch | None:
-        return FormatMatch(fmt, carrier, None) if pattern.match(number) else None
-
-    return match
-
-
-FORMATS = (_s10, _ups, _usps, _simple("cainiao_lp", "cainiao", _CAINIAO), _simple("yunexpress_yt", "yunexpress", _YUN))
-
-
-def validate(text: str) -> Validation:
-    number = normalize_number(text)
-    return Validation(number, tuple(m for check in FORMATS if (m := check(number)) is not None))
-
-
-def guess_carrier(text: str) -> str | None:
-    """The carrier a number's format usually means, or None when it matches no format."""
-    best = validate(text).best
-    return best.carrier if best else None
+def formats() -> tuple[NumberFormat, ...]:
+    return load_formats()
 
 
 @cache
-def _real_country_table() -> np.ndarray:
-    """26 x 26 booleans: is this pair of capital letters a real country's alpha-2 code."""
+def _format_index() -> dict[str, NumberFormat]:
+    return {f.id: f for f in formats()}
+
+
+@cache
+def _by_length(length: int) -> tuple[NumberFormat, ...]:
+    return tuple(f for f in formats() if f.min_len <= length <= f.max_len or f.routed)
+
+
+def _label(group: str) -> str:
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", group).lower()
+
+
+def _judge(fmt: NumberFormat, match: re.Match[str], zip5: str | None = None, zip4: str | None = None) -> FormatMatch:
+    """How the number fares in `fmt`, given the regex's parse of it."""
+    problems: list[str] = []
+    check_ok: bool | None = None
+    if fmt.checksum and "CheckDigit" in fmt.groups and match.group("CheckDigit"):
+        actual = match.group("CheckDigit")
+        expected = fmt.expected_check(fmt.serial(match))
+        check_ok = actual == expected
+        if not check_ok:
+            problems.append(f"{fmt.name} check digit is {actual}, expected {expected}")
+    for lookup_name in fmt.exists:
+        lookup = next((lk for lk in fmt.lookups if lk.name == lookup_name), None)
+        if lookup is None or lookup.group not in fmt.groups:
+            continue
+        value = match.group(lookup.group) or ""
+        known = lookup.find(value) is not None
+        if lookup.group == "CountryCode":
+            # every ISO 3166 territory with a post of its own issues S10 numbers (the data's list has 191)
+            known = known or is_real_country(value)
+            if not known:
+                problems.append(f"{fmt.name} country code {value} names no real issuing country")
+        elif not known:
+            problems.append(f"{fmt.name} {_label(lookup.group)} {value} is not one the format knows")
+    for rule in fmt.forbid:
+        value = match.group(rule.group) if rule.group in fmt.groups else None
+        if value and rule.pattern.search(value):
+            problems.append(f"{fmt.name} {_label(rule.group)} {value} {rule.why}")
+    express = fmt.express or any(
+        g in fmt.groups and (v := match.group(g)) and p.search(v) for g, p in fmt.express_when)
+    country = match.group("CountryCode") if "CountryCode" in fmt.groups and fmt.id == "s10" else None
+    service = None
+    service_lookup = next((lk for lk in fmt.lookups if lk.group == "ServiceType"), None)
+    if service_lookup and "ServiceType" in fmt.groups and match.group("ServiceType"):
+        found = service_lookup.find(match.group("ServiceType"))
+        service = str(found.get("name")) if found else None
+    if zip5 is None and "DestinationZip" in fmt.groups and match.group("DestinationZip"):
+        zip5 = match.group("DestinationZip")
+        zip4 = match.group("DestinationZipPlus4") if "DestinationZipPlus4" in fmt.groups else None
+    carrier = fmt.carrier
+    if fmt.id == "s10" and country:
+        carrier = "chinapost" if country == "CN" else f"post_{country.lower()}"
+    return FormatMatch(fmt.id, carrier, check_ok, tuple(problems), country=country, dest_zip=zip5,
+                       dest_zip4=zip4 or None, routed=bool(fmt.routed and zip5), strict=fmt.strict, express=bool(express), name=fmt.name,
+                       service=service)
+
+
+def _parses(fmt: NumberFormat, number: str) -> list[FormatMatch]:
+    """Every reading of the number in `fmt`. A routed USPS number may carry a 5- or a 9-digit ZIP before the
+    body, and a +4 that starts with 92-95 looks like the body's start: every split is tried."""
+    out = []
+    whole = fmt.regex.fullmatch(number)
+    if whole:
+        out.append(_judge(fmt, whole))
+    if fmt.routed and number.startswith("420"):
+        for size in (5, 9):
+            body = number[3 + size:]
+            m = fmt.regex.fullmatch(body)
+            if m and not (m.groupdict().get("RoutingApplicationId")):
+                out.append(_judge(fmt, m, number[3:8], number[8:12] if size == 9 else None))
+    return out
+
+
+def _carrier_matches(number: str, carrier_patterns: CarrierPatterns | None) -> list[FormatMatch]:
+    out = []
+    for name, pattern in (carrier_patterns or {}).items():
+        regex = pattern if isinstance(pattern, re.Pattern) else _compiled(str(pattern))
+        if regex is not None and regex.fullmatch(number):
+            out.append(FormatMatch(f"carrier:{name}", str(name), None, name=f"{name} (carrier file)"))
+    return out
+
+
+@cache
+def _compiled(pattern: str) -> re.Pattern[str] | None:
+    try:
+        return re.compile(pattern)
+    except re.error:
+        return None
+
+
+def validate(text: str, carrier_patterns: CarrierPatterns | None = None) -> Validation:
+    """Every format the number has the shape of (best first), and so its verdict."""
+    number = normalize_number(text)
+    found: list[FormatMatch] = []
+    for fmt in _by_length(len(number)) if number else ():
+        parses = _parses(fmt, number)
+        if parses:  # one reading per format: a passing one if any, a ZIP+4 one first (as the data's regex does)
+            found.append(min(parses, key=lambda p: (not p.valid, p.dest_zip4 is None)))
+    found += _carrier_matches(number, carrier_patterns)
+    # among equals, a reading of the whole routed USPS structure before a shape that happens to fit too
+    return Validation(number, tuple(sorted(found, key=lambda m: (m.rank, not m.routed, m.dest_zip4 is None))))
+
+
+def guess_carrier(text: str, carrier_patterns: CarrierPatterns | None = None) -> str | None:
+    """The carrier a number's format means: the valid format's, or the strict shape's it fails (the carrier is
+    still asked: scans would prove it real); None for a number of no known format."""
+    v = validate(text, carrier_patterns)
+    return v.best.carrier if v.best and v.verdict != "unknown" else None
+
+
+# --- whole columns -------------------------------------------------------------------------------------
+
+@cache
+def _s10_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """For the S10 column path: the weights, and 26x26 tables of allowed service indicators and countries,
+    computed from the s10 format's own rules so both paths always agree."""
+    fmt = _format_index().get("s10")
+    if fmt is None or (fmt.checksum or {}).get("name") != "s10":
+        return None
     letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-    return np.array([[is_real_country(a + b) for b in letters] for a in letters], dtype=bool)
+    pairs = [[a + b for b in letters] for a in letters]
+    service_ok = np.array([[not any(r.group == "ServiceType" and r.pattern.search(p) for r in fmt.forbid)
+                            for p in row] for row in pairs], dtype=bool)
+    country_ok = np.array([[_judge(fmt, fmt.regex.fullmatch(f"AA{s10_fill(fmt)}{p}")).valid for p in row]
+                           for row in pairs], dtype=bool)
+    weights = np.array(fmt.checksum.get("weightings") or S10_WEIGHTS, dtype=np.int64)
+    return weights, service_ok, country_ok
 
 
-_RESERVED = np.array([chr(c) in S10_RESERVED_FIRST_LETTERS for c in range(256)], dtype=bool)
+def s10_fill(fmt: NumberFormat) -> str:
+    """Eight serial digits and their S10 check digit (to test a country code alone)."""
+    return "00000000" + fmt.expected_check("00000000")
 
 
-def _s10_valid(block: np.ndarray) -> np.ndarray:
-    """The S10 verdict for rows of 13 ASCII bytes already shaped LLDDDDDDDDDLL: check digit, service letter,
-    issuing country. The same arithmetic as `_s10`, on whole columns."""
+def _s10_column(block: np.ndarray) -> np.ndarray:
+    """The S10 verdict (True: valid) for rows of 13 ASCII bytes already shaped LLDDDDDDDDDLL."""
+    weights, service_ok, country_ok = _s10_tables()
     digits = block[:, 2:10].astype(np.int64) - 48
-    c = 11 - (digits @ np.array(S10_WEIGHTS)) % 11
-    c = np.where(c == 10, 0, np.where(c == 11, 5, c))
-    country = _real_country_table()[block[:, 11] - 65, block[:, 12] - 65]
-    return (c == block[:, 10].astype(np.int64) - 48) & ~_RESERVED[block[:, 0]] & country
+    r = (digits @ weights) % 11
+    c = np.where(r == 1, 0, np.where(r == 0, 5, 11 - r))
+    return ((c == block[:, 10].astype(np.int64) - 48) & service_ok[block[:, 0] - 65, block[:, 1] - 65]
+            & country_ok[block[:, 11] - 65, block[:, 12] - 65])
 
 
-def valid_many(numbers: list[str] | tuple[str, ...]) -> list[bool]:
-    """`validate(n).valid` for many normalised numbers at once: the common S10/LP/YT shapes on whole Arrow
-    columns (a million numbers in a fraction of a second), anything else through `validate` itself, so
-    both always agree. Only ASCII numbers take the fast path: Python's `\\d` also matches other scripts'
-    digits, the column regexes do not."""
+@cache
+def _column_patterns() -> tuple[list[str], list[str]]:
+    """RE2 patterns (Arrow's regex engine) of the shape-only formats, and of the strict shapes they must not
+    also have; a strict format RE2 cannot read (lookarounds) is stood for by its length range."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    texts = pa.array([n or "" for n in numbers], type=pa.string())
+    def re2(fmt: NumberFormat) -> str | None:
+        pattern = "^(?:" + fmt.regex.pattern + ")$"
+        try:
+            pc.match_substring_regex(pa.array(["x"]), pattern)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return None
+        return pattern
+
+    shapes = [p for f in formats() if f.shape_only and (p := re2(f))]
+    strict = []
+    for f in formats():
+        if f.strict and f.id != "s10":
+            strict.append(re2(f) or f"^.{{{f.min_len},{f.max_len}}}$")
+    return shapes, strict
+
+
+def verdicts_many(numbers: Iterable[str], carrier_patterns: CarrierPatterns | None = None) -> list[str]:
+    """`validate(n).verdict` for many normalised numbers at once. The common shapes are judged on whole Arrow
+    columns (S10 arithmetic in numpy, shape-only formats by regex), anything else through `validate` itself,
+    so both always agree. Only ASCII numbers take the column path: Python's `\\d` also matches other
+    scripts' digits, the column regexes do not."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    numbers = [n or "" for n in numbers]
+    out = np.full(len(numbers), "", dtype=object)
+    if not numbers:
+        return []
+    texts = pa.array(numbers, type=pa.string())
     ascii_ = pc.string_is_ascii(texts)
-    fast_yes = pc.and_(ascii_, pc.or_(pc.match_substring_regex(texts, _CAINIAO.pattern),
-                                      pc.match_substring_regex(texts, _YUN.pattern)))
-    s10 = pc.and_(ascii_, pc.match_substring_regex(texts, r"^[A-Z]{2}[0-9]{9}[A-Z]{2}$"))
-    out = fast_yes.to_numpy(zero_copy_only=False).copy()
-    s10_rows = np.flatnonzero(s10.to_numpy(zero_copy_only=False))
-    if len(s10_rows):
-        block = pc.cast(texts.take(pa.array(s10_rows)), pa.binary())
+    shapes, strict = _column_patterns()
+
+    def any_of(patterns: list[str]) -> np.ndarray:
+        if not patterns:
+            return np.zeros(len(numbers), dtype=bool)
+        return pc.match_substring_regex(texts, "|".join(patterns)).to_numpy(zero_copy_only=False)
+
+    ascii_np = ascii_.to_numpy(zero_copy_only=False)
+    other_strict = any_of(strict)
+    shaped = ascii_np & any_of(shapes) & ~other_strict
+    s10 = ascii_np & pc.match_substring_regex(texts, r"^[A-Z]{2}[0-9]{9}[A-Z]{2}$").to_numpy(zero_copy_only=False)
+    s10 &= ~other_strict & (_s10_tables() is not None)
+    out[shaped & ~s10] = "valid"
+    rows = np.flatnonzero(s10)
+    if len(rows):
+        block = pc.cast(texts.take(pa.array(rows)), pa.binary())
         offsets = np.frombuffer(block.buffers()[1], dtype=np.int32)[block.offset:block.offset + len(block) + 1]
         data = np.frombuffer(block.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
-        out[s10_rows] = _s10_valid(data.reshape(len(s10_rows), 13))
-    rest = np.flatnonzero(~(out | s10.to_numpy(zero_copy_only=False)))
-    for i in rest.tolist():
-        out[i] = validate(numbers[i] or "").valid
+        ok = _s10_column(data.reshape(len(rows), 13))
+        out[rows[ok]] = "valid"
+        out[rows[~ok]] = "invalid"
+    for i in np.flatnonzero(out == "").tolist():
+        out[i] = validate(numbers[i], carrier_patterns).verdict if numbers[i] else "unknown"
     return out.tolist()
+
+
+def valid_many(numbers: Iterable[str], carrier_patterns: CarrierPatterns | None = None) -> list[bool]:
+    """`validate(n).valid` for many normalised numbers at once (see `verdicts_many`)."""
+    return [v == "valid" for v in verdicts_many(numbers, carrier_patterns)]
+
+
+# --- synthesis -----------------------------------------------------------------------------------------
+
+def make_number(format_id: str, rng: random.Random, *, tries: int = 200) -> str:
+    """A new valid number of the format: one of its shipped valid numbers with the serial (its package part
+    where it has one) redrawn at random and the check digit recomputed. For generated worlds and tests."""
+    fmt = _format_index()[format_id]
+    templates = [normalize_number(n) for n in fmt.valid_numbers]
+    templates = [t for t in templates if fmt.regex.fullmatch(t)]
+    if not templates:
+        raise ValueError(f"format {format_id}: no shipped valid number to build on")
+    for _ in range(tries):
+        template = rng.choice(templates)
+        m = fmt.regex.fullmatch(template)
+        group = next(g for g in ("PackageId", "SerialNumber") if g in fmt.groups and m.group(g) is not None)
+        start, end = m.span(group)
+        chars = list(template)
+        for i in range(start, end):  # each digit redrawn where the format's shape allows it (fixed prefixes stay)
+            if chars[i].isdigit():
+                old, chars[i] = chars[i], str(rng.randrange(10))
+                if not fmt.regex.fullmatch("".join(chars)):
+                    chars[i] = old
+        if fmt.checksum and "CheckDigit" in fmt.groups:
+            m2 = fmt.regex.fullmatch("".join(chars))
+            if m2 is None:
+                continue
+            c_start, c_end = m2.span("CheckDigit")
+            if c_end - c_start != 1:
+                continue
+            chars[c_start] = fmt.expected_check(fmt.serial(m2))
+        number = "".join(chars)
+        v = validate(number)
+        if v.valid and any(m.format == format_id and m.valid for m in v.matches):
+            return number
+    raise ValueError(f"format {format_id}: no valid number drawn in {tries} tries")

@@ -49,7 +49,7 @@ def test_ups_known_good_number_and_one_digit_off():
 def test_usps_impb_reads_destination_zip():
     body = "940011189922319742812"  # 21 digits; the 22nd is the check digit
     v = validate("420" + "10001" + body + str(mod10_31_check_digit(body)))
-    assert v.valid and v.best.format == "usps_impb" and v.best.dest_zip == "10001"
+    assert v.valid and v.best.carrier == "usps" and v.best.dest_zip == "10001"
 
 
 def test_cainiao_and_yunexpress_are_format_only():
@@ -57,6 +57,8 @@ def test_cainiao_and_yunexpress_are_format_only():
     assert guess_carrier("LP00123456789012") == "cainiao"
     assert guess_carrier("YT1234567890123456") == "yunexpress"
     assert guess_carrier("not a number") is None
+    assert guess_carrier("RR473124828CN") == "chinapost"  # invalid, but its carrier is still asked
+    assert guess_carrier("996578788855") is None  # unknown: twelve digits that fail FedEx's check claim nothing
 
 
 def test_normalize_strips_spaces_hyphens_and_case():

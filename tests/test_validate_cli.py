@@ -36,14 +36,39 @@ def test_validate_reads_the_usps_destination_zip(run_cli):
 
 
 def test_validate_invalid_number_exits_2_with_one_line_each(run_cli):
-    result = run_cli("validate", "RR473124828CN", "HELLO", "YT1234567890123456")
+    result = run_cli("validate", "RR473124828CN", "HELLO", "YT1234567890123456", "1Z999AA10123456785")
     assert result.exit_code == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("tracker: error:")]
-    assert len(errors) == 2
+    assert len(errors) == 2  # the two invalid ones; HELLO is unknown, not invalid
     assert "RR473124828CN" in errors[0] and "check digit is 8, expected 9" in errors[0]
-    assert "matches no known carrier format" in errors[1]
+    assert "1Z999AA10123456785" in errors[1] and "check digit is 5, expected 4" in errors[1]
     assert "Traceback" not in result.output + result.stderr
     assert "fails" in result.stdout  # the table is still printed
+
+
+def test_validate_says_yes_no_unknown_and_exits_0_for_unknown(run_cli):
+    result = run_cli("validate", "986578788855", "HELLO", "RR473124828CN", "--format", "json")
+    rows = {r["number"]: r for r in json.loads(result.stdout)}
+    assert rows["986578788855"]["valid"] == "yes" and rows["986578788855"]["carrier"] == "fedex"
+    assert rows["HELLO"]["valid"] == "unknown" and rows["HELLO"]["formats"] == "none"
+    assert rows["RR473124828CN"]["valid"] == "no"
+    only_unknown = run_cli("validate", "HELLO", "0000 1234")
+    assert only_unknown.exit_code == 0 and "unknown" in only_unknown.output
+
+
+def test_validate_recognises_a_configured_carriers_number_pattern(run_cli, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    shipped = (Path(__file__).resolve().parent.parent / "data" / "carriers" / "yunexpress.toml").read_text()
+    folder = tmp_path / "carriers"
+    folder.mkdir()
+    (folder / "acme.toml").write_text(shipped.replace('name = "yunexpress"', 'name = "acme"').replace(
+        "number_pattern = '^YT\\d{16}$'", "number_pattern = '^ACME\\d{8}$'"))
+    before = json.loads(run_cli("validate", "ACME12345678", "--format", "json").output)[0]
+    assert before["valid"] == "unknown"
+    monkeypatch.setenv("TRACKER_CARRIERS_DIR", str(folder))
+    after = json.loads(run_cli("validate", "ACME12345678", "--format", "json").output)[0]
+    assert after["valid"] == "yes" and after["carrier"] == "acme" and after["formats"] == "carrier:acme"
 
 
 def test_validate_needs_a_number(run_cli):

@@ -14,13 +14,10 @@ Rules (`detectors.rules`) only read and return findings; this engine decides wha
 from __future__ import annotations
 
 import copy
-import csv
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,29 +43,23 @@ class RulesResult:
 
 
 def load_routes(name: str = "routes.csv") -> dict[tuple[str, str], float]:
-    """Route minimum transit days, origin -> destination ('*' any, 'same,same' domestic), from data."""
-    override = Path(os.environ.get("TRACKER_CONFIG_DIR", "")) / name if os.environ.get("TRACKER_CONFIG_DIR") else None
-    path = override if override and override.exists() else config.data_path(name)
-    if not path.exists():
-        return {}
-    routes: dict[tuple[str, str], float] = {}
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        for line, row in enumerate(csv.DictReader(fh), start=2):
-            try:
-                origin = (row.get("origin") or "").strip().upper()
-                dest = (row.get("destination") or "").strip().upper()
-                routes[(origin.lower() if origin == "SAME" else origin, dest.lower() if dest == "SAME" else dest)] = \
-                    float(row["min_days"])
-            except (KeyError, TypeError, ValueError) as exc:
-                raise BadInput(f"{path}: line {line}: min_days must be a number of days ({exc})") from exc
-    return routes
+    """Postal route minimum transit days, origin -> destination ('*' any, 'same,same' domestic), from data."""
+    from tracker.routes import fold_into, load_route_table
+
+    return fold_into({}, load_route_table(name))["impossible_transit"]["routes"]
 
 
 def load_settings() -> dict[str, Any]:
-    """data/rules.toml with the route table folded in (settings['impossible_transit']['routes'])."""
+    """data/rules.toml with the route table (tracker.routes.fold_into) and the configured carriers' number
+    patterns (settings['invalid_tracking_number']['carrier_patterns']) folded in."""
+    from tracker.carriers import number_patterns
+    from tracker.routes import fold_into, load_route_table
+
     settings = copy.deepcopy(config.load("rules"))
     transit = settings.setdefault("impossible_transit", {})
-    transit["routes"] = load_routes(str(transit.get("routes_file", "routes.csv")))
+    fold_into(settings, load_route_table(str(transit.get("routes_file", "routes.csv"))))
+    # configured carriers' number patterns: a number matching one is recognised by that carrier
+    settings.setdefault("invalid_tracking_number", {})["carrier_patterns"] = number_patterns()
     for code, table in settings.items():
         if isinstance(table, dict) and "severity" in table and table["severity"] not in SEVERITIES:
             raise BadInput(f"rules.toml: [{code}] severity {table['severity']!r} is not one of {', '.join(SEVERITIES)}")

@@ -1,52 +1,91 @@
-"""impossible_transit: delivered sooner than the route's minimum transit time, or delivered with no
-in-transit scan at all.
+"""impossible_transit: delivered sooner than the route's minimum transit time for its service class, or
+delivered with no in-transit scan at all.
 
-Route minimums (origin country of the first event -> destination country) come from data/routes.csv,
-handed in as settings["impossible_transit"]["routes"]. Express services are fast but show the full chain
-of export and import customs scans: with both, only a delivery faster than `express_min_days` is flagged.
+Minimums come from data/routes.csv per origin (country of the first event), destination and service class,
+handed in as settings["impossible_transit"]["routes"] (postal: (origin, dest) -> days) and
+["express_routes"] ('O->D' -> days). Postal/economy and express are kept apart: a parcel travels as express
+when its number is an express service's (DHL Express, FedEx Express, UPS, S10 EMS: overlay.toml) or when
+its scans show the express chain: export customs, line-haul and import customs. A "postal" parcel
+delivered in three days with no customs scan is a fake; an express one with its full chain is not.
 """
 
 from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping
 
 import numpy as np
 
 from detectors.places import normalize_country
 from detectors.rules import Evidence, Finding, RuleContext, place_text, rule, stamp
+from detectors.tracking_numbers import validate
 
 CODE = "impossible_transit"
-VERSION = "1"
+VERSION = "2"
+DEFAULT_LINEHAUL = ("LH_*",)
 
 
-def route_minimum(routes: dict[tuple[str, str], float], origin: str, dest: str, default: float) -> float:
-    """The minimum transit days from origin to dest: exact route, then 'same,same' for domestic, then '*'."""
-    if (origin, dest) in routes:
-        return routes[(origin, dest)]
-    if origin and origin == dest and ("same", "same") in routes:
-        return routes[("same", "same")]
-    for key in ((origin, "*"), ("*", dest), ("*", "*")):
-        if key in routes:
-            return routes[key]
+def route_minimum(routes: Mapping, origin: str, dest: str, default: float) -> float:
+    """The value for origin -> dest: exact route, then 'same,same' for domestic, then '*' rows. Keys are
+    (origin, dest) tuples or 'O->D' text."""
+    text_keys = any(isinstance(k, str) for k in routes)
+
+    def get(a: str, b: str) -> float | None:
+        return routes.get(f"{a}->{b}" if text_keys else (a, b))
+
+    if (value := get(origin, dest)) is not None:
+        return float(value)
+    if origin and origin == dest and (value := get("same", "same")) is not None:
+        return float(value)
+    for a, b in ((origin, "*"), ("*", dest), ("*", "*")):
+        if (value := get(a, b)) is not None:
+            return float(value)
     return default
+
+
+def express_number(number: str) -> str:
+    """'its number is a DHL Express number' when the number's format is an express service's, else ''."""
+    best = validate(number).best
+    if best is not None and best.valid and best.express:
+        return f"its number is a {best.name} number"
+    return ""
+
+
+def express_reason(number: str, events: list[dict], export_codes: tuple[str, ...], import_codes: tuple[str, ...],
+                   linehaul_codes: tuple[str, ...]) -> str:
+    """Why the parcel travels as express ('' when it does not): its number's service, or its scans' chain."""
+    if reason := express_number(number):
+        return reason
+    codes = [e["raw_code"] for e in events if isinstance(e.get("raw_code"), str)]
+
+    def seen(patterns: tuple[str, ...]) -> bool:
+        return any(fnmatch.fnmatchcase(c, p) for c in codes for p in patterns)
+
+    if seen(export_codes) and seen(linehaul_codes) and seen(import_codes):
+        return "its scans show export customs, line-haul and import customs"
+    return ""
 
 
 @rule(CODE, VERSION, "medium")
 def check(ctx: RuleContext) -> list[Finding]:
-    """Delivered faster than any real parcel on that route could be, or with no movement scans at all."""
+    """Delivered faster than any real parcel of its service class on that route, or with no movement scans."""
     cfg = ctx.settings.get(CODE, {})
     version = str(cfg.get("version", VERSION))
-    routes: dict[tuple[str, str], float] = cfg.get("routes", {})
+    routes: dict = cfg.get("routes", {})
+    express_routes: dict = cfg.get("express_routes", {})
     default = float(cfg.get("default_min_days", 3.0))
-    express_min = float(cfg.get("express_min_days", 0.75))
+    express_default = float(cfg.get("express_min_days", 0.75))
     no_transit_max = float(cfg.get("no_transit_max_days", 10))
-    longest = max([default, *routes.values()])
+    linehaul = tuple(cfg.get("linehaul_codes", DEFAULT_LINEHAUL))
+    kinds = ctx.kinds
+    longest = max([default, express_default, *routes.values(), *express_routes.values()])
     o = ctx.tracked
     o = o[o["delivered_jd"].notna().to_numpy()]
     # the longest journey the records allow: from the earliest of "shipped", the first event, the first scan
     # (cheap mail often hides its early scans; a fake is quick from every one of them)
     start = np.fmin(np.fmin(o["first_event_jd"].to_numpy(), o["shipped_jd"].to_numpy()), o["first_scan_jd"].to_numpy())
     duration = o["delivered_jd"].to_numpy() - start
-    full_customs = ((o["n_export"] > 0) & (o["n_import"] > 0)).to_numpy()
-    fast = (duration < longest) & ~(full_customs & (duration >= express_min))
+    fast = duration < longest
     no_transit = (o["n_transit"].to_numpy() == 0) & (duration < no_transit_max)
     hits = o[fast | no_transit]
     if hits.empty:
@@ -57,22 +96,23 @@ def check(ctx: RuleContext) -> list[Finding]:
         ev = by_number.get(row.tracking_number)
         if not ev:
             continue
-        first = ev[0]
-        origin = normalize_country(first["country"])
-        dest = normalize_country(row.dest_country)
-        minimum = route_minimum(routes, origin, dest, default)
         delivered = next((e for e in ev if e["status"] == "delivered"), None)
         if delivered is None:
             continue
+        origin = normalize_country(ev[0]["country"])
+        dest = normalize_country(row.dest_country)
+        why_express = express_reason(row.tracking_number, ev, kinds.export_codes, kinds.import_codes, linehaul)
+        service = "express" if why_express else "postal"
+        minimum = (route_minimum(express_routes, origin, dest, express_default) if why_express
+                   else route_minimum(routes, origin, dest, default))
         physical = [e for e in ev if e["status"] not in ("info_received", "not_found", "unknown")]
-        accepted = physical[0] if physical and physical[0]["id"] != delivered["id"] else first
+        accepted = physical[0] if physical and physical[0]["id"] != delivered["id"] else ev[0]
         reasons = []
-        too_fast = dur < minimum and not (row.n_export > 0 and row.n_import > 0 and dur >= express_min)
-        if too_fast:
-            reasons.append(f"delivered {dur:.1f} days after shipping, faster than the {minimum:g}-day minimum "
-                           f"for {origin or '?'} to {dest or '?'}")
-            if not (row.n_export > 0 and row.n_import > 0):
-                reasons.append("with no export and import customs scans")
+        if dur < minimum:
+            reasons.append(f"delivered {dur:.1f} days after shipping, faster than the {minimum:g}-day {service} "
+                           f"minimum for {origin or '?'} to {dest or '?'}")
+            if not why_express:
+                reasons.append("with no express chain of export customs, line-haul and import customs scans")
         if row.n_transit == 0 and dur < no_transit_max:
             reasons.append("delivered with no in-transit scan at all")
         if not reasons:
@@ -82,7 +122,8 @@ def check(ctx: RuleContext) -> list[Finding]:
                 f"{place_text(delivered['city'], delivered['postcode'], delivered['country'])} on {stamp(delivered['occurred_at'])}")
         evidence = Evidence(facts={
             "tracking_number": row.tracking_number, "transit_days": round(float(dur), 2),
-            "route": f"{origin or '?'}->{dest or '?'}", "route_min_days": minimum,
+            "route": f"{origin or '?'}->{dest or '?'}", "service_class": service,
+            "express_because": why_express or None, "route_min_days": minimum,
             "in_transit_scans": int(row.n_transit), "export_customs_scans": int(row.n_export),
             "import_customs_scans": int(row.n_import),
         }).add_events(accepted, delivered)

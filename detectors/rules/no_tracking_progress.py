@@ -2,9 +2,13 @@
 `stale_days` on a parcel not delivered, or a gap of `stale_days` without scans before the delivered scan
 (the parcel stuck for weeks that turns "delivered" when the buyer disputes).
 
-Look-alikes kept out: first scans that lag 3-15 days (the grace period is longer); cheap untracked mail
-and numbers re-labelled in the destination country, whose tracking ends at a hand-over scan (export,
-line-haul, import, last-mile acceptance: `handover_codes`); parcels the buyer says arrived.
+Silence after a hand-over scan (export, line-haul, import, last-mile acceptance: `handover_codes`) is the
+route's untracked last mile: cheap untracked mail and numbers re-labelled in the destination country go
+quiet there. It is normal only for a bounded time, the route's `untracked_last_mile_days`
+(data/routes.csv, handed in as settings["no_tracking_progress"]["last_mile_days"], and
+["express_last_mile_days"] for express parcels); after that the parcel is flagged unless the buyer says
+it arrived. Other look-alikes kept out: first scans that lag 3-15 days (the grace period is longer);
+parcels the buyer says arrived.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
+from detectors.places import normalize_country
 from detectors.rules import Evidence, Finding, RuleContext, answer_in, place_text, rule, stamp
+from detectors.rules.impossible_transit import express_number, route_minimum
 from detectors.view import PHYSICAL_STATUSES, jd_to_text
 
 CODE = "no_tracking_progress"
-VERSION = "1"
+VERSION = "2"
 _YES = {"yes", "y", "true", "1", "received"}
 DEFAULT_HANDOVER = ("CC_*", "LH_*", "GTMS_ACCEPT")
 _FMT = "%Y-%m-%dT%H:%M:%SZ"
@@ -32,12 +38,26 @@ def _arrived(o: pd.DataFrame) -> np.ndarray:
     return says_yes | o["confirmed_jd"].notna().to_numpy()
 
 
+def _quiet_bounds(cfg: dict) -> np.ndarray:
+    """Every silence length after the last scan at which a verdict may change: `stale_days` and each route's
+    last-mile bound, sorted."""
+    bounds = {float(cfg.get("stale_days", 30)), float(cfg.get("untracked_last_mile_days", 45))}
+    for table in ("last_mile_days", "express_last_mile_days"):
+        bounds.update(float(v) for v in (cfg.get(table) or {}).values())
+    return np.array(sorted(bounds))
+
+
 def _deadlines(ctx: RuleContext) -> pd.Series:
     cfg = ctx.settings.get(CODE, {})
     o = ctx.tracked
     undelivered = o["delivered_jd"].isna().to_numpy() & ~_arrived(o)
-    due = np.where(o["n_scans"].to_numpy() == 0, o["shipped_jd"] + float(cfg.get("grace_days", 20)),
-                   o["last_scan_jd"] + float(cfg.get("stale_days", 30)))
+    # a silent parcel's verdict may change when its silence reaches the next bound (conservative: any route's)
+    bounds = _quiet_bounds(cfg)
+    last = o["last_scan_jd"].to_numpy(dtype=float)
+    silent = ctx.as_of_jd - last
+    nxt = np.searchsorted(bounds, np.nan_to_num(silent, nan=np.inf), side="right")
+    next_bound = np.where(nxt < len(bounds), bounds[np.minimum(nxt, len(bounds) - 1)], np.nan)
+    due = np.where(o["n_scans"].to_numpy() == 0, o["shipped_jd"] + float(cfg.get("grace_days", 20)), last + next_bound)
     keep = undelivered & ~np.isnan(due)
     return pd.Series(due[keep], index=o["order_id"].to_numpy()[keep])
 
@@ -62,6 +82,9 @@ def check(ctx: RuleContext) -> list[Finding]:
     grace = float(cfg.get("grace_days", 20))
     stale = float(cfg.get("stale_days", 30))
     handover = tuple(cfg.get("handover_codes", DEFAULT_HANDOVER))
+    quiet_default = float(cfg.get("untracked_last_mile_days", 45))
+    postal_quiet = cfg.get("last_mile_days") or {}
+    express_quiet = cfg.get("express_last_mile_days") or {}
     o = ctx.tracked
     arrived = _arrived(o)
     findings: list[Finding] = []
@@ -92,13 +115,35 @@ def check(ctx: RuleContext) -> list[Finding]:
         if np.isnan(row.delivered_jd):
             last = scans[-1]
             code = last["raw_code"] if isinstance(last["raw_code"], str) else ""
-            if last["status"] == "returned" or any(fnmatch.fnmatchcase(code, p) for p in handover):
-                continue  # handed over to an untracked or re-labelled last mile: silence is normal
-            text = (f"no new scan in the {stale:g} days after the last one, '{last['description'] or last['status']}' "
-                    f"in {place_text(last['city'], last['postcode'], last['country'])} on {stamp(last['occurred_at'])}; "
-                    "not delivered")
-            evidence = Evidence(facts={"tracking_number": row.tracking_number, "last_scan_at": last["occurred_at"],
-                                       "stale_days": stale}).add_events(last)
+            if last["status"] == "returned":
+                continue
+            silent = ctx.as_of_jd - row.last_scan_jd
+            where = place_text(last["city"], last["postcode"], last["country"])
+            seen = f"'{last['description'] or last['status']}' in {where} on {stamp(last['occurred_at'])}"
+            facts = {"tracking_number": row.tracking_number, "last_scan_at": last["occurred_at"],
+                     "silent_days": round(float(silent), 1), "last_seen": where}
+            if any(fnmatch.fnmatchcase(code, p) for p in handover):
+                # handed over to an untracked or re-labelled last mile: silence is normal, for a bounded time
+                all_events = events.get(row.tracking_number, [])
+                origin = normalize_country(all_events[0]["country"]) if all_events else ""
+                dest = normalize_country(row.dest_country)
+                # only the number tells an express service here: postal parcels show customs scans too
+                express = express_number(row.tracking_number)
+                # express last miles are tracked: their silence is held to `stale_days` unless a route says otherwise
+                bound = route_minimum(express_quiet if express else postal_quiet, origin, dest,
+                                      stale if express else quiet_default)
+                if silent < bound:
+                    continue
+                service = "express" if express else "postal"
+                text = (f"no scan for {silent:.0f} days since the hand-over {seen}; the untracked last mile of "
+                        f"{service} parcels from {origin or '?'} to {dest or '?'} normally ends within {bound:g} days; "
+                        "not delivered and the buyer has not said it arrived")
+                facts |= {"handover": True, "route": f"{origin or '?'}->{dest or '?'}", "service_class": service,
+                          "untracked_last_mile_days": bound}
+            else:
+                text = (f"no scan for {silent:.0f} days (more than {stale:g}) since {seen}; not delivered")
+                facts |= {"stale_days": stale}
+            evidence = Evidence(facts=facts).add_events(last)
         else:
             delivered = next(e for e in scans if e["status"] == "delivered")
             gap, before, after = _max_gap(scans, delivered["occurred_at"])

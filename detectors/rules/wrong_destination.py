@@ -82,7 +82,7 @@ def _usps_findings(ctx: RuleContext, o: pd.DataFrame, version: str, severity: st
                            count=len(o))]
     for row in routed.itertuples(index=False):
         best = validate(row.tracking_number).best
-        if not best or best.format != "usps_impb" or not best.dest_zip:
+        if not best or best.carrier != "usps" or not best.dest_zip:
             continue
         order = Place.of(row.dest_country, row.dest_city, row.dest_postcode)
         if order.country and order.country != "US":

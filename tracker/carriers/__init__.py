@@ -27,7 +27,7 @@ from tracker.errors import BadInput
 
 __all__ = [
     "BASE_URL_ENV", "BREAKER_OUTCOMES", "OUTCOMES", "Carrier", "Page", "ParseResult",
-    "carrier_dirs", "load_carriers", "parse_page", "rebase_url", "register_adapter", "resolve",
+    "carrier_dirs", "load_carriers", "number_patterns", "parse_page", "rebase_url", "register_adapter", "resolve",
 ]
 
 Parser = Callable[[Carrier, Page, str], ParseResult]
@@ -133,16 +133,25 @@ def load_carriers(dirs: list[Path] | None = None) -> dict[str, Carrier]:
 
 
 def resolve(carriers: dict[str, Carrier], name: str | None) -> Carrier | None:
-    """The carrier a name or alias means, ignoring case and punctuation."""
+    """The carrier a name or alias means, compared as the importer stores names (`carrier_key`)."""
+    from detectors.tracking_numbers import carrier_key
+
     if not name:
         return None
     if name in carriers:
         return carriers[name]
-    key = re.sub(r"[^a-z0-9]", "", name.lower())
+    key = carrier_key(name)
     for carrier in carriers.values():
-        if any(re.sub(r"[^a-z0-9]", "", n.lower()) == key for n in (carrier.name, *carrier.aliases)):
+        if key and any(carrier_key(n) == key for n in (carrier.name, *carrier.aliases)):
             return carrier
     return None
+
+
+def number_patterns(carriers: dict[str, Carrier] | None = None) -> dict[str, str]:
+    """Carrier name -> its file's `number_pattern`: handed to the number validation (detectors stay pure),
+    so a number matching a configured carrier's pattern is recognised by that carrier."""
+    registry = carriers if carriers is not None else load_carriers()
+    return {c.name: c.number_pattern.pattern for c in sorted(registry.values(), key=lambda c: c.name)}
 
 
 # Built-in adapters register themselves on import.

@@ -74,9 +74,13 @@ class Carrier:
         return rebase_url(self.url, base_url) if base_url else self.url
 
     def names(self) -> tuple[str, ...]:
-        """Every spelling the carrier column may hold for this carrier."""
+        """Every spelling the carrier column may hold for this carrier: each name and alias as written and as
+        the importer stores it (`carrier_key`: lower case, letters and digits only)."""
+        from detectors.tracking_numbers import carrier_key
+
         out = [self.name, *self.aliases]
-        return tuple(dict.fromkeys(out + [n.lower() for n in out] + [n.upper() for n in out]))
+        keys = [carrier_key(n) for n in out]
+        return tuple(dict.fromkeys(out + [n.lower() for n in out] + [n.upper() for n in out] + [k for k in keys if k]))
 
 
 def rebase_url(url: str, base_url: str) -> str:

@@ -69,13 +69,14 @@ def flags(ctx: click.Context, fmt: str) -> None:
     emit_rows(rows, FLAG_COLUMNS, fmt, max_width=80)
 
 
-def validation_rows(numbers: list[str]) -> list[dict[str, Any]]:
-    """Per number: the normalised number, formats matched, carrier, check digit, country / destination ZIP."""
+def validation_rows(numbers: list[str], carrier_patterns: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Per number: the verdict (valid yes / no / unknown), the formats it has the shape of, the carrier, the
+    check digit, the issuing country or destination ZIP, and why it is not valid."""
     from detectors.tracking_numbers import validate
 
     rows = []
     for text in numbers:
-        v = validate(text)
+        v = validate(text, carrier_patterns)
         best = v.best
         if best is None:
             check = ""
@@ -83,14 +84,17 @@ def validation_rows(numbers: list[str]) -> list[dict[str, Any]]:
             check = "none"
         else:
             check = "ok" if best.check_digit_ok else "fails"
+        zip_code = best.dest_zip if best and best.dest_zip else ""
+        if zip_code and best.dest_zip4:
+            zip_code = f"{zip_code}-{best.dest_zip4}"
         rows.append({
             "number": v.number or text,
-            "valid": "yes" if v.valid else "no",
+            "valid": {"valid": "yes", "invalid": "no"}.get(v.verdict, "unknown"),
             "formats": ",".join(m.format for m in v.matches) or "none",
-            "carrier": best.carrier if best else "",
+            "carrier": best.carrier if best and v.verdict != "unknown" else "",
             "check_digit": check,
             "country": best.country if best and best.country else "",
-            "dest_zip": best.dest_zip if best and best.dest_zip else "",
+            "dest_zip": zip_code,
             "reason": v.reason(),
         })
     return rows
@@ -100,11 +104,17 @@ def validation_rows(numbers: list[str]) -> list[dict[str, Any]]:
 @click.argument("numbers", nargs=-1, required=True)
 @format_option
 def validate(numbers: tuple[str, ...], fmt: str) -> None:
-    """Say, per number, which carrier format it matches and whether its check digit holds.
+    """Say, per number, whether it is valid (yes), invalid (no) or of no known format (unknown), with the
+    format and carrier.
 
-    Exit status 2 when any number is invalid.
+    A number is invalid when its shape claims a known format (S10, UPS 1Z, USPS IMpb, ...) and it fails
+    that format's check digit, issuing country or service rule; a number matching a configured carrier
+    file's number_pattern is recognised by that carrier. Exit status 2 when any number is invalid (not for
+    unknown ones).
     """
-    rows = validation_rows(list(numbers))
+    from tracker.carriers import number_patterns
+
+    rows = validation_rows(list(numbers), number_patterns())
     emit_rows(rows, VALIDATE_COLUMNS, fmt)
     bad = [r for r in rows if r["valid"] == "no"]
     if bad:

@@ -52,6 +52,27 @@ class Writer:
         raise NotImplementedError
 
 
+class CarrierGuess:
+    """The carrier a number's format means, the configured carrier files' `number_pattern`s included (read
+    once per import; a carrier file that cannot be read leaves guessing to the known formats)."""
+
+    def __init__(self) -> None:
+        self._patterns: dict[str, str] | None = None
+
+    def __call__(self, number: str) -> str | None:
+        from detectors.tracking_numbers import guess_carrier
+
+        if self._patterns is None:
+            from tracker.carriers import number_patterns
+            from tracker.errors import BadInput
+
+            try:
+                self._patterns = number_patterns()
+            except BadInput:
+                self._patterns = {}
+        return guess_carrier(number, self._patterns)
+
+
 class Kind:
     """One kind of import file. Subclasses name the columns and turn a clean row into a record."""
 

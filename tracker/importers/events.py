@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from detectors.tracking_numbers import guess_carrier
 from tracker.events import insert_events
 from tracker.importers import fields
-from tracker.importers.base import Kind, Writer, extra_json, register_shipments
+from tracker.importers.base import CarrierGuess, Kind, Writer, extra_json, register_shipments
 from tracker.importers.sources import Problem
 from tracker.statuses import derive_status
 
@@ -21,6 +20,7 @@ class EventsWriter(Writer):
         self.unchanged += len(batch) - added
         carriers: dict[str, str | None] = {}
         latest: dict[str, str] = {}
+        guess_carrier = self.__dict__.setdefault("guess_carrier", CarrierGuess())
         for event in batch:
             number = event["tracking_number"]
             if carriers.get(number) is None:

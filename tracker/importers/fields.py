@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import pycountry
 
-from detectors.tracking_numbers import normalize_number
+from detectors.tracking_numbers import carrier_key, normalize_number
 from tracker.events import NORMALISED_STATUSES
 from tracker.timeutil import normalize_time
 
@@ -135,10 +135,8 @@ def tracking_number_value(text: str) -> str:
     return number
 
 
-_CARRIER_SEPARATORS = re.compile(r"[\s\-]+")
-
-
 def carrier_value(text: str) -> str:
-    """Carrier ids are lower case without spaces: 'China Post' -> 'chinapost', 'YunExpress' -> 'yunexpress'."""
+    """Carrier ids are compared as `carrier_key` makes them, here and in the carrier registry:
+    'China Post' -> 'chinapost', 'AliExpress Standard Shipping' -> 'aliexpressstandardshipping'."""
     value = text.lower()
-    return _CARRIER_SEPARATORS.sub("", value) if not value.isalnum() else value
+    return value if value.isalnum() else carrier_key(value)

@@ -7,10 +7,9 @@ from typing import Any
 
 import sqlite_utils
 
-from detectors.tracking_numbers import guess_carrier
 from tracker.db import next_seq
 from tracker.importers import fields
-from tracker.importers.base import Kind, Writer, extra_json, register_shipments
+from tracker.importers.base import CarrierGuess, Kind, Writer, extra_json, register_shipments
 from tracker.importers.sources import Problem
 
 # The stored columns an import decides (everything but seq and imported_at), in record order.
@@ -92,6 +91,7 @@ class Orders(Kind):
     def __init__(self) -> None:
         super().__init__()
         self.first_line: dict[str, int] = {}  # order_id -> line: the one per-file set a stream must keep
+        self.guess_carrier = CarrierGuess()
 
     def finish(
         self, line: int, clean: list[Any], values: tuple[str, ...], extras: dict[str, Any] | None, problems: list[Problem]
@@ -107,6 +107,6 @@ class Orders(Kind):
          confirmed_at, received, amount, currency, title) = clean
         raw = values[7].strip() if number else None
         if number and not carrier:
-            carrier = guess_carrier(number)
+            carrier = self.guess_carrier(number)
         return (order_id, buyer, seller, ordered_at, country, city, postcode, number, raw, carrier, shipped_at,
                 days, confirmed_at, received, amount, currency, title, extra_json(extras))

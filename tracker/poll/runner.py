@@ -24,7 +24,7 @@ from urllib.parse import quote
 import sqlite_utils
 
 from tracker import config
-from tracker.carriers import BREAKER_OUTCOMES, Carrier, load_carriers, resolve
+from tracker.carriers import BREAKER_OUTCOMES, Carrier, load_carriers, number_patterns, resolve
 from tracker.errors import BadInput, RunFailure
 from tracker.poll.http import FetchError, HttpSettings, TokenBucket, fetch, is_loopback, make_session
 from tracker.poll.parsing import WORKER_ADAPTERS, Parser, make_parser
@@ -277,6 +277,7 @@ def poll(
     now = as_of or clock_now()
     cfg = polling_settings(settings)
     registry = carriers if carriers is not None else load_carriers()
+    patterns = number_patterns(registry)
     if carrier:
         chosen = resolve(registry, carrier)
         if chosen is None:
@@ -286,7 +287,7 @@ def poll(
         ignore_rate_limits = bool(cfg["run"].get("ignore_rate_limits", False))
     summary = PollSummary()
     t_start = time.monotonic()
-    summary.shipments_created = seed_shipments(db, now)
+    summary.shipments_created = seed_shipments(db, now, patterns)
     http = HttpSettings.from_config(cfg["http"])
 
     lanes: dict[str, Lane] = {}

@@ -128,8 +128,9 @@ def write_batch(db: sqlite_utils.Database, results: list[PollResult], now: datet
     return added
 
 
-def seed_shipments(db: sqlite_utils.Database, now: datetime) -> int:
-    """Give every order's tracking number a shipments row (importers normally do; this makes poll robust)."""
+def seed_shipments(db: sqlite_utils.Database, now: datetime, patterns: dict[str, str] | None = None) -> int:
+    """Give every order's tracking number a shipments row (importers normally do; this makes poll robust).
+    `patterns`: the configured carriers' number patterns, so a number only they know is guessed as theirs."""
     from detectors.tracking_numbers import guess_carrier
 
     conn = db.conn
@@ -143,7 +144,7 @@ def seed_shipments(db: sqlite_utils.Database, now: datetime) -> int:
         conn.executemany(
             "INSERT OR IGNORE INTO shipments (tracking_number, carrier, state, first_seen_at, next_poll_at) "
             "VALUES (?, ?, 'pending', ?, ?)",
-            [(tn, carrier or guess_carrier(tn), first, at) for tn, carrier, first in rows],
+            [(tn, carrier or guess_carrier(tn, patterns), first, at) for tn, carrier, first in rows],
         )
         # a due row must have a time to sort by
         conn.execute("UPDATE shipments SET next_poll_at = ? WHERE next_poll_at IS NULL "
