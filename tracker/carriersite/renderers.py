@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 from functools import cache
 from html import escape
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from tracker.timeutil import from_db
 
@@ -127,22 +128,52 @@ def country_name(code: str) -> str:
     return code.upper() if "," in name else name
 
 
+@cache
+def country_zone(code: str) -> ZoneInfo:
+    """A country's principal IANA zone (the first zone.tab gives it; tzdata ships the table)."""
+    from importlib.resources import files
+
+    for line in files("tzdata").joinpath("zoneinfo", "zone.tab").read_text().splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 3 and parts[0] == code.upper():
+            return ZoneInfo(parts[2])
+    return ZoneInfo("UTC")
+
+
+def _gmt(offset: timedelta | None) -> str:
+    """Cainiao's way of writing a zone: "GMT+8", "GMT+5:30", "GMT-3", "GMT+0"."""
+    minutes = int((offset or timedelta(0)).total_seconds() // 60)
+    sign, minutes = ("-" if minutes < 0 else "+"), abs(minutes)
+    return f"GMT{sign}{minutes // 60}" + (f":{minutes % 60:02d}" if minutes % 60 else "")
+
+
+# top-level module status by the newest event's stage (the values public trackers map)
+_CAINIAO_STATUS = {"GWMS": "WAIT_ACCEPT", "PU": "ACCEPTED", "SC": "TRANSITING", "LH": "TRANSITING",
+                   "CC": "CLEAR_CUSTOMS", "GTMS_DO_DEPART": "DELIVERING", "GTMS_SIGNED": "SIGNIN"}
+
+
 def render_cainiao(number: str, events: list[dict[str, Any]]) -> tuple[str, bytes]:
-    """Cainiao's detail.json: newest event first, local times with their zone, epoch milliseconds."""
+    """global.cainiao.com's detail.json, in its real shape: newest event first; each event's wall time
+    (timeStr) in the zone of the place it happened, with that zone (timeZone, empty on warehouse events,
+    which are China time); `time` in epoch ms is timeStr read at UTC+8, as on the real site."""
     if not events:
-        doc = {"success": True, "module": [{"mailNo": number, "mailNoSource": "EMPTY", "detailList": []}]}
+        doc = {"module": [{"mailNo": number, "mailNoSource": "EXTERNAL", "detailList": []}], "success": True}
         return "application/json;charset=UTF-8", json.dumps(doc).encode()
     items, real_mail_no = [], None
+    dest = next((e.get("country") for e in reversed(events) if e.get("country")), "") or ""
     for e in sorted(events, key=_when, reverse=True):
         when = _when(e)
         code = e.get("raw_code") or ""
+        country = (e.get("country") or "CN").upper()
+        local = when.astimezone(BEIJING if country == "CN" else country_zone(country))
+        wall = local.replace(tzinfo=None)
         item = {
-            "time": int(when.timestamp() * 1000),
-            "timeStr": when.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S"),
-            "timeZone": "GMT+8",
+            "time": int((wall - datetime(1970, 1, 1) - timedelta(hours=8)).total_seconds() * 1000),
+            "timeStr": wall.strftime("%Y-%m-%d %H:%M:%S"),
             "desc": e.get("description") or CAINIAO_STANDARD.get(code, ""),
             "standerdDesc": CAINIAO_STANDARD.get(code, e.get("description") or ""),
-            "descTitle": CAINIAO_STANDARD.get(code, ""),
+            "descTitle": "Carrier note:",
+            "timeZone": "" if code.startswith("GWMS") else _gmt(local.utcoffset()),
             "actionCode": code,
             "city": e.get("city") or "",
             "postCode": e.get("postcode") or "",
@@ -153,10 +184,15 @@ def render_cainiao(number: str, events: list[dict[str, Any]]) -> tuple[str, byte
             item["realMailNo"] = lm
             real_mail_no = real_mail_no or lm
         items.append(item)
-    module = {"mailNo": number, "mailNoSource": "CAINIAO", "status": items[0]["actionCode"], "detailList": items}
+    newest = items[0]["actionCode"]
+    status = _CAINIAO_STATUS.get(newest) or _CAINIAO_STATUS.get(newest.split("_")[0], "TRANSITING")
+    module = {"mailNo": number, "originCountry": "Mainland China", "destCountry": country_name(dest) if dest else "",
+              "mailNoSource": "AE", "status": status, "statusDesc": status.replace("_", " ").title(),
+              "latestTrace": items[0], "detailList": items}
     if real_mail_no:
-        module["realMailNo"] = real_mail_no
-    return "application/json;charset=UTF-8", json.dumps({"success": True, "module": [module]}).encode()
+        module["copyRealMailNo"] = real_mail_no
+        module["realMailNo"] = f"Latest Tracking Number:\t{real_mail_no}"
+    return "application/json;charset=UTF-8", json.dumps({"module": [module], "success": True}).encode()
 
 
 _PAGE = """<!DOCTYPE html>
