@@ -142,9 +142,10 @@ def carrier_from_settings(settings: dict, source: str = "") -> Carrier:
     if settings["adapter"] not in _ADAPTERS:
         raise BadInput(f"{where}: unknown adapter {settings['adapter']!r} (known: {', '.join(adapters())})")
     url = str(settings["url"])
-    batch = settings["adapter"] in _BATCH  # a batch API sends the numbers in the body
-    if not url.startswith(("http://", "https://")) or ("{number}" not in url and not batch):
-        raise BadInput(f"{where}: 'url' must be http(s) and contain {{number}}")
+    # the number goes in the URL, or in a POST body ([request] body), or in a batch API's body
+    in_body = "{number}" in str(settings.get("request", {}).get("body", "")) or settings["adapter"] in _BATCH
+    if not url.startswith(("http://", "https://")) or ("{number}" not in url and not in_body):
+        raise BadInput(f"{where}: 'url' must be http(s) and contain {{number}} (or [request] body must)")
     try:
         pattern = re.compile(settings["number_pattern"])
     except re.error as exc:

@@ -47,6 +47,11 @@ class ParseResult:
 _SECRET = re.compile(r"\$\{([A-Z0-9_]+)\}")
 
 
+def _fill(template: str) -> str:
+    """`${NAME}` replaced by the environment variable NAME (a token or key the user keeps out of files)."""
+    return _SECRET.sub(lambda m: os.environ.get(m.group(1), ""), template)
+
+
 @dataclass(frozen=True)
 class Request:
     """One HTTP request for one page (or one batch)."""
@@ -77,7 +82,7 @@ class Carrier:
         """The tracking URL: number checked against the carrier's pattern, then URL-encoded."""
         if not self.number_pattern.fullmatch(number or ""):
             raise BadInput(f"{number!r}: not a {self.name} number (pattern {self.number_pattern.pattern})")
-        url = self.url.replace("{number}", quote(number, safe=""))
+        url = _fill(self.url).replace("{number}", quote(number, safe=""))
         base_url = base_url if base_url is not None else os.environ.get(BASE_URL_ENV) or None
         return rebase_url(url, base_url) if base_url else url
 
@@ -101,9 +106,18 @@ class Carrier:
         return bool(self.settings.get("fallback", False))
 
     def secrets(self) -> list[str]:
-        """The environment variables this carrier's requests need (`${NAME}` in [request] headers)."""
-        headers = self.settings.get("request", {}).get("headers", {})
-        return sorted({m for v in headers.values() for m in _SECRET.findall(str(v))})
+        """The environment variables this carrier's requests need (`${NAME}` in the url or [request])."""
+        spec = self.settings.get("request", {})
+        texts = [self.url, str(spec.get("body", "")), *map(str, spec.get("headers", {}).values())]
+        return sorted({m for t in texts for m in _SECRET.findall(t)})
+
+    def redact(self, text: str) -> str:
+        """`text` (a URL about to be stored) with the values of this carrier's secrets put back as ${NAME}."""
+        for name in self.secrets():
+            value = os.environ.get(name)
+            if value:
+                text = text.replace(value, "${" + name + "}").replace(quote(value, safe=""), "${" + name + "}")
+        return text
 
     def missing_secrets(self) -> list[str]:
         return [name for name in self.secrets() if not os.environ.get(name)]
@@ -115,13 +129,12 @@ class Carrier:
         body = spec.get("body")
         data = None
         if body is not None:  # the number is pattern-checked; escaped as a JSON string's inside anyway
-            data = str(body).replace("{number}", json.dumps(number)[1:-1]).encode()
+            data = _fill(str(body)).replace("{number}", json.dumps(number)[1:-1]).encode()
         return Request(str(spec.get("method", "GET")).upper(), url, data, self.headers())
 
     def headers(self) -> dict[str, str]:
         """The [request] headers, `${NAME}` replaced by the environment variable's value."""
-        return {str(k): _SECRET.sub(lambda m: os.environ.get(m.group(1), ""), str(v))
-                for k, v in self.settings.get("request", {}).get("headers", {}).items()}
+        return {str(k): _fill(str(v)) for k, v in self.settings.get("request", {}).get("headers", {}).items()}
 
     def names(self) -> tuple[str, ...]:
         """Every spelling the carrier column may hold for this carrier."""

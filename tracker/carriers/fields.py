@@ -126,10 +126,9 @@ class EventMaker:
 
     def make(self, tracking_number: str, raw: dict[str, Any], result: ParseResult, where: str) -> dict[str, Any] | None:
         """One event row from the raw fields, or None (noted on `result`) when the row has no usable time."""
+        raw = {k: (" ".join(p for p in map(text, v) if p) or None) if isinstance(v, list | tuple) else v
+               for k, v in raw.items()}  # parts in separate elements (a date and a time) joined
         when = raw.get("time")
-        if isinstance(when, list | tuple):  # a date and a time in separate elements
-            parts = [text(p) for p in when]
-            when = " ".join(p for p in parts if p) or None
         try:
             if when is None or (isinstance(when, str) and not when.strip()):
                 raise ValueError("no time")

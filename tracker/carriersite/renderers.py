@@ -225,24 +225,60 @@ def render_chinapost(number: str, events: list[dict[str, Any]]) -> tuple[str, by
 
 
 def render_yunexpress(number: str, events: list[dict[str, Any]]) -> tuple[str, bytes]:
-    """YunExpress, layout B: a list of divs, day-first dates to the minute, country names."""
+    """YunExpress's Track/Query answer (ResultList[].TrackInfo.TrackEventDetails[]), newest first, times in
+    China time without a zone, places as "City, Country name, postcode"."""
     if not events:
-        content = (f'<div class="track-empty"><h3>Sorry, we could not find any information for this number '
-                   f"{escape(number)}.</h3></div>")
-    else:
-        items = []
-        for e in sorted(events, key=_when, reverse=True):
-            word = word_for(e, YUNEXPRESS_WORDS, YUNEXPRESS_STATUS_WORDS)
-            country = country_name(e["country"]) if e.get("country") else None
-            where = ", ".join(p for p in (e.get("city"), country, e.get("postcode")) if p)
-            items.append(
-                f'<div class="track-item"><span class="track-date">{_when(e).astimezone(BEIJING):%d/%m/%Y %H:%M}'
-                f'</span><div class="track-info"><span class="track-status">{escape(word)}</span>'
-                f'<span class="track-where">{escape(where)}</span></div></div>'
-            )
-        content = (f'<div class="track-box"><h1>Waybill {escape(number)}</h1>'
-                   f'<div class="track-list">{"".join(items)}</div></div>')
-    return "text/html; charset=utf-8", _PAGE.format(title="YunExpress Tracking", content=content).encode()
+        doc = {"ResultList": [{"Id": number, "Status": 0, "TrackInfo": None}], "Code": "0000"}
+        return "application/json; charset=utf-8", json.dumps(doc).encode()
+    details, last_mile = [], None
+    for e in sorted(events, key=_when, reverse=True):
+        country = country_name(e["country"]) if e.get("country") else None
+        where = ", ".join(p for p in (e.get("city"), country, e.get("postcode")) if p)
+        details.append({"CreatedOn": f"{_when(e).astimezone(BEIJING):%Y-%m-%dT%H:%M:%S}", "ProcessLocation": where,
+                        "ProcessContent": word_for(e, YUNEXPRESS_WORDS, YUNEXPRESS_STATUS_WORDS)})
+        last_mile = last_mile or last_mile_number(e)
+    dest = next((e.get("country") for e in reversed(events) if e.get("country")), None)
+    info = {"WaybillNumber": number, "TrackingNumber": last_mile or number, "ProviderName": "YunExpress",
+            "OriginCountryCode": "CN", "DestinationCountryCode": dest, "TrackEventDetails": details}
+    return "application/json; charset=utf-8", json.dumps({"ResultList": [{"Id": number, "Status": 1,
+                                                                         "TrackInfo": info}], "Code": "0000"}).encode()
+
+
+# 17TRACK sub-status and stage by the journey's stage code
+_17_SUB = {"GWMS_ACCEPT": ("InfoReceived", "InfoReceived"), "PU_PICKUP_SUCCESS": ("InTransit_PickedUp", "PickedUp"),
+           "LH_DEPART": ("InTransit_Departure", "Departure"), "LH_ARRIVE": ("InTransit_Arrival", "Arrival"),
+           "CC_IM_START": ("InTransit_CustomsProcessing", ""), "CC_IM_SUCCESS": ("InTransit_CustomsReleased", ""),
+           "GTMS_DO_DEPART": ("OutForDelivery_Other", "OutForDelivery"), "GTMS_SIGNED": ("Delivered_Other", "Delivered"),
+           "GTMS_DEL_FAILURE": ("DeliveryFailure_Other", ""), "GTMS_STA_SIGNED": ("AvailableForPickup_Other", "AvailableForPickup")}
+_17_MAIN = {"InfoReceived": "InfoReceived", "OutForDelivery": "OutForDelivery", "Delivered": "Delivered",
+            "DeliveryFailure": "DeliveryFailure", "AvailableForPickup": "AvailableForPickup"}
+
+
+def render_17track_item(number: str, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """One `accepted` item of 17TRACK's gettrackinfo answer for a journey (v2.2 shape): events newest
+    first with time_iso in the place's own offset, time_utc and time_raw."""
+    out = []
+    for e in sorted(events, key=_when, reverse=True):
+        when = _when(e)
+        country = (e.get("country") or "CN").upper()
+        local = when.astimezone(BEIJING if country == "CN" else country_zone(country))
+        sub, stage = _17_SUB.get(e.get("raw_code") or "", ("InTransit_Other", ""))
+        offset = local.strftime("%z")
+        out.append({"time_iso": local.isoformat(), "time_utc": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "time_raw": {"date": f"{local:%Y-%m-%d}", "time": f"{local:%H:%M:%S}",
+                                 "timezone": f"{offset[:3]}:{offset[3:]}"},
+                    "description": e.get("description") or "", "location": ", ".join(
+                        p for p in (e.get("city"), e.get("country")) if p),
+                    "stage": stage, "sub_status": sub,
+                    "address": {"country": e.get("country"), "state": None, "city": e.get("city"),
+                                "street": None, "postal_code": e.get("postcode")}})
+    main = _17_MAIN.get(out[0]["sub_status"].split("_")[0], "InTransit") if out else "NotFound"
+    latest = {"status": main, "sub_status": out[0]["sub_status"] if out else "NotFound_Other", "sub_status_descr": None}
+    return {"number": number, "carrier": 3011, "param": None, "tag": None,
+            "track_info": {"latest_status": latest, "latest_event": out[0] if out else None,
+                           "misc_info": {"local_number": number},
+                           "tracking": {"providers": [{"provider": {"key": 3011, "name": "China Post"},
+                                                        "events": out}] if out else []}}}
 
 
 CAPTCHA = {

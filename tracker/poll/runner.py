@@ -295,16 +295,16 @@ class _Run:
         parsed = self.parser.parse(carrier, page, tn)
         if page.status == 404 and parsed.outcome != "not_found":
             return result("error", http_status=404, error="HTTP 404")
-        return self.outcome(result, shipment, parsed, page)
+        return self.outcome(carrier, result, shipment, parsed, page)
 
-    def outcome(self, result: Callable[..., PollResult], shipment: dict[str, Any], parsed: ParseResult,
-                page: Page | None) -> PollResult:
+    def outcome(self, carrier: Carrier, result: Callable[..., PollResult], shipment: dict[str, Any],
+                parsed: ParseResult, page: Page | None) -> PollResult:
         """The poll result of one parsed page: its events, or why none are stored; its page kept as evidence."""
         parsed = check_page_number(shipment, parsed)
         snapshot = None
         if page is not None and (parsed.outcome in ANSWERS or parsed.outcome == "wrong_parcel"):
             snapshot = Snapshot(hashlib.sha256(page.body).hexdigest(), zlib.compress(page.body, 6), len(page.body),
-                                page.content_type, page.url, page.status)
+                                page.content_type, carrier.redact(page.url), page.status)
         error = parsed.error
         notes = list(parsed.notes)
         if parsed.unknown_codes:
@@ -351,7 +351,7 @@ class _Run:
                 return PollResult(shipment, carrier.name, lane.host, started, int((time.monotonic() - t0) * 1000),
                                   outcome, **kw)
 
-            self.results.put(self.outcome(result, shipment, parsed, page))
+            self.results.put(self.outcome(carrier, result, shipment, parsed, page))
 
 
 def check_page_number(shipment: dict[str, Any], parsed: ParseResult) -> ParseResult:
