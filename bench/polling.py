@@ -5,7 +5,7 @@ process (so the server's CPU is not the poller's), then measures in the same run
 
 - bare: one requests.Session request per page + lxml parse (json.loads for the JSON carriers) + executemany of the
   rows into a scratch table: no scheduling, no retries, no caps, no snapshots, no politeness;
-- poll: `tracker.poll.poll` over the same pages (lanes per carrier host, BeautifulSoup + SoupStrainer
+- poll: `tracker.poll.poll` over the same pages (lanes per carrier host, lxml + cssselect
   adapters, snapshots, poll log, state, one transaction per batch);
 - parse: ms per page of the HTML adapter against bare lxml, and of the JSON adapter against bare json.loads
   plus a loop over its events, on the same page bodies in memory;
