@@ -176,3 +176,88 @@ def test_time_forms_and_zones(text, zone_text, expected):
 
 def test_a_date_is_not_mistaken_for_a_zone():
     assert TimeReader(zone("UTC")).read("2026-10-12").isoformat() == "2026-10-12T00:00:00+00:00"
+
+
+# ---- destination posts ----
+
+USPS = """<?xml version="1.0" encoding="UTF-8"?>
+<TrackResponse><TrackInfo ID="9400111899223197428490">
+<TrackSummary><EventTime>2:05 pm</EventTime><EventDate>November 3, 2026</EventDate>
+<Event>Delivered, In/At Mailbox</Event><EventCity>AUSTIN</EventCity><EventState>TX</EventState>
+<EventZIPCode>78701</EventZIPCode><EventCountry/><EventCode>01</EventCode></TrackSummary>
+<TrackDetail><EventTime>7:10 am</EventTime><EventDate>November 3, 2026</EventDate><Event>Out for Delivery</Event>
+<EventCity>AUSTIN</EventCity><EventState>TX</EventState><EventZIPCode>78701</EventZIPCode><EventCode>OF</EventCode></TrackDetail>
+<TrackDetail><EventTime/><EventDate/><Event>Pre-Shipment Info Sent to USPS, USPS Awaiting Item</Event>
+<EventCode>MA</EventCode></TrackDetail>
+<TrackDetail><EventTime>11:48 pm</EventTime><EventDate>October 31, 2026</EventDate>
+<Event>Arrived at USPS Regional Facility</Event><EventCity>CHICAGO IL NETWORK DISTRIBUTION CENTER</EventCity>
+<EventCode>10</EventCode></TrackDetail>
+</TrackInfo></TrackResponse>"""
+
+
+def test_usps_xml_joins_date_and_time_and_drops_only_the_undated_row(carriers):
+    number = "9400111899223197428490"
+    result = parse_page(carriers["usps"], page(USPS, "text/xml"), number)
+    assert result.outcome == "ok" and result.page_number == number
+    assert result.notes == ["event row 3: no time; row dropped"]
+    # US Eastern: 31 Oct is daylight time (-4), 3 Nov is standard time (-5) after the 1 Nov change
+    assert [(e["occurred_at"], e["status"]) for e in sorted(result.events, key=lambda e: e["occurred_at"])] == [
+        ("2026-11-01T03:48:00Z", "in_transit"), ("2026-11-03T12:10:00Z", "out_for_delivery"),
+        ("2026-11-03T19:05:00Z", "delivered")]
+    missing = ('<TrackResponse><TrackInfo ID="9400111899223197428490"><Error><Number>-2147219302</Number>'
+               "<Description>The Postal Service could not locate the tracking information for your request."
+               "</Description></Error></TrackInfo></TrackResponse>")
+    assert parse_page(carriers["usps"], page(missing, "text/xml"), number).outcome == "not_found"
+
+
+def test_correos_reads_spanish_time_across_the_daylight_saving_change(carriers):
+    number = "LX123456789ES"
+    doc = {"type": "envio", "shipment": [{"shipmentCode": number, "events": [
+        {"eventDate": "24/10/2026", "eventTime": "18:30:00", "desPhase": "EN CAMINO",
+         "summaryText": "In transit", "extendedText": "Shipment in transit", "codired": "2899694"},
+        {"eventDate": "26/10/2026", "eventTime": "09:15:00", "desPhase": "EN ENTREGA",
+         "summaryText": "Out for delivery", "extendedText": "Out for delivery", "codired": "2899694"},
+        {"eventDate": "26/10/2026", "eventTime": "13:40:00", "desPhase": "ENTREGADO",
+         "summaryText": "Delivered", "extendedText": "Delivered", "codired": "2899694"}]}]}
+    result = parse_page(carriers["correos"], page(json.dumps(doc)), number)
+    assert [(e["occurred_at"], e["status"], e["country"]) for e in result.events] == [
+        ("2026-10-24T16:30:00Z", "in_transit", "ES"),         # CEST, +2
+        ("2026-10-26T08:15:00Z", "out_for_delivery", "ES"),   # CET, +1
+        ("2026-10-26T12:40:00Z", "delivered", "ES")]
+
+
+def test_laposte_dhl_royal_mail_and_russian_post(carriers):
+    laposte = {"returnCode": 200, "shipment": {"idShip": "6A12345678901", "event": [
+        {"code": "DI1", "label": "Your parcel has been delivered", "date": "2026-11-05T12:10:00+01:00"},
+        {"code": "MD2", "label": "Out for delivery", "date": "2026-11-05T07:45:00+01:00"}]}}
+    result = parse_page(carriers["laposte"], page(json.dumps(laposte)), "6A12345678901")
+    assert times(result) == ["2026-11-05T06:45:00Z", "2026-11-05T11:10:00Z"]
+    assert {e["status"] for e in result.events} == {"delivered", "out_for_delivery"}
+
+    dhl = {"shipments": [{"id": "00340434161094042557", "events": [
+        {"timestamp": "2026-11-05T10:20:00", "statusCode": "delivered", "description": "The shipment has been delivered",
+         "location": {"address": {"addressLocality": "Berlin", "postalCode": "10115", "countryCode": "DE"}}}]}]}
+    result = parse_page(carriers["dhl"], page(json.dumps(dhl)), "00340434161094042557")
+    assert [(e["occurred_at"], e["status"], e["city"], e["postcode"]) for e in result.events] == [
+        ("2026-11-05T09:20:00Z", "delivered", "Berlin", "10115")]
+
+    royal = {"mailPieces": {"mailPieceId": "AB123456789GB", "events": [
+        {"eventCode": "EVKSP", "eventName": "Delivered and Signed", "eventDateTime": "2026-07-14T11:02:00+01:00",
+         "locationName": "Hackney Delivery Office"}]}}
+    result = parse_page(carriers["royalmail"], page(json.dumps(royal)), "AB123456789GB")
+    assert [(e["occurred_at"], e["status"]) for e in result.events] == [("2026-07-14T10:02:00Z", "delivered")]
+
+    soap = """<S:Envelope xmlns:S="http://www.w3.org/2003/05/soap-envelope"><S:Body>
+    <ns7:getOperationHistoryResponse xmlns:ns3="http://russianpost.org/operationhistory/data"
+      xmlns:ns7="http://russianpost.org/operationhistory"><ns3:OperationHistoryData>
+    <ns3:historyRecord><ns3:AddressParameters><ns3:OperationAddress><ns3:Index>101000</ns3:Index>
+    <ns3:Description>Москва 101000</ns3:Description></ns3:OperationAddress><ns3:CountryOper><ns3:Code2A>RU</ns3:Code2A>
+    </ns3:CountryOper></ns3:AddressParameters><ns3:ItemParameters><ns3:Barcode>RA644000001RU</ns3:Barcode></ns3:ItemParameters>
+    <ns3:OperationParameters><ns3:OperType><ns3:Id>2</ns3:Id><ns3:Name>Вручение</ns3:Name></ns3:OperType>
+    <ns3:OperAttr><ns3:Id>1</ns3:Id><ns3:Name>Вручение адресату</ns3:Name></ns3:OperAttr>
+    <ns3:OperDate>2026-11-05T14:55:00.000+03:00</ns3:OperDate></ns3:OperationParameters></ns3:historyRecord>
+    </ns3:OperationHistoryData></ns7:getOperationHistoryResponse></S:Body></S:Envelope>"""
+    result = parse_page(carriers["russianpost"], page(soap, "application/soap+xml"), "RA644000001RU")
+    assert result.page_number == "RA644000001RU"
+    assert [(e["occurred_at"], e["status"], e["postcode"], e["country"]) for e in result.events] == [
+        ("2026-11-05T11:55:00Z", "delivered", "101000", "RU")]

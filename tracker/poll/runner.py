@@ -429,7 +429,8 @@ def poll(
                 f"SELECT count(*) FROM shipments WHERE next_poll_at <= ? AND state NOT IN ('done', 'retired', 'invalid') "
                 f"AND carrier IN ({', '.join('?' * len(c.names()))})", [to_db(now), *c.names()]).fetchone()[0]
             due += _unclaimed_for(db, registry, c, now)
-            summary.missing_secrets[name] = (c.missing_secrets(), due)
+            if due:
+                summary.missing_secrets[name] = (c.missing_secrets(), due)
     registry = ready
 
     lanes: dict[str, Lane] = {}
