@@ -408,7 +408,6 @@ def poll(
     now = as_of or clock_now()
     cfg = polling_settings(settings)
     registry = carriers if carriers is not None else load_carriers()
-    registry_all = registry
     if carrier:
         chosen = resolve(registry, carrier)
         if chosen is None:
@@ -421,16 +420,22 @@ def poll(
     summary.shipments_created = seed_shipments(db, now)
     http = HttpSettings.from_config(cfg["http"])
     ready = {name: c for name, c in registry.items() if not c.missing_secrets()}
+    waiting: Counter[str] = Counter()  # due shipments of carriers that cannot poll now (no token)
     if not carrier:
         summary.routed = route_unassigned(db, registry, ready, now)
+        for tn, name in _unassigned(db, registry, now):  # what routing left: unconfigured, or waiting
+            target = resolve(registry, name) or claimant(registry, tn)
+            if target is None:
+                summary.no_adapter[name] += 1
+            else:
+                waiting[target.name] += 1
     for name, c in registry.items():
         if name not in ready:
             due = db.conn.execute(
                 f"SELECT count(*) FROM shipments WHERE next_poll_at <= ? AND state NOT IN ('done', 'retired', 'invalid') "
                 f"AND carrier IN ({', '.join('?' * len(c.names()))})", [to_db(now), *c.names()]).fetchone()[0]
-            due += _unclaimed_for(db, registry, c, now)
-            if due:
-                summary.missing_secrets[name] = (c.missing_secrets(), due)
+            if due + waiting[name]:
+                summary.missing_secrets[name] = (c.missing_secrets(), due + waiting[name])
     registry = ready
 
     lanes: dict[str, Lane] = {}
@@ -456,13 +461,6 @@ def poll(
                    if c.adapter in WORKER_ADAPTERS for n in [due_by_name.get(name, 0)])
     if limit is not None:
         summary.due = min(summary.due, limit)
-    if not carrier:
-        skipped_names = {n for name in summary.missing_secrets for n in carriers_names(registry_all, name)}
-        for name, n in db.conn.execute(
-                f"SELECT carrier, count(*) FROM shipments WHERE next_poll_at <= ? AND state NOT IN ('done', 'retired', 'invalid') "
-                f"AND (carrier IS NULL OR carrier NOT IN ({marks})) GROUP BY carrier", [due_at, *all_names]):
-            if name not in skipped_names:
-                summary.no_adapter[name] = n
 
     stored = {c: db.conn.execute("SELECT value FROM meta WHERE key = ?", [breaker_meta_key(c)]).fetchone()
               for c in registry}
@@ -553,10 +551,6 @@ def poll(
     return summary
 
 
-def carriers_names(registry: dict[str, Carrier], name: str) -> tuple[str, ...]:
-    return registry[name].names() if name in registry else (name,)
-
-
 def _unassigned(db: sqlite_utils.Database, registry: dict[str, Carrier], now: datetime) -> list[tuple[str, str | None]]:
     """Due shipments whose carrier column names no configured carrier: (tracking number, carrier column)."""
     names = [n for c in registry.values() for n in c.names()]
@@ -565,12 +559,6 @@ def _unassigned(db: sqlite_utils.Database, registry: dict[str, Carrier], now: da
         f"SELECT tracking_number, carrier FROM shipments WHERE next_poll_at <= ? "
         f"AND state NOT IN ('done', 'retired', 'invalid') AND (carrier IS NULL OR carrier NOT IN ({marks}))",
         [to_db(now), *names]).fetchall()
-
-
-def _unclaimed_for(db: sqlite_utils.Database, registry: dict[str, Carrier], target: Carrier, now: datetime) -> int:
-    """How many due unassigned shipments `target` would be given (to say what a missing token costs)."""
-    return sum(1 for tn, name in _unassigned(db, registry, now)
-               if resolve(registry, name) is None and claimant(registry, tn) is target)
 
 
 def route_unassigned(db: sqlite_utils.Database, registry: dict[str, Carrier], ready: dict[str, Carrier],
