@@ -17,7 +17,6 @@ import pytest
 
 from tests.test_poll_support import FAST, FAST_TOML
 from tracker import config
-from tracker.carriers import load_carriers
 from tracker.carriersite import CarrierSite
 from tracker.carriersite.journeys import make_journey
 from tracker.poll import poll
