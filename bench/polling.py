@@ -3,11 +3,12 @@
 `run(n_orders, workdir)` serves journeys for the three carriers from a local carrier site in a child
 process (so the server's CPU is not the poller's), then measures in the same run:
 
-- bare: one requests.Session GET per page + lxml parse (json.loads for Cainiao) + executemany of the
+- bare: one requests.Session request per page + lxml parse (json.loads for the JSON carriers) + executemany of the
   rows into a scratch table: no scheduling, no retries, no caps, no snapshots, no politeness;
-- poll: `tracker.poll.poll` over the same pages (lanes per carrier host, BeautifulSoup + SoupStrainer
+- poll: `tracker.poll.poll` over the same pages (lanes per carrier host, lxml + cssselect
   adapters, snapshots, poll log, state, one transaction per batch);
-- parse: ms per page of the adapters against bare lxml, on the same page bodies in memory;
+- parse: ms per page of the HTML adapter against bare lxml, and of the JSON adapter against bare json.loads
+  plus a loop over its events, on the same page bodies in memory;
 - cpu: CPU ms per page of this process and of the site in each phase (less noisy than wall time on a
   shared machine);
 - memory: RSS of the polling process at a quarter of a long poll and at its end (flat = no growth
@@ -98,12 +99,13 @@ def _bare_rows(carrier: str, tn: str, body: bytes) -> list[tuple[str, str, str, 
     if carrier == "cainiao":
         doc = json.loads(body)
         return [(tn, d["timeStr"], d["desc"], d["city"]) for d in doc["module"][0]["detailList"]]
+    if carrier == "yunexpress":
+        doc = json.loads(body)
+        return [(tn, d["CreatedOn"], d["ProcessContent"], d["ProcessLocation"])
+                for d in (doc["ResultList"][0]["TrackInfo"] or {}).get("TrackEventDetails", [])]
     tree = lxml.html.fromstring(body)
-    if carrier == "chinapost":
-        return [(tn, *(td.text_content() for td in tr.xpath("td")[0:4:1][:3]))
-                for tr in tree.xpath("//table[@class='track-list']/tbody/tr")]
-    return [(tn, *(el.text_content() for el in item.xpath(".//span")[:3]))
-            for item in tree.xpath("//div[@class='track-item']")]
+    return [(tn, *(td.text_content() for td in tr.xpath("td")[0:4:1][:3]))
+            for tr in tree.xpath("//table[@class='track-list']/tbody/tr")]
 
 
 def bare_loop(base_url: str, items: list[tuple[str, str]], workdir: Path) -> tuple[float, list]:
@@ -121,7 +123,9 @@ def bare_loop(base_url: str, items: list[tuple[str, str]], workdir: Path) -> tup
     t0 = time.perf_counter()
     rows: list = []
     for i, (tn, carrier) in enumerate(items):
-        body = session.get(carriers[carrier].url_for(tn, base_url), timeout=10).content
+        request = carriers[carrier].request(tn, base_url)
+        body = session.request(request.method, request.url, data=request.body, headers=request.headers,
+                               timeout=10).content
         rows.extend(_bare_rows(carrier, tn, body))
         if i < 600:
             bodies.append((carrier, tn, body))
@@ -140,9 +144,9 @@ def parse_times(bodies: list) -> dict[str, float]:
     from tracker.carriers import Page, load_carriers, parse_page
 
     carriers = load_carriers()
-    pages = [(carriers[c], tn, Page("u", 200, "application/json" if c == "cainiao" else "text/html", b, "utf-8"),
+    pages = [(carriers[c], tn, Page("u", 200, "text/html" if c == "chinapost" else "application/json", b, "utf-8"),
               c) for c, tn, b in bodies]
-    html = [p for p in pages if p[3] != "cainiao"]
+    html = [p for p in pages if p[3] == "chinapost"]
     t0 = time.perf_counter()
     for carrier, tn, page, _ in html:
         parse_page(carrier, page, tn)
@@ -151,13 +155,19 @@ def parse_times(bodies: list) -> dict[str, float]:
     for _carrier, tn, page, name in html:
         _bare_rows(name, tn, page.body)
     bare = (time.perf_counter() - t0) / len(html) * 1000
-    cn = [p for p in pages if p[3] == "cainiao"]
+    js = [p for p in pages if p[3] != "chinapost"]
     t0 = time.perf_counter()
-    for carrier, tn, page, _ in cn:
+    for carrier, tn, page, _ in js:
         parse_page(carrier, page, tn)
-    ours_json = (time.perf_counter() - t0) / len(cn) * 1000
+    ours_json = (time.perf_counter() - t0) / len(js) * 1000
+    t0 = time.perf_counter()
+    for _carrier, tn, page, name in js:
+        _bare_rows(name, tn, page.body)
+    bare_json = (time.perf_counter() - t0) / len(js) * 1000
     return {"parse_html_ms_per_page": round(ours, 3), "parse_html_bare_lxml_ms_per_page": round(bare, 3),
-            "parse_html_ratio_bare_over_ours": round(bare / ours, 3), "parse_json_ms_per_page": round(ours_json, 3)}
+            "parse_html_ratio_ours_over_bare": round(ours / bare, 2),
+            "parse_json_ms_per_page": round(ours_json, 3), "parse_json_bare_ms_per_page": round(bare_json, 3),
+            "parse_json_ratio_ours_over_bare": round(ours_json / bare_json, 2)}
 
 
 def fresh_store(path: Path, items: list[tuple[str, str]]):  # noqa: ANN201

@@ -21,7 +21,7 @@ from detectors import checksums
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "tracking_numbers"
 _NAMED_GROUP = re.compile(r"\(\?<(?=[A-Za-z_])")
-_NON_ALNUM = re.compile(r"[^a-z0-9]+")
+_NON_ALNUM = re.compile(r"[\W_]+")  # letters and digits of any script are kept (Почта России)
 
 
 def python_regex(pcre: str | list[str]) -> str:

@@ -1,6 +1,11 @@
 """Place comparison that does not cry wolf: countries by ISO code, cities without case or accents,
 postcodes without case, spaces, hyphens or a country prefix ("RU-101000", "ru 101 000", "101000").
 
+A city is compared as its words, transliterated to Latin letters (anyascii: Cyrillic, Greek, Han, accents),
+without the facility words carriers print around it ("MADRID CTM", "CHICAGO IL NETWORK DISTRIBUTION
+CENTER"), with pinyin province+city forms cut to the city ("AnHuiShengChiZhouShi" -> "chizhou") and
+local names put in one form ("Moskva" -> "moscow"). The word lists are data: data/places.toml.
+
 Pure functions; the `*_series` forms apply the same normalisation to a pandas Series by normalising each
 distinct value once (a million rows hold a few thousand distinct cities).
 """
@@ -29,14 +34,86 @@ def normalize_country(text: str | None) -> str:
     return (text or "").strip().upper()
 
 
+_CAMEL = re.compile(r"[A-Z][a-z]+")
+_WORDS = re.compile(r"[0-9a-z]+")
+
+
+@lru_cache(maxsize=1)
+def _vocabulary() -> dict[str, Any]:
+    """data/places.toml (and $TRACKER_CONFIG_DIR/places.toml over it), compiled for normalize_city."""
+    import os
+    import tomllib
+    from pathlib import Path
+
+    settings: dict[str, Any] = {}
+    for path in (Path(__file__).resolve().parent.parent / "data" / "places.toml",
+                 Path(os.environ.get("TRACKER_CONFIG_DIR") or "/nonexistent") / "places.toml"):
+        if path.is_file():
+            with path.open("rb") as fh:
+                for key, value in tomllib.load(fh).items():
+                    settings[key] = {**settings.get(key, {}), **value} if isinstance(value, dict) else value
+    phrases = sorted({tuple(_WORDS.findall(_latin(p))) for p in settings.get("facility", {}).get("phrases", [])},
+                     key=len, reverse=True)
+    pinyin = settings.get("pinyin", {})
+    return {
+        "phrases": [p for p in phrases if p],
+        "regions": frozenset(settings.get("regions", {}).get("codes", [])),
+        "abbreviations": dict(settings.get("abbreviations", {})),
+        "exonyms": dict(settings.get("exonyms", {})),
+        "province": {w.capitalize() for w in pinyin.get("province", [])},
+        "suffixes": {w.capitalize() for w in pinyin.get("suffixes", []) if " " not in w},
+    }
+
+
+def _latin(text: str) -> str:
+    """The text in Latin letters, lower-case, accents dropped ('Москва' -> 'moskva', 'São' -> 'sao')."""
+    from anyascii import anyascii
+
+    return anyascii(unicodedata.normalize("NFKC", text)).lower()
+
+
+@lru_cache(maxsize=65536)
+def is_latin(text: str | None) -> bool:
+    """Whether a name is written in Latin letters (accents allowed); two names in different scripts that do
+    not agree after transliteration are no evidence of another city (exonyms and spellings vary)."""
+    return all(not ch.isalpha() or unicodedata.name(ch, "").startswith("LATIN") for ch in text or "")
+
+
+def _pinyin_city(text: str) -> str:
+    """'AnHuiShengChiZhouShi' -> 'ChiZhou': the city of a pinyin province+city name (else the text)."""
+    vocabulary = _vocabulary()
+    syllables = _CAMEL.findall(text)
+    if len(syllables) < 3 or "".join(syllables) != text:
+        return text
+    cut = max((i for i, s in enumerate(syllables) if s in vocabulary["province"]), default=-1)
+    rest = syllables[cut + 1:]
+    if len(rest) > 2 and rest[-1] in vocabulary["suffixes"]:
+        rest = rest[:-1]
+    return "".join(rest) if (cut >= 0 or len(rest) < len(syllables)) and rest else text
+
+
 @lru_cache(maxsize=65536)
 def normalize_city(text: str | None) -> str:
-    """Lower-case ASCII letters and digits only: 'SÃO PAULO', 'Sao-Paulo' and 'são paulo' agree."""
+    """A city as the words that name it: lower-case Latin letters and digits, joined. 'SÃO PAULO',
+    'Sao-Paulo', 'são paulo' agree; so do 'MADRID CTM' and 'Madrid', 'CHICAGO IL NETWORK DISTRIBUTION
+    CENTER' and 'Chicago', 'AnHuiShengChiZhouShi' and 'Chizhou', 'Москва' and 'Moscow'."""
     if not text:
         return ""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    ascii_only = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return _NON_ALNUM.sub("", ascii_only) if ascii_only.isascii() else re.sub(r"[\W_]+", "", ascii_only)
+    vocabulary = _vocabulary()
+    words = [_pinyin_city(w) for w in text.split()]
+    tokens = _WORDS.findall(_latin(" ".join(words)))
+    for phrase in vocabulary["phrases"]:  # facility words, longest phrase first
+        n = len(phrase)
+        i = 0
+        while i <= len(tokens) - n:
+            if tuple(tokens[i:i + n]) == phrase:
+                del tokens[i:i + n]
+            else:
+                i += 1
+    while len(tokens) > 1 and tokens[-1] in vocabulary["regions"]:
+        tokens.pop()
+    joined = "".join(vocabulary["abbreviations"].get(t, t) for t in tokens)
+    return vocabulary["exonyms"].get(joined, joined)
 
 
 @lru_cache(maxsize=262144)
@@ -230,10 +307,12 @@ class Place:
     country: str = ""
     city: str = ""
     postcode: str = ""
+    latin: bool = True  # the city was written in Latin letters
 
     @classmethod
     def of(cls, country: str | None, city: str | None, postcode: str | None) -> Place:
-        return cls(normalize_country(country), normalize_city(city), normalize_postcode(postcode, country))
+        return cls(normalize_country(country), normalize_city(city), normalize_postcode(postcode, country),
+                   is_latin(city))
 
 
 def mismatch(order: Place, scan: Place, *, check_locality: bool = True) -> str | None:
@@ -248,7 +327,7 @@ def mismatch(order: Place, scan: Place, *, check_locality: bool = True) -> str |
         return None
     if order.postcode and scan.postcode:
         return None if order.postcode == scan.postcode else "postcode"
-    # different scripts ('moscow' / 'москва') cannot be compared without transliteration: no verdict
-    if order.city and scan.city and order.city.isascii() == scan.city.isascii() and order.city != scan.city:
+    # names in different scripts that do not agree after transliteration: no verdict (spellings vary)
+    if order.city and scan.city and order.latin == scan.latin and order.city != scan.city:
         return "city"
     return None

@@ -174,4 +174,4 @@ def test_carriers_command_lists_files_including_a_user_one(run_cli, tmp_path, mo
     rows = {r["name"]: r for r in json.loads(result.output)}
     assert {"cainiao", "chinapost", "yunexpress", "acmepost"} <= set(rows)
     assert rows["acmepost"]["rate_per_second"] == 2.0
-    assert rows["cainiao"]["adapter"] == "cainiao_json"
+    assert rows["cainiao"]["adapter"] == "json"

@@ -61,7 +61,7 @@ def test_events_import_derives_status_and_registers_the_shipment(db, tmp_path):
     ]
     assert db.conn.execute("SELECT DISTINCT tracking_number FROM tracking_events").fetchall() == [(NUMBER,)]
     shipment = db.conn.execute("SELECT carrier, state, last_event_at, next_poll_at FROM shipments").fetchall()
-    assert shipment == [("chinapost", "pending", "2026-03-25T09:00:00Z", "2026-04-01T12:00:00Z")]
+    assert shipment == [("chinapost", "pending", "2026-03-25T09:00:00Z", "1970-01-01T00:00:00Z")]
 
 
 def test_identical_events_are_stored_once_and_reimport_changes_nothing(db, tmp_path):

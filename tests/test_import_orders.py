@@ -66,7 +66,7 @@ def test_import_normalises_and_keeps_what_the_user_wrote(db, tmp_path):
         "SELECT tracking_number, carrier, state, first_seen_at, next_poll_at FROM shipments"
     ).fetchall()
     assert shipment == [
-        ("RR473124829CN", "chinapost", "pending", "2026-04-01T12:00:00Z", "2026-04-01T12:00:00Z")
+        ("RR473124829CN", "chinapost", "pending", "2026-04-01T12:00:00Z", "1970-01-01T00:00:00Z")
     ]
 
 

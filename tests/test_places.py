@@ -84,3 +84,25 @@ def test_series_forms_agree_with_the_scalar_ones():
     assert city_series(cities).tolist() == ["saopaulo", "", "moscow"]
     codes = postcode_series(pd.Series(["RU-101000", "10001-1234", None]), pd.Series(["RU", "US", "RU"]))
     assert codes.tolist() == ["101000", "10001", ""]
+
+
+@pytest.mark.parametrize(("scan", "order"), [
+    ("MADRID CTM", "Madrid"), ("MADRID ADUANA", "Madrid"), ("Madrid CTM - Spain", "Madrid"),
+    ("SHENZHEN IMC", "Shenzhen"), ("CHICAGO IL NETWORK DISTRIBUTION CENTER", "Chicago"),
+    ("LONDON HEATHROW AIRPORT", "London"), ("Hackney Delivery Office", "Hackney"),
+    ("AnHuiShengChiZhouShi", "Chizhou"), ("GuangDongShengShenZhenShi", "Shenzhen"), ("ShangHaiShi", "Shanghai"),
+    ("Москва", "Moscow"), ("Санкт-Петербург", "St. Petersburg"), ("Sankt-Peterburg", "Saint Petersburg"),
+    ("SÃO PAULO SP", "São Paulo"), ("München", "Munich"), ("北京", "Beijing"),
+])
+def test_facility_words_scripts_and_pinyin_do_not_change_the_city(scan, order):
+    assert normalize_city(scan) == normalize_city(order)
+    assert mismatch(Place.of("XX", order, None), Place.of("XX", scan, None)) is None
+
+
+def test_another_city_is_still_another_city():
+    assert mismatch(Place.of("ES", "Madrid", None), Place.of("ES", "BARCELONA CTM", None)) == "city"
+    assert mismatch(Place.of("CN", "Chizhou", None), Place.of("CN", "AnHuiShengHeFeiShi", None)) == "city"
+    # a place that is only a facility names no city: no verdict
+    assert mismatch(Place.of("US", "Austin", None), Place.of("US", "INTERNATIONAL OFFICE OF EXCHANGE", None)) is None
+    # different scripts that do not agree after transliteration: no verdict (spellings and exonyms vary)
+    assert mismatch(Place.of("RU", "Yekaterinburg", None), Place.of("RU", "Казань", None)) is None

@@ -212,11 +212,14 @@ def test_poll_creates_shipments_for_orders_without_one(db, site):
     assert shipment(db, number("cainiao", 1))["carrier"] == "cainiao"  # guessed from the number
 
 
-def test_unconfigured_carriers_are_reported_not_polled(db, site):
-    add_shipments(db, {"1Z999AA10123456784": "ups"})
+def test_unconfigured_carriers_are_reported_not_polled(db, site, monkeypatch):
+    monkeypatch.delenv("TRACKER_17TRACK_TOKEN", raising=False)
+    add_shipments(db, {"1Z999AA10123456784": "ups", "1Z-NO_SUCH?": "pigeon"})
     summary = run_poll(db, site)
-    assert summary.polled == 0 and summary.no_adapter == {"ups": 1}
-    assert "not polled, no carrier configured: 1 ups" in summary.line()
+    # no carrier file for UPS: the number waits for the aggregator, which has no token here
+    assert summary.polled == 0 and summary.no_adapter == {"pigeon": 1}
+    assert "not polled, no carrier configured: 1 pigeon" in summary.line()
+    assert "17track skipped: 1 due shipments not polled, no API token (set TRACKER_17TRACK_TOKEN)" in summary.line()
 
 
 def test_a_run_stops_taking_work_at_its_time_budget(db, site):

@@ -141,12 +141,12 @@ def test_hostile_answers_are_recorded_errors(db, world, fault):
 
 
 def test_truncated_page_is_an_error_and_the_next_poll_completes(db, world):
-    world.set_fault("truncated", number=YT, times=1)
+    world.set_fault("truncated", number=CP, times=1)
     run_poll(db, world)
-    assert "truncated" in log_rows(db, YT)[0]["error"]
-    assert count(db, "SELECT count(*) FROM tracking_events WHERE tracking_number = ?", [YT]) == 0
+    assert "truncated" in log_rows(db, CP)[0]["error"]
+    assert count(db, "SELECT count(*) FROM tracking_events WHERE tracking_number = ?", [CP]) == 0
     run_poll(db, world, as_of=NOW + timedelta(days=1))
-    assert count(db, "SELECT count(*) FROM tracking_events WHERE tracking_number = ?", [YT]) == 10
+    assert count(db, "SELECT count(*) FROM tracking_events WHERE tracking_number = ?", [CP]) == 10
 
 
 def test_not_found_page_counts_but_does_not_condemn(db, world):

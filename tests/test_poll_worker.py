@@ -38,8 +38,8 @@ TABLES = {
     "shipments": "SELECT tracking_number, state, last_status, consecutive_failures, next_poll_at FROM shipments "
                  "ORDER BY 1",
 }
-FAULTS = {"garbage": number("chinapost", 2), "deep": number("yunexpress", 2), "cut": number("chinapost", 3),
-          "truncated": number("yunexpress", 3), "binary": number("chinapost", 4)}
+FAULTS = {"garbage": number("chinapost", 2), "deep": number("chinapost", 5), "cut": number("chinapost", 3),
+          "truncated": number("chinapost", 1), "binary": number("chinapost", 4)}
 
 
 @pytest.fixture
@@ -83,8 +83,8 @@ def test_the_worker_stores_exactly_what_in_process_parsing_stores(tmp_path, site
     monkeypatch.setattr(parsing, "WORKER_MIN_PAGES", 1)
     monkeypatch.setattr(parsing, "PARSE_HERE_UNTIL_READY", False)  # every HTML page to the worker
     worker, summary = poll_store(tmp_path, "worker", site)
-    # only the JSON (Cainiao) pages were parsed here; HTML went to the worker
-    assert sorted(parses_here) == sorted(number("cainiao", i + 1) for i in range(5))
+    # only the JSON (Cainiao, YunExpress) pages were parsed here; HTML went to the worker
+    assert sorted(parses_here) == sorted(number(c, i + 1) for c in ("cainiao", "yunexpress") for i in range(5))
     assert dump(worker) == dump(here)
     errors = {tn: err for tn, _status, outcome, err, _n in dump(worker)["poll_log"] if outcome == "error"}
     assert set(errors) == set(FAULTS.values())  # every hostile page is a recorded error, in both runs
@@ -173,10 +173,10 @@ def test_a_runtime_registered_adapter_and_an_in_code_carrier_parse_in_process(tm
     on_disk = load_carriers()
     settings = dict(on_disk["chinapost"].settings, adapter="html_at_runtime")
     registry = dict(on_disk, chinapost=carrier_from_settings(settings))
-    # yunexpress: the same settings as its file, but built in code (no file behind it)
-    registry["yunexpress"] = carrier_from_settings(dict(on_disk["yunexpress"].settings))
+    # an HTML carrier with the same settings as chinapost's file, but built in code (no file behind it)
+    registry["chinapost_twin"] = carrier_from_settings(dict(on_disk["chinapost"].settings, name="chinapost_twin"))
     assert parsing.worker_carriers(registry) == {}
-    assert set(parsing.worker_carriers(on_disk)) == {"chinapost", "yunexpress"}
+    assert set(parsing.worker_carriers(on_disk)) == {"chinapost"}
     site.journeys = journeys(3, stages=4)
     monkeypatch.setattr(parsing, "WORKER_MIN_PAGES", 1)
     monkeypatch.setattr(parsing, "PARSE_HERE_UNTIL_READY", False)  # every HTML page to the worker

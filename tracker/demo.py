@@ -98,7 +98,7 @@ def run_demo(
 
         t = time.perf_counter()
         with CarrierSite(world.journeys(), as_of=as_of) as site:
-            echo(f"Local carrier site at {site.base_url} (cainiao JSON, chinapost and yunexpress HTML)")
+            echo(f"Local carrier site at {site.base_url} (cainiao and yunexpress JSON, chinapost HTML)")
             summary = poll(db, as_of, base_url=site.base_url, ignore_rate_limits=True, progress=progress)
         echo(f"Polled: {summary.line()}")
         result.events_polled = db.execute("SELECT count(*) FROM tracking_events").fetchone()[0]

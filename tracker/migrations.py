@@ -379,6 +379,15 @@ def _m008_scores_partial_index(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m009_never_polled_shipments_due_at_once(db: sqlite_utils.Database) -> None:
+    """Polling (issue 15): a shipment never polled is due at once, whatever --as-of a run uses; shipments
+    imported before this stamped the import's wall clock instead."""
+    from tracker.timeutil import DUE_AT_ONCE
+
+    db.conn.execute("UPDATE shipments SET next_poll_at = ? WHERE last_polled_at IS NULL AND state = 'pending'",
+                    [DUE_AT_ONCE])
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("001_core", _m001_core),
     ("002_cases_labels_deadlines", _m002_cases_labels_deadlines),
@@ -388,6 +397,7 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("006_classifier_caches", _m006_classifier_caches),
     ("007_dashboard_case_counts", _m007_dashboard_case_counts),
     ("008_scores_partial_index", _m008_scores_partial_index),
+    ("009_never_polled_shipments_due_at_once", _m009_never_polled_shipments_due_at_once),
     # append new migrations here
 ]
 

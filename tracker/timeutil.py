@@ -6,6 +6,8 @@ import re
 from datetime import UTC, date, datetime, timedelta
 
 FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+# next_poll_at of a shipment never polled: earlier than any --as-of, so a new number is due at once
+DUE_AT_ONCE = "1970-01-01T00:00:00Z"
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 

@@ -47,7 +47,7 @@ def _postcodes(values: np.ndarray, countries: np.ndarray) -> np.ndarray:
 
 
 def _city_ascii(values: np.ndarray) -> np.ndarray:
-    return per_distinct(values, lambda v: places.normalize_city(v).isascii(), dtype=bool)
+    return per_distinct(values, places.is_latin, dtype=bool)
 
 
 def candidate_mask(o: pd.DataFrame) -> np.ndarray:

@@ -1,38 +1,52 @@
 """Carriers as data: each file in data/carriers/ names an adapter and configures it.
 
-One registry seam: `register_adapter("html")` on a parse function. Built-ins register below, through the
-same door as anyone else's. `load_carriers()` reads every carrier file (the defaults, then the folder
-$TRACKER_CONFIG_DIR/carriers, then $TRACKER_CARRIERS_DIR; a later file of the same name wins).
+One registry seam: `register_adapter("html")` on a parse function (`register_batch_adapter` for an API that
+answers many numbers per request, like 17TRACK's). Built-ins register below, through the same door as
+anyone else's; other packages register theirs through the `tracker.adapters` entry-point group, loaded when
+this package is imported (as Datasette finds its plugins). `load_carriers()` reads every carrier file (the
+defaults, then the folder $TRACKER_CONFIG_DIR/carriers, then $TRACKER_CARRIERS_DIR; a later file of the
+same name wins).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tomllib
 from collections.abc import Callable
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from tracker.carriers.base import (
+    ANSWERS,
     BASE_URL_ENV,
     BREAKER_OUTCOMES,
     OUTCOMES,
     Carrier,
     Page,
     ParseResult,
+    Request,
     rebase_url,
 )
 from tracker.config import data_path
 from tracker.errors import BadInput
 
 __all__ = [
-    "BASE_URL_ENV", "BREAKER_OUTCOMES", "OUTCOMES", "Carrier", "Page", "ParseResult",
-    "carrier_dirs", "load_carriers", "number_patterns", "parse_page", "rebase_url", "register_adapter", "resolve",
+    "ANSWERS", "BASE_URL_ENV", "BREAKER_OUTCOMES", "OUTCOMES", "Carrier", "Page", "ParseResult", "Request",
+    "batch_adapter", "carrier_dirs", "claimant", "load_carriers", "number_patterns", "parse_page", "rebase_url", "register_adapter",
+    "register_batch_adapter", "resolve",
 ]
 
+log = logging.getLogger("tracker.carriers")
+
+PLUGIN_GROUP = "tracker.adapters"
 Parser = Callable[[Carrier, Page, str], ParseResult]
 Check = Callable[[Carrier], list[str]]
+# (carrier, numbers, fetch, quota) -> {number: (result, page or None)}; `fetch(Request) -> Page` is polite
+BatchPoller = Callable[..., dict[str, tuple[ParseResult, Page | None]]]
 _ADAPTERS: dict[str, Parser] = {}
+_BATCH: dict[str, BatchPoller] = {}
 _CHECKS: dict[str, Check] = {}
 
 
@@ -51,8 +65,50 @@ def register_adapter(kind: str, check: Check | None = None) -> Callable[[Parser]
     return deco
 
 
+def register_batch_adapter(kind: str, check: Check | None = None) -> Callable[[BatchPoller], BatchPoller]:
+    """Register `fn(carrier, numbers, fetch, quota) -> {number: (ParseResult, Page)}` as the adapter `kind`,
+    for an API that answers many numbers per request; `fetch(Request) -> Page` goes through the host's
+    politeness (token bucket, retries) and `quota.take(n)` grants up to n units of the carrier's daily quota."""
+
+    def deco(fn: BatchPoller) -> BatchPoller:
+        _BATCH[kind] = fn
+        _ADAPTERS.setdefault(kind, _batch_only)
+        if check:
+            _CHECKS[kind] = check
+        return fn
+
+    return deco
+
+
+def _batch_only(carrier: Carrier, page: Page, tracking_number: str) -> ParseResult:
+    return ParseResult("error", error=f"{carrier.name} answers numbers in batches, not one page at a time")
+
+
+def batch_adapter(carrier: Carrier) -> BatchPoller | None:
+    return _BATCH.get(carrier.adapter)
+
+
 def adapters() -> list[str]:
     return sorted(_ADAPTERS)
+
+
+def load_plugins() -> list[str]:
+    """Import the adapters other packages declare in the `tracker.adapters` entry-point group.
+
+    An entry point names a parse function (registered under the entry point's name) or a module that
+    registers its own adapters on import. A plugin that fails to load is logged and skipped: a carrier
+    file that names its adapter then fails to load with "unknown adapter"."""
+    loaded = []
+    for ep in entry_points(group=PLUGIN_GROUP):
+        try:
+            obj = ep.load()
+        except Exception as exc:  # someone else's broken package must not stop the poller
+            log.warning("adapter plugin %s (%s) failed to load: %s: %s", ep.name, ep.value, type(exc).__name__, exc)
+            continue
+        if callable(obj) and ep.name not in _ADAPTERS:
+            register_adapter(ep.name, check=getattr(obj, "check", None))(obj)
+        loaded.append(ep.name)
+    return loaded
 
 
 def parse_page(carrier: Carrier, page: Page, tracking_number: str) -> ParseResult:
@@ -86,8 +142,10 @@ def carrier_from_settings(settings: dict, source: str = "") -> Carrier:
     if settings["adapter"] not in _ADAPTERS:
         raise BadInput(f"{where}: unknown adapter {settings['adapter']!r} (known: {', '.join(adapters())})")
     url = str(settings["url"])
-    if not url.startswith(("http://", "https://")) or "{number}" not in url:
-        raise BadInput(f"{where}: 'url' must be http(s) and contain {{number}}")
+    # the number goes in the URL, or in a POST body ([request] body), or in a batch API's body
+    in_body = "{number}" in str(settings.get("request", {}).get("body", "")) or settings["adapter"] in _BATCH
+    if not url.startswith(("http://", "https://")) or ("{number}" not in url and not in_body):
+        raise BadInput(f"{where}: 'url' must be http(s) and contain {{number}} (or [request] body must)")
     try:
         pattern = re.compile(settings["number_pattern"])
     except re.error as exc:
@@ -132,6 +190,16 @@ def load_carriers(dirs: list[Path] | None = None) -> dict[str, Carrier]:
     return carriers
 
 
+def claimant(carriers: dict[str, Carrier], number: str) -> Carrier | None:
+    """The carrier a number belongs to when the order names none: the highest-priority carrier file whose
+    number_pattern matches it; else the aggregator (a `fallback = true` file) when one is configured."""
+    matching = [c for c in carriers.values() if not c.fallback and c.number_pattern.fullmatch(number)]
+    if matching:
+        return max(matching, key=lambda c: (c.priority, -sorted(carriers).index(c.name)))
+    fallbacks = [c for c in carriers.values() if c.fallback and c.number_pattern.fullmatch(number)]
+    return fallbacks[0] if fallbacks else None
+
+
 def resolve(carriers: dict[str, Carrier], name: str | None) -> Carrier | None:
     """The carrier a name or alias means, compared as the importer stores names (`carrier_key`)."""
     from detectors.tracking_numbers import carrier_key
@@ -142,18 +210,24 @@ def resolve(carriers: dict[str, Carrier], name: str | None) -> Carrier | None:
         return carriers[name]
     key = carrier_key(name)
     for carrier in carriers.values():
-        if key and any(carrier_key(n) == key for n in (carrier.name, *carrier.aliases)):
+        if key and any(carrier_key(n) == key for n in (carrier.name, carrier.label, *carrier.aliases)):
             return carrier
     return None
 
 
 def number_patterns(carriers: dict[str, Carrier] | None = None) -> dict[str, str]:
     """Carrier name -> its file's `number_pattern`: handed to the number validation (detectors stay pure),
-    so a number matching a configured carrier's pattern is recognised by that carrier."""
+    so a number matching a configured carrier's pattern is recognised by that carrier. An aggregator (a
+    `fallback` file) takes any number and so recognises none."""
     registry = carriers if carriers is not None else load_carriers()
-    return {c.name: c.number_pattern.pattern for c in sorted(registry.values(), key=lambda c: c.name)}
+    return {c.name: c.number_pattern.pattern for c in sorted(registry.values(), key=lambda c: c.name)
+            if not c.fallback}
 
 
-# Built-in adapters register themselves on import.
-from tracker.carriers import cainiao as _cainiao  # noqa: E402, F401
+# Built-in adapters register themselves on import; other packages' adapters come through the entry points.
+from tracker.carriers import aggregator as _aggregator  # noqa: E402, F401
 from tracker.carriers import html as _html  # noqa: E402, F401
+from tracker.carriers import jsonpage as _jsonpage  # noqa: E402, F401
+from tracker.carriers import xmlpage as _xmlpage  # noqa: E402, F401
+
+load_plugins()

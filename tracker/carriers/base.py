@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
-from functools import cache
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -14,9 +13,12 @@ from tracker.errors import BadInput
 
 BASE_URL_ENV = "TRACKER_CARRIER_BASE_URL"
 
-# What a page can say about a number. Only "ok" and "not_found" are answers from the carrier;
-# the rest are errors recorded on the shipment (captcha and blocked also feed the circuit breaker).
-OUTCOMES = ("ok", "not_found", "captcha", "blocked", "wrong_content", "error")
+# What a page can say about a number. "ok", "not_found" and "no_information" (the carrier knows the number
+# but has no scan yet, e.g. Cainiao's SELLER_PREPARING) are answers from the carrier; the rest are errors
+# recorded on the shipment (captcha and blocked also feed the circuit breaker; "wrong_parcel" is a page
+# about another parcel than the one asked for: its events are not stored, its page is kept).
+OUTCOMES = ("ok", "not_found", "no_information", "captcha", "blocked", "wrong_content", "wrong_parcel", "error")
+ANSWERS = frozenset({"ok", "not_found", "no_information"})
 BREAKER_OUTCOMES = frozenset({"captcha", "blocked", "wrong_content"})
 
 
@@ -38,6 +40,26 @@ class ParseResult:
     last_mile_number: str | None = None
     error: str | None = None
     unknown_codes: list[str] = field(default_factory=list)
+    page_number: str | None = None  # the tracking number the page itself names, where it names one
+    notes: list[str] = field(default_factory=list)  # what was skipped on an otherwise good page (undated rows)
+
+
+_SECRET = re.compile(r"\$\{([A-Z0-9_]+)\}")
+
+
+def _fill(template: str) -> str:
+    """`${NAME}` replaced by the environment variable NAME (a token or key the user keeps out of files)."""
+    return _SECRET.sub(lambda m: os.environ.get(m.group(1), ""), template)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request for one page (or one batch)."""
+
+    method: str
+    url: str
+    body: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -60,7 +82,7 @@ class Carrier:
         """The tracking URL: number checked against the carrier's pattern, then URL-encoded."""
         if not self.number_pattern.fullmatch(number or ""):
             raise BadInput(f"{number!r}: not a {self.name} number (pattern {self.number_pattern.pattern})")
-        url = self.url.replace("{number}", quote(number, safe=""))
+        url = _fill(self.url).replace("{number}", quote(number, safe=""))
         base_url = base_url if base_url is not None else os.environ.get(BASE_URL_ENV) or None
         return rebase_url(url, base_url) if base_url else url
 
@@ -73,12 +95,53 @@ class Carrier:
         base_url = base_url if base_url is not None else os.environ.get(BASE_URL_ENV) or None
         return rebase_url(self.url, base_url) if base_url else self.url
 
+    @property
+    def priority(self) -> int:
+        """Which carrier claims a number that several carriers' patterns match: the highest priority."""
+        return int(self.settings.get("priority", 0))
+
+    @property
+    def fallback(self) -> bool:
+        """An aggregator: it claims the numbers no other carrier file claims."""
+        return bool(self.settings.get("fallback", False))
+
+    def secrets(self) -> list[str]:
+        """The environment variables this carrier's requests need (`${NAME}` in the url or [request])."""
+        spec = self.settings.get("request", {})
+        texts = [self.url, str(spec.get("body", "")), *map(str, spec.get("headers", {}).values())]
+        return sorted({m for t in texts for m in _SECRET.findall(t)})
+
+    def redact(self, text: str) -> str:
+        """`text` (a URL about to be stored) with the values of this carrier's secrets put back as ${NAME}."""
+        for name in self.secrets():
+            value = os.environ.get(name)
+            if value:
+                text = text.replace(value, "${" + name + "}").replace(quote(value, safe=""), "${" + name + "}")
+        return text
+
+    def missing_secrets(self) -> list[str]:
+        return [name for name in self.secrets() if not os.environ.get(name)]
+
+    def request(self, number: str, base_url: str | None = None) -> Request:
+        """How to ask for `number`: GET the URL, or what [request] says (method, body, headers)."""
+        url = self.url_for(number, base_url)
+        spec = self.settings.get("request", {})
+        body = spec.get("body")
+        data = None
+        if body is not None:  # the number is pattern-checked; escaped as a JSON string's inside anyway
+            data = _fill(str(body)).replace("{number}", json.dumps(number)[1:-1]).encode()
+        return Request(str(spec.get("method", "GET")).upper(), url, data, self.headers())
+
+    def headers(self) -> dict[str, str]:
+        """The [request] headers, `${NAME}` replaced by the environment variable's value."""
+        return {str(k): _fill(str(v)) for k, v in self.settings.get("request", {}).get("headers", {}).items()}
+
     def names(self) -> tuple[str, ...]:
-        """Every spelling the carrier column may hold for this carrier: each name and alias as written and as
-        the importer stores it (`carrier_key`: lower case, letters and digits only)."""
+        """Every spelling the carrier column may hold for this carrier: its name, label and aliases as written
+        and as the importer stores them (`carrier_key`: lower case, letters and digits only)."""
         from detectors.tracking_numbers import carrier_key
 
-        out = [self.name, *self.aliases]
+        out = [self.name, self.label, *self.aliases]
         keys = [carrier_key(n) for n in out]
         return tuple(dict.fromkeys(out + [n.lower() for n in out] + [n.upper() for n in out] + [k for k in keys if k]))
 
@@ -91,61 +154,3 @@ def rebase_url(url: str, base_url: str) -> str:
     parts = urlsplit(url)
     prefix = base.path.rstrip("/")
     return urlunsplit((base.scheme, base.netloc, prefix + parts.path, parts.query, ""))
-
-
-_OFFSET = re.compile(r"^(?:UTC|GMT)?\s*([+-])(\d{1,2})(?::?(\d{2}))?$", re.IGNORECASE)
-
-
-def parse_offset(text: str | None) -> timezone:
-    """'+08:00', 'GMT+8', 'UTC-5', 'Z' -> a fixed time zone (UTC when empty)."""
-    if not text or text.strip().upper() in ("Z", "UTC", "GMT"):
-        return UTC
-    m = _OFFSET.match(text.strip())
-    if not m:
-        raise ValueError(f"not a UTC offset: {text!r}")
-    sign = -1 if m.group(1) == "-" else 1
-    return timezone(sign * timedelta(hours=int(m.group(2)), minutes=int(m.group(3) or 0)))
-
-
-# Digits-only strptime directives, with the patterns CPython's _strptime uses for them: a format made of
-# these and literal text is read by one compiled regex instead of strptime's per-call machinery.
-_DIRECTIVES = {
-    "Y": r"(?P<Y>\d\d\d\d)", "m": r"(?P<m>1[0-2]|0[1-9]|[1-9])", "d": r"(?P<d>3[0-1]|[1-2]\d|0[1-9]|[1-9]| [1-9])",
-    "H": r"(?P<H>2[0-3]|[0-1]\d|\d)", "M": r"(?P<M>[0-5]\d|\d)", "S": r"(?P<S>6[0-1]|[0-5]\d|\d)",
-}
-_REGEX_CHARS = re.compile(r"([\\.^$*+?\(\){}\[\]|])")
-
-
-@cache
-def _format_regex(fmt: str) -> re.Pattern[str] | None:
-    """`fmt` as CPython's strptime would compile it, when it uses only the directives above (else None)."""
-    names = re.findall(r"%(.)", fmt)
-    if not {"Y", "m", "d"} <= set(names) or any(n not in _DIRECTIVES for n in names) or len(set(names)) != len(names):
-        return None
-    pattern = re.sub(r"\s+", r"\\s+", _REGEX_CHARS.sub(r"\\\1", fmt))
-    for name in names:
-        pattern = pattern.replace("%" + name, _DIRECTIVES[name], 1)
-    return re.compile(pattern, re.IGNORECASE)
-
-
-def _strptime(text: str, fmt: str) -> datetime:
-    """datetime.strptime(text, fmt): same answers, same ValueError cases, for the formats carriers use."""
-    regex = _format_regex(fmt)
-    if regex is None:
-        return datetime.strptime(text, fmt)
-    m = regex.match(text)
-    if m is None or m.end() != len(text):  # strptime: "does not match" / "unconverted data remains"
-        raise ValueError(f"time data {text!r} does not match format {fmt!r}")
-    g = m.groupdict()
-    return datetime(int(g["Y"]), int(g["m"]), int(g["d"]), int(g.get("H") or 0), int(g.get("M") or 0),
-                    int(g.get("S") or 0))
-
-
-def parse_local_time(text: str, formats: list[str], tz: timezone) -> datetime:
-    text = " ".join(text.split())
-    for fmt in formats:
-        try:
-            return _strptime(text, fmt).replace(tzinfo=tz)
-        except ValueError:
-            continue
-    raise ValueError(f"time {text[:40]!r} matches none of {formats}")

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 from functools import cache
 from html import escape
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from tracker.timeutil import from_db
 
@@ -127,22 +128,52 @@ def country_name(code: str) -> str:
     return code.upper() if "," in name else name
 
 
+@cache
+def country_zone(code: str) -> ZoneInfo:
+    """A country's principal IANA zone (the first zone.tab gives it; tzdata ships the table)."""
+    from importlib.resources import files
+
+    for line in files("tzdata").joinpath("zoneinfo", "zone.tab").read_text().splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 3 and parts[0] == code.upper():
+            return ZoneInfo(parts[2])
+    return ZoneInfo("UTC")
+
+
+def _gmt(offset: timedelta | None) -> str:
+    """Cainiao's way of writing a zone: "GMT+8", "GMT+5:30", "GMT-3", "GMT+0"."""
+    minutes = int((offset or timedelta(0)).total_seconds() // 60)
+    sign, minutes = ("-" if minutes < 0 else "+"), abs(minutes)
+    return f"GMT{sign}{minutes // 60}" + (f":{minutes % 60:02d}" if minutes % 60 else "")
+
+
+# top-level module status by the newest event's stage (the values public trackers map)
+_CAINIAO_STATUS = {"GWMS": "WAIT_ACCEPT", "PU": "ACCEPTED", "SC": "TRANSITING", "LH": "TRANSITING",
+                   "CC": "CLEAR_CUSTOMS", "GTMS_DO_DEPART": "DELIVERING", "GTMS_SIGNED": "SIGNIN"}
+
+
 def render_cainiao(number: str, events: list[dict[str, Any]]) -> tuple[str, bytes]:
-    """Cainiao's detail.json: newest event first, local times with their zone, epoch milliseconds."""
+    """global.cainiao.com's detail.json, in its real shape: newest event first; each event's wall time
+    (timeStr) in the zone of the place it happened, with that zone (timeZone, empty on warehouse events,
+    which are China time); `time` in epoch ms is timeStr read at UTC+8, as on the real site."""
     if not events:
-        doc = {"success": True, "module": [{"mailNo": number, "mailNoSource": "EMPTY", "detailList": []}]}
+        doc = {"module": [{"mailNo": number, "mailNoSource": "EXTERNAL", "detailList": []}], "success": True}
         return "application/json;charset=UTF-8", json.dumps(doc).encode()
     items, real_mail_no = [], None
+    dest = next((e.get("country") for e in reversed(events) if e.get("country")), "") or ""
     for e in sorted(events, key=_when, reverse=True):
         when = _when(e)
         code = e.get("raw_code") or ""
+        country = (e.get("country") or "CN").upper()
+        local = when.astimezone(BEIJING if country == "CN" else country_zone(country))
+        wall = local.replace(tzinfo=None)
         item = {
-            "time": int(when.timestamp() * 1000),
-            "timeStr": when.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S"),
-            "timeZone": "GMT+8",
+            "time": int((wall - datetime(1970, 1, 1) - timedelta(hours=8)).total_seconds() * 1000),
+            "timeStr": wall.strftime("%Y-%m-%d %H:%M:%S"),
             "desc": e.get("description") or CAINIAO_STANDARD.get(code, ""),
             "standerdDesc": CAINIAO_STANDARD.get(code, e.get("description") or ""),
-            "descTitle": CAINIAO_STANDARD.get(code, ""),
+            "descTitle": "Carrier note:",
+            "timeZone": "" if code.startswith("GWMS") else _gmt(local.utcoffset()),
             "actionCode": code,
             "city": e.get("city") or "",
             "postCode": e.get("postcode") or "",
@@ -153,10 +184,15 @@ def render_cainiao(number: str, events: list[dict[str, Any]]) -> tuple[str, byte
             item["realMailNo"] = lm
             real_mail_no = real_mail_no or lm
         items.append(item)
-    module = {"mailNo": number, "mailNoSource": "CAINIAO", "status": items[0]["actionCode"], "detailList": items}
+    newest = items[0]["actionCode"]
+    status = _CAINIAO_STATUS.get(newest) or _CAINIAO_STATUS.get(newest.split("_")[0], "TRANSITING")
+    module = {"mailNo": number, "originCountry": "Mainland China", "destCountry": country_name(dest) if dest else "",
+              "mailNoSource": "AE", "status": status, "statusDesc": status.replace("_", " ").title(),
+              "latestTrace": items[0], "detailList": items}
     if real_mail_no:
-        module["realMailNo"] = real_mail_no
-    return "application/json;charset=UTF-8", json.dumps({"success": True, "module": [module]}).encode()
+        module["copyRealMailNo"] = real_mail_no
+        module["realMailNo"] = f"Latest Tracking Number:\t{real_mail_no}"
+    return "application/json;charset=UTF-8", json.dumps({"module": [module], "success": True}).encode()
 
 
 _PAGE = """<!DOCTYPE html>
@@ -189,24 +225,60 @@ def render_chinapost(number: str, events: list[dict[str, Any]]) -> tuple[str, by
 
 
 def render_yunexpress(number: str, events: list[dict[str, Any]]) -> tuple[str, bytes]:
-    """YunExpress, layout B: a list of divs, day-first dates to the minute, country names."""
+    """YunExpress's Track/Query answer (ResultList[].TrackInfo.TrackEventDetails[]), newest first, times in
+    China time without a zone, places as "City, Country name, postcode"."""
     if not events:
-        content = (f'<div class="track-empty"><h3>Sorry, we could not find any information for this number '
-                   f"{escape(number)}.</h3></div>")
-    else:
-        items = []
-        for e in sorted(events, key=_when, reverse=True):
-            word = word_for(e, YUNEXPRESS_WORDS, YUNEXPRESS_STATUS_WORDS)
-            country = country_name(e["country"]) if e.get("country") else None
-            where = ", ".join(p for p in (e.get("city"), country, e.get("postcode")) if p)
-            items.append(
-                f'<div class="track-item"><span class="track-date">{_when(e).astimezone(BEIJING):%d/%m/%Y %H:%M}'
-                f'</span><div class="track-info"><span class="track-status">{escape(word)}</span>'
-                f'<span class="track-where">{escape(where)}</span></div></div>'
-            )
-        content = (f'<div class="track-box"><h1>Waybill {escape(number)}</h1>'
-                   f'<div class="track-list">{"".join(items)}</div></div>')
-    return "text/html; charset=utf-8", _PAGE.format(title="YunExpress Tracking", content=content).encode()
+        doc = {"ResultList": [{"Id": number, "Status": 0, "TrackInfo": None}], "Code": "0000"}
+        return "application/json; charset=utf-8", json.dumps(doc).encode()
+    details, last_mile = [], None
+    for e in sorted(events, key=_when, reverse=True):
+        country = country_name(e["country"]) if e.get("country") else None
+        where = ", ".join(p for p in (e.get("city"), country, e.get("postcode")) if p)
+        details.append({"CreatedOn": f"{_when(e).astimezone(BEIJING):%Y-%m-%dT%H:%M:%S}", "ProcessLocation": where,
+                        "ProcessContent": word_for(e, YUNEXPRESS_WORDS, YUNEXPRESS_STATUS_WORDS)})
+        last_mile = last_mile or last_mile_number(e)
+    dest = next((e.get("country") for e in reversed(events) if e.get("country")), None)
+    info = {"WaybillNumber": number, "TrackingNumber": last_mile or number, "ProviderName": "YunExpress",
+            "OriginCountryCode": "CN", "DestinationCountryCode": dest, "TrackEventDetails": details}
+    return "application/json; charset=utf-8", json.dumps({"ResultList": [{"Id": number, "Status": 1,
+                                                                         "TrackInfo": info}], "Code": "0000"}).encode()
+
+
+# 17TRACK sub-status and stage by the journey's stage code
+_17_SUB = {"GWMS_ACCEPT": ("InfoReceived", "InfoReceived"), "PU_PICKUP_SUCCESS": ("InTransit_PickedUp", "PickedUp"),
+           "LH_DEPART": ("InTransit_Departure", "Departure"), "LH_ARRIVE": ("InTransit_Arrival", "Arrival"),
+           "CC_IM_START": ("InTransit_CustomsProcessing", ""), "CC_IM_SUCCESS": ("InTransit_CustomsReleased", ""),
+           "GTMS_DO_DEPART": ("OutForDelivery_Other", "OutForDelivery"), "GTMS_SIGNED": ("Delivered_Other", "Delivered"),
+           "GTMS_DEL_FAILURE": ("DeliveryFailure_Other", ""), "GTMS_STA_SIGNED": ("AvailableForPickup_Other", "AvailableForPickup")}
+_17_MAIN = {"InfoReceived": "InfoReceived", "OutForDelivery": "OutForDelivery", "Delivered": "Delivered",
+            "DeliveryFailure": "DeliveryFailure", "AvailableForPickup": "AvailableForPickup"}
+
+
+def render_17track_item(number: str, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """One `accepted` item of 17TRACK's gettrackinfo answer for a journey (v2.2 shape): events newest
+    first with time_iso in the place's own offset, time_utc and time_raw."""
+    out = []
+    for e in sorted(events, key=_when, reverse=True):
+        when = _when(e)
+        country = (e.get("country") or "CN").upper()
+        local = when.astimezone(BEIJING if country == "CN" else country_zone(country))
+        sub, stage = _17_SUB.get(e.get("raw_code") or "", ("InTransit_Other", ""))
+        offset = local.strftime("%z")
+        out.append({"time_iso": local.isoformat(), "time_utc": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "time_raw": {"date": f"{local:%Y-%m-%d}", "time": f"{local:%H:%M:%S}",
+                                 "timezone": f"{offset[:3]}:{offset[3:]}"},
+                    "description": e.get("description") or "", "location": ", ".join(
+                        p for p in (e.get("city"), e.get("country")) if p),
+                    "stage": stage, "sub_status": sub,
+                    "address": {"country": e.get("country"), "state": None, "city": e.get("city"),
+                                "street": None, "postal_code": e.get("postcode")}})
+    main = _17_MAIN.get(out[0]["sub_status"].split("_")[0], "InTransit") if out else "NotFound"
+    latest = {"status": main, "sub_status": out[0]["sub_status"] if out else "NotFound_Other", "sub_status_descr": None}
+    return {"number": number, "carrier": 3011, "param": None, "tag": None,
+            "track_info": {"latest_status": latest, "latest_event": out[0] if out else None,
+                           "misc_info": {"local_number": number},
+                           "tracking": {"providers": [{"provider": {"key": 3011, "name": "China Post"},
+                                                        "events": out}] if out else []}}}
 
 
 CAPTCHA = {

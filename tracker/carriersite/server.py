@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
@@ -32,8 +33,18 @@ class Route:
     carrier: str
     template: str  # path and query of the carrier's URL, e.g. "/track?number={number}"
     layout: str  # a key of renderers.RENDERERS
+    body_key: str | None = None  # a POST route: the JSON body's list holding the number ("NumberList")
+
+    def number_in(self, path: str, body: Any) -> str | None:
+        """A POST route's number: the first item of the body's `body_key` list."""
+        if self.body_key is None or path != self.template or not isinstance(body, dict):
+            return None
+        found = body.get(self.body_key)
+        return str(found[0]) if isinstance(found, list) and found and isinstance(found[0], str) else None
 
     def match(self, path: str, query: str) -> str | None:
+        if self.body_key is not None:
+            return None
         tpath, _, tquery = self.template.partition("?")
         if "{number}" in tpath:
             pattern = "^" + re.escape(tpath).replace(re.escape("{number}"), "(?P<n>[^/]+)") + "$"
@@ -51,8 +62,10 @@ class Route:
 DEFAULT_ROUTES = (
     Route("cainiao", "/global/detail.json?mailNos={number}", "cainiao"),
     Route("chinapost", "/track?number={number}", "chinapost"),
-    Route("yunexpress", "/Track/Detail/{number}", "yunexpress"),
+    Route("yunexpress", "/Track/Query", "yunexpress", body_key="NumberList"),
 )
+# 17TRACK's API (POST, many numbers per request, a token): answered by `TrackApi` below
+TRACK17_PATHS = {"/track/v2.2/gettrackinfo": "gettrackinfo", "/track/v2.2/register": "register"}
 
 
 @dataclass
@@ -98,6 +111,7 @@ class CarrierSite:
         self._pages: dict[tuple[str, str, int, int], tuple[str, bytes]] = {}  # a page changes with its scans
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self.track17 = TrackApi(self)
 
     # ---- life cycle ----
     def start(self) -> CarrierSite:
@@ -163,6 +177,11 @@ class CarrierSite:
             return clock()
         return parse_time(clock) if isinstance(clock, str) else clock
 
+    def visible_events_any(self, number: str) -> list[dict[str, Any]]:
+        """The number's events up to the clock, whichever carrier carries it (what an aggregator sees)."""
+        now = self.now()
+        return [e for e in self.journeys.get(number) or [] if now is None or _when(e) <= now]
+
     def visible_events(self, carrier: str, number: str) -> list[dict[str, Any]]:
         events = self.journeys.get(number) or []
         if events and events[0].get("carrier") not in (None, "", carrier):
@@ -183,12 +202,53 @@ class CarrierSite:
             self._pages[key] = page
         return page
 
-    def route_for(self, path: str, query: str) -> tuple[Route | None, str | None]:
+    def route_for(self, path: str, query: str, body: Any = None) -> tuple[Route | None, str | None]:
         for route in self.routes:
-            number = route.match(path, query)
+            number = route.match(path, query) if body is None else route.number_in(path, body)
             if number is not None:
                 return route, number
         return None, None
+
+
+class TrackApi:
+    """A stand-in for 17TRACK's v2.2 API over the site's journeys: `register` then `gettrackinfo`, 40
+    numbers a request, the `17token` header checked, registrations counted (what the quota is charged)."""
+
+    def __init__(self, site: CarrierSite, token: str = "test-token"):
+        self.site, self.token = site, token
+        self.registered: set[str] = set()
+        self.registrations = 0
+        self.calls: list[tuple[str, int]] = []  # (endpoint, numbers in the request)
+        self._lock = threading.Lock()
+
+    def answer(self, endpoint: str, token: str | None, body: Any) -> tuple[int, dict[str, Any]]:
+        from tracker.carriersite.renderers import render_17track_item
+
+        if token != self.token:
+            return 401, {"code": -18010002, "data": {"errors": [{"code": -18010002, "message": "Invalid access key."}]}}
+        items = body if isinstance(body, list) else []
+        numbers = [str(i.get("number", "")) for i in items if isinstance(i, dict)]
+        if len(numbers) > 40:
+            return 200, {"code": -18010014, "data": {"errors": [{"code": -18010014, "message": "Over 40 numbers."}]}}
+        with self._lock:
+            self.calls.append((endpoint, len(numbers)))
+        accepted, rejected = [], []
+        for number in numbers:
+            with self._lock:
+                known = number in self.registered
+                if endpoint == "register" and not known:
+                    self.registered.add(number)
+                    self.registrations += 1
+            if endpoint == "register":
+                if known:
+                    rejected.append({"number": number, "error": {"code": -18019901, "message": f"The tracking number '{number}' has been registered, don't need to repeat registration."}})
+                else:
+                    accepted.append({"origin": 1, "number": number, "carrier": 3011})
+            elif not known:
+                rejected.append({"number": number, "error": {"code": -18019902, "message": f"The tracking number '{number}' does not register, please register first."}})
+            else:
+                accepted.append(render_17track_item(number, self.site.visible_events_any(number)))
+        return 200, {"code": 0, "data": {"accepted": accepted, "rejected": rejected}}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -209,6 +269,37 @@ class _Handler(BaseHTTPRequestHandler):
         status = 0
         try:
             status = self._answer(route, number, fault, parts)
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            self.close_connection = True
+        finally:
+            self.site.requests.append(RequestRecord(
+                arrived, carrier, number, self.path, status, fault.kind if fault else None,
+                self.headers.get("User-Agent", "")))
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        arrived = time.monotonic()
+        parts = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(min(length, 1_000_000)) if length > 0 else b""
+        try:
+            body = json.loads(raw or b"null")
+        except ValueError:
+            body = None
+        status, carrier, number, fault = 0, None, None, None
+        try:
+            if parts.path in TRACK17_PATHS:
+                carrier = "17track"
+                fault = self.site._take_fault(carrier, None)
+                if fault is not None:
+                    status = self._answer(Route("17track", parts.path, "17track"), "batch", fault, parts)
+                else:
+                    code, doc = self.site.track17.answer(TRACK17_PATHS[parts.path], self.headers.get("17token"), body)
+                    status = self._send(code, json.dumps(doc).encode(), "application/json")
+            else:
+                route, number = self.site.route_for(parts.path, parts.query, body if body is not None else {})
+                carrier = route.carrier if route else None
+                fault = self.site._take_fault(carrier, number) if route else None
+                status = self._answer(route, number, fault, parts)
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
             self.close_connection = True
         finally:

@@ -9,6 +9,7 @@ from typing import Any
 import sqlite_utils
 
 from tracker.importers.sources import Problem
+from tracker.timeutil import DUE_AT_ONCE
 
 BATCH_SIZE = 10_000  # rows per executemany: big enough to amortise, small enough to keep memory flat
 
@@ -140,11 +141,12 @@ def _compile_cleaner(
 
 
 def register_shipments(conn: Any, stamp: str, carriers: dict[str, str | None]) -> None:
-    """Make the poller aware of tracking numbers it has not seen (existing shipments stay untouched)."""
+    """Make the poller aware of tracking numbers it has not seen (existing shipments stay untouched); a new
+    one is due at once, whatever --as-of the next poll runs with."""
     if carriers:
         conn.executemany(
             "INSERT OR IGNORE INTO shipments (tracking_number, carrier, state, first_seen_at, next_poll_at) "
             "VALUES (?, ?, 'pending', ?, ?)",
             # in key order: neighbouring inserts touch the same B-tree pages
-            [(number, carriers[number], stamp, stamp) for number in sorted(carriers)],
+            [(number, carriers[number], stamp, DUE_AT_ONCE) for number in sorted(carriers)],
         )

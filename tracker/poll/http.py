@@ -102,7 +102,7 @@ def make_session(settings: HttpSettings, *, min_interval: float = 0.0, loopback:
         read=settings.retries,
         status=settings.retries,
         redirect=0,
-        allowed_methods=frozenset({"GET"}),
+        allowed_methods=frozenset({"GET", "POST"}),  # the POSTs carriers' APIs take are lookups: safe to repeat
         status_forcelist=frozenset({429, 500, 502, 503, 504}),  # no other 4xx is worth asking again
         backoff_factor=settings.backoff_factor,
         backoff_jitter=settings.backoff_jitter,
@@ -133,8 +133,10 @@ def _retry_after(response: requests.Response) -> float | None:
 
 
 def fetch(session: requests.Session, url: str, settings: HttpSettings,
-          before_request: Callable[[], object] | None = None) -> tuple[Page, int]:
-    """GET `url`; return the page and how many retries it took. Raises FetchError.
+          before_request: Callable[[], object] | None = None, *, method: str = "GET", data: bytes | None = None,
+          headers: dict[str, str] | None = None) -> tuple[Page, int]:
+    """GET `url` (or `method` it with `data` and extra `headers`, for the APIs that want a POST); return the
+    page and how many retries it took. Raises FetchError.
 
     `before_request` runs before every request, redirects included (the host's token bucket).
     """
@@ -149,8 +151,9 @@ def fetch(session: requests.Session, url: str, settings: HttpSettings,
         if before_request:
             before_request()
         try:
-            response = session.get(url, timeout=(settings.connect_timeout, settings.read_timeout),
-                                   stream=True, allow_redirects=False)
+            response = session.request(method, url, data=data, headers=headers,
+                                       timeout=(settings.connect_timeout, settings.read_timeout),
+                                       stream=True, allow_redirects=False)
         except requests.exceptions.RetryError as exc:
             raise FetchError("gave up after retries") from exc
         except requests.exceptions.RequestException as exc:

@@ -1,6 +1,6 @@
 """Parsing HTML carrier pages in a worker process, so the parse runs on a second core.
 
-The poller is CPU-bound on one GIL: fetching, BeautifulSoup tree building and the writer all share it, and
+The poller is CPU-bound on one GIL: fetching, lxml tree building and the writer all share it, and
 lxml takes the GIL back around every parser callback, so a parse next to the fetching threads costs more
 than alone. A big run therefore hands each HTML page to one spawned worker process; the lane thread waits
 on the answer (the wait releases the GIL, so the other lanes keep fetching).

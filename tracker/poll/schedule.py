@@ -71,6 +71,10 @@ def next_poll(
             return update
         update["delivered_seen_at"] = None
         state, interval = "tracking", _hours(cfg, status, rng)
+    elif outcome == "no_information":  # the carrier knows the number; no scan yet: not a "no record"
+        update.update(last_success_at=to_db(now), consecutive_failures=0, last_error=None)
+        interval = _hours(cfg, "not_found", rng)
+        state = state if state in ("tracking", "stale") else "pending"
     elif outcome == "not_found":
         count = int(shipment.get("not_found_count") or 0) + 1
         update.update(last_success_at=to_db(now), consecutive_failures=0, last_error=None, not_found_count=count)

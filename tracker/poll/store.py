@@ -13,7 +13,7 @@ import sqlite_utils
 from tracker.db import next_seq
 from tracker.events import insert_events
 from tracker.poll.schedule import next_poll
-from tracker.timeutil import to_db
+from tracker.timeutil import DUE_AT_ONCE, to_db
 
 SHIPMENT_COLUMNS = (
     "tracking_number", "carrier", "state", "last_status", "first_seen_at", "next_poll_at", "last_event_at",
@@ -52,6 +52,7 @@ class PollResult:
     last_mile_number: str | None = None
     snapshot: Snapshot | None = None
     retry_after: float | None = None
+    dropped: int = 0  # undated rows left out of an otherwise good page
 
 
 def latest(events: list[dict[str, Any]]) -> tuple[str | None, str | None]:
@@ -139,16 +140,15 @@ def seed_shipments(db: sqlite_utils.Database, now: datetime, patterns: dict[str,
         "WHERE o.tracking_number IS NOT NULL AND o.tracking_number != '' AND NOT EXISTS "
         "(SELECT 1 FROM shipments s WHERE s.tracking_number = o.tracking_number) GROUP BY o.tracking_number"
     ).fetchall()
-    at = to_db(now)
     with conn:
         conn.executemany(
             "INSERT OR IGNORE INTO shipments (tracking_number, carrier, state, first_seen_at, next_poll_at) "
             "VALUES (?, ?, 'pending', ?, ?)",
-            [(tn, carrier or guess_carrier(tn, patterns), first, at) for tn, carrier, first in rows],
+            [(tn, carrier or guess_carrier(tn, patterns), first, DUE_AT_ONCE) for tn, carrier, first in rows],
         )
         # a due row must have a time to sort by
         conn.execute("UPDATE shipments SET next_poll_at = ? WHERE next_poll_at IS NULL "
-                     "AND state NOT IN ('done', 'retired', 'invalid')", [at])
+                     "AND state NOT IN ('done', 'retired', 'invalid')", [DUE_AT_ONCE])
     return len(rows)
 
 
