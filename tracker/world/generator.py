@@ -141,6 +141,7 @@ class WorldGenerator:
         b = cfg["buyers"]
         self.promised = list(b["promised_days"])
         self.promised_weights = list(b["promised_weights"])
+        self._price_scale = float(b["price_scale"])
         self._promised_cum = list(itertools.accumulate(self.promised_weights))
         self._carrier_cum = list(itertools.accumulate(self.carrier_weights))
         self.days = int(cfg["sizes"]["days"])
@@ -233,7 +234,7 @@ class WorldGenerator:
         o.promised = self.promised[bisect.bisect(self._promised_cum, rng.random() * self._promised_cum[-1])]
         o.carrier = self.carriers[bisect.bisect(self._carrier_cum, rng.random() * self._carrier_cum[-1])]
         title, lo, hi = self.items[int(rng.random() * len(self.items))]
-        usd = lo + (hi - lo) * rng.random()
+        usd = (lo + (hi - lo) * rng.random()) * self._price_scale
         o.currency = o.country.currency
         value = usd * o.country.usd_rate
         o.amount = f"{value:.0f}" if o.currency == "KRW" else f"{value:.2f}"

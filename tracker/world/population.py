@@ -79,7 +79,7 @@ class Population:
         # Sellers: a few hundred per 100k orders, popularity heavy-tailed.
         s_cfg = cfg["sellers"]
         alpha = float(s_cfg["popularity_alpha"])
-        n_sellers = max(30, n_orders // int(s_cfg["orders_per_seller"]))
+        n_sellers = max(int(s_cfg["min_sellers"]), n_orders // int(s_cfg["orders_per_seller"]))
         n_fast = max(1, round(n_sellers * s_cfg["fast_share"]))
         n_fraud = max(len(fraud_patterns) // 2, round(n_sellers * s_cfg["fraud_share"]))
         ids = rng.sample(range(1_000_000, 9_999_999), n_sellers)

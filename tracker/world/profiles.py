@@ -37,6 +37,7 @@ class Knob:
     outside: tuple[float, float]
     integer: bool = False
     floor: float = 0.0
+    shared: bool = False  # "table.*": one draw for every key (a level) instead of one each (a mix)
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ def _build_knobs(raw: dict[str, Any]) -> tuple[tuple[Knob, ...], float]:
                 outside=outside,
                 integer=bool(k.get("integer", False)),
                 floor=float(k.get("floor", 0.0)),
+                shared=bool(k.get("shared", False)),
             )
         )
     share = float(raw.get("sampler", {}).get("outside_share", 0.5))
@@ -142,27 +144,34 @@ def _set(settings: dict[str, Any], rates: dict[str, Any], knob: Knob, rng: rando
     section, *rest = knob.path.split(".")
     base = _defaults(section, rates)
     target = settings.setdefault(section, {})
-    if knob.kind == "mix":
+    if knob.kind == "mix":  # the whole table, or one list of weights in it
+        shares = base[rest[0]] if rest else base
+        keys = list(range(len(shares))) if isinstance(shares, list) else list(shares)
         concentration = _draw(rng, knob, region)
-        weights = {k: max(float(v), knob.floor) for k, v in base.items()}
-        total = sum(weights.values())
-        drawn = {k: rng.gammavariate(concentration * w / total, 1.0) for k, w in weights.items()}
-        norm = sum(drawn.values()) or 1.0
-        target.update({k: round(v / norm, 6) for k, v in drawn.items()})
+        weights = [max(float(shares[k]), knob.floor) for k in keys]
+        total = sum(weights)
+        drawn = [rng.gammavariate(concentration * w / total, 1.0) for w in weights]
+        norm = sum(drawn) or 1.0
+        mixed = [round(v / norm, 6) for v in drawn]
+        if rest:
+            target[rest[0]] = mixed if isinstance(shares, list) else dict(zip(keys, mixed, strict=True))
+        else:
+            target.update(dict(zip(keys, mixed, strict=True)))
         return
     if not rest:
         raise BadInput(f"data/world/profiles.toml: knob {knob.name}: path {knob.path!r} names no key")
     key, index = rest[0], int(rest[1]) if len(rest) > 1 else None
+    level = _draw(rng, knob, region) if knob.shared else None
     for k in list(base) if key == "*" else [key]:
         if k not in base and (section != "style" or knob.kind == "scale"):
             raise BadInput(f"data/world/profiles.toml: knob {knob.name}: {section}.{k} is not in rates.toml")
-        x = _draw(rng, knob, region)
+        x = _draw(rng, knob, region) if level is None else level
         if index is not None:  # one element of a list setting: the list is replaced whole
             values = list(target.get(k, base[k]))
             values[index] = _clean(x, knob.integer)
             target[k] = values
-        elif knob.kind == "scale":
-            target[k] = _clean(float(base[k]) * x, knob.integer)
+        elif knob.kind == "scale":  # scales compose: a level, then a mix
+            target[k] = _clean(float(target.get(k, base[k])) * x, knob.integer)
         else:
             target[k] = _clean(x, knob.integer)
 
