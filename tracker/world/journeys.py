@@ -130,7 +130,7 @@ class JourneyMaker:
                     s.where,
                     s.gap_lo,
                     s.gap_span,
-                    s.shown if s.shown >= 1.0 else min(1.0, s.shown * density),  # every carrier shows the main stages
+                    s.shown if s.shown >= 1.0 else min(1.0, s.shown * density),  # always-shown stages stay so
                     s.texts.get(carrier) or s.texts["cainiao"],
                 )
                 for s in self.line

@@ -149,8 +149,8 @@ def _set(settings: dict[str, Any], rates: dict[str, Any], knob: Knob, rng: rando
         keys = list(range(len(shares))) if isinstance(shares, list) else list(shares)
         concentration = _draw(rng, knob, region)
         weights = [max(float(shares[k]), knob.floor) for k in keys]
-        total = sum(weights)
-        drawn = [rng.gammavariate(concentration * w / total, 1.0) for w in weights]
+        total = sum(weights) or 1.0
+        drawn = [rng.gammavariate(concentration * w / total, 1.0) if w > 0 else 0.0 for w in weights]
         norm = sum(drawn) or 1.0
         mixed = [round(v / norm, 6) for v in drawn]
         if rest:
