@@ -3,18 +3,29 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# The locked versions every install uses (Python 3.11, linux x86_64); `make lock` refreshes it.
+LOCK := requirements/constraints.txt
+LOCK_ARGS ?=
 BENCH_ORDERS ?= 1000000
 PYTEST_ARGS ?=
 
-.PHONY: install test demo lint bench browser clean
+.PHONY: install lock test demo lint bench browser clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	@$(BIN)/python -m pip install -q --upgrade pip
-	@$(BIN)/python -m pip install -q -e '.[dev]'
+	@$(BIN)/python -m pip install -q --upgrade pip -c $(LOCK)
+	@$(BIN)/python -m pip install -q -c $(LOCK) -e '.[dev]'
 	@touch $(STAMP)
+
+# Re-resolve the lock after pyproject.toml's dependencies change (pins already there are kept;
+# `make lock LOCK_ARGS=--upgrade` moves everything to the newest allowed). Then `make install`.
+lock:
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q 'uv>=0.5'
+	@$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 \
+	  --python-platform x86_64-unknown-linux-gnu --custom-compile-command 'make lock' --quiet $(LOCK_ARGS) -o $(LOCK)
 
 # Chromium for the real-browser tests (Debian's package; Playwright's own download cannot work here).
 browser:

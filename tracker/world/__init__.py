@@ -4,10 +4,17 @@ stand on it. Deterministic for a seed; all rates, places and texts are data unde
 
 API
 ---
-``generate(n_orders: int, seed: int = 7, as_of: datetime | None = None) -> World``
+``generate(n_orders: int, seed: int = 7, as_of: datetime | None = None, profile=DEFAULT) -> World``
     In memory, for up to ~200k orders. ``as_of`` defaults to 2026-11-01T00:00:00Z so worlds are
     reproducible. Orders spread over the 120 days before ``as_of``; scans, confirmations and
     messages later than ``as_of`` are not emitted (parcels still on their way).
+
+``profiles.sample(seed, region="train"|"outside") -> Profile``
+    The world's settings drawn at random (tracker/world/profiles.py, data/world/profiles.toml):
+    every knob within its training range, or some beyond it for held-out evaluation. Pass it as
+    ``profile=`` to generate / write_world / write_orders_csv; ``profiles.DEFAULT`` is
+    data/world/rates.toml as it is. ``Profile.write(path)`` / ``profiles.read(path)`` keep one.
+    How the files are written (clock noise, blank statuses, missing cells) is tracker/world/noise.py.
 
 ``World``
     ``orders``   list of dicts with the contract's orders columns (order_id, buyer_id, seller_id,
@@ -30,7 +37,7 @@ API
     ``journeys() -> dict[str, list[dict]]`` events grouped by tracking number, oldest first.
     ``write(folder)`` → orders.csv, events.csv, messages.csv, labels.csv (UTF-8, header row).
 
-``write_world(folder, n_orders, seed=7, as_of=None, *, workers=1) -> dict[str, int]``
+``write_world(folder, n_orders, seed=7, as_of=None, *, workers=1, profile=DEFAULT) -> dict[str, int]``
     The same files as ``generate(...).write(folder)``, streamed chunk by chunk in bounded memory
     (a million orders / ~9M scans in ~40 MB). ``workers`` > 1 shares the chunks among processes;
     the files are byte-identical whatever the number. Returns the row count per file.
@@ -41,7 +48,7 @@ API
 Also: ``canonical_city(country, name)`` and ``canonical_postcode(country, text)`` compare what a
 buyer wrote with what a carrier scanned ("Moskva" = "Moscow", "PL-00950" = "00-950").
 
-CLI: ``tracker generate --orders N [--seed S] [--as-of T] [--workers W] --out DIR``.
+CLI: ``tracker generate --orders N [--seed S] [--as-of T] [--workers W] [--profile P] --out DIR``.
 
 How it is built: a world is a sequence of chunks of 1000 order slots; each chunk has its own random
 stream (seed, chunk number) and draws buyers and sellers from a population built once per

@@ -11,15 +11,16 @@ from __future__ import annotations
 import bisect
 import itertools
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
 from detectors.tracking_numbers import validate
-from tracker.config import load
+from tracker.config import load, merge
 from tracker.events import CONTRACT_EVENT_COLUMNS
 from tracker.world.journeys import CUSTOMS_AND_LINEHAUL, DAY, HOUR, Clock, JourneyMaker, Place, Scan, place
 from tracker.world.messages import MessageWriter
+from tracker.world.noise import Noise
 from tracker.world.numbers import NumberMaker, typo
 from tracker.world.places import City, Country
 from tracker.world.population import Population, Seller
@@ -103,19 +104,32 @@ class _Order:
 
 
 class WorldGenerator:
-    def __init__(self, n_orders: int, seed: int, as_of: datetime):
+    def __init__(
+        self, n_orders: int, seed: int, as_of: datetime, settings: Mapping[str, Any] | None = None
+    ):
+        """`settings`: changes merged over data/world/rates.toml (a profile's, tracker.world.profiles)."""
         if n_orders < 0:
             raise ValueError("n_orders must be >= 0")
         self.n = n_orders
         self.seed = seed
         self.as_of = int(as_of.timestamp())
         cfg = load("world/rates")
+        if settings:
+            cfg = merge(cfg, dict(settings))
         self.cfg = cfg
-        self.pop = Population(seed, n_orders, _SELLER_SCHEMES)
+        self.pop = Population(seed, n_orders, _SELLER_SCHEMES, cfg)
         self.numbers = NumberMaker(seed)
-        self.journeys = JourneyMaker()
-        self.writer = MessageWriter()
+        self.journeys = JourneyMaker(cfg)
+        self.writer = MessageWriter(cfg.get("style", {}).get("typo_rate"))
         self.clock = Clock()
+        timing, behaviour = cfg["timing"], cfg["behaviour"]
+        self._handling = float(timing["handling_days"]) * DAY
+        self._handling_skew = float(timing["handling_skew"])
+        self._transit_low = float(timing["transit_low"])
+        self._transit_span = float(timing["transit_span"])
+        self._say_no_scale = float(behaviour["say_no_scale"])
+        self._pressure_scale = float(behaviour["pressure_scale"])
+        self._noise = Noise(cfg, self.as_of, ORDER_COLUMNS)
         self._last_mile_p = float(self.journeys.cfg["last_mile_number"])
         items = load("world/items")["items"]
         self.items = [(i["title"], float(i["usd"][0]), float(i["usd"][1])) for i in items]
@@ -127,6 +141,7 @@ class WorldGenerator:
         b = cfg["buyers"]
         self.promised = list(b["promised_days"])
         self.promised_weights = list(b["promised_weights"])
+        self._price_scale = float(b["price_scale"])
         self._promised_cum = list(itertools.accumulate(self.promised_weights))
         self._carrier_cum = list(itertools.accumulate(self.carrier_weights))
         self.days = int(cfg["sizes"]["days"])
@@ -164,6 +179,7 @@ class WorldGenerator:
         self._events: list[tuple] = []
         self._messages: list[tuple] = []
         self._labels: list[tuple] = []
+        self._noise.start_chunk(self.seed, c)
         slot = c * CHUNK
         end = min(self.n, slot + CHUNK)
         # Stratified: each chunk gets its expected number of each scheme (rounded at random) at random
@@ -214,11 +230,11 @@ class WorldGenerator:
             ordered = self.as_of - int(age)
         o.ordered = ordered
         # Most sellers ship within two days; a few take the whole handling time.
-        o.shipped = ordered + int(HOUR + 5 * DAY * rng.random() ** 2.2)
+        o.shipped = ordered + int(HOUR + self._handling * rng.random() ** self._handling_skew)
         o.promised = self.promised[bisect.bisect(self._promised_cum, rng.random() * self._promised_cum[-1])]
         o.carrier = self.carriers[bisect.bisect(self._carrier_cum, rng.random() * self._carrier_cum[-1])]
         title, lo, hi = self.items[int(rng.random() * len(self.items))]
-        usd = lo + (hi - lo) * rng.random()
+        usd = (lo + (hi - lo) * rng.random()) * self._price_scale
         o.currency = o.country.currency
         value = usd * o.country.usd_rate
         o.amount = f"{value:.0f}" if o.currency == "KRW" else f"{value:.2f}"
@@ -245,13 +261,15 @@ class WorldGenerator:
         )
 
     def _factor(self, rng: random.Random, country: Country) -> float:
-        return country.transit_factor * (0.8 + 0.5 * rng.random())
+        return country.transit_factor * (self._transit_low + self._transit_span * rng.random())
 
     def _number(self, rng: random.Random, o: _Order, serial: int, *, untracked: bool = False) -> str:
         return self.numbers.make(o.carrier, serial, rng, untracked=untracked)
 
     def _emit_scans(self, number: str, carrier: str, scans: list[Scan]) -> int | None:
         """Write the scans that have happened by as_of; return the delivered time if it is among them."""
+        if self._noise.on:
+            return self._noise.emit(self._events.append, self.clock.iso, number, carrier, scans)
         as_of = self.as_of
         clock = self.clock
         dates, times = clock.dates, clock.times  # Clock.iso inlined: this loop writes every scan of the world
@@ -309,7 +327,7 @@ class WorldGenerator:
         """A defrauded buyer: sometimes confirms because the tracking says delivered; often says 'no'."""
         if delivered is not None and rng.random() < confirm:
             o.confirmed = delivered + int(3 * HOUR + 3 * DAY * rng.random())
-        elif rng.random() < say_no:
+        elif rng.random() < say_no * self._say_no_scale:
             o.received = "no"
 
     def _chatter(self, rng: random.Random, o: _Order, delivered: int | None) -> None:
@@ -410,26 +428,25 @@ class WorldGenerator:
         if o.shipped > as_of:  # not shipped yet: no number to give
             number, carrier = "", ""
         ordered = o.recorded_ordered if o.recorded_ordered is not None else o.ordered
-        self._orders.append(
-            (
-                o.order_id,
-                self.pop.buyer_id(o.buyer),
-                o.seller.seller_id,
-                iso(ordered),
-                country,
-                city,
-                postcode,
-                number,
-                carrier,
-                iso(o.shipped) if o.shipped <= as_of else "",
-                str(o.promised),
-                confirmed,
-                o.received,
-                o.amount,
-                o.currency,
-                o.title,
-            )
+        row = (
+            o.order_id,
+            self.pop.buyer_id(o.buyer),
+            o.seller.seller_id,
+            iso(ordered),
+            country,
+            city,
+            postcode,
+            number,
+            carrier,
+            iso(o.shipped) if o.shipped <= as_of else "",
+            str(o.promised),
+            confirmed,
+            o.received,
+            o.amount,
+            o.currency,
+            o.title,
         )
+        self._orders.append(self._noise.blank_order_fields(row) if self._noise.on else row)
         self._labels.append((o.order_id, o.fraud, o.pattern))
         if o.chat:
             o.chat.sort(key=lambda c: c[0])
@@ -734,7 +751,7 @@ class WorldGenerator:
             self._fooled(
                 rng, x, delivered if delivered and delivered > x.ordered else None, confirm=0.25, say_no=0.45
             )
-            if rng.random() < 0.2:
+            if rng.random() < 0.2 * self._pressure_scale:
                 self._pressure(rng, x, x.shipped + DAY, x.shipped + 12 * DAY)
             self._finish(rng, x)
         return k
@@ -768,7 +785,7 @@ class WorldGenerator:
                     self.writer.write(rng, "not_received", broken=False),
                 )
             )
-        if delivered is not None and rng.random() < 0.25:
+        if delivered is not None and rng.random() < 0.25 * self._pressure_scale:
             self._pressure(rng, o, delivered + HOUR, delivered + 3 * DAY, ("delivered_confirm",))
         return self._finish(rng, o)
 
@@ -786,7 +803,7 @@ class WorldGenerator:
             rng, o, o.number, skip=skip, factor=0.25 + 0.08 * rng.random(), ending="plain"
         )
         self._fooled(rng, o, delivered, confirm=0.25, say_no=0.5)
-        if delivered is not None and rng.random() < 0.3:
+        if delivered is not None and rng.random() < 0.3 * self._pressure_scale:
             self._pressure(rng, o, delivered + HOUR, delivered + 2 * DAY, ("delivered_confirm",))
         return self._finish(rng, o)
 
@@ -821,7 +838,7 @@ class WorldGenerator:
                 delivered = self._emit_scans(o.number, o.carrier, scans)
                 o.disputed = dispute
                 o.chat.append((dispute, "buyer", w.write(rng, "dispute_open", broken=False)))
-                if rng.random() < 0.5:
+                if rng.random() < 0.5 * self._pressure_scale:
                     self._pressure(
                         rng, o, signed + HOUR, signed + 2 * DAY, ("close_dispute", "delivered_confirm")
                     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from tracker.config import load
 from tracker.world.settings import derived
@@ -110,12 +111,16 @@ Scan = tuple[int, str, str, str, Place]
 
 
 class JourneyMaker:
-    def __init__(self) -> None:
+    def __init__(self, rates: dict[str, Any] | None = None) -> None:
+        """`rates`: the world's rates (data/world/rates.toml, as a profile changed them)."""
+        rates = load("world/rates") if rates is None else rates
         self.line, self.extras = stages()
         self.index = {s.code: i for i, s in enumerate(self.line)}
-        self.cfg = load("world/rates")["journey"]
+        self.cfg = rates["journey"]
         self._fail_p = float(self.cfg["failed_attempt"])
         self._pickup_p = float(self.cfg["pickup_point"])
+        self._scale = float(rates["timing"]["transit_scale"])
+        density = float(self.cfg["scan_density"])
         # Per carrier, the line as plain tuples: the hot loop reads no attributes.
         self._compiled = {
             carrier: tuple(
@@ -125,12 +130,12 @@ class JourneyMaker:
                     s.where,
                     s.gap_lo,
                     s.gap_span,
-                    s.shown,
+                    s.shown if s.shown >= 1.0 else min(1.0, s.shown * density),  # always-shown stages stay so
                     s.texts.get(carrier) or s.texts["cainiao"],
                 )
                 for s in self.line
             )
-            for carrier in load("world/rates")["carriers"]
+            for carrier in rates["carriers"]
         }
 
     def _text(self, texts: dict[str, tuple[str, ...]], carrier: str, rng: random.Random) -> str:
@@ -168,6 +173,7 @@ class JourneyMaker:
         scans: list[Scan] = []
         append = scans.append
         t = start
+        factor *= self._scale
         rand = rng.random
         last = len(self.line) - 1
         fail_p = self._fail_p

@@ -36,8 +36,11 @@ def _build(raw: dict) -> tuple[Texts, Texts, float, Texts]:
 
 
 class MessageWriter:
-    def __init__(self) -> None:
+    def __init__(self, typo_rate: float | None = None) -> None:
+        """`typo_rate` replaces the messages file's [typos] rate (a random world's sellers spell otherwise)."""
         self.slots, self.templates, self.typo_rate, self.typo_words = _data()
+        if typo_rate is not None:
+            self.typo_rate = float(typo_rate)
         # Only the words that have misspellings are visited.
         words = "|".join(sorted(map(re.escape, self.typo_words), key=len, reverse=True)) or "(?!)"
         self._typo_re = re.compile(rf"\b(?:{words})\b", re.IGNORECASE)

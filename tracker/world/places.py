@@ -48,6 +48,11 @@ class Places:
     letters: dict[str, str]
     city_names: dict[tuple[str, str], str]  # (country, folded name or alias) -> canonical name
     postcode_patterns: dict[str, re.Pattern[str]]  # country -> its format, optional country prefix
+    timezones: dict[tuple[str, str], str]  # (country, city) -> IANA zone; (country, "") is the country's own
+
+    def timezone(self, country: str, city: str) -> str:
+        """The wall clock of a place: the city's zone, else its country's, else UTC."""
+        return self.timezones.get((country, city)) or self.timezones.get((country, ""), "UTC")
 
     def country(self, code: str) -> Country:
         for c in self.countries:
@@ -105,7 +110,19 @@ def _build_places(raw: dict[str, Any]) -> Places:
         postcode_patterns={
             country.code: _format_pattern(country.code, country.postcode_format) for country in countries
         },
+        timezones=_timezones(raw),
     )
+
+
+def _timezones(raw: dict[str, Any]) -> dict[tuple[str, str], str]:
+    origin = raw["origin"]
+    zones = {(origin["country"], ""): origin.get("timezone", "UTC")}
+    for code, c in raw["countries"].items():
+        zones[(code, "")] = c.get("timezone", "UTC")
+        for city in c["cities"]:
+            if "timezone" in city:
+                zones[(code, city["name"])] = city["timezone"]
+    return zones
 
 
 _NL_FORBIDDEN = frozenset({"SA", "SD", "SS"})

@@ -10,6 +10,7 @@ import bisect
 import itertools
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
 from tracker.config import load
 from tracker.world.journeys import Place, place
@@ -43,16 +44,23 @@ def _weighted(rng: random.Random, items: list, weights: list[float]):  # noqa: A
 
 
 class Population:
-    def __init__(self, seed: int, n_orders: int, fraud_patterns: tuple[str, ...]):
+    def __init__(
+        self, seed: int, n_orders: int, fraud_patterns: tuple[str, ...], cfg: dict[str, Any] | None = None
+    ):
+        """`cfg`: the world's rates (data/world/rates.toml, as a profile changed them)."""
         rng = random.Random(f"population/{seed}/{n_orders}")
-        cfg = load("world/rates")
+        cfg = load("world/rates") if cfg is None else cfg
         world_places = places()
         self.countries: tuple[Country, ...] = world_places.countries
         self._letters = world_places.letters
+        # A profile may reweigh where buyers live; otherwise the places file's weights.
+        country_weights = cfg.get("countries") or {}
         # Buyers: parallel lists keep a million-order world's 400k buyers small.
         n_buyers = max(20, int(n_orders / cfg["sellers"]["orders_per_buyer"]))
         self.n_buyers = n_buyers
-        c_weights = list(itertools.accumulate(c.weight for c in self.countries))
+        c_weights = list(
+            itertools.accumulate(float(country_weights.get(c.code, c.weight)) for c in self.countries)
+        )
         city_cum = [list(itertools.accumulate(city.weight for city in c.cities)) for c in self.countries]
         self.buyer_country: list[int] = []
         self.buyer_city: list[City] = []
@@ -70,7 +78,8 @@ class Population:
 
         # Sellers: a few hundred per 100k orders, popularity heavy-tailed.
         s_cfg = cfg["sellers"]
-        n_sellers = max(30, n_orders // int(s_cfg["orders_per_seller"]))
+        alpha = float(s_cfg["popularity_alpha"])
+        n_sellers = max(int(s_cfg["min_sellers"]), n_orders // int(s_cfg["orders_per_seller"]))
         n_fast = max(1, round(n_sellers * s_cfg["fast_share"]))
         n_fraud = max(len(fraud_patterns) // 2, round(n_sellers * s_cfg["fraud_share"]))
         ids = rng.sample(range(1_000_000, 9_999_999), n_sellers)
@@ -90,7 +99,7 @@ class Population:
                 origin=place(origin.name, make_postcode(rng, world_places.origin_format, origin), "CN"),
                 export=place(hub_city, hub_pc, "CN"),
             )
-            popularity = rng.paretovariate(1.3)
+            popularity = rng.paretovariate(alpha)
             if seller.kind == "fast":
                 self.fast.add(seller, popularity)
             elif seller.kind == "fraud":

@@ -21,6 +21,7 @@ from tracker.world.generator import (
     ORDER_COLUMNS,
     WorldGenerator,
 )
+from tracker.world.profiles import DEFAULT, Profile
 
 DEFAULT_AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 FILES = {
@@ -42,15 +43,18 @@ def _as_of(as_of: datetime | None) -> datetime:
 class World:
     """A generated world. Rows are kept as tuples; the dict views are built on first use."""
 
-    def __init__(self, as_of: datetime, seed: int, rows: dict[str, list[tuple]]):
+    def __init__(
+        self, as_of: datetime, seed: int, rows: dict[str, list[tuple]], profile: Profile = DEFAULT
+    ):
         self.as_of = as_of
         self.seed = seed
         self.rows = rows
+        self.profile = profile
         self._dicts: dict[str, list[dict[str, Any]]] = {}
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{len(rows)} {kind}" for kind, rows in self.rows.items())
-        return f"<World seed={self.seed} as_of={self.as_of.isoformat()}: {counts}>"
+        return f"<World seed={self.seed} profile={self.profile.name} as_of={self.as_of.isoformat()}: {counts}>"
 
     def _view(self, kind: str) -> list[dict[str, Any]]:
         if kind not in self._dicts:
@@ -97,17 +101,19 @@ def _chunks(gen: WorldGenerator) -> Iterator[tuple[list[tuple], list[tuple], lis
         yield gen.chunk(c)
 
 
-def generate(n_orders: int, seed: int = 7, as_of: datetime | None = None) -> World:
+def generate(
+    n_orders: int, seed: int = 7, as_of: datetime | None = None, profile: Profile = DEFAULT
+) -> World:
     """A world of n_orders orders in memory (up to a few hundred thousand orders)."""
     when = _as_of(as_of)
-    gen = WorldGenerator(n_orders, seed, when)
+    gen = WorldGenerator(n_orders, seed, when, profile.settings)
     rows: dict[str, list[tuple]] = {"orders": [], "events": [], "messages": [], "labels": []}
     for orders, events, messages, labels in _chunks(gen):
         rows["orders"].extend(orders)
         rows["events"].extend(events)
         rows["messages"].extend(messages)
         rows["labels"].extend(labels)
-    return World(when, seed, rows)
+    return World(when, seed, rows, profile)
 
 
 def _quote(field: str) -> str:
@@ -181,10 +187,10 @@ class _Writers:
 
 
 def _write_part(
-    folder: str, n_orders: int, seed: int, as_of: datetime, first: int, end: int
+    folder: str, n_orders: int, seed: int, as_of: datetime, first: int, end: int, settings: dict[str, Any]
 ) -> dict[str, int]:
     """Chunks [first, end) of a world, header-less, into folder (runs in a worker process)."""
-    gen = WorldGenerator(n_orders, seed, as_of)
+    gen = WorldGenerator(n_orders, seed, as_of, settings)
     with _Writers(folder, header=False) as writers:
         for c in range(first, end):
             writers.write(*gen.chunk(c))
@@ -198,15 +204,16 @@ def write_world(
     as_of: datetime | None = None,
     *,
     workers: int = 1,
+    profile: Profile = DEFAULT,
 ) -> dict[str, int]:
     """Generate a world straight to CSV files in bounded memory (a million orders is fine).
 
-    The files are the same as `generate(n_orders, seed, as_of).write(folder)`, whatever `workers`:
-    with workers > 1, later ranges of chunks are made by other processes and appended in order.
-    Returns the row count per file.
+    The files are the same as `generate(n_orders, seed, as_of, profile).write(folder)`, whatever
+    `workers`: with workers > 1, later ranges of chunks are made by other processes and appended in
+    order. Returns the row count per file.
     """
     when = _as_of(as_of)
-    gen = WorldGenerator(n_orders, seed, when)
+    gen = WorldGenerator(n_orders, seed, when, profile.settings)
     n_chunks = gen.n_chunks()
     workers = max(1, min(workers, n_chunks))
     bounds = [n_chunks * i // workers for i in range(workers + 1)]
@@ -223,7 +230,14 @@ def write_world(
                 (
                     tmp / str(i),
                     pool.submit(
-                        _write_part, str(tmp / str(i)), n_orders, seed, when, bounds[i], bounds[i + 1]
+                        _write_part,
+                        str(tmp / str(i)),
+                        n_orders,
+                        seed,
+                        when,
+                        bounds[i],
+                        bounds[i + 1],
+                        profile.settings,
                     ),
                 )
                 for i in range(1, workers)
@@ -237,10 +251,14 @@ def write_world(
 
 
 def write_orders_csv(
-    path: str | os.PathLike[str], n_orders: int, seed: int = 7, as_of: datetime | None = None
+    path: str | os.PathLike[str],
+    n_orders: int,
+    seed: int = 7,
+    as_of: datetime | None = None,
+    profile: Profile = DEFAULT,
 ) -> int:
     """Only the orders file of `write_world` (same rows), streamed to `path`. Returns the row count."""
-    gen = WorldGenerator(n_orders, seed, _as_of(as_of))
+    gen = WorldGenerator(n_orders, seed, _as_of(as_of), profile.settings)
     count = 0
     with open(path, "w", encoding="utf-8", newline="", buffering=1 << 20) as fh:
         out = csv.writer(fh)
