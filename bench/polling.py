@@ -21,6 +21,7 @@ n_orders. Run alone: `python -m bench.polling 20000`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -155,6 +156,13 @@ def parse_times(bodies: list) -> dict[str, float]:
     for _carrier, tn, page, name in html:
         _bare_rows(name, tn, page.body)
     bare = (time.perf_counter() - t0) / len(html) * 1000
+    # the same carrier file with lxml's own tree instead of BeautifulSoup's (`parser = "lxml"`)
+    lxml_carrier = dataclasses.replace(carriers["chinapost"], cache={}, settings={
+        **carriers["chinapost"].settings, "html": {**carriers["chinapost"].settings["html"], "parser": "lxml"}})
+    t0 = time.perf_counter()
+    for _carrier, tn, page, _ in html:
+        parse_page(lxml_carrier, page, tn)
+    ours_lxml = (time.perf_counter() - t0) / len(html) * 1000
     js = [p for p in pages if p[3] != "chinapost"]
     t0 = time.perf_counter()
     for carrier, tn, page, _ in js:
@@ -166,6 +174,8 @@ def parse_times(bodies: list) -> dict[str, float]:
     bare_json = (time.perf_counter() - t0) / len(js) * 1000
     return {"parse_html_ms_per_page": round(ours, 3), "parse_html_bare_lxml_ms_per_page": round(bare, 3),
             "parse_html_ratio_ours_over_bare": round(ours / bare, 2),
+            "parse_html_lxml_parser_ms_per_page": round(ours_lxml, 3),
+            "parse_html_lxml_parser_ratio_over_bare": round(ours_lxml / bare, 2),
             "parse_json_ms_per_page": round(ours_json, 3), "parse_json_bare_ms_per_page": round(bare_json, 3),
             "parse_json_ratio_ours_over_bare": round(ours_json / bare_json, 2)}
 

@@ -78,27 +78,26 @@ class MarkupRules:
         lowered = text.lower()
         return any(m in lowered for m in which)
 
+    def number_texts(self, root: Any) -> list[str]:
+        """The texts of the elements naming the page's own tracking number."""
+        return [node_text(node) for node in self.page_number(root)] if self.page_number is not None else []
+
     def number(self, root: Any, tracking_number: str) -> str | None:
         """The tracking number the page names: the asked one if it is among its tokens, else the first."""
-        if self.page_number is None:
+        texts = self.number_texts(root)
+        if not texts:
             return None
-        tokens = [t for node in self.page_number(root) for t in numbers_in(node_text(node))]
+        tokens = [t for part in texts for t in numbers_in(part)]
         if normalise_number(tracking_number) in tokens:
             return normalise_number(tracking_number)
         pattern = self.carrier.number_pattern
         return next((t for t in tokens if pattern.fullmatch(t)), tokens[0] if tokens else None)
 
-    def parse(self, root: Any, text: str, tracking_number: str) -> ParseResult:
-        """Events from a parsed page (`text` is the page's text, for the markers)."""
-        rows = self.rows(root)
-        page_number = self.number(root, tracking_number)
-        if not rows:
-            if self.no_information and self.markers(text, self.no_information):
-                return ParseResult("no_information", page_number=page_number)
-            if self.not_found and self.markers(text, self.not_found):
-                return ParseResult("not_found", page_number=page_number)
-            return ParseResult("error", error="no events and no not-found notice on the page (layout changed?)",
-                               page_number=page_number)
+    def find_rows(self, root: Any) -> list[Any]:
+        return self.rows(root)
+
+    def cells(self, root: Any, rows: list[Any]) -> list[dict[str, Any]]:
+        """Per row, its fields' texts (a list of texts for a field of several parts)."""
         index = {row: i for i, row in enumerate(rows)}
         cells: list[dict[str, Any]] = [{} for _ in rows]
         for name, parts in self.fields.items():
@@ -111,6 +110,20 @@ class MarkupRules:
             for i, values in enumerate(found):
                 if any(v is not None for v in values):
                     cells[i][name] = values if len(parts) > 1 else values[0]
+        return cells
+
+    def parse(self, root: Any, text: str, tracking_number: str) -> ParseResult:
+        """Events from a parsed page (`text` is the page's text, for the markers)."""
+        rows = self.find_rows(root)
+        page_number = self.number(root, tracking_number)
+        if not rows:
+            if self.no_information and self.markers(text, self.no_information):
+                return ParseResult("no_information", page_number=page_number)
+            if self.not_found and self.markers(text, self.not_found):
+                return ParseResult("not_found", page_number=page_number)
+            return ParseResult("error", error="no events and no not-found notice on the page (layout changed?)",
+                               page_number=page_number)
+        cells = self.cells(root, rows)
         result = ParseResult("ok", page_number=page_number)
         for i, raw in enumerate(cells):
             event = self.maker.make(tracking_number, raw, result, f"event row {i + 1}")
