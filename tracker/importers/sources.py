@@ -12,12 +12,13 @@ import csv
 import io
 import itertools
 import json
+import re
 import sys
 from collections.abc import Iterator
 from functools import lru_cache
 from operator import itemgetter
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from tracker.errors import BadInput
 
@@ -122,12 +123,13 @@ class Source:
             )
 
     # -- records -----------------------------------------------------------------------------------
-    def records(self, columns: tuple[str, ...]) -> Iterator[Record]:
+    def records(self, kind: RowKind) -> Iterator[Record]:
         if self.format == "csv":
-            return self._csv_records(columns)
-        return self._jsonl_records(columns)
+            return self._csv_records(kind)
+        return self._jsonl_records(kind)
 
-    def _csv_records(self, columns: tuple[str, ...]) -> Iterator[Record]:
+    def _csv_records(self, kind: RowKind) -> Iterator[Record]:
+        columns = kind.columns
         header = self.header
         n = len(header)
         keys = [column_key(h) for h in header]
@@ -138,6 +140,9 @@ class Source:
         # an absent column reads the "" appended to every row at index n
         getter = itemgetter(*[position.get(c, n) for c in columns])
         extra_at = [(i, header[i].strip() or f"column_{i + 1}") for i, k in enumerate(keys) if k not in known]
+        names = [key if key in known else header[i].strip() or f"column_{i + 1}" for i, key in enumerate(keys)]
+        # where a line break is text: the kind's free-text columns and the unknown ones (an address, a note)
+        breaks_ok = [key in kind.free_text or key not in known for key in keys]
         reader = self._reader
         previous = self._header_end
         label = self.label
@@ -160,13 +165,47 @@ class Source:
             if len(row) != n:
                 yield line, None, None, row, [(None, f"row has {len(row)} fields, the header has {n}")]
                 continue
+            if previous - line > 0 or _CONTROL.search("".join(row)):  # rare: the checks below cost only here
+                trouble = _cell_problems(row, line, names, breaks_ok) or self._swallowed_rows(
+                    row, line, names, getter, kind)
+                if trouble:
+                    yield line, None, None, row, trouble
+                    continue
             row.append("")
             extras = None
             if extra_at:
                 extras = {name: row[i] for i, name in extra_at if row[i] != ""} or None
             yield line, getter(row), extras, row, None
 
-    def _jsonl_records(self, columns: tuple[str, ...]) -> Iterator[Record]:
+    def _swallowed_rows(
+        self, row: list[str], line: int, names: list[str], getter: Any, kind: RowKind
+    ) -> list[Problem] | None:
+        """A quoted field that runs over line breaks and takes in what reads as whole rows of this file.
+
+        A stray opening quote makes the CSV reader carry on to the next quote, merging the lines between
+        into one field; when the merged row still has the right number of fields, nothing else notices.
+        Free text may hold line breaks, so a line inside a field counts as a swallowed row only when it
+        parses as a full row whose required columns all pass their checks.
+        """
+        n = len(names)
+        opened = line
+        for index, cell in enumerate(row):
+            parts = _LINE_BREAK.split(cell)
+            for offset, part in enumerate(parts[1:], start=1):
+                try:
+                    cells = next(csv.reader([part], delimiter=self.delimiter))
+                except (csv.Error, StopIteration):
+                    continue
+                if len(cells) == n and kind.looks_like_row(getter([*cells, ""])):
+                    return [(names[index], (
+                        f"the quote that opens this field on line {opened} runs on over {len(parts) - 1} line "
+                        f"break(s) and takes in line {opened + offset}, which reads as a row of its own; close "
+                        "the quote, or double a quote that is part of the text (\"\")"))]
+            opened += len(parts) - 1
+        return None
+
+    def _jsonl_records(self, kind: RowKind) -> Iterator[Record]:
+        columns = kind.columns
         known = set(columns)
         line = 0
         fh = self._fh
@@ -217,8 +256,76 @@ class Source:
                 elif value is not None and value != "":
                     extras = extras or {}
                     extras[name] = value
+            if _SUSPECT_JSON.search(text):  # a control character, or an escaped one, or an escaped line break
+                problems = (problems or []) + _json_cell_problems(cells, extras, kind)
             values = tuple(cells.get(c, "") for c in columns)
-            yield line, values, extras, obj, problems
+            yield line, values, extras, obj, problems or None
+
+
+class RowKind(Protocol):
+    """What a reader needs of an import kind (tracker.importers.base.Kind)."""
+
+    columns: tuple[str, ...]
+    free_text: tuple[str, ...]
+
+    def looks_like_row(self, values: tuple[str, ...]) -> bool: ...
+
+
+# C0 and C1 control characters other than tab, line feed and carriage return: never text in a cell
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+# in a JSON line: a raw control character, or an escape that decodes to one or to a line break
+_SUSPECT_JSON = re.compile(r"[\x7f-\x9f]|\\(?:u00[01][0-9a-fA-F]|u007[fF]|u00[89][0-9a-fA-F]|[bfnr])")
+
+
+def _control_problem(column: str, value: str) -> Problem | None:
+    found = _CONTROL.search(value)
+    if found is None:
+        return None
+    return column, f"control character U+{ord(found.group()):04X} at character {found.start() + 1} of the value"
+
+
+def _cell_problems(row: list[str], line: int, names: list[str], breaks_ok: list[bool]) -> list[Problem] | None:
+    """Control characters in any cell; line breaks in a cell that is not free text (an id, a date)."""
+    problems: list[Problem] = []
+    for cell, name, ok in zip(row, names, breaks_ok, strict=True):
+        problem = _control_problem(name, cell)
+        if problem is not None:
+            problems.append(problem)
+        elif not ok and _LINE_BREAK.search(cell.strip()):
+            first = line + _LINE_BREAK.split(cell, 1)[0].count("\n")
+            problems.append((name, f"a line break inside the value (a quote opened on line {first} is "
+                                   "closed on a later line); only free text may run over lines"))
+    return problems or None
+
+
+def _json_cell_problems(cells: dict[str, str], extras: dict[str, Any] | None, kind: RowKind) -> list[Problem]:
+    problems: list[Problem] = []
+    for column, value in cells.items():
+        problem = _control_problem(column, value)
+        if problem is not None:
+            problems.append(problem)
+        elif column not in kind.free_text and _LINE_BREAK.search(value.strip()):
+            problems.append((column, "a line break inside the value; only free text may run over lines"))
+    for name, value in (extras or {}).items():
+        for text in _strings(value):
+            problem = _control_problem(str(name), text)
+            if problem is not None:
+                problems.append(problem)
+                break
+    return problems
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield str(key)
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
 
 
 def _encodable(obj: Any) -> bool:
