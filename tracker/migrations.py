@@ -264,7 +264,7 @@ def _m003_dashboard_search(db: sqlite_utils.Database) -> None:
     """Dashboard (issue 7): full-text search kept current by triggers, and indexes for its facets and sorts.
 
     The triggers only queue the changed rowid (a B-tree insert); the dashboard folds the queue into the
-    FTS5 index in one statement before it searches (tracker.dashboard.search). An FTS5 insert inside a
+    FTS5 index in one statement (tracker.search_index). An FTS5 insert inside a
     per-row trigger costs ~100 µs (FTS5 flushes at every statement savepoint): 5-10x slower imports.
     """
     for table, columns in SEARCH_INDEXES.items():

@@ -127,6 +127,19 @@ def pseudonym(secret: bytes, kind: str, value: str) -> str:
     return f"{kind}-{digest[:16]}"
 
 
+def personal_fields(extra: str | None) -> list[Any]:
+    """The values of an order's unknown columns that hold an address or contact detail."""
+    if not extra:
+        return []
+    try:
+        fields = json.loads(extra)
+    except ValueError:
+        return []
+    if not isinstance(fields, dict):
+        return []
+    return [item for key, item in fields.items() if _PERSONAL_KEYS.search(str(key)) and item not in (None, "")]
+
+
 def strings_in(value: Any) -> Iterable[str]:
     """Every string (keys included) inside a JSON-like value."""
     if isinstance(value, str):
@@ -160,20 +173,16 @@ class Scrubber:
     def add_other_order(self, order: dict[str, Any], own: dict[str, Any]) -> str:
         """Register another buyer's order; return its pseudonym."""
         self.add("order", order["order_id"])
-        self.add("buyer", order["buyer_id"])
-        if order.get("dest_postcode") and order["dest_postcode"] != own.get("dest_postcode"):
-            self.add("postcode", order["dest_postcode"])
-        extra = order.get("extra")
-        if extra:
-            try:
-                fields = json.loads(extra)
-            except ValueError:
-                fields = {}
-            if isinstance(fields, dict):
-                for key, item in fields.items():
-                    if _PERSONAL_KEYS.search(str(key)) and item not in (None, ""):
-                        self.add("address", item)
+        self.add_person(order, keep_postcode=own.get("dest_postcode"))
         return pseudonym(self.secret, "order", str(order["order_id"]).strip())
+
+    def add_person(self, order: dict[str, Any], keep_postcode: str | None = None) -> None:
+        """Register who an order names: its buyer, its postcode (unless `keep_postcode`), address fields."""
+        self.add("buyer", order["buyer_id"])
+        if order.get("dest_postcode") and order["dest_postcode"] != keep_postcode:
+            self.add("postcode", order["dest_postcode"])
+        for item in personal_fields(order.get("extra")):
+            self.add("address", item)
 
     def _regex(self) -> re.Pattern[str] | None:
         if self._pattern is None and self.replacements:
