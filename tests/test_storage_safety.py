@@ -201,7 +201,7 @@ def test_a_full_disk_under_the_database_is_a_failed_run_naming_it(tmp_path):
         assert sqlite3.connect(store).execute("SELECT count(*) FROM orders").fetchone()[0] == 0
 
 
-def test_case_ids_beyond_any_stored_id_are_bad_input(db, run_cli, tmp_path):
+def test_ids_and_windows_beyond_any_stored_value_are_bad_input(db, run_cli, tmp_path):
     for args in (["case", "show", "99999999999999999999999"],
                  ["case", "set-status", "99999999999999999999999", "dismissed"],
                  ["export", "99999999999999999999999", "--out", str(tmp_path / "p")],
@@ -210,6 +210,8 @@ def test_case_ids_beyond_any_stored_id_are_bad_input(db, run_cli, tmp_path):
         assert result.exit_code == 2, (args, result.output)
         assert "no such case" in result.stderr and "internal error" not in result.stderr
     assert run_cli("case", "show", "9223372036854775807").stderr.strip().endswith("no such case (see 'tracker cases')")
+    result = run_cli("cases", "--due-within", "99999999999999999999d")
+    assert result.exit_code == 2 and "longer than 100 years" in result.stderr
 
 
 # --- the complaint packet, all or nothing ----------------------------------------------------------------

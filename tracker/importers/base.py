@@ -66,13 +66,16 @@ class Kind:
     writer_class: type[Writer] = Writer
 
     def __init__(self) -> None:
-        # [latest time accepted, the run's now] as canonical text, set per run; "~" sorts after every date
-        self._latest = ["~", ""]
-        self.clean = _compile_cleaner(self.columns, set(self.required), self.converters, self.finish, self._latest)
+        self.refuse_times_after(None)
 
-    def refuse_times_after(self, now: datetime) -> None:
-        """Refuse times more than a day after `now`, the time of the run (a day covers clocks and zones)."""
-        self._latest[:] = [to_db(now + timedelta(days=1)), to_db(now)]
+    def refuse_times_after(self, now: datetime | None) -> None:
+        """Refuse times more than a day after `now`, the time of the run (a day covers clocks and zones).
+
+        The row checker is built again with the limit written into it as a constant (the hot path).
+        """
+        # "~" sorts after every date: no limit
+        latest = ("~", "") if now is None else (to_db(now + timedelta(days=1)), to_db(now))
+        self.clean = _compile_cleaner(self.columns, set(self.required), self.converters, self.finish, latest)
 
     def looks_like_row(self, values: tuple[str, ...]) -> bool:
         """Whether these cells would make a row of their own: every required column that has a check (a time,
@@ -116,18 +119,19 @@ def _compile_cleaner(
     required: set[str],
     converters: dict[str, Converter],
     finish: Callable[..., Any],
-    latest: list[str],
+    latest: tuple[str, str],
 ) -> Callable[..., Any]:
     """Build the kind's row checker as straight-line code, one block per column.
 
     This is the import's hot path: unrolled, it runs about twice as fast as a loop over column specs,
     since each block is a few local-variable operations. What each block does, for column i:
     strip the text; empty -> None (a problem if required); else convert, a ValueError being the problem;
-    a time after `latest[0]` is a problem too (canonical times compare as text).
+    a time after `latest[0]` (the run's now, `latest[1]`, plus a day) is a problem too (canonical times compare
+    as text).
     """
     from tracker.importers.fields import time_value
 
-    namespace: dict[str, Any] = {"MISSING": MISSING, "finish": finish, "latest": latest, "FUTURE": FUTURE}
+    namespace: dict[str, Any] = {"MISSING": MISSING, "finish": finish, "FUTURE": FUTURE}
     code = ["def clean(line, values, extras, problems):", f"    ({', '.join(f'v{i}' for i in range(len(columns)))},) = values"]
     for i, column in enumerate(columns):
         assert column.isidentifier()  # columns are ours, never the user's header text
@@ -150,8 +154,8 @@ def _compile_cleaner(
             if convert is time_value:
                 code += [
                     "        else:",
-                    f"            if c{i} > latest[0]:",
-                    f"                problems.append(({column!r}, FUTURE.format(c{i}, latest[1])))",
+                    f"            if c{i} > {latest[0]!r}:",
+                    f"                problems.append(({column!r}, FUTURE.format(c{i}, {latest[1]!r})))",
                 ]
     code.append(f"    return finish(line, [{', '.join(f'c{i}' for i in range(len(columns)))}], values, extras, problems)")
     exec("\n".join(code), namespace)  # noqa: S102 - source built above from our own column names
