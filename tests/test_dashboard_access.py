@@ -360,3 +360,28 @@ def test_writers_of_cases_fold_the_queue_at_the_end_of_their_transaction(db, sam
     assert hits == 1
     assert db.execute("SELECT count(*) FROM cases_fts WHERE cases_fts MATCH 'upheld'").fetchone()[0] == 1
 
+
+
+def test_the_indexer_folds_between_requests_and_waits_out_an_import(db, db_path, sample):
+    import sqlite3
+
+    from tracker.search_index import SearchIndexer, pending_rows
+
+    with db.conn:
+        db.conn.execute("UPDATE orders SET item_title = 'wombat' WHERE order_id = '8100000004'")
+    writer = sqlite3.connect(db_path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # an import holds the write lock
+    indexer = SearchIndexer(db_path, interval=0.05, busy_seconds=0.1)
+    indexer.start()
+    try:
+        time.sleep(0.5)
+        assert indexer.is_alive() and pending_rows(db.conn) == 1  # rounds skipped, nothing broken
+        writer.execute("COMMIT")
+        deadline = time.monotonic() + 5
+        while pending_rows(db.conn) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pending_rows(db.conn) == 0 and indexer.folded == 1
+    finally:
+        indexer.stop()
+        writer.close()
+    assert not indexer.is_alive()

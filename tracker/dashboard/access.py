@@ -31,7 +31,7 @@ HOSTS_ENV = "TRACKER_DASHBOARD_HOSTS"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 # open to everyone: the sign-in page and what it needs
 PUBLIC_PATHS = frozenset({"/-/login", "/-/logout", "/-/auth-token", "/favicon.ico"})
-PUBLIC_PREFIXES = ("/-/static/",)
+PUBLIC_PREFIXES = ("/-/static/", "/-/static-plugins/")  # stylesheets and scripts: no data in them
 # the doors whose failures count towards the per-address limit
 SIGN_IN_DOORS = frozenset({("POST", "/-/login"), ("GET", "/-/auth-token")})
 
