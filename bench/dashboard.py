@@ -113,6 +113,9 @@ def build(db_path: Path, n_orders: int, seed: int = 7) -> dict[str, int]:
             "INSERT INTO case_events(case_id, at, actor, kind, from_status, to_status) VALUES (?,?,?,?,?,?)",
             history,
         )
+    from tracker.search_index import refresh_search_index
+
+    refresh_search_index(conn)  # as `tracker serve` does before serving: search reads the index, never folds
     conn.execute("ANALYZE")
     conn.execute("PRAGMA journal_mode=WAL")
     db.close()
