@@ -385,3 +385,24 @@ def test_the_indexer_folds_between_requests_and_waits_out_an_import(db, db_path,
         indexer.stop()
         writer.close()
     assert not indexer.is_alive()
+
+
+def test_serve_starts_while_an_import_holds_the_write_lock(run_cli, db, db_path, monkeypatch):
+    import sqlite3
+
+    import uvicorn
+
+    from tracker.dashboard import server
+
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: None)
+    monkeypatch.setattr(server, "START_LOCK_WAIT_MS", 200)
+    build_sample(db)
+    writer = sqlite3.connect(db_path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        result = run_cli("serve", "--port", 0)
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert result.exit_code == 0, result.output
+    assert "the indexer folds the queue once it can" in result.output and "Press Ctrl+C" in result.output

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import socket
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
 from tracker.dashboard.access import HOSTS_ENV, LOOPBACK_HOSTS
 from tracker.dashboard.config import DEFAULT_USER, PASSWORD_HASH_ENV, USER_ENV, sign_in_accounts
 from tracker.errors import BadInput, RunFailure
+
+# how long the start-up fold waits for an import's write lock before serving without it
+START_LOCK_WAIT_MS = 3000
 
 
 def _check_port(host: str, port: int) -> None:
@@ -63,9 +67,13 @@ def serve(
 
     _check_port(host, port)
     db = open_db(db_path)
+    folded = 0
     try:
+        db.conn.execute(f"PRAGMA busy_timeout = {START_LOCK_WAIT_MS}")
         folded = refresh_search_index(db.conn)  # index what changed since the last fold, before serving
         rebuild_case_counts(db.conn)
+    except sqlite3.OperationalError as exc:  # an import holds the write lock: serve now, catch up later
+        echo(f"Search index and case counts not refreshed ({exc}); the indexer folds the queue once it can.")
     finally:
         db.close()
     if folded:

@@ -12,19 +12,27 @@ import csv
 import io
 import itertools
 import json
-import re
 import sys
 from collections.abc import Iterator
 from functools import lru_cache
 from operator import itemgetter
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 from tracker.errors import BadInput
+from tracker.importers.text_checks import (
+    CONTROL,
+    LINE_BREAK,
+    SUSPECT_JSON,
+    Problem,
+    RowKind,
+    cell_problems,
+    json_cell_problems,
+    scan_for_controls,
+)
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
-Problem = tuple[str | None, str]  # (column or None for the whole row, reason)
 Record = tuple[int, tuple[str, ...] | None, dict[str, Any] | None, Any, list[Problem] | None]
 
 
@@ -75,7 +83,7 @@ class Source:
         else:
             try:
                 self._fh = open(self.path, encoding="utf-8-sig", newline="")  # noqa: SIM115 - closed in __exit__
-                self.suspect = _scan_for_controls(self.path, self.format)
+                self.suspect = scan_for_controls(self.path, self.format)
             except OSError as exc:
                 raise BadInput(f"{self.label}: cannot read ({exc.strerror or exc})") from None
         if self.format == "csv":
@@ -171,8 +179,8 @@ class Source:
             if len(row) != n:
                 yield line, None, None, row, [(None, f"row has {len(row)} fields, the header has {n}")]
                 continue
-            if previous - line > 0 or (suspect and _CONTROL.search("".join(row))):  # rare: checks cost only here
-                trouble = _cell_problems(row, line, names, breaks_ok) or self._swallowed_rows(
+            if previous - line > 0 or (suspect and CONTROL.search("".join(row))):  # rare: checks cost only here
+                trouble = cell_problems(row, line, names, breaks_ok) or self._swallowed_rows(
                     row, line, names, getter, kind)
                 if trouble:
                     yield line, None, None, row, trouble
@@ -196,7 +204,7 @@ class Source:
         n = len(names)
         opened = line
         for index, cell in enumerate(row):
-            parts = _LINE_BREAK.split(cell)
+            parts = LINE_BREAK.split(cell)
             for offset, part in enumerate(parts[1:], start=1):
                 try:
                     cells = next(csv.reader([part], delimiter=self.delimiter))
@@ -263,101 +271,10 @@ class Source:
                 elif value is not None and value != "":
                     extras = extras or {}
                     extras[name] = value
-            if suspect and _SUSPECT_JSON.search(text):  # a control character, an escaped one, an escaped break
-                problems = (problems or []) + _json_cell_problems(cells, extras, kind)
+            if suspect and SUSPECT_JSON.search(text):  # a control character, an escaped one, an escaped break
+                problems = (problems or []) + json_cell_problems(cells, extras, kind)
             values = tuple(cells.get(c, "") for c in columns)
             yield line, values, extras, obj, problems or None
-
-
-class RowKind(Protocol):
-    """What a reader needs of an import kind (tracker.importers.base.Kind)."""
-
-    columns: tuple[str, ...]
-    free_text: tuple[str, ...]
-
-    def looks_like_row(self, values: tuple[str, ...]) -> bool: ...
-
-
-# C0 and C1 control characters other than tab, line feed and carriage return: never text in a cell
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
-# in a JSON line: a raw control character, or an escape that decodes to one or to a line break
-_SUSPECT_JSON = re.compile(r"[\x7f-\x9f]|\\(?:u00[01][0-9a-fA-F]|u007[fF]|u00[89][0-9a-fA-F]|[bfnr])")
-
-
-# the same, on the file's bytes: C0 controls and DEL (deleted by bytes.translate, at memory speed), C1
-# controls as UTF-8 writes them (C2 80 to C2 9F), and in JSON the escapes that decode to either or to a break
-_CONTROL_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
-_C1_BYTES = re.compile(rb"\xc2[\x80-\x9f]")
-_JSON_ESCAPES = re.compile(rb"\\(?:u00[01][0-9a-fA-F]|u007[fF]|u00[89][0-9a-fA-F]|[bfnr])")
-_SCAN_BLOCK = 1 << 20
-
-
-def _scan_for_controls(path: Path, fmt: str) -> bool:
-    """Whether the file's bytes hold anything the per-row control checks would look at: about 25 ms for a
-    20 MB file, against more than 100 ms for a regex over each row."""
-    tail = b""
-    with open(path, "rb") as fh:
-        while block := fh.read(_SCAN_BLOCK):
-            block = tail + block
-            if len(block.translate(None, _CONTROL_BYTES)) != len(block):
-                return True
-            if b"\xc2" in block and _C1_BYTES.search(block):
-                return True
-            if fmt == "jsonl" and b"\\" in block and _JSON_ESCAPES.search(block):
-                return True
-            tail = block[-8:]  # a match split across two blocks (at most 7 bytes long)
-    return False
-
-
-def _control_problem(column: str, value: str) -> Problem | None:
-    found = _CONTROL.search(value)
-    if found is None:
-        return None
-    return column, f"control character U+{ord(found.group()):04X} at character {found.start() + 1} of the value"
-
-
-def _cell_problems(row: list[str], line: int, names: list[str], breaks_ok: list[bool]) -> list[Problem] | None:
-    """Control characters in any cell; line breaks in a cell that is not free text (an id, a date)."""
-    problems: list[Problem] = []
-    for cell, name, ok in zip(row, names, breaks_ok, strict=True):
-        problem = _control_problem(name, cell)
-        if problem is not None:
-            problems.append(problem)
-        elif not ok and _LINE_BREAK.search(cell.strip()):
-            first = line + _LINE_BREAK.split(cell, 1)[0].count("\n")
-            problems.append((name, f"a line break inside the value (a quote opened on line {first} is "
-                                   "closed on a later line); only free text may run over lines"))
-    return problems or None
-
-
-def _json_cell_problems(cells: dict[str, str], extras: dict[str, Any] | None, kind: RowKind) -> list[Problem]:
-    problems: list[Problem] = []
-    for column, value in cells.items():
-        problem = _control_problem(column, value)
-        if problem is not None:
-            problems.append(problem)
-        elif column not in kind.free_text and _LINE_BREAK.search(value.strip()):
-            problems.append((column, "a line break inside the value; only free text may run over lines"))
-    for name, value in (extras or {}).items():
-        for text in _strings(value):
-            problem = _control_problem(str(name), text)
-            if problem is not None:
-                problems.append(problem)
-                break
-    return problems
-
-
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield str(key)
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
 
 
 def _encodable(obj: Any) -> bool:
