@@ -28,10 +28,12 @@ lock:
 	  --python-platform x86_64-unknown-linux-gnu --custom-compile-command 'make lock' --quiet $(LOCK_ARGS) -o $(LOCK)
 
 # Chromium for the real-browser tests (Debian's package; Playwright's own download cannot work here).
+# apt-get waits up to 10 minutes for another package install to release its lock instead of failing.
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	    apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive \
+	      apt-get -o DPkg::Lock::Timeout=600 install -y -qq chromium >/dev/null; \
 	  else echo "chromium missing: install Debian's 'chromium' package for the browser tests" >&2; fi; }
 
 test: install browser

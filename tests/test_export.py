@@ -7,12 +7,13 @@ import hashlib
 import hmac
 import io
 import json
+import stat
 
 import pytest
 from test_cases_support import add_event, add_flag, add_order, add_score, at, case_of
 
 from tracker.cases.complaint import LIMIT, compose_complaint
-from tracker.cases.privacy import SECRET_KEY
+from tracker.cases.privacy import SECRET_KEY, key_path
 from tracker.cases.settings import load_settings
 from tracker.cases.sync import sync_cases
 from tracker.db import get_meta
@@ -172,7 +173,7 @@ def test_manifest_hashes_match_every_file(db, tmp_path, run_cli):
     assert manifest["files"]["complaint.txt"]["sha256"] != hashlib.sha256(b"tampered").hexdigest()
 
 
-def test_other_buyers_appear_only_as_keyed_hashes(db, tmp_path, run_cli):
+def test_other_buyers_appear_only_as_keyed_hashes(db, db_path, tmp_path, run_cli):
     case_id = _reuse_cluster(db)
     out = tmp_path / "packet"
     assert run_cli("export", case_id, "--out", out).exit_code == 0
@@ -182,7 +183,10 @@ def test_other_buyers_appear_only_as_keyed_hashes(db, tmp_path, run_cli):
             assert value not in text, (kind, value)
             # a plain hash of a known id would let anyone with a list of ids match it: not used
             assert hashlib.sha256(value.encode()).hexdigest()[:16] not in text
-    secret = bytes.fromhex(get_meta(db, SECRET_KEY))
+    key_file = key_path(db_path)
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert get_meta(db, SECRET_KEY) is None  # never in a table the dashboard could serve
+    secret = bytes.fromhex(key_file.read_text())
     expected = "buyer-" + hmac.new(secret, b"buyer:buyer-other-alpha", hashlib.sha256).hexdigest()[:16]
     evidence = json.loads((out / "evidence.json").read_text())
     assert expected in {o["buyer"] for o in evidence["related_orders"]}
@@ -192,7 +196,7 @@ def test_other_buyers_appear_only_as_keyed_hashes(db, tmp_path, run_cli):
     # the secret is made once: a second export uses the same pseudonyms
     again = tmp_path / "again"
     assert run_cli("export", case_id, "--out", again).exit_code == 0
-    assert get_meta(db, SECRET_KEY) == secret.hex()
+    assert key_file.read_text().strip() == secret.hex()
     assert json.loads((again / "evidence.json").read_text())["related_orders"] == evidence["related_orders"]
 
 

@@ -74,7 +74,9 @@ def run_demo(
     db_path, folder = Path(db_path), Path(folder)
     _refuse_foreign_database(db_path)
     folder.mkdir(parents=True, exist_ok=True)
-    for stale in (db_path, Path(f"{db_path}-wal"), Path(f"{db_path}-shm")):
+    from tracker.cases.privacy import key_path
+
+    for stale in (db_path, Path(f"{db_path}-wal"), Path(f"{db_path}-shm"), key_path(db_path)):
         stale.unlink(missing_ok=True)
     result = DemoResult(db_path=db_path, folder=folder)
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
+from tracker.errors import BadInput
 from tracker.timeutil import now, to_db
 
 
@@ -263,7 +264,7 @@ def _m003_dashboard_search(db: sqlite_utils.Database) -> None:
     """Dashboard (issue 7): full-text search kept current by triggers, and indexes for its facets and sorts.
 
     The triggers only queue the changed rowid (a B-tree insert); the dashboard folds the queue into the
-    FTS5 index in one statement before it searches (tracker.dashboard.search). An FTS5 insert inside a
+    FTS5 index in one statement (tracker.search_index). An FTS5 insert inside a
     per-row trigger costs ~100 µs (FTS5 flushes at every statement savepoint): 5-10x slower imports.
     """
     for table, columns in SEARCH_INDEXES.items():
@@ -388,6 +389,14 @@ def _m009_never_polled_shipments_due_at_once(db: sqlite_utils.Database) -> None:
                     [DUE_AT_ONCE])
 
 
+def _m010_pseudonym_key_file(db: sqlite_utils.Database) -> None:
+    """Security (issue 16): the pseudonym key leaves `meta` (Datasette serves every table) for a file beside the
+    database, mode 0600; the same key, so packets made before stay verifiable."""
+    from tracker.cases.privacy import move_key_out_of_meta
+
+    move_key_out_of_meta(db)
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("001_core", _m001_core),
     ("002_cases_labels_deadlines", _m002_cases_labels_deadlines),
@@ -398,13 +407,36 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("007_dashboard_case_counts", _m007_dashboard_case_counts),
     ("008_scores_partial_index", _m008_scores_partial_index),
     ("009_never_polled_shipments_due_at_once", _m009_never_polled_shipments_due_at_once),
+    ("010_pseudonym_key_file", _m010_pseudonym_key_file),
     # append new migrations here
 ]
 
 
+def unknown_migrations(conn: sqlite3.Connection) -> list[str]:
+    """Migrations recorded in the store that this code does not know: a newer tracker made it."""
+    try:
+        done = [row[0] for row in conn.execute("SELECT name FROM _migrations ORDER BY applied_at, name")]
+    except sqlite3.OperationalError:  # no _migrations table yet
+        return []
+    known = {name for name, _ in MIGRATIONS}
+    return [name for name in done if name not in known]
+
+
+def refuse_newer_store(conn: sqlite3.Connection, label: str) -> None:
+    """Bad input when a newer tracker made the store: this code would misread it, or write it wrongly."""
+    unknown = unknown_migrations(conn)
+    if unknown:
+        raise BadInput(f"{label}: made by a newer tracker (migration {unknown[-1]}); upgrade tracker")
+
+
 def migrate(db: sqlite_utils.Database) -> list[str]:
-    """Apply every migration the file lacks; return the names applied."""
+    """Apply every migration the file lacks; return the names applied.
+
+    A store with a migration this code does not know is refused (BadInput) before anything is written.
+    """
     conn = db.conn
+    file = conn.execute("PRAGMA database_list").fetchone()[2]
+    refuse_newer_store(conn, file or "the database")
     conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
     done = {row[0] for row in conn.execute("SELECT name FROM _migrations")}
     applied = []

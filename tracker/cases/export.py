@@ -8,9 +8,13 @@ manifest.json with the SHA-256 of every other file. Other buyers appear only as 
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import io
 import json
+import os
+import shutil
+import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +26,7 @@ from tracker.cases.picture import timeline_png
 from tracker.cases.privacy import Scrubber, pseudonym, pseudonym_secret, strings_in
 from tracker.cases.queries import case_detail
 from tracker.cases.settings import load_settings
-from tracker.errors import BadInput
+from tracker.errors import BadInput, RunFailure
 from tracker.timeutil import to_db
 
 PACKET_FILES = ("complaint.txt", "evidence.json", "evidence.csv", "timeline.png")
@@ -30,10 +34,58 @@ CSV_COLUMNS = ["kind", "time", "code", "severity", "status", "text", "location",
 
 
 def _check_folder(out: Path, force: bool) -> None:
+    if out.is_symlink():
+        raise BadInput(f"--out {out}: is a symbolic link; give the folder itself (a link is never followed)")
     if out.exists() and not out.is_dir():
         raise BadInput(f"--out {out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not force:
         raise BadInput(f"--out {out}: folder is not empty; use --force to write into it")
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_packet(out: Path, files: dict[str, bytes]) -> None:
+    """Put `files` in the folder `out` all at once: written and synced in a temporary folder beside it,
+    then renamed into place. A failure (a full disk, a folder we may not write) leaves nothing behind.
+
+    Into an existing folder (--force) each file is renamed over the one of its name: the rename replaces a
+    symbolic link planted there instead of writing through it, and the folder's other files stay.
+    """
+    parent = out.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=parent))
+    except OSError as exc:
+        where = exc.filename or parent
+        raise BadInput(f"--out {out}: cannot write in {where} ({exc.strerror or exc})") from None
+    try:
+        for name, data in files.items():
+            with open(staging / name, "xb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        if out.is_dir() and any(out.iterdir()):
+            for name in files:
+                os.replace(staging / name, out / name)
+            staging.rmdir()
+        else:
+            os.rename(staging, out)  # a missing or empty folder is replaced whole, in one step
+        _fsync(out)
+        _fsync(parent)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise BadInput(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
+        raise RunFailure(f"--out {out}: could not write the packet ({exc.strerror or exc}); nothing was written") from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def _other_orders(db: sqlite_utils.Database, order: dict[str, Any], flags: list[dict[str, Any]]) -> list[dict]:
@@ -99,7 +151,7 @@ def _evidence(detail: dict[str, Any], related: list[dict[str, Any]], scrubber: S
         ],
         "deadlines": [{k: d[k] for k in ("name", "label", "due_at")} for d in detail["deadlines"]],
         "privacy": "Other buyers' order ids, buyer ids, postcodes and addresses are replaced by "
-                   "HMAC-SHA256 pseudonyms keyed with a secret that never leaves the tracker database.",
+                   "HMAC-SHA256 pseudonyms keyed with a secret kept beside the tracker database, never exported.",
         "complaint_sha256": complaint_sha,
     })
 
@@ -125,6 +177,7 @@ def export_case(db: sqlite_utils.Database, case_id: int | str, out_dir: str | Pa
     """Write the packet for one case into `out_dir`; return the manifest.
 
     A folder that is not empty is refused (BadInput) unless `force`; files of the same names are replaced.
+    All or nothing: see `write_packet`.
     """
     out = Path(out_dir)
     _check_folder(out, force)
@@ -160,17 +213,15 @@ def export_case(db: sqlite_utils.Database, case_id: int | str, out_dir: str | Pa
         "evidence.csv": _evidence_csv(evidence).encode("utf-8"),
         "timeline.png": timeline_png(events, milestones, f"Order {case['order_id']}: tracking timeline"),
     }
-    out.mkdir(parents=True, exist_ok=True)
-    for name, data in contents.items():
-        (out / name).write_bytes(data)
+    # hashed from the bytes written, so the manifest vouches for what is on disk
     manifest = {
         "case_id": case["id"],
         "order_id": case["order_id"],
         "generated_at": to_db(as_of),
         "algorithm": "sha256",
-        # hashed from the files as written, so the manifest vouches for what is on disk
-        "files": {name: {"sha256": hashlib.sha256((out / name).read_bytes()).hexdigest(),
-                         "bytes": (out / name).stat().st_size} for name in contents},
+        "files": {name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+                  for name, data in contents.items()},
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    contents["manifest.json"] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    write_packet(out, contents)
     return manifest

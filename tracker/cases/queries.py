@@ -17,13 +17,19 @@ from tracker.timeutil import to_db
 _DURATION = re.compile(r"^\s*(\d+)\s*([dhw])\s*$", re.IGNORECASE)
 
 
+MAX_WINDOW_DAYS = 100 * 365
+
+
 def parse_window(text: str) -> timedelta:
     """'3d', '12h' or '2w' as a timedelta; anything else is bad input."""
     match = _DURATION.match(text or "")
     if not match:
         raise BadInput(f"--due-within {text!r}: not a duration; write a number and d or h, like 3d or 12h")
     amount, unit = int(match.group(1)), match.group(2).lower()
-    return {"d": timedelta(days=amount), "h": timedelta(hours=amount), "w": timedelta(weeks=amount)}[unit]
+    hours = amount * {"d": 24, "h": 1, "w": 24 * 7}[unit]
+    if hours > MAX_WINDOW_DAYS * 24:  # past this, "now + window" would not be a date at all
+        raise BadInput(f"--due-within {text}: longer than {MAX_WINDOW_DAYS // 365} years; give a shorter window")
+    return timedelta(hours=hours)
 
 
 def _rows(cursor: Any) -> list[dict[str, Any]]:

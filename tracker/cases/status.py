@@ -12,12 +12,18 @@ from tracker.cases.settings import load_settings
 from tracker.errors import BadInput
 from tracker.timeutil import normalize_time, now, to_db
 
+# SQLite's largest integer: a longer number cannot be a case id (and would overflow the query's parameter)
+MAX_CASE_ID = 2**63 - 1
+
 
 def case_id_of(value: int | str) -> int:
     """A case id from user text ('12' or '#12'); bad input otherwise."""
     text = str(value).strip().lstrip("#")
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise BadInput(f"case {value!r}: not a case id (a number; see 'tracker cases')")
+    if len(text) > 19 or not 0 < int(text) <= MAX_CASE_ID:
+        shown = text if len(text) <= 30 else text[:29] + "…"
+        raise BadInput(f"case {shown}: no such case (case ids run from 1 to {MAX_CASE_ID}; see 'tracker cases')")
     return int(text)
 
 

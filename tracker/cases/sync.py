@@ -17,6 +17,7 @@ import sqlite_utils
 from tracker.cases.deadlines import CaseFacts, Deadline, compute_deadlines, next_deadline
 from tracker.cases.settings import SEVERITY_RANK, CaseSettings, load_settings, publish_settings
 from tracker.migrations import SCORES_INDEXED_FROM
+from tracker.search_index import fold_pending
 from tracker.timeutil import to_db
 
 DETECTOR = "detector"
@@ -158,6 +159,7 @@ def sync_cases(db: sqlite_utils.Database, order_ids: set[str], as_of: datetime) 
     if not order_ids:
         with db.conn:
             roll_next_deadlines(db, as_of)
+            fold_pending(db.conn)
         return 0, 0
     settings = load_settings()
     now_text = to_db(as_of)
@@ -271,6 +273,7 @@ def sync_cases(db: sqlite_utils.Database, order_ids: set[str], as_of: datetime) 
         if not whole_store:
             conn.execute("DELETE FROM _sync_orders")
         roll_next_deadlines(db, as_of)
+        fold_pending(conn)  # search sees the cases (and any import before them) once this commits
     return len(new_cases), len(substantive)
 
 

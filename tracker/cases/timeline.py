@@ -11,6 +11,7 @@ from tracker.cases.settings import load_settings
 from tracker.cases.status import get_case, record_event
 from tracker.cases.sync import refresh_deadlines
 from tracker.errors import BadInput
+from tracker.search_index import fold_pending
 from tracker.timeutil import normalize_time, now, to_db
 
 # the case column each `tracker case update` option writes, in the order things happen
@@ -118,4 +119,5 @@ def update_case(
         )
         record_event(db, case["id"], kind="update", actor=actor, at=to_db(as_of), note=note, data=changed)
         refresh_deadlines(db, case["id"], as_of)
+        fold_pending(db.conn)  # the outcome is searched
     return get_case(db, case["id"])

@@ -5,7 +5,9 @@ Verbs live in the modules imported at the bottom, one module per area; each regi
 
 from __future__ import annotations
 
+import errno
 import os
+import sqlite3
 import sys
 import traceback
 
@@ -50,12 +52,44 @@ class TrackerGroup(click.Group):
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, KeyboardInterrupt,
                 BrokenPipeError):
             raise
-        except Exception as exc:  # an unexpected bug: one line, the traceback only on request
-            if os.environ.get("TRACKER_DEBUG"):
-                traceback.print_exc()
-            raise RunFailureError(
-                f"internal error: {type(exc).__name__}: {exc} (set TRACKER_DEBUG=1 for the traceback)"
-            ) from None
+        except (OSError, sqlite3.OperationalError) as exc:
+            problem = storage_problem(exc, (ctx.obj or {}).get("db_path"))
+            if problem is None:
+                raise self._internal(exc) from None
+            bad_input, line = problem
+            raise (BadInputError([line]) if bad_input else RunFailureError(line)) from None
+        except Exception as exc:
+            raise self._internal(exc) from None
+
+    @staticmethod
+    def _internal(exc: Exception) -> RunFailureError:
+        """An unexpected bug: one line, the traceback only on request."""
+        if os.environ.get("TRACKER_DEBUG"):
+            traceback.print_exc()
+        return RunFailureError(f"internal error: {type(exc).__name__}: {exc} (set TRACKER_DEBUG=1 for the traceback)")
+
+
+# errno values that mean "you may not write here" (bad input, exit 2) or "the disk failed" (exit 1)
+_REFUSED = {errno.EACCES, errno.EPERM, errno.EROFS}
+_DISK = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO}
+
+
+def storage_problem(exc: BaseException, db_path: str | None) -> tuple[bool, str] | None:
+    """(bad input?, the one line) for a file-system or SQLite failure that names a place; None for others."""
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc)
+        where = db_path or "the database"
+        if "readonly" in text or "read-only" in text:
+            return True, f"{where}: the database is read-only ({text}); tracker needs to write it"
+        if "unable to open" in text:
+            return True, f"{where}: cannot open the database ({text})"
+        if "disk is full" in text or "disk I/O error" in text:
+            return False, f"{where}: could not write the database ({text}); free some space and run it again"
+        return None
+    if isinstance(exc, OSError) and exc.errno in _REFUSED | _DISK:
+        where = exc.filename or db_path or "a file"
+        return exc.errno in _REFUSED, f"{where}: {exc.strerror or exc}"
+    return None
 
 
 @click.group(cls=TrackerGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -36,7 +36,7 @@ SETTINGS: dict[str, Any] = {
 }
 
 # Who may change a case's status from the browser: any signed-in actor (an `allow` block, as in
-# Datasette's metadata). Anonymous visitors can read everything and write nothing.
+# Datasette's metadata). Visitors never write (and read only with --public-read).
 SET_STATUS_ALLOW: dict[str, Any] = {"id": "*"}
 
 PASSWORD_HASH_ENV = "TRACKER_DASHBOARD_PASSWORD_HASH"
@@ -52,7 +52,7 @@ def database_name(db_path: str | Path) -> str:
 
 
 def sign_in_accounts(env: dict[str, str] | None = None) -> dict[str, str]:
-    """Username -> password hash for datasette-auth-passwords, from the environment (empty when unset)."""
+    """Username -> password hash for the sign-in form, from the environment (empty when unset)."""
     env = os.environ if env is None else env
     password_hash = (env.get(PASSWORD_HASH_ENV) or "").strip()
     if not password_hash:
@@ -184,15 +184,22 @@ def _home_html() -> str:
         "<p>Order-tracking fraud detector. Start at "
         '<a href="/-/my-reports"><strong>My Reports</strong></a>: your cases by status, each with why it '
         'was flagged, what the carrier said and what is due next. Also: <a href="/-/search">Search</a> '
-        '(cases, orders, messages) · <a href="/-/dashboards/tracker">Charts</a> · '
-        '<a href="/-/login">Sign in</a> to change a status.</p>'
+        '(cases, orders, messages) · <a href="/-/dashboards/tracker">Charts</a>.</p>'
     )
 
 
-def dashboard_metadata(db_name: str = "tracker", *, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Datasette metadata for a database called `db_name`: the one structure serve and tests share."""
+def chart_queries(db_name: str = "tracker") -> list[str]:
+    """The SQL the charts run from the browser: the only SQL a --public-read visitor may send."""
+    return [chart["query"] for chart in _charts(db_name).values()]
+
+
+def dashboard_metadata(db_name: str = "tracker") -> dict[str, Any]:
+    """Datasette metadata for a database called `db_name`: the one structure serve and tests share.
+
+    Datasette serves it to anyone at /-/metadata.json, so it holds no secret: the sign-in accounts and
+    the access settings live in tracker.dashboard.access.Access.
+    """
     status_labels, category_labels = _labels()
-    auth_config: dict[str, Any] = {f"{user}_password_hash": h for user, h in sign_in_accounts(env).items()}
     hidden = {
         name: {"hidden": True}
         for base in SEARCH_INDEXES
@@ -207,7 +214,6 @@ def dashboard_metadata(db_name: str = "tracker", *, env: dict[str, str] | None =
                 "set_status_allow": SET_STATUS_ALLOW,
                 "huge_tables": list(HUGE_TABLES),
             },
-            "datasette-auth-passwords": auth_config,
             "datasette-dashboards": {
                 "tracker": {
                     "title": "Tracker charts",

@@ -5,6 +5,7 @@ Registered once with Datasette's plugin manager by `tracker.dashboard.register_p
 
 from __future__ import annotations
 
+import sqlite3
 import urllib.parse
 from typing import Any
 
@@ -12,15 +13,19 @@ from datasette import hookimpl
 from datasette.utils import actor_matches_allow
 from markupsafe import Markup, escape
 
-from tracker.dashboard import views
+from tracker.dashboard import signin, views
+from tracker.dashboard.access import access_of
 from tracker.dashboard.config import HUGE_TABLES, PLUGIN_NAME, SET_STATUS_ACTION, SET_STATUS_ALLOW
 from tracker.dashboard.counts import CaseCountFacet
-from tracker.migrations import SEARCH_INDEXES
+from tracker.dashboard.guard import guard
 
 
 @hookimpl
 def register_routes() -> list[tuple[str, Any]]:
+    # plugin routes are matched before Datasette's own: these replace its /-/databases (which shows paths)
     return [
+        (r"^/-/login$", signin.login),
+        (r"^/-/databases(\.(?P<format>json))?$", views.databases),
         (r"^/-/my-reports$", views.my_reports),
         (r"^/-/case/(?P<case_id>[0-9]{1,18})$", views.case_page),
         (r"^/-/case/(?P<case_id>[0-9]{1,18})/status$", views.set_status),
@@ -34,21 +39,52 @@ def register_facet_classes() -> list[type]:
     return [CaseCountFacet]
 
 
+# the actions that read: refused to visitors unless --public-read
+READ_ACTIONS = {"view-instance", "view-database", "view-table", "view-query", "execute-sql"}
+
+
 @hookimpl
 def permission_allowed(datasette: Any, actor: dict | None, action: str, resource: Any) -> bool | None:
-    if action != SET_STATUS_ACTION:
+    # Runs after Datasette's defaults, so a False here is the answer (the front door refuses first anyway).
+    if action == SET_STATUS_ACTION:
+        allow = (datasette.plugin_config(PLUGIN_NAME) or {}).get("set_status_allow", SET_STATUS_ALLOW)
+        return bool(actor) and actor_matches_allow(actor, allow)
+    if action == "view-database" and resource == "_internal":
+        return False  # Datasette's own catalogue: it holds the database's path
+    if action == "view-database-download":
+        return False
+    if actor:
         return None
-    allow = (datasette.plugin_config(PLUGIN_NAME) or {}).get("set_status_allow", SET_STATUS_ALLOW)
-    return bool(actor) and actor_matches_allow(actor, allow)
+    access = access_of(datasette)
+    if not access.public_read:
+        return False if action in READ_ACTIONS else None
+    if action == "view-table":
+        return None if access.table_readable(resource[1]) else False
+    return None
+
+
+@hookimpl
+def prepare_connection(conn: Any, database: str, datasette: Any) -> None:
+    conn.set_authorizer(_hide_file_paths)
+
+
+def _hide_file_paths(action: int, arg1: str | None, arg2: str | None, db: str | None, trigger: str | None) -> int:
+    """SQL may read pragma_database_list, but its `file` column (the database's path) reads as NULL."""
+    if action == sqlite3.SQLITE_READ and arg1 == "pragma_database_list" and arg2 == "file":
+        return sqlite3.SQLITE_IGNORE
+    return sqlite3.SQLITE_OK
 
 
 @hookimpl
 def menu_links(datasette: Any, actor: dict | None) -> list[dict[str, str]]:
-    # "Log in" comes from datasette-auth-passwords, "Dashboards" from datasette-dashboards
-    return [
+    # "Dashboards" comes from datasette-dashboards; "Log out" is Datasette's own, for a signed-in actor
+    links = [
         {"href": datasette.urls.path("/-/my-reports"), "label": "My Reports"},
         {"href": datasette.urls.path("/-/search"), "label": "Search"},
     ]
+    if not actor:
+        links.append({"href": datasette.urls.path("/-/login"), "label": "Sign in"})
+    return links
 
 
 @hookimpl
@@ -80,14 +116,6 @@ def _with_nocount(scope: dict, huge: set[str]) -> dict:
     return {**scope, "query_string": query.encode("latin-1")}
 
 
-def _searches_a_table(scope: dict) -> bool:
-    """A table page with ?_search= (Datasette's own search box) over one of our full-text indexes."""
-    parts = scope.get("path", "").strip("/").split("/")
-    if len(parts) != 2 or parts[1].split(".", 1)[0] not in SEARCH_INDEXES:
-        return False
-    return "_search" in urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))
-
-
 @hookimpl
 def asgi_wrapper(datasette: Any) -> Any:
     def wrap(app: Any) -> Any:
@@ -95,10 +123,8 @@ def asgi_wrapper(datasette: Any) -> Any:
             if scope.get("type") == "http":
                 config = datasette.plugin_config(PLUGIN_NAME) or {}
                 scope = _with_nocount(scope, set(config.get("huge_tables", HUGE_TABLES)))
-                if _searches_a_table(scope):
-                    await views.fold_search_queue(datasette)
             await app(scope, receive, send)
 
-        return dashboard_manners
+        return guard(datasette, dashboard_manners)  # the front door comes first
 
     return wrap

@@ -10,7 +10,7 @@ import sqlite3
 import zlib
 from typing import Any
 
-from tracker.cases.privacy import SECRET_KEY, pseudonym
+from tracker.cases.privacy import pseudonym
 from tracker.dashboard.counts import has_case_counts
 
 # Rows shown per section of a case page; a tracking number with more is a story told by the table view.
@@ -26,12 +26,6 @@ def _rows(conn: sqlite3.Connection, sql: str, params: list | tuple = ()) -> list
 
 def _has_table(conn: sqlite3.Connection, name: str) -> bool:
     return conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", [name]).fetchone() is not None
-
-
-def pseudonym_key(conn: sqlite3.Connection) -> bytes | None:
-    """The database's pseudonym secret (the one complaint packets use), or None before its first use."""
-    row = conn.execute("SELECT value FROM meta WHERE key = ?", [SECRET_KEY]).fetchone()
-    return bytes.fromhex(row[0]) if row and row[0] else None
 
 
 def status_counts(conn: sqlite3.Connection, category: str | None) -> dict[str, int]:
@@ -119,6 +113,7 @@ def case_page(conn: sqlite3.Connection, case_id: int, key: bytes) -> dict[str, A
     events: list[dict[str, Any]] = []
     snapshots: list[dict[str, Any]] = []
     cluster: list[dict[str, Any]] = []
+    people: list[dict[str, Any]] = []  # the other buyers' identities: only for the visitors' view to hide
     if tracking_number:
         events = _rows(
             conn,
@@ -136,11 +131,13 @@ def case_page(conn: sqlite3.Connection, case_id: int, key: bytes) -> dict[str, A
         # Other buyers appear only as the packet's keyed pseudonyms: the orders are the evidence, not the people.
         for row in _rows(
             conn,
-            "SELECT o.order_id, o.buyer_id, o.ordered_at, o.dest_country, c.id AS case_id FROM orders o "
+            "SELECT o.order_id, o.buyer_id, o.ordered_at, o.dest_country, o.dest_postcode, o.extra, "
+            "c.id AS case_id FROM orders o "
             "LEFT JOIN cases c ON c.order_id = o.order_id WHERE o.tracking_number = ? "
             "ORDER BY o.ordered_at, o.order_id LIMIT ?",
             [tracking_number, CLUSTER_LIMIT],
         ):
+            people.append({k: row.pop(k) for k in ("dest_postcode", "extra")} | {"buyer_id": row["buyer_id"]})
             buyer = row.pop("buyer_id")
             row["buyer_hash"] = pseudonym(key, "buyer", str(buyer).strip()) if buyer else ""
             row["same_buyer"] = buyer == own_buyer
@@ -173,6 +170,7 @@ def case_page(conn: sqlite3.Connection, case_id: int, key: bytes) -> dict[str, A
         "deadlines": deadlines,
         "history": history,
         "chat": messages,
+        "people": people,
     }
 
 

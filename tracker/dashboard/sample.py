@@ -10,6 +10,8 @@ import zlib
 
 import sqlite_utils
 
+from tracker.search_index import fold_pending
+
 CARRIER_PAGE = (
     "<html><head><title>China Post tracking</title>"
     "<script>document.title = 'pwned'; window.__ran = true;</script></head>"
@@ -118,4 +120,5 @@ def build_sample(db: sqlite_utils.Database) -> dict[str, int]:
                 ("8100000001", "buyer", "2026-09-10T10:00:00Z", "Nothing has arrived in Berlin.", "m2"),
             ],
         )
+        fold_pending(db.conn)  # as every writer of cases does at the end of its transaction
     return {"reused": ids[0], "pending": ids[1], "closed": ids[2], "ipr": ids[3]}

@@ -55,7 +55,7 @@ def take(db: Path, out: Path, case_id: int | None = None) -> list[Path]:
                 link = line.split(": ", 1)[1].strip()
         for _ in range(150):
             try:
-                urllib.request.urlopen(base + "/", timeout=2)
+                urllib.request.urlopen(base + "/-/login", timeout=2)  # the one page open before signing in
                 break
             except OSError:
                 time.sleep(0.2)

@@ -1,13 +1,16 @@
 """The dashboard's own pages: My Reports, a case, a stored carrier page, search, and the status change.
 
 Each view reads through Datasette's read connections (bounded, indexed queries; search runs under a time
-limit); the writes go through Datasette's write thread: a status change into `tracker.cases.set_status`,
-the same function the CLI calls, and the search-index catch-up before a search.
+limit); the only write is a status change, through Datasette's write thread into `tracker.cases.set_status`,
+the same function the CLI calls. Search reads the index as it stands and says when changed rows wait to
+be indexed (tracker.search_index): a page view never writes, so it never waits for an import's lock.
 """
 
 from __future__ import annotations
 
+import json
 import urllib.parse
+from pathlib import Path
 from typing import Any
 
 import sqlite_utils
@@ -16,22 +19,28 @@ from datasette.utils import tilde_encode
 from datasette.utils.asgi import Forbidden, NotFound, Request, Response
 from markupsafe import Markup, escape
 
-from tracker.cases.privacy import pseudonym_secret
+from tracker.cases.privacy import load_key
 from tracker.dashboard import queries
-from tracker.dashboard import search as search_index
 from tracker.dashboard.config import SET_STATUS_ACTION
+from tracker.dashboard.public import visitor_view
 from tracker.errors import BadInput
+from tracker.search_index import pending_rows
 
 # A search over millions of orders is cut short rather than left to hang the page.
 SEARCH_TIME_LIMIT_MS = 1000
 
 
-async def fold_search_queue(datasette: Any) -> int:
-    """Index the rows the triggers queued since the last search (a write, so on Datasette's write thread)."""
-    db = datasette.get_database()
-    if not await db.execute_fn(search_index.pending_rows):
-        return 0
-    return await db.execute_write_fn(search_index.refresh_search_index, block=True)
+async def databases(request: Request, datasette: Any) -> Response:
+    """Datasette's /-/databases without the file paths: the database's place on disk is nobody's business."""
+    listed = [
+        {"name": db.name, "route": db.route, "size": db.size, "is_mutable": db.is_mutable,
+         "is_memory": db.is_memory, "hash": db.hash}
+        for name, db in datasette.databases.items() if name != "_internal"
+    ]
+    if request.url_vars.get("format"):
+        return Response.json(listed)
+    return await _page(datasette, request, "show_json.html",
+                       {"filename": "databases.json", "data_json": json.dumps(listed, indent=4)})
 
 
 def _settings():  # noqa: ANN202 - tracker.cases.settings.CaseSettings
@@ -135,12 +144,13 @@ async def case_page(request: Request, datasette: Any) -> Response:
     """One case: the order, flags, score, tracking timeline, reuse cluster, deadlines, history."""
     case_id = _case_id(request)
     db = datasette.get_database()
-    key = await db.execute_fn(queries.pseudonym_key)
-    if key is None:  # first use on this database: make the secret complaint packets share
-        key = await db.execute_write_fn(lambda conn: pseudonym_secret(sqlite_utils.Database(conn)), block=True)
+    key = load_key(Path(db.path))  # the key file beside the database, made on first need
     data = await db.execute_fn(lambda conn: queries.case_page(conn, case_id, key))
     if data is None:
         raise NotFound(f"No case {case_id}")
+    visitor = request.actor is None  # only with --public-read does a visitor get this far
+    if visitor:
+        data = visitor_view(data, key)
     settings = _settings()
     case = data["case"]
     current = settings.statuses.get(case["status"])
@@ -168,8 +178,9 @@ async def case_page(request: Request, datasette: Any) -> Response:
             "export_command": f"tracker export {case_id} --out complaint-{case_id}",
             "snapshot_url": datasette.urls.path("/-/snapshot/"),
             "order_row_url": datasette.urls.row(datasette.get_database().name, "orders", tilde_encode(case["order_id"]))
-            if data["order"]
+            if data["order"] and not visitor
             else None,
+            "visitor": visitor,
             "my_reports_url": datasette.urls.path("/-/my-reports"),
             "case_url": datasette.urls.path("/-/case/"),
             "login_url": datasette.urls.path("/-/login"),
@@ -238,14 +249,22 @@ def _marked(snippet: str | None) -> Markup:
 
 
 async def search(request: Request, datasette: Any) -> Response:
-    """Full-text search across cases, orders and messages, each section under the SQL time limit."""
+    """Full-text search across cases, orders and messages, each section under the SQL time limit.
+
+    Reads only: rows changed since the index was last folded are not found yet, and the page says how many.
+    A visitor (--public-read) searches cases and orders, not messages.
+    """
     q = (request.args.get("q") or "").strip()
     db = datasette.get_database()
-    if q:
-        await fold_search_queue(datasette)
+    visitor = request.actor is None
     results: dict[str, list[dict[str, Any]]] = {"cases": [], "orders": [], "messages": []}
     timed_out: list[str] = []
+    waiting = 0
+    if q:
+        waiting = await db.execute_fn(pending_rows)
     for section, (sql, params) in queries.search_queries(q).items():
+        if visitor and section == "messages":
+            continue
         try:
             rows = await db.execute(sql, params, custom_time_limit=SEARCH_TIME_LIMIT_MS)
         except QueryInterrupted:
@@ -257,10 +276,11 @@ async def search(request: Request, datasette: Any) -> Response:
             row["snippet"] = _marked(row.get("snippet"))
             row["case_url"] = _case_url(datasette, row["case_id"]) if row.get("case_id") else None
     for row in results["orders"]:
-        row["order_url"] = datasette.urls.row(db.name, "orders", tilde_encode(row["order_id"]))
+        row["order_url"] = None if visitor else datasette.urls.row(db.name, "orders", tilde_encode(row["order_id"]))
     return await _page(
         datasette,
         request,
         "tracker_search.html",
-        {"q": q, "results": results, "timed_out": timed_out, "total": sum(len(v) for v in results.values())},
+        {"q": q, "results": results, "timed_out": timed_out, "waiting": waiting, "visitor": visitor,
+         "total": sum(len(v) for v in results.values())},
     )

@@ -116,7 +116,9 @@ def import_file(
         raise BadInput(f"unknown import kind {kind!r}; use one of {', '.join(KINDS)}")
     started = time.perf_counter()
     spec = KINDS[kind]()
-    stamp = to_db(now or clock_now())
+    now = now or clock_now()
+    stamp = to_db(now)
+    spec.refuse_times_after(now)
     with Source(source) as src:
         src.check_columns(spec.columns, spec.required)
         result = ImportResult(kind, src.label)
@@ -130,7 +132,7 @@ def import_file(
         try:
             writer = spec.writer(db, stamp)
             clean, add = spec.clean, writer.add
-            for line, values, extras, original, row_problems in src.records(spec.columns):
+            for line, values, extras, original, row_problems in src.records(spec):
                 result.rows += 1
                 problems: list[Problem] = row_problems or []
                 record = clean(line, values, extras, problems) if values is not None and not problems else None

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlite_utils
 
 from tracker.importers.sources import Problem
-from tracker.timeutil import DUE_AT_ONCE
+from tracker.timeutil import DUE_AT_ONCE, to_db
 
 BATCH_SIZE = 10_000  # rows per executemany: big enough to amortise, small enough to keep memory flat
 
@@ -81,10 +82,35 @@ class Kind:
     columns: tuple[str, ...] = ()
     required: tuple[str, ...] = ()
     converters: dict[str, Converter] = {}
+    # the columns where a line break is text (a message, an item title); anywhere else it is a broken file
+    free_text: tuple[str, ...] = ()
     writer_class: type[Writer] = Writer
 
     def __init__(self) -> None:
-        self.clean = _compile_cleaner(self.columns, set(self.required), self.converters, self.finish)
+        self.refuse_times_after(None)
+
+    def refuse_times_after(self, now: datetime | None) -> None:
+        """Refuse times more than a day after `now`, the time of the run (a day covers clocks and zones).
+
+        The row checker is built again with the limit written into it as a constant (the hot path).
+        """
+        # "~" sorts after every date: no limit
+        latest = ("~", "") if now is None else (to_db(now + timedelta(days=1)), to_db(now))
+        self.clean = _compile_cleaner(self.columns, set(self.required), self.converters, self.finish, latest)
+
+    def looks_like_row(self, values: tuple[str, ...]) -> bool:
+        """Whether these cells would make a row of their own: every required column that has a check (a time,
+        a country, a sender) holds a value it accepts. A line of free text that passes this, inside another
+        field, was a row swallowed by a stray quote (a row with an empty id is still a row)."""
+        for column, value in zip(self.columns, values, strict=True):
+            convert = self.converters.get(column)
+            if convert is None or column not in self.required:
+                continue
+            try:
+                convert(value.strip())
+            except ValueError:
+                return False
+        return True
 
     def clean(self, line: int, values: tuple[str, ...], extras: dict[str, Any] | None, problems: list[Problem]) -> Any:
         """The row's stored record, or None with `problems` filled (one per bad column).
@@ -106,16 +132,27 @@ class Kind:
 MISSING = "required value is missing"
 
 
+FUTURE = "{} is in the future (more than a day after this run, {})"
+
+
 def _compile_cleaner(
-    columns: tuple[str, ...], required: set[str], converters: dict[str, Converter], finish: Callable[..., Any]
+    columns: tuple[str, ...],
+    required: set[str],
+    converters: dict[str, Converter],
+    finish: Callable[..., Any],
+    latest: tuple[str, str],
 ) -> Callable[..., Any]:
     """Build the kind's row checker as straight-line code, one block per column.
 
     This is the import's hot path: unrolled, it runs about twice as fast as a loop over column specs,
     since each block is a few local-variable operations. What each block does, for column i:
-    strip the text; empty -> None (a problem if required); else convert, a ValueError being the problem.
+    strip the text; empty -> None (a problem if required); else convert, a ValueError being the problem;
+    a time after `latest[0]` (the run's now, `latest[1]`, plus a day) is a problem too (canonical times compare
+    as text).
     """
-    namespace: dict[str, Any] = {"MISSING": MISSING, "finish": finish}
+    from tracker.importers.fields import time_value
+
+    namespace: dict[str, Any] = {"MISSING": MISSING, "finish": finish, "FUTURE": FUTURE}
     code = ["def clean(line, values, extras, problems):", f"    ({', '.join(f'v{i}' for i in range(len(columns)))},) = values"]
     for i, column in enumerate(columns):
         assert column.isidentifier()  # columns are ours, never the user's header text
@@ -135,6 +172,12 @@ def _compile_cleaner(
                 f"            c{i} = None",
                 f"            problems.append(({column!r}, str(exc)))",
             ]
+            if convert is time_value:
+                code += [
+                    "        else:",
+                    f"            if c{i} > {latest[0]!r}:",
+                    f"                problems.append(({column!r}, FUTURE.format(c{i}, {latest[1]!r})))",
+                ]
     code.append(f"    return finish(line, [{', '.join(f'c{i}' for i in range(len(columns)))}], values, extras, problems)")
     exec("\n".join(code), namespace)  # noqa: S102 - source built above from our own column names
     return namespace["clean"]

@@ -50,6 +50,7 @@ class Events(Kind):
         "country": fields.country_value,
         "carrier": fields.carrier_value,
     }
+    free_text = ("description", "location")
     writer_class = EventsWriter
 
     def finish(

@@ -96,7 +96,7 @@ _DECIMAL_COMMA = re.compile(r"-?\d+,\d{1,2}")
 
 
 def amount_value(text: str) -> float:
-    """A finite number; '12,50' (a decimal comma, as semicolon CSVs from Excel write it) is 12.5."""
+    """A finite number, 0 or more; '12,50' (a decimal comma, as semicolon CSVs from Excel write it) is 12.5."""
     try:
         number = float(text)
     except ValueError:
@@ -105,7 +105,9 @@ def amount_value(text: str) -> float:
         number = float(text.replace(",", "."))
     if not math.isfinite(number):
         raise ValueError(f"not a finite number ({shown(text)})")
-    return number
+    if number < 0:
+        raise ValueError(f"a negative amount ({shown(text)}); a price paid is 0 or more")
+    return number + 0.0  # -0.0 is 0
 
 
 def sender_value(text: str) -> str:

@@ -86,6 +86,7 @@ class Orders(Kind):
         "amount": fields.amount_value,
         "currency": str.upper,
     }
+    free_text = ("item_title",)
     writer_class = OrdersWriter
 
     def __init__(self) -> None:

@@ -20,10 +20,19 @@ from pathlib import Path
 from typing import IO, Any
 
 from tracker.errors import BadInput
+from tracker.importers.text_checks import (
+    CONTROL,
+    LINE_BREAK,
+    SUSPECT_JSON,
+    Problem,
+    RowKind,
+    cell_problems,
+    json_cell_problems,
+    scan_for_controls,
+)
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
-Problem = tuple[str | None, str]  # (column or None for the whole row, reason)
 Record = tuple[int, tuple[str, ...] | None, dict[str, Any] | None, Any, list[Problem] | None]
 
 
@@ -57,6 +66,10 @@ class Source:
                 )
         self.header: list[str] | None = None
         self.delimiter = ","
+        # whether the file may hold a control character (or, in JSON, an escaped one or an escaped line
+        # break): a scan of the raw bytes tells for a file, so the per-row checks cost only where they find
+        # something; stdin cannot be read twice, so every row of it is checked
+        self.suspect = True
         self._fh: IO[str] | None = None
         self._lines: Iterator[str] | None = None
 
@@ -70,6 +83,7 @@ class Source:
         else:
             try:
                 self._fh = open(self.path, encoding="utf-8-sig", newline="")  # noqa: SIM115 - closed in __exit__
+                self.suspect = scan_for_controls(self.path, self.format)
             except OSError as exc:
                 raise BadInput(f"{self.label}: cannot read ({exc.strerror or exc})") from None
         if self.format == "csv":
@@ -122,12 +136,13 @@ class Source:
             )
 
     # -- records -----------------------------------------------------------------------------------
-    def records(self, columns: tuple[str, ...]) -> Iterator[Record]:
+    def records(self, kind: RowKind) -> Iterator[Record]:
         if self.format == "csv":
-            return self._csv_records(columns)
-        return self._jsonl_records(columns)
+            return self._csv_records(kind)
+        return self._jsonl_records(kind)
 
-    def _csv_records(self, columns: tuple[str, ...]) -> Iterator[Record]:
+    def _csv_records(self, kind: RowKind) -> Iterator[Record]:
+        columns = kind.columns
         header = self.header
         n = len(header)
         keys = [column_key(h) for h in header]
@@ -138,9 +153,13 @@ class Source:
         # an absent column reads the "" appended to every row at index n
         getter = itemgetter(*[position.get(c, n) for c in columns])
         extra_at = [(i, header[i].strip() or f"column_{i + 1}") for i, k in enumerate(keys) if k not in known]
+        names = [key if key in known else header[i].strip() or f"column_{i + 1}" for i, key in enumerate(keys)]
+        # where a line break is text: the kind's free-text columns and the unknown ones (an address, a note)
+        breaks_ok = [key in kind.free_text or key not in known for key in keys]
         reader = self._reader
         previous = self._header_end
         label = self.label
+        suspect = self.suspect
         while True:
             try:
                 row = next(reader)
@@ -160,14 +179,49 @@ class Source:
             if len(row) != n:
                 yield line, None, None, row, [(None, f"row has {len(row)} fields, the header has {n}")]
                 continue
+            if previous - line > 0 or (suspect and CONTROL.search("".join(row))):  # rare: checks cost only here
+                trouble = cell_problems(row, line, names, breaks_ok) or self._swallowed_rows(
+                    row, line, names, getter, kind)
+                if trouble:
+                    yield line, None, None, row, trouble
+                    continue
             row.append("")
             extras = None
             if extra_at:
                 extras = {name: row[i] for i, name in extra_at if row[i] != ""} or None
             yield line, getter(row), extras, row, None
 
-    def _jsonl_records(self, columns: tuple[str, ...]) -> Iterator[Record]:
+    def _swallowed_rows(
+        self, row: list[str], line: int, names: list[str], getter: Any, kind: RowKind
+    ) -> list[Problem] | None:
+        """A quoted field that runs over line breaks and takes in what reads as whole rows of this file.
+
+        A stray opening quote makes the CSV reader carry on to the next quote, merging the lines between
+        into one field; when the merged row still has the right number of fields, nothing else notices.
+        Free text may hold line breaks, so a line inside a field counts as a swallowed row only when it
+        parses as a full row whose required columns all pass their checks.
+        """
+        n = len(names)
+        opened = line
+        for index, cell in enumerate(row):
+            parts = LINE_BREAK.split(cell)
+            for offset, part in enumerate(parts[1:], start=1):
+                try:
+                    cells = next(csv.reader([part], delimiter=self.delimiter))
+                except (csv.Error, StopIteration):
+                    continue
+                if len(cells) == n and kind.looks_like_row(getter([*cells, ""])):
+                    return [(names[index], (
+                        f"the quote that opens this field on line {opened} runs on over {len(parts) - 1} line "
+                        f"break(s) and takes in line {opened + offset}, which reads as a row of its own; close "
+                        "the quote, or double a quote that is part of the text (\"\")"))]
+            opened += len(parts) - 1
+        return None
+
+    def _jsonl_records(self, kind: RowKind) -> Iterator[Record]:
+        columns = kind.columns
         known = set(columns)
+        suspect = self.suspect
         line = 0
         fh = self._fh
         while True:
@@ -217,8 +271,10 @@ class Source:
                 elif value is not None and value != "":
                     extras = extras or {}
                     extras[name] = value
+            if suspect and SUSPECT_JSON.search(text):  # a control character, an escaped one, an escaped break
+                problems = (problems or []) + json_cell_problems(cells, extras, kind)
             values = tuple(cells.get(c, "") for c in columns)
-            yield line, values, extras, obj, problems
+            yield line, values, extras, obj, problems or None
 
 
 def _encodable(obj: Any) -> bool:
