@@ -63,13 +63,14 @@ class FormatMatch:
 
     @property
     def rank(self) -> int:
-        """Which match describes the number best: strict passes, then checked, then carrier files, then shapes."""
+        """Which match describes the number best: strict passes, then checked, then the shipped formats' shapes,
+        then carrier files (whose patterns are often broad: Yanwen's Y… takes YunExpress's YT… too)."""
         if self.valid:
             if self.strict:
                 return 0
             if self.check_digit_ok is not None:
                 return 1
-            return 2 if self.format.startswith("carrier:") else 3
+            return 3 if self.format.startswith("carrier:") else 2
         return 4 if self.strict else 5
 
 

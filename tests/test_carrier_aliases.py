@@ -39,3 +39,20 @@ def test_an_imported_alias_is_picked_up_by_the_pollers_names(db, tmp_path):
     stored = dict(db.conn.execute("SELECT tracking_number, carrier FROM shipments").fetchall())
     for i, (name, _) in enumerate(SPELLINGS):
         assert stored[f"LP00{i:012d}"] in CARRIERS[name].names()
+
+
+def _vectors_of_configured_carriers() -> list[tuple[str, str]]:
+    from detectors.tracking_numbers import formats
+
+    return [(f.carrier, n) for f in formats() if f.carrier in CARRIERS for n in f.valid_numbers]
+
+
+@pytest.mark.parametrize("carrier, number", _vectors_of_configured_carriers())
+def test_a_number_of_a_configured_carriers_format_goes_to_that_carrier(carrier, number):
+    """Broad carrier-file patterns overlap (Yanwen's Y… takes YunExpress's YT…): the guess at import and the
+    routing at poll time both follow the number's own format, whatever another file's pattern says."""
+    from detectors.tracking_numbers import guess_carrier, normalize_number
+    from tracker.carriers import claimant, number_patterns
+
+    assert guess_carrier(number, number_patterns(CARRIERS)) == carrier
+    assert claimant(CARRIERS, normalize_number(number)).name == carrier

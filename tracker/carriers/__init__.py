@@ -191,8 +191,14 @@ def load_carriers(dirs: list[Path] | None = None) -> dict[str, Carrier]:
 
 
 def claimant(carriers: dict[str, Carrier], number: str) -> Carrier | None:
-    """The carrier a number belongs to when the order names none: the highest-priority carrier file whose
-    number_pattern matches it; else the aggregator (a `fallback = true` file) when one is configured."""
+    """The carrier a number belongs to when the order names none: the carrier of the number's own format
+    (data/tracking_numbers) when it has a file; else the highest-priority carrier file whose number_pattern
+    matches it; else the aggregator (a `fallback = true` file) when one is configured."""
+    from detectors.tracking_numbers import guess_carrier
+
+    own = carriers.get(guess_carrier(number) or "")
+    if own is not None and not own.fallback:
+        return own
     matching = [c for c in carriers.values() if not c.fallback and c.number_pattern.fullmatch(number)]
     if matching:
         return max(matching, key=lambda c: (c.priority, -sorted(carriers).index(c.name)))

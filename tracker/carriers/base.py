@@ -78,9 +78,19 @@ class Carrier:
     source: str = ""
     cache: dict[str, Any] = field(default_factory=dict, repr=False)  # adapters' compiled settings
 
+    def accepts(self, number: str) -> bool:
+        """Whether the number may be asked of this carrier: its file's pattern matches, or the number is valid in
+        one of the carrier's own formats (data/tracking_numbers), which a hand-written pattern may not cover."""
+        if self.number_pattern.fullmatch(number or ""):
+            return True
+        from detectors.tracking_numbers import validate
+
+        v = validate(number or "")
+        return v.verdict == "valid" and v.best is not None and v.best.carrier == self.name
+
     def url_for(self, number: str, base_url: str | None = None) -> str:
-        """The tracking URL: number checked against the carrier's pattern, then URL-encoded."""
-        if not self.number_pattern.fullmatch(number or ""):
+        """The tracking URL: number checked against the carrier's pattern or formats, then URL-encoded."""
+        if not self.accepts(number):
             raise BadInput(f"{number!r}: not a {self.name} number (pattern {self.number_pattern.pattern})")
         url = _fill(self.url).replace("{number}", quote(number, safe=""))
         base_url = base_url if base_url is not None else os.environ.get(BASE_URL_ENV) or None
