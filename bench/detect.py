@@ -194,8 +194,8 @@ def _children() -> tuple[float, float]:
 
 def _detect_phase(path: str, n_orders: int) -> dict:
     """Full run, then an incremental run after 1% of orders changed; in a fresh process for a clean RSS."""
-    from tracker import flagging
     from tracker.db import open_db
+    from tracker.detection import flagging
     from tracker.events import insert_events
 
     db = open_db(path)
@@ -207,9 +207,9 @@ def _detect_phase(path: str, n_orders: int) -> dict:
     # the message model's import (scikit-learn, seconds) is paid once per process, not per order
     t = time.perf_counter()
     try:
-        from detectors import message_model
+        from tracker.detection import registry
 
-        message_model.predict_pressure(["warm up"])
+        registry.message_pressure(["warm up"])
     except Exception:  # noqa: BLE001 - the baseline is used then
         pass
     model_load_s = time.perf_counter() - t

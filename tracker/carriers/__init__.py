@@ -10,17 +10,22 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Callable
 from pathlib import Path
 
-from tracker.carriers.base import (
+from tracker.carriers.base import (  # noqa: F401 - the adapters' registry lives in base, with what they share
+    _ADAPTERS,
+    _CHECKS,
     BASE_URL_ENV,
     BREAKER_OUTCOMES,
     OUTCOMES,
     Carrier,
+    Check,
     Page,
+    Parser,
     ParseResult,
+    adapters,
     rebase_url,
+    register_adapter,
 )
 from tracker.config import data_path
 from tracker.errors import BadInput
@@ -29,31 +34,6 @@ __all__ = [
     "BASE_URL_ENV", "BREAKER_OUTCOMES", "OUTCOMES", "Carrier", "Page", "ParseResult",
     "carrier_dirs", "load_carriers", "parse_page", "rebase_url", "register_adapter", "resolve",
 ]
-
-Parser = Callable[[Carrier, Page, str], ParseResult]
-Check = Callable[[Carrier], list[str]]
-_ADAPTERS: dict[str, Parser] = {}
-_CHECKS: dict[str, Check] = {}
-
-
-def register_adapter(kind: str, check: Check | None = None) -> Callable[[Parser], Parser]:
-    """Register `fn(carrier, page, tracking_number) -> ParseResult` as the adapter named `kind`.
-
-    `check(carrier)` returns the problems of a carrier file's adapter settings (found when it is loaded).
-    """
-
-    def deco(fn: Parser) -> Parser:
-        _ADAPTERS[kind] = fn
-        if check:
-            _CHECKS[kind] = check
-        return fn
-
-    return deco
-
-
-def adapters() -> list[str]:
-    return sorted(_ADAPTERS)
-
 
 def parse_page(carrier: Carrier, page: Page, tracking_number: str) -> ParseResult:
     """What the page says; a hostile page becomes an "error" result, never an exception."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from functools import cache
@@ -145,3 +146,29 @@ def parse_local_time(text: str, formats: list[str], tz: timezone) -> datetime:
         except ValueError:
             continue
     raise ValueError(f"time {text[:40]!r} matches none of {formats}")
+
+
+# The one registry seam of adapters (`tracker.carriers` loads the built-in ones, which register here).
+Parser = Callable[[Carrier, Page, str], ParseResult]
+Check = Callable[[Carrier], list[str]]
+_ADAPTERS: dict[str, Parser] = {}
+_CHECKS: dict[str, Check] = {}
+
+
+def register_adapter(kind: str, check: Check | None = None) -> Callable[[Parser], Parser]:
+    """Register `fn(carrier, page, tracking_number) -> ParseResult` as the adapter named `kind`.
+
+    `check(carrier)` returns the problems of a carrier file's adapter settings (found when it is loaded).
+    """
+
+    def deco(fn: Parser) -> Parser:
+        _ADAPTERS[kind] = fn
+        if check:
+            _CHECKS[kind] = check
+        return fn
+
+    return deco
+
+
+def adapters() -> list[str]:
+    return sorted(_ADAPTERS)

@@ -13,8 +13,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from tracker.carriers import register_adapter
-from tracker.carriers.base import Carrier, Page, ParseResult, parse_local_time, parse_offset
+from tracker.carriers.base import Carrier, Page, ParseResult, parse_local_time, parse_offset, register_adapter
 from tracker.events import NORMALISED_STATUSES
 from tracker.timeutil import to_db
 

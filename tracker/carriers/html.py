@@ -15,8 +15,7 @@ import soupsieve
 from bs4 import BeautifulSoup, NavigableString, SoupStrainer, Tag
 from bs4.builder import LXMLTreeBuilder
 
-from tracker.carriers import register_adapter
-from tracker.carriers.base import Carrier, Page, ParseResult, parse_local_time, parse_offset
+from tracker.carriers.base import Carrier, Page, ParseResult, parse_local_time, parse_offset, register_adapter
 from tracker.events import NORMALISED_STATUSES
 from tracker.timeutil import to_db
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from tracker.cli import cli
+from tracker.cli.app import cli
 from tracker.errors import BadInput
 
 
