@@ -144,10 +144,10 @@ def classify(kinds: ScanKinds, status: Coded, raw_code: Coded, description: Code
     width = len(r_values)
     pair = np.asarray(status.codes, dtype=np.int64) % len(s_values) * width \
         + np.asarray(raw_code.codes, dtype=np.int64) % width
-    used, inverse = np.unique(pair, return_inverse=True)
+    used, inverse = _distinct(pair, len(s_values) * width)
     table = np.array([_pair_kinds(kinds, s_values[p // width], r_values[p % width]) for p in used.tolist()],
                      dtype=bool).reshape(len(used), len(KINDS))
-    verdicts = table[inverse.reshape(-1)]
+    verdicts = table[inverse]
     out = {name: verdicts[:, k] for k, name in enumerate(KINDS)}
     # scans without a raw code: their kind by the words of their description
     no_code = np.flatnonzero(np.asarray([v is None for v in r_values], dtype=bool)[raw_code.codes % width])
@@ -166,6 +166,18 @@ def classify(kinds: ScanKinds, status: Coded, raw_code: Coded, description: Code
             out[name][no_code] |= said[d_inverse.reshape(-1)]
     out["customs"] = out["customs"] | out["export"] | out["import"]
     return out
+
+
+def _distinct(keys: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray]:
+    """`np.unique(keys, return_inverse=True)` for keys in [0, bound): by counting when the bound is small (a few
+    hundred (status, raw code) pairs), with no sort of every event."""
+    if bound > 4 * len(keys) + 1024:
+        used, inverse = np.unique(keys, return_inverse=True)
+        return used, inverse.reshape(-1)
+    seen = np.bincount(keys, minlength=bound) > 0
+    used = np.flatnonzero(seen)
+    slot = np.cumsum(seen) - 1
+    return used, slot[keys]
 
 
 def _pair_kinds(kinds: ScanKinds, status: str | None, raw_code: str | None) -> tuple[bool, ...]:
@@ -267,8 +279,9 @@ def partial(events: Mapping[str, Any], kinds: ScanKinds) -> dict[str, Any]:
     max_id = np.full(n, -1, dtype=np.int64)
     np.maximum.at(max_id, codes, ids)
     out["max_event_id"] = max_id
-    # every pick from one sort by (number, time, id): a kind's earliest event is the first of its run
-    order = np.lexsort((ids, ms, codes))
+    # every pick from one sort by (number, time, id): a kind's earliest event is the first of its run (events
+    # read in id order need no id key: the sort is stable)
+    order = np.lexsort((ms, codes) if bool(np.all(ids[1:] > ids[:-1])) else (ids, ms, codes))
     timed = ms[order] != NO_TIME
     for pick, (kind_name, end, columns) in _PICKS.items():
         at = _ends(order[kind[kind_name][order] & timed], codes, end)
@@ -428,9 +441,13 @@ def finish(part: Mapping[str, Any], *, decode: bool = True) -> dict[str, Any]:
     for name in _EXTREMES:
         out[f"{name}_min"], out[f"{name}_max"] = part[f"{name}_min"], part[f"{name}_max"]
     out["max_event_id"] = np.asarray(part["max_event_id"], dtype=np.int64)
-    if decode:
-        out = {k: texts(v) if isinstance(v, Coded) else v for k, v in out.items()}
-    return {name: out[name] for name in ("tracking_number", *FACT_COLUMNS)}
+    out = {name: out[name] for name in ("tracking_number", *FACT_COLUMNS)}
+    return decoded(out) if decode else out
+
+
+def decoded(columns: Mapping[str, Any]) -> dict[str, Any]:
+    """Columns with every `Coded` one as an object array (None where missing)."""
+    return {k: texts(v) if isinstance(v, Coded) else v for k, v in columns.items()}
 
 
 def shipment_facts(events: Mapping[str, Any], kinds: ScanKinds) -> dict[str, np.ndarray]:

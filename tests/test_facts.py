@@ -186,8 +186,12 @@ def test_other_scan_kinds_in_the_settings_make_every_fact_anew(db, tmp_path, mon
         config.reload()
 
 
-def test_the_rules_frame_is_the_same_through_the_child_readers(db):
+@pytest.mark.parametrize("shipments", [True, False])
+def test_the_rules_frame_is_the_same_through_the_child_readers(db, shipments):
     _awkward_store(db)
+    if not shipments:  # a store never polled: the aligned reader has no shipment to align
+        db.conn.execute("DELETE FROM shipments")
+        db.conn.commit()
     shipment_facts.refresh(db)
     with override(arrow_min_orders=10**12):
         sql = readers.rule_frame(db.conn)
@@ -250,3 +254,11 @@ def test_events_are_read_in_id_slices_or_by_number_through_their_indexes(db):
     some_sql = f"{store.EVENT_FACTS_SQL} WHERE tracking_number IN (SELECT value FROM json_each(?))"
     plan = " ".join(str(r) for r in db.execute(f"EXPLAIN QUERY PLAN {some_sql}", ['["LP00000000001"]']))
     assert "idx_events_tracking" in plan
+
+
+def test_the_detection_page_explains_every_fact_as_the_definition_does():
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "detection.md").read_text()
+    for name, meaning in facts.FACTS.items():
+        assert f"| `{name}` | {meaning.replace('|', chr(92) + '|')} |" in page, name

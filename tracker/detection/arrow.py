@@ -145,7 +145,18 @@ def facts_of_slice(path: str, kinds: facts.ScanKinds, low: int, high: int) -> di
     events = {"id": t["id"].to_numpy().astype(np.int64), "occurred_ms": _epoch_ms(t["occurred_at"])}
     for name in ("tracking_number", "status", "raw_code", "description", "country", "city", "postcode"):
         events[name] = _coded(t[name])
-    return facts.partial(events, kinds)
+    del t
+    try:
+        return facts.partial(events, kinds)
+    finally:
+        _give_back_memory()
+
+
+def _give_back_memory() -> None:
+    """Hand Arrow's freed buffers back to the system: a reader lives on for the run's next task."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
 
 
 # ------------------------------------------------------------------------------------------ tables to files
@@ -251,7 +262,11 @@ def read_to_file(path: str, sql: str, out: str, encode: tuple[int, ...] = (),
     columns = [_encoded(table.column(i)) if i in encode else table.column(i) for i in range(table.num_columns)]
     if places is not None:
         columns += normalised_places(*(columns[i] for i in places))
-    return _write_ipc(columns, out)
+    try:
+        return _write_ipc(columns, out)
+    finally:
+        del table, columns
+        _give_back_memory()
 
 
 def rows_of(values: Any, keys: Any) -> np.ndarray:
@@ -276,14 +291,22 @@ def read_aligned_to_file(path: str, keys_sql: str, rights: tuple[str, ...], out:
     and hash lookups, all read in one transaction. The rowid and key (as read, not encoded: the caller compares
     them) let the caller check it joined the rows it read itself. Followed, as in `read_to_file`, by the
     normalised place of the aligned columns at `places` (positions among the aligned columns)."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     keys, *tables = read_tables(path, keys_sql, *rights)
     aligned = []
     for right in tables:
-        at = pc.index_in(keys.column(1), value_set=right.column(0)).combine_chunks()
+        if right.num_rows == 0:  # nothing to align (the driver types an empty column as it likes): all missing
+            aligned += [pa.nulls(keys.num_rows) for _ in range(1, right.num_columns)]
+            continue
+        at = pc.index_in(keys.column(1), value_set=right.column(0).cast(keys.column(1).type)).combine_chunks()
         aligned += [_encoded(right.column(i), at) for i in range(1, right.num_columns)]
     columns = [keys.column(0).combine_chunks(), keys.column(1).combine_chunks(), *aligned]
     if places is not None:
         columns += normalised_places(*(aligned[i] for i in places))
-    return _write_ipc(columns, out)
+    try:
+        return _write_ipc(columns, out)
+    finally:
+        del keys, tables, aligned, columns
+        _give_back_memory()

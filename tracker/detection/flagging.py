@@ -19,7 +19,9 @@ import copy
 import csv
 import hashlib
 import json
+import logging
 import os
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -34,11 +36,13 @@ from detectors.rules import SEVERITIES, Finding, Rule, RuleContext, all_rules
 from tracker import config
 from tracker.db import get_meta, set_meta
 from tracker.detection import readers, registry, shipment_facts, store
+from tracker.detection.children import Children
 from tracker.errors import BadInput
 from tracker.plan import Plan, plan_for
 from tracker.timeutil import to_db
 
 META_PREFIX = "detect."
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -196,12 +200,14 @@ def _write(conn, findings: list[Finding], examined: set[str] | None, as_of: str)
 
 
 def context(conn, plan: Plan, as_of: datetime, settings: dict[str, Any],  # noqa: ANN001
-            order_ids: set[str] | None) -> RuleContext:
+            order_ids: set[str] | None, known_facts: dict[str, Any] | None = None,
+            read: readers.OrderRead | None = None) -> RuleContext:
     """What the rules read, from the store: these orders (every order when None) and, when first asked for,
-    their events, seller messages and disputes, and the message model."""
+    their events, seller messages and disputes, and the message model. `known_facts`, `read`: see
+    `readers.rule_frame`."""
     return RuleContext(
         as_of, settings,
-        orders=lambda: readers.rule_frame(conn, order_ids, plan=plan),
+        orders=lambda: readers.rule_frame(conn, order_ids, plan=plan, known_facts=known_facts, read=read),
         events=lambda numbers: store.event_records(conn, numbers),
         seller_messages=lambda: store.seller_messages(conn, order_ids),
         disputes=lambda: store.disputes(conn, order_ids),
@@ -215,7 +221,6 @@ def run_rules(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False,
     facts are brought up to date first: the rules read them."""
     conn = db.conn
     plan = plan or plan_for(conn)
-    shipment_facts.refresh(db, plan)
     settings = load_settings()
     rules = all_rules()
     as_of_text = to_db(as_of)
@@ -230,11 +235,40 @@ def run_rules(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False,
         or get_meta(db, META_PREFIX + "fingerprint") != fingerprint
         or as_of_text < last_as_of
     )
-    scope = None if scope_all else _changed_orders(conn, last, as_of_text)
-    ctx = context(conn, plan, as_of, settings, scope)
-    examined = set(ctx.orders["order_id"])
-    findings = _collect(rules, ctx)
-    due = _deadlines(rules, ctx)
+    kinds = shipment_facts.scan_kinds()
+    # every order, and every number's facts to compute anew: the orders are read (by the same child processes)
+    # while the facts are computed, joined to them in memory and written meanwhile
+    together = scope_all and shipment_facts.watermark(db, kinds) == 0
+    # the run's child processes read the events and the orders, then one writes the facts while the rules run
+    with Children.of(plan) as children:
+        refreshing = None
+        try:
+            read = readers.OrderRead(conn, plan, None, fact_columns=(), children=children) if together else None
+            try:
+                started = time.perf_counter()
+                refreshing = shipment_facts.start(db, plan, kinds, children=children)
+                log.debug("shipment facts: %s in %.2f s", refreshing.done, time.perf_counter() - started)
+                scope = None if scope_all else _changed_orders(conn, last, as_of_text)
+                if not together:
+                    refreshing.wait()  # the frame reads the facts from the table
+                ctx = context(conn, plan, as_of, settings, scope, refreshing.facts if together else None, read)
+                started = time.perf_counter()
+                examined = set(ctx.orders["order_id"])
+                log.debug("rules: %d orders read (%s) in %.2f s", len(examined), ctx.orders.attrs.get("read_by"),
+                          time.perf_counter() - started)
+            finally:
+                if read is not None:
+                    read.close()
+            children.release()  # all read: only the one writing the facts stays, until it is done
+            started = time.perf_counter()
+            findings = _collect(rules, ctx)
+            due = _deadlines(rules, ctx)
+            log.debug("rules: %d findings in %.2f s", len(findings), time.perf_counter() - started)
+        finally:
+            if refreshing is not None:
+                started = time.perf_counter()
+                refreshing.wait()  # the facts are in before the flags that rest on them
+                log.debug("rules: waited %.2f s for the shipment facts' write", time.perf_counter() - started)
     with conn:
         raised, resolved = _write(conn, findings, None if scope_all else examined, as_of_text)
         if scope_all:

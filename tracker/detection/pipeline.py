@@ -1,9 +1,9 @@
 """`tracker detect`: shipment facts -> rules -> flags, classifier -> scores, then cases. One pipeline.
 
 - `tracker.plan.plan_for` decides once, from the store's size and the machine, which fast paths the run takes.
-- `shipment_facts.refresh` brings each tracking number's facts up to date (only numbers with new events).
-- `flagging.run_rules` runs every registered rule over the orders that changed (or all with `full`), writes
-  `flags` idempotently and returns the order ids it examined.
+- `flagging.run_rules` brings each tracking number's facts up to date (`shipment_facts`: only numbers with
+  new events), runs every registered rule over the orders that changed (or all with `full`), writes `flags`
+  idempotently and returns the order ids it examined.
 - `scoring.score_orders` rescores those orders (all of them after a new model is trained).
 - `tracker.cases.sync.sync_cases` opens or updates cases from flags and scores, never overriding a person.
 """
@@ -37,14 +37,12 @@ def detect(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False) ->
     import time
 
     from tracker.cases import sync
-    from tracker.detection import flagging, scoring, shipment_facts
+    from tracker.detection import flagging, scoring
     from tracker.plan import plan_for
 
     summary = DetectSummary()
-    t = time.perf_counter()
-    plan = plan_for(db.conn)
-    shipment_facts.refresh(db, plan)
     t0 = time.perf_counter()
+    plan = plan_for(db.conn)
     result = flagging.run_rules(db, as_of, full=full, plan=plan)
     summary.examined, summary.flags_raised, summary.flags_resolved = (
         len(result.order_ids), result.raised, result.resolved)
@@ -55,5 +53,5 @@ def detect(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False) ->
     opened, updated = sync.sync_cases(db, result.order_ids | scored, as_of)
     summary.cases_opened, summary.cases_updated = opened, updated
     t3 = time.perf_counter()
-    summary.seconds = {"facts": t0 - t, "rules": t1 - t0, "scoring": t2 - t1, "cases": t3 - t2}
+    summary.seconds = {"rules": t1 - t0, "scoring": t2 - t1, "cases": t3 - t2}
     return summary

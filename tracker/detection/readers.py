@@ -25,6 +25,7 @@ import pandas as pd
 from detectors import corrections, facts, features, view
 from detectors.features import MessageScorer, Normalised, Side
 from tracker.detection import store
+from tracker.detection.children import Children
 from tracker.plan import Plan, child_file, plan_for
 
 log = logging.getLogger(__name__)
@@ -79,13 +80,14 @@ class OrderRead:
     messages while the facts are still read; `finish()` gives the frame."""
 
     def __init__(self, conn: sqlite3.Connection, plan: Plan, order_ids: Iterable[str] | None = None, *,
-                 fact_columns: Sequence[str] = facts.FACT_COLUMNS, shipments: bool = True, side: bool = False):
+                 fact_columns: Sequence[str] = facts.FACT_COLUMNS, shipments: bool = True, side: bool = False,
+                 children: Children | None = None):
         self.conn = conn
         self.ids = None if order_ids is None else store.as_json(order_ids)
         self.fact_columns, self.shipments, self.with_side = tuple(fact_columns), shipments, side
         self.columns = [name for name, _ in _ORDER_SQL] + \
             ([name for name, _ in _SHIPMENT_SQL] if shipments else []) + list(self.fact_columns)
-        self.pending = _start_children(conn, plan, self) if order_ids is None else None
+        self.pending = _start_children(conn, plan, self, children) if order_ids is None else None
         self.side_from_readers = False
         self.through_readers = False
 
@@ -186,10 +188,8 @@ class _ChildRead:
     read; files, so this process maps the columns instead of unpickling a copy. This process converts each
     reader's table as soon as it is done, while the other still reads."""
 
-    def __init__(self, path: str, read: OrderRead):
-        import multiprocessing
+    def __init__(self, path: str, read: OrderRead, children: Children | None):
         import tempfile
-        from concurrent.futures import ProcessPoolExecutor
 
         from tracker.detection import arrow
 
@@ -198,11 +198,14 @@ class _ChildRead:
         aligned = (["shipment_state", "not_found_count"] if read.shipments else []) + list(read.fact_columns)
         self.order_names, self.aligned, self.with_side = order_names, aligned, read.with_side
         self.folder = tempfile.mkdtemp(prefix="tracker-frame-")
-        self.pool = ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn"))
+        # the run's children when it has some (then not ended here), else two of its own
+        self.own = children is None
+        self.pool = Children(2) if children is None else children
         self.files = tuple(f"{self.folder}/{name}.arrow" for name in ("orders", "facts", "flags", "messages"))
         self.parts: dict[int, tuple[list[Any], Normalised]] = {}  # reader -> its table converted
-        facts_sql = f"SELECT tracking_number, {', '.join(read.fact_columns)} FROM shipment_facts"
-        rights = (SHIPMENTS_SQL, facts_sql) if read.shipments else (facts_sql,)
+        rights = ((SHIPMENTS_SQL,) if read.shipments else ()) + (
+            (f"SELECT tracking_number, {', '.join(read.fact_columns)} FROM shipment_facts",) if read.fact_columns
+            else ())
         delivered = tuple(aligned.index(c) for c in _DELIVERED_PLACE) if set(_DELIVERED_PLACE) <= set(aligned) \
             else None
         mapped = ((FLAGS_SQL, self.files[2]), (MESSAGES_BY_ROW_SQL, self.files[3])) if read.with_side else ()
@@ -273,12 +276,15 @@ class _ChildRead:
     def close(self) -> None:
         import shutil
 
-        # the workers free their memory after this process has moved on; mapped files outlive their names
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        shutil.rmtree(self.folder, ignore_errors=True)
+        for future in getattr(self, "futures", ()):
+            future.cancel()
+        if self.own:  # the workers free their memory after this process has moved on
+            self.pool.close()
+        shutil.rmtree(self.folder, ignore_errors=True)  # mapped files outlive their names
 
 
-def _start_children(conn: sqlite3.Connection, plan: Plan, read: OrderRead) -> _ChildRead | None:
+def _start_children(conn: sqlite3.Connection, plan: Plan, read: OrderRead,
+                    children: Children | None) -> _ChildRead | None:
     """The two child readers of the whole store, or None when that path does not apply (no driver, a database
     without a file, uncommitted writes the other processes would not see, a store smaller than the start-up
     costs)."""
@@ -290,7 +296,7 @@ def _start_children(conn: sqlite3.Connection, plan: Plan, read: OrderRead) -> _C
     if not path:
         return None
     try:
-        return _ChildRead(path, read)
+        return _ChildRead(path, read, children)
     except Exception as exc:  # noqa: BLE001 - no child process here (e.g. a main module without a __main__ guard)
         log.warning("child readers unavailable (%s); reading the orders through SQL", exc)
         return None
@@ -353,17 +359,23 @@ def plain_objects(frame: pd.DataFrame) -> pd.DataFrame:
 
 # ------------------------------------------------------------------------------------------------ the frames
 
-def rule_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None = None, *,
-               plan: Plan | None = None) -> pd.DataFrame:
+def rule_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None = None, *, plan: Plan | None = None,
+               known_facts: dict[str, np.ndarray] | None = None, read: OrderRead | None = None) -> pd.DataFrame:
     """The rules' order frame (`detectors.view`): these orders (every order when None) with their shipment and
     every fact of their number, how many orders of the store carry that number, and numbers corrected in the
-    chat applied (`detectors.corrections`). Text as plain objects."""
-    read = OrderRead(conn, plan or plan_for(conn), order_ids)
+    chat applied (`detectors.corrections`). Text as plain objects. `known_facts`: every number's facts, just
+    computed (`shipment_facts.start`), joined here instead of read back from the table; `read`: the read of
+    these orders, started earlier (without facts: they are `known_facts`)."""
+    if read is None:
+        read = OrderRead(conn, plan or plan_for(conn), order_ids,
+                         fact_columns=() if known_facts is not None else facts.FACT_COLUMNS)
     try:
         frame, _ = read.finish()
     finally:
         read.close()
     plain_objects(frame)
+    if not read.fact_columns:
+        _join_facts(frame, known_facts if known_facts is not None else facts.finish(facts.combine([])))
     if order_ids is None:  # the frame holds every order
         frame["n_orders_on_number"] = view.orders_on_number(frame["tracking_number"])
     else:  # the scope may hold only part of a number's orders: count them all
@@ -372,12 +384,34 @@ def rule_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None = None,
         frame["n_orders_on_number"] = numbers.map(counts).fillna(0).astype(np.int64)
     return corrections.apply_corrections(
         frame, lambda ids: store.latest_seller_messages(conn, ids), lambda numbers: store.has_events(conn, numbers),
-        lambda numbers: _facts_with_orders(conn, numbers), facts.FACT_COLUMNS)
+        lambda numbers: _facts_with_orders(conn, numbers, known_facts), facts.FACT_COLUMNS)
 
 
-def _facts_with_orders(conn: sqlite3.Connection, numbers: set[str]) -> pd.DataFrame:
-    """The stored facts of these numbers and how many orders carry each."""
-    found = store.read_facts(conn, numbers)
+def _join_facts(frame: pd.DataFrame, known: dict[str, np.ndarray]) -> None:
+    """Each order's facts from `known` (tracking_number and the facts, one row per number), in place, typed as
+    the SQL join types them: 0, NaN or None where the number has no events."""
+    at = pd.Index(known["tracking_number"], dtype=object).get_indexer(frame["tracking_number"].to_numpy(dtype=object))
+    found = at >= 0
+    for name in facts.FACT_COLUMNS:
+        values = known[name]
+        if values.dtype == object:
+            column = np.full(len(frame), None, dtype=object)
+        elif values.dtype.kind == "f":
+            column = np.full(len(frame), np.nan)
+        else:
+            column = np.zeros(len(frame), dtype=np.int64)
+        column[found] = values[at[found]]
+        frame[name] = column
+
+
+def _facts_with_orders(conn: sqlite3.Connection, numbers: set[str],
+                       known: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+    """The facts of these numbers (from `known`, else the table) and how many orders carry each."""
+    if known is not None:
+        rows = np.flatnonzero(pd.Index(known["tracking_number"], dtype=object).isin(list(numbers)))
+        found = pd.DataFrame({name: known[name][rows] for name in ("tracking_number", *facts.FACT_COLUMNS)})
+    else:
+        found = store.read_facts(conn, numbers)
     counts = store.orders_per_number(conn, numbers)
     found["n_orders"] = found["tracking_number"].map(counts).fillna(0).astype(np.int64)
     missing = sorted(set(numbers) - set(found["tracking_number"]))

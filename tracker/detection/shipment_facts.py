@@ -5,6 +5,10 @@ The facts are defined once, in `detectors.facts`; rules and the classifier both 
 or every number when the definition or the [scans] settings changed since. A refresh of many events
 (`Plan.facts_by_children`) is computed by the child readers, a slice of events each (`arrow.facts_of_slice`),
 with the same functions; anything else, or any trouble there, reads the events through this connection.
+
+`start` is the refresh of a run that goes on at once: when it computes every number, it hands their facts
+over and a child process writes them (`facts_writer`) while the run reads its orders and runs its rules; the
+run waits for the write (`Refresh.wait`) before it writes or reads the table itself.
 """
 
 from __future__ import annotations
@@ -12,15 +16,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import sqlite3
+from concurrent.futures import Future
+from contextlib import nullcontext
 from typing import Any, NamedTuple
 
-import numpy as np
 import sqlite_utils
 
 from detectors import facts
 from tracker import config
-from tracker.db import get_meta, set_meta
-from tracker.detection import store
+from tracker.db import get_meta
+from tracker.detection import arrow, facts_writer, store
+from tracker.detection.children import Children
 from tracker.plan import Plan, child_file, plan_for
 
 log = logging.getLogger(__name__)
@@ -29,13 +35,25 @@ log = logging.getLogger(__name__)
 DEFINITION_VERSION = "2"
 META_EVENT_ID = "shipment_facts_event_id"
 META_DEFINITION = "shipment_facts_definition"
-_INSERT = (f"INSERT OR REPLACE INTO shipment_facts (tracking_number, {', '.join(facts.FACT_COLUMNS)}) "
-           f"VALUES ({', '.join('?' * (len(facts.FACT_COLUMNS) + 1))})")
 
 
 class Refreshed(NamedTuple):
     numbers: int  # how many numbers' facts were (re)computed
     by: str  # who computed them: 'child readers', 'sql', or '' when nothing was to do
+
+
+class Refresh:
+    """A refresh under way: `facts` holds every number's facts when it computed them all (else None), and
+    `wait()` returns once the table holds what it computed (raising the write's error, if any)."""
+
+    def __init__(self, done: Refreshed, facts: dict[str, Any] | None = None, writing: Future | None = None):
+        self.done, self.facts, self._writing = done, facts, writing
+
+    def wait(self) -> Refreshed:
+        if self._writing is not None:
+            writing, self._writing = self._writing, None
+            writing.result()
+        return self.done
 
 
 def scan_kinds() -> facts.ScanKinds:
@@ -49,70 +67,73 @@ def definition(kinds: facts.ScanKinds) -> str:
 
 def refresh(db: sqlite_utils.Database, plan: Plan | None = None, kinds: facts.ScanKinds | None = None) -> Refreshed:
     """Bring `shipment_facts` up to date with the events; say how many numbers were (re)computed, and by whom."""
+    return start(db, plan, kinds, in_background=False).wait()
+
+
+def watermark(db: sqlite_utils.Database, kinds: facts.ScanKinds) -> int:
+    """The newest event id the stored facts were computed through; 0 when every number must be computed anew
+    (none yet, or another definition or other [scans] settings)."""
+    if get_meta(db, META_DEFINITION) != definition(kinds):
+        return 0
+    return int(get_meta(db, META_EVENT_ID, "0") or 0)
+
+
+def start(db: sqlite_utils.Database, plan: Plan | None = None, kinds: facts.ScanKinds | None = None, *,
+          in_background: bool = True, children: Children | None = None) -> Refresh:
+    """Compute what `refresh` computes; when that is every number's facts, hand them over and (with
+    `in_background`, a store with a file) write them in a thread while the caller goes on. `children`: the
+    run's child processes, when it has some already."""
     conn = db.conn
     kinds = kinds or scan_kinds()
     made_by = definition(kinds)
-    done = int(get_meta(db, META_EVENT_ID, "0") or 0)
-    if get_meta(db, META_DEFINITION) != made_by:
-        done = 0
+    done = watermark(db, kinds)
     latest = int(conn.execute("SELECT max(id) FROM tracking_events").fetchone()[0] or 0)
     if latest <= done and (done or get_meta(db, META_DEFINITION) == made_by):
-        return Refreshed(0, "")
+        return Refresh(Refreshed(0, ""))
+    plan = plan or plan_for(conn)
     if done == 0:
-        plan = plan or plan_for(conn)
-        computed, by = _whole(conn, plan, kinds, latest)
+        combined, by = _whole(conn, plan, kinds, latest, children)
     else:
-        changed = [r[0] for r in conn.execute(
-            "SELECT DISTINCT tracking_number FROM tracking_events WHERE id > ?", [done])]
-        computed, by = facts.shipment_facts(store.event_columns(conn, changed), kinds), "sql"
-    with conn:
-        if done == 0:
-            conn.execute("DELETE FROM shipment_facts")
-        write(conn, computed)
-        set_meta(db, META_EVENT_ID, str(latest))
-        set_meta(db, META_DEFINITION, made_by)
-    return Refreshed(len(computed["tracking_number"]), by)
+        # the new events by id (a DISTINCT here would walk the whole number index instead)
+        changed = list(dict.fromkeys(r[0] for r in conn.execute(
+            "SELECT tracking_number FROM tracking_events WHERE id > ?", [done])))
+        combined, by = facts.partial(store.event_columns(conn, changed), kinds), "sql"
+    # text stays coded for the writer (cheap to send to another process); the caller gets plain columns
+    coded = facts.finish(combined, decode=False)
+    meta = {META_EVENT_ID: str(latest), META_DEFINITION: made_by}
+    result = Refreshed(len(coded["tracking_number"]), by)
+    whole = done == 0
+    if whole and in_background and plan.children and plan.file and not conn.in_transaction:
+        try:
+            # a reader of this run writes them, once it is free (its Arrow connections closed by then); or one
+            # process started for it
+            writing = children.submit(facts_writer.store_in_file, plan.file, coded, whole, meta) if children \
+                else facts_writer.start(plan.file, coded, whole, meta)
+            return Refresh(result, facts.decoded(coded), writing)
+        except Exception as exc:  # noqa: BLE001 - no child process here: this process writes
+            log.warning("no child process to write the shipment facts (%s); writing them here", exc)
+    facts_writer.store(conn, coded, whole, meta)
+    return Refresh(result, facts.decoded(coded) if whole else None)
 
 
-def _whole(conn: sqlite3.Connection, plan: Plan, kinds: facts.ScanKinds, latest: int) -> tuple[dict[str, Any], str]:
-    """The facts of every number with an event id up to `latest`: by the child readers when that pays, else
-    here, a slice of events at a time (a million orders' events never sit in memory at once)."""
+def _whole(conn: sqlite3.Connection, plan: Plan, kinds: facts.ScanKinds, latest: int,
+           children: Children | None) -> tuple[dict[str, Any], str]:
+    """The facts (combined, not yet finished) of every number with an event id up to `latest`: by the child readers when that pays (the
+    events shared evenly between them, in slices of at most `events_per_slice`), else here, a slice of events
+    at a time (a million orders' events never sit in memory at once)."""
     low = int(conn.execute("SELECT coalesce(min(id), 0) FROM tracking_events").fetchone()[0])
+    events = latest - low + 1
+    path = child_file(conn, plan) if plan.facts_by_children(events) else None
     step = max(int(plan.limits.events_per_slice), 1)
+    if path:
+        step = min(step, -(-events // max(int(plan.limits.readers), 1)))
     slices = [(a, min(a + step, latest + 1)) for a in range(low, latest + 1, step)]
-    path = child_file(conn, plan) if plan.facts_by_children(latest - low + 1) else None
     if path:
         try:
-            return facts.finish(facts.combine(_by_children(path, plan, kinds, slices))), "child readers"
+            with Children.of(plan) if children is None else nullcontext(children) as pool:  # borrowed: not ended here
+                futures = [pool.submit(arrow.facts_of_slice, path, kinds, a, b) for a, b in slices]
+                parts = [p for p in (f.result() for f in futures) if p is not None]
+            return facts.combine(parts), "child readers"
         except Exception as exc:  # noqa: BLE001 - any failure of the fast path leaves the answer to SQL
             log.warning("child readers unavailable (%s); computing shipment facts here", exc)
-    return facts.finish(facts.combine(
-        facts.partial(store.event_columns(conn, ids=ids), kinds) for ids in slices)), "sql"
-
-
-def _by_children(path: str, plan: Plan, kinds: facts.ScanKinds, slices: list[tuple[int, int]]) -> list[Any]:
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    from tracker.detection import arrow
-
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=max(plan.limits.readers, 1), mp_context=context) as pool:
-        futures = [pool.submit(arrow.facts_of_slice, path, kinds, low, high) for low, high in slices]
-        return [p for p in (f.result() for f in futures) if p is not None]
-
-
-def write(conn: sqlite3.Connection, computed: dict[str, np.ndarray]) -> None:
-    """INSERT OR REPLACE the facts' rows, in number order (each row lands at the end of the key's B-tree).
-    The caller owns the transaction."""
-    numbers = computed["tracking_number"]
-    if not len(numbers):
-        return
-    order = np.argsort(numbers.astype("U"), kind="stable")
-    columns = []
-    for name in ("tracking_number", *facts.FACT_COLUMNS):
-        values = computed[name][order]
-        if values.dtype.kind == "f":
-            values = np.where(np.isnan(values), None, values.astype(object))
-        columns.append(values.tolist())
-    conn.executemany(_INSERT, zip(*columns, strict=True))
+    return facts.combine(facts.partial(store.event_columns(conn, ids=ids), kinds) for ids in slices), "sql"
