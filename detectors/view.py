@@ -31,8 +31,6 @@ PHYSICAL_STATUSES = (
     "exception",
     "returned",
 )
-# the other normalised statuses
-NON_PHYSICAL = ("info_received", "not_found", "unknown")
 _JD_UNIX_EPOCH = 2440587.5
 
 ORDER_COLUMNS = ("order_id", "buyer_id", "seller_id", "dest_country", "dest_city", "dest_postcode", "tracking_number",

@@ -21,6 +21,10 @@ _INSERT = (f"INSERT OR REPLACE INTO shipment_facts (tracking_number, {', '.join(
 _META = "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
 
 
+# rows turned into Python values at a time: a million rows' 27 columns at once would be a gigabyte of objects
+ROWS_PER_BATCH = 50_000
+
+
 def write_rows(conn: sqlite3.Connection, computed: dict[str, Any]) -> None:
     """INSERT OR REPLACE the facts' rows (tracking_number, then FACT_COLUMNS; text as objects or `Coded`), in
     number order: each row lands at the end of the key's B-tree. The caller owns the transaction."""
@@ -28,14 +32,21 @@ def write_rows(conn: sqlite3.Connection, computed: dict[str, Any]) -> None:
     if not len(numbers):
         return
     order = np.argsort(np.asarray(numbers).astype("U"), kind="stable")
-    columns = []
-    for name in ("tracking_number", *FACT_COLUMNS):
-        values = computed[name]
-        values = (texts(values) if isinstance(values, Coded) else np.asarray(values))[order]
-        if values.dtype.kind == "f":
-            values = np.where(np.isnan(values), None, values.astype(object))
-        columns.append(values.tolist())
-    conn.executemany(_INSERT, zip(*columns, strict=True))
+    names = ("tracking_number", *FACT_COLUMNS)
+    for start in range(0, len(order), ROWS_PER_BATCH):
+        rows = order[start:start + ROWS_PER_BATCH]
+        columns = []
+        for name in names:
+            values = computed[name]
+            values = texts(_take(values, rows)) if isinstance(values, Coded) else np.asarray(values)[rows]
+            if values.dtype.kind == "f":
+                values = np.where(np.isnan(values), None, values.astype(object))
+            columns.append(values.tolist())
+        conn.executemany(_INSERT, zip(*columns, strict=True))
+
+
+def _take(column: Coded, rows: np.ndarray) -> Coded:
+    return Coded(np.asarray(column.codes)[rows], column.values)
 
 
 def store(conn: sqlite3.Connection, computed: dict[str, Any], whole: bool, meta: dict[str, str]) -> None:
