@@ -386,12 +386,12 @@ def combine(parts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     parts = [p for p in parts if len(p["tracking_number"])]
     if len(parts) <= 1:
         return dict(parts[0]) if parts else partial(_no_events(), ScanKinds())
-    numbers = np.concatenate([p["tracking_number"] for p in parts])
-    index: dict[str, int] = {}
-    codes = np.fromiter((index.setdefault(v, len(index)) for v in numbers.tolist()), dtype=np.int64,
-                        count=len(numbers))
-    n = len(index)
-    out: dict[str, Any] = {"tracking_number": np.array(list(index), dtype=object)}
+    import pandas as pd  # in the process that combines (never a child reader): hashing a million numbers in C
+
+    codes, uniques = pd.factorize(np.concatenate([p["tracking_number"] for p in parts]))
+    codes = codes.astype(np.int64)
+    n = len(uniques)
+    out: dict[str, Any] = {"tracking_number": np.asarray(uniques, dtype=object)}
 
     def joined(name: str) -> Any:
         first = parts[0][name]
@@ -405,8 +405,7 @@ def combine(parts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     out["max_event_id"] = max_id
     for pick, (_, end, columns) in _PICKS.items():
         ms, ids = joined(f"{pick}_ms"), joined(f"{pick}_id")
-        rows = np.lexsort((ids, ms, codes))
-        at = _ends(rows[ms[rows] != NO_TIME], codes, end)
+        at = _winners(codes, n, ms, ids, end)
         out.update(_picked(pick, n, codes[at], ms[at], ids[at],
                            {c: _take(joined(f"{pick}_{c}"), at) for c in columns}))
     for name in _EXTREMES:
@@ -415,6 +414,26 @@ def combine(parts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         out[f"{name}_min"], _ = _text_extremes(codes, n, low)
         _, out[f"{name}_max"] = _text_extremes(codes, n, high)
     return out
+
+
+def _winners(codes: np.ndarray, n: int, ms: np.ndarray, ids: np.ndarray, end: str) -> np.ndarray:
+    """Per number, the row whose event is its earliest (`end` 'first') or latest, by time then id (rows without a
+    time left out): grouped minima and maxima, no sort of every row."""
+    timed = np.flatnonzero(ms != NO_TIME)
+    group, ms, ids = codes[timed], ms[timed], ids[timed]
+    if end == "first":
+        best_ms = np.full(n, _LATEST, dtype=np.int64)
+        np.minimum.at(best_ms, group, ms)
+        tied = ms == best_ms[group]
+        best_id = np.full(n, _LATEST, dtype=np.int64)
+        np.minimum.at(best_id, group[tied], ids[tied])
+    else:
+        best_ms = np.full(n, NO_TIME, dtype=np.int64)
+        np.maximum.at(best_ms, group, ms)
+        tied = ms == best_ms[group]
+        best_id = np.full(n, -1, dtype=np.int64)
+        np.maximum.at(best_id, group[tied], ids[tied])
+    return timed[tied & (ids == best_id[group])]
 
 
 def texts(column: Coded) -> np.ndarray:
@@ -455,15 +474,46 @@ def shipment_facts(events: Mapping[str, Any], kinds: ScanKinds) -> dict[str, np.
     return finish(partial(events, kinds))
 
 
+def from_finished(columns: Mapping[str, Any]) -> dict[str, Any]:
+    """Facts `finish` gave (tracking_number and FACT_COLUMNS; text as objects or `Coded`) as a `partial`, to
+    `combine` with the partial of newer events: the facts of a number's older events and newer events together
+    are the facts of all its events. Every newer event has a higher id than every older one, so a picked older
+    event (id unknown here) loses a tie of times to a newer one for the latest and wins it for the earliest."""
+    n = len(columns["tracking_number"])
+    out: dict[str, Any] = {"tracking_number": np.asarray(columns["tracking_number"], dtype=object)}
+    for name in COUNT_COLUMNS:
+        out[name] = np.asarray(columns[name], dtype=np.int64)
+    out["max_event_id"] = np.asarray(columns["max_event_id"], dtype=np.int64)
+    for pick, (_, _, carried) in _PICKS.items():
+        out[f"{pick}_ms"] = _epoch_ms_of(np.asarray(columns[f"{pick}_jd"], dtype=np.float64))
+        out[f"{pick}_id"] = np.full(n, -1, dtype=np.int64)  # lower than any event's: see above
+        for column in carried:
+            out[f"{pick}_{column}"] = _as_coded(columns[f"{pick}_{column}"])
+    for name in _EXTREMES:
+        out[f"{name}_min"] = _as_coded(columns[f"{name}_min"])
+        out[f"{name}_max"] = _as_coded(columns[f"{name}_max"])
+    return out
+
+
+def _epoch_ms_of(jd: np.ndarray) -> np.ndarray:
+    """Julian days (`julian_day`) back to epoch milliseconds, exactly (a double holds them to a few µs)."""
+    ms = np.full(len(jd), NO_TIME, dtype=np.int64)
+    known = ~np.isnan(jd)
+    ms[known] = np.rint(jd[known] * 86_400_000.0 - _JD_MS_AT_UNIX_EPOCH).astype(np.int64)
+    return ms
+
+
+def _as_coded(values: Any) -> Coded:
+    """A text column as `Coded` (it may be one already)."""
+    if isinstance(values, Coded):
+        return values
+    import pandas as pd  # where stored facts are combined (never a child reader): hashing in C
+
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
+    return Coded(codes.astype(np.int64), list(uniques))
+
+
 def _no_events() -> dict[str, Any]:
     empty = Coded(np.zeros(0, dtype=np.int64), [])
     return {"id": np.zeros(0, dtype=np.int64), "occurred_ms": np.zeros(0, dtype=np.int64),
             **{c: empty for c in EVENT_COLUMNS if c not in ("id", "occurred_ms")}}
-
-
-def coded(values: Sequence[Any]) -> Coded:
-    """Plain values (str or None) as a `Coded` column, coded in order of first appearance."""
-    index: dict[str, int] = {}
-    codes = np.fromiter((index.setdefault(v, len(index)) if isinstance(v, str) else -1 for v in values),
-                        dtype=np.int64, count=len(values))
-    return Coded(codes, list(index))

@@ -262,3 +262,31 @@ def test_the_detection_page_explains_every_fact_as_the_definition_does():
     page = (Path(__file__).resolve().parent.parent / "docs" / "detection.md").read_text()
     for name, meaning in facts.FACTS.items():
         assert f"| `{name}` | {meaning.replace('|', chr(92) + '|')} |" in page, name
+
+
+def test_facts_refreshed_batch_by_batch_are_those_of_every_event_at_once(db):
+    """Events arrive in batches; each refresh reads only the new ones, with the stored facts of their numbers.
+    Later scans that tie an earlier one's time take the last hand-over and leave the earliest picks alone, as
+    they do when every event is read at once (a later event has a higher id)."""
+    _awkward_store(db)
+    shipment_facts.refresh(db)
+    later = [
+        _event(30, "LP00000000001", "2026-09-10T13:00:00Z", "delivered", "GTMS_SIGNED", None, "Cádiz", "11001", "ES"),
+        _event(31, "LP00000000001", "2026-09-01T09:00:00Z", "in_transit", None, "export hub", "Shenzhen", None, "CN"),
+        _event(32, "RR123456785CN", "2026-09-13T00:00:00Z", "delivered", "GTMS_SIGNED", None, "Kazan", "420000", "RU"),
+        _event(33, "YT0000000000000001", "2026-09-05T00:00:00Z", "info_received", "GWMS_ACCEPT", None),
+    ]
+    for batch in (later[:2], later[2:]):
+        db.conn.executemany(
+            "INSERT INTO tracking_events (tracking_number, occurred_at, status, raw_code, description, city, "
+            "postcode, country, event_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", batch)
+        db.conn.commit()
+        assert shipment_facts.refresh(db).by == "sql"
+    table = _table(db)
+    incremental = table.set_index("tracking_number")
+    lp1 = incremental.loc["LP00000000001"]
+    assert (lp1.last_scan_city, lp1.delivered_city, lp1.n_export) == ("Cádiz", "Madrid", 2)
+    assert jd_to_text(lp1.first_event_jd) == "2026-09-01T09:00:00Z" and lp1.n_events == 9
+    assert incremental.loc["RR123456785CN"].delivered_city == "KAZAN"  # the earlier scan of the tie
+    assert incremental.loc["YT0000000000000001"].n_events == 1  # a number's first events
+    pd.testing.assert_frame_equal(table, _refreshed(db), check_exact=True)

@@ -74,7 +74,7 @@ def awkward(db):  # noqa: ANN001, ANN201
 def test_the_arrow_read_gives_the_sql_frame_on_an_awkward_store(awkward, thresholds):
     db, sql_frame = awkward
     read = readers.OrderRead(db.conn, _children_plan(db, thresholds), fact_columns=features.FEATURE_FACTS,
-                             shipments=False, side=True)
+                             shipments=False, side=True, places=True)
     read.side()
     _, normalised = read.finish()
     # the readers normalised both places themselves

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import sqlite3
 
 import pytest
 
@@ -40,6 +41,10 @@ def test_every_fast_path_and_none_give_the_same_flags_and_scores(tmp_path, caplo
         db.close()
         by = "child readers" if name == "fast" else "sql"
         assert f"by='{by}'" in caplog.text and f"orders read ({by})" in caplog.text
+    # the facts a child wrote from its file are the ones this process wrote itself
+    tables = [sqlite3.connect(stores[name]).execute("SELECT * FROM shipment_facts ORDER BY tracking_number").fetchall()
+              for name in ("fast", "slow")]
+    assert len(tables[0]) > 2900 and tables[0] == tables[1]
     fast, slow = parity.digest(stores["fast"]), parity.digest(stores["slow"])
     assert fast["flags"]["rows"] > 100 and fast["scores"]["rows"] > 2900
     assert fast == slow, parity.differences(stores["fast"], stores["slow"])

@@ -142,14 +142,23 @@ def facts_of_slice(path: str, kinds: facts.ScanKinds, low: int, high: int) -> di
     t = _without_sentinel(t, "id", -1)
     if t.num_rows == 0:
         return None
-    events = {"id": t["id"].to_numpy().astype(np.int64), "occurred_ms": _epoch_ms(t["occurred_at"])}
-    for name in ("tracking_number", "status", "raw_code", "description", "country", "city", "postcode"):
-        events[name] = _coded(t[name])
+    events = event_columns(t)
     del t
     try:
         return facts.partial(events, kinds)
     finally:
         _give_back_memory()
+
+
+def event_columns(table: Any) -> dict[str, Any]:
+    """An Arrow table of events (id, tracking_number, occurred_at, status, raw_code, description, country, city,
+    postcode) as the columns `detectors.facts` reads: text coded, times as epoch milliseconds. The one way
+    every reader of events, child or not, hands them over."""
+    events = {"id": table["id"].to_numpy(zero_copy_only=False).astype(np.int64),
+              "occurred_ms": _epoch_ms(table["occurred_at"])}
+    for name in ("tracking_number", "status", "raw_code", "description", "country", "city", "postcode"):
+        events[name] = _coded(table[name])
+    return events
 
 
 def _give_back_memory() -> None:

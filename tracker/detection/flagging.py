@@ -200,14 +200,12 @@ def _write(conn, findings: list[Finding], examined: set[str] | None, as_of: str)
 
 
 def context(conn, plan: Plan, as_of: datetime, settings: dict[str, Any],  # noqa: ANN001
-            order_ids: set[str] | None, known_facts: dict[str, Any] | None = None,
-            read: readers.OrderRead | None = None) -> RuleContext:
-    """What the rules read, from the store: these orders (every order when None) and, when first asked for,
-    their events, seller messages and disputes, and the message model. `known_facts`, `read`: see
-    `readers.rule_frame`."""
+            order_ids: set[str] | None, orders: pd.DataFrame | None = None) -> RuleContext:
+    """What the rules read, from the store: these orders (every order when None; `orders` when read already)
+    and, when first asked for, their events, seller messages and disputes, and the message model."""
     return RuleContext(
         as_of, settings,
-        orders=lambda: readers.rule_frame(conn, order_ids, plan=plan, known_facts=known_facts, read=read),
+        orders=orders if orders is not None else lambda: readers.rule_frame(conn, order_ids, plan=plan),
         events=lambda numbers: store.event_records(conn, numbers),
         seller_messages=lambda: store.seller_messages(conn, order_ids),
         disputes=lambda: store.disputes(conn, order_ids),
@@ -248,18 +246,22 @@ def run_rules(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False,
                 started = time.perf_counter()
                 refreshing = shipment_facts.start(db, plan, kinds, children=children)
                 log.debug("shipment facts: %s in %.2f s", refreshing.done, time.perf_counter() - started)
+                children.release()  # every scan read (and the orders' read queued first): no more work for them
                 scope = None if scope_all else _changed_orders(conn, last, as_of_text)
                 if not together:
                     refreshing.wait()  # the frame reads the facts from the table
-                ctx = context(conn, plan, as_of, settings, scope, refreshing.facts if together else None, read)
                 started = time.perf_counter()
-                examined = set(ctx.orders["order_id"])
-                log.debug("rules: %d orders read (%s) in %.2f s", len(examined), ctx.orders.attrs.get("read_by"),
+                orders = readers.rule_frame(conn, scope, plan=plan, known_facts=refreshing.facts if together else None,
+                                            read=read)
+                refreshing.facts = None  # joined: a million numbers' facts need not stay for the rules
+                log.debug("rules: %d orders read (%s) in %.2f s", len(orders), orders.attrs.get("read_by"),
                           time.perf_counter() - started)
             finally:
                 if read is not None:
                     read.close()
-            children.release()  # all read: only the one writing the facts stays, until it is done
+            ctx = context(conn, plan, as_of, settings, scope, orders)
+            examined = set(orders["order_id"])
+            del orders
             started = time.perf_counter()
             findings = _collect(rules, ctx)
             due = _deadlines(rules, ctx)

@@ -74,17 +74,19 @@ class ReadTuning:
 
 class OrderRead:
     """The asked-for orders (every order when `order_ids` is None) with their shipment (when `shipments`) and the
-    facts `fact_columns` of their number; with `side`, also their active flags and seller messages (`Side`).
+    facts `fact_columns` of their number; with `side`, also their active flags and seller messages (`Side`);
+    with `places`, the child readers also normalise the destination's and the delivered scan's places.
 
     `side()` answers first (the orders reader is done before the facts reader), so the caller can score the
     messages while the facts are still read; `finish()` gives the frame."""
 
     def __init__(self, conn: sqlite3.Connection, plan: Plan, order_ids: Iterable[str] | None = None, *,
                  fact_columns: Sequence[str] = facts.FACT_COLUMNS, shipments: bool = True, side: bool = False,
-                 children: Children | None = None):
+                 places: bool = False, children: Children | None = None):
         self.conn = conn
         self.ids = None if order_ids is None else store.as_json(order_ids)
         self.fact_columns, self.shipments, self.with_side = tuple(fact_columns), shipments, side
+        self.places = places
         self.columns = [name for name, _ in _ORDER_SQL] + \
             ([name for name, _ in _SHIPMENT_SQL] if shipments else []) + list(self.fact_columns)
         self.pending = _start_children(conn, plan, self, children) if order_ids is None else None
@@ -206,16 +208,17 @@ class _ChildRead:
         rights = ((SHIPMENTS_SQL,) if read.shipments else ()) + (
             (f"SELECT tracking_number, {', '.join(read.fact_columns)} FROM shipment_facts",) if read.fact_columns
             else ())
-        delivered = tuple(aligned.index(c) for c in _DELIVERED_PLACE) if set(_DELIVERED_PLACE) <= set(aligned) \
-            else None
+        # the destination's and the delivered scan's places, normalised by the readers (for the features)
+        destination = tuple(order_names.index(c) for c in _DEST_PLACE) if read.places else None
+        delivered = tuple(aligned.index(c) for c in _DELIVERED_PLACE) \
+            if read.places and set(_DELIVERED_PLACE) <= set(aligned) else None
         mapped = ((FLAGS_SQL, self.files[2]), (MESSAGES_BY_ROW_SQL, self.files[3])) if read.with_side else ()
-        self.places = (_DEST_PLACE, _DELIVERED_PLACE if delivered else ())
+        self.places = (_DEST_PLACE if destination else (), _DELIVERED_PLACE if delivered else ())
         try:
             # the children import only Arrow, the driver and the pure place functions: no pandas, no scikit-learn
             self.futures = (
                 self.pool.submit(arrow.read_to_file, path, ORDERS_BY_ROWID_SQL, self.files[0],
-                                 tuple(order_names.index(c) for c in _ENCODED),
-                                 tuple(order_names.index(c) for c in _DEST_PLACE), mapped),
+                                 tuple(order_names.index(c) for c in _ENCODED), destination, mapped),
                 self.pool.submit(arrow.read_aligned_to_file, path, ORDER_KEYS_SQL, rights, self.files[1], delivered))
         except BaseException:
             self.close()
@@ -387,20 +390,36 @@ def rule_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None = None,
         lambda numbers: _facts_with_orders(conn, numbers, known_facts), facts.FACT_COLUMNS)
 
 
-def _join_facts(frame: pd.DataFrame, known: dict[str, np.ndarray]) -> None:
-    """Each order's facts from `known` (tracking_number and the facts, one row per number), in place, typed as
-    the SQL join types them: 0, NaN or None where the number has no events."""
-    at = pd.Index(known["tracking_number"], dtype=object).get_indexer(frame["tracking_number"].to_numpy(dtype=object))
+def _join_facts(frame: pd.DataFrame, known: dict[str, Any]) -> None:
+    """Each order's facts from `known` (tracking_number and the facts, one row per number; text as objects or
+    `detectors.facts.Coded`), in place, typed as the SQL join types them: 0, NaN or None where the number has no
+    events."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    # a hash join in C: the numbers as Arrow text, the orders' looked up among them
+    numbers = pa.array(np.asarray(known["tracking_number"], dtype=object), pa.string())
+    at = pc.index_in(pa.array(frame["tracking_number"].to_numpy(dtype=object), pa.string()), value_set=numbers)
+    at = at.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
     found = at >= 0
     for name in facts.FACT_COLUMNS:
         values = known[name]
-        if values.dtype == object:
+        if isinstance(values, facts.Coded):  # each order's text taken once from the distinct values
+            table = np.empty(len(values.values) + 1, dtype=object)
+            table[:-1] = list(values.values)
+            table[-1] = None
+            codes = np.full(len(frame), -1, dtype=np.int64)
+            codes[found] = np.asarray(values.codes)[at[found]]
+            column = table[codes]
+        elif values.dtype == object:
             column = np.full(len(frame), None, dtype=object)
+            column[found] = values[at[found]]
         elif values.dtype.kind == "f":
             column = np.full(len(frame), np.nan)
+            column[found] = values[at[found]]
         else:
             column = np.zeros(len(frame), dtype=np.int64)
-        column[found] = values[at[found]]
+            column[found] = values[at[found]]
         frame[name] = column
 
 
@@ -409,7 +428,9 @@ def _facts_with_orders(conn: sqlite3.Connection, numbers: set[str],
     """The facts of these numbers (from `known`, else the table) and how many orders carry each."""
     if known is not None:
         rows = np.flatnonzero(pd.Index(known["tracking_number"], dtype=object).isin(list(numbers)))
-        found = pd.DataFrame({name: known[name][rows] for name in ("tracking_number", *facts.FACT_COLUMNS)})
+        found = pd.DataFrame({name: facts.texts(facts.Coded(np.asarray(v.codes)[rows], v.values))
+                              if isinstance(v := known[name], facts.Coded) else v[rows]
+                              for name in ("tracking_number", *facts.FACT_COLUMNS)})
     else:
         found = store.read_facts(conn, numbers)
     counts = store.orders_per_number(conn, numbers)
@@ -438,7 +459,7 @@ def feature_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None, as_
         targets = None if order_ids is None else set(order_ids)
         scope = None if targets is None else seller_closure(conn, targets)
         read = OrderRead(conn, plan or plan_for(conn), scope, fact_columns=features.FEATURE_FACTS, shipments=False,
-                         side=True)
+                         side=True, places=True)
         try:
             side = read.side()
             pressure = features.message_pressure(side.messages, message_scores)

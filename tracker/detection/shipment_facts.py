@@ -1,8 +1,9 @@
 """`shipment_facts`: the store's one table of each tracking number's facts, kept up to date incrementally.
 
 The facts are defined once, in `detectors.facts`; rules and the classifier both read them from this table.
-`refresh` re-computes only the numbers with events newer than the last refresh (events are only ever added),
-or every number when the definition or the [scans] settings changed since. A refresh of many events
+`refresh` re-computes only the numbers with events newer than the last refresh (events are only ever added:
+their stored facts and their new events make their facts, `detectors.facts.from_finished`), or every number
+when the definition or the [scans] settings changed since. A refresh of many events
 (`Plan.facts_by_children`) is computed by the child readers, a slice of events each (`arrow.facts_of_slice`),
 with the same functions; anything else, or any trouble there, reads the events through this connection.
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import sqlite3
-from concurrent.futures import Future
+import time
 from contextlib import nullcontext
 from typing import Any, NamedTuple
 
@@ -43,10 +44,12 @@ class Refreshed(NamedTuple):
 
 
 class Refresh:
-    """A refresh under way: `facts` holds every number's facts when it computed them all (else None), and
-    `wait()` returns once the table holds what it computed (raising the write's error, if any)."""
+    """A refresh under way: `facts` holds every number's facts when it computed them all (else None; text as
+    `detectors.facts.Coded`), and `wait()` returns once the table holds what it computed (raising the
+    write's error, if any)."""
 
-    def __init__(self, done: Refreshed, facts: dict[str, Any] | None = None, writing: Future | None = None):
+    def __init__(self, done: Refreshed, facts: dict[str, Any] | None = None,
+                 writing: facts_writer.Writing | None = None):
         self.done, self.facts, self._writing = done, facts, writing
 
     def wait(self) -> Refreshed:
@@ -81,8 +84,8 @@ def watermark(db: sqlite_utils.Database, kinds: facts.ScanKinds) -> int:
 def start(db: sqlite_utils.Database, plan: Plan | None = None, kinds: facts.ScanKinds | None = None, *,
           in_background: bool = True, children: Children | None = None) -> Refresh:
     """Compute what `refresh` computes; when that is every number's facts, hand them over and (with
-    `in_background`, a store with a file) write them in a thread while the caller goes on. `children`: the
-    run's child processes, when it has some already."""
+    `in_background`, a store with a file) have a child process write them while the caller goes on.
+    `children`: the run's child processes, when it has some already."""
     conn = db.conn
     kinds = kinds or scan_kinds()
     made_by = definition(kinds)
@@ -94,33 +97,37 @@ def start(db: sqlite_utils.Database, plan: Plan | None = None, kinds: facts.Scan
     if done == 0:
         combined, by = _whole(conn, plan, kinds, latest, children)
     else:
-        # the new events by id (a DISTINCT here would walk the whole number index instead)
-        changed = list(dict.fromkeys(r[0] for r in conn.execute(
-            "SELECT tracking_number FROM tracking_events WHERE id > ?", [done])))
-        combined, by = facts.partial(store.event_columns(conn, changed), kinds), "sql"
-    # text stays coded for the writer (cheap to send to another process); the caller gets plain columns
+        # only the new events are read: with the stored facts of their numbers, they make those numbers' facts
+        fresh = facts.partial(store.event_columns(conn, ids=(done + 1, latest + 1)), kinds)
+        stored = store.read_facts(conn, fresh["tracking_number"])
+        combined = facts.combine([facts.from_finished({c: stored[c].to_numpy() for c in stored.columns}), fresh])
+        by = "sql"
+    # text stays coded: cheap to send to another process, and each order's text is taken from it once
+    started = time.perf_counter()
     coded = facts.finish(combined, decode=False)
+    del combined
     meta = {META_EVENT_ID: str(latest), META_DEFINITION: made_by}
     result = Refreshed(len(coded["tracking_number"]), by)
     whole = done == 0
-    if whole and in_background and plan.children and plan.file and not conn.in_transaction:
+    # a write big enough to be worth a process of its own: the child readers computed the facts
+    if whole and in_background and by == "child readers" and plan.file and not conn.in_transaction:
         try:
-            # a reader of this run writes them, once it is free (its Arrow connections closed by then); or one
-            # process started for it
-            writing = children.submit(facts_writer.store_in_file, plan.file, coded, whole, meta) if children \
-                else facts_writer.start(plan.file, coded, whole, meta)
-            return Refresh(result, facts.decoded(coded), writing)
+            # a process of its own: a reader that held a slice of scans would keep that memory while writing
+            writing = facts_writer.start(plan.file, coded, whole, meta)
+            handed = Refresh(result, coded, writing)
+            log.debug("shipment facts: finished and handed to the writer in %.2f s", time.perf_counter() - started)
+            return handed
         except Exception as exc:  # noqa: BLE001 - no child process here: this process writes
             log.warning("no child process to write the shipment facts (%s); writing them here", exc)
     facts_writer.store(conn, coded, whole, meta)
-    return Refresh(result, facts.decoded(coded) if whole else None)
+    return Refresh(result, coded if whole else None)
 
 
 def _whole(conn: sqlite3.Connection, plan: Plan, kinds: facts.ScanKinds, latest: int,
            children: Children | None) -> tuple[dict[str, Any], str]:
-    """The facts (combined, not yet finished) of every number with an event id up to `latest`: by the child readers when that pays (the
-    events shared evenly between them, in slices of at most `events_per_slice`), else here, a slice of events
-    at a time (a million orders' events never sit in memory at once)."""
+    """The facts (combined, not yet finished) of every number with an event id up to `latest`: by the child
+    readers when that pays (the events shared evenly between them, in slices of at most `events_per_slice`),
+    else here, a slice of events at a time (a million orders' events never sit in memory at once)."""
     low = int(conn.execute("SELECT coalesce(min(id), 0) FROM tracking_events").fetchone()[0])
     events = latest - low + 1
     path = child_file(conn, plan) if plan.facts_by_children(events) else None
@@ -130,10 +137,16 @@ def _whole(conn: sqlite3.Connection, plan: Plan, kinds: facts.ScanKinds, latest:
     slices = [(a, min(a + step, latest + 1)) for a in range(low, latest + 1, step)]
     if path:
         try:
+            started = time.perf_counter()
             with Children.of(plan) if children is None else nullcontext(children) as pool:  # borrowed: not ended here
                 futures = [pool.submit(arrow.facts_of_slice, path, kinds, a, b) for a, b in slices]
                 parts = [p for p in (f.result() for f in futures) if p is not None]
-            return facts.combine(parts), "child readers"
+            log.debug("shipment facts: %d slices of scans read in %.2f s", len(slices), time.perf_counter() - started)
+            started = time.perf_counter()
+            try:
+                return facts.combine(parts), "child readers"
+            finally:
+                log.debug("shipment facts: slices combined in %.2f s", time.perf_counter() - started)
         except Exception as exc:  # noqa: BLE001 - any failure of the fast path leaves the answer to SQL
             log.warning("child readers unavailable (%s); computing shipment facts here", exc)
     return facts.combine(facts.partial(store.event_columns(conn, ids=ids), kinds) for ids in slices), "sql"

@@ -73,15 +73,14 @@ EVENT_FACTS_SQL = """SELECT id, tracking_number, occurred_at, status, raw_code,
     CASE WHEN raw_code IS NULL OR raw_code = '' THEN description END, country, city, postcode FROM tracking_events"""
 
 
-def coded(values: Sequence[Any]) -> facts.Coded:
-    """Plain values as `facts.Coded` (factorised once, in C)."""
-    codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
-    return facts.Coded(codes.astype(np.int64), [u if isinstance(u, str) else str(u) for u in uniques])
-
-
 def event_columns(conn: sqlite3.Connection, numbers: Iterable[str] | None = None, *,
                   ids: tuple[int, int] | None = None) -> dict[str, Any]:
-    """Events as the columns `detectors.facts` reads: those of these numbers, or with ids in [low, high)."""
+    """Events as the columns `detectors.facts` reads: those of these numbers, or with ids in [low, high). Text is
+    coded and times read as the child readers do it (`arrow.event_columns`), from the same Arrow arrays."""
+    import pyarrow as pa
+
+    from tracker.detection import arrow
+
     if numbers is not None:
         sql, params = f"{EVENT_FACTS_SQL} WHERE tracking_number IN (SELECT value FROM json_each(?))", \
             [as_json(set(numbers))]
@@ -91,11 +90,20 @@ def event_columns(conn: sqlite3.Connection, numbers: Iterable[str] | None = None
     rows = conn.execute(sql, params).fetchall()
     columns = list(zip(*rows, strict=True)) if rows else [()] * 9
     del rows
-    ids_, numbers_, times, status, raw_code, description, country, city, postcode = columns
-    return {"id": np.asarray(ids_, dtype=np.int64), "tracking_number": coded(numbers_),
-            "occurred_ms": facts.epoch_ms(times), "status": coded(status), "raw_code": coded(raw_code),
-            "description": coded(description), "country": coded(country), "city": coded(city),
-            "postcode": coded(postcode)}
+    names = ("id", "tracking_number", "occurred_at", "status", "raw_code", "description", "country", "city",
+             "postcode")
+    table = pa.table([pa.array(columns[0], pa.int64()), *(_text(c) for c in columns[1:])], names=list(names))
+    return arrow.event_columns(table)
+
+
+def _text(values: Sequence[Any]) -> Any:
+    """Values of a text column as Arrow text (a number SQLite kept in it as its text)."""
+    import pyarrow as pa
+
+    try:
+        return pa.array(values, pa.string())
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        return pa.array([v if v is None or isinstance(v, str) else str(v) for v in values], pa.string())
 
 
 EVENT_DETAIL_COLUMNS = ("id", "tracking_number", "occurred_at", "status", "raw_code", "description", "location",
