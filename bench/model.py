@@ -1,11 +1,12 @@
 """Benchmark of the classifier: train on the older half of a generated world's labels, score every order.
 
 `run(n_orders, workdir)` generates a world (tracker.world), imports it with the real importers, runs the
-rules, then times:
+rules (which store every number's shipment facts: part of `setup_s`), then times:
 
-- train: `tracker.training.train_from_labels` on the labels of the older half of the orders (by
-  ordered_at): the order frame (SQL aggregation, seller/buyer context, message pressure) plus the fit;
-- score: `tracker.scoring.score_orders(full=True)`: every order with a tracking number, with reasons,
+- train: `tracker.detection.training.train_from_labels` on the labels of the older half of the orders (by
+  ordered_at): the feature frame (orders joined to their stored facts, seller/buyer context, message
+  pressure) plus the fit;
+- score: `tracker.detection.scoring.score_orders(full=True)`: every order with a tracking number, with reasons,
   written to `scores`;
 - baseline: one bare `SELECT count(*), max(occurred_at) FROM tracking_events GROUP BY tracking_number`
   (the floor any per-order feature pass over the events pays).
@@ -30,7 +31,7 @@ SEED = 20260917
 
 
 def run(n_orders: int, workdir: Path) -> dict:
-    from tracker import scoring, training
+    from tracker.detection import scoring, training
     from tracker.timeutil import parse_time
 
     as_of = parse_time("2026-11-01T00:00:00Z")

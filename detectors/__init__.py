@@ -1,1 +1,3 @@
-"""Fraud detectors: tracking-number validation, rules and the classifier. No I/O of their own."""
+"""Fraud detectors, pure: a shipment's facts, tracking-number validation, places, rules, features, the
+classifier and its reasons. Frames in; findings, features and probabilities out (`tracker.detection` reads
+the store for them and stores what they find)."""

@@ -6,7 +6,8 @@ stratified calibration slice, fits a `HistGradientBoostingClassifier` (mixed tab
 "unknown" handled natively) on the rest and an isotonic (or sigmoid) calibrator on the slice: what
 `CalibratedClassifierCV(FrozenEstimator(...))` does, but with one boosting fit and one calibrator
 instead of k of each, which is what keeps a million-order training run inside two minutes on two cores
-and scoring to one tree ensemble.
+and scoring to one tree ensemble. How many threads the boosting uses is the caller's to decide (the tracker
+judges it by how busy the machine is: `tracker.detection.threads`).
 
 `make_pipeline()` chains `OrderFeatures` and this classifier: the one object that is trained, shipped
 and used for scoring.
@@ -14,10 +15,6 @@ and used for scoring.
 
 from __future__ import annotations
 
-import os
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -30,7 +27,6 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import check_is_fitted, validate_data
-from threadpoolctl import ThreadpoolController
 
 from detectors.features import OrderFeatures
 
@@ -68,10 +64,6 @@ class FraudClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X, y):  # noqa: ANN001, ANN201, N803 - sklearn's names
-        with thread_limit():
-            return self._fit(X, y)
-
-    def _fit(self, X, y):  # noqa: ANN001, ANN202, N803
         X, y = validate_data(self, X, y, ensure_all_finite="allow-nan", dtype=np.float64)
         self.classes_ = unique_labels(y)
         self.reference_ = typical_values(X)
@@ -116,8 +108,7 @@ class FraudClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X) -> np.ndarray:  # noqa: ANN001, N803
         check_is_fitted(self, "booster_")
         X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan", dtype=np.float64)
-        with thread_limit():
-            log_odds = binned_decision_function(self.booster_, X)
+        log_odds = binned_decision_function(self.booster_, X)
         fraud = self._calibrated(log_odds)
         return np.column_stack([1.0 - fraud, fraud])
 
@@ -129,22 +120,18 @@ class FraudClassifier(ClassifierMixin, BaseEstimator):
         if walk is None:
             return None
         X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan", dtype=np.float64)
-        with thread_limit():
-            return walk.bins(X)
+        return walk.bins(X)
 
     def fraud_probability_of_bins(self, binned: np.ndarray) -> np.ndarray:
         """`predict_proba(X)[:, 1]` from `bins(X)`, bit for bit."""
         check_is_fitted(self, "booster_")
-        with thread_limit():
-            log_odds = _BinnedWalk(self.booster_).decision(binned)
-        return self._calibrated(log_odds)
+        return self._calibrated(_BinnedWalk(self.booster_).decision(binned))
 
     def tree_values(self, binned: np.ndarray) -> np.ndarray:
         """Each tree's output (one row per tree) for the rows `bins` gave: the parts of their log-odds, which
         `fraud_probability_replacing` reuses."""
         check_is_fitted(self, "booster_")
-        with thread_limit():
-            return _BinnedWalk(self.booster_).tree_values(binned)
+        return _BinnedWalk(self.booster_).tree_values(binned)
 
     def fraud_probability_replacing(self, binned: np.ndarray, values: np.ndarray, columns: list[int]) -> np.ndarray:
         """`fraud_probability_of_bins(binned)`, bit for bit, for rows whose bins differ from those that gave
@@ -153,9 +140,8 @@ class FraudClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "booster_")
         walk = _BinnedWalk(self.booster_)
         values = values.copy()
-        with thread_limit():
-            for tree in np.flatnonzero(walk.trees_using(columns)).tolist():
-                values[tree] = walk.tree_values(binned, tree)
+        for tree in np.flatnonzero(walk.trees_using(columns)).tolist():
+            values[tree] = walk.tree_values(binned, tree)
         return self._calibrated(walk.decision_of_values(values))
 
     def _calibrated(self, log_odds: np.ndarray) -> np.ndarray:
@@ -257,75 +243,6 @@ def binned_decision_function(booster: HistGradientBoostingClassifier, X: np.ndar
     return walk.decision(walk.bins(X))
 
 
-_caps = threading.local()
-_controller: list[ThreadpoolController] = []
-
-
-def thread_limit() -> Any:
-    """A context in which the native thread pools use `openmp_threads()` threads. One controller for the
-    process: making one scans every loaded library (5 ms), and explaining a score predicts dozens of times."""
-    if not _controller:
-        _controller.append(ThreadpoolController())
-    return _controller[0].limit(limits=openmp_threads())
-
-
-@contextmanager
-def single_threaded() -> Iterator[None]:
-    """Within this block, this thread's predictions use one OpenMP thread: for work that runs beside other busy
-    threads of the same process (scoring explains while it writes), where spinning OpenMP threads would
-    fight them for the cores."""
-    _caps.one = getattr(_caps, "one", 0) + 1
-    try:
-        yield
-    finally:
-        _caps.one -= 1
-
-
-def openmp_threads() -> int:
-    """Threads for the boosting: all cores on a quiet machine, one on a busy one (or in `single_threaded`).
-
-    OpenMP threads spin-wait for each other; when other processes already keep every core busy, two
-    threads run ten times slower than one (measured on this 2-core machine), not twice as fast. Busy is
-    judged by what runs now (see `others_running`), not by the load average: that trails the last minute,
-    so this process's own finished work (scoring's reader processes, a training run) would make the
-    prediction that follows it run on one core of an idle machine.
-    """
-    if getattr(_caps, "one", 0):
-        return 1
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return 1 if cores > 1 and others_running() >= cores else cores
-
-
-def others_running(samples: int = 3) -> float:
-    """Threads of other processes running or waiting for a core now: the kernel's count of runnable tasks
-    (/proc/loadavg) less this process's own runnable threads, the least of a few samples (a process caught
-    starting up is not a busy machine). Where there is no /proc: the 1-minute load average."""
-    least = None
-    try:
-        for _ in range(samples):
-            with open("/proc/loadavg") as f:
-                runnable = int(f.read().split()[3].split("/")[0])
-            own = 0
-            for task in os.listdir("/proc/self/task"):
-                try:
-                    with open(f"/proc/self/task/{task}/stat") as f:
-                        stat = f.read()
-                except OSError:  # the thread ended meanwhile
-                    continue
-                own += stat[stat.rindex(")") + 2] == "R"
-            others = max(runnable - own, 0)
-            least = others if least is None else min(least, others)
-        return float(least or 0)
-    except (OSError, ValueError, IndexError):
-        try:
-            return os.getloadavg()[0]
-        except OSError:
-            return 0.0
-
-
 def typical_values(X: np.ndarray) -> np.ndarray:  # noqa: N803
     """Per column, the value of a typical row: NaN where most rows have none, else the median.
 
@@ -357,6 +274,13 @@ def _apply_calibrator(calibrator: Any, log_odds: np.ndarray) -> np.ndarray:
     # isotonic maps whole ranges to one value and a sigmoid rounds to 1.0 far out; a millionth of a gentler
     # curve keeps the booster's order among them, so a reviewer's top 20 is not an arbitrary pick of equals
     return np.clip(calibrated * (1 - TIE_BREAK) + TIE_BREAK * expit(log_odds / 16), 0.0, 1.0)
+
+
+def fraud_probability(classifier: Any, matrix: np.ndarray) -> np.ndarray:
+    """The classifier's fraud probability per row, given the rows column-major: each tree tests one feature
+    across all rows, so a column read in sequence is several times faster than the strided rows a fancy-indexed
+    copy would hand over. The values are the same either way."""
+    return classifier.predict_proba(np.asfortranarray(matrix))[:, 1]
 
 
 def make_pipeline(**params: Any) -> Pipeline:

@@ -7,18 +7,14 @@ the phrasing ("cancel dispute", "your paypal").
 
 Trained on the labelled set the project ships (`data/messages/labelled.csv`: text, label, kind, family,
 where a family groups paraphrases of one message); cross-validated with whole families held out, so the
-figure is for phrasings the model has not seen. The rules engine calls `predict_pressure(texts)`.
+figure is for phrasings the model has not seen. Pure: `tracker.detection.message_models` reads the labelled
+file, trains, stores and loads the shipped model, and hands `pressure_of(model, texts)` to the rules.
 """
 
 from __future__ import annotations
 
-import csv
 import re
-import threading
-from collections.abc import Sequence
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 from scipy import sparse
@@ -30,11 +26,6 @@ from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.utils.validation import check_is_fitted
 
-from detectors import persistence
-
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
-LABELLED_PATH = DATA_DIR / "messages" / "labelled.csv"
-MODEL_PATH = DATA_DIR / "models" / "message_model.joblib"
 DEFAULT_THRESHOLD = 0.5
 
 _DIGITS = re.compile(r"\d+")
@@ -100,16 +91,16 @@ def build_pipeline(C: float = 4.0, seed: int = 0) -> Pipeline:  # noqa: N803 - s
     return Pipeline([("features", features), ("classifier", classifier)])
 
 
-def load_labelled(path: str | Path = LABELLED_PATH) -> tuple[list[str], np.ndarray, list[str]]:
-    """The labelled messages: texts, labels (0/1) and paraphrase families (the grouping for CV)."""
+def labelled(rows: Iterable[Mapping[str, str]]) -> tuple[list[str], np.ndarray, list[str]]:
+    """Labelled messages (rows with text, label, and family or kind): texts, labels (0/1) and paraphrase families
+    (the grouping for CV)."""
     texts: list[str] = []
     labels: list[int] = []
     families: list[str] = []
-    with open(path, newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            texts.append(row["text"])
-            labels.append(int(row["label"]))
-            families.append(row.get("family") or row.get("kind") or str(len(texts)))
+    for row in rows:
+        texts.append(row["text"])
+        labels.append(int(row["label"]))
+        families.append(row.get("family") or row.get("kind") or str(len(texts)))
     return texts, np.asarray(labels), families
 
 
@@ -135,56 +126,8 @@ def cross_validate(texts: Sequence[str], labels: np.ndarray, families: Sequence[
     }
 
 
-def train_and_save(path: str | Path = MODEL_PATH, labelled: str | Path = LABELLED_PATH, *,
-                   seed: int = 0) -> dict[str, Any]:
-    """Cross-validate, fit on every message, write the model and its metadata; return the metadata."""
-    texts, labels, families = load_labelled(labelled)
-    metrics = cross_validate(texts, labels, families, seed=seed)
-    model = build_pipeline(seed=seed).fit(texts, labels)
-    meta = {
-        "kind": "message_model",
-        "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "training_data": f"{Path(labelled).name}: {len(texts)} seller messages, {int(labels.sum())} pressure, "
-                         f"{len(set(families))} paraphrase families",
-        "cv": "GroupKFold by paraphrase family (held-out phrasings)",
-        "metrics": metrics,
-        "threshold": DEFAULT_THRESHOLD,
-        "seed": seed,
-    }
-    meta = persistence.save_model(model, path, meta)
-    reset_cache()
-    return meta
-
-
-_lock = threading.Lock()
-_cached: Pipeline | None = None
-
-
-def reset_cache() -> None:
-    global _cached
-    with _lock:
-        _cached = None
-
-
-def _model() -> Pipeline:
-    global _cached
-    with _lock:
-        if _cached is None:
-            _cached = persistence.load_model(MODEL_PATH)
-        return _cached
-
-
-def predict_pressure(texts: list[str]) -> list[float]:
+def pressure_of(model: Pipeline, texts: list[str]) -> list[float]:
     """Probability, per message, that it pressures the buyer (confirm early, drop a dispute, go off-platform)."""
     if not texts:
         return []
-    return [float(p) for p in _model().predict_proba([str(t or "") for t in texts])[:, 1]]
-
-
-if __name__ == "__main__":  # python -m detectors.message_model: retrain the shipped model
-    import json
-
-    # through the package, so the pickled preprocessor is detectors.message_model.normalise_text, not __main__'s
-    from detectors import message_model
-
-    print(json.dumps(message_model.train_and_save(), indent=2))
+    return [float(p) for p in model.predict_proba([str(t or "") for t in texts])[:, 1]]

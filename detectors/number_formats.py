@@ -9,17 +9,15 @@ check-digit algorithm, serial-number rewrites, lookup tables and test numbers. o
 
 from __future__ import annotations
 
-import json
 import re
-import tomllib
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from detectors import checksums
+from detectors.reference_data import data_file, files, read_json, read_toml
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "tracking_numbers"
+DATA_DIR = data_file("tracking_numbers")
 _NAMED_GROUP = re.compile(r"\(\?<(?=[A-Za-z_])")
 _NON_ALNUM = re.compile(r"[\W_]+")  # letters and digits of any script are kept (Почта России)
 
@@ -190,16 +188,14 @@ def _compile(courier: dict[str, Any], spec: dict[str, Any], overlay: dict[str, A
 
 
 @cache
-def load_formats(folder: str = str(DATA_DIR)) -> tuple[NumberFormat, ...]:
+def load_formats() -> tuple[NumberFormat, ...]:
     """Every format: local.json first (the marketplace's own carriers name a number before look-alikes),
     then the couriers' files in name order."""
-    root = Path(folder)
-    with (root / "overlay.toml").open("rb") as fh:
-        overlay = tomllib.load(fh)
-    files = [root / "local.json", *sorted((root / "couriers").glob("*.json"))]
+    root = DATA_DIR
+    overlay = read_toml(root / "overlay.toml")
     formats: list[NumberFormat] = []
-    for path in files:
-        courier = json.loads(path.read_text(encoding="utf-8"))
+    for path in [root / "local.json", *files(root / "couriers", "*.json")]:
+        courier = read_json(path)
         origin = str(path.relative_to(root))
         formats.extend(_compile(courier, spec, overlay, origin) for spec in courier["tracking_numbers"])
     ids = [f.id for f in formats]

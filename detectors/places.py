@@ -41,17 +41,9 @@ _WORDS = re.compile(r"[0-9a-z]+")
 @lru_cache(maxsize=1)
 def _vocabulary() -> dict[str, Any]:
     """data/places.toml (and $TRACKER_CONFIG_DIR/places.toml over it), compiled for normalize_city."""
-    import os
-    import tomllib
-    from pathlib import Path
+    from detectors.reference_data import settings_with_override
 
-    settings: dict[str, Any] = {}
-    for path in (Path(__file__).resolve().parent.parent / "data" / "places.toml",
-                 Path(os.environ.get("TRACKER_CONFIG_DIR") or "/nonexistent") / "places.toml"):
-        if path.is_file():
-            with path.open("rb") as fh:
-                for key, value in tomllib.load(fh).items():
-                    settings[key] = {**settings.get(key, {}), **value} if isinstance(value, dict) else value
+    settings = settings_with_override("places")
     phrases = sorted({tuple(_WORDS.findall(_latin(p))) for p in settings.get("facility", {}).get("phrases", [])},
                      key=len, reverse=True)
     pinyin = settings.get("pinyin", {})

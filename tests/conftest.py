@@ -43,3 +43,15 @@ def quick_model(tmp_path, monkeypatch):
     config.reload()
     yield
     config.reload()
+
+
+@pytest.fixture
+def thresholds():
+    """Change the fast paths' thresholds (`tracker.plan.override`, the one knob) for the rest of the test:
+    `thresholds(arrow_min_orders=0)`."""
+    from contextlib import ExitStack
+
+    from tracker.plan import override
+
+    with ExitStack() as stack:
+        yield lambda **changes: stack.enter_context(override(**changes))

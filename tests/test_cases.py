@@ -119,13 +119,11 @@ def test_redetection_updates_flags_but_never_overrides_a_person(db):
 
 
 @pytest.mark.parametrize("drive_from_candidates", [False, True])
-def test_sync_handles_many_orders_in_one_go(db, monkeypatch, drive_from_candidates):
+def test_sync_handles_many_orders_in_one_go(db, thresholds, drive_from_candidates):
     add_order(db, "elsewhere")  # an order outside the set: a high flag on it must not open a case now
     add_flag(db, "elsewhere", "tracking_reused", "high")
-    import tracker.cases.sync as sync_module
-
     # both query plans (small incremental runs, full re-detections) must open the same cases
-    monkeypatch.setattr(sync_module, "_WHOLE_STORE_MIN", 0 if drive_from_candidates else 10**9)
+    thresholds(cases_whole_store_min=0 if drive_from_candidates else 10**9)
     with db.conn:
         db.conn.executemany(
             "INSERT INTO orders(order_id, buyer_id, seller_id, ordered_at, dest_country) VALUES (?, 'b', 's', ?, 'DE')",

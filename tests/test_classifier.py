@@ -10,12 +10,11 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from detectors import persistence
 from detectors.classifier import FraudClassifier, make_pipeline
-from detectors.features import FEATURES, OrderFeatures, load_order_frame
-from tracker import training
+from detectors.features import FEATURES, OrderFeatures
+from tracker.detection import persistence, registry, shipment_facts, training
+from tracker.detection.readers import feature_frame
 from tracker.errors import RunFailure
-from tracker.scoring import refresh_shipment_facts
 
 
 @parametrize_with_checks([FraudClassifier(max_iter=3)])
@@ -35,10 +34,8 @@ def test_init_stores_parameters_only_and_clone_keeps_them():
 @pytest.fixture
 def store_frame(db):
     labels = build_store(db, 500)
-    refresh_shipment_facts(db)
-    frame = load_order_frame(
-        db.conn, None, AS_OF, message_scores=lambda m: m["text"].str.contains("confirm") * 0.8 + 0.1
-    )
+    shipment_facts.refresh(db)
+    frame = feature_frame(db.conn, None, AS_OF, lambda m: m["text"].str.contains("confirm") * 0.8 + 0.1)
     return frame, labels
 
 
@@ -116,25 +113,20 @@ def test_store_refuses_a_tampered_active_model(db):
     with open(path, "ab") as fh:
         fh.write(b"\0")
     with pytest.raises(RunFailure, match="refusing to load"):
-        training.load_active_model(db)
+        registry.load_active_model(db)
 
 
 def test_shipped_default_model_loads_and_matches_features():
-    loaded = persistence.load_model(training.DEFAULT_MODEL_PATH)
-    meta = persistence.read_metadata(training.DEFAULT_MODEL_PATH)
+    loaded = persistence.load_model(registry.DEFAULT_MODEL_PATH)
+    meta = persistence.read_metadata(registry.DEFAULT_MODEL_PATH)
     assert meta["features"] == list(FEATURES)
     assert loaded.named_steps["classifier"].n_features_in_ == len(FEATURES)
     assert {"created_at", "training_data", "metrics", "library_versions", "sha256"} <= set(meta)
 
 
-def test_whole_store_read_through_arrow_gives_the_same_frame(store_frame, db, monkeypatch):
-    from detectors import features
-
+def test_whole_store_read_through_arrow_gives_the_same_frame(store_frame, db, thresholds):
     frame, _ = store_frame
-    monkeypatch.setattr(features, "ARROW_MIN_ORDERS", 0)  # the child-process ADBC read, on a small store
-    started = []
-    real = features._start_arrow_read
-    monkeypatch.setattr(features, "_start_arrow_read", lambda *a: started.append(1) or real(*a))
-    arrow = load_order_frame(db.conn, None, AS_OF, message_scores=lambda m: m["text"].str.contains("confirm") * 0.8 + 0.1)
-    assert started
+    thresholds(arrow_min_orders=0)  # the child-process ADBC read, on a small store
+    arrow = feature_frame(db.conn, None, AS_OF, lambda m: m["text"].str.contains("confirm") * 0.8 + 0.1)
+    assert arrow.attrs["read_by"] == "child readers" and frame.attrs["read_by"] == "sql"
     pd.testing.assert_frame_equal(plain_text(arrow[frame.columns]), frame)

@@ -9,8 +9,8 @@ from test_rules_builders import STANDARD, T0, add_journey, add_order, at, codes_
 
 from tracker import config
 from tracker.db import open_db
+from tracker.detection.flagging import run_rules
 from tracker.events import insert_events
-from tracker.flagging import run_rules
 
 AS_OF = T0 + timedelta(days=40)
 

@@ -28,7 +28,7 @@ INDISTINGUISHABLE = {"lookalike_typo_number": 0.1, "lookalike_untracked": 0.1}
 @pytest.fixture(scope="module")
 def flagged_world(tmp_path_factory):
     from tracker.db import open_db
-    from tracker.flagging import run_rules
+    from tracker.detection.flagging import run_rules
     from tracker.importers import import_file
 
     folder = tmp_path_factory.mktemp("world")

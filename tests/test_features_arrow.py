@@ -10,9 +10,9 @@ import pytest
 from model_fixtures import AS_OF, build_store, plain_text
 
 from detectors import features
-from detectors.features import load_order_frame
-from tracker import scoring
-from tracker.scoring import refresh_shipment_facts
+from tracker.detection import readers, scoring, shipment_facts, store
+from tracker.detection.readers import feature_frame
+from tracker.plan import override, plan_for
 
 
 def _pressure(messages: pd.DataFrame) -> np.ndarray:
@@ -55,39 +55,33 @@ def _awkward_store(db) -> None:  # noqa: ANN001
         conn.execute("UPDATE flags SET resolved_at = '2026-06-02T00:00:00Z' WHERE id % 9 = 0")
         conn.execute("INSERT INTO messages(order_id, sender, sent_at, text, message_key) "
                      "VALUES ('NO-SUCH-ORDER', 'seller', '2026-06-01T00:00:00Z', 'confirm now', 'orphan')")
-    refresh_shipment_facts(db)
+    shipment_facts.refresh(db)
+
+
+def _children_plan(db, thresholds):  # noqa: ANN001, ANN202
+    thresholds(arrow_min_orders=0)
+    return plan_for(db.conn)
 
 
 @pytest.fixture
 def awkward(db):  # noqa: ANN001, ANN201
     _awkward_store(db)
-    sql_frame = load_order_frame(db.conn, None, AS_OF, message_scores=_pressure)  # a small store: the SQL path
+    sql_frame = feature_frame(db.conn, None, AS_OF, _pressure)  # a small store: the SQL path
+    assert sql_frame.attrs["read_by"] == "sql"
     return db, sql_frame
 
 
-def _arrow_frame(db, monkeypatch) -> pd.DataFrame:  # noqa: ANN001
-    monkeypatch.setattr(features, "ARROW_MIN_ORDERS", 0)
-    converted = []
-    real = features._arrow_columns
-
-    def spy(*tables):  # noqa: ANN002, ANN202
-        columns, normalised = real(*tables)
-        converted.append(sorted(normalised))
-        return columns, normalised
-
-    monkeypatch.setattr(features, "_arrow_columns", spy)
-    frame = load_order_frame(db.conn, None, AS_OF, message_scores=_pressure)
-    frame.attrs["through_arrow"] = converted[0] if converted else None
-    return frame
-
-
-def test_the_arrow_read_gives_the_sql_frame_on_an_awkward_store(awkward, monkeypatch):
+def test_the_arrow_read_gives_the_sql_frame_on_an_awkward_store(awkward, thresholds):
     db, sql_frame = awkward
-    arrow = _arrow_frame(db, monkeypatch)
-    normalised = arrow.attrs.pop("through_arrow")
+    read = readers.OrderRead(db.conn, _children_plan(db, thresholds), fact_columns=features.FEATURE_FACTS,
+                             shipments=False, side=True, places=True)
+    read.side()
+    _, normalised = read.finish()
     # the readers normalised both places themselves
-    assert normalised == ["delivered_city", "delivered_country", "delivered_postcode", "dest_city", "dest_country",
-                          "dest_postcode"]
+    assert sorted(normalised) == ["delivered_city", "delivered_country", "delivered_postcode", "dest_city",
+                                  "dest_country", "dest_postcode"]
+    arrow = feature_frame(db.conn, None, AS_OF, _pressure)
+    assert arrow.attrs["read_by"] == "child readers"
     # repeated text comes as categoricals (codes and each distinct value once), with the same values
     assert isinstance(arrow["seller_id"].dtype, pd.CategoricalDtype)
     pd.testing.assert_frame_equal(plain_text(arrow), sql_frame)
@@ -109,11 +103,12 @@ def test_the_arrow_read_gives_the_sql_frame_on_an_awkward_store(awkward, monkeyp
     # or one order's number changed between them
     "SELECT rowid, CASE WHEN rowid = 5 THEN 'LP000000000001' ELSE tracking_number END FROM orders ORDER BY rowid",
 ])
-def test_a_store_changed_between_the_two_reads_is_read_through_sql(awkward, monkeypatch, keys_sql):
+def test_a_store_changed_between_the_two_reads_is_read_through_sql(awkward, monkeypatch, thresholds, keys_sql):
     db, sql_frame = awkward
-    monkeypatch.setattr(features, "_ORDER_KEYS_SQL", keys_sql)
-    arrow = _arrow_frame(db, monkeypatch)
-    assert arrow.attrs.pop("through_arrow") is None
+    monkeypatch.setattr(readers, "ORDER_KEYS_SQL", keys_sql)
+    thresholds(arrow_min_orders=0)
+    arrow = feature_frame(db.conn, None, AS_OF, _pressure)
+    assert arrow.attrs["read_by"] == "sql"
     pd.testing.assert_frame_equal(arrow, sql_frame)
 
 
@@ -130,34 +125,34 @@ def test_query_types_columns_as_records_would(db):
     conn = db.conn
     conn.execute("CREATE TEMP TABLE q (t TEXT, i INTEGER, r REAL, gap INTEGER)")
     conn.executemany("INSERT INTO temp.q VALUES (?,?,?,?)", [("x", 1, None, None), (None, 2, 1.5, 3)])
-    frame = features._query(conn, "SELECT t, i, r, gap FROM temp.q", ["t", "i", "r", "gap"])
+    frame = store.query(conn, "SELECT t, i, r, gap FROM temp.q", ["t", "i", "r", "gap"])
     assert frame["t"].dtype == object and frame["t"].tolist() == ["x", None]
     assert frame["i"].dtype == np.int64 and frame["r"].dtype == np.float64 and frame["gap"].dtype == np.float64
     assert np.isnan(frame.loc[0, "gap"]) and frame.loc[1, "gap"] == 3.0
-    empty = features._query(conn, "SELECT t, i FROM temp.q WHERE 0", ["t", "i"])
+    empty = store.query(conn, "SELECT t, i FROM temp.q WHERE 0", ["t", "i"])
     assert list(empty.columns) == ["t", "i"] and empty.empty
 
 
 def test_the_pressure_cache_answers_the_same_read_whole_or_message_by_message(db, monkeypatch):
     build_store(db, 300)
-    messages = features._query(db.conn, "SELECT id, order_id, text FROM messages", ["id", "order_id", "text"])
+    messages = store.query(db.conn, "SELECT id, order_id, text FROM messages", ["id", "order_id", "text"])
     scored = []
     real = scoring.score_messages
-    monkeypatch.setattr(scoring, "score_messages", lambda m: scored.append(len(m)) or real(m))
+    monkeypatch.setattr(scoring, "score_messages", lambda m, p: scored.append(len(m)) or real(m, p))
     first = scoring.message_scorer(db)(messages)  # nothing cached yet: every message scored once
     assert scored == [len(messages)]
-    monkeypatch.setattr(scoring, "LOOKUP_WHOLE_CACHE_FROM", 0)
-    whole = scoring.message_scorer(db)(messages)
-    monkeypatch.setattr(scoring, "LOOKUP_WHOLE_CACHE_FROM", 10**9)
-    one_by_one = scoring.message_scorer(db)(messages.iloc[::-1])
+    with override(whole_pressure_cache_from=0):
+        whole = scoring.message_scorer(db)(messages)
+    with override(whole_pressure_cache_from=10**9):
+        one_by_one = scoring.message_scorer(db)(messages.iloc[::-1])
     assert scored == [len(messages)]  # both answered from the cache
     assert np.array_equal(whole, first) and np.array_equal(one_by_one, first[::-1])
     # a message the cache has not seen is scored, whichever way the cache is read
     with db.conn:
         db.execute("INSERT INTO messages(order_id, sender, sent_at, text, message_key) "
                    "VALUES ('O00001', 'seller', '2026-06-01T00:00:00Z', 'confirm receipt now please', 'new')")
-    more = features._query(db.conn, "SELECT id, order_id, text FROM messages", ["id", "order_id", "text"])
-    monkeypatch.setattr(scoring, "LOOKUP_WHOLE_CACHE_FROM", 0)
-    again = scoring.message_scorer(db)(more)
+    more = store.query(db.conn, "SELECT id, order_id, text FROM messages", ["id", "order_id", "text"])
+    with override(whole_pressure_cache_from=0):
+        again = scoring.message_scorer(db)(more)
     assert scored == [len(messages), 1]
     assert np.array_equal(again[:-1], first) and 0.0 <= again[-1] <= 1.0

@@ -1,7 +1,6 @@
 """The whole-store frame read without hashing order ids in the scoring process: the orders reader reads the active
-flags and seller messages in its own transaction and finds their orders' rows, and each reader's table is
-converted as soon as it is done; the frame stays the SQL path's, and any trouble there reads them through SQL
-again."""
+flags and seller messages in its own transaction and finds their orders' rows; the frame stays the SQL path's,
+and any trouble there reads them through SQL again."""
 
 from __future__ import annotations
 
@@ -12,15 +11,12 @@ import pandas as pd
 import pytest
 from model_fixtures import AS_OF, build_store, plain_text
 
-from detectors import columnar, features
-from detectors.features import load_order_frame
-from tracker.scoring import refresh_shipment_facts
+from detectors import features
+from tracker.detection import arrow, readers, shipment_facts
+from tracker.detection.readers import feature_frame
 
 pytest.importorskip("adbc_driver_sqlite")
 pa = pytest.importorskip("pyarrow")
-
-
-_SIDE_OF_TABLES = features._side_of_tables
 
 
 def _pressure(messages: pd.DataFrame) -> np.ndarray:
@@ -42,68 +38,61 @@ def store(db):  # noqa: ANN001, ANN201
         db.conn.execute("INSERT INTO messages(order_id, sender, sent_at, text, message_key) VALUES "
                         "('NO-SUCH-ORDER', 'Seller', '2026-06-01T00:00:00Z', 'confirm now', 'orphan'), "
                         "('O00002', 'buyer', '2026-06-01T00:00:00Z', 'confirm? never', 'from-buyer')")
-    refresh_shipment_facts(db)
+    shipment_facts.refresh(db)
     return db
 
 
-def _read(db, monkeypatch, *, arrow: bool) -> tuple[pd.DataFrame, list[pd.DataFrame], list[str]]:  # noqa: ANN001
-    """The frame, the messages the scorer was given, and which side tables the readers handed over."""
-    monkeypatch.setattr(features, "ARROW_MIN_ORDERS", 0 if arrow else 10**12)
+def _read(db, thresholds, *, children: bool) -> tuple[pd.DataFrame, list[pd.DataFrame]]:  # noqa: ANN001
+    """The frame (its attrs say who read it and its flags and messages) and the messages the scorer was given."""
+    thresholds(arrow_min_orders=0 if children else 10**12)
     scored: list[pd.DataFrame] = []
-    handed: list[str] = []
-
-    def spy(flags, messages):  # noqa: ANN001, ANN202
-        handed.append(f"{flags.num_rows} flags, {messages.num_rows} messages")
-        return _SIDE_OF_TABLES(flags, messages)
-
-    monkeypatch.setattr(features, "_side_of_tables", spy)
 
     def scorer(messages: pd.DataFrame) -> np.ndarray:
         scored.append(messages.copy())
         return _pressure(messages)
 
-    return load_order_frame(db.conn, None, AS_OF, message_scores=scorer), scored, handed
+    return feature_frame(db.conn, None, AS_OF, scorer), scored
 
 
 def _by_id(messages: pd.DataFrame) -> pd.DataFrame:
     return messages.sort_values("id").reset_index(drop=True)
 
 
-def test_the_readers_find_flags_and_messages_and_give_the_sql_frame(store, monkeypatch):
-    sql_frame, sql_scored, sql_handed = _read(store, monkeypatch, arrow=False)
-    arrow_frame, arrow_scored, arrow_handed = _read(store, monkeypatch, arrow=True)
-    assert sql_handed == []
-    active = store.conn.execute("SELECT count(*) FROM flags WHERE resolved_at IS NULL").fetchone()[0]
+def test_the_readers_find_flags_and_messages_and_give_the_sql_frame(store, thresholds):
+    sql_frame, sql_scored = _read(store, thresholds, children=False)
+    fast_frame, fast_scored = _read(store, thresholds, children=True)
+    assert (sql_frame.attrs["read_by"], sql_frame.attrs["side_by"]) == ("sql", "sql")
+    assert (fast_frame.attrs["read_by"], fast_frame.attrs["side_by"]) == ("child readers", "child readers")
     seller = store.conn.execute("SELECT count(*) FROM messages WHERE lower(sender) = 'seller'").fetchone()[0]
-    assert arrow_handed == [f"{active} flags, {seller} messages"]
-    pd.testing.assert_frame_equal(plain_text(arrow_frame), sql_frame)
+    pd.testing.assert_frame_equal(plain_text(fast_frame), sql_frame)
     # the scorer saw the same seller messages (orphan included, buyer's left out), typed alike
-    assert len(sql_scored) == len(arrow_scored) == 1
-    pd.testing.assert_frame_equal(_by_id(arrow_scored[0]), _by_id(sql_scored[0]))
+    assert len(sql_scored) == len(fast_scored) == 1
+    pd.testing.assert_frame_equal(_by_id(fast_scored[0]), _by_id(sql_scored[0]))
     assert "NO-SUCH-ORDER" in set(sql_scored[0]["order_id"]) and "from-buyer" not in set(sql_scored[0]["text"])
     # the flags that count: an unknown code joins the codes, an orphan flag counts nowhere
     assert (sql_frame["codes"].str.contains("zz_later_rule")).sum() > 0
     assert sql_frame["n_seller_messages"].sum() == seller - 1
     # codes are plain object text on both paths (the scorer reads them as objects)
-    assert sql_frame["codes"].dtype == object and arrow_frame["codes"].dtype == object
+    assert sql_frame["codes"].dtype == object and fast_frame["codes"].dtype == object
 
 
-def test_a_reader_failing_on_the_side_tables_reads_everything_through_sql(store, monkeypatch):
-    sql_frame, sql_scored, _ = _read(store, monkeypatch, arrow=False)
-    monkeypatch.setattr(features, "_MESSAGES_BY_ROW_SQL", "SELECT order_id, no_such_column FROM messages")
-    frame, scored, handed = _read(store, monkeypatch, arrow=True)
-    assert handed == []
+def test_a_reader_failing_on_the_side_tables_reads_everything_through_sql(store, thresholds, monkeypatch):
+    sql_frame, sql_scored = _read(store, thresholds, children=False)
+    monkeypatch.setattr(readers, "MESSAGES_BY_ROW_SQL", "SELECT order_id, no_such_column FROM messages")
+    frame, scored = _read(store, thresholds, children=True)
+    assert (frame.attrs["read_by"], frame.attrs["side_by"]) == ("sql", "sql")
     pd.testing.assert_frame_equal(frame, sql_frame)
     pd.testing.assert_frame_equal(_by_id(scored[0]), _by_id(sql_scored[0]))
 
 
-def test_side_tables_of_a_frame_not_read_by_the_readers_are_read_again(store, monkeypatch):
-    sql_frame, _, _ = _read(store, monkeypatch, arrow=False)
+def test_side_tables_of_a_frame_not_read_by_the_readers_are_read_again(store, thresholds, monkeypatch):
+    sql_frame, _ = _read(store, thresholds, children=False)
     # the orders reader handed over its flags and messages, but saw other orders than the facts reader
-    monkeypatch.setattr(features, "_ORDERS_ONLY_SQL",
-                        features._ORDERS_ONLY_SQL.replace("FROM orders o", "FROM orders o WHERE o.rowid > 1"))
-    frame, scored, handed = _read(store, monkeypatch, arrow=True)
-    assert len(handed) == 1 and len(scored) == 2  # the messages were scored again with the SQL path's rows
+    monkeypatch.setattr(readers, "ORDERS_BY_ROWID_SQL",
+                        readers.ORDERS_BY_ROWID_SQL.replace("FROM orders o", "FROM orders o WHERE o.rowid > 1"))
+    frame, scored = _read(store, thresholds, children=True)
+    assert (frame.attrs["read_by"], frame.attrs["side_by"]) == ("sql", "sql")
+    assert len(scored) == 2  # the messages were scored again with the SQL path's rows
     pd.testing.assert_frame_equal(frame, sql_frame)
 
 
@@ -147,7 +136,7 @@ def test_read_to_file_finds_the_rows_of_mapped_queries(tmp_path):
     path = str(tmp_path / "tiny.db")
     _tiny_store(path)
     out, notes, none = (str(tmp_path / f"{name}.arrow") for name in ("out", "notes", "none"))
-    n = columnar.read_to_file(path, "SELECT tracking_number, order_id FROM orders ORDER BY rowid", out, (0,),
+    n = arrow.read_to_file(path, "SELECT tracking_number, order_id FROM orders ORDER BY rowid", out, (0,),
                               mapped=(("SELECT order_id, id, body FROM notes ORDER BY id", notes),
                                       ("SELECT order_id, id FROM notes WHERE 0", none)), key=1)
     assert n == 4
@@ -160,28 +149,8 @@ def test_read_to_file_finds_the_rows_of_mapped_queries(tmp_path):
     assert pa.ipc.open_file(pa.memory_map(none)).read_all().num_rows == 0
 
 
-def test_each_readers_table_is_converted_once_as_it_arrives(store, monkeypatch):
-    first, _, _ = _read(store, monkeypatch, arrow=True)
-    seen = []
-    real = features._arrow_columns
-
-    def spy(orders, facts, parts):  # noqa: ANN001, ANN202
-        seen.append(sorted(parts))
-        # converted ahead (while the other reader worked) or not: the same columns
-        ahead, _ = real(orders, facts, parts)
-        later, _ = real(orders, facts)
-        for a, b in zip(ahead, later, strict=True):
-            pd.testing.assert_series_equal(pd.Series(a), pd.Series(b))
-        return real(orders, facts, parts)
-
-    monkeypatch.setattr(features, "_arrow_columns", spy)
-    frame, _, _ = _read(store, monkeypatch, arrow=True)
-    assert seen == [[0, 1]]
-    pd.testing.assert_frame_equal(frame, first)
-
-
 def test_rows_of_finds_each_values_first_key():
     keys = pa.chunked_array([["a", "b", None], ["c", "b"]])
     values = pa.chunked_array([["b", "z", None, "c", "a", "b"]])
-    assert columnar._rows_of(values, keys).tolist() == [1, -1, -1, 3, 0, 1]
-    assert columnar._rows_of(pa.chunked_array([], pa.string()), keys).tolist() == []
+    assert arrow.rows_of(values, keys).tolist() == [1, -1, -1, 3, 0, 1]
+    assert arrow.rows_of(pa.chunked_array([], pa.string()), keys).tolist() == []

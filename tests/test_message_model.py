@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from detectors import message_model, persistence
+from detectors import message_model
+from tracker.detection import persistence, registry
+from tracker.detection.message_training import load_labelled
 
 
 def test_labelled_set_is_large_varied_and_has_hard_negatives():
-    texts, labels, families = message_model.load_labelled()
+    texts, labels, families = load_labelled()
     assert len(texts) >= 300
     assert len(set(texts)) == len(texts)
     assert 0.3 < labels.mean() < 0.6
@@ -19,7 +21,7 @@ def test_labelled_set_is_large_varied_and_has_hard_negatives():
 
 
 def test_held_out_paraphrase_families_are_recognised():
-    texts, labels, families = message_model.load_labelled()
+    texts, labels, families = load_labelled()
     metrics = message_model.cross_validate(texts, labels, families, n_splits=4)
     assert metrics["f1"] >= 0.8
     assert metrics["pr_auc"] >= 0.88
@@ -28,7 +30,7 @@ def test_held_out_paraphrase_families_are_recognised():
 def test_wordwise_char_ngrams_equal_the_stock_vectorizer():
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    texts, _, _ = message_model.load_labelled()
+    texts, _, _ = load_labelled()
     stock = TfidfVectorizer(
         preprocessor=message_model.normalise_text,
         analyzer="char_wb",
@@ -55,14 +57,14 @@ def test_predict_pressure_on_unseen_messages():
         "Glad you got the item, if you like it please leave us a good review",
         "If any problem please contact us before opening a dispute, we will help",
     ]
-    scores = message_model.predict_pressure(pushy + honest)
+    scores = registry.message_pressure(pushy + honest)
     assert all(s > 0.5 for s in scores[:3]), scores
     assert all(s < 0.5 for s in scores[3:]), scores
-    assert message_model.predict_pressure([]) == []
+    assert registry.message_pressure([]) == []
 
 
 def test_shipped_message_model_is_verified_and_described():
-    meta = persistence.read_metadata(message_model.MODEL_PATH)
-    assert meta["sha256"] == persistence.sha256_file(message_model.MODEL_PATH)
+    meta = persistence.read_metadata(registry.MESSAGE_MODEL_PATH)
+    assert meta["sha256"] == persistence.sha256_file(registry.MESSAGE_MODEL_PATH)
     assert meta["metrics"]["f1"] >= 0.8
     assert "family" in meta["cv"]

@@ -12,7 +12,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from detectors import columnar
 from detectors.places import (
     _distinct,
     _postcode_texts,
@@ -23,6 +22,7 @@ from detectors.places import (
     normalize_country,
     normalize_postcode,
 )
+from tracker.detection import arrow
 
 
 def reference_postcodes(postcodes: tuple[Any, Any], countries: tuple[Any, Any]) -> tuple[list[str], np.ndarray]:
@@ -121,7 +121,7 @@ def test_arrow_values_give_the_same(columns, value_type):
 def test_reader_places_equal_the_per_value_functions(columns, cities):
     (p_codes, p_uniques), (c_codes, c_uniques) = columns
     city_codes = np.array([i % (len(cities) + 1) - 1 for i in range(len(p_codes))], dtype=np.int64)
-    got = columnar.normalised_places(dictionary_column(c_codes, c_uniques), dictionary_column(city_codes, cities),
+    got = arrow.normalised_places(dictionary_column(c_codes, c_uniques), dictionary_column(city_codes, cities),
                                      dictionary_column(p_codes, p_uniques))
     want = [reference_per_value(c_codes, c_uniques, normalize_country),
             reference_per_value(city_codes, cities, normalize_city),

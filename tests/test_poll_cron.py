@@ -63,7 +63,7 @@ def test_poll_command_bad_input_is_exit_2(run_cli, db, fast_env):
 
 
 def test_run_polls_then_detects(run_cli, db, site, fast_env, monkeypatch):
-    import tracker.detect
+    import tracker.detection.pipeline
 
     site.journeys = journeys(1, stages=4)
     add_journeys(db, site.journeys)
@@ -77,7 +77,7 @@ def test_run_polls_then_detects(run_cli, db, site, fast_env, monkeypatch):
         calls.append((count(database, "SELECT count(*) FROM tracking_events"), as_of))
         return Summary()
 
-    monkeypatch.setattr(tracker.detect, "detect", fake_detect)
+    monkeypatch.setattr(tracker.detection.pipeline, "detect", fake_detect)
     result = run_cli("run", "--as-of", NOW.isoformat())
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == [result.output.splitlines()[0], "detect: examined 3 orders"]
@@ -86,12 +86,12 @@ def test_run_polls_then_detects(run_cli, db, site, fast_env, monkeypatch):
 
 
 def test_run_without_a_detector_yet_still_exits_0(run_cli, db, site, fast_env, monkeypatch):
-    import tracker.detect
+    import tracker.detection.pipeline
 
     def not_yet(database, as_of, **kw):
         raise NotImplementedError("rules engine not built yet")
 
-    monkeypatch.setattr(tracker.detect, "detect", not_yet)
+    monkeypatch.setattr(tracker.detection.pipeline, "detect", not_yet)
     result = run_cli("run", "--as-of", NOW.isoformat())
     assert result.exit_code == 0 and "detect: skipped" in result.output
 

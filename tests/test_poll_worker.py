@@ -26,6 +26,7 @@ from test_poll_support import (
 from tracker.carriers import _ADAPTERS, Page, ParseResult, carrier_from_settings, load_carriers
 from tracker.carriers.html import parse_html
 from tracker.db import open_db
+from tracker.plan import Thresholds
 from tracker.poll import parsing
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,13 +76,12 @@ def poll_store(tmp_path, name, site, faults=FAULTS, **kw):  # noqa: ANN001, ANN2
     return db, summary
 
 
-def test_the_worker_stores_exactly_what_in_process_parsing_stores(tmp_path, site, monkeypatch, parses_here):
+def test_the_worker_stores_exactly_what_in_process_parsing_stores(tmp_path, site, thresholds, parses_here):
     site.journeys = journeys(5, stages=10)
     here, _ = poll_store(tmp_path, "here", site)
     assert {tn[:2] for tn in parses_here} == {"LP", "RR", "YT"}  # below the threshold: all parsed here
     parses_here.clear()
-    monkeypatch.setattr(parsing, "WORKER_MIN_PAGES", 1)
-    monkeypatch.setattr(parsing, "PARSE_HERE_UNTIL_READY", False)  # every HTML page to the worker
+    thresholds(parse_worker_min_pages=1, parse_here_until_ready=False)  # every HTML page to the worker
     worker, summary = poll_store(tmp_path, "worker", site)
     # only the JSON (Cainiao, YunExpress) pages were parsed here; HTML went to the worker
     assert sorted(parses_here) == sorted(number(c, i + 1) for c in ("cainiao", "yunexpress") for i in range(5))
@@ -125,10 +125,9 @@ def _die(*args):  # noqa: ANN002, ANN202
 
 
 def test_a_dead_worker_is_a_recorded_error_and_later_pages_parse_in_process(
-        tmp_path, site, monkeypatch, parses_here, caplog):
+        tmp_path, site, monkeypatch, parses_here, caplog, thresholds):
     site.journeys = journeys(8, stages=6)
-    monkeypatch.setattr(parsing, "WORKER_MIN_PAGES", 1)
-    monkeypatch.setattr(parsing, "PARSE_HERE_UNTIL_READY", False)  # every HTML page to the worker
+    thresholds(parse_worker_min_pages=1, parse_here_until_ready=False)  # every HTML page to the worker
     monkeypatch.setattr(parsing, "_worker_parse", _die)
     with caplog.at_level(logging.WARNING, logger="tracker.poll.parsing"):
         db, summary = poll_store(tmp_path, "dies", site, faults={})
@@ -144,10 +143,9 @@ def test_a_dead_worker_is_a_recorded_error_and_later_pages_parse_in_process(
     assert db.conn.execute("SELECT count(DISTINCT tracking_number) FROM tracking_events").fetchone()[0] == 24 - len(died)
 
 
-def test_a_killed_worker_mid_run_leaves_the_run_complete(tmp_path, site, monkeypatch):
+def test_a_killed_worker_mid_run_leaves_the_run_complete(tmp_path, site, monkeypatch, thresholds):
     site.journeys = journeys(30, stages=4)
-    monkeypatch.setattr(parsing, "WORKER_MIN_PAGES", 1)
-    monkeypatch.setattr(parsing, "PARSE_HERE_UNTIL_READY", False)  # every HTML page to the worker
+    thresholds(parse_worker_min_pages=1, parse_here_until_ready=False)  # every HTML page to the worker
     killed = []
     real = parsing.Parser.parse
 
@@ -168,7 +166,7 @@ def test_a_killed_worker_mid_run_leaves_the_run_complete(tmp_path, site, monkeyp
 
 
 def test_a_runtime_registered_adapter_and_an_in_code_carrier_parse_in_process(tmp_path, site, monkeypatch,
-                                                                                 parses_here):
+                                                                                 parses_here, thresholds):
     monkeypatch.setitem(_ADAPTERS, "html_at_runtime", parse_html)
     on_disk = load_carriers()
     settings = dict(on_disk["chinapost"].settings, adapter="html_at_runtime")
@@ -178,8 +176,7 @@ def test_a_runtime_registered_adapter_and_an_in_code_carrier_parse_in_process(tm
     assert parsing.worker_carriers(registry) == {}
     assert set(parsing.worker_carriers(on_disk)) == {"chinapost"}
     site.journeys = journeys(3, stages=4)
-    monkeypatch.setattr(parsing, "WORKER_MIN_PAGES", 1)
-    monkeypatch.setattr(parsing, "PARSE_HERE_UNTIL_READY", False)  # every HTML page to the worker
+    thresholds(parse_worker_min_pages=1, parse_here_until_ready=False)  # every HTML page to the worker
     db, summary = poll_store(tmp_path, "runtime", site, faults={}, carriers=registry)
     assert summary.outcomes["ok"] == 9 and len(parses_here) == 9
 
@@ -187,7 +184,7 @@ def test_a_runtime_registered_adapter_and_an_in_code_carrier_parse_in_process(tm
 def test_small_runs_start_no_worker(monkeypatch):
     started = []
     monkeypatch.setattr(parsing.Parser, "_new_pool", lambda self: started.append(1))  # noqa: ARG005
-    assert parsing.make_parser(load_carriers(), parsing.WORKER_MIN_PAGES - 1).pool is None
+    assert parsing.make_parser(load_carriers(), Thresholds().parse_worker_min_pages - 1).pool is None
     assert not started
 
 
@@ -215,8 +212,8 @@ def test_kill_9_with_a_worker_leaves_no_process_nor_lock_and_the_rerun_loses_not
     env = {**os.environ, "TRACKER_DB": str(db_path), "TRACKER_CONFIG_DIR": str(conf),
            "TRACKER_CARRIER_BASE_URL": site.base_url}
     # the CLI itself, with the worker threshold lowered so these 60 HTML pages go to the worker
-    cmd = [sys.executable, "-c", "import tracker.poll.parsing as p; p.WORKER_MIN_PAGES = 1; "
-           "from tracker.cli import cli; cli()", "poll", "--as-of", NOW.isoformat()]
+    env["TRACKER_THRESHOLDS"] = "parse_worker_min_pages=1"
+    cmd = [sys.executable, "-m", "tracker", "poll", "--as-of", NOW.isoformat()]
     proc, watch = start_poll_midway(cmd, env, ROOT, db_path)
     children = _children(proc.pid)
     assert children  # the parse worker (and multiprocessing's resource tracker)
@@ -244,8 +241,7 @@ import sys
 from test_poll_support import NOW, add_journeys, journeys, run_poll
 from tracker.carriersite import CarrierSite
 from tracker.db import open_db
-from tracker.poll import parsing
-parsing.WORKER_MIN_PAGES = 1
+os.environ["TRACKER_THRESHOLDS"] = "parse_worker_min_pages=1"
 db = open_db(f"{sys.argv[1]}/{os.getpid()}.db")  # the worker's copy of this script gets its own store
 with CarrierSite(journeys(5, stages=4), as_of=NOW) as site:
     add_journeys(db, site.journeys)

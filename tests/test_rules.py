@@ -19,7 +19,7 @@ from test_rules_builders import (
 )
 
 from detectors.rules import BUILTIN_RULES, all_rules
-from tracker.flagging import run_rules
+from tracker.detection.flagging import run_rules
 
 AS_OF = T0 + timedelta(days=40)
 
@@ -443,10 +443,11 @@ def test_buyer_messages_are_never_seller_pressure(db):
     assert "seller_pressure" not in codes_of(db, "O1")
 
 
-def test_phrase_baseline_when_the_model_is_missing(db, monkeypatch):
-    import sys
+def test_phrase_baseline_when_the_model_is_missing(db, monkeypatch, tmp_path):
+    from tracker.detection import registry
 
-    monkeypatch.setitem(sys.modules, "detectors.message_model", None)  # import fails
+    monkeypatch.setattr(registry, "MESSAGE_MODEL_PATH", tmp_path / "no_such_model.joblib")
+    registry.forget_message_model()  # (the failed load caches nothing: the real model loads again after this)
     number = add_order(db, "O1")
     add_journey(db, number)
     add_message(db, "O1", "please confirm receipt now, the boss will punish me")

@@ -1,4 +1,4 @@
-"""`tracker.score_writer.ChildWrite`: a full run's write of `scores` in a spawned child process. It writes
+"""`tracker.detection.score_writer.ChildWrite`: a full run's write of `scores` in a spawned child process. It writes
 what the in-process write writes; a killed child, a failed step or a killed scorer leave the previous scores,
 meta and index exactly as they were, and no process behind."""
 
@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from model_fixtures import AS_OF, build_store, score_index, stored_scores
 
-from tracker import score_writer, scoring, training
 from tracker.db import get_meta, open_db
+from tracker.detection import score_writer, scoring, training
 from tracker.timeutil import from_db, to_db
 
 REASON = '[{"feature": "flag:early_delivered", "text": "delivered 2 days after shipping", "weight": 0.41}]'
@@ -149,7 +149,7 @@ def test_a_scorer_that_stops_without_committing_leaves_the_previous_scores(db, d
 KILLED_SCORER = """
 import os, signal, sys, time
 import numpy as np
-from tracker import score_writer
+from tracker.detection import score_writer
 
 writer = score_writer.ChildWrite(sys.argv[1])
 ids = np.array(["N1", "N2"], dtype=object)
@@ -180,7 +180,7 @@ def test_a_killed_scorer_leaves_the_previous_scores_and_no_process(db, db_path):
     assert score_index(db) is not None
 
 
-def test_a_full_run_through_the_child_scores_as_one_in_process(db, quick_model, monkeypatch):
+def test_a_full_run_through_the_child_scores_as_one_in_process(db, quick_model, monkeypatch, thresholds):
     labels = build_store(db, 300)
     training.train_from_labels(db, labels[["order_id", "fraud"]], "test", AS_OF, seed=0)
     with db.conn:  # one order loses its number: a full run drops its score
@@ -196,7 +196,7 @@ def test_a_full_run_through_the_child_scores_as_one_in_process(db, quick_model, 
         started.append(path)
         return real(path)
 
-    monkeypatch.setattr(score_writer, "CHILD_MIN_ORDERS", 0)
+    thresholds(child_writer_min_orders=0)
     monkeypatch.setattr(score_writer, "ChildWrite", counted)
     with db.conn:  # a different score table before, so the comparison sees the child's rows
         db.conn.execute("UPDATE scores SET score = 0, reasons = '[]', model_id = 'x'")

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from model_fixtures import AS_OF, build_store
 
-from tracker import config, scoring, training
+from detectors.reasons import explain
+from tracker.detection import scoring, training
 from tracker.timeutil import to_db
 
 pytestmark = pytest.mark.usefixtures("quick_model")  # a smaller booster: each test trains in seconds
@@ -142,14 +143,14 @@ def test_evaluate_prints_model_and_flag_count_figures(labelled, run_cli):
 
 
 def test_caches_follow_new_events_and_score_each_message_once(db, labelled, monkeypatch):
-    import tracker.scoring as scoring_module
+    from tracker.detection import shipment_facts
     from tracker.events import insert_events
 
     assert (
-        scoring.refresh_shipment_facts(db)
+        shipment_facts.refresh(db).numbers
         == db.execute("SELECT count(DISTINCT tracking_number) FROM tracking_events").fetchone()[0]
     )
-    assert scoring.refresh_shipment_facts(db) == 0
+    assert shipment_facts.refresh(db).numbers == 0
     number = db.execute("SELECT tracking_number FROM orders WHERE order_id = 'O00007'").fetchone()[0]
     before = db.execute("SELECT n_events FROM shipment_facts WHERE tracking_number = ?", [number]).fetchone()[
         0
@@ -169,15 +170,15 @@ def test_caches_follow_new_events_and_score_each_message_once(db, labelled, monk
                 }
             ],
         )
-    assert scoring.refresh_shipment_facts(db) == 1
+    assert shipment_facts.refresh(db).numbers == 1
     after = db.execute("SELECT n_events FROM shipment_facts WHERE tracking_number = ?", [number]).fetchone()[
         0
     ]
     assert after == before + 1
 
     calls = []
-    real = scoring_module.score_messages
-    monkeypatch.setattr(scoring_module, "score_messages", lambda m: calls.append(len(m)) or real(m))
+    real = scoring.score_messages
+    monkeypatch.setattr(scoring, "score_messages", lambda m, p: calls.append(len(m)) or real(m, p))
     scorer = scoring.message_scorer(db)
     messages = __import__("pandas").DataFrame(
         db.execute("SELECT id, order_id, text FROM messages WHERE sender = 'seller'").fetchall(),
@@ -219,8 +220,8 @@ def test_several_sufficient_flags_share_the_drop_instead_of_weighing_nothing():
     features.loc[1, "n_flags"] = 1.0
     matrix = features.to_numpy()
     score = classifier.predict_proba(matrix)[:, 1]
-    reasons = [json.loads(r) for r in scoring.explain(classifier, features, matrix, score, min_score=0.25,
-                                                      max_reasons=3, min_contribution=0.02)]
+    reasons = [json.loads(r) for r in explain(classifier, features, matrix, score, min_score=0.25,
+                                              max_reasons=3, min_contribution=0.02)]
     both = reasons[0]
     assert {r["feature"] for r in both} == {"flag:tracking_reused", "flag:wrong_destination"}
     assert all(r["weight"] > 0 and "one of several" in r["text"] for r in both)
@@ -228,17 +229,3 @@ def test_several_sufficient_flags_share_the_drop_instead_of_weighing_nothing():
     assert reasons[1] == [{"feature": "flag:impossible_transit", "text": "rule flag impossible_transit",
                            "weight": 0.85}]
     assert reasons[2] == []
-
-
-def test_the_full_facts_aggregate_scans_the_table_and_agrees_with_the_indexed_one(db, labelled):
-    from detectors.features import shipment_facts_sql
-    from detectors.view import ScanKinds
-
-    kinds = ScanKinds.from_settings(config.load("rules"))
-    whole, _ = shipment_facts_sql(kinds)
-    plan = " ".join(str(r) for r in db.execute(f"EXPLAIN QUERY PLAN {whole}"))
-    assert "SCAN tracking_events" in plan and "USING INDEX" not in plan  # not one random read per event
-    indexed = whole.replace("NOT INDEXED", "INDEXED BY idx_events_tracking")
-    assert db.execute(whole).fetchall() == db.execute(indexed).fetchall() != []
-    some, _ = shipment_facts_sql(kinds, "WHERE tracking_number IN (SELECT tracking_number FROM orders LIMIT 3)")
-    assert "idx_events_tracking" in " ".join(str(r) for r in db.execute(f"EXPLAIN QUERY PLAN {some}"))

@@ -1,10 +1,11 @@
-"""`tracker.scoring._record`, the write of `scores`: the rows, the meta, the score index and the connection's
+"""`tracker.detection.scoring._record`, the write of `scores`: the rows, the meta, the score index and the connection's
 cache size after full and incremental runs, and an interrupted write (an exception, or kill -9) that leaves the
 previous scores exactly as they were."""
 
 from __future__ import annotations
 
 import signal
+import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -14,9 +15,9 @@ import pandas as pd
 import pytest
 from model_fixtures import score_index, stored_scores
 
-from tracker import scoring
 from tracker.cases.sync import _picked_sql
 from tracker.db import get_meta, open_db
+from tracker.detection import scoring
 from tracker.migrations import SCORES_INDEXED_FROM
 
 FIRST = datetime(2026, 11, 1, tzinfo=UTC)
@@ -158,19 +159,15 @@ def test_later_rows_join_the_same_write_and_their_failure_undoes_it(db):
     assert score_index(db) is not None
 
 
-def test_a_failure_mid_write_leaves_the_previous_scores_meta_and_index(db, monkeypatch):
+def test_a_failure_mid_write_leaves_the_previous_scores_meta_and_index(db):
     scoring._record(db, "clf-a", FIRST, frame(ROWS), True)
     before = stored_scores(db)
     db.execute("PRAGMA cache_size = -1234")
-    insert = scoring._insert_scores
-
-    def insert_then_fail(*args, **kwargs):
-        insert(*args, **kwargs)  # after the delete, the dropped index and the new rows
-        raise RuntimeError("disk on fire")
-
-    monkeypatch.setattr(scoring, "_insert_scores", insert_then_fail)
-    with pytest.raises(RuntimeError, match="disk on fire"):
-        scoring._record(db, "clf-b", SECOND, frame([("O1", 0.1, "", "[]")]), True)
+    # SQLite itself fails the write at its last row: after the delete, the dropped index and the other rows
+    db.execute("CREATE TEMP TRIGGER fail_write AFTER INSERT ON main.scores WHEN NEW.order_id = 'O9' "
+               "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END")
+    with pytest.raises(sqlite3.IntegrityError, match="disk on fire"):
+        scoring._record(db, "clf-b", SECOND, frame([("O1", 0.1, "", "[]"), ("O9", 0.2, "", "[]")]), True)
     assert stored_scores(db) == before
     assert get_meta(db, scoring.META_MODEL) == "clf-a"
     assert get_meta(db, scoring.META_AS_OF) == "2026-11-01T00:00:00Z"
@@ -183,19 +180,13 @@ KILLED_WRITER = """
 import os, signal, sys
 from datetime import datetime, timezone
 import pandas as pd
-from tracker import scoring
-from tracker.cases.sync import _picked_sql
-from tracker.migrations import SCORES_INDEXED_FROM
+from tracker.detection import scoring
 from tracker.db import open_db
 
 db = open_db(sys.argv[1])
-insert = scoring._insert_scores
-
-def insert_then_die(*args, **kwargs):
-    insert(*args, **kwargs)
-    os.kill(os.getpid(), signal.SIGKILL)  # the rows are in, the index is dropped, nothing committed
-
-scoring._insert_scores = insert_then_die
+# killed inside SQLite at the last row: the other rows are in, the index is dropped, nothing committed
+db.conn.create_function("die", 0, lambda: os.kill(os.getpid(), signal.SIGKILL))
+db.execute("CREATE TEMP TRIGGER die_writing AFTER INSERT ON main.scores WHEN NEW.order_id = 'N2' BEGIN SELECT die(); END")
 rows = pd.DataFrame({"order_id": pd.Series(["N1", "N2"], dtype=object), "score": [0.2, 0.3],
                      "codes": ["", ""], "reasons": ["[]", "[]"]})
 scoring._record(db, "clf-b", datetime(2026, 11, 2, tzinfo=timezone.utc), rows, True)

@@ -10,7 +10,7 @@ import pytest
 from test_rules_builders import STANDARD, T0, add_journey, add_order, codes_of
 from test_rules_builders import flags_of as stored_flags
 
-from tracker.flagging import load_settings, run_rules
+from tracker.detection.flagging import load_settings, run_rules
 
 
 def flags_of(db, order_id: str) -> dict:

@@ -65,7 +65,7 @@ def run_demo(
     """Build the demo database from scratch (re-running replaces it) and return what it holds."""
     from tracker.carriersite import CarrierSite
     from tracker.cases.export import export_case
-    from tracker.detect import detect
+    from tracker.detection.pipeline import detect
     from tracker.importers import import_file
     from tracker.poll.runner import poll
     from tracker.world import generate

@@ -397,6 +397,29 @@ def _m010_pseudonym_key_file(db: sqlite_utils.Database) -> None:
     move_key_out_of_meta(db)
 
 
+def _m011_shipment_facts_one_definition(db: sqlite_utils.Database) -> None:
+    """Detection (issue 17): `shipment_facts` holds every fact `detectors.facts` defines, read by rules and
+    classifier alike. The table is derived from the events: made anew (the next detect fills it), not altered."""
+    run_script(
+        db,
+        """
+        DROP TABLE IF EXISTS shipment_facts;
+        CREATE TABLE shipment_facts (
+            tracking_number TEXT PRIMARY KEY,
+            n_events INTEGER, n_scans INTEGER, n_transit INTEGER, n_export INTEGER, n_import INTEGER,
+            n_customs INTEGER, n_linehaul INTEGER, n_delivered INTEGER,
+            first_event_jd REAL, last_event_jd REAL, first_scan_jd REAL, last_scan_jd REAL, delivered_jd REAL,
+            delivered_country TEXT, delivered_city TEXT, delivered_postcode TEXT,
+            last_scan_status TEXT, last_scan_raw_code TEXT, last_scan_country TEXT, last_scan_city TEXT,
+            last_scan_postcode TEXT,
+            locality_min TEXT, locality_max TEXT, country_side_min TEXT, country_side_max TEXT,
+            max_event_id INTEGER
+        );
+        DELETE FROM meta WHERE key IN ('shipment_facts_event_id', 'shipment_facts_definition');
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("001_core", _m001_core),
     ("002_cases_labels_deadlines", _m002_cases_labels_deadlines),
@@ -408,6 +431,7 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("008_scores_partial_index", _m008_scores_partial_index),
     ("009_never_polled_shipments_due_at_once", _m009_never_polled_shipments_due_at_once),
     ("010_pseudonym_key_file", _m010_pseudonym_key_file),
+    ("011_shipment_facts_one_definition", _m011_shipment_facts_one_definition),
     # append new migrations here
 ]
 

@@ -1,8 +1,8 @@
 """The rule registry: one seam through which every rule, built-in or not, reaches the engine.
 
 A rule is one module that calls `register(Rule(...))` (or decorates its check with `@rule(...)`). Its check
-reads the store only through a `RuleContext` (vectorised frames, see `detectors.view`) and returns
-`Finding`s; it never writes. The engine (`tracker.flagging`) decides what to store.
+reads only what a `RuleContext` hands it (vectorised frames, see `detectors.view`) and returns `Finding`s;
+it never writes. The engine (`tracker.detection.flagging`) decides what to store.
 
 Adding a rule: one new file here, its name in BUILTIN_RULES, its settings table in data/rules.toml, one
 test. Its `code` is the flag code users see (CONTRACT.md).
@@ -11,7 +11,6 @@ test. Its `code` is the flag code users see (CONTRACT.md).
 from __future__ import annotations
 
 import importlib
-import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from detectors import view
+from detectors.facts import ScanKinds
 
 SEVERITIES = ("low", "medium", "high")
 
@@ -96,49 +96,66 @@ def all_rules() -> list[Rule]:
     return sorted(_REGISTRY.values(), key=lambda r: (order.get(r.code, len(order)), r.code))
 
 
-class RuleContext:
-    """What a rule may read: the examined orders' frame, their events, messages, settings and `as_of`.
+Lazy = Callable[[], pd.DataFrame]
+# every event of these numbers as plain records (id, tracking_number, occurred_at, status, raw_code,
+# description, location, city, postcode, country, snapshot_sha256), by number then time
+EventsOf = Callable[[set[str]], Iterable[dict[str, Any]]]
+# the message model's pressure probability of each text (None: the phrase baseline alone)
+Pressure = Callable[[list[str]], list[float]]
 
-    Frames load lazily, once per run, from the connection's current scope (`detectors.view.set_scope`).
+
+class RuleContext:
+    """What a rule may read: the examined orders' frame, their events, messages, disputes, settings and `as_of`.
+
+    Whoever runs the rules hands everything over: frames, or callables that give them on first use (so a rule
+    that needs no messages costs no read), and `events`, which gives the events of the numbers asked for. The
+    store, a test or a worker on one partition of the data look the same to a rule. `orders` is the order
+    frame of `detectors.view` (numbers corrected in the chat applied), `seller_messages` the seller messages
+    of those orders (id, order_id, sent_jd, text), `disputes` when a dispute was opened on them (order_id,
+    dispute_jd).
     """
 
-    def __init__(self, conn: sqlite3.Connection, as_of: datetime, settings: dict[str, Any],
-                 orders: pd.DataFrame | None = None):
-        self.conn = conn
+    def __init__(self, as_of: datetime, settings: dict[str, Any], *, orders: pd.DataFrame | Lazy,
+                 events: EventsOf | None = None, seller_messages: pd.DataFrame | Lazy | None = None,
+                 disputes: pd.DataFrame | Lazy | None = None, pressure: Pressure | None = None):
         self.as_of = as_of
         self.as_of_jd = view.datetime_to_jd(as_of)
         self.settings = settings
+        self.pressure = pressure
+        self._sources = {"orders": orders, "seller_messages": seller_messages, "disputes": disputes}
+        self._events_of = events
         self._events: dict[str, list[dict[str, Any]]] = {}
-        if orders is not None:
-            self.__dict__["orders"] = orders
+
+    def _frame(self, name: str, columns: tuple[str, ...]) -> pd.DataFrame:
+        source = self._sources[name]
+        if source is None:
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+        return source if isinstance(source, pd.DataFrame) else source()
 
     @cached_property
-    def kinds(self) -> view.ScanKinds:
-        return view.ScanKinds.from_settings(self.settings)
+    def kinds(self) -> ScanKinds:
+        return ScanKinds.from_settings(self.settings)
 
     @cached_property
     def orders(self) -> pd.DataFrame:
-        """The examined orders (see `detectors.view.load_order_frame`), numbers corrected in the chat applied."""
-        from detectors.corrections import apply_corrections
-
-        return apply_corrections(self.conn, view.load_order_frame(self.conn, kinds=self.kinds), self.kinds)
+        """The examined orders (see `detectors.view`), numbers corrected in the chat applied."""
+        return self._frame("orders", ())
 
     @cached_property
     def tracked(self) -> pd.DataFrame:
         """Orders that carry a tracking number."""
         o = self.orders
-        numbered = np.fromiter((isinstance(n, str) and n != "" for n in o["tracking_number"].to_numpy(dtype=object)),
-                               dtype=bool, count=len(o))
+        numbered = view.has_number(o["tracking_number"])
         # usually every order has a number: then no second copy of a million-row frame (rules only read it)
         return o if numbered.all() else o[numbered]
 
     @cached_property
     def seller_messages(self) -> pd.DataFrame:
-        return view.load_seller_messages(self.conn)
+        return self._frame("seller_messages", ("id", "order_id", "sent_jd", "text"))
 
     @cached_property
     def disputes(self) -> pd.DataFrame:
-        return view.load_disputes(self.conn)
+        return self._frame("disputes", ("order_id", "dispute_jd"))
 
     def events(self, tracking_numbers: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
         """Every event of these numbers as plain records, by number, in time order (cached across rules).
@@ -150,7 +167,7 @@ class RuleContext:
         if missing:
             for number in missing:
                 self._events[number] = []
-            for record in view.load_event_records(self.conn, missing):
+            for record in (self._events_of(missing) if self._events_of is not None else ()):
                 self._events[record["tracking_number"]].append(record)
         return {n: self._events[n] for n in wanted}
 

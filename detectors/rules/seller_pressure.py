@@ -1,19 +1,19 @@
 """seller_pressure: seller messages push the buyer to confirm receipt, close a dispute, or take payment or a
 refund off the platform.
 
-Scored by the larger of `detectors.message_model.predict_pressure` (TF-IDF + logistic regression, for
-paraphrases no phrase list holds) and the transparent phrase baseline in `detectors.pressure` (which alone
-is used when the model cannot be loaded). Messages that touch no pressure topic are not scored at all.
+Scored by the larger of the message model's probability (`detectors.message_model`: TF-IDF + logistic
+regression, for paraphrases no phrase list holds; handed over as `ctx.pressure`) and the transparent phrase
+baseline in `detectors.pressure` (which alone is used when there is no model or it fails). Messages that
+touch no pressure topic are not scored at all.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import re
 
 from detectors import pressure
-from detectors.rules import Finding, RuleContext, rule, stamp
+from detectors.rules import Finding, Pressure, RuleContext, rule, stamp
 from detectors.view import jd_to_text
 
 CODE = "seller_pressure"
@@ -31,11 +31,11 @@ DEFAULT_TOPICS = (
 
 
 def score_messages(texts: list[str], method: str = "model", topics: tuple[str, ...] = DEFAULT_TOPICS,
-                   ) -> tuple[list[float], str]:
+                   model: Pressure | None = None) -> tuple[list[float], str]:
     """Pressure score per message (0-1) and what scored it: 'model+phrases' or 'phrases'.
 
     Only messages that touch a pressure topic (confirming, disputes, payment, contact details: `topics`,
-    lower-case substrings) are scored at all; the score is the larger of the model's probability and the
+    lower-case substrings) are scored at all; the score is the larger of the `model`'s probability and the
     phrase baseline's 0/1.
     """
     topic = re.compile("|".join(re.escape(t) for t in topics), re.I)
@@ -48,11 +48,12 @@ def score_messages(texts: list[str], method: str = "model", topics: tuple[str, .
     used = "phrases"
     if method == "model":
         try:
-            message_model = importlib.import_module("detectors.message_model")
-            model_scores = message_model.predict_pressure(candidates)
+            if model is None:
+                raise LookupError("none was loaded")
+            model_scores = model(candidates)
             phrase_scores = [max(a, b) for a, b in zip(model_scores, phrase_scores, strict=True)]
             used = "model+phrases"
-        except Exception as exc:  # noqa: BLE001 - any failure to load the model falls back, visibly
+        except Exception as exc:  # noqa: BLE001 - any failure of the model falls back, visibly
             log.warning("seller_pressure: message model unavailable (%s); using the phrase baseline", exc)
     for i, score in zip(idx, phrase_scores, strict=True):
         scores[i] = score
@@ -70,7 +71,7 @@ def check(ctx: RuleContext) -> list[Finding]:
     texts = [t if isinstance(t, str) else "" for t in messages["text"].to_numpy(dtype=object)]
     distinct = list(dict.fromkeys(texts))  # templated chats repeat: score each text once
     distinct_scores, method = score_messages(distinct, str(cfg.get("method", "model")),
-                                             tuple(cfg.get("topics", DEFAULT_TOPICS)))
+                                             tuple(cfg.get("topics", DEFAULT_TOPICS)), ctx.pressure)
     score_of = dict(zip(distinct, distinct_scores, strict=True))
     threshold = float(cfg.get("model_threshold", 0.7))
     # an honest phrasing ("contact us before opening a dispute") with no pressure phrase is not pressure

@@ -14,11 +14,13 @@ import logging
 import os
 import re
 import tomllib
-from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from tracker.carriers.base import (
+from tracker.carriers.base import (  # noqa: F401 - the adapters' registry lives in base, beside what they share
+    _ADAPTERS,
+    _BATCH,
+    _CHECKS,
     ANSWERS,
     BASE_URL_ENV,
     BREAKER_OUTCOMES,
@@ -27,7 +29,11 @@ from tracker.carriers.base import (
     Page,
     ParseResult,
     Request,
+    adapters,
+    batch_adapter,
     rebase_url,
+    register_adapter,
+    register_batch_adapter,
 )
 from tracker.config import data_path
 from tracker.errors import BadInput
@@ -41,55 +47,6 @@ __all__ = [
 log = logging.getLogger("tracker.carriers")
 
 PLUGIN_GROUP = "tracker.adapters"
-Parser = Callable[[Carrier, Page, str], ParseResult]
-Check = Callable[[Carrier], list[str]]
-# (carrier, numbers, fetch, quota) -> {number: (result, page or None)}; `fetch(Request) -> Page` is polite
-BatchPoller = Callable[..., dict[str, tuple[ParseResult, Page | None]]]
-_ADAPTERS: dict[str, Parser] = {}
-_BATCH: dict[str, BatchPoller] = {}
-_CHECKS: dict[str, Check] = {}
-
-
-def register_adapter(kind: str, check: Check | None = None) -> Callable[[Parser], Parser]:
-    """Register `fn(carrier, page, tracking_number) -> ParseResult` as the adapter named `kind`.
-
-    `check(carrier)` returns the problems of a carrier file's adapter settings (found when it is loaded).
-    """
-
-    def deco(fn: Parser) -> Parser:
-        _ADAPTERS[kind] = fn
-        if check:
-            _CHECKS[kind] = check
-        return fn
-
-    return deco
-
-
-def register_batch_adapter(kind: str, check: Check | None = None) -> Callable[[BatchPoller], BatchPoller]:
-    """Register `fn(carrier, numbers, fetch, quota) -> {number: (ParseResult, Page)}` as the adapter `kind`,
-    for an API that answers many numbers per request; `fetch(Request) -> Page` goes through the host's
-    politeness (token bucket, retries) and `quota.take(n)` grants up to n units of the carrier's daily quota."""
-
-    def deco(fn: BatchPoller) -> BatchPoller:
-        _BATCH[kind] = fn
-        _ADAPTERS.setdefault(kind, _batch_only)
-        if check:
-            _CHECKS[kind] = check
-        return fn
-
-    return deco
-
-
-def _batch_only(carrier: Carrier, page: Page, tracking_number: str) -> ParseResult:
-    return ParseResult("error", error=f"{carrier.name} answers numbers in batches, not one page at a time")
-
-
-def batch_adapter(carrier: Carrier) -> BatchPoller | None:
-    return _BATCH.get(carrier.adapter)
-
-
-def adapters() -> list[str]:
-    return sorted(_ADAPTERS)
 
 
 def load_plugins() -> list[str]:

@@ -13,8 +13,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from tracker.carriers import register_batch_adapter
-from tracker.carriers.base import Carrier, Page, ParseResult, Request
+from tracker.carriers.base import Carrier, Page, ParseResult, Request, register_batch_adapter
 from tracker.carriers.fields import normalise_number
 from tracker.carriers.jsonpage import check_json, looks_like_html, rules
 

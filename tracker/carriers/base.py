@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -164,3 +165,56 @@ def rebase_url(url: str, base_url: str) -> str:
     parts = urlsplit(url)
     prefix = base.path.rstrip("/")
     return urlunsplit((base.scheme, base.netloc, prefix + parts.path, parts.query, ""))
+
+
+# The one registry seam of adapters: built-ins and plugins register here (`tracker.carriers` imports the
+# built-in modules and the `tracker.adapters` entry points).
+Parser = Callable[[Carrier, Page, str], ParseResult]
+Check = Callable[[Carrier], list[str]]
+# (carrier, numbers, fetch, quota) -> {number: (result, page or None)}; `fetch(Request) -> Page` is polite
+BatchPoller = Callable[..., dict[str, tuple[ParseResult, Page | None]]]
+_ADAPTERS: dict[str, Parser] = {}
+_BATCH: dict[str, BatchPoller] = {}
+_CHECKS: dict[str, Check] = {}
+
+
+def register_adapter(kind: str, check: Check | None = None) -> Callable[[Parser], Parser]:
+    """Register `fn(carrier, page, tracking_number) -> ParseResult` as the adapter named `kind`.
+
+    `check(carrier)` returns the problems of a carrier file's adapter settings (found when it is loaded).
+    """
+
+    def deco(fn: Parser) -> Parser:
+        _ADAPTERS[kind] = fn
+        if check:
+            _CHECKS[kind] = check
+        return fn
+
+    return deco
+
+
+def register_batch_adapter(kind: str, check: Check | None = None) -> Callable[[BatchPoller], BatchPoller]:
+    """Register `fn(carrier, numbers, fetch, quota) -> {number: (ParseResult, Page)}` as the adapter `kind`,
+    for an API that answers many numbers per request; `fetch(Request) -> Page` goes through the host's
+    politeness (token bucket, retries) and `quota.take(n)` grants up to n units of the carrier's daily quota."""
+
+    def deco(fn: BatchPoller) -> BatchPoller:
+        _BATCH[kind] = fn
+        _ADAPTERS.setdefault(kind, _batch_only)
+        if check:
+            _CHECKS[kind] = check
+        return fn
+
+    return deco
+
+
+def _batch_only(carrier: Carrier, page: Page, tracking_number: str) -> ParseResult:
+    return ParseResult("error", error=f"{carrier.name} answers numbers in batches, not one page at a time")
+
+
+def batch_adapter(carrier: Carrier) -> BatchPoller | None:
+    return _BATCH.get(carrier.adapter)
+
+
+def adapters() -> list[str]:
+    return sorted(_ADAPTERS)

@@ -23,8 +23,7 @@ import lxml.html
 import soupsieve
 from bs4 import BeautifulSoup, SoupStrainer
 
-from tracker.carriers import register_adapter
-from tracker.carriers.base import Carrier, Page, ParseResult
+from tracker.carriers.base import Carrier, Page, ParseResult, register_adapter
 from tracker.carriers.fields import FIELDS
 from tracker.carriers.markup import MarkupRules, check_markup, is_xpath
 

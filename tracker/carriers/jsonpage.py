@@ -25,8 +25,7 @@ from typing import Any
 import jmespath
 from jmespath.exceptions import JMESPathError
 
-from tracker.carriers import register_adapter
-from tracker.carriers.base import Carrier, Page, ParseResult
+from tracker.carriers.base import Carrier, Page, ParseResult, register_adapter
 from tracker.carriers.fields import FIELDS, EventMaker, check_common, numbers_in, text
 
 Getter = Callable[[Any], Any]

@@ -16,8 +16,7 @@ from typing import Any
 
 from lxml import etree
 
-from tracker.carriers import register_adapter
-from tracker.carriers.base import Carrier, Page, ParseResult
+from tracker.carriers.base import Carrier, Page, ParseResult, register_adapter
 from tracker.carriers.jsonpage import html_answer
 from tracker.carriers.markup import MarkupRules, check_markup
 

@@ -17,6 +17,7 @@ import sqlite_utils
 from tracker.cases.deadlines import CaseFacts, Deadline, compute_deadlines, next_deadline
 from tracker.cases.settings import SEVERITY_RANK, CaseSettings, load_settings, publish_settings
 from tracker.migrations import SCORES_INDEXED_FROM
+from tracker.plan import thresholds
 from tracker.search_index import fold_pending
 from tracker.timeutil import to_db
 
@@ -140,14 +141,10 @@ def _picked_sql(whole_store: bool, n_severities: int, threshold: float) -> str:
 
 
 def _covers_most_of_the_store(db: sqlite_utils.Database, order_ids: set[str]) -> bool:
-    if len(order_ids) < _WHOLE_STORE_MIN:
+    if len(order_ids) < thresholds().cases_whole_store_min:  # below it the per-order lookups are cheap
         return False
     total = db.conn.execute("SELECT count(*) FROM orders").fetchone()[0]
     return len(order_ids) * 2 >= total
-
-
-# Below this many orders the per-order lookups are cheap whatever the store's size.
-_WHOLE_STORE_MIN = 20_000
 
 
 def sync_cases(db: sqlite_utils.Database, order_ids: set[str], as_of: datetime) -> tuple[int, int]:

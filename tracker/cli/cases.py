@@ -8,7 +8,7 @@ import os
 
 import click
 
-from tracker.cli import cli, open_store
+from tracker.cli.app import cli, open_store
 from tracker.cli.output import emit_rows, format_option
 from tracker.errors import BadInput
 

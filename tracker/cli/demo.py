@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from tracker.cli import cli
+from tracker.cli.app import cli
 
 DEMO_DB = Path("data") / "demo" / "tracker.db"
 

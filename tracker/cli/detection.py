@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from tracker.cli import cli, open_store
+from tracker.cli.app import cli, open_store
 from tracker.cli.output import emit_rows, format_option
 from tracker.errors import BadInput
 
@@ -34,7 +34,7 @@ def detect(ctx: click.Context, as_of: str | None, full: bool) -> None:
     Only orders whose data changed since the last run (and the orders sharing their tracking numbers) are
     examined, unless --full.
     """
-    from tracker.detect import detect as run_detect
+    from tracker.detection.pipeline import detect as run_detect
 
     when = parse_as_of(as_of)
     db = open_store(ctx)

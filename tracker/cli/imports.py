@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from tracker.cli import cli, open_store
+from tracker.cli.app import cli, open_store
 from tracker.errors import BadInput
 
 

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from tracker.cli import cli, open_store
+from tracker.cli.app import cli, open_store
 from tracker.cli.output import emit_rows, format_option
 from tracker.errors import BadInput
 
@@ -20,7 +20,7 @@ _seed_option = click.option("--seed", type=int, default=None, help="Random seed 
 
 
 def _labels(db, labels: str | None):  # noqa: ANN001, ANN202
-    from tracker import training
+    from tracker.detection import training
 
     if labels:
         return training.read_labels_file(labels, db), labels
@@ -28,7 +28,7 @@ def _labels(db, labels: str | None):  # noqa: ANN001, ANN202
 
 
 def _as_of(db, as_of: str | None):  # noqa: ANN001, ANN202
-    from tracker import training
+    from tracker.detection import training
     from tracker.timeutil import parse_time
 
     if not as_of:
@@ -62,7 +62,7 @@ def train(ctx: click.Context, labels: str | None, as_of: str | None, seed: int |
     Upheld cases count as fraud; dismissed cases and rejected outcomes as not. The new model is stored
     next to the database, becomes the active one, and the next `tracker detect` rescores every order.
     """
-    from tracker import training
+    from tracker.detection import training
 
     db = open_store(ctx)
     label_frame, source = _labels(db, labels)
@@ -91,7 +91,7 @@ def evaluate(ctx: click.Context, labels: str | None, as_of: str | None, seed: in
     number of frauds; per fraud pattern when the labels file has a pattern column), and the same figures
     for ranking by flag count.
     """
-    from tracker import training
+    from tracker.detection import training
 
     db = open_store(ctx, create=False)
     label_frame, source = _labels(db, labels)

@@ -9,7 +9,7 @@ from datetime import datetime
 
 import click
 
-from tracker.cli import cli, open_store
+from tracker.cli.app import cli, open_store
 from tracker.cli.output import emit_rows, format_option
 from tracker.errors import BadInput
 from tracker.timeutil import resolve_as_of
@@ -96,7 +96,7 @@ def run(ctx: click.Context, as_of: str | None) -> None:
         if not held:
             return
         _poll(ctx, now, None, None)
-        from tracker.detect import detect
+        from tracker.detection.pipeline import detect
 
         try:
             summary = detect(open_store(ctx), now)

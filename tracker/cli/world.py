@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from tracker.cli import cli
+from tracker.cli.app import cli
 from tracker.errors import BadInput
 
 

@@ -23,14 +23,13 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from tracker.carriers import Carrier, Page, ParseResult, load_carriers, parse_page
+from tracker.plan import thresholds
 
 log = logging.getLogger(__name__)
 
-WORKER_MIN_PAGES = 200  # runs with fewer due HTML pages parse in-process (a spawn costs a few hundred ms)
 WORKER_ADAPTERS = ("html",)  # JSON pages stay in-process: json.loads is cheap next to shipping the page
 WORKER_PROCESSES = 1  # measured: a second worker only competes with the poller and the site for 2 cores
 MAX_WORKER_BREAKS = 2  # after this many dead workers the rest of the run parses in-process
-PARSE_HERE_UNTIL_READY = True  # the worker's start (about a second of imports) stalls no lane
 
 _NOT_HERE = "not-here"  # the worker's answer for a carrier it does not have as the poller does
 
@@ -105,6 +104,7 @@ class Parser:
         self.breaks = 0
         self.pool: ProcessPoolExecutor | None = None
         self.ready: Any = None  # the warm-up's future: done once the worker can take pages
+        self.here_until_ready = thresholds().parse_here_until_ready
         self._lock = threading.Lock()
         if self.eligible:
             self.pool = self._new_pool()
@@ -119,7 +119,8 @@ class Parser:
 
     def parse(self, carrier: Carrier, page: Page, tracking_number: str) -> ParseResult:
         pool, fingerprint = self.pool, self.eligible.get(carrier.name)
-        if pool is None or fingerprint is None or (PARSE_HERE_UNTIL_READY and not self.ready.done()):
+        # until the worker has started (about a second of imports), pages parse here: it stalls no lane
+        if pool is None or fingerprint is None or (self.here_until_ready and not self.ready.done()):
             return parse_page(carrier, page, tracking_number)
         if self._failed_to_start():  # it never took a page (e.g. an unguarded script's __main__ broke it)
             self._broken(pool)
@@ -170,7 +171,8 @@ class Parser:
 
 
 def make_parser(registry: dict[str, Carrier], html_pages_due: int) -> Parser:
-    """A worker-backed parser for a run with at least WORKER_MIN_PAGES due HTML pages; in-process otherwise."""
-    if html_pages_due < WORKER_MIN_PAGES:
+    """A worker-backed parser for a run with enough due HTML pages (`tracker.plan`: a spawn costs a few hundred
+    ms); in-process otherwise."""
+    if html_pages_due < thresholds().parse_worker_min_pages:
         return Parser()
     return Parser(worker_carriers(registry), workers=WORKER_PROCESSES)

@@ -1,6 +1,6 @@
 """The write of `scores`: rows sorted by order id, many per INSERT, in one transaction.
 
-`tracker.scoring` writes through these helpers in its own process for an ordinary run. A full run over a
+`tracker.detection.scoring` writes through these helpers in its own process for an ordinary run. A full run over a
 large store writes in a spawned child process instead (`ChildWrite`): the child sorts the order ids while
 the scorer works out the features, and inserts the rows while the scorer works out the reasons of the
 few orders that get them. In one process those two share the interpreter's lock and each runs at half
@@ -30,8 +30,6 @@ WRITE_CACHE_KIB = 262_144
 # rows per INSERT statement: SQLite runs one statement per this many rows instead of one per row (4 values each,
 # plus the model id and time bound once: 402 parameters, within every SQLite's limit of 999)
 ROWS_PER_INSERT = 100
-# a full run writes in a child process from this many orders on: below it, starting one costs more than it saves
-CHILD_MIN_ORDERS = 100_000
 META_SQL = "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
 
 # the rows to write, column by column: order ids, scores, codes, reasons

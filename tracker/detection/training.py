@@ -2,10 +2,9 @@
 
 Labels come from a file (`order_id,fraud[,pattern]`, fraud as 1/0, yes/no, true/false) or from closed
 cases (outcome `upheld` = fraud; status `dismissed` or outcome `rejected` = not fraud). Features come from
-`detectors.features.load_order_frame` over the whole store (seller and buyer aggregates use every order;
-no label is read to build them). A model trained into a user's store is written next to it under
-`models/`, registered in the `models` table (the active one wins) and verified by SHA-256 on loading;
-the shipped default in `data/models/classifier.joblib` is the fallback.
+the feature frame (`tracker.detection.readers.feature_frame`) over the whole store (seller and buyer
+aggregates use every order; no label is read to build them). A trained model is stored and activated
+through the registry (`tracker.detection.registry`).
 """
 
 from __future__ import annotations
@@ -24,16 +23,15 @@ import sqlite_utils
 from sklearn.metrics import average_precision_score
 from sklearn.pipeline import Pipeline
 
-from detectors import persistence
 from detectors.classifier import make_pipeline
-from detectors.features import FEATURES, load_order_frame
+from detectors.features import FEATURES
 from tracker import config
 from tracker.db import get_meta
-from tracker.errors import BadInput, RunFailure
+from tracker.detection import persistence, readers, registry, scoring, shipment_facts, threads
+from tracker.errors import BadInput
+from tracker.plan import plan_for
 from tracker.timeutil import now, to_db
 
-DEFAULT_MODEL_PATH = config.data_path("models", "classifier.joblib")
-KIND = "classifier"
 TRUE_WORDS = {"1": 1, "yes": 1, "y": 1, "true": 1, "fraud": 1, "0": 0, "no": 0, "n": 0, "false": 0}
 MAX_ERRORS = 20
 
@@ -103,13 +101,11 @@ def read_labels_file(path: str | Path, db: sqlite_utils.Database | None = None) 
 
 
 def _known_order_ids(db: sqlite_utils.Database, order_ids: pd.Series) -> set[str]:
-    conn = db.conn
-    conn.execute("DROP TABLE IF EXISTS temp.label_ids")
-    conn.execute("CREATE TEMP TABLE label_ids (order_id TEXT PRIMARY KEY)")
-    conn.executemany("INSERT OR IGNORE INTO temp.label_ids VALUES (?)", ((o,) for o in order_ids))
-    known = {r[0] for r in conn.execute("SELECT order_id FROM temp.label_ids JOIN orders USING (order_id)")}
-    conn.execute("DROP TABLE temp.label_ids")
-    return known
+    from tracker.detection.store import as_json
+
+    return {r[0] for r in db.conn.execute(
+        "SELECT o.order_id FROM json_each(?) j CROSS JOIN orders o ON o.order_id = j.value",
+        [as_json(order_ids.tolist())])}
 
 
 def labels_from_cases(db: sqlite_utils.Database) -> pd.DataFrame:
@@ -145,18 +141,18 @@ def default_as_of(db: sqlite_utils.Database) -> datetime:
 
 
 def order_frame(db: sqlite_utils.Database, as_of: datetime) -> pd.DataFrame:
-    """Every order's features as of `as_of` (seller messages scored through the store's cache)."""
-    from tracker.scoring import message_scorer, refresh_shipment_facts
-
-    refresh_shipment_facts(db)
-    return load_order_frame(db.conn, None, as_of, message_scores=message_scorer(db))
+    """Every order's feature frame as of `as_of` (seller messages scored through the store's cache)."""
+    plan = plan_for(db.conn)
+    shipment_facts.refresh(db, plan)
+    return readers.feature_frame(db.conn, None, as_of, scoring.message_scorer(db, plan), plan=plan)
 
 
 def fit(frame: pd.DataFrame, labels: pd.DataFrame, *, seed: int | None = None) -> Pipeline:
-    """Fit the pipeline on the labelled rows of an order frame."""
+    """Fit the pipeline on the labelled rows of a feature frame."""
     data = frame.merge(labels[["order_id", "fraud"]], on="order_id", how="inner")
     model = make_pipeline(**classifier_params(seed))
-    return model.fit(data, data["fraud"].to_numpy(dtype=int))
+    with threads.limit():
+        return model.fit(data, data["fraud"].to_numpy(dtype=int))
 
 
 def ranking_metrics(y: np.ndarray, score: np.ndarray, k: int, patterns: pd.Series | None = None) -> dict[str, Any]:
@@ -213,8 +209,9 @@ def evaluate(frame: pd.DataFrame, labels: pd.DataFrame, *, k: int | None = None,
     train, test = time_split(frame, labels, test_fraction)
     if train["fraud"].nunique() < 2 or test["fraud"].nunique() < 2:
         raise BadInput("labels: the time-ordered split leaves one side with a single class; label more orders")
-    model = make_pipeline(**classifier_params(seed)).fit(train, train["fraud"].to_numpy(dtype=int))
-    score = model.predict_proba(test)[:, 1]
+    with threads.limit():
+        model = make_pipeline(**classifier_params(seed)).fit(train, train["fraud"].to_numpy(dtype=int))
+        score = model.predict_proba(test)[:, 1]
     y = test["fraud"].to_numpy(dtype=int)
     patterns = test["pattern"] if "pattern" in test.columns else None
     flag_count = test[[c for c in test.columns if c.startswith("flag_")]].sum(axis=1).to_numpy(dtype=float)
@@ -238,11 +235,6 @@ def calibration_table(y: np.ndarray, score: np.ndarray, bins: int = 5) -> list[d
 
 # ----------------------------------------------------------------------------------------------- storage
 
-def database_folder(db: sqlite_utils.Database) -> Path:
-    row = db.conn.execute("PRAGMA database_list").fetchone()
-    return Path(row[2]).parent if row and row[2] else Path.cwd()
-
-
 def describe_training(labels: pd.DataFrame, source: str, as_of: datetime) -> str:
     return f"{source}: {len(labels)} labelled orders ({int(labels['fraud'].sum())} fraud), features as of {to_db(as_of)}"
 
@@ -252,7 +244,7 @@ def model_metadata(model: Pipeline, labels: pd.DataFrame, source: str, as_of: da
     classifier = model.named_steps["classifier"]
     return {
         "id": model_id,
-        "kind": KIND,
+        "kind": registry.KIND,
         "created_at": to_db(now()),
         "training_data": describe_training(labels, source, as_of),
         "n_labels": int(len(labels)),
@@ -265,61 +257,8 @@ def model_metadata(model: Pipeline, labels: pd.DataFrame, source: str, as_of: da
     }
 
 
-def save_to_store(db: sqlite_utils.Database, model: Pipeline, meta: dict[str, Any]) -> str:
-    """Write the model next to the store, register it in `models` as the active classifier; return its id."""
-    model_id = meta["id"]
-    path = database_folder(db) / "models" / f"{model_id}.joblib"
-    written = persistence.save_model(model, path, meta)
-    with db.conn:
-        db.execute("UPDATE models SET active = 0 WHERE kind = ?", [KIND])
-        db.execute(
-            "INSERT OR REPLACE INTO models(id, kind, created_at, path, sha256, metadata, active) VALUES (?,?,?,?,?,?,1)",
-            [model_id, KIND, written["created_at"], str(path), written["sha256"], json.dumps(written, default=str)],
-        )
-    return model_id
-
-
 def new_model_id() -> str:
     return f"clf-{now().strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
-
-
-@dataclass
-class LoadedModel:
-    model_id: str
-    model: Pipeline
-    metadata: dict[str, Any]
-
-
-def load_active_model(db: sqlite_utils.Database) -> LoadedModel | None:
-    """The active classifier of this store, else the shipped default; None when neither exists.
-
-    A file whose SHA-256 differs from the one recorded at training is refused (RunFailure), never loaded.
-    """
-    row = db.execute(
-        "SELECT id, path, sha256, metadata FROM models WHERE kind = ? AND active = 1 ORDER BY created_at DESC LIMIT 1",
-        [KIND],
-    ).fetchone()
-    try:
-        if row:
-            model_id, path, sha, metadata = row
-            return check_features(LoadedModel(model_id, persistence.load_model(path, expected_sha256=sha),
-                                              json.loads(metadata or "{}")))
-        if DEFAULT_MODEL_PATH.exists():
-            meta = persistence.read_metadata(DEFAULT_MODEL_PATH)
-            model = persistence.load_model(DEFAULT_MODEL_PATH)
-            return check_features(LoadedModel(meta.get("id") or f"default-{meta['sha256'][:12]}", model, meta))
-    except persistence.ModelIntegrityError as exc:
-        raise RunFailure(str(exc)) from None
-    return None
-
-
-def check_features(loaded: LoadedModel) -> LoadedModel:
-    """Refuse a model trained on another feature list (an older or newer tracker): scores would be noise."""
-    trained_on = loaded.metadata.get("features")
-    if trained_on is not None and list(trained_on) != list(FEATURES):
-        raise RunFailure(f"model {loaded.model_id} was trained on the features of another tracker version "
-                         f"({len(trained_on)} features, this one computes {len(FEATURES)}); run 'tracker train' again")
-    return loaded
 
 
 # ----------------------------------------------------------------------------------------------- one call each
@@ -339,7 +278,7 @@ def train_from_labels(db: sqlite_utils.Database, labels: pd.DataFrame, source: s
     model = fit(frame, labels, seed=seed)
     model_id = new_model_id()
     meta = model_metadata(model, labels, source, as_of, metrics, model_id)
-    save_to_store(db, model, meta)
+    registry.save_to_store(db, model, meta)
     return model_id, meta
 
 
@@ -376,7 +315,7 @@ def world_store(folder: str | Path, n_orders: int, seed: int, as_of: datetime) -
     model and the benchmark.
     """
     from tracker.db import open_db
-    from tracker.flagging import run_rules
+    from tracker.detection.flagging import run_rules
     from tracker.importers import import_file
     from tracker.world import write_world
 
@@ -418,17 +357,17 @@ def train_default(n_orders: int | None = None, seed: int | None = None, folder: 
     source = f"generated world: {n_orders} orders, seed {seed}, as of {to_db(as_of)} (tracker.world)"
     meta = model_metadata(model, labels, source, as_of, metrics, "")
     meta["id"] = None  # set from the file's digest below: the id changes whenever the model does
-    written = persistence.save_model(model, DEFAULT_MODEL_PATH, meta)
+    written = persistence.save_model(model, registry.DEFAULT_MODEL_PATH, meta)
     written["id"] = f"default-{written['sha256'][:12]}"
-    persistence.metadata_path(DEFAULT_MODEL_PATH).write_text(json.dumps(written, indent=2, sort_keys=True, default=str) + "\n")
+    persistence.metadata_path(registry.DEFAULT_MODEL_PATH).write_text(json.dumps(written, indent=2, sort_keys=True, default=str) + "\n")
     return written
 
 
-if __name__ == "__main__":  # python -m tracker.training [N_ORDERS [SEED [WORK_FOLDER]]]: retrain the default model
+if __name__ == "__main__":  # python -m tracker.detection.training [N_ORDERS [SEED [WORK_FOLDER]]]: the default model
     import sys
 
-    # through the package, so pickles name tracker.training's classes, not __main__'s
-    from tracker import training
+    # through the package, so pickles name this module's classes, not __main__'s
+    from tracker.detection import training
 
     args = sys.argv[1:]
     result = training.train_default(int(args[0]) if args else None, int(args[1]) if len(args) > 1 else None,

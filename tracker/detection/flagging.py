@@ -1,6 +1,8 @@
-"""Runs the detectors' rules over the store and writes `flags`. (Owned by the rules work: issue 4.)
+"""Runs the detectors' rules over the store and writes `flags`.
 
-Rules (`detectors.rules`) only read and return findings; this engine decides what to store:
+Rules (`detectors.rules`) only read what their context hands them and return findings; this engine reads the
+store for them (`tracker.detection.readers`: the examined orders with their shipment facts, which it brings up
+to date first) and decides what to store:
 
 - **idempotent**: one row per (order_id, code); the same data gives the same flags and no write at all;
 - **resolution**: a flag that no longer holds gets `resolved_at = as_of` (never deleted); one that holds
@@ -16,6 +18,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -28,11 +32,14 @@ from detectors import view
 from detectors.rules import SEVERITIES, Finding, Rule, RuleContext, all_rules
 from tracker import config
 from tracker.db import get_meta, set_meta
+from tracker.detection import readers, registry, shipment_facts, store
+from tracker.detection.children import Children
 from tracker.errors import BadInput
+from tracker.plan import Plan, plan_for
 from tracker.timeutil import to_db
 
 META_PREFIX = "detect."
-CHANGED = "temp.detect_changed"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -84,33 +91,33 @@ def _marks(conn) -> dict[str, int]:  # noqa: ANN001
     }
 
 
-def _changed_orders(conn, last: dict[str, int], as_of: str) -> None:  # noqa: ANN001
-    """Fill the temp table CHANGED with the orders to re-examine (see the module docstring)."""
-    conn.execute(f"DROP TABLE IF EXISTS {CHANGED}")
-    conn.execute(f"CREATE TABLE {CHANGED} (order_id TEXT PRIMARY KEY)")
-    add = f"INSERT OR IGNORE INTO {CHANGED} "
-    conn.execute(add + "SELECT order_id FROM orders WHERE seq > ?", [last["orders_seq"]])
-    conn.execute(add + "SELECT order_id FROM orders WHERE tracking_number IN "
-                 "(SELECT tracking_number FROM tracking_events WHERE id > ?)", [last["event_id"]])
-    conn.execute(add + "SELECT order_id FROM messages WHERE id > ?", [last["message_id"]])
-    conn.execute(add + "SELECT order_id FROM orders WHERE tracking_number IN "
-                 "(SELECT tracking_number FROM poll_log WHERE id > ?)", [last["poll_id"]])
-    conn.execute(add + "SELECT order_id FROM rule_deadlines WHERE due_at <= ?", [as_of])
+def _changed_orders(conn, last: dict[str, int], as_of: str) -> set[str]:  # noqa: ANN001
+    """The orders to re-examine (see the module docstring)."""
+    changed: set[str] = set()
+
+    def add(sql: str, params: list) -> None:
+        changed.update(r[0] for r in conn.execute(sql, params))
+
+    add("SELECT order_id FROM orders WHERE seq > ?", [last["orders_seq"]])
+    add("SELECT order_id FROM orders WHERE tracking_number IN "
+        "(SELECT tracking_number FROM tracking_events WHERE id > ?)", [last["event_id"]])
+    add("SELECT order_id FROM messages WHERE id > ?", [last["message_id"]])
+    add("SELECT order_id FROM orders WHERE tracking_number IN "
+        "(SELECT tracking_number FROM poll_log WHERE id > ?)", [last["poll_id"]])
+    add("SELECT order_id FROM rule_deadlines WHERE due_at <= ?", [as_of])
     # an order that left a reuse cluster (its number was corrected): its old partners must be looked at again
-    partners: set[str] = set()
     for (evidence,) in conn.execute(
-        f"SELECT evidence FROM flags WHERE code = 'tracking_reused' AND resolved_at IS NULL "
-        f"AND order_id IN (SELECT order_id FROM {CHANGED})"
+        "SELECT evidence FROM flags WHERE code = 'tracking_reused' AND resolved_at IS NULL "
+        "AND order_id IN (SELECT value FROM json_each(?))", [store.as_json(changed)]
     ):
         try:
-            partners.update(json.loads(evidence).get("other_orders", []))
+            changed.update(json.loads(evidence).get("other_orders", []))
         except (ValueError, AttributeError):
             continue
-    conn.executemany(add + "VALUES (?)", [(p,) for p in partners])
     # every order sharing a tracking number with a changed one
-    conn.execute(add + f"""SELECT o2.order_id FROM orders o2 WHERE o2.tracking_number IN (
-        SELECT o.tracking_number FROM {CHANGED} c CROSS JOIN orders o ON o.order_id = c.order_id
-        WHERE o.tracking_number IS NOT NULL AND o.tracking_number <> '')""")
+    add("SELECT order_id FROM orders WHERE tracking_number IN (SELECT value FROM json_each(?))",
+        [store.as_json(store.numbers_of(conn, changed))])
+    return changed
 
 
 def _evidence_json(evidence: dict[str, Any]) -> str:
@@ -142,13 +149,15 @@ def _deadlines(rules: list[Rule], ctx: RuleContext) -> pd.Series:
     return due.groupby(level=0).min()
 
 
-def _write(conn, findings: list[Finding], scope_all: bool, examined: set[str], as_of: str) -> tuple[int, int]:  # noqa: ANN001
-    where = "" if scope_all else f"WHERE order_id IN (SELECT order_id FROM {view.SCOPE_ORDERS})"
+def _write(conn, findings: list[Finding], examined: set[str] | None, as_of: str) -> tuple[int, int]:  # noqa: ANN001
+    """Store the findings of the examined orders (every order when None); return (raised, resolved)."""
+    where, params = ("", []) if examined is None else \
+        ("WHERE order_id IN (SELECT value FROM json_each(?))", [store.as_json(examined)])
     existing = {
         (r[0], r[1]): r[2:]
         for r in conn.execute(
-            f"SELECT order_id, code, severity, explanation, evidence, rule_version, resolved_at FROM flags {where}"
-        )
+            f"SELECT order_id, code, severity, explanation, evidence, rule_version, resolved_at FROM flags {where}",
+            params)
     }
     inserts, updates, reactivations, resolutions = [], [], [], []
     seen: set[tuple[str, str]] = set()
@@ -166,7 +175,7 @@ def _write(conn, findings: list[Finding], scope_all: bool, examined: set[str], a
         elif tuple(old[:4]) != content:
             updates.append((*content, *key))
     for key, old in existing.items():
-        if old[4] is None and key not in seen and key[0] in examined:
+        if old[4] is None and key not in seen and (examined is None or key[0] in examined):
             resolutions.append((as_of, *key))
     conn.executemany(
         "INSERT INTO flags (order_id, code, severity, explanation, evidence, rule_version, detected_at) "
@@ -181,9 +190,26 @@ def _write(conn, findings: list[Finding], scope_all: bool, examined: set[str], a
     return len(inserts) + len(reactivations), len(resolutions)
 
 
-def run_rules(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False) -> RulesResult:
-    """Run every registered rule over the orders that changed (all with `full`) and update `flags`."""
+def context(conn, plan: Plan, as_of: datetime, settings: dict[str, Any],  # noqa: ANN001
+            order_ids: set[str] | None, orders: pd.DataFrame | None = None) -> RuleContext:
+    """What the rules read, from the store: these orders (every order when None; `orders` when read already)
+    and, when first asked for, their events, seller messages and disputes, and the message model."""
+    return RuleContext(
+        as_of, settings,
+        orders=orders if orders is not None else lambda: readers.rule_frame(conn, order_ids, plan=plan),
+        events=lambda numbers: store.event_records(conn, numbers),
+        seller_messages=lambda: store.seller_messages(conn, order_ids),
+        disputes=lambda: store.disputes(conn, order_ids),
+        pressure=registry.message_pressure,
+    )
+
+
+def run_rules(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False,
+              plan: Plan | None = None) -> RulesResult:
+    """Run every registered rule over the orders that changed (all with `full`) and update `flags`. The shipment
+    facts are brought up to date first: the rules read them."""
     conn = db.conn
+    plan = plan or plan_for(conn)
     settings = load_settings()
     rules = all_rules()
     as_of_text = to_db(as_of)
@@ -198,34 +224,57 @@ def run_rules(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False)
         or get_meta(db, META_PREFIX + "fingerprint") != fingerprint
         or as_of_text < last_as_of
     )
-    try:
+    kinds = shipment_facts.scan_kinds()
+    # every order, and every number's facts to compute anew: the orders are read (by the same child processes)
+    # while the facts are computed, joined to them in memory and written meanwhile
+    together = scope_all and shipment_facts.watermark(db, kinds) == 0
+    # the run's child processes read the events and the orders, then one writes the facts while the rules run
+    with Children.of(plan) as children:
+        refreshing = None
+        try:
+            read = readers.OrderRead(conn, plan, None, fact_columns=(), children=children) if together else None
+            try:
+                started = time.perf_counter()
+                refreshing = shipment_facts.start(db, plan, kinds, children=children)
+                log.debug("shipment facts: %s in %.2f s", refreshing.done, time.perf_counter() - started)
+                children.release()  # every scan read (and the orders' read queued first): no more work for them
+                scope = None if scope_all else _changed_orders(conn, last, as_of_text)
+                if not together:
+                    refreshing.wait()  # the frame reads the facts from the table
+                started = time.perf_counter()
+                orders = readers.rule_frame(conn, scope, plan=plan, known_facts=refreshing.facts if together else None,
+                                            read=read)
+                refreshing.facts = None  # joined: a million numbers' facts need not stay for the rules
+                log.debug("rules: %d orders read (%s) in %.2f s", len(orders), orders.attrs.get("read_by"),
+                          time.perf_counter() - started)
+            finally:
+                if read is not None:
+                    read.close()
+            ctx = context(conn, plan, as_of, settings, scope, orders)
+            examined = set(orders["order_id"])
+            del orders
+            started = time.perf_counter()
+            findings = _collect(rules, ctx)
+            due = _deadlines(rules, ctx)
+            log.debug("rules: %d findings in %.2f s", len(findings), time.perf_counter() - started)
+        finally:
+            if refreshing is not None:
+                started = time.perf_counter()
+                refreshing.wait()  # the facts are in before the flags that rest on them
+                log.debug("rules: waited %.2f s for the shipment facts' write", time.perf_counter() - started)
+    with conn:
+        raised, resolved = _write(conn, findings, None if scope_all else examined, as_of_text)
         if scope_all:
-            view.set_scope(conn, None)
+            conn.execute("DELETE FROM rule_deadlines")
         else:
-            _changed_orders(conn, last, as_of_text)
-            conn.execute(f"DROP TABLE IF EXISTS {view.SCOPE_ORDERS}")
-            conn.execute(f"CREATE TABLE {view.SCOPE_ORDERS} (order_id TEXT PRIMARY KEY)")
-            conn.execute(f"INSERT INTO {view.SCOPE_ORDERS} SELECT order_id FROM {CHANGED}")
-            view._scope_numbers(conn)
-        ctx = RuleContext(conn, as_of, settings)
-        examined = set(ctx.orders["order_id"])
-        findings = _collect(rules, ctx)
-        due = _deadlines(rules, ctx)
-        with conn:
-            raised, resolved = _write(conn, findings, scope_all, examined, as_of_text)
-            if scope_all:
-                conn.execute("DELETE FROM rule_deadlines")
-            else:
-                conn.execute(f"DELETE FROM rule_deadlines WHERE order_id IN (SELECT order_id FROM {view.SCOPE_ORDERS})")
-            conn.executemany(
-                "INSERT OR REPLACE INTO rule_deadlines (order_id, due_at) VALUES (?, ?)",
-                [(order_id, view.jd_to_text(jd)) for order_id, jd in due.items()],
-            )
-            for key, value in marks.items():
-                set_meta(db, META_PREFIX + key, str(value))
-            set_meta(db, META_PREFIX + "as_of", as_of_text)
-            set_meta(db, META_PREFIX + "fingerprint", fingerprint)
-    finally:
-        view.set_scope(conn, None)
-        conn.execute(f"DROP TABLE IF EXISTS {CHANGED}")
+            conn.execute("DELETE FROM rule_deadlines WHERE order_id IN (SELECT value FROM json_each(?))",
+                         [store.as_json(examined)])
+        conn.executemany(
+            "INSERT OR REPLACE INTO rule_deadlines (order_id, due_at) VALUES (?, ?)",
+            [(order_id, view.jd_to_text(jd)) for order_id, jd in due.items()],
+        )
+        for key, value in marks.items():
+            set_meta(db, META_PREFIX + key, str(value))
+        set_meta(db, META_PREFIX + "as_of", as_of_text)
+        set_meta(db, META_PREFIX + "fingerprint", fingerprint)
     return RulesResult(order_ids=examined, raised=raised, resolved=resolved)

@@ -1,0 +1,54 @@
+"""The child processes a run's readers share: spawned on first use, ended with the run.
+
+A spawned reader pays for a Python start and its imports (Arrow, the ADBC driver) once; the facts' slices
+and the order frame's readers of one run then queue on the same workers, so the orders are read while the
+events are still being aggregated. Spawned, not forked: a child must not inherit this process's SQLite
+connections, locks or threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any
+
+from tracker.plan import Plan
+
+
+class Children:
+    """`submit` runs a function in one of `workers` spawned processes (started on first use); `close` ends them
+    without waiting: their memory goes back while this process moves on."""
+
+    def __init__(self, workers: int):
+        self.workers = max(int(workers), 1)
+        self._pool: ProcessPoolExecutor | None = None
+
+    @classmethod
+    def of(cls, plan: Plan) -> Children:
+        """As many as the plan's readers."""
+        return cls(plan.limits.readers)
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        if self._pool is None:
+            import multiprocessing
+
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
+        return self._pool.submit(fn, *args)
+
+    def close(self) -> None:
+        """End them: work not started is dropped."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def release(self) -> None:
+        """Let the idle ones end now and the busy ones once their work is done (its futures still answer)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
+
+    def __enter__(self) -> Children:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

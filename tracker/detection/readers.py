@@ -1,0 +1,491 @@
+"""The order frame read from the store: one seam (`OrderRead`), behind which SQL or the child readers answer.
+
+An order frame (`detectors.view`) is every asked-for order joined to its shipment and to the facts of its
+tracking number (`shipment_facts`). A scope of orders is read through this connection. The whole store of a
+big store (`Plan.frame_by_children`) is read by two spawned child processes through the ADBC SQLite driver
+(`tracker.detection.arrow`): one reads the orders (and, for the classifier, the active flags and seller
+messages, finding their orders' rows), the other each order's facts and shipment, aligned by key; both
+write Arrow IPC files this process maps. Any trouble there, and the same frame is read through SQL.
+
+`rule_frame` and `feature_frame` are the two frames detection reads: the rules' (every fact, shipments,
+orders per number, numbers corrected in the chat) and the classifier's (`detectors.features.feature_frame`).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from detectors import corrections, facts, features, view
+from detectors.features import MessageScorer, Normalised, Side
+from tracker.detection import store
+from tracker.detection.children import Children
+from tracker.plan import Plan, child_file, plan_for
+
+log = logging.getLogger(__name__)
+
+# (frame column, SQL over `orders o`): the orders' own columns, times as Julian days by SQLite
+_ORDER_SQL = tuple(zip(view.ORDER_COLUMNS + view.ORDER_TIMES, (
+    *(f"o.{c}" for c in view.ORDER_COLUMNS),
+    "julianday(o.ordered_at)", "julianday(o.shipped_at)", "julianday(o.buyer_confirmed_at)"), strict=True))
+_SHIPMENT_SQL = (("shipment_state", "s.state"), ("not_found_count", "coalesce(s.not_found_count, 0)"))
+_COUNTS = (*facts.COUNT_COLUMNS, "max_event_id", "not_found_count")
+_FLOATS = (*view.ORDER_TIMES, *facts.TIME_COLUMNS, "promised_days", "amount")
+_TEXT = frozenset((*view.ORDER_COLUMNS, "shipment_state", *facts.TEXT_COLUMNS)) - {"promised_days", "amount"}
+
+# the whole-store readers' queries: the orders in rowid order (the keys the aligned reader checks, and the
+# order columns); their flags and seller messages, mapped to rows; the shipments, aligned by number
+ORDER_KEYS_SQL = "SELECT rowid, tracking_number FROM orders ORDER BY rowid"
+ORDERS_BY_ROWID_SQL = f"SELECT {', '.join(expr for _, expr in _ORDER_SQL)}, o.rowid FROM orders o ORDER BY o.rowid"
+FLAGS_SQL = "SELECT order_id, code FROM flags WHERE resolved_at IS NULL"
+MESSAGES_BY_ROW_SQL = "SELECT order_id, id, order_id AS order_ref, text FROM messages WHERE lower(sender) = 'seller'"
+SHIPMENTS_SQL = "SELECT tracking_number, state, not_found_count FROM shipments"
+# text the orders reader numbers (the groups and places the frame's context is built on)
+_ENCODED = ("buyer_id", "seller_id", "dest_country", "dest_city", "dest_postcode", "tracking_number", "carrier",
+            "buyer_received")
+_DEST_PLACE = ("dest_country", "dest_city", "dest_postcode")
+_DELIVERED_PLACE = ("delivered_country", "delivered_city", "delivered_postcode")
+# while the frame is read through this connection: keep the pages the join revisits in memory (256 MiB)
+_READ_PRAGMAS = {"cache_size": -262_144}
+
+
+class ReadTuning:
+    """Connection PRAGMAs for one big read, put back afterwards (the connection is the caller's)."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+        self.saved: dict[str, int] = {}
+
+    def __enter__(self) -> None:
+        for name, value in _READ_PRAGMAS.items():
+            self.saved[name] = self.conn.execute(f"PRAGMA {name}").fetchone()[0]
+            self.conn.execute(f"PRAGMA {name} = {int(value)}")
+
+    def __exit__(self, *exc: object) -> None:
+        for name, value in self.saved.items():
+            self.conn.execute(f"PRAGMA {name} = {int(value)}")
+
+
+class OrderRead:
+    """The asked-for orders (every order when `order_ids` is None) with their shipment (when `shipments`) and the
+    facts `fact_columns` of their number; with `side`, also their active flags and seller messages (`Side`);
+    with `places`, the child readers also normalise the destination's and the delivered scan's places.
+
+    `side()` answers first (the orders reader is done before the facts reader), so the caller can score the
+    messages while the facts are still read; `finish()` gives the frame."""
+
+    def __init__(self, conn: sqlite3.Connection, plan: Plan, order_ids: Iterable[str] | None = None, *,
+                 fact_columns: Sequence[str] = facts.FACT_COLUMNS, shipments: bool = True, side: bool = False,
+                 places: bool = False, children: Children | None = None):
+        self.conn = conn
+        self.ids = None if order_ids is None else store.as_json(order_ids)
+        self.fact_columns, self.shipments, self.with_side = tuple(fact_columns), shipments, side
+        self.places = places
+        self.columns = [name for name, _ in _ORDER_SQL] + \
+            ([name for name, _ in _SHIPMENT_SQL] if shipments else []) + list(self.fact_columns)
+        self.pending = _start_children(conn, plan, self, children) if order_ids is None else None
+        self.side_from_readers = False
+        self.through_readers = False
+
+    def sql(self) -> tuple[str, list[Any]]:
+        """The SQL read of the frame: the orders joined to shipments and facts, scoped by a JSON list of ids."""
+        selected = [f"{expr} AS {name}" for name, expr in _ORDER_SQL]
+        joins = ""
+        if self.shipments:
+            selected += [f"{expr} AS {name}" for name, expr in _SHIPMENT_SQL]
+            joins += " LEFT JOIN shipments s ON s.tracking_number = o.tracking_number"
+        selected += [f"f.{name}" for name in self.fact_columns]
+        joins += " LEFT JOIN shipment_facts f ON f.tracking_number = o.tracking_number"
+        if self.ids is None:
+            return f"SELECT {', '.join(selected)} FROM orders o{joins}", []
+        # the few asked-for orders drive the loop: each looked up by key
+        return (f"SELECT {', '.join(selected)} FROM json_each(?) j CROSS JOIN orders o ON o.order_id = j.value"
+                f"{joins}", [self.ids])
+
+    def side(self) -> Side:
+        """The flags and messages: the orders reader's (this process idles meanwhile, leaving both cores to the
+        readers), else read through this connection."""
+        if self.pending is not None:
+            try:
+                flags, messages = self.pending.side()
+                self.side_from_readers = True
+                return _side_of_tables(flags, messages)
+            except Exception:  # noqa: BLE001 - any driver trouble: the sqlite3 path gives the same frame
+                self.close()
+        return self.side_through_sql()
+
+    def side_through_sql(self) -> Side:
+        scope, params = ("AND order_id IN (SELECT value FROM json_each(?))", [self.ids]) if self.ids is not None \
+            else ("", [])
+        flags = store.query(self.conn, f"{FLAGS_SQL} {scope}", ["order_id", "code"], params)
+        messages = store.query(self.conn, "SELECT id, order_id, text FROM messages WHERE lower(sender) = 'seller' "
+                                          f"{scope}", ["id", "order_id", "text"], params)
+        return Side(flags, messages)
+
+    def finish(self) -> tuple[pd.DataFrame, Normalised]:
+        """The frame (typed numeric columns, text columns as objects, or as categoricals where the child readers
+        read them) and the places the readers normalised (if they did). `through_readers` says whether the
+        readers read it (so the rows of their flags and messages are its rows)."""
+        columns, normalised = None, {}
+        if self.pending is not None:
+            try:
+                columns, normalised = self.pending.result()
+            except Exception as exc:  # noqa: BLE001 - any driver trouble: the sqlite3 path gives the same frame
+                log.warning("child readers unavailable (%s); reading the orders through SQL", exc)
+                columns, normalised = None, {}
+            finally:
+                self.close()
+        self.through_readers = columns is not None
+        if columns is None:
+            sql, params = self.sql()
+            rows = self.conn.execute(sql, params).fetchall()
+            columns = [np.array(values, dtype=object) for values in zip(*rows, strict=True)] if rows else \
+                [np.zeros(0, dtype=object)] * len(self.columns)
+            del rows
+        # every array here is this frame's own (no view of a mapped file): no copy needed
+        series = {name: pd.Series(values, dtype=values.dtype if values.dtype != object else object, copy=False)
+                  for name, values in zip(self.columns, columns, strict=True)}
+        for name in _COUNTS:
+            if name in series:
+                series[name] = pd.to_numeric(series[name]).fillna(0).astype(np.int64)
+        for name in _FLOATS:
+            if name in series:  # a number of days, or NaN (the INTEGER affinity keeps text it cannot convert)
+                series[name] = pd.to_numeric(series[name], errors="coerce").astype(float)
+        # copy=False: the columns stay their own blocks, where pandas would copy them into one block per dtype
+        frame = pd.DataFrame(series, copy=False)
+        frame.attrs["read_by"] = "child readers" if self.through_readers else "sql"
+        return frame, normalised
+
+    def close(self) -> None:
+        if self.pending is not None:
+            self.pending.close()
+            self.pending = None
+
+
+def _side_of_tables(flags: Any, messages: Any) -> Side:
+    """The readers' flags (row, code) and messages (row, id, order_id, text) tables as a `Side`."""
+    def objects(column: Any) -> np.ndarray:
+        return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
+
+    def rows(table: Any) -> np.ndarray:
+        return table.column(0).to_numpy().astype(np.int64)
+
+    flag_frame = pd.DataFrame({"code": pd.Series(objects(flags.column(1)), dtype=object)})
+    message_frame = pd.DataFrame({"id": messages.column(1).to_numpy().astype(np.int64),
+                                  "order_id": pd.Series(objects(messages.column(2)), dtype=object),
+                                  "text": pd.Series(objects(messages.column(3)), dtype=object)})
+    return Side(flag_frame, message_frame, rows(flags), rows(messages))
+
+
+class _ChildRead:
+    """Two spawned child processes reading the whole store into Arrow IPC files in a private temporary folder:
+    one the orders (`arrow.read_to_file`) and, in the same transaction, the active flags and seller messages with
+    their orders' rows; one each order's facts and shipment (`arrow.read_aligned_to_file`). Two, so both cores
+    read; files, so this process maps the columns instead of unpickling a copy. This process converts each
+    reader's table as soon as it is done, while the other still reads."""
+
+    def __init__(self, path: str, read: OrderRead, children: Children | None):
+        import tempfile
+
+        from tracker.detection import arrow
+
+        order_names = [name for name, _ in _ORDER_SQL]
+        # the frame's columns after the orders': the shipment's (when asked for), then the facts
+        aligned = (["shipment_state", "not_found_count"] if read.shipments else []) + list(read.fact_columns)
+        self.order_names, self.aligned, self.with_side = order_names, aligned, read.with_side
+        self.folder = tempfile.mkdtemp(prefix="tracker-frame-")
+        # the run's children when it has some (then not ended here), else two of its own
+        self.own = children is None
+        self.pool = Children(2) if children is None else children
+        self.files = tuple(f"{self.folder}/{name}.arrow" for name in ("orders", "facts", "flags", "messages"))
+        self.parts: dict[int, tuple[list[Any], Normalised]] = {}  # reader -> its table converted
+        rights = ((SHIPMENTS_SQL,) if read.shipments else ()) + (
+            (f"SELECT tracking_number, {', '.join(read.fact_columns)} FROM shipment_facts",) if read.fact_columns
+            else ())
+        # the destination's and the delivered scan's places, normalised by the readers (for the features)
+        destination = tuple(order_names.index(c) for c in _DEST_PLACE) if read.places else None
+        delivered = tuple(aligned.index(c) for c in _DELIVERED_PLACE) \
+            if read.places and set(_DELIVERED_PLACE) <= set(aligned) else None
+        mapped = ((FLAGS_SQL, self.files[2]), (MESSAGES_BY_ROW_SQL, self.files[3])) if read.with_side else ()
+        self.places = (_DEST_PLACE if destination else (), _DELIVERED_PLACE if delivered else ())
+        try:
+            # the children import only Arrow, the driver and the pure place functions: no pandas, no scikit-learn
+            self.futures = (
+                self.pool.submit(arrow.read_to_file, path, ORDERS_BY_ROWID_SQL, self.files[0],
+                                 tuple(order_names.index(c) for c in _ENCODED), destination, mapped),
+                self.pool.submit(arrow.read_aligned_to_file, path, ORDER_KEYS_SQL, rights, self.files[1], delivered))
+        except BaseException:
+            self.close()
+            raise
+
+    @staticmethod
+    def _table(name: str) -> Any:
+        import pyarrow as pa
+
+        return pa.ipc.open_file(pa.memory_map(name)).read_all()
+
+    def _part(self, reader: int, table: Any) -> tuple[list[Any], Normalised]:
+        """One reader's table as frame columns: the orders' (the rowid left out) or the aligned ones (the keys
+        left out), and the places it normalised."""
+        if reader == 0:
+            return _table_part(table, self.order_names, 0, self.places[0], len(self.order_names) + 1)
+        return _table_part(table, self.aligned, 2, self.places[1], 2 + len(self.aligned))
+
+    def _wait_for(self, reader: int) -> None:
+        """Wait until `reader` is done, converting each reader's table as soon as it is (this process has a core
+        to itself while the other reader works); a reader's error is raised."""
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        while True:
+            for i, future in enumerate(self.futures):
+                if future.done() and i not in self.parts:
+                    future.result()
+                    self.parts[i] = self._part(i, self._table(self.files[i]))
+            if self.futures[reader].done():
+                return
+            wait([f for f in self.futures if not f.done()], return_when=FIRST_COMPLETED)
+
+    def side(self) -> tuple[Any, Any]:
+        """The flags and messages tables (see `_side_of_tables`), once the orders reader is done."""
+        self._wait_for(0)
+        return self._table(self.files[2]), self._table(self.files[3])
+
+    def result(self) -> tuple[list[Any], Normalised]:
+        """The frame's columns from the two readers' tables, checked to hold the same orders, and the places the
+        readers normalised."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        for reader in range(len(self.futures)):
+            self._wait_for(reader)
+        orders, aligned = (self._table(name) for name in self.files[:2])
+        # the two read the orders in two transactions: the same rows with the same numbers, or read through SQL
+        rowids = orders.column(len(self.order_names)).to_numpy()
+        numbers = orders.column(self.order_names.index("tracking_number")).combine_chunks()
+        if pa.types.is_dictionary(numbers.type):
+            numbers = pc.take(numbers.dictionary, numbers.indices)
+        if not (np.array_equal(rowids, aligned.column(0).to_numpy())
+                and numbers.equals(aligned.column(1).combine_chunks())):
+            raise RuntimeError("orders changed between the two reads")
+        (order_columns, order_places), (aligned_columns, aligned_places) = self.parts[0], self.parts[1]
+        return order_columns + aligned_columns, {**order_places, **aligned_places}
+
+    def close(self) -> None:
+        import shutil
+
+        for future in getattr(self, "futures", ()):
+            future.cancel()
+        if self.own:  # the workers free their memory after this process has moved on
+            self.pool.close()
+        shutil.rmtree(self.folder, ignore_errors=True)  # mapped files outlive their names
+
+
+def _start_children(conn: sqlite3.Connection, plan: Plan, read: OrderRead,
+                    children: Children | None) -> _ChildRead | None:
+    """The two child readers of the whole store, or None when that path does not apply (no driver, a database
+    without a file, uncommitted writes the other processes would not see, a store smaller than the start-up
+    costs)."""
+    import importlib.util
+
+    if not plan.frame_by_children or importlib.util.find_spec("adbc_driver_sqlite") is None:
+        return None
+    path = child_file(conn, plan)
+    if not path:
+        return None
+    try:
+        return _ChildRead(path, read, children)
+    except Exception as exc:  # noqa: BLE001 - no child process here (e.g. a main module without a __main__ guard)
+        log.warning("child readers unavailable (%s); reading the orders through SQL", exc)
+        return None
+
+
+def _table_part(table: Any, names: Sequence[str], first: int, place_names: tuple[str, ...],
+                places_at: int) -> tuple[list[Any], Normalised]:
+    """One reader's table as frame columns: the columns `names` from position `first`, and the normalised places
+    `place_names` from position `places_at` (none when the reader left them to this process)."""
+    import pyarrow as pa
+
+    normalised: Normalised = {}
+    out = []
+    if place_names and table.num_columns == places_at + len(place_names):
+        for name, i in zip(place_names, range(places_at, table.num_columns), strict=True):
+            column = table.column(i).combine_chunks()
+            normalised[name] = (column.dictionary.to_pylist(), column.indices.to_numpy().astype(np.int64))
+    for i, name in enumerate(names, start=first):
+        column = table.column(i).combine_chunks()
+        kind = column.type
+        if pa.types.is_dictionary(kind):
+            codes = column.indices.fill_null(-1).to_numpy().astype(np.int64)
+            uniques = np.asarray(column.dictionary.to_numpy(zero_copy_only=False), dtype=object)
+            # categorical: codes and each distinct value once, where object text would be a million references
+            # to scattered strings (the slowest part of building the frame)
+            out.append(_categorical(codes, uniques))
+        elif pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind):
+            out.append(np.asarray(column.to_numpy(zero_copy_only=False), dtype=object))
+        elif name in _TEXT and column.null_count == len(column):
+            out.append(np.full(len(column), None, dtype=object))  # text, all missing: the driver guessed a number
+        elif pa.types.is_int64(kind) or pa.types.is_float64(kind):
+            out.append(column.to_numpy(zero_copy_only=False).astype(float))  # a copy: the file's pages are read-only
+        else:  # a mixed column (text among numbers): Python values, typed by the caller as on the other path
+            out.append(np.array(column.to_pylist(), dtype=object))
+    return out, normalised
+
+
+def _categorical(codes: np.ndarray, uniques: np.ndarray) -> pd.Categorical:
+    """A categorical from a reader's dictionary: its values are distinct and the codes in range by construction,
+    so pandas' checks (hashing every distinct value again) are skipped where this pandas allows it."""
+    categories = pd.Index(uniques, dtype=object)
+    try:
+        dtype = pd.CategoricalDtype._from_fastpath(categories, ordered=False)
+    except (AttributeError, TypeError):  # another pandas: the public, checking way
+        dtype = pd.CategoricalDtype(categories)
+    return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
+
+
+def plain_objects(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with its categorical text columns as plain object text (None where missing), in place."""
+    for name in frame.columns:
+        column = frame[name]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            values = np.empty(len(column.cat.categories) + 1, dtype=object)
+            values[:-1] = column.cat.categories.to_numpy(dtype=object)
+            values[-1] = None
+            frame[name] = pd.Series(values[column.cat.codes.to_numpy()], index=frame.index, dtype=object)
+    return frame
+
+
+# ------------------------------------------------------------------------------------------------ the frames
+
+def rule_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None = None, *, plan: Plan | None = None,
+               known_facts: dict[str, np.ndarray] | None = None, read: OrderRead | None = None) -> pd.DataFrame:
+    """The rules' order frame (`detectors.view`): these orders (every order when None) with their shipment and
+    every fact of their number, how many orders of the store carry that number, and numbers corrected in the
+    chat applied (`detectors.corrections`). Text as plain objects. `known_facts`: every number's facts, just
+    computed (`shipment_facts.start`), joined here instead of read back from the table; `read`: the read of
+    these orders, started earlier (without facts: they are `known_facts`)."""
+    if read is None:
+        read = OrderRead(conn, plan or plan_for(conn), order_ids,
+                         fact_columns=() if known_facts is not None else facts.FACT_COLUMNS)
+    try:
+        frame, _ = read.finish()
+    finally:
+        read.close()
+    plain_objects(frame)
+    if not read.fact_columns:
+        _join_facts(frame, known_facts if known_facts is not None else facts.finish(facts.combine([])))
+    if order_ids is None:  # the frame holds every order
+        frame["n_orders_on_number"] = view.orders_on_number(frame["tracking_number"])
+    else:  # the scope may hold only part of a number's orders: count them all
+        numbers = frame["tracking_number"]
+        counts = store.orders_per_number(conn, (n for n in numbers.dropna() if n))
+        frame["n_orders_on_number"] = numbers.map(counts).fillna(0).astype(np.int64)
+    return corrections.apply_corrections(
+        frame, lambda ids: store.latest_seller_messages(conn, ids), lambda numbers: store.has_events(conn, numbers),
+        lambda numbers: _facts_with_orders(conn, numbers, known_facts), facts.FACT_COLUMNS)
+
+
+def _join_facts(frame: pd.DataFrame, known: dict[str, Any]) -> None:
+    """Each order's facts from `known` (tracking_number and the facts, one row per number; text as objects or
+    `detectors.facts.Coded`), in place, typed as the SQL join types them: 0, NaN or None where the number has no
+    events."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    # a hash join in C: the numbers as Arrow text, the orders' looked up among them
+    numbers = pa.array(np.asarray(known["tracking_number"], dtype=object), pa.string())
+    at = pc.index_in(pa.array(frame["tracking_number"].to_numpy(dtype=object), pa.string()), value_set=numbers)
+    at = at.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    found = at >= 0
+    for name in facts.FACT_COLUMNS:
+        values = known[name]
+        if isinstance(values, facts.Coded):  # each order's text taken once from the distinct values
+            table = np.empty(len(values.values) + 1, dtype=object)
+            table[:-1] = list(values.values)
+            table[-1] = None
+            codes = np.full(len(frame), -1, dtype=np.int64)
+            codes[found] = np.asarray(values.codes)[at[found]]
+            column = table[codes]
+        elif values.dtype == object:
+            column = np.full(len(frame), None, dtype=object)
+            column[found] = values[at[found]]
+        elif values.dtype.kind == "f":
+            column = np.full(len(frame), np.nan)
+            column[found] = values[at[found]]
+        else:
+            column = np.zeros(len(frame), dtype=np.int64)
+            column[found] = values[at[found]]
+        frame[name] = column
+
+
+def _facts_with_orders(conn: sqlite3.Connection, numbers: set[str],
+                       known: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+    """The facts of these numbers (from `known`, else the table) and how many orders carry each."""
+    if known is not None:
+        rows = np.flatnonzero(pd.Index(known["tracking_number"], dtype=object).isin(list(numbers)))
+        found = pd.DataFrame({name: facts.texts(facts.Coded(np.asarray(v.codes)[rows], v.values))
+                              if isinstance(v := known[name], facts.Coded) else v[rows]
+                              for name in ("tracking_number", *facts.FACT_COLUMNS)})
+    else:
+        found = store.read_facts(conn, numbers)
+    counts = store.orders_per_number(conn, numbers)
+    found["n_orders"] = found["tracking_number"].map(counts).fillna(0).astype(np.int64)
+    missing = sorted(set(numbers) - set(found["tracking_number"]))
+    if missing:
+        found = pd.concat([found, pd.DataFrame({"tracking_number": missing,
+                                                "n_orders": [counts.get(n, 0) for n in missing]})],
+                          ignore_index=True)
+    return found
+
+
+def seller_closure(conn: sqlite3.Connection, order_ids: Iterable[str]) -> list[str]:
+    """Every order of the sellers of these orders (a seller's aggregates need their whole book)."""
+    return [r[0] for r in conn.execute(
+        "SELECT order_id FROM orders WHERE seller_id IN (SELECT o.seller_id FROM json_each(?) j "
+        "CROSS JOIN orders o ON o.order_id = j.value)", [store.as_json(order_ids)])]
+
+
+def feature_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None, as_of: datetime,
+                  message_scores: MessageScorer, *, plan: Plan | None = None) -> pd.DataFrame:
+    """The classifier's frame (`detectors.features.feature_frame`): every order of the sellers of `order_ids`
+    (every order when None), `target` marking the asked-for ones. `message_scores` turns seller messages (id,
+    order_id, text) into pressure probabilities (the tracker's caches them in the store)."""
+    with ReadTuning(conn):
+        targets = None if order_ids is None else set(order_ids)
+        scope = None if targets is None else seller_closure(conn, targets)
+        read = OrderRead(conn, plan or plan_for(conn), scope, fact_columns=features.FEATURE_FACTS, shipments=False,
+                         side=True, places=True)
+        try:
+            side = read.side()
+            pressure = features.message_pressure(side.messages, message_scores)
+            frame, normalised = read.finish()
+        finally:
+            read.close()
+        if read.side_from_readers and not read.through_readers:
+            # the readers' flags and messages came with their rows in a frame that is not this one
+            side = read.side_through_sql()
+            pressure = features.message_pressure(side.messages, message_scores)
+        frame.attrs["side_by"] = "child readers" if read.side_from_readers and read.through_readers else "sql"
+        frame["target"] = True if targets is None else frame["order_id"].isin(targets)
+        context = None if scope is None else _number_and_buyer_context(conn, frame)
+        return features.feature_frame(frame, side, pressure, as_of, normalised, context)
+
+
+def _number_and_buyer_context(conn: sqlite3.Connection, frame: pd.DataFrame) -> features.Context:
+    """Per number of the frame, the orders and buyers carrying it; per buyer, their orders, the ones they said
+    did not arrive and the flagged ones: counted over the whole store."""
+    numbers = store.query(conn, """SELECT tracking_number, count(*), count(DISTINCT buyer_id) FROM orders
+        WHERE tracking_number IN (SELECT value FROM json_each(?)) GROUP BY tracking_number""",
+                          ["tracking_number", "n_orders_on_number", "buyers_on_number"],
+                          [store.as_json(set(frame["tracking_number"].dropna()))]).set_index("tracking_number")
+    buyers = store.query(conn, """SELECT o.buyer_id, count(*), sum(lower(trim(coalesce(o.buyer_received, ''))) = 'no'),
+               sum(o.order_id IN (SELECT order_id FROM flags WHERE resolved_at IS NULL))
+        FROM orders o WHERE o.buyer_id IN (SELECT value FROM json_each(?)) GROUP BY o.buyer_id""",
+                         ["buyer_id", "buyer_n_orders", "_buyer_not_received", "_buyer_flagged"],
+                         [store.as_json(set(frame["buyer_id"].dropna()))]).set_index("buyer_id")
+    return numbers, buyers
