@@ -202,3 +202,23 @@ def test_the_command_line(db_path, tmp_path, run_cli):
     assert run_cli("export-parquet", tmp_path / "n", "--buckets", "0").exit_code == 2
     rows = sqlite3.connect(db_path).execute("SELECT count(*) FROM orders").fetchone()[0]
     assert rows == 3 and TABLES["orders"].key == "order_id"
+
+
+def test_child_writers_and_this_process_write_the_same_mirror(db, tmp_path, monkeypatch, thresholds):
+    """Many slices: two spawned children read the store through the ADBC driver; the same rows as sqlite3 here."""
+    numbers = _store(db, 30)
+    add_order(db, "ODD", number=None, received="maybe")  # no tracking number: the bucket of ''
+    with db.conn:
+        db.conn.execute("UPDATE orders SET promised_days = 'soon', amount = 12.5 WHERE order_id = 'O4'")
+    monkeypatch.setattr(mirror_export, "SLICE_ROWS", 7)
+    thresholds(mirror_children_min_rows=0)
+    children, here = str(tmp_path / "children"), str(tmp_path / "here")
+    assert mirror_export.export(db, children, buckets=4).by == "child writers"
+    thresholds(never_children=True)
+    assert mirror_export.export(db, here, buckets=4).by == "this process"
+    for table in TABLES.values():
+        assert _rows(children, table.name, table.names) == _rows(here, table.name, table.names), table.name
+    assert _rows(here, "orders", ["order_id", "promised_days", "amount"])[:1]
+    assert ("O4", None, 12.5) in _rows(children, "orders", ["order_id", "promised_days", "amount"])
+    # dozens of slices, one file per bucket from each of the two children
+    assert len(Destination(children).read_manifest().paths("events", int(buckets_of([numbers[0]], 4)[0]))) == 2

@@ -9,9 +9,11 @@ What changed is read from the store's own change marks, kept in the manifest aft
 - shipment facts computed since (their newest event is newer than the last export's), all of them when their
   definition changed. The facts are brought up to date first, as `tracker detect` does.
 
-Every read happens in one read transaction of the store, so the marks and the rows agree. Files go through
-pyarrow's dataset writer, hive-partitioned by bucket; the manifest, written last, is what makes them part of
-the mirror. A bucket holding more than `COMPACT_FROM` files of a table is rewritten as one.
+The marks are read in one read transaction, and every slice read is bounded by them (rows written meanwhile wait
+for the next export), so two spawned children can read the store at once (`writer`: through the ADBC driver,
+as detection's child readers do) while this process waits. Files go through pyarrow's dataset writer,
+hive-partitioned by bucket; the manifest, written last, is what makes them part of the mirror. A bucket
+holding more than `COMPACT_FROM` files of a table is rewritten as one.
 """
 
 from __future__ import annotations
@@ -20,24 +22,23 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import sqlite_utils
 
 from tracker.db import get_meta, set_meta
 from tracker.errors import BadInput
-from tracker.mirror import layout
-from tracker.mirror.layout import BUCKET, DELETED, EXPORT, TABLES, Destination, Manifest, Table
+from tracker.mirror import layout, writer
+from tracker.mirror.layout import Destination, Manifest
+from tracker.mirror.writer import TableJob, Written
 from tracker.timeutil import now, to_db
 
 log = logging.getLogger(__name__)
 
 META_STORE_ID = "mirror.store_id"
 META_LAST = "mirror.last_export"
-SLICE_ROWS = 200_000  # rows read from the store and handed to the writer at a time
+SLICE_ROWS = 500_000  # rowids read from the store and handed to the writer at a time (~150 MB of events)
 COMPACT_FROM = 12  # files of one table in one bucket; then the bucket is rewritten as one file
 
 
@@ -50,6 +51,7 @@ class ExportSummary:
     rows: dict[str, int] = field(default_factory=dict)
     moved: int = 0  # orders whose number moved them to another bucket (a tombstone each)
     compacted: int = 0  # (table, bucket) pairs rewritten as one file
+    by: str = ""  # who read the store and wrote the files: 'child writers' or 'this process'
     seconds: float = 0.0
 
     def line(self) -> str:
@@ -113,11 +115,19 @@ def export(db: sqlite_utils.Database, dest: str, *, full: bool = False, buckets:
         facts_anew = full or last.get("facts_definition") != marks["facts_definition"]
         if facts_anew and not full:
             manifest.garbage += [p for by in manifest.files.pop("shipment_facts", {}).values() for p in by]
-        for name, batches in _changes(conn, destination, manifest, last, marks, full, facts_anew, summary):
-            _write(destination, manifest, TABLES[name], batches)
+        jobs, rows = _jobs(conn, last, marks, full, facts_anew)
     finally:
         conn.rollback()
-    summary.compacted = _compact(destination, manifest)
+    written, summary.by = _run(db, dest, manifest, jobs, rows)
+    for done in written:
+        summary.rows[done.table] = summary.rows.get(done.table, 0) + done.rows
+        summary.moved += done.moved
+        by_bucket = manifest.files.setdefault(done.table, {})
+        for relative in done.files:
+            files = by_bucket.setdefault(relative.split("/")[1].partition("=")[2], [])
+            if relative not in files:
+                files.append(relative)
+    summary.compacted = writer.compact(destination, manifest, COMPACT_FROM)
     manifest.marks = marks
     manifest.exported_at = to_db(now())
     destination.write_manifest(manifest)
@@ -152,183 +162,63 @@ def _marks(conn: Any) -> dict[str, Any]:
     }
 
 
-def _changes(conn: Any, destination: Destination, manifest: Manifest, last: dict[str, Any], marks: dict[str, Any],
-             full: bool, facts_anew: bool, summary: ExportSummary) -> Iterator[tuple[str, Iterator[Any]]]:
-    """Per table, the batches of rows to write (each with its bucket)."""
+def _windows(conn: Any, source: str, where: str, low: int | None = None, high: int | None = None) -> tuple[str, ...]:
+    """`where` cut into slices of at most SLICE_ROWS rowids (within [low, high] when given: ids already bound)."""
+    if low is None or high is None:
+        low, high = (int(v or 0) for v in conn.execute(f"SELECT min(rowid) - 1, max(rowid) FROM {source}").fetchone())
+    return tuple(f"rowid > {a} AND rowid <= {min(a + SLICE_ROWS, high)} AND ({where})"
+                 for a in range(low, high, SLICE_ROWS))
+
+
+def _jobs(conn: Any, last: dict[str, Any], marks: dict[str, Any], full: bool, facts_anew: bool
+          ) -> tuple[list[TableJob], int]:
+    """Each table's slices of what changed since `last` (everything when `full`), bounded by `marks` (rows
+    written meanwhile wait for the next export), and about how many rows they hold. Only integers are formatted
+    into the SQL."""
     mark = {k: -1 if full else int(last.get(k, -1)) for k in ("orders_seq", "event_id", "message_id", "poll_id",
                                                                 "facts_event_id")}
-
-    def counted(name: str, batches: Iterator[Any]) -> Iterator[Any]:
-        summary.rows.setdefault(name, 0)
-        for batch in batches:
-            summary.rows[name] += int(np.count_nonzero(~_deleted(batch)))
-            yield batch
-
-    where = ("seq > ? AND seq <= ?", [mark["orders_seq"], marks["orders_seq"]])
-    yield "orders", counted("orders", _orders(conn, destination, manifest, where, full, summary))
-    yield "events", counted("events", _slices(conn, manifest, TABLES["events"], "id > ? AND id <= ?",
-                                              [mark["event_id"], marks["event_id"]]))
-    yield "messages", counted("messages", _slices(conn, manifest, TABLES["messages"], "id > ? AND id <= ?",
-                                                  [mark["message_id"], marks["message_id"]]))
-    shipments = TABLES["shipments"]
+    seq = f"seq > {mark['orders_seq']} AND seq <= {int(marks['orders_seq'])}"
+    changed = conn.execute(f"SELECT count(*) FROM orders WHERE {seq}").fetchone()[0]
+    orders = _windows(conn, "orders", seq) if changed > SLICE_ROWS else (seq,)
+    events = _windows(conn, "tracking_events", "1", max(mark["event_id"], 0), int(marks["event_id"]))
+    messages = _windows(conn, "messages", "1", max(mark["message_id"], 0), int(marks["message_id"]))
     if full:
-        yield "shipments", counted("shipments", _slices(conn, manifest, shipments, "1", []))
+        shipments = _windows(conn, "shipments", "1")
     else:
-        touched = """tracking_number IN (
-            SELECT tracking_number FROM poll_log WHERE id > ? AND id <= ?
-            UNION SELECT tracking_number FROM orders WHERE seq > ? AND seq <= ?
-            UNION SELECT tracking_number FROM tracking_events WHERE id > ? AND id <= ?)"""
-        yield "shipments", counted("shipments", _slices(conn, manifest, shipments, touched, [
-            mark["poll_id"], marks["poll_id"], mark["orders_seq"], marks["orders_seq"], mark["event_id"],
-            marks["event_id"]]))
-    facts_where = ("1", []) if facts_anew else ("max_event_id > ?", [mark["facts_event_id"]])
-    yield "shipment_facts", counted("shipment_facts", _slices(conn, manifest, TABLES["shipment_facts"], *facts_where))
+        shipments = (f"""tracking_number IN (
+            SELECT tracking_number FROM poll_log WHERE id > {mark['poll_id']} AND id <= {int(marks['poll_id'])}
+            UNION SELECT tracking_number FROM orders WHERE {seq}
+            UNION SELECT tracking_number FROM tracking_events
+                  WHERE id > {mark['event_id']} AND id <= {int(marks['event_id'])})""",)
+    facts = _windows(conn, "shipment_facts", "1") if facts_anew else (f"max_event_id > {mark['facts_event_id']}",)
+    rows = changed + max(int(marks["event_id"]) - max(mark["event_id"], 0), 0) + \
+        max(int(marks["message_id"]) - max(mark["message_id"], 0), 0)
+    half = (len(events) + 1) // 2  # the bulk of any export: shared between the two children
+    return [TableJob("events", events[:half], part="0"), TableJob("events", events[half:], part="1"),
+            TableJob("orders", orders, moves=not full), TableJob("messages", messages),
+            TableJob("shipments", shipments), TableJob("shipment_facts", facts)], rows
 
 
-def _deleted(batch: Any) -> np.ndarray:
-    if DELETED not in batch.schema.names:
-        return np.zeros(batch.num_rows, dtype=bool)
-    return batch.column(DELETED).to_numpy(zero_copy_only=False).astype(bool)
+def _run(db: sqlite_utils.Database, dest: str, manifest: Manifest, jobs: list[TableJob], rows: int
+         ) -> tuple[list[Written], str]:
+    """The jobs in two spawned children reading the store through the ADBC driver (both cores busy, no Python
+    object per value) when `rows` are enough to pay for their start (`tracker.plan`), else, for a store in
+    memory, without the driver or with any trouble there, here."""
+    import importlib.util
 
+    from tracker.detection.children import Children
+    from tracker.plan import child_file, plan_for
 
-def _select(table: Table) -> str:
-    """The SELECT list of a table's columns as stored (numbers as numbers detection reads)."""
-    return ", ".join(f'"{name}"' for name in table.names)
-
-
-def _slices(conn: Any, manifest: Manifest, table: Table, where: str, params: list[Any]) -> Iterator[Any]:
-    """The rows of `table` matching `where`, in rowid order, as record batches of at most SLICE_ROWS rows."""
-    cursor = conn.execute(f"SELECT {_select(table)} FROM {table.source} WHERE {where} ORDER BY rowid", params)
-    while rows := cursor.fetchmany(SLICE_ROWS):
-        yield _batch(table, manifest, list(zip(*rows, strict=True)))
-        del rows
-
-
-def _batch(table: Table, manifest: Manifest, columns: list[tuple[Any, ...]], deleted: np.ndarray | None = None,
-           bucket: np.ndarray | None = None) -> Any:
-    """Columns of Python values as one record batch of the table's schema, with `_export`, `_deleted` and the
-    bucket."""
-    import pyarrow as pa
-
-    schema = table.schema(bucket=True)
-    n = len(columns[0]) if columns else 0
-    arrays = [_array(values, schema.field(name).type) for name, values in zip(table.names, columns, strict=True)]
-    arrays.append(pa.array(np.full(n, manifest.export, dtype=np.int64)))
-    if table.versioned:
-        arrays.append(pa.array(np.zeros(n, dtype=bool) if deleted is None else deleted))
-    if bucket is None:
-        bucket = layout.buckets_of(columns[table.names.index(table.bucket_by)], manifest.buckets)
-    arrays.append(pa.array(bucket, pa.int32()))
-    return pa.RecordBatch.from_arrays(arrays, schema=schema)
-
-
-def _array(values: tuple[Any, ...], kind: Any) -> Any:
-    """A column of SQLite values as Arrow: text as text (a number a TEXT column kept, as its text), numbers as
-    numbers (a text that is none: null, as detection reads it)."""
-    import pandas as pd
-    import pyarrow as pa
-
-    if pa.types.is_string(kind):
+    plan = plan_for(db.conn)
+    path = child_file(db.conn, plan) if importlib.util.find_spec("adbc_driver_sqlite") else None
+    if path and rows >= plan.limits.mirror_children_min_rows:
         try:
-            return pa.array(values, pa.string())
-        except (pa.ArrowTypeError, pa.ArrowInvalid):
-            return pa.array([v if v is None or isinstance(v, str) else str(v) for v in values], pa.string())
-    try:
-        return pa.array(values, kind)
-    except (pa.ArrowTypeError, pa.ArrowInvalid):
-        numbers = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
-        if pa.types.is_integer(kind):
-            whole = numbers.where(numbers.notna() & (numbers == numbers.round()))
-            return pa.array(whole.astype("Int64"), kind)
-        return pa.array(numbers.astype(float), kind)
-
-
-def _orders(conn: Any, destination: Destination, manifest: Manifest, where: tuple[str, list[Any]], full: bool,
-            summary: ExportSummary) -> Iterator[Any]:
-    """The changed orders, and a tombstone in the old bucket of each whose number now hashes elsewhere."""
-    table = TABLES["orders"]
-    for batch in _slices(conn, manifest, table, *where):
-        yield batch
-        if full:
-            continue
-        ids = batch.column(table.key)
-        moved = _moved(destination, manifest, ids, batch.column(BUCKET))
-        if moved:
-            summary.moved += len(moved)
-            columns = [tuple(moved) if name == table.key else (None,) * len(moved) for name in table.names]
-            yield _batch(table, manifest, columns, deleted=np.ones(len(moved), dtype=bool),
-                         bucket=np.fromiter(moved.values(), dtype=np.int32, count=len(moved)))
-
-
-def _moved(destination: Destination, manifest: Manifest, ids: Any, buckets: Any) -> dict[str, int]:
-    """Of these orders (ids, their bucket now), those whose mirrored row lives in another bucket: id -> that
-    bucket. One scan of the mirror's order ids (one column), filtered to these."""
-    import pandas as pd
-    import pyarrow as pa
-    import pyarrow.dataset as ds
-
-    paths = [destination.path(p) for by in manifest.files.get("orders", {}).values() for p in by]
-    if not paths:
-        return {}
-    mirrored = ds.dataset(paths, filesystem=destination.fs, format="parquet",
-                          schema=TABLES["orders"].schema(bucket=True), partition_base_dir=destination.path("orders"),
-                          partitioning=ds.partitioning(pa.schema([(BUCKET, pa.int32())]), flavor="hive"))
-    found = mirrored.to_table(columns=["order_id", EXPORT, DELETED, BUCKET],
-                              filter=ds.field("order_id").isin(ids) & ~ds.field(DELETED)).to_pandas()
-    if found.empty:
-        return {}
-    latest = found.sort_values(EXPORT, kind="stable").drop_duplicates("order_id", keep="last").set_index("order_id")
-    now_in = pd.Series(buckets.to_numpy(zero_copy_only=False), index=ids.to_pandas())
-    old = latest[BUCKET].astype(np.int64)
-    moved = old[old.to_numpy() != now_in.reindex(old.index).to_numpy()]
-    return {str(k): int(v) for k, v in moved.items()}
-
-
-def _write(destination: Destination, manifest: Manifest, table: Table, batches: Iterator[Any]) -> None:
-    """The batches into the table's folder, one file per bucket (pyarrow's dataset writer), named by the export;
-    the files written join the manifest."""
-    import pyarrow as pa
-    import pyarrow.dataset as ds
-
-    written: list[str] = []
-    schema = table.schema(bucket=True)
-    ds.write_dataset(
-        batches, destination.path(table.name), schema=schema, format="parquet", filesystem=destination.fs,
-        partitioning=ds.partitioning(pa.schema([schema.field(BUCKET)]), flavor="hive"),
-        basename_template=f"part-{manifest.export:06d}-{{i}}.parquet",
-        existing_data_behavior="overwrite_or_ignore", max_partitions=manifest.buckets + 1,
-        max_open_files=manifest.buckets + 8, file_visitor=lambda f: written.append(f.path),
-    )
-    by_bucket = manifest.files.setdefault(table.name, {})
-    for path in written:
-        relative = destination.relative(path)
-        bucket = relative.split("/")[1].partition("=")[2]
-        files = by_bucket.setdefault(bucket, [])
-        if relative not in files:
-            files.append(relative)
-
-
-def _compact(destination: Destination, manifest: Manifest) -> int:
-    """Rewrite as one file each (table, bucket) holding more than COMPACT_FROM files: its newest rows, tombstones
-    spent. The old files become garbage."""
-    import pyarrow.parquet as pq
-
-    done = 0
-    for name, by_bucket in manifest.files.items():
-        table = TABLES[name]
-        for bucket, paths in list(by_bucket.items()):
-            if len(paths) <= COMPACT_FROM:
-                continue
-            found = pq.read_table([destination.path(p) for p in paths], filesystem=destination.fs,
-                                  partitioning=None, schema=table.schema())
-            if table.versioned:
-                found = layout.newest(found, table.key)
-            relative = f"{name}/{BUCKET}={bucket}/compact-{manifest.export:06d}.parquet"
-            pq.write_table(found, destination.path(relative), filesystem=destination.fs)
-            manifest.garbage += paths
-            by_bucket[bucket] = [relative]
-            done += 1
-    return done
+            with Children(plan.limits.readers) as children:
+                futures = [children.submit(writer.write_table, path, dest, manifest, job) for job in jobs]
+                return [f.result() for f in futures], "child writers"
+        except Exception as exc:  # noqa: BLE001 - any trouble there: the same files, written here
+            log.warning("export: child writers unavailable (%s); writing here", exc)
+    return [writer.write_table(db.conn, dest, manifest, job) for job in jobs], "this process"
 
 
 def default_destination(db: sqlite_utils.Database) -> str:
@@ -341,4 +231,3 @@ def default_destination(db: sqlite_utils.Database) -> str:
     return str(path.rsplit(".", 1)[0] if path.endswith(".db") else path) + ".parquet"
 
 
-__all__ = ["ExportSummary", "default_destination", "export", "store_id", "EXPORT"]
