@@ -278,6 +278,15 @@ def book_meta() -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
+def _one_thread(model: Any) -> None:
+    """The booster's binner as many threads as the worker allows (one), not as many as its training machine had:
+    its fixed count of OpenMP threads, two workers to two cores, spin-waits a hundredfold slower. Binning is per
+    value: the same bins either way."""
+    mapper = getattr(getattr(model.named_steps["classifier"], "booster_", None), "_bin_mapper", None)
+    if mapper is not None and getattr(mapper, "n_threads", None) is not None:
+        mapper.n_threads = None
+
+
 def scores(bucket: int, run: Run, model: Any) -> int:
     """The bucket's scores and reasons, written to the run; returns how many."""
     import pyarrow as pa
@@ -289,6 +298,7 @@ def scores(bucket: int, run: Run, model: Any) -> int:
     frame, side, pressure = feature_base(run, bucket)
     if frame.empty:
         return 0
+    _one_thread(model)
     context = run.read("context", bucket).to_pandas()
     features.add_side(frame, side, pressure)
     features.add_number_and_buyer_context(frame)  # the numbers' counts (whole here); the buyers' come next
