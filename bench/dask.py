@@ -7,6 +7,9 @@ copied), then, each in a fresh process:
 - on a cluster: `tracker detect --engine dask` on another copy, a LocalCluster of 2 worker processes (one thread
   each) on this machine: the first export of the Parquet mirror, then every stage on the workers, the merge
   into the store and the cases; then once more, the mirror's export now incremental (nothing changed).
+  Dask's task stream gives the worker seconds each stage computed (what a bigger cluster shares out);
+- one bucket: the largest bucket's tasks one after another in a fresh process, its peak memory over the
+  process's own after its imports (what a worker needs per task at this bucket size).
 
 Both answers are compared (`bench.parity.digest`: flags and scores). Peak memory is that of the whole process
 tree (`bench.detect.TreeMemory`: the cluster's scheduler and workers included). On 2 cores a cluster of 2
@@ -67,10 +70,23 @@ def _in_process(path: str) -> dict:
             "scored": summary.scored}
 
 
+def _compute_seconds(tasks: list[dict]) -> dict[str, float]:
+    """Worker seconds spent computing, by stage (the task's function), from Dask's task stream."""
+    stages = {"facts_and_candidates": "facts", "lookups": "corrections", "rules": "rules", "scores": "scores"}
+    out: dict[str, float] = {}
+    for task in tasks:
+        name = str(task.get("key", ""))
+        name = name[0] if isinstance(task.get("key"), tuple) else name
+        stage = next((v for k, v in stages.items() if name.startswith(k)), "dataframes (route, totals)")
+        seconds = sum(s["stop"] - s["start"] for s in task.get("startstops", ()) if s.get("action") == "compute")
+        out[stage] = out.get(stage, 0.0) + seconds
+    return {k: round(v, 2) for k, v in sorted(out.items())}
+
+
 def _on_cluster(path: str, workers: int) -> dict:
     import logging
 
-    from distributed import Client, LocalCluster
+    from distributed import Client, LocalCluster, get_task_stream
 
     from bench.detect import START, TreeMemory
     from tracker.db import open_db
@@ -85,8 +101,10 @@ def _on_cluster(path: str, workers: int) -> dict:
                           silence_logs=logging.ERROR) as local, Client(local):
             out["cluster_start_s"] = round(time.perf_counter() - t, 2)
             t = time.perf_counter()
-            first = cluster.detect(db, as_of, scheduler=local.scheduler_address, progress=False)
+            with get_task_stream() as stream:
+                first = cluster.detect(db, as_of, scheduler=local.scheduler_address, progress=False)
             out["dask_s"] = round(time.perf_counter() - t, 2)
+            out["worker_compute_s"] = _compute_seconds(stream.data)
             out["dask_stages_s"] = first.seconds
             t = time.perf_counter()
             again = cluster.detect(db, as_of, scheduler=local.scheduler_address, progress=False)
@@ -96,9 +114,49 @@ def _on_cluster(path: str, workers: int) -> dict:
     out["flags"], out["scored"] = first.flags_raised, first.scored
     db.close()
     mirror = Path(path).with_suffix(".parquet")
-    out["mirror_mb"] = round(sum(f.stat().st_size for f in mirror.rglob("*.parquet")
-                                 if "_detect" not in f.parts) / 2**20, 1)
+    sizes = {folder.name: round(sum(f.stat().st_size for f in folder.rglob("*.parquet")) / 2**20, 1)
+             for folder in mirror.iterdir() if folder.is_dir()}
+    out["mirror_mb"] = round(sum(v for k, v in sizes.items() if k != "_detect"), 1)
+    out["mirror_mb_by_table"] = {k: v for k, v in sizes.items() if k != "_detect"}
+    out["run_results_mb"] = sizes.get("_detect", 0.0)
     return out
+
+
+def _one_bucket(path: str) -> dict:
+    """The largest bucket's tasks one after another in this (fresh) process: its peak memory over the process's
+    own after its imports, what one worker needs per task at this bucket size."""
+    import resource
+
+    from bench.detect import START
+    from tracker import config
+    from tracker.db import open_db
+    from tracker.detection import bucket_tasks, flagging, registry, store
+    from tracker.detection.buckets import Run
+    from tracker.mirror.layout import Destination, read_bucket
+
+    db = open_db(path)
+    dest = str(Path(path).with_suffix(".parquet"))
+    destination = Destination(dest)
+    manifest = destination.read_manifest()
+    rules = flagging.all_rules()
+    run = Run(dest, manifest, START + timedelta(days=AS_OF_DAYS), flagging.load_settings(),
+              dict(config.load("model").get("scoring", {})), tuple((r.code, r.version) for r in rules),
+              store.disputes(db.conn, None))
+    sizes = {b: read_bucket(destination, manifest, "orders", b, ["order_id"]).num_rows for b in range(run.buckets)}
+    bucket = max(sizes, key=sizes.get)
+    model, messages = registry.load_active_model(db).model, registry.message_model()
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t = time.perf_counter()
+    bucket_tasks.facts_and_candidates(bucket, run)
+    bucket_tasks.rules(bucket, run, bucket_tasks.Corrections(), messages)
+    bucket_tasks.book(bucket, run)
+    bucket_tasks.scores(bucket, run, model)
+    seconds = time.perf_counter() - t
+    events = read_bucket(destination, manifest, "events", bucket, ["id"]).num_rows
+    db.close()
+    return {"bucket_orders": sizes[bucket], "bucket_events": events, "bucket_tasks_s": round(seconds, 2),
+            "bucket_task_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base, 1),
+            "worker_base_mb": round(base, 1)}
 
 
 def run(n_orders: int, workdir: Path, workers: int = 2) -> dict:
@@ -123,8 +181,11 @@ def run(n_orders: int, workdir: Path, workers: int = 2) -> dict:
     with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
         dask = pool.submit(_on_cluster, str(stores["dask"]), workers).result()
     same = parity.digest(stores["local"]) == parity.digest(stores["dask"])
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        dask |= pool.submit(_one_bucket, str(stores["dask"])).result()
     for store in stores.values():
-        store.unlink(missing_ok=True)
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{store}{suffix}").unlink(missing_ok=True)
         shutil.rmtree(store.with_suffix(".parquet"), ignore_errors=True)
     return {"orders": sizes["orders"], "events": sizes["events"], "build_s": round(build_s, 2), **local,
             **{k: v for k, v in dask.items() if k not in ("flags", "scored")},
