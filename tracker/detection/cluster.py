@@ -127,7 +127,7 @@ def _client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
                 yield client
             return
         cluster = LocalCluster(n_workers=workers or cores(), threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR)
+                               dashboard_address=":0", silence_logs=logging.ERROR)
         with cluster, Client(cluster) as client:
             yield client
 
