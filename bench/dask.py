@@ -26,6 +26,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 AS_OF_DAYS = 150
 
@@ -97,7 +98,7 @@ def _on_cluster(path: str, workers: int) -> dict:
     out: dict = {"workers": workers}
     with TreeMemory() as tree:
         t = time.perf_counter()
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                           silence_logs=logging.ERROR) as local, Client(local):
             out["cluster_start_s"] = round(time.perf_counter() - t, 2)
             t = time.perf_counter()
@@ -122,6 +123,13 @@ def _on_cluster(path: str, workers: int) -> dict:
     return out
 
 
+def _rows(destination: Any, manifest: Any, table: str, bucket: int) -> int:
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(destination.path(p), filesystem=destination.fs).metadata.num_rows
+               for p in manifest.paths(table, bucket))
+
+
 def _one_bucket(path: str) -> dict:
     """The largest bucket's tasks one after another in this (fresh) process: its peak memory over the process's
     own after its imports, what one worker needs per task at this bucket size."""
@@ -132,7 +140,7 @@ def _one_bucket(path: str) -> dict:
     from tracker.db import open_db
     from tracker.detection import bucket_tasks, flagging, registry, store
     from tracker.detection.buckets import Run
-    from tracker.mirror.layout import Destination, read_bucket
+    from tracker.mirror.layout import Destination
 
     db = open_db(path)
     dest = str(Path(path).with_suffix(".parquet"))
@@ -142,7 +150,7 @@ def _one_bucket(path: str) -> dict:
     run = Run(dest, manifest, START + timedelta(days=AS_OF_DAYS), flagging.load_settings(),
               dict(config.load("model").get("scoring", {})), tuple((r.code, r.version) for r in rules),
               store.disputes(db.conn, None))
-    sizes = {b: read_bucket(destination, manifest, "orders", b, ["order_id"]).num_rows for b in range(run.buckets)}
+    sizes = {b: _rows(destination, manifest, "orders", b) for b in range(run.buckets)}  # from the files' footers
     bucket = max(sizes, key=sizes.get)
     model, messages = registry.load_active_model(db).model, registry.message_model()
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -152,7 +160,7 @@ def _one_bucket(path: str) -> dict:
     bucket_tasks.book(bucket, run)
     bucket_tasks.scores(bucket, run, model)
     seconds = time.perf_counter() - t
-    events = read_bucket(destination, manifest, "events", bucket, ["id"]).num_rows
+    events = _rows(destination, manifest, "events", bucket)
     db.close()
     return {"bucket_orders": sizes[bucket], "bucket_events": events, "bucket_tasks_s": round(seconds, 2),
             "bucket_task_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base, 1),
@@ -187,7 +195,8 @@ def run(n_orders: int, workdir: Path, workers: int = 2) -> dict:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{store}{suffix}").unlink(missing_ok=True)
         shutil.rmtree(store.with_suffix(".parquet"), ignore_errors=True)
-    return {"orders": sizes["orders"], "events": sizes["events"], "build_s": round(build_s, 2), **local,
+    return {"orders": sizes["orders"], "events": sizes["events"], "build_s": round(build_s, 2),
+            "store_mb": round(base.stat().st_size / 2**20, 1), **local,
             **{k: v for k, v in dask.items() if k not in ("flags", "scored")},
             "dask_over_local": round(dask["dask_s"] / local["local_s"], 2) if local["local_s"] else None,
             "same_flags_and_scores": same}

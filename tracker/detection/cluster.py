@@ -117,7 +117,7 @@ def _client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
     for name in ("distributed", "distributed.shuffle._scheduler_plugin"):
         logging.getLogger(name).setLevel(logging.ERROR)
     # text stays plain Python objects, as the detectors read it (not Arrow strings)
-    with dask.config.set({"dataframe.convert-string": False, "dataframe.shuffle.method": "tasks"}):
+    with dask.config.set({"dataframe.convert-string": False}):
         if scheduler:
             try:
                 client = Client(scheduler, timeout="30s")
