@@ -130,3 +130,22 @@ def test_the_engine_options_are_checked(run_cli, tmp_path):
     assert bad.exit_code == 2 and "--engine dask" in bad.output
     memory = run_cli("detect", "--engine", "dask", "--parquet", "memory://mirror")
     assert memory.exit_code == 2 and "memory" in memory.output
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_the_command_starts_a_local_cluster_and_mirrors_beside_the_store(db_path, tmp_path, run_cli):
+    db = open_db(db_path)
+    numbers = [add_order(db, f"O{i}", buyer=f"B{i}", received="no" if i == 1 else "yes") for i in range(6)]
+    for number in numbers[:4]:
+        add_journey(db, number)
+    add_message(db, "O2", "please confirm receipt now, the parcel is on its way, I give you coupon")
+    db.close()
+    shutil.copy(db_path, tmp_path / "local.db")
+    result = run_cli("detect", "--engine", "dask", "--as-of", "2026-10-20T00:00:00Z")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("examined 6 orders:") and len(result.output.splitlines()) == 1
+    assert (db_path.parent / "tracker.parquet" / "_tracker_mirror.json").exists()
+    local = run_cli("--db", tmp_path / "local.db", "detect", "--full", "--as-of", "2026-10-20T00:00:00Z")
+    assert local.output == result.output
+    assert _rows(db_path, FLAGS) == _rows(tmp_path / "local.db", FLAGS) != []
