@@ -63,7 +63,7 @@ def mirrored_seller_messages(bucket: int, run: Run) -> pd.DataFrame:
 def order_keys(bucket: int, run: Run) -> pd.DataFrame:
     """The order ids of one bucket, with the bucket."""
     table = run.mirrored("orders", bucket, ["order_id"])
-    return pd.DataFrame({"order_id": pd.Series(buckets._objects(table.column("order_id")), dtype=object),
+    return pd.DataFrame({"order_id": pd.Series(buckets.objects(table.column("order_id")), dtype=object),
                          "bucket": np.full(table.num_rows, bucket, dtype=np.int32)})
 
 
@@ -108,7 +108,7 @@ def lookups(bucket: int, run: Run, numbers: frozenset[str]) -> pd.DataFrame:
     found = buckets.facts_of_table(run.read("facts", bucket, buckets.FACTS_SCHEMA))
     keep = np.flatnonzero(pd.Index(found["tracking_number"], dtype=object).isin(list(numbers)))
     frame = pd.DataFrame({name: values[keep] for name, values in found.items()})
-    carried = buckets._objects(run.mirrored("orders", bucket, ["tracking_number"]).column("tracking_number"))
+    carried = buckets.objects(run.mirrored("orders", bucket, ["tracking_number"]).column("tracking_number"))
     counts = pd.Series(carried[pd.Index(carried, dtype=object).isin(list(numbers))], dtype=object).value_counts()
     frame["n_orders"] = frame["tracking_number"].map(counts).fillna(0).astype(np.int64)
     return frame

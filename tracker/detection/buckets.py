@@ -116,7 +116,7 @@ def order_frame(run: Run, bucket: int, *, shipments: bool = True) -> pd.DataFram
         if name in ("promised_days", "amount"):  # as the readers type them: a number of days or NaN
             columns[name] = pd.Series(values.to_numpy(zero_copy_only=False).astype(float))
         else:
-            columns[name] = pd.Series(_objects(values), dtype=object)
+            columns[name] = pd.Series(objects(values), dtype=object)
     for name, source in _ORDER_TIMES.items():
         columns[name] = pd.Series(julian_days(table.column(source)))
     frame = pd.DataFrame(columns)
@@ -141,7 +141,8 @@ def julian_days(texts: Any) -> np.ndarray:
     return facts.julian_day(arrow._epoch_ms(texts))
 
 
-def _objects(column: Any) -> np.ndarray:
+def objects(column: Any) -> np.ndarray:
+    """An Arrow text column as plain Python objects (None where missing), as the store's readers hand text over."""
     return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
 
 
@@ -168,6 +169,7 @@ FACTS_SCHEMA = TABLES["shipment_facts"].schema()
 
 
 def facts_table(found: dict[str, Any]) -> Any:
+    """Facts (`shipment_facts`) as an Arrow table of the mirror's shipment_facts schema."""
     import pyarrow as pa
 
     fields = [FACTS_SCHEMA.field(n) for n in ("tracking_number", *facts.FACT_COLUMNS)]
@@ -181,7 +183,7 @@ def facts_of_table(table: Any) -> dict[str, Any]:
         column = table.column(name)
         kind = column.type
         if kind == "string":
-            out[name] = _objects(column)
+            out[name] = objects(column)
         elif kind == "double":
             out[name] = column.to_numpy(zero_copy_only=False).astype(float)
         else:
@@ -217,13 +219,14 @@ def seller_messages(run: Run, bucket: int) -> pd.DataFrame:
                         ("text", pa.string())])
     table = run.read("messages", bucket, schema=schema)
     frame = pd.DataFrame({name: (table.column(name).to_numpy(zero_copy_only=False).astype(np.int64) if name == "id"
-                                 else _objects(table.column(name))) for name in MESSAGE_COLUMNS})
+                                 else objects(table.column(name))) for name in MESSAGE_COLUMNS})
     for name in ("order_id", "sent_at", "text"):
         frame[name] = frame[name].astype(object)
     return frame.sort_values(["order_id", "sent_at", "id"], kind="stable").reset_index(drop=True)
 
 
 def message_jd(messages: pd.DataFrame) -> np.ndarray:
+    """The messages' times as Julian days (`sent_jd` of the rules' seller messages)."""
     import pyarrow as pa
 
     return julian_days(pa.array(messages["sent_at"].to_numpy(dtype=object), pa.string()))
