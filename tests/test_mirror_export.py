@@ -4,7 +4,6 @@ changed since the last export; to a folder, a file:// URL or fsspec's memory://.
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -172,7 +171,7 @@ def test_a_bucket_of_many_exports_is_compacted_to_one_file(db, tmp_path, monkeyp
     assert not any((tmp_path / "mirror" / p).exists() for p in retired)
 
 
-def test_another_stores_mirror_is_refused(db, tmp_path, run_cli):
+def test_another_stores_mirror_is_refused(db, tmp_path):
     _store(db, 2)
     dest = tmp_path / "mirror"
     mirror_export.export(db, str(dest))
@@ -199,9 +198,14 @@ def test_the_command_line(db_path, tmp_path, run_cli):
     assert "incremental" in result.output and "0 orders" in result.output
     bad = run_cli("export-parquet", tmp_path / "m", "--buckets", "16")
     assert bad.exit_code == 2 and "only with --full" in bad.output
-    assert run_cli("export-parquet", tmp_path / "n", "--buckets", "0").exit_code == 2
-    rows = sqlite3.connect(db_path).execute("SELECT count(*) FROM orders").fetchone()[0]
-    assert rows == 3 and TABLES["orders"].key == "order_id"
+    zero = run_cli("export-parquet", tmp_path / "n", "--buckets", "0")
+    assert zero.exit_code == 2 and "between 1 and 65536" in zero.output
+    assert not (tmp_path / "n").exists()
+    (tmp_path / "a-file").write_text("not a folder")
+    afile = run_cli("export-parquet", tmp_path / "a-file")
+    assert afile.exit_code == 2 and "is not a folder" in afile.output
+    url = run_cli("export-parquet", "nosuchprotocol://bucket/mirror")
+    assert url.exit_code == 2 and "no filesystem for this URL" in url.output
 
 
 def test_child_writers_and_this_process_write_the_same_mirror(db, tmp_path, monkeypatch, thresholds):

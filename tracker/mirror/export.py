@@ -18,8 +18,10 @@ holding more than `COMPACT_FROM` files of a table is rewritten as one.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -28,7 +30,7 @@ from typing import Any
 import sqlite_utils
 
 from tracker.db import get_meta, set_meta
-from tracker.errors import BadInput
+from tracker.errors import BadInput, RunFailure
 from tracker.mirror import layout, writer
 from tracker.mirror.layout import Destination, Manifest
 from tracker.mirror.writer import TableJob, Written
@@ -83,6 +85,8 @@ def export(db: sqlite_utils.Database, dest: str, *, full: bool = False, buckets:
     if buckets is not None and not 1 <= buckets <= 65_536:
         raise BadInput(f"--buckets {buckets}: must be between 1 and 65536")
     destination = Destination(dest)
+    if destination.protocol == "file" and os.path.exists(destination.root) and not os.path.isdir(destination.root):
+        raise BadInput(f"{dest}: exists and is not a folder; give a folder (or a URL) for the mirror")
     mine = store_id(db)
     try:
         previous = destination.read_manifest()
@@ -118,7 +122,12 @@ def export(db: sqlite_utils.Database, dest: str, *, full: bool = False, buckets:
         jobs, rows = _jobs(conn, last, marks, full, facts_anew)
     finally:
         conn.rollback()
-    written, summary.by = _run(db, dest, manifest, jobs, rows)
+    try:
+        written, summary.by = _run(db, dest, manifest, jobs, rows)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise RunFailure(f"{dest}: no space left for the mirror; the previous export stays whole") from None
+        raise BadInput(f"{dest}: cannot write the mirror ({exc.strerror or exc})") from None
     for done in written:
         summary.rows[done.table] = summary.rows.get(done.table, 0) + done.rows
         summary.moved += done.moved
