@@ -8,8 +8,9 @@ copied), then, each in a fresh process:
   each) on this machine: the first export of the Parquet mirror, then every stage on the workers, the merge
   into the store and the cases; then once more, the mirror's export now incremental (nothing changed).
   Dask's task stream gives the worker seconds each stage computed (what a bigger cluster shares out);
-- one bucket: the largest bucket's tasks one after another in a fresh process, its peak memory over the
-  process's own after its imports (what a worker needs per task at this bucket size).
+- one bucket: the largest bucket's tasks one after another in a fresh process, its peak memory (Linux's
+  VmHWM, reset before them) over the process's own after its imports and models (what a worker needs per task
+  at this bucket size).
 
 Both answers are compared (`bench.parity.digest`: flags and scores). Peak memory is that of the whole process
 tree (`bench.detect.TreeMemory`: the cluster's scheduler and workers included). On 2 cores a cluster of 2
@@ -133,8 +134,6 @@ def _rows(destination: Any, manifest: Any, table: str, bucket: int) -> int:
 def _one_bucket(path: str) -> dict:
     """The largest bucket's tasks one after another in this (fresh) process: its peak memory over the process's
     own after its imports, what one worker needs per task at this bucket size."""
-    import resource
-
     from bench.detect import START
     from tracker import config
     from tracker.db import open_db
@@ -153,7 +152,9 @@ def _one_bucket(path: str) -> dict:
     sizes = {b: _rows(destination, manifest, "orders", b) for b in range(run.buckets)}  # from the files' footers
     bucket = max(sizes, key=sizes.get)
     model, messages = registry.load_active_model(db).model, registry.message_model()
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    base = _resident_mb("VmRSS")
+    with open("/proc/self/clear_refs", "w") as fh:  # the peak (VmHWM) from here on: the tasks', not the set-up's
+        fh.write("5")
     t = time.perf_counter()
     bucket_tasks.facts_and_candidates(bucket, run)
     bucket_tasks.rules(bucket, run, bucket_tasks.Corrections(), messages)
@@ -163,8 +164,13 @@ def _one_bucket(path: str) -> dict:
     events = _rows(destination, manifest, "events", bucket)
     db.close()
     return {"bucket_orders": sizes[bucket], "bucket_events": events, "bucket_tasks_s": round(seconds, 2),
-            "bucket_task_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base, 1),
-            "worker_base_mb": round(base, 1)}
+            "bucket_task_peak_mb": round(_resident_mb("VmHWM") - base, 1), "worker_base_mb": round(base, 1)}
+
+
+def _resident_mb(field: str) -> float:
+    """This process's resident memory (VmRSS) or its peak since the last reset (VmHWM), from /proc."""
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith(field + ":")) / 1024
 
 
 def run(n_orders: int, workdir: Path, workers: int = 2) -> dict:
