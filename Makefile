@@ -16,7 +16,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --upgrade pip -c $(LOCK)
-	@$(BIN)/python -m pip install -q -c $(LOCK) -e '.[dev]'
+	@$(BIN)/python -m pip install -q -c $(LOCK) -e '.[dev,dask]'
 	@touch $(STAMP)
 
 # Re-resolve the lock after pyproject.toml's dependencies change (pins already there are kept;
@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml $(LOCK)
 lock:
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q 'uv>=0.5'
-	@$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 \
+	@$(BIN)/uv pip compile pyproject.toml --extra dev --extra dask --python-version 3.11 \
 	  --python-platform x86_64-unknown-linux-gnu --custom-compile-command 'make lock' --quiet $(LOCK_ARGS) -o $(LOCK)
 
 # Chromium for the real-browser tests (Debian's package; Playwright's own download cannot work here).

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-AREAS = ["world", "imports", "polling", "detect", "model", "cases", "dashboard"]
+AREAS = ["world", "imports", "polling", "detect", "model", "cases", "dashboard", "dask"]
 HERE = Path(__file__).resolve().parent
 
 
@@ -102,10 +102,11 @@ STEP_SECONDS = {
     "model": lambda f: (f["train_s"] + f["score_s"]) if "train_s" in f else None,
     "cases": lambda f: f.get("sync_s"),
     "dashboard": lambda f: f["cases_facets_p95_ms"] / 1000 if "cases_facets_p95_ms" in f else None,
+    "dask": lambda f: f.get("dask_again_s"),
 }
 STEP_LABELS = {"model": "model (train + score)", "detect": "detect (full)", "imports": "import orders",
                "cases": "cases (open from flags)", "dashboard": "dashboard p95 (faceted cases)",
-               "world": "world (generate)"}
+               "world": "world (generate)", "dask": "detect on a 2-worker Dask cluster"}
 
 
 def plot_scaling(results: dict, path: Path) -> None:

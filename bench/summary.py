@@ -39,6 +39,12 @@ ROWS = [
     ("dashboard", "My Reports page, p95", "my_reports_p95_ms", None, "ms", "≤ 300 ms"),
     ("dashboard", "cases table with both facets, p95", "cases_facets_p95_ms", None, "ms", "≤ 300 ms"),
     ("dashboard", "case page, p95", "case_page_p95_ms", None, "ms", "—"),
+    ("dask", "detect on a 2-worker LocalCluster, the mirror's first export included (baseline: in process)",
+     "dask_s", "local_s", "s", "same answer; slower on 2 cores"),
+    ("dask", "detect on the cluster again, the export incremental (baseline: in process)", "dask_again_s",
+     "local_s", "s", "—"),
+    ("dask", "detect on the cluster, peak memory of scheduler, workers and client", "dask_peak_rss_mb",
+     "local_peak_rss_mb", "MB", "—"),
 ]
 
 

@@ -117,13 +117,27 @@ Context = tuple[pd.DataFrame, pd.DataFrame]
 
 
 def feature_frame(frame: pd.DataFrame, side: Side, pressure: np.ndarray | None, as_of: datetime,
-                  normalised: Normalised | None = None, context: Context | None = None) -> pd.DataFrame:
+                  normalised: Normalised | None = None, context: Context | None = None,
+                  sellers: pd.DataFrame | None = None) -> pd.DataFrame:
     """The order frame completed for `OrderFeatures`, in place: flags as indicator columns and codes, seller
     messages' count and strongest pressure (`pressure`: one probability per message of `side`), tracking-number
     reuse and buyer history (over the frame itself, or `context` when the frame is part of the store), the
-    destination match, seller aggregates. `normalised`: place columns a reader normalised already."""
+    destination match, seller aggregates (over the frame's own orders, which then hold each seller's whole
+    book, or from `sellers`: `seller_totals` over the whole store). `normalised`: place columns a reader
+    normalised already."""
     if frame.empty:
         return frame
+    add_side(frame, side, pressure)
+    add_number_and_buyer_context(frame, context)
+    frame["as_of_jd"] = view.datetime_to_jd(as_of)
+    frame["dest_match_level"] = destination_match_level(frame, normalised)
+    _add_seller_aggregates(frame, sellers)
+    return frame
+
+
+def add_side(frame: pd.DataFrame, side: Side, pressure: np.ndarray | None) -> None:
+    """Each order's own flags (indicator columns and `codes`) and seller messages (`n_seller_messages`,
+    `msg_pressure_max`), in place."""
     flag_row, message_row = side.flag_row, side.message_row
     if flag_row is None or message_row is None:
         # order id -> row, hashed once (object dtype: pandas would first copy the ids into its string dtype)
@@ -146,12 +160,6 @@ def feature_frame(frame: pd.DataFrame, side: Side, pressure: np.ndarray | None, 
     if pressure is not None:
         np.fmax.at(pressure_max, message_row[known], pressure[known])
     frame["msg_pressure_max"] = pressure_max
-
-    add_number_and_buyer_context(frame, context)
-    frame["as_of_jd"] = view.datetime_to_jd(as_of)
-    frame["dest_match_level"] = destination_match_level(frame, normalised)
-    _add_seller_aggregates(frame)
-    return frame
 
 
 def message_pressure(messages: pd.DataFrame, message_scores: MessageScorer) -> np.ndarray | None:
@@ -223,12 +231,26 @@ def _group_sum(keys: np.ndarray, n_keys: int, values: np.ndarray) -> np.ndarray:
     return np.bincount(keys, weights=values, minlength=n_keys)[keys]
 
 
+# what a buyer's history is made of, per order: summed over the buyer's orders (whole store) by whoever holds them
+BUYER_SUMS = ("buyer_n_orders", "_buyer_not_received", "_buyer_flagged")
+
+
+def buyer_book(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per order (after `add_side`): its buyer and its part of the buyer's history (BUYER_SUMS), as floats. Summed
+    per buyer over the whole store, they are the `buyers` half of a `Context`."""
+    return pd.DataFrame({
+        "buyer_id": frame["buyer_id"].to_numpy(dtype=object),
+        "buyer_n_orders": np.ones(len(frame)),
+        "_buyer_not_received": (_per_value(frame["buyer_received"], _answer, object) == "no").astype(float),
+        "_buyer_flagged": (frame["codes"].to_numpy(dtype=object) != "").astype(float),
+    }, index=frame.index)
+
+
 def add_number_and_buyer_context(frame: pd.DataFrame, context: Context | None = None) -> None:
     """How many orders and buyers share the number; the buyer's other orders: counted over the frame, which then
     holds the whole store, or taken from `context` (counted over the whole store by the caller)."""
-    any_flag = (frame["codes"].to_numpy(dtype=object) != "").astype(float)
-    not_received = (_per_value(frame["buyer_received"], _answer, object) == "no").astype(float)
     if context is None:  # the frame holds every order: count with integer group codes
+        book = buyer_book(frame)
         number, n_numbers, filled = _group_codes(_codes_of(frame["tracking_number"]))
         numbered = filled[number]
         buyer, n_buyers, _ = _group_codes(_codes_of(frame["buyer_id"]))
@@ -240,13 +262,13 @@ def add_number_and_buyer_context(frame: pd.DataFrame, context: Context | None = 
         buyers_per_number = np.bincount(pairs // n_buyers, minlength=n_numbers)
         frame["buyers_on_number"] = np.where(numbered, buyers_per_number[number], 0).astype(float)
         frame["buyer_n_orders"] = np.bincount(buyer, minlength=n_buyers)[buyer]
-        frame["_buyer_not_received"] = _group_sum(buyer, n_buyers, not_received)
-        frame["_buyer_flagged"] = _group_sum(buyer, n_buyers, any_flag)
+        frame["_buyer_not_received"] = _group_sum(buyer, n_buyers, book["_buyer_not_received"].to_numpy())
+        frame["_buyer_flagged"] = _group_sum(buyer, n_buyers, book["_buyer_flagged"].to_numpy())
         return
     numbers, buyers = context
     for column in ("n_orders_on_number", "buyers_on_number"):
         frame[column] = frame["tracking_number"].map(numbers[column]).fillna(0)
-    for column in ("buyer_n_orders", "_buyer_not_received", "_buyer_flagged"):
+    for column in BUYER_SUMS:
         frame[column] = frame["buyer_id"].map(buyers[column]).fillna(0)
 
 
@@ -326,36 +348,75 @@ def destination_match_level(frame: pd.DataFrame, normalised: Normalised | None =
     return pd.Series(level, index=frame.index)
 
 
-def _leave_one_out_rate(seller: np.ndarray, n_sellers: int, values: np.ndarray,
-                        counted: np.ndarray | None = None) -> np.ndarray:
-    """The seller's rate of `values` over their other (counted) orders; NaN when they have none.
-
-    Sums of whole numbers, so bincount's plain float sums equal pandas' compensated ones exactly.
-    """
-    counted = np.ones(len(values)) if counted is None else np.asarray(counted, dtype=float)
-    values = np.where(counted > 0, np.asarray(values, dtype=float), 0.0)
-    total = _group_sum(seller, n_sellers, values) - values
-    n = _group_sum(seller, n_sellers, counted) - counted
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(n > 0, total / n, np.nan)
+# what a seller's aggregates are made of, per order: summed over the seller's whole book (`seller_totals`); a
+# rate's value counts only where its denominator does ('fast' of 'delivered' orders)
+SELLER_SUMS = ("n", "flagged", "fast", "delivered", "reuse", "no_customs", "not_received", "pressured")
 
 
-def _add_seller_aggregates(frame: pd.DataFrame) -> None:
-    """Seller-level context over the seller's whole book, leaving the order itself out."""
-    seller, n_sellers, _ = _group_codes(_codes_of(frame["seller_id"]))
+def seller_book(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per order (after `add_side` and the number context): its seller, its transit (days from the first carrier
+    event to delivery) and its part of each of the seller's sums (SELLER_SUMS), as floats."""
     transit = (frame["delivered_jd"] - frame["first_event_jd"]).to_numpy()
     delivered = frame["delivered_jd"].notna().to_numpy()
     any_flag = frame[[f"flag_{c}" for c in FLAG_CODES]].to_numpy().sum(axis=1) > 0
     no_customs = ((frame["n_export"] + frame["n_import"]) == 0).to_numpy()
-    not_received = _per_value(frame["buyer_received"], _answer, object) == "no"
-    frame["seller_n_orders"] = np.bincount(seller, minlength=n_sellers)[seller]
-    frame["seller_flag_rate"] = _leave_one_out_rate(seller, n_sellers, any_flag)
-    frame["seller_median_transit"] = pd.Series(transit).groupby(seller).transform("median").to_numpy()
-    frame["seller_fast_share"] = _leave_one_out_rate(seller, n_sellers, transit < 6, delivered)
-    frame["seller_reuse_share"] = _leave_one_out_rate(seller, n_sellers, frame["buyers_on_number"].to_numpy() > 1)
-    frame["seller_no_customs_share"] = _leave_one_out_rate(seller, n_sellers, no_customs, delivered)
-    frame["seller_not_received_share"] = _leave_one_out_rate(seller, n_sellers, not_received)
-    frame["seller_pressure_share"] = _leave_one_out_rate(seller, n_sellers, frame["msg_pressure_max"].to_numpy() >= 0.5)
+    return pd.DataFrame({
+        "seller_id": frame["seller_id"].to_numpy(dtype=object),
+        "transit": transit,
+        "n": np.ones(len(frame)),
+        "flagged": any_flag.astype(float),
+        "fast": ((transit < 6) & delivered).astype(float),
+        "delivered": delivered.astype(float),
+        "reuse": (frame["buyers_on_number"].to_numpy() > 1).astype(float),
+        "no_customs": (no_customs & delivered).astype(float),
+        "not_received": (_per_value(frame["buyer_received"], _answer, object) == "no").astype(float),
+        "pressured": (frame["msg_pressure_max"].to_numpy() >= 0.5).astype(float),
+    }, index=frame.index)
+
+
+def seller_totals(book: pd.DataFrame) -> pd.DataFrame:
+    """Per seller (the index, `seller_id`): the sums of SELLER_SUMS over these orders, and their median transit
+    (`median_transit`). Over the whole store, what `feature_frame(..., sellers=)` takes."""
+    codes, sellers = pd.factorize(book["seller_id"].to_numpy(dtype=object), use_na_sentinel=False)
+    out = {name: np.bincount(codes, weights=book[name].to_numpy(dtype=float), minlength=len(sellers))
+           for name in SELLER_SUMS}
+    median = pd.Series(book["transit"].to_numpy(dtype=float)).groupby(codes).median()
+    out["median_transit"] = median.reindex(np.arange(len(sellers))).to_numpy()
+    return pd.DataFrame(out, index=pd.Index(sellers, dtype=object, name="seller_id"))
+
+
+def _leave_one_out(total: np.ndarray, own: np.ndarray, n_total: np.ndarray, n_own: np.ndarray) -> np.ndarray:
+    """The rate over the seller's other orders; NaN when they have none (sums of whole numbers: exact)."""
+    n = n_total - n_own
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(n > 0, (total - own) / n, np.nan)
+
+
+def _add_seller_aggregates(frame: pd.DataFrame, totals: pd.DataFrame | None = None) -> None:
+    """Seller-level context over the seller's whole book (the frame's, or `totals` over the whole store), leaving
+    the order itself out."""
+    book = seller_book(frame)
+    totals = seller_totals(book) if totals is None else totals
+    at = totals.index.get_indexer(book["seller_id"].to_numpy(dtype=object))
+    if (at < 0).any():
+        raise ValueError("seller totals lack some of the frame's sellers")
+
+    def total(name: str) -> np.ndarray:
+        return totals[name].to_numpy(dtype=float)[at]
+
+    def own(name: str) -> np.ndarray:
+        return book[name].to_numpy(dtype=float)
+
+    frame["seller_n_orders"] = total("n")
+    frame["seller_flag_rate"] = _leave_one_out(total("flagged"), own("flagged"), total("n"), own("n"))
+    frame["seller_median_transit"] = total("median_transit")
+    frame["seller_fast_share"] = _leave_one_out(total("fast"), own("fast"), total("delivered"), own("delivered"))
+    frame["seller_reuse_share"] = _leave_one_out(total("reuse"), own("reuse"), total("n"), own("n"))
+    frame["seller_no_customs_share"] = _leave_one_out(total("no_customs"), own("no_customs"), total("delivered"),
+                                                      own("delivered"))
+    frame["seller_not_received_share"] = _leave_one_out(total("not_received"), own("not_received"), total("n"),
+                                                        own("n"))
+    frame["seller_pressure_share"] = _leave_one_out(total("pressured"), own("pressured"), total("n"), own("n"))
 
 
 class OrderFeatures(TransformerMixin, BaseEstimator):

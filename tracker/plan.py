@@ -44,6 +44,8 @@ class Thresholds:
     events_per_slice: int = 500_000
     # how many child readers share the work
     readers: int = 2
+    # the Parquet mirror's export reads the store in child processes from this many changed rows on
+    mirror_children_min_rows: int = 50_000
     # cases: from this many orders on, and half the store, opening cases reads the whole store
     cases_whole_store_min: int = 20_000
     # polling: runs with this many due HTML pages or more parse them in a worker process

@@ -9,6 +9,7 @@ from tracker.cli import (  # noqa: F401 - loaded for their registration on `cli`
     demo,
     detection,
     imports,
+    mirror,
     model,
     polling,
     serve,

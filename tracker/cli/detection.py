@@ -27,18 +27,36 @@ def parse_as_of(as_of: str | None):  # noqa: ANN201
 @cli.command()
 @click.option("--as-of", "as_of", metavar="T", help="Fix 'now' (ISO 8601) for reproducible runs.")
 @click.option("--full", is_flag=True, help="Re-examine every order, not only what changed.")
+@click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+              help="local: this process; dask: the same detectors on a Dask cluster over the Parquet mirror "
+                   "(needs pip install 'tracker[dask]').")
+@click.option("--scheduler", metavar="ADDR",
+              help="With --engine dask: the Dask scheduler (e.g. tcp://10.0.0.5:8786); default a LocalCluster "
+                   "of worker processes on this machine.")
+@click.option("--parquet", metavar="DEST",
+              help="With --engine dask: the Parquet mirror to bring up to date and read (a folder or URL the "
+                   "workers reach); default a folder beside the store (data/tracker.parquet).")
 @click.pass_context
-def detect(ctx: click.Context, as_of: str | None, full: bool) -> None:
+def detect(ctx: click.Context, as_of: str | None, full: bool, engine: str, scheduler: str | None,
+           parquet: str | None) -> None:
     """Run the rules and the classifier; update flags, scores and cases.
 
     Only orders whose data changed since the last run (and the orders sharing their tracking numbers) are
-    examined, unless --full.
+    examined, unless --full. With --engine dask every order is examined on the cluster, with the same
+    answer; flags and scores are merged into the store in one transaction.
     """
-    from tracker.detection.pipeline import detect as run_detect
-
+    if engine == "local" and (scheduler or parquet):
+        raise BadInput("--scheduler and --parquet go with --engine dask")
     when = parse_as_of(as_of)
     db = open_store(ctx)
-    summary = run_detect(db, when, full=full)
+    if engine == "dask":
+        from tracker.detection.cluster import detect as run_detect_on_cluster
+
+        summary = run_detect_on_cluster(db, when, scheduler=scheduler, parquet=parquet)
+    else:
+        from tracker.detection.pipeline import detect as run_detect
+
+        summary = run_detect(db, when, full=full)
     click.echo(summary.line())
 
 
