@@ -131,7 +131,7 @@ def test_the_shipped_model_is_refused_under_another_scikit_learn(monkeypatch):
     import sklearn
 
     monkeypatch.setattr(sklearn, "__version__", "99.0.0")
-    with pytest.raises(RunFailure, match="python -m tracker.detection.training"):
+    with pytest.raises(RunFailure, match="python -m tracker.detection.world_training"):
         registry.load_default()
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,7 @@ def save_model(model: Any, path: str | Path, metadata: dict[str, Any]) -> dict[s
         raise ValueError(f"{path}: a model file ends in {SUFFIX}")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    sio.dump(model, tmp, compression=8)  # zipfile.ZIP_DEFLATED
+    sio.dump(model, tmp, compression=zipfile.ZIP_DEFLATED)
     tmp.replace(path)
     meta = dict(metadata)
     meta["file"] = path.name

@@ -26,7 +26,7 @@ from tracker.errors import RunFailure
 DEFAULT_MODEL_PATH = config.data_path("models", "classifier.skops")
 MESSAGE_MODEL_PATH = config.data_path("models", "message_model.skops")
 KIND = "classifier"
-REBUILD_DEFAULT = "python -m tracker.detection.training"
+REBUILD_DEFAULT = "python -m tracker.detection.world_training"
 REBUILD_MESSAGES = "python -m tracker.detection.message_training"
 
 

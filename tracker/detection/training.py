@@ -7,7 +7,7 @@ aggregates use every order; no label is read to build them), over the features o
 model trained on local labels joins the shipped model's blend (`with_local`): its weight grows with the local
 evidence (`local_weight`, data/model.toml [blend]) until it scores alone. It is stored and activated through
 the registry (`tracker.detection.registry`). The shipped model itself is made from generated worlds
-(`tracker.detection.world_training`; `python -m tracker.detection.training`).
+(`tracker.detection.world_training`; `python -m tracker.detection.world_training`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from detectors.classifier import FraudClassifier, blend, fraud_probability, mono
 from detectors.features import OrderFeatures
 from tracker import config
 from tracker.db import get_meta
-from tracker.detection import persistence, readers, registry, scoring, shipment_facts, threads, world_training
+from tracker.detection import readers, registry, scoring, shipment_facts, threads
 from tracker.errors import BadInput
 from tracker.plan import plan_for
 from tracker.timeutil import now, to_db
@@ -351,8 +351,6 @@ def format_evaluation(evaluation: Evaluation) -> list[str]:
 
 def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
-
-
 # ----------------------------------------------------------------------------------------------- worlds
 
 def world_store(folder: str | Path, n_orders: int, seed: int, as_of: datetime,
@@ -386,53 +384,3 @@ def world_store(folder: str | Path, n_orders: int, seed: int, as_of: datetime,
     labels = pd.read_csv(folder / "labels.csv", dtype={"order_id": str, "pattern": str}, keep_default_na=False)
     labels["fraud"] = labels["fraud"].astype(int)
     return db, labels
-
-
-def train_default(work: str | Path | None = None, *, jobs: int = 2,
-                  progress: world_training.Progress | None = None) -> dict[str, Any]:
-    """Build the shipped default model from generated worlds (`tracker.detection.world_training`) and write
-    data/models/classifier.skops with its metadata; return the metadata."""
-    model, meta = world_training.build(settings(), work, jobs=jobs, progress=progress)
-    meta["created_at"] = to_db(now())
-    meta["id"] = None  # set from the file's digest below: the id changes whenever the model does
-    written = persistence.save_model(model, registry.DEFAULT_MODEL_PATH, meta)
-    written["id"] = f"default-{written['sha256'][:12]}"
-    persistence.metadata_path(registry.DEFAULT_MODEL_PATH).write_text(
-        json.dumps(written, indent=2, sort_keys=True, default=str) + "\n")
-    return written
-
-
-def _print_progress(stage: str, done: int, total: int) -> None:
-    """A one-line progress bar on stderr, rewritten in place."""
-    import sys
-
-    width = 30
-    filled = int(width * done / max(total, 1))
-    sys.stderr.write(f"\r{stage:<18} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-    if done >= total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
-
-
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """`python -m tracker.detection.training [--work DIR] [--jobs N]`: make the shipped default model again."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m tracker.detection.training",
-                                     description="Make the shipped default model from generated worlds "
-                                                 "(data/model.toml [default_model]).")
-    parser.add_argument("--work", default=None, help="keep (and reuse) the generated worlds in this folder")
-    parser.add_argument("--jobs", type=int, default=2, help="worlds built at once")
-    args = parser.parse_args(argv)
-    # through the package, so the saved model names this module's classes, not __main__'s
-    from tracker.detection import training
-
-    result = training.train_default(args.work, jobs=args.jobs, progress=_print_progress)
-    summary = {k: result[k] for k in ("id", "candidate", "blend", "training_data", "sha256", "build_seconds")}
-    summary["held_out"] = result["held_out"]["mean"]
-    print(json.dumps(summary, indent=2, default=str))
-    return result
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,4 @@
-"""The shipped default model, made for stores it has never seen: `python -m tracker.detection.training`.
+"""The shipped default model, made for stores it has never seen: `python -m tracker.detection.world_training`.
 
 Most users have no labels on day one, so the default model must rank fraud in a store unlike the generator's
 default world. It is built from many generated worlds (data/model.toml [default_model]):
@@ -41,7 +41,9 @@ from sklearn.metrics import average_precision_score
 
 from detectors.classifier import FraudClassifier, RulesPrior, monotonic_cst, prior_columns
 from detectors.features import FEATURES, OrderFeatures
+from tracker.detection import persistence, registry, training
 from tracker.errors import BadInput
+from tracker.timeutil import now, to_db
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 BENCH_FIRST_SEED = 9001  # bench.generalisation's worlds start here: never trained or selected on
@@ -167,8 +169,6 @@ def check_seeds(r: Recipe) -> None:
 def build_world(spec: WorldSpec, work: str, as_of: datetime) -> str:
     """Generate, import and flag one world, compute its feature frame; pickle (frame, labels) in its folder.
     Runs in a child process; a folder holding this recipe's frame already is reused."""
-    from tracker.detection import training
-
     folder = Path(work) / spec.name
     cached = folder / "frame.pkl"
     recipe_text = json.dumps({"spec": spec.name, "as_of": as_of.isoformat(), "features": list(FEATURES)})
@@ -340,3 +340,53 @@ def _stage(progress: Progress | None, name: str) -> Progress | None:
     if progress is None:
         return None
     return lambda _stage_name, done, total: progress(name, done, total)
+
+
+def train_default(work: str | Path | None = None, *, jobs: int = 2,
+                  progress: Progress | None = None) -> dict[str, Any]:
+    """Build the shipped default model from generated worlds (`tracker.detection.world_training`) and write
+    data/models/classifier.skops with its metadata; return the metadata."""
+    model, meta = build(training.settings(), work, jobs=jobs, progress=progress)
+    meta["created_at"] = to_db(now())
+    meta["id"] = None  # set from the file's digest below: the id changes whenever the model does
+    written = persistence.save_model(model, registry.DEFAULT_MODEL_PATH, meta)
+    written["id"] = f"default-{written['sha256'][:12]}"
+    persistence.metadata_path(registry.DEFAULT_MODEL_PATH).write_text(
+        json.dumps(written, indent=2, sort_keys=True, default=str) + "\n")
+    return written
+
+
+def _print_progress(stage: str, done: int, total: int) -> None:
+    """A one-line progress bar on stderr, rewritten in place."""
+    import sys
+
+    width = 30
+    filled = int(width * done / max(total, 1))
+    sys.stderr.write(f"\r{stage:<18} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+    if done >= total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """`python -m tracker.detection.world_training [--work DIR] [--jobs N]`: make the shipped model again."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tracker.detection.world_training",
+                                     description="Make the shipped default model from generated worlds "
+                                                 "(data/model.toml [default_model]).")
+    parser.add_argument("--work", default=None, help="keep (and reuse) the generated worlds in this folder")
+    parser.add_argument("--jobs", type=int, default=2, help="worlds built at once")
+    args = parser.parse_args(argv)
+    # through the package: the child processes building worlds import it, not __main__
+    from tracker.detection import world_training
+
+    result = world_training.train_default(args.work, jobs=args.jobs, progress=_print_progress)
+    summary = {k: result[k] for k in ("id", "candidate", "blend", "training_data", "sha256", "build_seconds")}
+    summary["held_out"] = result["held_out"]["mean"]
+    print(json.dumps(summary, indent=2, default=str))
+    return result
+
+
+if __name__ == "__main__":
+    main()
