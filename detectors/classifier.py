@@ -325,3 +325,25 @@ def blend(features: Sequence[str], parts: list[tuple[str, Any]], weights: Sequen
     """The scoring pipeline: OrderFeatures over `features`, then the blend of fitted classifiers over them."""
     return Pipeline([("features", OrderFeatures(features=tuple(features)).fit(None)),
                      ("classifier", BlendedClassifier.of(parts, weights))])
+
+
+def score_edges(pipeline: Pipeline) -> dict[str, np.ndarray | None]:
+    """Per feature the scoring pipeline reads, the values at which its score can change: the split edges of its
+    boosted parts' trees (`sklearn_internals.split_edges`; a value that moves without crossing one leaves every
+    tree's output as it was, and a feature no tree splits on has none); None where a part with a weight reads it
+    linearly (the rules prior), so that any change of it moves the score. For re-scoring only the orders whose
+    inputs crossed an edge."""
+    names = [str(n) for n in pipeline.named_steps["features"].get_feature_names_out()]
+    classifier = pipeline.named_steps["classifier"]
+    parts = classifier._active() if isinstance(classifier, BlendedClassifier) else [(1.0, classifier)]
+    edges: dict[str, set[float]] = {name: set() for name in names}
+    linear: set[str] = set()
+    for _weight, part in parts:
+        if isinstance(part, FraudClassifier):
+            for name, values in sklearn_internals.split_edges(part.booster_, names).items():
+                edges[name].update(values.tolist())
+        elif isinstance(part, RulesPrior):
+            linear.update(names[j] for j, c in zip(part.columns_, part.coef_, strict=True) if c != 0)
+        else:
+            linear.update(names)
+    return {name: None if name in linear else np.array(sorted(edges[name]), dtype=np.float64) for name in names}

@@ -157,13 +157,13 @@ def describe_many(group: str, rows: pd.DataFrame) -> list[str]:
     if group == "messages":
         return [f"seller messages: pressure probability {p or 0:.0%}" for p in v("msg_pressure_max")]
     if group == "seller":
-        return ["seller: " + (_clauses(
+        clauses = _clauses(
             [None if r is None else f"{r:.0%} of their other orders flagged" for r in v("seller_flag_rate")],
             [None if r is None else f"{r:.0%} reuse numbers" for r in v("seller_reuse_share")],
             [None if r is None else f"{r:.0%} not received" for r in v("seller_not_received_share")],
             [None if r is None else f"median transit {r:.0%} of the typical" for r in v("seller_transit_vs_typical")],
-            [None if r is None else f"{r:.0%} delivered fast" for r in v("seller_fast_share_vs_typical")],
-        )[i] or "their other orders") for i in range(len(rows))]
+            [None if r is None else f"{r:.0%} delivered fast" for r in v("seller_fast_share_vs_typical")])
+        return ["seller: " + (c or "their other orders") for c in clauses]
     if group == "buyer":
         return _clauses([None if f is None else f"buyer's other orders: {f} flagged" for f in count("buyer_flagged_other")],
                         [None if r is None else f"{r} not received" for r in count("buyer_not_received_other")])

@@ -186,3 +186,16 @@ def test_whole_store_read_through_arrow_gives_the_same_frame(store_frame, db, th
     arrow = feature_frame(db.conn, None, AS_OF, lambda m: m["text"].str.contains("confirm") * 0.8 + 0.1)
     assert arrow.attrs["read_by"] == "child readers" and frame.attrs["read_by"] == "sql"
     pd.testing.assert_frame_equal(plain_text(arrow[frame.columns]), frame)
+
+
+def test_detect_refuses_to_score_with_a_model_it_cannot_vouch_for(db, run_cli, monkeypatch):
+    import sklearn
+
+    build_store(db, 60)
+    monkeypatch.setattr(sklearn, "__version__", "99.0.0")
+    result = run_cli("detect", "--as-of", "2026-07-01T00:00:00Z")
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if "scikit-learn" in line]
+    assert len(lines) == 1 and "this is 99.0.0" in lines[0]
+    assert "python -m tracker.detection.world_training" in lines[0] and "Traceback" not in result.output
+    assert db.execute("SELECT count(*) FROM scores").fetchone()[0] == 0  # nothing scored with it

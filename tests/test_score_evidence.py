@@ -145,3 +145,47 @@ def test_a_low_severity_note_adds_nothing_to_a_score(world):
 
 def test_the_shipped_model_reads_only_features_this_version_computes(shipped):
     assert set(shipped.model.named_steps["features"].get_feature_names_out()) <= set(FEATURES)
+
+
+def test_a_value_moving_between_two_score_edges_leaves_the_score(scored, shipped):
+    from detectors.classifier import score_edges
+
+    _frame, names, matrix = scored
+    classifier = shipped.model.named_steps["classifier"]
+    edges = score_edges(shipped.model)
+    assert set(edges) == set(names)
+    assert any(e is None for e in edges.values())  # the rules prior reads the flags: any change counts
+    before = log_odds(classifier, matrix)
+    moved = matrix.copy()
+    for j, name in enumerate(names):
+        if edges[name] is None:
+            continue
+        cuts = np.r_[-np.inf, edges[name], np.inf]
+        values = matrix[:, j]
+        at = np.searchsorted(cuts, values, side="left")  # values[i] in (cuts[at-1], cuts[at]]
+        known = ~np.isnan(values)
+        lo, hi = cuts[np.clip(at - 1, 0, None)], cuts[np.clip(at, None, len(cuts) - 1)]
+        inside = known & np.isfinite(lo) & np.isfinite(hi)
+        moved[inside, j] = hi[inside]  # the top of its interval: no edge crossed
+    np.testing.assert_array_equal(log_odds(classifier, moved), before)
+
+
+@pytest.mark.parametrize("seed", [8001, 8002])
+def test_the_shipped_model_beats_the_flag_count_on_a_world_outside_its_training_ranges(tmp_path, seed):
+    from sklearn.metrics import average_precision_score
+
+    from tracker.world import profiles
+
+    profile = profiles.sample(seed, "outside")
+    assert profile.outside  # some settings beyond what any training world had
+    meta = registry.load_default().metadata
+    assert not any(name.endswith(f"-{seed}-3000") for names in meta["worlds"].values() for name in names)
+    db, labels = training.world_store(tmp_path, 3000, seed, AS_OF, profile=profile)
+    scoring.score_orders(db, set(), AS_OF, full=True)
+    score = dict(db.execute("SELECT order_id, score FROM scores").fetchall())
+    flags = dict(db.execute("SELECT order_id, count(*) FROM flags WHERE resolved_at IS NULL GROUP BY order_id"))
+    y = labels["fraud"].to_numpy()
+    ap_model = average_precision_score(y, labels["order_id"].map(score).fillna(0.0))
+    ap_flags = average_precision_score(y, labels["order_id"].map(flags).fillna(0).astype(float))
+    db.close()
+    assert ap_model >= 0.9 and ap_model >= ap_flags + 0.03, (ap_model, ap_flags)

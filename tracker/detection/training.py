@@ -330,27 +330,56 @@ def train_from_labels(db: sqlite_utils.Database, labels: pd.DataFrame, source: s
 
 
 def format_evaluation(evaluation: Evaluation) -> list[str]:
-    """The evaluation as aligned lines for the terminal."""
+    """The evaluation as aligned lines for the terminal: the local model, the blend `tracker train` would make,
+    the shipped model untrained and the flag count on the time split; then the shipped model's figures on
+    generated worlds it never saw (from its metadata)."""
     m, b = evaluation.model, evaluation.flag_count
+    blended, shipped = evaluation.extra.get("blended") or {}, evaluation.extra.get("shipped") or {}
+    columns = [("local model", m), (f"blend ({blended.get('local_weight', 0):.0%} local)", blended),
+               ("shipped", shipped), ("flag count", b)]
+    columns = [(name, figures) for name, figures in columns if figures]
+
+    def row(label: str, key: str) -> str:
+        return f"{label:34}" + "".join(f"{_fmt(figures.get(key)):>20}" for _, figures in columns)
+
     lines = [
         f"time-ordered split: trained on {evaluation.n_train} older labelled orders, "
         f"tested on {evaluation.n_test} newer ({evaluation.n_test_fraud} fraud)",
-        f"{'':24}{'classifier':>12}{'flag count':>12}",
-        f"{'PR-AUC':24}{_fmt(m['pr_auc']):>12}{_fmt(b['pr_auc']):>12}",
-        f"{'precision at ' + str(m['k']):24}{_fmt(m['precision_at_k']):>12}{_fmt(b['precision_at_k']):>12}",
-        f"{'recall in top R':24}{_fmt(m['recall_at_r']):>12}{_fmt(b['recall_at_r']):>12}",
+        f"{'':34}" + "".join(f"{name:>20}" for name, _ in columns),
+        row("PR-AUC", "pr_auc"),
+        row(f"precision at {m['k']}", "precision_at_k"),
+        row("recall in top R", "recall_at_r"),
     ]
-    for pattern, recall in (m.get("recall_by_pattern") or {}).items():
-        lines.append(f"{'  recall ' + pattern:24}{_fmt(recall):>12}{_fmt(b['recall_by_pattern'].get(pattern)):>12}")
+    for pattern in (m.get("recall_by_pattern") or {}):
+        lines.append(f"{'  recall ' + pattern:34}" + "".join(
+            f"{_fmt((figures.get('recall_by_pattern') or {}).get(pattern)):>20}" for _, figures in columns))
     calibration = evaluation.extra.get("calibration") or []
     if calibration:
-        lines.append("calibration (score bin: mean score / observed fraud rate, n): " + "; ".join(
+        lines.append("calibration of the blend (score bin: mean score / observed fraud rate, n): " + "; ".join(
             f"{c['bin']}: {c['mean_score']:.2f}/{c['fraud_rate']:.2f} ({c['n']})" for c in calibration))
+    lines += held_out_lines(evaluation.extra.get("shipped_held_out"))
+    return lines
+
+
+def held_out_lines(held_out: dict[str, Any] | None) -> list[str]:
+    """The shipped model's average precision on generated worlds used neither to train nor to choose it, beside
+    ranking by flag count (its metadata's `held_out`)."""
+    if not held_out or not held_out.get("mean"):
+        return []
+    names = {"train": "settings within its training ranges", "outside": "settings outside them",
+             "default": "the default settings"}
+    lines = ["shipped model on generated worlds it never saw (AP model / flag count):"]
+    for region in sorted(held_out["mean"], key=lambda r: list(names).index(r) if r in names else len(names)):
+        mean = held_out["mean"][region]
+        lines.append(f"  {mean['worlds']} worlds, {names.get(region, region)}: "
+                     f"{_fmt(mean['ap_model'])} / {_fmt(mean['ap_flag_count'])}")
     return lines
 
 
 def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
+
+
 # ----------------------------------------------------------------------------------------------- worlds
 
 def world_store(folder: str | Path, n_orders: int, seed: int, as_of: datetime,
