@@ -415,8 +415,10 @@ def held_out_markdown(meta: dict[str, Any]) -> str:
 
 def write_docs(meta: dict[str, Any], page: Path | None = None) -> None:
     page = page or Path(__file__).resolve().parents[2] / "docs" / "detection.md"
-    body = (f"{DOCS_START}\nThe shipped model `{meta['id']}` ({meta['candidate']}; blend {meta['blend']}) on its report "
-            f"worlds, which neither trained nor chose it:\n\n{held_out_markdown(meta)}\n{DOCS_END}")
+    blend = ", ".join(f"{name} {weight:.0%}" for name, weight in meta["blend"].items())
+    body = (f"{DOCS_START}\n`python -m tracker.detection.world_training`: the shipped model ({meta['candidate']}; "
+            f"{blend}) on its report worlds, which neither trained nor chose it:\n\n{held_out_markdown(meta)}\n"
+            f"{DOCS_END}")
     text = page.read_text(encoding="utf-8")
     if DOCS_START in text:
         text = text[: text.index(DOCS_START)] + body + text[text.index(DOCS_END) + len(DOCS_END):]
