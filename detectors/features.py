@@ -185,6 +185,7 @@ def feature_frame(frame: pd.DataFrame, side: Side, pressure: np.ndarray | None, 
     if typical is None:
         typical = typical_transit(country, transit)
     frame["typical_transit"] = _typical_of(country, typical)
+    frame.attrs["typical_transit"] = dict(typical)  # the store's, when the frame holds it: kept for the next runs
     _add_seller_aggregates(frame)
     return frame
 

@@ -189,3 +189,20 @@ def test_the_shipped_model_beats_the_flag_count_on_a_world_outside_its_training_
     ap_flags = average_precision_score(y, labels["order_id"].map(flags).fillna(0).astype(float))
     db.close()
     assert ap_model >= 0.9 and ap_model >= ap_flags + 0.03, (ap_model, ap_flags)
+
+
+def test_an_incremental_run_reads_the_typical_transit_the_full_run_kept(world, monkeypatch):
+    from tracker.detection import readers
+
+    db, labels = world
+    scoring.score_orders(db, set(), AS_OF, full=True)
+    kept = json.loads(db.execute("SELECT value FROM meta WHERE key = 'typical_transit'").fetchone()[0])
+    assert kept == pytest.approx(readers.typical_transit(db.conn))  # what a scan of the store finds
+    full = dict(db.execute("SELECT order_id, score FROM scores").fetchall())
+    some = set(labels["order_id"].iloc[::97]) & set(full)
+    monkeypatch.setattr(readers, "typical_transit", lambda conn: pytest.fail("the store was scanned again"))
+    with db.conn:
+        db.execute("DELETE FROM scores WHERE order_id IN (SELECT value FROM json_each(?))", [json.dumps(list(some))])
+    scoring.score_orders(db, some, AS_OF)
+    again = dict(db.execute("SELECT order_id, score FROM scores").fetchall())
+    assert all(again[o] == full[o] for o in some)

@@ -474,8 +474,26 @@ def feature_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None, as_
         frame.attrs["side_by"] = "child readers" if read.side_from_readers and read.through_readers else "sql"
         frame["target"] = True if targets is None else frame["order_id"].isin(targets)
         context = None if scope is None else _number_and_buyer_context(conn, frame)
-        typical = None if scope is None else typical_transit(conn)
+        typical = None if scope is None else stored_typical_transit(conn)
         return features.feature_frame(frame, side, pressure, as_of, normalised, context, typical)
+
+
+TYPICAL_TRANSIT_META = "typical_transit"
+
+
+def stored_typical_transit(conn: sqlite3.Connection) -> dict[str, float]:
+    """The typical transit per destination as the last full scoring of the store found it (meta
+    `typical_transit`, written with its scores: a scope of a million-order store is not worth a scan of every
+    order), else `typical_transit` over the store now."""
+    import json
+
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", [TYPICAL_TRANSIT_META]).fetchone()
+    if row and row[0]:
+        try:
+            return {str(k): float(v) for k, v in json.loads(row[0]).items()}
+        except (ValueError, AttributeError):
+            pass
+    return typical_transit(conn)
 
 
 def typical_transit(conn: sqlite3.Connection) -> dict[str, float]:

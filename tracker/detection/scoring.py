@@ -14,6 +14,7 @@ reads, over the shipment facts this module brings up to date first.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -64,6 +65,9 @@ def _score(db: sqlite_utils.Database, plan: Plan, loaded: Any, order_ids: set[st
     if frame.empty:
         _record(db, loaded.model_id, as_of, pd.DataFrame(), full)
         return set()
+    # a full run's frame holds the whole store: its typical transit serves the incremental runs after it
+    typical = json.dumps(frame.attrs["typical_transit"], sort_keys=True) \
+        if full and "typical_transit" in frame.attrs else None
     tracked = has_text(frame["tracking_number"])
     untracked = set(frame.loc[~tracked & frame["target"].to_numpy(), "order_id"])  # lost their number: lose their score
     if writer is not None:  # it sorts the ids and takes the write lock while this process works out the scores
@@ -111,13 +115,15 @@ def _score(db: sqlite_utils.Database, plan: Plan, loaded: Any, order_ids: set[st
         writer.rows(score, codes, ~explained, loaded.model_id, scored_at)
         writer.later(pending["order_id"].to_numpy(dtype=object), score[rows], codes[rows], explain_pending())
         writer.commit({META_MODEL: loaded.model_id, META_AS_OF: scored_at,
-                       META_SCORED_BY + loaded.model_id: _scored_by_text(loaded)})
+                       META_SCORED_BY + loaded.model_id: _scored_by_text(loaded),
+                       **({readers.TYPICAL_TRANSIT_META: typical} if typical else {})})
         return set(frame["order_id"])
     # in this process: the reasons in a thread while this one writes the others
     with ThreadPoolExecutor(max_workers=1) as pool:
         future = pool.submit(explain_pending)
         _record(db, loaded.model_id, as_of, frame[~explained].assign(reasons="[]"), full, untracked,
-                later=lambda: pending.assign(reasons=future.result()), scored_by=_scored_by_text(loaded))
+                later=lambda: pending.assign(reasons=future.result()), scored_by=_scored_by_text(loaded),
+                typical=typical)
     return set(frame["order_id"])
 
 
@@ -177,14 +183,12 @@ def _stored_scores(db: sqlite_utils.Database, order_ids: pd.Series) -> pd.Series
 
 
 def _scored_by_text(loaded: Any) -> str:
-    import json
-
     return json.dumps(loaded.scored_by(), sort_keys=True)
 
 
 def _record(db: sqlite_utils.Database, model_id: str, as_of: datetime, frame: pd.DataFrame, full: bool,
             untracked: Iterable[str] = (), later: Callable[[], pd.DataFrame] | None = None,
-            scored_by: str | None = None) -> None:
+            scored_by: str | None = None, typical: str | None = None) -> None:
     """Write the scores of `frame` (order_id, score, codes, reasons) and then those `later` gives (called once
     `frame`'s rows are in), in one transaction, in this process (see `tracker.score_writer`)."""
     scored_at = to_db(as_of)
@@ -216,6 +220,8 @@ def _record(db: sqlite_utils.Database, model_id: str, as_of: datetime, frame: pd
             set_meta(db, META_AS_OF, scored_at)
             if scored_by is not None:
                 set_meta(db, META_SCORED_BY + model_id, scored_by)
+            if typical is not None:
+                set_meta(db, readers.TYPICAL_TRANSIT_META, typical)
     finally:
         conn.execute(f"PRAGMA cache_size = {int(cache_size)}")
 
