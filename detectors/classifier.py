@@ -1,79 +1,103 @@
-"""The fraud classifier: gradient-boosted trees over the order features, calibrated so 0.8 means about 80%.
+"""The fraud classifier: gradient-boosted trees, a rules prior, and the blend of them that scores an order.
 
-`FraudClassifier` follows scikit-learn's estimator contract (`__init__` stores parameters, `fit` returns
-self and sets trailing-underscore attributes, `predict_proba` checks it is fitted). It splits off a
-stratified calibration slice, fits a `HistGradientBoostingClassifier` (mixed tabular features, NaN for
-"unknown" handled natively) on the rest and an isotonic (or sigmoid) calibrator on the slice: what
-`CalibratedClassifierCV(FrozenEstimator(...))` does, but with one boosting fit and one calibrator
-instead of k of each, which is what keeps a million-order training run inside two minutes on two cores
-and scoring to one tree ensemble. How many threads the boosting uses is the caller's to decide (the tracker
-judges it by how busy the machine is: `tracker.detection.threads`).
+Three scikit-learn estimators, each giving a calibrated log-odds (`decision_function`) and exact additive
+reasons (`contributions`: per row and feature, in log-odds, with a base value; base + a row's contributions =
+its log-odds):
 
-`make_pipeline()` chains `OrderFeatures` and this classifier: the one object that is trained, shipped
-and used for scoring.
+- `FraudClassifier`: a `HistGradientBoostingClassifier` (mixed tabular features, NaN for "unknown" handled
+  natively, monotonic constraints on the evidence features), calibrated by a logistic (Platt) map of its
+  raw log-odds fitted on a stratified slice it never trained on. A logistic map keeps log-odds linear, so the
+  trees' path contributions (`detectors.sklearn_internals.path_contributions`) scale into calibrated ones.
+- `RulesPrior`: a logistic regression on the flag indicators and the flag count, its coefficients held at 0 or
+  above: what the rules alone say, calibrated.
+- `BlendedClassifier`: the score, sigmoid(Σ weight_i x log-odds_i) over fitted parts (the shipped model, a
+  local one, the prior; `tracker.detection.training` decides the weights from how much local labelled
+  evidence exists). Monotone parts with weights >= 0 make a monotone blend: more evidence never lowers it.
+
+`make_pipeline()` chains `OrderFeatures` and a classifier: the one object that is trained, shipped and used
+for scoring. How many threads the boosting uses is the caller's to decide (`tracker.detection.threads`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from detectors.features import OrderFeatures
+from detectors import sklearn_internals
+from detectors.features import FEATURES, FLAG_CODES, MONOTONIC, OrderFeatures
 
 
-class FraudClassifier(ClassifierMixin, BaseEstimator):
+def _check_binary(estimator: Any, y: np.ndarray) -> np.ndarray:
+    estimator.classes_ = unique_labels(y)
+    if len(estimator.classes_) != 2:
+        kind = "Only binary classification is supported" if len(estimator.classes_) > 2 else "y has 1 class"
+        raise ValueError(f"{kind}: {type(estimator).__name__} needs exactly 2 classes (fraud and not), "
+                         f"got {list(estimator.classes_)}")
+    return np.searchsorted(estimator.classes_, y)
+
+
+class _LogOddsClassifier(ClassifierMixin, BaseEstimator):
+    """predict_proba and predict from `decision_function` (calibrated log-odds)."""
+
+    def predict_proba(self, X) -> np.ndarray:  # noqa: ANN001, N803
+        fraud = expit(self.decision_function(X))
+        return np.column_stack([1.0 - fraud, fraud])
+
+    def predict(self, X) -> np.ndarray:  # noqa: ANN001, N803
+        check_is_fitted(self, "classes_")
+        return self.classes_[(self.decision_function(X) > 0).astype(int)]
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.classifier_tags.multi_class = False
+        return tags
+
+
+class FraudClassifier(_LogOddsClassifier):
     """Calibrated gradient boosting for fraud / not fraud.
 
     Parameters
     ----------
     max_iter, learning_rate, max_leaf_nodes, min_samples_leaf, l2_regularization :
         passed to `HistGradientBoostingClassifier`.
-    calibration : {"isotonic", "sigmoid"}
-        The calibrator fitted on the held-out slice.
+    monotonic_cst : sequence of {-1, 0, 1} or None
+        Per column: 1, the score never falls as it grows (evidence); -1, never rises; 0, free.
     calibration_fraction : float
-        Share of the training rows kept aside for calibration (stratified).
+        Share of the training rows kept aside to fit the logistic calibration (stratified).
     max_train_rows : int or None
-        Above this many rows, fit on a stratified sample of this size (the class ratio kept, so the
-        calibration still matches the population): the model stops improving long before a million rows,
-        the clock does not.
+        Above this many rows, fit on a stratified sample of this size (the class ratio kept): the model stops
+        improving long before a million rows, the clock does not.
     random_state : int
     """
 
     def __init__(self, max_iter: int = 50, learning_rate: float = 0.3, max_leaf_nodes: int = 31,
-                 min_samples_leaf: int = 40, l2_regularization: float = 1.0, calibration: str = "isotonic",
-                 calibration_fraction: float = 0.2, max_train_rows: int | None = 400_000,
-                 random_state: int = 0):
+                 min_samples_leaf: int = 40, l2_regularization: float = 1.0,
+                 monotonic_cst: Sequence[int] | None = None, calibration_fraction: float = 0.2,
+                 max_train_rows: int | None = 400_000, random_state: int = 0):
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.max_leaf_nodes = max_leaf_nodes
         self.min_samples_leaf = min_samples_leaf
         self.l2_regularization = l2_regularization
-        self.calibration = calibration
+        self.monotonic_cst = monotonic_cst
         self.calibration_fraction = calibration_fraction
         self.max_train_rows = max_train_rows
         self.random_state = random_state
 
     def fit(self, X, y):  # noqa: ANN001, ANN201, N803 - sklearn's names
         X, y = validate_data(self, X, y, ensure_all_finite="allow-nan", dtype=np.float64)
-        self.classes_ = unique_labels(y)
-        self.reference_ = typical_values(X)
-        if len(self.classes_) != 2:
-            kind = "Only binary classification is supported" if len(self.classes_) > 2 else "y has 1 class"
-            raise ValueError(f"{kind}: FraudClassifier needs exactly 2 classes (fraud and not), "
-                             f"got {list(self.classes_)}")
-        if self.calibration not in ("isotonic", "sigmoid"):
-            raise ValueError(f"calibration must be 'isotonic' or 'sigmoid', not {self.calibration!r}")
-        y_index = np.searchsorted(self.classes_, y)
+        y_index = _check_binary(self, y)
         empty = np.isnan(X).all(axis=0)
         if empty.any():  # the binner fails on an all-NaN column; a constant one is never split on instead
             X = X.copy()
@@ -84,196 +108,181 @@ class FraudClassifier(ClassifierMixin, BaseEstimator):
                                        stratify=y_index, random_state=rng)
             keep.sort()
             X, y_index = X[keep], y_index[keep]
+        cst = None if self.monotonic_cst is None else list(self.monotonic_cst)
+        if cst is not None and len(cst) != X.shape[1]:
+            raise ValueError(f"monotonic_cst has {len(cst)} entries for {X.shape[1]} features")
         boost = HistGradientBoostingClassifier(
             max_iter=self.max_iter, learning_rate=self.learning_rate, max_leaf_nodes=self.max_leaf_nodes,
             min_samples_leaf=self.min_samples_leaf, l2_regularization=self.l2_regularization,
-            early_stopping=len(y_index) >= 2000, validation_fraction=0.1, n_iter_no_change=20,
-            random_state=self.random_state,
+            monotonic_cst=cst, early_stopping=len(y_index) >= 2000, validation_fraction=0.1,
+            n_iter_no_change=20, random_state=self.random_state,
         )
         minority = int(min(np.bincount(y_index, minlength=2)))
+        self.calibration_ = (1.0, 0.0)  # (slope, intercept) on the raw log-odds
         if minority >= 4 and self.calibration_fraction > 0:
             X_fit, X_cal, y_fit, y_cal = train_test_split(
                 X, y_index, test_size=self.calibration_fraction, stratify=y_index, random_state=rng)
             boost.fit(X_fit, y_fit)
-            # isotonic needs many positives in the slice; with few it overfits into a staircase
-            method = self.calibration if len(y_cal) >= 1000 and y_cal.sum() >= 30 else "sigmoid"
-            self.calibrator_ = _fit_calibrator(method, boost.decision_function(X_cal), y_cal)
-        else:  # too few positives to hold any out: uncalibrated, and said so in the metadata
+            platt = LogisticRegression(C=1e4).fit(boost.decision_function(X_cal).reshape(-1, 1), y_cal)
+            # a slope above 0 keeps the booster's order (and its monotonic constraints)
+            self.calibration_ = (max(float(platt.coef_[0, 0]), 1e-3), float(platt.intercept_[0]))
+        else:  # too few positives to hold any out: the booster's own log-odds, and said so in the metadata
             boost.fit(X, y_index)
-            self.calibrator_ = None
+        self.calibrated_ = self.calibration_ != (1.0, 0.0)
         self.booster_ = boost
         self.n_iter_ = boost.n_iter_
         return self
 
-    def predict_proba(self, X) -> np.ndarray:  # noqa: ANN001, N803
+    def raw_log_odds(self, X) -> np.ndarray:  # noqa: ANN001, N803
+        """The booster's own log-odds (before calibration), through its binned walk where it can."""
         check_is_fitted(self, "booster_")
         X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan", dtype=np.float64)
-        log_odds = binned_decision_function(self.booster_, X)
-        fraud = self._calibrated(log_odds)
-        return np.column_stack([1.0 - fraud, fraud])
+        return binned_decision_function(self.booster_, X)
 
-    def bins(self, X) -> np.ndarray | None:  # noqa: ANN001, N803
-        """X binned as the booster was trained, for `fraud_probability_of_bins`; None where that walk does not
-        apply. Binning is per value, so a column of these bins can be replaced by another value's bins."""
+    def decision_function(self, X) -> np.ndarray:  # noqa: ANN001, N803
         check_is_fitted(self, "booster_")
-        walk = _binned_walk(self.booster_)
-        if walk is None:
-            return None
+        slope, intercept = self.calibration_
+        return slope * self.raw_log_odds(X) + intercept
+
+    def contributions(self, X) -> tuple[np.ndarray, float]:  # noqa: ANN001, N803
+        """Per row and column, its part of the row's calibrated log-odds, and the base value they add to."""
+        check_is_fitted(self, "booster_")
         X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan", dtype=np.float64)
-        return walk.bins(X)
+        walk = sklearn_internals.BinnedWalk(self.booster_)
+        raw, base = sklearn_internals.path_contributions(self.booster_, walk.bins(X))
+        slope, intercept = self.calibration_
+        return slope * raw, slope * base + intercept
 
-    def fraud_probability_of_bins(self, binned: np.ndarray) -> np.ndarray:
-        """`predict_proba(X)[:, 1]` from `bins(X)`, bit for bit."""
-        check_is_fitted(self, "booster_")
-        return self._calibrated(_BinnedWalk(self.booster_).decision(binned))
 
-    def tree_values(self, binned: np.ndarray) -> np.ndarray:
-        """Each tree's output (one row per tree) for the rows `bins` gave: the parts of their log-odds, which
-        `fraud_probability_replacing` reuses."""
-        check_is_fitted(self, "booster_")
-        return _BinnedWalk(self.booster_).tree_values(binned)
+class RulesPrior(_LogOddsClassifier):
+    """What the rules alone say: a logistic regression on the flag indicators and the flag count, with every
+    coefficient kept at 0 or above (a flag never lowers the prior), calibrated on the rows it is fitted on.
 
-    def fraud_probability_replacing(self, binned: np.ndarray, values: np.ndarray, columns: list[int]) -> np.ndarray:
-        """`fraud_probability_of_bins(binned)`, bit for bit, for rows whose bins differ from those that gave
-        `tree_values` = `values` only in `columns`: only the trees that split on one of those columns are walked
-        again (explaining a score resets one group of features at a time, and most trees use none of it)."""
-        check_is_fitted(self, "booster_")
-        walk = _BinnedWalk(self.booster_)
-        values = values.copy()
-        for tree in np.flatnonzero(walk.trees_using(columns)).tolist():
-            values[tree] = walk.tree_values(binned, tree)
-        return self._calibrated(walk.decision_of_values(values))
+    Parameters
+    ----------
+    columns : sequence of int or None
+        The columns of X it reads (the flag features); None: every column.
+    C : float
+        Inverse regularisation strength.
+    """
 
-    def _calibrated(self, log_odds: np.ndarray) -> np.ndarray:
-        return expit(log_odds) if self.calibrator_ is None else _apply_calibrator(self.calibrator_, log_odds)
+    def __init__(self, columns: Sequence[int] | None = None, C: float = 1.0):  # noqa: N803
+        self.columns = columns
+        self.C = C
 
-    def predict(self, X) -> np.ndarray:  # noqa: ANN001, N803
-        check_is_fitted(self, "booster_")
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+    def fit(self, X, y):  # noqa: ANN001, ANN201, N803
+        X, y = validate_data(self, X, y, ensure_all_finite="allow-nan", dtype=np.float64)
+        y_index = _check_binary(self, y)
+        columns = np.arange(X.shape[1]) if self.columns is None else np.asarray(self.columns, dtype=np.int64)
+        values = np.nan_to_num(X[:, columns])
+        free = np.ones(len(columns), dtype=bool)
+        coef = np.zeros(len(columns))
+        intercept = 0.0
+        while free.any():  # drop whatever would lower the prior, and fit the rest again
+            model = LogisticRegression(C=self.C, max_iter=1000).fit(values[:, free], y_index)
+            coef[:] = 0.0
+            coef[free] = model.coef_[0]
+            intercept = float(model.intercept_[0])
+            if (coef >= 0).all():
+                break
+            free &= coef > 0
+        if not free.any():
+            rate = float(np.clip(y_index.mean(), 1e-6, 1 - 1e-6))
+            intercept = float(np.log(rate / (1 - rate)))
+        self.columns_ = columns
+        self.coef_ = coef
+        self.intercept_ = intercept
+        return self
+
+    def decision_function(self, X) -> np.ndarray:  # noqa: ANN001, N803
+        check_is_fitted(self, "coef_")
+        X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan", dtype=np.float64)
+        return np.nan_to_num(X[:, self.columns_]) @ self.coef_ + self.intercept_
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
-        tags.classifier_tags.multi_class = False
+        tags.classifier_tags.poor_score = True  # coefficients held >= 0: it cannot fit every toy problem
         return tags
 
-
-class _BinnedWalk:
-    """A booster's trees walked over binned rows (see `binned_decision_function`); raises AttributeError,
-    TypeError or ImportError where the booster's private parts are not what this expects."""
-
-    def __init__(self, booster: HistGradientBoostingClassifier):
-        from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
-
-        mapper = booster._bin_mapper
-        self.threads = _openmp_effective_n_threads
-        self.binning, self.missing_bin = mapper.transform, mapper.missing_values_bin_idx_
-        self.baseline = np.asarray(booster._baseline_prediction)
-        self.walks = [[tree.predict_binned for tree in iteration] for iteration in booster._predictors]
-        self.trees = booster._predictors
-        categorical = getattr(mapper, "is_categorical", None)
-        if booster.n_trees_per_iteration_ != 1 or (categorical is not None and np.any(categorical)):
-            raise TypeError("several trees per iteration or categorical features")
-        # the binned walk wants writable node arrays (not those of a model mapped read-only from a file)
-        if not all(tree.nodes.flags.writeable and tree.binned_left_cat_bitsets.flags.writeable
-                   for iteration in booster._predictors for tree in iteration):
-            raise TypeError("read-only trees")
-
-    def bins(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
-        try:  # a read-only X (pandas' copy-on-write arrays, a memmap) as it is: a copy is 0.2 s at a million rows
-            binned = self.binning(X)
-        except ValueError:
-            if X.flags.writeable:
-                raise
-            binned = self.binning(X.copy())  # an older binner whose memoryview wants a writable buffer
-        return np.ascontiguousarray(binned)  # row by row: each tree reads a row's bytes together
-
-    def decision(self, binned: np.ndarray) -> np.ndarray:
-        raw = np.zeros(len(binned), dtype=self.baseline.dtype)
-        raw += self.baseline.ravel()[0]
-        threads = self.threads()
-        for (walk,) in self.walks:
-            raw += walk(binned, missing_values_bin_idx=self.missing_bin, n_threads=threads)
-        return raw
-
-    def tree_values(self, binned: np.ndarray, tree: int | None = None) -> np.ndarray:
-        """Every tree's outputs (one row per tree), or tree `tree`'s."""
-        threads = self.threads()
-        if tree is not None:
-            return self.walks[tree][0](binned, missing_values_bin_idx=self.missing_bin, n_threads=threads)
-        out = np.empty((len(self.walks), len(binned)), dtype=self.baseline.dtype)
-        for t, (walk,) in enumerate(self.walks):
-            out[t] = walk(binned, missing_values_bin_idx=self.missing_bin, n_threads=threads)
-        return out
-
-    def decision_of_values(self, values: np.ndarray) -> np.ndarray:
-        """`decision` from the trees' outputs: added up in the same order, so the same sums bit for bit."""
-        raw = np.zeros(values.shape[1], dtype=self.baseline.dtype)
-        raw += self.baseline.ravel()[0]
-        for row in values:
-            raw += row
-        return raw
-
-    def trees_using(self, columns: list[int]) -> np.ndarray:
-        """Per tree, whether one of its splits tests one of these columns."""
-        wanted = np.asarray(columns, dtype=np.int64)
-        return np.array([np.isin(tree.nodes["feature_idx"][tree.nodes["is_leaf"] == 0], wanted).any()
-                         for (tree,) in self.trees])
+    def contributions(self, X) -> tuple[np.ndarray, float]:  # noqa: ANN001, N803
+        check_is_fitted(self, "coef_")
+        X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan", dtype=np.float64)
+        out = np.zeros(X.shape)
+        out[:, self.columns_] = np.nan_to_num(X[:, self.columns_]) * self.coef_
+        return out, self.intercept_
 
 
-def _binned_walk(booster: HistGradientBoostingClassifier) -> _BinnedWalk | None:
-    try:
-        return _BinnedWalk(booster)
-    except (AttributeError, ImportError, TypeError):
-        return None
+class BlendedClassifier(_LogOddsClassifier):
+    """The score: sigmoid of the weighted sum of fitted parts' log-odds.
+
+    Parameters
+    ----------
+    parts : list of (name, estimator)
+        Fitted estimators with `decision_function` and `contributions` over the same columns.
+    weights : list of float
+        One per part, each >= 0; a part with weight 0 is never evaluated.
+    """
+
+    def __init__(self, parts: list[tuple[str, Any]], weights: Sequence[float]):
+        self.parts = parts
+        self.weights = weights
+
+    def fit(self, X, y):  # noqa: ANN001, ANN201, N803
+        """Fit every part on the same rows (the blend itself has nothing to learn)."""
+        for _, part in self.parts:
+            part.fit(X, y)
+        return self._finish(y)
+
+    def _finish(self, y: np.ndarray | None = None) -> BlendedClassifier:
+        if len(self.parts) != len(self.weights) or any(w < 0 for w in self.weights):
+            raise ValueError("one weight >= 0 per part")
+        self.classes_ = np.array([0, 1]) if y is None else unique_labels(y)
+        self.n_features_in_ = next(p.n_features_in_ for _, p in self.parts)
+        return self
+
+    @classmethod
+    def of(cls, parts: list[tuple[str, Any]], weights: Sequence[float]) -> BlendedClassifier:
+        """A blend of parts fitted already."""
+        return cls(parts, [float(w) for w in weights])._finish()
+
+    def _active(self) -> list[tuple[float, Any]]:
+        check_is_fitted(self, "classes_")
+        return [(w, part) for (_, part), w in zip(self.parts, self.weights, strict=True) if w > 0]
+
+    def decision_function(self, X) -> np.ndarray:  # noqa: ANN001, N803
+        total = None
+        for weight, part in self._active():
+            value = weight * part.decision_function(X)
+            total = value if total is None else total + value
+        return total if total is not None else np.zeros(len(X))
+
+    def contributions(self, X) -> tuple[np.ndarray, float]:  # noqa: ANN001, N803
+        out, base = None, 0.0
+        for weight, part in self._active():
+            c, b = part.contributions(X)
+            out = weight * c if out is None else out + weight * c
+            base += weight * b
+        return (out if out is not None else np.zeros((len(X), self.n_features_in_))), base
+
+    def base_value(self) -> float:
+        """The log-odds every row starts from (its contributions add to it)."""
+        return self.contributions(np.zeros((1, self.n_features_in_)))[1]
+
+    def shares(self) -> list[dict[str, Any]]:
+        """Which parts score, with their weights as shares of the total."""
+        total = sum(w for w in self.weights) or 1.0
+        return [{"part": name, "weight": round(w / total, 4)} for (name, _), w in zip(self.parts, self.weights,
+                                                                                      strict=True) if w > 0]
 
 
 def binned_decision_function(booster: HistGradientBoostingClassifier, X: np.ndarray) -> np.ndarray:  # noqa: N803
-    """`booster.decision_function(X)`, bit for bit, about a third faster on a million rows.
-
-    Each tree is walked over X binned the way training binned it (one byte per value, so the rows stay in
-    cache) instead of over the float64 values: a value is at most a split's threshold exactly when its bin
-    is at most the split's bin, NaN has its own bin, and the trees' outputs are added in the same order.
-    It leans on the booster's private parts (what its own early stopping uses); where they are not there,
-    or the booster has categorical features or several trees per iteration, the public call answers.
-    """
-    walk = _binned_walk(booster)
+    """`booster.decision_function(X)`, bit for bit, about a third faster on a million rows (the trees walked over
+    X binned as training binned it: `detectors.sklearn_internals.BinnedWalk`); where the booster's private parts
+    are not what that expects, the public call answers."""
+    walk = sklearn_internals.binned_walk(booster)
     if walk is None or not len(X):
         return booster.decision_function(X)
     return walk.decision(walk.bins(X))
-
-
-def typical_values(X: np.ndarray) -> np.ndarray:  # noqa: N803
-    """Per column, the value of a typical row: NaN where most rows have none, else the median.
-
-    Scoring explains a score by resetting feature groups to these values.
-    """
-    missing = np.isnan(X)
-    typical = np.full(X.shape[1], np.nan)
-    for j in range(X.shape[1]):
-        if len(X) and missing[:, j].mean() <= 0.5:
-            typical[j] = float(np.median(X[~missing[:, j], j]))
-    return typical
-
-
-def _fit_calibrator(method: str, log_odds: np.ndarray, y: np.ndarray) -> Any:
-    """Map the booster's log-odds to a calibrated probability, fitted on rows the booster never saw."""
-    if method == "isotonic":
-        return IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(log_odds, y)
-    return LogisticRegression(C=1e4).fit(log_odds.reshape(-1, 1), y)
-
-
-TIE_BREAK = 1e-6
-
-
-def _apply_calibrator(calibrator: Any, log_odds: np.ndarray) -> np.ndarray:
-    if isinstance(calibrator, IsotonicRegression):
-        calibrated = calibrator.predict(log_odds)
-    else:
-        calibrated = calibrator.predict_proba(log_odds.reshape(-1, 1))[:, 1]
-    # isotonic maps whole ranges to one value and a sigmoid rounds to 1.0 far out; a millionth of a gentler
-    # curve keeps the booster's order among them, so a reviewer's top 20 is not an arbitrary pick of equals
-    return np.clip(calibrated * (1 - TIE_BREAK) + TIE_BREAK * expit(log_odds / 16), 0.0, 1.0)
 
 
 def fraud_probability(classifier: Any, matrix: np.ndarray) -> np.ndarray:
@@ -283,6 +292,58 @@ def fraud_probability(classifier: Any, matrix: np.ndarray) -> np.ndarray:
     return classifier.predict_proba(np.asfortranarray(matrix))[:, 1]
 
 
-def make_pipeline(**params: Any) -> Pipeline:
-    """OrderFeatures -> FraudClassifier; `params` go to the classifier (see data/model.toml)."""
-    return Pipeline([("features", OrderFeatures()), ("classifier", FraudClassifier(**params))])
+def log_odds(classifier: Any, matrix: np.ndarray) -> np.ndarray:
+    """The classifier's log-odds per row (what `fraud_probability` is the sigmoid of)."""
+    return classifier.decision_function(np.asfortranarray(matrix))
+
+
+def monotonic_cst(features: Sequence[str]) -> list[int]:
+    return [MONOTONIC.get(name, 0) for name in features]
+
+
+def prior_columns(features: Sequence[str]) -> list[int]:
+    """The columns the rules prior reads: each flag's indicator and the flag count."""
+    wanted = {f"flag_{code}" for code in FLAG_CODES} | {"n_flags"}
+    return [j for j, name in enumerate(features) if name in wanted]
+
+
+def make_pipeline(features: Sequence[str] | None = None, **params: Any) -> Pipeline:
+    """OrderFeatures -> FraudClassifier over `features` (default: all), the evidence ones monotonic; `params` go
+    to the classifier (see data/model.toml)."""
+    names = tuple(features) if features is not None else FEATURES
+    params.setdefault("monotonic_cst", monotonic_cst(names))
+    return Pipeline([("features", OrderFeatures(features=names)), ("classifier", FraudClassifier(**params))])
+
+
+def make_prior(features: Sequence[str] | None = None, C: float = 1.0) -> Pipeline:  # noqa: N803
+    names = tuple(features) if features is not None else FEATURES
+    return Pipeline([("features", OrderFeatures(features=names)),
+                     ("classifier", RulesPrior(columns=prior_columns(names), C=C))])
+
+
+def blend(features: Sequence[str], parts: list[tuple[str, Any]], weights: Sequence[float]) -> Pipeline:
+    """The scoring pipeline: OrderFeatures over `features`, then the blend of fitted classifiers over them."""
+    return Pipeline([("features", OrderFeatures(features=tuple(features)).fit(None)),
+                     ("classifier", BlendedClassifier.of(parts, weights))])
+
+
+def score_edges(pipeline: Pipeline) -> dict[str, np.ndarray | None]:
+    """Per feature the scoring pipeline reads, the values at which its score can change: the split edges of its
+    boosted parts' trees (`sklearn_internals.split_edges`; a value that moves without crossing one leaves every
+    tree's output as it was, and a feature no tree splits on has none); None where a part with a weight reads it
+    linearly (the rules prior), so that any change of it moves the score. For re-scoring only the orders whose
+    inputs crossed an edge."""
+    names = [str(n) for n in pipeline.named_steps["features"].get_feature_names_out()]
+    classifier = pipeline.named_steps["classifier"]
+    parts = classifier._active() if isinstance(classifier, BlendedClassifier) else [(1.0, classifier)]
+    edges: dict[str, set[float]] = {name: set() for name in names}
+    linear: set[str] = set()
+    for _weight, part in parts:
+        if isinstance(part, FraudClassifier):
+            for name, values in sklearn_internals.split_edges(part.booster_, names).items():
+                edges[name].update(values.tolist())
+        elif isinstance(part, RulesPrior):
+            linear.update(names[j] for j, c in zip(part.columns_, part.coef_, strict=True) if c != 0)
+        else:
+            linear.update(names)
+    return {name: None if name in linear else np.array(sorted(edges[name]), dtype=np.float64) for name in names}

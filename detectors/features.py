@@ -4,16 +4,22 @@ Two steps, so training and scoring share every line:
 
 1. `feature_frame(orders, side, ...)` completes an order frame (`detectors.view`: orders and the facts of
    their tracking numbers, read by `tracker.detection.readers`) with the active flag codes, seller-message
-   pressure, tracking-number reuse, buyer history and seller-level aggregates. Seller aggregates need a
-   seller's whole book, so the frame always holds every order of each seller involved (`target` marks the
-   orders asked for). No label is read: aggregates cannot leak.
+   pressure, tracking-number reuse, buyer history, the store's typical transit per destination and
+   seller-level aggregates. Seller aggregates need a seller's whole book, so the frame always holds every
+   order of each seller involved (`target` marks the orders asked for). No label is read: aggregates cannot
+   leak. A low-severity flag is a note, not evidence: it is listed in `codes` but sets no flag feature (an
+   unknown number format never raises a score on its own).
 2. `OrderFeatures`, a scikit-learn transformer, derives the numeric features from that frame (durations,
-   match levels, flag indicators, ratios to the route medians it learns in `fit`).
+   times relative to the store's typical transit, match levels, flag indicators, shares). It learns nothing
+   from the rows it is fitted on: a model trained on generated worlds reads a user's store the same way.
+
+`FEATURES` is every feature this version can compute; a model uses those it was trained on (`features=`,
+chosen when the shipped model is built), and `MONOTONIC` says which may only raise a score (evidence).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -37,8 +43,6 @@ FLAG_CODES = (
     "seller_pressure",
     "no_tracking_progress",
 )
-CARRIERS = ("cainiao", "chinapost", "yunexpress")
-
 # feature name -> reason group; a reason names the group whose values pushed the score up
 FEATURE_GROUPS: dict[str, str] = {
     **{f"flag_{code}": f"flag:{code}" for code in FLAG_CODES},
@@ -46,7 +50,7 @@ FEATURE_GROUPS: dict[str, str] = {
     "accept_to_delivered_days": "transit",
     "physical_to_delivered_days": "transit",
     "order_to_delivered_days": "transit",
-    "transit_vs_route_median": "transit",
+    "transit_vs_typical": "transit",
     "order_to_first_scan_days": "first_scan",
     "shipped_to_first_physical_days": "first_scan",
     "ship_delay_days": "first_scan",
@@ -55,6 +59,7 @@ FEATURE_GROUPS: dict[str, str] = {
     "n_transit": "scans",
     "n_export": "customs",
     "n_import": "customs",
+    "has_customs": "customs",
     "delivered": "delivery",
     "days_since_last_event": "stale",
     "order_age_days": "stale",
@@ -64,7 +69,6 @@ FEATURE_GROUPS: dict[str, str] = {
     "buyer_received": "buyer_says",
     "orders_on_number": "reuse",
     "buyers_on_number": "reuse",
-    "carrier_code": "carrier",
     "promised_days": "order",
     "amount": "order",
     "msg_pressure_max": "messages",
@@ -73,6 +77,8 @@ FEATURE_GROUPS: dict[str, str] = {
     "seller_flag_rate": "seller",
     "seller_median_transit": "seller",
     "seller_fast_share": "seller",
+    "seller_transit_vs_typical": "seller",
+    "seller_fast_share_vs_typical": "seller",
     "seller_reuse_share": "seller",
     "seller_no_customs_share": "seller",
     "seller_not_received_share": "seller",
@@ -82,6 +88,24 @@ FEATURE_GROUPS: dict[str, str] = {
     "buyer_flagged_other": "buyer",
 }
 FEATURES: tuple[str, ...] = tuple(FEATURE_GROUPS)
+# evidence: a larger value never lowers a score (HistGradientBoosting's monotonic_cst; the rules prior's
+# coefficients are kept >= 0 on the same features)
+MONOTONIC: dict[str, int] = {
+    **{f"flag_{code}": 1 for code in FLAG_CODES},
+    "n_flags": 1,
+    "buyers_on_number": 1,
+    "msg_pressure_max": 1,
+    "seller_flag_rate": 1,
+    "seller_reuse_share": 1,
+    "seller_not_received_share": 1,
+    "seller_pressure_share": 1,
+    "buyer_not_received_other": 1,
+    "buyer_flagged_other": 1,
+}
+# a delivered parcel whose transit is below this share of its destination's typical one counts as fast
+FAST_SHARE_OF_TYPICAL = 0.6
+# fewer deliveries than this to a destination: the store-wide typical transit stands in for its own
+MIN_DELIVERIES_FOR_TYPICAL = 20
 
 # the facts of a tracking number the features read (see detectors.facts)
 FEATURE_FACTS = ("n_events", "n_scans", "n_transit", "n_export", "n_import", "first_event_jd", "first_scan_jd",
@@ -102,8 +126,8 @@ def score_messages(messages: pd.DataFrame, pressure: Callable[[list[str]], list[
 
 
 class Side(NamedTuple):
-    """Active flags (order_id, code) and seller messages (id, order_id, text) of the frame's orders, and when the
-    reader found them, each one's frame row (-1: an order outside the frame)."""
+    """Active flags (order_id, code[, severity]) and seller messages (id, order_id, text) of the frame's orders, and
+    when the reader found them, each one's frame row (-1: an order outside the frame)."""
 
     flags: pd.DataFrame
     messages: pd.DataFrame
@@ -118,21 +142,39 @@ Context = tuple[pd.DataFrame, pd.DataFrame]
 
 def feature_frame(frame: pd.DataFrame, side: Side, pressure: np.ndarray | None, as_of: datetime,
                   normalised: Normalised | None = None, context: Context | None = None,
-                  sellers: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The order frame completed for `OrderFeatures`, in place: flags as indicator columns and codes, seller
-    messages' count and strongest pressure (`pressure`: one probability per message of `side`), tracking-number
-    reuse and buyer history (over the frame itself, or `context` when the frame is part of the store), the
-    destination match, seller aggregates (over the frame's own orders, which then hold each seller's whole
-    book, or from `sellers`: `seller_totals` over the whole store). `normalised`: place columns a reader
-    normalised already."""
+                  sellers: pd.DataFrame | None = None, typical: Mapping[str, float] | None = None) -> pd.DataFrame:
+    """The order frame completed for `OrderFeatures`, in place: flags as indicator columns (medium and high
+    severity) and codes (every active flag), seller messages' count and strongest pressure (`pressure`: one
+    probability per message of `side`), tracking-number reuse and buyer history (over the frame itself, or
+    `context` when the frame is part of the store), the destination match, each order's destination's typical
+    transit (over the frame, or `typical` from `typical_transit` over the whole store when the frame is part of
+    it), seller aggregates (over the frame's own orders, which then hold each seller's whole book, or from
+    `sellers`: `seller_totals` over the whole store). `normalised`: place columns a reader normalised already."""
     if frame.empty:
         return frame
     add_side(frame, side, pressure)
     add_number_and_buyer_context(frame, context)
     frame["as_of_jd"] = view.datetime_to_jd(as_of)
     frame["dest_match_level"] = destination_match_level(frame, normalised)
+    add_typical_transit(frame, typical)
     _add_seller_aggregates(frame, sellers)
     return frame
+
+
+def normalised_countries(values: pd.Series) -> np.ndarray:
+    """Per row, the country as `places.normalize_country` reads it (computed once per distinct value)."""
+    return _per_value(values, places.normalize_country, object)
+
+
+def add_typical_transit(frame: pd.DataFrame, typical: Mapping[str, float] | None = None) -> None:
+    """Each order's destination's typical transit (`typical`: the store's, else over the frame itself), in place;
+    the one used is kept in `frame.attrs["typical_transit"]` (the store's, when the frame holds it)."""
+    country = normalised_countries(frame["dest_country"])
+    if typical is None:
+        transit = (frame["delivered_jd"] - frame["first_event_jd"]).to_numpy(dtype=np.float64)
+        typical = typical_transit(country, transit)
+    frame["typical_transit"] = _typical_of(country, typical)
+    frame.attrs["typical_transit"] = dict(typical)
 
 
 def add_side(frame: pd.DataFrame, side: Side, pressure: np.ndarray | None) -> None:
@@ -146,9 +188,12 @@ def add_side(frame: pd.DataFrame, side: Side, pressure: np.ndarray | None) -> No
         message_row = position.get_indexer(side.messages["order_id"].to_numpy(dtype=object))
 
     flag_code = side.flags["code"].to_numpy(dtype=object)
+    evidence = flag_row >= 0
+    if "severity" in side.flags.columns:  # a low-severity flag is a note: in `codes`, not a feature
+        evidence &= side.flags["severity"].to_numpy(dtype=object) != "low"
     for code in FLAG_CODES:
         column = np.zeros(len(frame), dtype=np.int8)
-        column[flag_row[(flag_code == code) & (flag_row >= 0)]] = 1
+        column[flag_row[(flag_code == code) & evidence]] = 1
         frame[f"flag_{code}"] = column
     # object text, as it is read: pandas would copy it into its string dtype, and the scorer copy it back
     frame["codes"] = pd.Series(_joined_codes(flag_row, flag_code, len(frame)), index=frame.index, dtype=object,
@@ -160,6 +205,31 @@ def add_side(frame: pd.DataFrame, side: Side, pressure: np.ndarray | None) -> No
     if pressure is not None:
         np.fmax.at(pressure_max, message_row[known], pressure[known])
     frame["msg_pressure_max"] = pressure_max
+
+
+def typical_transit(countries: np.ndarray, transit: np.ndarray) -> dict[str, float]:
+    """The typical transit (days from the first carrier event to delivery) per destination country: the median
+    over its delivered parcels, or over every delivered parcel ("*") for a destination with fewer than
+    MIN_DELIVERIES_FOR_TYPICAL. Times relative to it read the same in a fast store and a slow one."""
+    done = ~np.isnan(transit)
+    out: dict[str, float] = {}
+    if done.sum() < MIN_DELIVERIES_FOR_TYPICAL:
+        return out
+    out["*"] = float(np.median(transit[done]))
+    per = pd.Series(transit[done]).groupby(np.asarray(countries, dtype=object)[done])
+    for country, (size, median) in pd.DataFrame({"n": per.size(), "m": per.median()}).iterrows():
+        if country and size >= MIN_DELIVERIES_FOR_TYPICAL:
+            out[str(country)] = float(median)
+    return out
+
+
+def _typical_of(countries: np.ndarray, typical: Mapping[str, float]) -> np.ndarray:
+    """Per row, its destination's typical transit (the store-wide one where it has none; NaN without either),
+    at least half a day."""
+    fallback = typical.get("*", np.nan)
+    codes, uniques = pd.factorize(np.asarray(countries, dtype=object), use_na_sentinel=True)
+    values = np.array([typical.get(str(u), fallback) for u in uniques] + [fallback], dtype=np.float64)
+    return np.maximum(values[codes], 0.5)
 
 
 def message_pressure(messages: pd.DataFrame, message_scores: MessageScorer) -> np.ndarray | None:
@@ -242,7 +312,8 @@ def buyer_book(frame: pd.DataFrame) -> pd.DataFrame:
         "buyer_id": frame["buyer_id"].to_numpy(dtype=object),
         "buyer_n_orders": np.ones(len(frame)),
         "_buyer_not_received": (_per_value(frame["buyer_received"], _answer, object) == "no").astype(float),
-        "_buyer_flagged": (frame["codes"].to_numpy(dtype=object) != "").astype(float),
+        # flagged: by a medium or high flag (the indicator columns; a low note is no evidence)
+        "_buyer_flagged": (frame[[f"flag_{c}" for c in FLAG_CODES]].to_numpy().sum(axis=1) > 0).astype(float),
     }, index=frame.index)
 
 
@@ -350,7 +421,8 @@ def destination_match_level(frame: pd.DataFrame, normalised: Normalised | None =
 
 # what a seller's aggregates are made of, per order: summed over the seller's whole book (`seller_totals`); a
 # rate's value counts only where its denominator does ('fast' of 'delivered' orders)
-SELLER_SUMS = ("n", "flagged", "fast", "delivered", "reuse", "no_customs", "not_received", "pressured")
+SELLER_SUMS = ("n", "flagged", "fast", "delivered", "fast_vs_typical", "delivered_vs_typical", "reuse", "no_customs",
+               "not_received", "pressured")
 
 
 def seller_book(frame: pd.DataFrame) -> pd.DataFrame:
@@ -360,6 +432,7 @@ def seller_book(frame: pd.DataFrame) -> pd.DataFrame:
     delivered = frame["delivered_jd"].notna().to_numpy()
     any_flag = frame[[f"flag_{c}" for c in FLAG_CODES]].to_numpy().sum(axis=1) > 0
     no_customs = ((frame["n_export"] + frame["n_import"]) == 0).to_numpy()
+    relative = transit / frame["typical_transit"].to_numpy(dtype=np.float64)  # of its destination's typical
     return pd.DataFrame({
         "seller_id": frame["seller_id"].to_numpy(dtype=object),
         "transit": transit,
@@ -367,6 +440,9 @@ def seller_book(frame: pd.DataFrame) -> pd.DataFrame:
         "flagged": any_flag.astype(float),
         "fast": ((transit < 6) & delivered).astype(float),
         "delivered": delivered.astype(float),
+        "relative": relative,
+        "fast_vs_typical": (delivered & (relative < FAST_SHARE_OF_TYPICAL)).astype(float),
+        "delivered_vs_typical": (delivered & ~np.isnan(relative)).astype(float),
         "reuse": (frame["buyers_on_number"].to_numpy() > 1).astype(float),
         "no_customs": (no_customs & delivered).astype(float),
         "not_received": (_per_value(frame["buyer_received"], _answer, object) == "no").astype(float),
@@ -380,8 +456,9 @@ def seller_totals(book: pd.DataFrame) -> pd.DataFrame:
     codes, sellers = pd.factorize(book["seller_id"].to_numpy(dtype=object), use_na_sentinel=False)
     out = {name: np.bincount(codes, weights=book[name].to_numpy(dtype=float), minlength=len(sellers))
            for name in SELLER_SUMS}
-    median = pd.Series(book["transit"].to_numpy(dtype=float)).groupby(codes).median()
-    out["median_transit"] = median.reindex(np.arange(len(sellers))).to_numpy()
+    for column, name in (("transit", "median_transit"), ("relative", "median_relative")):
+        median = pd.Series(book[column].to_numpy(dtype=float)).groupby(codes).median()
+        out[name] = median.reindex(np.arange(len(sellers))).to_numpy()
     return pd.DataFrame(out, index=pd.Index(sellers, dtype=object, name="seller_id"))
 
 
@@ -411,6 +488,9 @@ def _add_seller_aggregates(frame: pd.DataFrame, totals: pd.DataFrame | None = No
     frame["seller_flag_rate"] = _leave_one_out(total("flagged"), own("flagged"), total("n"), own("n"))
     frame["seller_median_transit"] = total("median_transit")
     frame["seller_fast_share"] = _leave_one_out(total("fast"), own("fast"), total("delivered"), own("delivered"))
+    frame["seller_transit_vs_typical"] = total("median_relative")
+    frame["seller_fast_share_vs_typical"] = _leave_one_out(total("fast_vs_typical"), own("fast_vs_typical"),
+                                                           total("delivered_vs_typical"), own("delivered_vs_typical"))
     frame["seller_reuse_share"] = _leave_one_out(total("reuse"), own("reuse"), total("n"), own("n"))
     frame["seller_no_customs_share"] = _leave_one_out(total("no_customs"), own("no_customs"), total("delivered"),
                                                       own("delivered"))
@@ -420,43 +500,50 @@ def _add_seller_aggregates(frame: pd.DataFrame, totals: pd.DataFrame | None = No
 
 
 class OrderFeatures(TransformerMixin, BaseEstimator):
-    """Feature frame (from `feature_frame`) -> the numeric feature matrix named by `FEATURES`.
-
-    `fit` learns the median acceptance-to-delivery time per destination country, so a transit can be
-    judged against its own route; `transform` works row by row from the frame and those medians.
+    """Feature frame (from `feature_frame`) -> the numeric feature matrix of the named features.
 
     Parameters
     ----------
+    features : sequence of str or None
+        Which of `FEATURES` to compute, in this order (None: all of them).
     max_age_days : float
         Ages (since the order, since the last scan) are clipped here, so old history looks like old history.
     """
 
-    def __init__(self, max_age_days: float = 120.0):
+    def __init__(self, features: tuple[str, ...] | None = None, max_age_days: float = 120.0):
+        self.features = features
         self.max_age_days = max_age_days
 
-    def fit(self, X: pd.DataFrame, y=None):  # noqa: ANN001, ANN201, N803 - sklearn's names
-        frame = self._check_frame(X)
-        transit = frame["delivered_jd"] - frame["first_event_jd"]
-        country = pd.Series(_per_value(frame["dest_country"], places.normalize_country, object), index=frame.index)
-        self.route_median_transit_ = transit.groupby(country).median().dropna().to_dict()
-        self.global_median_transit_ = float(np.nanmedian(transit)) if transit.notna().any() else 10.0
-        self.feature_names_in_ = np.asarray(FEATURES, dtype=object)
-        self.n_features_out_ = len(FEATURES)
+    def _names(self) -> tuple[str, ...]:
+        names = tuple(self.features) if self.features is not None else FEATURES
+        unknown = [n for n in names if n not in FEATURE_GROUPS]
+        if unknown:
+            raise ValueError(f"unknown features {unknown}: this version computes {', '.join(FEATURES)}")
+        return names
+
+    def fit(self, X: pd.DataFrame | None = None, y=None):  # noqa: ANN001, ANN201, N803 - sklearn's names
+        """Nothing to learn from the rows: checks the frame (when given) and the feature names."""
+        if X is not None:
+            self._check_frame(X)
+        self.feature_names_in_ = np.asarray(self._names(), dtype=object)
+        self.n_features_out_ = len(self.feature_names_in_)
         return self
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:  # noqa: ANN001
-        return np.asarray(FEATURES, dtype=object)
+        return np.asarray(self._names(), dtype=object)
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
-        check_is_fitted(self, "route_median_transit_")
+        check_is_fitted(self, "n_features_out_")
         return self.transform_frame(X).to_numpy(dtype=np.float64)
 
     def transform_frame(self, X: pd.DataFrame, rows: np.ndarray | None = None) -> pd.DataFrame:  # noqa: N803
         """The features as a named DataFrame (for reasons and inspection); of the frame's rows at the positions
         `rows` only, when given (each row's features are its own: the scorer leaves out orders without a number
         this way, instead of copying them out of the whole block)."""
-        check_is_fitted(self, "route_median_transit_")
+        check_is_fitted(self, "n_features_out_")
         f = self._check_frame(X)
+        names = [str(n) for n in self.feature_names_in_]
+        wanted = set(names)
 
         def column(name: str) -> np.ndarray:
             return f[name].to_numpy(dtype=np.float64)
@@ -472,15 +559,14 @@ class OrderFeatures(TransformerMixin, BaseEstimator):
         out["accept_to_delivered_days"] = delivered - first_event
         out["physical_to_delivered_days"] = delivered - first_scan
         out["order_to_delivered_days"] = delivered - ordered
-        route = _per_value(f["dest_country"], lambda text: self.route_median_transit_.get(
-            places.normalize_country(text), np.nan))
-        route = np.maximum(np.where(np.isnan(route), self.global_median_transit_, route), 0.5)
-        out["transit_vs_route_median"] = out["accept_to_delivered_days"] / route
+        if "transit_vs_typical" in wanted:
+            out["transit_vs_typical"] = out["accept_to_delivered_days"] / column("typical_transit")
         out["order_to_first_scan_days"] = first_event - ordered
         out["shipped_to_first_physical_days"] = first_scan - shipped
         out["ship_delay_days"] = shipped - ordered
         for name in ("n_events", "n_scans", "n_transit", "n_export", "n_import"):
             out[name] = _zero_nan(column(name))
+        out["has_customs"] = ((out["n_export"] + out["n_import"]) > 0).astype(float)
         out["delivered"] = (~np.isnan(delivered)).astype(float)
         last_scan = column("last_scan_jd")
         age = column("as_of_jd") - np.where(np.isnan(last_scan), first_event, last_scan)
@@ -496,25 +582,25 @@ class OrderFeatures(TransformerMixin, BaseEstimator):
             _answer(text), np.nan))
         out["orders_on_number"] = _zero_nan(column("n_orders_on_number"))
         out["buyers_on_number"] = _zero_nan(column("buyers_on_number"))
-        codes = {c: float(i) for i, c in enumerate(CARRIERS)}
-        out["carrier_code"] = _per_value(f["carrier"], lambda text: codes.get(text.lower(), float(len(CARRIERS))))
-        out["promised_days"] = pd.to_numeric(f["promised_days"], errors="coerce").to_numpy(dtype=np.float64)
-        out["amount"] = pd.to_numeric(f["amount"], errors="coerce").to_numpy(dtype=np.float64)
+        for name in ("promised_days", "amount"):
+            if name in wanted:
+                out[name] = pd.to_numeric(f[name], errors="coerce").to_numpy(dtype=np.float64)
         out["msg_pressure_max"] = column("msg_pressure_max")
         out["n_seller_messages"] = column("n_seller_messages")
         for name in ("seller_n_orders", "seller_flag_rate", "seller_median_transit", "seller_fast_share",
-                     "seller_reuse_share", "seller_no_customs_share", "seller_not_received_share",
-                     "seller_pressure_share", "buyer_n_orders"):
-            out[name] = column(name)
+                     "seller_transit_vs_typical", "seller_fast_share_vs_typical", "seller_reuse_share",
+                     "seller_no_customs_share", "seller_not_received_share", "seller_pressure_share",
+                     "buyer_n_orders"):
+            if name in wanted:
+                out[name] = column(name)
         out["buyer_not_received_other"] = np.maximum(_zero_nan(column("_buyer_not_received"))
                                                      - said_no, 0.0)
         out["buyer_flagged_other"] = np.maximum(_zero_nan(column("_buyer_flagged"))
                                                 - (out["n_flags"] > 0), 0.0)
-        matrix = np.empty((len(f) if rows is None else len(rows), len(FEATURES)), dtype=np.float64, order="F")
-        for j, name in enumerate(FEATURES):
+        matrix = np.empty((len(f) if rows is None else len(rows), len(names)), dtype=np.float64, order="F")
+        for j, name in enumerate(names):
             matrix[:, j] = out[name] if rows is None else np.broadcast_to(out[name], (len(f),))[rows]
-        return pd.DataFrame(matrix, index=f.index if rows is None else f.index[rows], columns=list(FEATURES),
-                            copy=False)
+        return pd.DataFrame(matrix, index=f.index if rows is None else f.index[rows], columns=names, copy=False)
 
     @staticmethod
     def _check_frame(X) -> pd.DataFrame:  # noqa: ANN001, N803

@@ -1,132 +1,89 @@
-"""Why an order scores what it scores: its top reasons, worked out from the classifier and its features.
+"""Why an order scores what it scores: its top reasons, in log-odds, from the classifier's exact contributions.
 
-For an order scoring at least `min_score`, each feature group (one flag, the transit times, the seller's
-aggregates, ...) is set back to the training population's median and the order rescored; the groups whose
-reset lowers the score most are its top reasons, as JSON `[{"feature", "text", "weight"}]`. One batched
-prediction per group: no per-order loop. When no single reset moves a score (several flags that each
-suffice), those flags share the drop of resetting them all together. Phrases are formatted per group over
-all its orders (`describe_many`).
+The classifier splits each order's log-odds into a base value (what an average order starts from) plus one
+contribution per feature (`detectors.classifier`: the trees' path contributions, the rules prior's terms,
+weighted as the blend weighs them). They add up exactly, so a score of 0.999 still says what put it there. The
+features are summed per reason group (one flag, the transit times, the seller's aggregates, ...); the flag
+count's part is shared among the order's flags. An order scoring at least `min_score` keeps the groups that
+raised its log-odds by at least `min_contribution`, the largest first, as JSON `[{"feature", "text",
+"weight"}]` (weight in log-odds). No per-order loop: phrases are formatted per group over all its orders.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from detectors.classifier import fraud_probability
-from detectors.features import FEATURE_GROUPS, FEATURES
+from detectors.features import FEATURE_GROUPS
 
 
-def _groups() -> dict[str, list[int]]:
+def groups_of(features: Sequence[str]) -> dict[str, list[int]]:
+    """Reason group -> the columns of `features` in it (the flag count has a group of its own)."""
     groups: dict[str, list[int]] = {}
-    for index, name in enumerate(FEATURES):
+    for index, name in enumerate(features):
         groups.setdefault(FEATURE_GROUPS[name], []).append(index)
     return groups
 
 
+def contributions_by_group(classifier: Any, matrix: np.ndarray, features: Sequence[str]
+                           ) -> tuple[pd.DataFrame, float]:
+    """Per row, each reason group's part of its log-odds, and the base value: base + a row's parts = its log-odds.
+    The flag count's part goes to the row's flags in equal shares (to the group 'flag_count' when it has none)."""
+    contributions, base = classifier.contributions(np.asfortranarray(matrix))
+    names = list(features)
+    out: dict[str, np.ndarray] = {}
+    for group, columns in groups_of(names).items():
+        out[group] = contributions[:, columns].sum(axis=1)
+    if "n_flags" in names and "flag_count" in out:
+        flags = [j for j, name in enumerate(names) if name.startswith("flag_")]
+        on = np.nan_to_num(matrix[:, flags]) > 0
+        count = on.sum(axis=1)
+        share = np.where(count > 0, out["flag_count"] / np.maximum(count, 1), 0.0)
+        for k, j in enumerate(flags):
+            out[FEATURE_GROUPS[names[j]]] = out[FEATURE_GROUPS[names[j]]] + np.where(on[:, k], share, 0.0)
+        out["flag_count"] = np.where(count > 0, 0.0, out["flag_count"])
+    return pd.DataFrame(out), float(base)
+
+
 def explain(classifier: Any, features: pd.DataFrame, matrix: np.ndarray, score: np.ndarray, *, min_score: float,
             max_reasons: int, min_contribution: float) -> list[str]:
-    """Top reasons per order as JSON text: the feature groups whose reset to the median lowers the score most.
-
-    An order whose score rests on several findings that each suffice (no single reset moves it) is explained
-    by those flags together: the drop when all of them are reset, shared out in proportion to what each one
-    alone adds to an order without the others (see `_shared_flag_drops`).
-    """
+    """Top reasons per order as JSON text: the reason groups that raised its log-odds most (see the module)."""
     reasons = ["[]"] * len(score)
     rows = np.flatnonzero(score >= min_score)
-    reference = getattr(classifier, "reference_", None)
-    if not len(rows) or reference is None:
+    if not len(rows) or not hasattr(classifier, "contributions"):
         return reasons
-    sub = matrix[rows]
-    names: list[str] = []
-    drops = np.zeros((len(rows), 0))
-    n_flags = FEATURES.index("n_flags")
-    # binned once: a reset group's bins are the reference's bins (binning is per value), so most groups
-    # skip binning their rows again
-    bins = classifier.bins(sub) if hasattr(classifier, "bins") else None
-    reference_bins = classifier.bins(reference[None, :])[0] if bins is not None else None
-    # and each tree's part of every score: resetting a group walks again only the trees that test it
-    trees = classifier.tree_values(bins) if bins is not None else None
-    for name, columns in _groups().items():
-        if name == "flag_count":  # the count is explained by the flags that make it up, one by one
-            continue
-        changed = ~np.all((sub[:, columns] == reference[columns]) |
-                          (np.isnan(sub[:, columns]) & np.isnan(reference[columns])), axis=1)
-        drop = np.zeros(len(rows))
-        if not changed.any():
-            pass
-        elif bins is not None and not name.startswith("flag:"):
-            reset_bins = bins[changed]
-            reset_bins[:, columns] = reference_bins[columns]
-            drop[changed] = score[rows][changed] - classifier.fraud_probability_replacing(
-                reset_bins, trees[:, changed], columns)
-        else:  # a flag's few orders: n_flags changes too, and is binned anew with the rest of the row
-            reset = sub[changed].copy()
-            reset[:, columns] = reference[columns]
-            if name.startswith("flag:"):  # without this flag the order also has one flag fewer
-                reset[:, n_flags] -= sub[changed][:, columns[0]] - reference[columns[0]]
-            if bins is None:
-                drop[changed] = score[rows][changed] - fraud_probability(classifier, reset)
-            else:
-                drop[changed] = score[rows][changed] - classifier.fraud_probability_replacing(
-                    classifier.bins(np.asfortranarray(reset)), trees[:, changed], [*columns, n_flags])
-        drops = np.column_stack([drops, drop])
-        names.append(name)
-
-    best = np.argsort(-drops, axis=1)[:, :max_reasons]
-    chosen = np.take_along_axis(drops, best, axis=1) >= min_contribution
-    saturated = ~chosen.any(axis=1)
-    flag_groups = [j for j, name in enumerate(names) if name.startswith("flag:")]
-    flag_columns = [FEATURES.index(f"flag_{names[j][5:]}") for j in flag_groups]
-    active = (sub[:, flag_columns] != 0) & saturated[:, None]
-    shared = _shared_flag_drops(classifier, sub, score[rows], active, flag_columns, reference, n_flags)
-
-    # every reason shown as (order, group, weight, suffix): an order's own top groups (in order of weight), or
-    # for a saturated order its heaviest shares of the flags (equal shares keep the flags' own order)
-    order, slot = np.nonzero(chosen)
+    parts, _base = contributions_by_group(classifier, matrix[rows], list(features.columns))
+    names = list(parts.columns)
+    values = parts.to_numpy()
+    best = np.argsort(-values, axis=1, kind="stable")[:, :max_reasons]
+    weight = np.take_along_axis(values, best, axis=1)
+    order, slot = np.nonzero(weight >= min_contribution)
     group = best[order, slot]
-    weight = drops[order, group]
-    suffix = np.zeros(len(order), dtype=bool)
-    several = np.flatnonzero(active.any(axis=1))
-    if len(several):
-        mine = active[several]
-        ranked = np.argsort(np.where(mine, -shared[several], np.inf), axis=1, kind="stable")[:, :max_reasons]
-        at, place = np.nonzero(np.take_along_axis(mine, ranked, axis=1))
-        flag = ranked[at, place]
-        order = np.concatenate([order, several[at]])
-        group = np.concatenate([group, np.asarray(flag_groups, dtype=np.int64)[flag]])
-        weight = np.concatenate([weight, shared[several[at], flag]])
-        suffix = np.concatenate([suffix, np.ones(len(at), dtype=bool)])
+    weights = weight[order, slot]
     # each group's phrases over all its orders at once, then each order's reasons as JSON text
     phrase = np.empty(len(order), dtype=object)
     for j in np.unique(group).tolist():
         mask = group == j
         phrase[mask] = describe_many(names[j], features.iloc[rows[order[mask]]])
-    pieces = _reason_json([names[j] for j in group.tolist()], phrase.tolist(), suffix.tolist(), weight.tolist())
-    sort = np.argsort(order, kind="stable")  # by order; within one, in the order found above
-    order = order[sort]
+    pieces = _reason_json([names[j] for j in group.tolist()], phrase.tolist(), weights.tolist())
     starts = np.flatnonzero(np.r_[True, order[1:] != order[:-1]]) if len(order) else np.zeros(0, dtype=np.int64)
     ends = np.r_[starts[1:], len(order)]
-    pieces = [pieces[k] for k in sort.tolist()]
     for i, a, b in zip(order[starts].tolist(), starts.tolist(), ends.tolist(), strict=True):
         reasons[rows[i]] = "[" + ", ".join(pieces[a:b]) + "]"
     return reasons
 
 
-_SEVERAL = " (one of several that each suffice)"
-
-
-def _reason_json(features: list[str], phrases: list[str], several: list[bool], weights: list[float]) -> list[str]:
-    """`json.dumps({"feature": f, "text": phrase (+ the 'one of several' note), "weight": round(w, 3)})` per
-    reason, character for character, without building a dict per reason."""
+def _reason_json(features: list[str], phrases: list[str], weights: list[float]) -> list[str]:
+    """`json.dumps({"feature": f, "text": phrase, "weight": round(w, 3)})` per reason, character for character,
+    without building a dict per reason."""
     text = json.encoder.encode_basestring_ascii  # what json.dumps uses for strings (ensure_ascii)
     quoted = {name: text(name) for name in set(features)}
-    return ['{"feature": ' + quoted[f] + ', "text": ' + text(p + _SEVERAL if s else p) + ', "weight": '
-            + _number(round(w, 3)) + "}"
-            for f, p, s, w in zip(features, phrases, several, weights, strict=True)]
+    return ['{"feature": ' + quoted[f] + ', "text": ' + text(p) + ', "weight": ' + _number(round(w, 3)) + "}"
+            for f, p, w in zip(features, phrases, weights, strict=True)]
 
 
 def _number(value: float) -> str:
@@ -134,67 +91,49 @@ def _number(value: float) -> str:
     return repr(value) if value - value == 0 else json.dumps(value)
 
 
-def _shared_flag_drops(classifier: Any, sub: np.ndarray, score: np.ndarray, active: np.ndarray,
-                       flag_columns: list[int], reference: np.ndarray, n_flags: int) -> np.ndarray:
-    """For each order and each of its `active` flags, that flag's share of the score's drop when all of them are
-    reset together. Shares follow what each flag alone adds to the order with the others reset (equal shares
-    when none adds anything alone). Two batched predictions, no per-order loop."""
-    shared = np.zeros(active.shape)
-    orders = np.flatnonzero(active.any(axis=1))
-    if not len(orders):
-        return shared
-    mine = active[orders]
-    base = sub[orders]
-    cleared = base.copy()
-    for k, column in enumerate(flag_columns):
-        on = mine[:, k]
-        cleared[on, column] = reference[column]
-        cleared[on, n_flags] -= base[on, column] - reference[column]
-    p_cleared = fraud_probability(classifier, cleared)
-    # one row per (order, flag): the order with only that one of its flags put back
-    who, which = np.nonzero(mine)
-    alone = cleared[who].copy()
-    columns = np.asarray(flag_columns)[which]
-    alone[np.arange(len(who)), columns] = base[who, columns]
-    alone[:, n_flags] += base[who, columns] - reference[columns]
-    adds = np.zeros(mine.shape)
-    adds[who, which] = np.clip(fraud_probability(classifier, alone) - p_cleared[who], 0.0, None)
-    total = adds.sum(axis=1, keepdims=True)
-    share = np.where(total > 0, adds / np.where(total > 0, total, 1.0), mine / mine.sum(axis=1, keepdims=True))
-    shared[orders] = share * (score[orders] - p_cleared)[:, None] * mine
-    return shared
-
-
 def _values(rows: pd.DataFrame, name: str) -> list[float | None]:
-    """A feature column as Python floats, None where missing."""
+    """A feature column as Python floats, None where missing (or where the model does not use the feature)."""
+    if name not in rows.columns:
+        return [None] * len(rows)
     values = rows[name].to_numpy(dtype=float)
     return [None if v != v else v for v in values.tolist()]
 
 
+def _clauses(*parts: list[str | None]) -> list[str]:
+    """Per order, its non-empty clauses joined with commas."""
+    return [", ".join(p for p in row if p) for row in zip(*parts, strict=True)]
+
+
 def describe_many(group: str, rows: pd.DataFrame) -> list[str]:
     """One English phrase per order (a row of features) for a reason group, with the order's own numbers,
-    formatted column by column."""
+    formatted column by column (a number the model does not use is left out)."""
     if group.startswith("flag:"):
         return [f"rule flag {group[5:]}"] * len(rows)
 
     def v(name: str) -> list[float | None]:
         return _values(rows, name)
 
-    def count(name: str) -> list[int]:
-        return [int(x or 0) for x in v(name)]
+    def count(name: str) -> list[int | None]:
+        return [None if x is None else int(x) for x in v(name)]
 
     if group == "transit":
-        return [("no delivered scan yet" if days is None else f"delivered {days:.1f} days after the first scan"
-                 + (f" ({ratio:.0%} of the route's median)" if ratio is not None else ""))
-                for days, ratio in zip(v("accept_to_delivered_days"), v("transit_vs_route_median"), strict=True)]
+        return [("no delivered scan yet" if days is None and ratio is None
+                 else _clauses([f"delivered {days:.1f} days after the first carrier event" if days is not None
+                                else None,
+                                f"{ratio:.0%} of the typical transit to this destination" if ratio is not None
+                                else None])[0])
+                for days, ratio in zip(v("accept_to_delivered_days"), v("transit_vs_typical"), strict=True)]
     if group == "first_scan":
         return ["no carrier event yet" if days is None else f"first carrier event {days:+.1f} days from the order"
                 for days in v("order_to_first_scan_days")]
     if group == "customs":
-        return [f"{e} export and {i} import customs scans" for e, i in zip(count("n_export"), count("n_import"),
-                                                                            strict=True)]
+        return [("no customs scan" if not has else "customs scans") if e is None
+                else f"{e} export and {i or 0} import customs scans"
+                for e, i, has in zip(count("n_export"), count("n_import"), v("has_customs"), strict=True)]
     if group == "scans":
-        return [f"{s} physical scans, {e} events" for s, e in zip(count("n_scans"), count("n_events"), strict=True)]
+        return _clauses([None if s is None else f"{s} physical scans" for s in count("n_scans")],
+                        [None if e is None else f"{e} events" for e in count("n_events")],
+                        [None if t is None else f"{t} in transit" for t in count("n_transit")])
     if group == "stale":
         return [f"no new scan for {quiet:.0f} days" if quiet is not None else f"order {age or 0:.0f} days old"
                 for quiet, age in zip(v("days_since_last_event"), v("order_age_days"), strict=True)]
@@ -212,27 +151,26 @@ def describe_many(group: str, rows: pd.DataFrame) -> list[str]:
         said = {1.0: "buyer says it arrived", 0.0: "buyer says it did not arrive"}
         return [said.get(x, "buyer has not said") for x in v("buyer_received")]
     if group == "reuse":
-        return [f"tracking number on {o} orders of {b} buyers"
-                for o, b in zip(count("orders_on_number"), count("buyers_on_number"), strict=True)]
+        return _clauses([None if b is None else f"tracking number on orders of {b} buyers"
+                         for b in count("buyers_on_number")],
+                        [None if o is None else f"{o} orders" for o in count("orders_on_number")])
     if group == "messages":
         return [f"seller messages: pressure probability {p or 0:.0%}" for p in v("msg_pressure_max")]
     if group == "seller":
-        return [", ".join([f"seller with {n} orders"]
-                          + ([f"{rate:.0%} of the others flagged"] if rate is not None else [])
-                          + ([f"{fast:.0%} delivered within 6 days"] if fast is not None else [])
-                          + ([f"median transit {median:.1f} days"] if median is not None else []))
-                for n, rate, fast, median in zip(count("seller_n_orders"), v("seller_flag_rate"),
-                                                 v("seller_fast_share"), v("seller_median_transit"), strict=True)]
+        clauses = _clauses(
+            [None if r is None else f"{r:.0%} of their other orders flagged" for r in v("seller_flag_rate")],
+            [None if r is None else f"{r:.0%} reuse numbers" for r in v("seller_reuse_share")],
+            [None if r is None else f"{r:.0%} not received" for r in v("seller_not_received_share")],
+            [None if r is None else f"median transit {r:.0%} of the typical" for r in v("seller_transit_vs_typical")],
+            [None if r is None else f"{r:.0%} delivered fast" for r in v("seller_fast_share_vs_typical")])
+        return ["seller: " + (c or "their other orders") for c in clauses]
     if group == "buyer":
-        return [f"buyer with {n} orders, {f} others flagged, {r} others not received"
-                for n, f, r in zip(count("buyer_n_orders"), count("buyer_flagged_other"),
-                                   count("buyer_not_received_other"), strict=True)]
+        return _clauses([None if f is None else f"buyer's other orders: {f} flagged" for f in count("buyer_flagged_other")],
+                        [None if r is None else f"{r} not received" for r in count("buyer_not_received_other")])
     if group == "flag_count":
-        return [f"{n} rule flags" for n in count("n_flags")]
+        return ["no rule flag"] * len(rows)
     if group == "delivery":
         return ["delivered" if d else "not delivered" for d in v("delivered")]
-    if group == "carrier":
-        return ["carrier"] * len(rows)
     if group == "order":
         return [f"promised {d or 0:.0f} days" for d in v("promised_days")]
     return [group] * len(rows)

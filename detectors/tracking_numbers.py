@@ -354,9 +354,12 @@ def valid_many(numbers: Iterable[str], carrier_patterns: CarrierPatterns | None 
 
 # --- synthesis -----------------------------------------------------------------------------------------
 
-def make_number(format_id: str, rng: random.Random, *, tries: int = 200) -> str:
+def make_number(format_id: str, rng: random.Random, *, tries: int = 200, serial: str | None = None) -> str:
     """A new valid number of the format: one of its shipped valid numbers with the serial (its package part
-    where it has one) redrawn at random and the check digit recomputed. For generated worlds and tests."""
+    where it has one) redrawn at random and the check digit recomputed. For generated worlds and tests.
+
+    `serial` (digits): written over the last digits of that part instead of random ones, so numbers made with
+    different serials differ (a generated world's numbers are unique without a registry)."""
     fmt = _format_index()[format_id]
     templates = [normalize_number(n) for n in fmt.valid_numbers]
     templates = [t for t in templates if fmt.regex.fullmatch(t)]
@@ -373,6 +376,8 @@ def make_number(format_id: str, rng: random.Random, *, tries: int = 200) -> str:
                 old, chars[i] = chars[i], str(rng.randrange(10))
                 if not fmt.regex.fullmatch("".join(chars)):
                     chars[i] = old
+        if serial is not None and not _write_serial(fmt, chars, *_serial_span(fmt, m, start, end), serial):
+            raise ValueError(f"format {format_id}: its serial part has no room for {len(serial)} digits")
         if fmt.checksum and "CheckDigit" in fmt.groups:
             m2 = fmt.regex.fullmatch("".join(chars))
             if m2 is None:
@@ -386,3 +391,27 @@ def make_number(format_id: str, rng: random.Random, *, tries: int = 200) -> str:
         if v.valid and any(m.format == format_id and m.valid for m in v.matches):
             return number
     raise ValueError(f"format {format_id}: no valid number drawn in {tries} tries")
+
+
+def _serial_span(fmt: NumberFormat, match: re.Match[str], start: int, end: int) -> tuple[int, int]:
+    """Where a serial goes: the whole serial number (shipper and package ids) where the format names one."""
+    if "SerialNumber" in fmt.groups and match.group("SerialNumber") is not None:
+        return match.span("SerialNumber")
+    return start, end
+
+
+def _write_serial(fmt: NumberFormat, chars: list[str], start: int, end: int, serial: str) -> bool:
+    """`serial`'s digits over the last digit positions of chars[start:end] that the format lets hold them, in
+    place; False when there are too few such positions."""
+    at = len(serial) - 1
+    for i in range(end - 1, start - 1, -1):
+        if at < 0:
+            break
+        if not chars[i].isdigit():
+            continue
+        old, chars[i] = chars[i], serial[at]
+        if fmt.regex.fullmatch("".join(chars)):
+            at -= 1
+        else:
+            chars[i] = old
+    return at < 0

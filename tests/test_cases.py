@@ -345,6 +345,10 @@ def test_cli_case_show_has_everything_a_reviewer_needs(db, run_cli):
         "tracking_reused",
         [{"feature": "buyers_per_number", "text": "4 buyers share the number", "weight": 0.41}],
     )
+    with db.conn:  # what the scorer records of the model that scored (tracker.detection.scoring)
+        db.conn.execute("INSERT INTO meta(key, value) VALUES ('scored_by:m1', ?)", [json.dumps(
+            {"model_id": "m1", "summary": "the shipped model (generated worlds) 85%, the rules prior 15%",
+             "parts": [], "base_log_odds": -3.5})])
     _sync(db, "o1")
     case_id = case_of(db, "o1")["id"]
     set_status(db, case_id, "to_report", actor="erin", note="clear case")
@@ -355,8 +359,10 @@ def test_cli_case_show_has_everything_a_reviewer_needs(db, run_cli):
         "Trade Rules",
         "False shipment",
         "The number is on 4 orders of 4 different buyers.",
-        "0.930",
-        "buyers_per_number  +0.410  4 buyers share the number",
+        "0.930  (log-odds +2.59)",
+        "scored by the shipped model (generated worlds) 85%, the rules prior 15%",
+        "reasons, in log-odds added to a base of -3.50 (an average order):",
+        "buyers_per_number  +0.41  4 buyers share the number",
         "protection_end",
         "Departed sorting center",
         "erin  status new -> to_report — clear case",

@@ -1,4 +1,5 @@
-"""The classifier as a scikit-learn estimator: contract, determinism, persistence that refuses tampering."""
+"""The classifier as a scikit-learn estimator: contract, determinism, persistence that refuses tampering or a model
+made with another scikit-learn, and round-trips bit for bit."""
 
 from __future__ import annotations
 
@@ -10,25 +11,25 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from detectors.classifier import FraudClassifier, make_pipeline
+from detectors.classifier import BlendedClassifier, FraudClassifier, RulesPrior, make_pipeline
 from detectors.features import FEATURES, OrderFeatures
 from tracker.detection import persistence, registry, shipment_facts, training
 from tracker.detection.readers import feature_frame
 from tracker.errors import RunFailure
 
 
-@parametrize_with_checks([FraudClassifier(max_iter=3)])
+@parametrize_with_checks([FraudClassifier(max_iter=3), RulesPrior()])
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
 
 def test_init_stores_parameters_only_and_clone_keeps_them():
-    model = FraudClassifier(max_iter=7, calibration="sigmoid", random_state=3)
+    model = FraudClassifier(max_iter=7, monotonic_cst=[1, 0], random_state=3)
     assert model.get_params()["max_iter"] == 7
     copy = clone(model)
     assert copy.get_params() == model.get_params()
     assert not hasattr(copy, "booster_")
-    assert clone(OrderFeatures(max_age_days=30)).get_params() == {"max_age_days": 30}
+    assert clone(OrderFeatures(max_age_days=30)).get_params() == {"features": None, "max_age_days": 30}
 
 
 @pytest.fixture
@@ -45,6 +46,8 @@ def test_unfitted_pipeline_refuses_to_predict(store_frame):
         make_pipeline().predict_proba(frame)
     with pytest.raises(NotFittedError):
         OrderFeatures().transform(frame)
+    with pytest.raises(ValueError, match="unknown features"):
+        OrderFeatures(features=("n_flags", "carrier_code")).fit(frame)
 
 
 def test_features_are_named_and_aligned(store_frame):
@@ -60,6 +63,9 @@ def test_features_are_named_and_aligned(store_frame):
     assert named.loc[named.index.isin(fraud_fast), ["n_export", "n_import"]].to_numpy().max() == 0
     assert named.loc[named.index.isin(honest), "accept_to_delivered_days"].min() > 7
     assert named.loc[named.index.isin(fraud_fast), "seller_fast_share"].min() > 0.3
+    # the same, relative to the store's typical transit: the fast sellers' parcels take a fraction of it
+    assert named.loc[named.index.isin(fraud_fast), "seller_fast_share_vs_typical"].min() > 0.3
+    assert named.loc[named.index.isin(honest), "transit_vs_typical"].median() == pytest.approx(1.0, abs=0.25)
 
 
 def test_features_of_some_rows_are_those_rows_of_the_whole(store_frame):
@@ -87,10 +93,57 @@ def test_scores_are_probabilities_that_rank_fraud_first(store_frame):
     assert evaluation.model["pr_auc"] > 0.9
     assert evaluation.model["pr_auc"] >= evaluation.flag_count["pr_auc"]
     assert set(evaluation.model["recall_by_pattern"]) == {"fast", "reuse"}
+    # beside it: the blend `tracker train` would make, the shipped model untrained, and its held-out figures
+    assert 0 < evaluation.extra["blended"]["local_weight"] <= 1
+    assert evaluation.extra["shipped"]["pr_auc"] is not None
+    assert evaluation.extra["shipped_held_out"]["mean"]["outside"]["ap_model"] > 0
+
+
+def test_a_model_round_trips_through_its_file_bit_for_bit(tmp_path):
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(3000, 4))
+    X[rng.rand(3000) < 0.2, 1] = np.nan
+    y = ((X[:, 0] + np.nan_to_num(X[:, 1]) + rng.normal(size=3000)) > 1).astype(int)
+    model = BlendedClassifier.of([("shipped", FraudClassifier(max_iter=20, monotonic_cst=[1, 0, 0, 0]).fit(X, y)),
+                                  ("prior", RulesPrior(columns=[0, 2]).fit(X, y))], [0.7, 0.3])
+    path = tmp_path / "model.skops"
+    persistence.save_model(model, path, {"kind": "test"})
+    again = persistence.load_model(path)
+    assert type(again) is BlendedClassifier
+    np.testing.assert_array_equal(again.predict_proba(X), model.predict_proba(X))
+    for a, b in zip(again.contributions(X[:50]), model.contributions(X[:50]), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_model_made_with_another_scikit_learn_is_refused_with_the_command(tmp_path, monkeypatch):
+    import sklearn
+
+    X = np.random.RandomState(0).normal(size=(200, 3))
+    path = tmp_path / "model.skops"
+    persistence.save_model(FraudClassifier(max_iter=5).fit(X, (X[:, 0] > 0).astype(int)), path, {"kind": "test"})
+    monkeypatch.setattr(sklearn, "__version__", "99.0.0")
+    with pytest.raises(persistence.ModelVersionMismatch, match="made with scikit-learn 1.* this is 99.0.0") as exc:
+        persistence.load_model(path, remedy="run 'make it again'")
+    assert "run 'make it again'" in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_the_shipped_model_is_refused_under_another_scikit_learn(monkeypatch):
+    import sklearn
+
+    monkeypatch.setattr(sklearn, "__version__", "99.0.0")
+    with pytest.raises(RunFailure, match="python -m tracker.detection.world_training"):
+        registry.load_default()
+
+
+def test_a_pickled_model_of_an_older_tracker_is_refused(tmp_path):
+    path = tmp_path / "model.joblib"
+    path.write_bytes(b"not read")
+    with pytest.raises(persistence.ModelIntegrityError, match="pickled model"):
+        persistence.load_model(path)
 
 
 def test_tampered_model_file_is_refused(tmp_path):
-    path = tmp_path / "model.joblib"
+    path = tmp_path / "model.skops"
     X = np.random.RandomState(0).normal(size=(200, 3))
     y = (X[:, 0] > 0).astype(int)
     meta = persistence.save_model(FraudClassifier(max_iter=5).fit(X, y), path, {"kind": "test"})
@@ -119,9 +172,12 @@ def test_store_refuses_a_tampered_active_model(db):
 def test_shipped_default_model_loads_and_matches_features():
     loaded = persistence.load_model(registry.DEFAULT_MODEL_PATH)
     meta = persistence.read_metadata(registry.DEFAULT_MODEL_PATH)
-    assert meta["features"] == list(FEATURES)
-    assert loaded.named_steps["classifier"].n_features_in_ == len(FEATURES)
-    assert {"created_at", "training_data", "metrics", "library_versions", "sha256"} <= set(meta)
+    assert set(meta["features"]) <= set(FEATURES)
+    assert list(loaded.named_steps["features"].get_feature_names_out()) == meta["features"]
+    assert loaded.named_steps["classifier"].n_features_in_ == len(meta["features"])
+    assert {"created_at", "training_data", "held_out", "selection", "library_versions", "sha256", "blend"} <= set(meta)
+    # chosen and reported on worlds it was not trained on
+    assert not set(meta["worlds"]["train"]) & (set(meta["worlds"]["select"]) | set(meta["worlds"]["report"]))
 
 
 def test_whole_store_read_through_arrow_gives_the_same_frame(store_frame, db, thresholds):
@@ -130,3 +186,16 @@ def test_whole_store_read_through_arrow_gives_the_same_frame(store_frame, db, th
     arrow = feature_frame(db.conn, None, AS_OF, lambda m: m["text"].str.contains("confirm") * 0.8 + 0.1)
     assert arrow.attrs["read_by"] == "child readers" and frame.attrs["read_by"] == "sql"
     pd.testing.assert_frame_equal(plain_text(arrow[frame.columns]), frame)
+
+
+def test_detect_refuses_to_score_with_a_model_it_cannot_vouch_for(db, run_cli, monkeypatch):
+    import sklearn
+
+    build_store(db, 60)
+    monkeypatch.setattr(sklearn, "__version__", "99.0.0")
+    result = run_cli("detect", "--as-of", "2026-07-01T00:00:00Z")
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if "scikit-learn" in line]
+    assert len(lines) == 1 and "this is 99.0.0" in lines[0]
+    assert "python -m tracker.detection.world_training" in lines[0] and "Traceback" not in result.output
+    assert db.execute("SELECT count(*) FROM scores").fetchone()[0] == 0  # nothing scored with it

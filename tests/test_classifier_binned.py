@@ -1,5 +1,5 @@
 """Scoring walks the trees over binned values (`binned_decision_function`): the same numbers as scikit-learn's
-own `decision_function`, bit for bit, whatever the values look like."""
+own `decision_function`, bit for bit, whatever the values look like; and its reasons add up to them."""
 
 from __future__ import annotations
 
@@ -77,19 +77,16 @@ def test_a_read_only_matrix_is_binned_as_it_is_and_scores_the_same(booster, monk
     assert copies == []  # no 0.2-second copy of a million-row matrix
 
 
-@pytest.mark.parametrize("columns", [[0], [1, 2], [3], [5], [0, 1, 2, 3, 4, 5]])
-def test_walking_again_only_the_trees_a_reset_touches_gives_the_same_probabilities(columns):
+def test_contributions_add_up_to_the_log_odds_of_every_row():
     X, y = _data(3000, 5)
     model = FraudClassifier(max_iter=30, random_state=0).fit(X, y)
-    rows = X[:400]
-    values = model.tree_values(model.bins(rows))
-    changed = rows.copy()
-    changed[:, columns] = np.nanmedian(X[:, columns], axis=0)  # as explaining a score resets a group
-    changed[:100, columns[0]] = np.nan
-    expected = model.predict_proba(changed)[:, 1]
-    replaced = model.fraud_probability_replacing(model.bins(changed), values, columns)
-    assert np.array_equal(replaced, expected)  # bit for bit, not merely close
-    walk = classifier._BinnedWalk(model.booster_)
-    # the point of it: fewer trees walked than all of them, for a column most trees never test
-    assert walk.trees_using([5]).sum() < len(walk.trees)
-    assert walk.trees_using(list(range(6))).all()
+    rows = X[:500].copy()
+    rows[:100, 2] = np.nan
+    contributions, base = model.contributions(rows)
+    assert contributions.shape == rows.shape
+    np.testing.assert_allclose(contributions.sum(axis=1) + base, model.decision_function(rows), atol=1e-9)
+    # a column the model never splits on gets nothing
+    unused = [j for j in range(rows.shape[1]) if not any(
+        (nodes["feature_idx"][nodes["is_leaf"] == 0] == j).any()
+        for nodes in classifier.sklearn_internals.trees(model.booster_))]
+    assert all(np.all(contributions[:, j] == 0) for j in unused)

@@ -181,7 +181,10 @@ async def test_case_page_tells_the_whole_story(ds, db, sample, client):
     assert "USB charger" in html and "seller-acme" in html
     # flags with their explanations, the score and its top reasons
     assert "tracking_reused" in html and "Delivered in Lyon, FR (69003)" in html
-    assert "0.970" in html and "buyers_sharing_number (+0.410)" in html
+    assert "0.970" in html and "(log-odds +3.48)" in html and "buyers_sharing_number (+0.41 log-odds)" in html
+    # which model scored it, and the base its reasons add to
+    assert "Scored by the shipped model (generated worlds) 85%, the rules prior 15%." in html
+    assert "added to a base of -3.10" in html
     # the timeline, with a link to the stored carrier page
     assert "GTMS_SIGNED" in html and "Departed from sorting center" in html
     assert f'href="/-/snapshot/{"a" * 64}"' in html

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 from model_fixtures import AS_OF, build_store
 
-from detectors.reasons import explain
 from tracker.detection import scoring, training
 from tracker.timeutil import to_db
 
@@ -191,41 +189,3 @@ def test_caches_follow_new_events_and_score_each_message_once(db, labelled, monk
     # the look-up left no transaction open: it would pin this connection to a snapshot older than the
     # write a scoring child process commits next
     assert not db.conn.in_transaction
-
-
-class _EitherFlagSuffices:
-    """A stand-in classifier: 0.9 with any rule flag, 0.05 without; flag medians are 0."""
-
-    def __init__(self):
-        from detectors.features import FEATURES
-
-        self.flags = [i for i, name in enumerate(FEATURES) if name.startswith("flag_")]
-        self.reference_ = np.zeros(len(FEATURES))
-
-    def predict_proba(self, matrix):
-        fraud = np.where((matrix[:, self.flags] != 0).any(axis=1), 0.9, 0.05)
-        return np.column_stack([1 - fraud, fraud])
-
-
-def test_several_sufficient_flags_share_the_drop_instead_of_weighing_nothing():
-    import pandas as pd
-
-    from detectors.features import FEATURES
-
-    classifier = _EitherFlagSuffices()
-    features = pd.DataFrame(np.zeros((3, len(FEATURES))), columns=list(FEATURES))
-    features.loc[0, ["flag_tracking_reused", "flag_wrong_destination"]] = 1.0  # either one suffices
-    features.loc[0, "n_flags"] = 2.0
-    features.loc[1, "flag_impossible_transit"] = 1.0  # the only finding: its reset alone drops the score
-    features.loc[1, "n_flags"] = 1.0
-    matrix = features.to_numpy()
-    score = classifier.predict_proba(matrix)[:, 1]
-    reasons = [json.loads(r) for r in explain(classifier, features, matrix, score, min_score=0.25,
-                                              max_reasons=3, min_contribution=0.02)]
-    both = reasons[0]
-    assert {r["feature"] for r in both} == {"flag:tracking_reused", "flag:wrong_destination"}
-    assert all(r["weight"] > 0 and "one of several" in r["text"] for r in both)
-    assert sum(r["weight"] for r in both) == pytest.approx(0.85, abs=0.002)
-    assert reasons[1] == [{"feature": "flag:impossible_transit", "text": "rule flag impossible_transit",
-                           "weight": 0.85}]
-    assert reasons[2] == []

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 
@@ -84,6 +86,22 @@ def _check_writable(path: Path) -> None:
 def get_meta(db: sqlite_utils.Database, key: str, default: str | None = None) -> str | None:
     row = db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
     return row[0] if row else default
+
+
+# meta key prefix: what scored with a model (tracker.detection.scoring writes it, the case views read it)
+SCORED_BY_META = "scored_by:"
+
+
+def scored_by(conn: Any, model_id: str | None) -> dict[str, Any] | None:
+    """Which model scored (its blend of the shipped model, a local one and the rules prior, and the base
+    log-odds its reasons add to), as the scorer recorded it for `model_id`; None when it did not."""
+    if not model_id:
+        return None
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", [SCORED_BY_META + model_id]).fetchone()
+    try:
+        return json.loads(row[0]) if row and row[0] else None
+    except ValueError:
+        return None
 
 
 def set_meta(db: sqlite_utils.Database, key: str, value: str) -> None:

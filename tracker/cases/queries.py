@@ -11,6 +11,7 @@ import sqlite_utils
 
 from tracker.cases.settings import SEVERITY_RANK, load_settings
 from tracker.cases.status import get_case
+from tracker.db import scored_by
 from tracker.errors import BadInput
 from tracker.timeutil import to_db
 
@@ -112,6 +113,7 @@ def case_detail(db: sqlite_utils.Database, case_id: int | str, *, as_of: datetim
         "SELECT score, codes, reasons, model_id, scored_at FROM scores WHERE order_id = ?", [case["order_id"]]))), None)
     if score is not None:
         score["reasons"] = _json(score["reasons"], [])
+        score["scored_by"] = scored_by(db.conn, score["model_id"])
     now_text = to_db(as_of)
     deadlines = _rows(db.conn.execute(
         "SELECT name, label, due_at, timer_set FROM case_deadlines WHERE case_id = ? ORDER BY due_at, name",

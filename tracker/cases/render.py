@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from tracker.cases.timeline import TIMELINE
@@ -16,7 +17,7 @@ def _reason_line(item: Any) -> str:
         text = item.get("explanation") or item.get("text")
         parts = [str(name) if name is not None else json.dumps(item, sort_keys=True)]
         if value is not None:
-            parts.append(f"{value:+.3f}" if isinstance(value, int | float) else str(value))
+            parts.append(f"{value:+.2f}" if isinstance(value, int | float) else str(value))
         if text:
             parts.append(str(text))
         return "  ".join(parts)
@@ -51,8 +52,17 @@ def render_case(detail: dict[str, Any], *, top_reasons: int = 5) -> str:
     score = detail["score"]
     lines += ["", "Score"]
     if score:
-        lines.append(f"  {score['score']:.3f}" + (f"  (model {score['model_id']})" if score.get("model_id") else ""))
+        value = float(score["score"])
+        odds = f"  (log-odds {math.log(value / (1 - value)):+.2f})" if 0 < value < 1 else ""
+        lines.append(f"  {value:.3f}{odds}" + (f"  model {score['model_id']}" if score.get("model_id") else ""))
+        by = score.get("scored_by")
+        if by:
+            lines.append(f"  scored by {by['summary']}")
         reasons = score["reasons"] if isinstance(score["reasons"], list) else [score["reasons"]]
+        if reasons:
+            base = by.get("base_log_odds") if by else None
+            lines.append("  reasons, in log-odds" + (f" added to a base of {base:+.2f} (an average order)"
+                                                     if base is not None else "") + ":")
         for item in reasons[:top_reasons]:
             lines.append(f"    {_reason_line(item)}")
     else:

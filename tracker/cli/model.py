@@ -60,7 +60,10 @@ def train(ctx: click.Context, labels: str | None, as_of: str | None, seed: int |
     """Fit the classifier on labelled orders (without --labels: closed cases' outcomes).
 
     Upheld cases count as fraud; dismissed cases and rejected outcomes as not. The new model is stored
-    next to the database, becomes the active one, and the next `tracker detect` rescores every order.
+    next to the database, becomes the active one, and the next `tracker detect` rescores every order. It
+    joins the shipped model and the rules prior with a weight that grows with the local evidence (the
+    smaller of its labelled frauds and honest orders, over [blend] takeover_labels in data/model.toml); from
+    there on it scores alone.
     """
     from tracker.detection import training
 
@@ -73,6 +76,9 @@ def train(ctx: click.Context, labels: str | None, as_of: str | None, seed: int |
         baseline = meta["metrics"]["flag_count"]
         click.echo(f"held-out (newest half): PR-AUC {held_out['pr_auc']:.3f} vs {baseline['pr_auc']:.3f} ranking by flag "
                    f"count; precision at {held_out['k']}: {held_out['precision_at_k']:.3f}")
+    weight = float((meta.get("blend") or {}).get("local", 1.0))
+    click.echo(f"scores with: the local model {weight:.0%}" + (
+        ", the shipped model and the rules prior the rest" if weight < 1 else " (enough local labels to score alone)"))
     click.echo("active now: the next 'tracker detect' rescores every order")
 
 
@@ -88,8 +94,10 @@ def evaluate(ctx: click.Context, labels: str | None, as_of: str | None, seed: in
 
     The labelled orders are split by ordered_at: a model trained on the older part scores the newer part.
     Prints PR-AUC, precision at k (k = reviewer capacity, data/model.toml), recall in the top R (R = the
-    number of frauds; per fraud pattern when the labels file has a pattern column), and the same figures
-    for ranking by flag count.
+    number of frauds; per fraud pattern when the labels file has a pattern column) for the local model, for
+    the blend `tracker train` would make of it, for the shipped model untrained, and for ranking by flag
+    count; then the shipped model's average precision on generated worlds it never saw, beside the flag
+    count's (from its metadata).
     """
     from tracker.detection import training
 

@@ -6,12 +6,14 @@ Every query here is bounded by an index: one case, one order, one tracking numbe
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import zlib
 from typing import Any
 
 from tracker.cases.privacy import pseudonym
 from tracker.dashboard.counts import has_case_counts
+from tracker.db import scored_by
 
 # Rows shown per section of a case page; a tracking number with more is a story told by the table view.
 TIMELINE_LIMIT = 500
@@ -71,6 +73,13 @@ def _json(text: str | None, default: Any) -> Any:
         return default
 
 
+def log_odds(score: float | None) -> float | None:
+    """A score's log-odds (what its reasons add up to, with the base), None at exactly 0 or 1."""
+    if score is None or not 0.0 < score < 1.0:
+        return None
+    return math.log(score / (1.0 - score))
+
+
 def score_reasons(reasons: Any) -> list[str]:
     """The classifier's top reasons as readable lines, whatever shape the scorer stored them in."""
     lines = []
@@ -81,7 +90,7 @@ def score_reasons(reasons: Any) -> list[str]:
             text = reason.get("explanation") or reason.get("text") or ""
             parts = [str(name)]
             if isinstance(weight, int | float):
-                parts.append(f"({weight:+.3f})")
+                parts.append(f"({weight:+.2f} log-odds)")
             if text:
                 parts.append(f"— {text}")
             lines.append(" ".join(p for p in parts if p))
@@ -109,6 +118,8 @@ def case_page(conn: sqlite3.Connection, case_id: int, key: bytes) -> dict[str, A
     score = score_rows[0] if score_rows else None
     if score is not None:
         score["reason_lines"] = score_reasons(_json(score.get("reasons"), []))
+        score["scored_by"] = scored_by(conn, score.get("model_id"))
+        score["log_odds"] = log_odds(score["score"])
     tracking_number = (order or {}).get("tracking_number") or None
     events: list[dict[str, Any]] = []
     snapshots: list[dict[str, Any]] = []

@@ -88,6 +88,12 @@ def build_sample(db: sqlite_utils.Database) -> dict[str, int]:
             [json.dumps([{"feature": "buyers_sharing_number", "contribution": 0.41},
                          {"feature": "destination_mismatch", "contribution": 0.33}])],
         )
+        db.conn.execute(  # what the scorer records of the model that scored (tracker.detection.scoring)
+            "INSERT OR REPLACE INTO meta(key, value) VALUES ('scored_by:gb-1', ?)",
+            [json.dumps({"model_id": "gb-1", "summary": "the shipped model (generated worlds) 85%, the rules prior 15%",
+                         "parts": [{"part": "shipped", "weight": 0.85}, {"part": "prior", "weight": 0.15}],
+                         "base_log_odds": -3.1})],
+        )
         cases = [
             # order, status, category, reason, score, codes, deadline, deadline name
             ("8100000001", "new", "trade_rules", "false_shipment", 0.97, "tracking_reused,wrong_destination",

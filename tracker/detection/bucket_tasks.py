@@ -42,8 +42,8 @@ FLAGS_SCHEMA = _schema(*((c, "string") for c in FLAG_COLUMNS))
 DEADLINES_SCHEMA = _schema(("order_id", "string"), ("due_jd", "float64"))
 PRESSURE_SCHEMA = _schema(("id", "int64"), ("probability", "float64"))
 SCORES_SCHEMA = _schema(("order_id", "string"), ("score", "float64"), ("codes", "string"), ("reasons", "string"))
-CONTEXT_COLUMNS = ("order_id", "seller_id", "buyer_id", *features.SELLER_SUMS, "median_transit",
-                   *features.BUYER_SUMS)
+SELLER_TOTALS = (*features.SELLER_SUMS, "median_transit", "median_relative")
+CONTEXT_COLUMNS = ("order_id", "seller_id", "buyer_id", *SELLER_TOTALS, *features.BUYER_SUMS)
 
 
 # ----------------------------------------------------------------------------------- the messages' route
@@ -249,7 +249,7 @@ def feature_base(run: Run, bucket: int) -> tuple[pd.DataFrame, features.Side, np
     side: active flags and seller messages with their pressure."""
     frame = buckets.order_frame(run, bucket, shipments=False)
     buckets.join_facts(frame, buckets.facts_of_table(run.read("facts", bucket, buckets.FACTS_SCHEMA)))
-    flags = run.read("flags", bucket, FLAGS_SCHEMA).select(["order_id", "code"]).to_pandas()
+    flags = run.read("flags", bucket, FLAGS_SCHEMA).select(["order_id", "code", "severity"]).to_pandas()
     flags = flags.astype(object).drop_duplicates(["order_id", "code"]).reset_index(drop=True)
     messages = buckets.seller_messages(run, bucket)[["id", "order_id", "text"]]
     scored = run.read("pressure", bucket, PRESSURE_SCHEMA).to_pandas()
@@ -259,14 +259,32 @@ def feature_base(run: Run, bucket: int) -> tuple[pd.DataFrame, features.Side, np
     return frame, features.Side(flags, messages), pressure
 
 
-def book(bucket: int, run: Run) -> pd.DataFrame:
+def transits(bucket: int, run: Run) -> pd.DataFrame:
+    """Per delivered order of the bucket: its destination country (normalised) and its transit in days, what the
+    store's typical transit per destination is the median of (`features.typical_transit`)."""
+    frame, _, _ = feature_base(run, bucket)
+    transit = (frame["delivered_jd"] - frame["first_event_jd"]).to_numpy(dtype=np.float64)
+    done = ~np.isnan(transit)
+    country = features.normalised_countries(frame["dest_country"])
+    return pd.DataFrame({"country": country[done], "transit": transit[done]})
+
+
+def typical_transit(found: list[pd.DataFrame]) -> dict[str, float]:
+    """The whole store's typical transit per destination, from every bucket's `transits`."""
+    every = pd.concat(found, ignore_index=True) if found else pd.DataFrame({"country": [], "transit": []})
+    return features.typical_transit(every["country"].to_numpy(dtype=object),
+                                    every["transit"].to_numpy(dtype=np.float64))
+
+
+def book(bucket: int, run: Run, typical: dict[str, float]) -> pd.DataFrame:
     """Per order of the bucket: its seller's and its buyer's parts of their totals (`features.seller_book`,
-    `features.buyer_book`)."""
+    `features.buyer_book`); `typical`: the store's typical transit per destination."""
     frame, side, pressure = feature_base(run, bucket)
     if frame.empty:
         return book_meta()
     features.add_side(frame, side, pressure)
     features.add_number_and_buyer_context(frame)  # the numbers' counts: whole within the bucket
+    features.add_typical_transit(frame, typical)
     seller, buyer = features.seller_book(frame), features.buyer_book(frame)
     out = pd.concat([seller, buyer], axis=1)
     out.insert(0, "order_id", frame["order_id"].to_numpy(dtype=object))
@@ -276,7 +294,8 @@ def book(bucket: int, run: Run) -> pd.DataFrame:
 
 def book_meta() -> pd.DataFrame:
     columns: dict[str, Any] = {"bucket": pd.Series(dtype=np.int32), "order_id": pd.Series(dtype=object),
-                               "seller_id": pd.Series(dtype=object), "transit": pd.Series(dtype=float)}
+                               "seller_id": pd.Series(dtype=object), "transit": pd.Series(dtype=float),
+                               "relative": pd.Series(dtype=float)}
     columns |= {name: pd.Series(dtype=float) for name in features.SELLER_SUMS}
     columns["buyer_id"] = pd.Series(dtype=object)
     columns |= {name: pd.Series(dtype=float) for name in features.BUYER_SUMS}
@@ -292,7 +311,7 @@ def _one_thread(model: Any) -> None:
         mapper.n_threads = None
 
 
-def scores(bucket: int, run: Run, model: Any) -> int:
+def scores(bucket: int, run: Run, model: Any, typical: dict[str, float]) -> int:
     """The bucket's scores and reasons, written to the run; returns how many."""
     import pyarrow as pa
 
@@ -308,9 +327,9 @@ def scores(bucket: int, run: Run, model: Any) -> int:
     features.add_side(frame, side, pressure)
     features.add_number_and_buyer_context(frame)  # the numbers' counts (whole here); the buyers' come next
     numbers = frame.groupby("tracking_number", sort=False)[["n_orders_on_number", "buyers_on_number"]].first()
-    sellers = context.drop_duplicates("seller_id").set_index("seller_id")[[*features.SELLER_SUMS, "median_transit"]]
+    sellers = context.drop_duplicates("seller_id").set_index("seller_id")[list(SELLER_TOTALS)]
     buyers = context.drop_duplicates("buyer_id").set_index("buyer_id")[list(features.BUYER_SUMS)]
-    features.feature_frame(frame, side, pressure, run.as_of, None, (numbers, buyers), sellers)
+    features.feature_frame(frame, side, pressure, run.as_of, None, (numbers, buyers), sellers, typical)
     tracked = features.has_text(frame["tracking_number"])
     every = bool(tracked.all())
     values = model.named_steps["features"].transform_frame(frame, None if every else np.flatnonzero(tracked))
@@ -326,7 +345,7 @@ def scores(bucket: int, run: Run, model: Any) -> int:
         if len(rows):
             reasons[rows] = explain(classifier, values.iloc[rows], matrix[rows], score[rows], min_score=min_score,
                                     max_reasons=int(settings.get("max_reasons", 3)),
-                                    min_contribution=float(settings.get("min_contribution", 0.02)))
+                                    min_contribution=float(settings.get("min_contribution", 0.1)))
     run.write("scores", bucket, pa.table({
         "order_id": pa.array(kept["order_id"].to_numpy(dtype=object), pa.string()),
         "score": pa.array(score, pa.float64()),

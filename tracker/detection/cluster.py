@@ -7,8 +7,10 @@ beside the store); then, bucket by bucket on the cluster's workers (`tracker.det
 2. the facts of every number from its scans, and the orders a chat message may correct (the client decides
    the corrections of the whole store at once, from the facts of the numbers the messages name);
 3. every rule, corrections applied; findings, deadlines and each message's pressure written as Parquet;
-4. per order, its seller's and buyer's parts; Dask group-bys sum them per seller (and take each seller's median
-   transit) and per buyer, and merges hand each order its totals back, under its bucket;
+4. the store's typical transit per destination, from every bucket's delivered orders (the client takes the
+   medians); per order, its seller's and buyer's parts; Dask group-bys sum them per seller (and take each
+   seller's median transit, absolute and relative to the destination's typical one) and per buyer, and merges
+   hand each order its totals back, under its bucket;
 5. the features with those totals, the classifier (broadcast to every worker once) and the reasons.
 
 The client then merges flags and scores into the store in one transaction (`cluster_merge`) and opens cases as
@@ -80,10 +82,12 @@ def detect(db: sqlite_utils.Database, as_of: datetime, *, scheduler: str | None 
                                                fixes=client.scatter(fixes, broadcast=True), message_model=model,
                                                pure=False))
         if loaded is not None:
-            stage.frame("totals", _totals(run))
+            typical = bucket_tasks.typical_transit(stage.tasks("typical", client.map(
+                bucket_tasks.transits, range(run.buckets), run=shared, pure=False)))
+            stage.frame("totals", _totals(run, typical))
             classifier = client.scatter(loaded.model, broadcast=True)
             stage.tasks("scores", client.map(bucket_tasks.scores, range(run.buckets), run=shared, model=classifier,
-                                             pure=False))
+                                             typical=typical, pure=False))
     t0 = time.perf_counter()
     merged = cluster_merge.merge(db, run, as_of, marks, fingerprint, loaded.model_id if loaded else None)
     summary.flags_raised, summary.flags_resolved, summary.scored = merged.raised, merged.resolved, merged.scored
@@ -199,7 +203,7 @@ def _corrections(client: Any, stage: _Stages, run: Run, shared: Any,
     return bucket_tasks.decide(candidates, found, run.buckets)
 
 
-def _totals(run: Run) -> Any:
+def _totals(run: Run, typical: dict[str, float]) -> Any:
     """Each order's seller totals (sums and median transit, by Dask group-bys over every bucket) and buyer totals,
     merged back onto the order and written to the run's `context` under its bucket."""
     import dask.dataframe as dd
@@ -208,11 +212,14 @@ def _totals(run: Run) -> Any:
 
     from detectors import features
 
-    book = dd.from_map(bucket_tasks.book, range(run.buckets), run=run, meta=bucket_tasks.book_meta(),
-                       enforce_metadata=False)
+    book = dd.from_map(bucket_tasks.book, range(run.buckets), run=run, typical=typical,
+                       meta=bucket_tasks.book_meta(), enforce_metadata=False)
     sums = book.groupby("seller_id")[list(features.SELLER_SUMS)].sum()
-    medians = book.groupby("seller_id")["transit"].median().to_frame("median_transit")
-    sellers = sums.merge(medians, left_index=True, right_index=True, how="left")
+    sellers = sums
+    for column, name in (("transit", "median_transit"), ("relative", "median_relative")):
+        # one Series' median at a time: a two-column grouped median merged after it trips Dask's optimizer
+        median = book.groupby("seller_id")[column].median().to_frame(name)
+        sellers = sellers.merge(median, left_index=True, right_index=True, how="left")
     buyers = book.groupby("buyer_id")[list(features.BUYER_SUMS)].sum()
     per_order = book[["bucket", "order_id", "seller_id", "buyer_id"]] \
         .merge(sellers, left_on="seller_id", right_index=True, how="left") \

@@ -2,7 +2,7 @@
 
 Reads the labelled seller messages the project ships (`data/messages/labelled.csv`), cross-validates the model
 of `detectors.message_model` with whole paraphrase families held out, fits it on every message and writes it
-with its metadata to `data/models/message_model.joblib`.
+with its metadata to `data/models/message_model.skops` (skops, see `tracker.detection.persistence`).
 """
 
 from __future__ import annotations

@@ -1,8 +1,17 @@
-"""Model files that cannot be swapped behind our back: joblib plus a metadata JSON holding its SHA-256.
+"""Model files that cannot be swapped behind our back, and that say when this install cannot vouch for them.
 
-joblib (pickle) runs code when loaded, so a model file is trusted only if its SHA-256 matches the one
-recorded when it was trained: in the sidecar `<name>.json` (shipped models) or in the `models` table
-(models trained into a user's database, which passes `expected_sha256`).
+A model is written with skops (`skops.io`: scikit-learn objects rebuilt from their state, no pickle; reading
+one runs no code of the file's choosing) next to a metadata JSON holding its SHA-256 and the library versions
+it was made with. Loading checks, in order:
+
+1. the SHA-256 against the one recorded at training (in the sidecar `<name>.json` for shipped models, in the
+   `models` table for models trained into a user's database, which passes `expected_sha256`);
+2. the scikit-learn version it was made with against this one: a model made by another version may load and
+   still score differently (trees, binning and calibration are that version's), so it is refused
+   (`ModelVersionMismatch`, one line naming both versions and the command that makes it again);
+3. that every type the file names is one we trust: scikit-learn's, numpy's and this project's estimators.
+
+A file written by an older tracker as a pickle (`.joblib`) is refused the same way: it would run code when read.
 """
 
 from __future__ import annotations
@@ -10,14 +19,26 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import zipfile
 from pathlib import Path
 from typing import Any
 
-import joblib
+SUFFIX = ".skops"
+# type-name prefixes a model file may name (skops lists the ones it does not trust by default)
+TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.sparse.", "detectors.", "builtins.", "collections.")
 
 
 class ModelIntegrityError(Exception):
     """A model file is missing, unreadable or does not match the SHA-256 recorded at training."""
+
+
+class ModelVersionMismatch(ModelIntegrityError):
+    """A model was made with another scikit-learn than this one: its scores cannot be vouched for."""
+
+    def __init__(self, message: str, made_with: str, running: str):
+        super().__init__(message)
+        self.made_with = made_with
+        self.running = running
 
 
 def sha256_file(path: str | Path) -> str:
@@ -37,6 +58,7 @@ def library_versions() -> dict[str, str]:
     import pandas
     import scipy
     import sklearn
+    import skops
 
     return {
         "python": platform.python_version(),
@@ -44,22 +66,27 @@ def library_versions() -> dict[str, str]:
         "numpy": numpy.__version__,
         "scipy": scipy.__version__,
         "pandas": pandas.__version__,
-        "joblib": joblib.__version__,
+        "skops": skops.__version__,
     }
 
 
 def save_model(model: Any, path: str | Path, metadata: dict[str, Any]) -> dict[str, Any]:
-    """Write the model and its metadata JSON (with the file's SHA-256); return the metadata written."""
+    """Write the model (skops) and its metadata JSON (with the file's SHA-256); return the metadata written."""
+    import skops.io as sio
+
     path = Path(path)
+    if path.suffix != SUFFIX:
+        raise ValueError(f"{path}: a model file ends in {SUFFIX}")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    joblib.dump(model, tmp, compress=3)
+    sio.dump(model, tmp, compression=zipfile.ZIP_DEFLATED)
     tmp.replace(path)
     meta = dict(metadata)
     meta["file"] = path.name
+    meta["format"] = "skops"
     meta["sha256"] = sha256_file(path)
-    meta.setdefault("library_versions", library_versions())
-    metadata_path(path).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    meta["library_versions"] = library_versions()
+    metadata_path(path).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
     return meta
 
 
@@ -73,12 +100,31 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         raise ModelIntegrityError(f"{meta_file}: model metadata is not valid JSON ({exc})") from None
 
 
-def load_model(path: str | Path, expected_sha256: str | None = None) -> Any:
-    """Load a model after checking its SHA-256 against the recorded one; refuse it otherwise."""
+def check_versions(path: str | Path, metadata: dict[str, Any], remedy: str) -> None:
+    """Refuse a model made with another scikit-learn than this one (ModelVersionMismatch, one line)."""
+    import sklearn
+
+    made_with = (metadata.get("library_versions") or {}).get("scikit-learn")
+    if made_with != sklearn.__version__:
+        raise ModelVersionMismatch(
+            f"{Path(path).name} was made with scikit-learn {made_with or 'of an unknown version'}, this is "
+            f"{sklearn.__version__}: its scores cannot be vouched for; {remedy}",
+            str(made_with), sklearn.__version__)
+
+
+def load_model(path: str | Path, expected_sha256: str | None = None, *, metadata: dict[str, Any] | None = None,
+               remedy: str = "train it again") -> Any:
+    """Load a model after checking its SHA-256, the scikit-learn it was made with and the types it names."""
+    import skops.io as sio
+
     path = Path(path)
+    if path.suffix != SUFFIX:
+        raise ModelIntegrityError(f"{path}: a pickled model from an older tracker (it would run code when read); "
+                                  f"refusing it: {remedy}")
     if not path.exists():
         raise ModelIntegrityError(f"{path}: model file not found")
-    expected = expected_sha256 or read_metadata(path).get("sha256")
+    metadata = read_metadata(path) if metadata is None else metadata
+    expected = expected_sha256 or metadata.get("sha256")
     if not expected:
         raise ModelIntegrityError(f"{path}: no SHA-256 recorded for this model; refusing to load it")
     actual = sha256_file(path)
@@ -87,4 +133,14 @@ def load_model(path: str | Path, expected_sha256: str | None = None) -> Any:
             f"{path}: SHA-256 {actual[:12]}… does not match the {expected[:12]}… recorded at training; "
             "the file was changed or replaced, refusing to load it (retrain with 'tracker train')"
         )
-    return joblib.load(path)
+    check_versions(path, metadata, remedy)
+    try:
+        untrusted = sio.get_untrusted_types(file=path)
+        foreign = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
+        if foreign:
+            raise ModelIntegrityError(f"{path}: names types this tracker does not trust ({', '.join(foreign)})")
+        return sio.load(path, trusted=untrusted)
+    except ModelIntegrityError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a file skops cannot rebuild: one line, not a traceback
+        raise ModelIntegrityError(f"{path}: cannot be read ({type(exc).__name__}: {exc}); {remedy}") from None

@@ -43,7 +43,7 @@ _TEXT = frozenset((*view.ORDER_COLUMNS, "shipment_state", *facts.TEXT_COLUMNS)) 
 # order columns); their flags and seller messages, mapped to rows; the shipments, aligned by number
 ORDER_KEYS_SQL = "SELECT rowid, tracking_number FROM orders ORDER BY rowid"
 ORDERS_BY_ROWID_SQL = f"SELECT {', '.join(expr for _, expr in _ORDER_SQL)}, o.rowid FROM orders o ORDER BY o.rowid"
-FLAGS_SQL = "SELECT order_id, code FROM flags WHERE resolved_at IS NULL"
+FLAGS_SQL = "SELECT order_id, code, severity FROM flags WHERE resolved_at IS NULL"
 MESSAGES_BY_ROW_SQL = "SELECT order_id, id, order_id AS order_ref, text FROM messages WHERE lower(sender) = 'seller'"
 SHIPMENTS_SQL = "SELECT tracking_number, state, not_found_count FROM shipments"
 # text the orders reader numbers (the groups and places the frame's context is built on)
@@ -123,7 +123,7 @@ class OrderRead:
     def side_through_sql(self) -> Side:
         scope, params = ("AND order_id IN (SELECT value FROM json_each(?))", [self.ids]) if self.ids is not None \
             else ("", [])
-        flags = store.query(self.conn, f"{FLAGS_SQL} {scope}", ["order_id", "code"], params)
+        flags = store.query(self.conn, f"{FLAGS_SQL} {scope}", ["order_id", "code", "severity"], params)
         messages = store.query(self.conn, "SELECT id, order_id, text FROM messages WHERE lower(sender) = 'seller' "
                                           f"{scope}", ["id", "order_id", "text"], params)
         return Side(flags, messages)
@@ -169,14 +169,15 @@ class OrderRead:
 
 
 def _side_of_tables(flags: Any, messages: Any) -> Side:
-    """The readers' flags (row, code) and messages (row, id, order_id, text) tables as a `Side`."""
+    """The readers' flags (row, code, severity) and messages (row, id, order_id, text) tables as a `Side`."""
     def objects(column: Any) -> np.ndarray:
         return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
 
     def rows(table: Any) -> np.ndarray:
         return table.column(0).to_numpy().astype(np.int64)
 
-    flag_frame = pd.DataFrame({"code": pd.Series(objects(flags.column(1)), dtype=object)})
+    flag_frame = pd.DataFrame({"code": pd.Series(objects(flags.column(1)), dtype=object),
+                               "severity": pd.Series(objects(flags.column(2)), dtype=object)})
     message_frame = pd.DataFrame({"id": messages.column(1).to_numpy().astype(np.int64),
                                   "order_id": pd.Series(objects(messages.column(2)), dtype=object),
                                   "text": pd.Series(objects(messages.column(3)), dtype=object)})
@@ -473,7 +474,41 @@ def feature_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None, as_
         frame.attrs["side_by"] = "child readers" if read.side_from_readers and read.through_readers else "sql"
         frame["target"] = True if targets is None else frame["order_id"].isin(targets)
         context = None if scope is None else _number_and_buyer_context(conn, frame)
-        return features.feature_frame(frame, side, pressure, as_of, normalised, context)
+        typical = None if scope is None else stored_typical_transit(conn)
+        return features.feature_frame(frame, side, pressure, as_of, normalised, context, typical=typical)
+
+
+TYPICAL_TRANSIT_META = "typical_transit"
+
+
+def stored_typical_transit(conn: sqlite3.Connection) -> dict[str, float]:
+    """The typical transit per destination as the last full scoring of the store found it (meta
+    `typical_transit`, written with its scores: a scope of a million-order store is not worth a scan of every
+    order), else `typical_transit` over the store now."""
+    import json
+
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", [TYPICAL_TRANSIT_META]).fetchone()
+    if row and row[0]:
+        try:
+            return {str(k): float(v) for k, v in json.loads(row[0]).items()}
+        except (ValueError, AttributeError):
+            pass
+    return typical_transit(conn)
+
+
+def typical_transit(conn: sqlite3.Connection) -> dict[str, float]:
+    """`detectors.features.typical_transit` over every order of the store (what a frame of the whole store
+    computes itself), for a frame that holds only some sellers' orders."""
+    from detectors import places
+
+    rows = conn.execute(
+        "SELECT o.dest_country, f.delivered_jd - f.first_event_jd FROM orders o JOIN shipment_facts f "
+        "ON f.tracking_number = o.tracking_number WHERE f.delivered_jd IS NOT NULL AND f.first_event_jd IS NOT NULL"
+    ).fetchall()
+    countries = pd.Series([r[0] for r in rows], dtype=object)
+    codes, uniques = pd.factorize(countries, use_na_sentinel=True)
+    names = np.array([places.normalize_country(str(u)) for u in uniques] + [""], dtype=object)
+    return features.typical_transit(names[codes], np.array([r[1] for r in rows], dtype=np.float64))
 
 
 def _number_and_buyer_context(conn: sqlite3.Connection, frame: pd.DataFrame) -> features.Context:
@@ -484,7 +519,7 @@ def _number_and_buyer_context(conn: sqlite3.Connection, frame: pd.DataFrame) -> 
                           ["tracking_number", "n_orders_on_number", "buyers_on_number"],
                           [store.as_json(set(frame["tracking_number"].dropna()))]).set_index("tracking_number")
     buyers = store.query(conn, """SELECT o.buyer_id, count(*), sum(lower(trim(coalesce(o.buyer_received, ''))) = 'no'),
-               sum(o.order_id IN (SELECT order_id FROM flags WHERE resolved_at IS NULL))
+               sum(o.order_id IN (SELECT order_id FROM flags WHERE resolved_at IS NULL AND severity != 'low'))
         FROM orders o WHERE o.buyer_id IN (SELECT value FROM json_each(?)) GROUP BY o.buyer_id""",
                          ["buyer_id", "buyer_n_orders", "_buyer_not_received", "_buyer_flagged"],
                          [store.as_json(set(frame["buyer_id"].dropna()))]).set_index("buyer_id")

@@ -1,9 +1,11 @@
 """The model registry: which classifier scores a store, where models live, and the message model's file.
 
 A classifier trained into a user's store is written next to it under `models/`, registered in the `models`
-table (the active one wins) and verified by SHA-256 on loading; the shipped default in
-`data/models/classifier.joblib` is the fallback. A model trained on another feature list is refused. The
-shipped message model (`data/models/message_model.joblib`) is loaded once per process, on first use.
+table (the active one wins) and verified on loading (`persistence`: SHA-256, scikit-learn version, trusted
+types); the shipped default in `data/models/classifier.skops` is the fallback. A model whose files this
+install cannot vouch for is refused with one line naming the command that makes it again: never scored with.
+A model trained on features this version does not compute is refused too. The shipped message model
+(`data/models/message_model.skops`) is loaded once per process, on first use.
 """
 
 from __future__ import annotations
@@ -16,21 +18,38 @@ from typing import Any
 
 import sqlite_utils
 
-from detectors.features import FEATURES
+from detectors.features import FEATURE_GROUPS
 from tracker import config
 from tracker.detection import persistence
 from tracker.errors import RunFailure
 
-DEFAULT_MODEL_PATH = config.data_path("models", "classifier.joblib")
-MESSAGE_MODEL_PATH = config.data_path("models", "message_model.joblib")
+DEFAULT_MODEL_PATH = config.data_path("models", "classifier.skops")
+MESSAGE_MODEL_PATH = config.data_path("models", "message_model.skops")
 KIND = "classifier"
+REBUILD_DEFAULT = "python -m tracker.detection.world_training"
+REBUILD_MESSAGES = "python -m tracker.detection.message_training"
 
 
 @dataclass
 class LoadedModel:
     model_id: str
-    model: Any  # the pipeline of detectors.classifier.make_pipeline
+    model: Any  # the pipeline of detectors.classifier.blend: OrderFeatures -> BlendedClassifier
     metadata: dict[str, Any]
+
+    def scored_by(self) -> dict[str, Any]:
+        """Which model scores, and how its parts are weighed (`tracker case show`, the case page)."""
+        classifier = self.model.named_steps["classifier"]
+        shares = classifier.shares() if hasattr(classifier, "shares") else [{"part": "model", "weight": 1.0}]
+        return {"model_id": self.model_id, "summary": describe_blend(shares, self.metadata),
+                "parts": shares, "base_log_odds": round(float(classifier.base_value()), 4)
+                if hasattr(classifier, "base_value") else None}
+
+
+def describe_blend(shares: list[dict[str, Any]], metadata: dict[str, Any]) -> str:
+    """One sentence: who scores, e.g. 'the shipped model 85%, the rules prior 15%'."""
+    names = {"local": f"the local model ({metadata.get('n_labels', '?')} labelled orders)",
+             "shipped": "the shipped model (generated worlds)", "prior": "the rules prior"}
+    return ", ".join(f"{names.get(s['part'], s['part'])} {s['weight']:.0%}" for s in shares)
 
 
 def database_folder(db: sqlite_utils.Database) -> Path:
@@ -41,7 +60,7 @@ def database_folder(db: sqlite_utils.Database) -> Path:
 def save_to_store(db: sqlite_utils.Database, model: Any, meta: dict[str, Any]) -> str:
     """Write the model next to the store, register it in `models` as the active classifier; return its id."""
     model_id = meta["id"]
-    path = database_folder(db) / "models" / f"{model_id}.joblib"
+    path = database_folder(db) / "models" / f"{model_id}{persistence.SUFFIX}"
     written = persistence.save_model(model, path, meta)
     with db.conn:
         db.execute("UPDATE models SET active = 0 WHERE kind = ?", [KIND])
@@ -52,35 +71,48 @@ def save_to_store(db: sqlite_utils.Database, model: Any, meta: dict[str, Any]) -
     return model_id
 
 
+def load_default() -> LoadedModel:
+    """The shipped default model (RunFailure with one line when it cannot be vouched for)."""
+    try:
+        meta = persistence.read_metadata(DEFAULT_MODEL_PATH)
+        model = persistence.load_model(DEFAULT_MODEL_PATH, metadata=meta, remedy=(
+            f"make it again with '{REBUILD_DEFAULT}' (a few minutes), or train your own with 'tracker train'"))
+    except persistence.ModelIntegrityError as exc:
+        raise RunFailure(str(exc)) from None
+    return check_features(LoadedModel(meta.get("id") or f"default-{meta['sha256'][:12]}", model, meta))
+
+
 def load_active_model(db: sqlite_utils.Database) -> LoadedModel | None:
     """The active classifier of this store, else the shipped default; None when neither exists.
 
-    A file whose SHA-256 differs from the one recorded at training is refused (RunFailure), never loaded.
+    A file that fails its checks (SHA-256, scikit-learn version, types) is refused (RunFailure), never loaded.
     """
     row = db.execute(
         "SELECT id, path, sha256, metadata FROM models WHERE kind = ? AND active = 1 ORDER BY created_at DESC LIMIT 1",
         [KIND],
     ).fetchone()
-    try:
-        if row:
-            model_id, path, sha, metadata = row
-            return check_features(LoadedModel(model_id, persistence.load_model(path, expected_sha256=sha),
-                                              json.loads(metadata or "{}")))
-        if DEFAULT_MODEL_PATH.exists():
-            meta = persistence.read_metadata(DEFAULT_MODEL_PATH)
-            model = persistence.load_model(DEFAULT_MODEL_PATH)
-            return check_features(LoadedModel(meta.get("id") or f"default-{meta['sha256'][:12]}", model, meta))
-    except persistence.ModelIntegrityError as exc:
-        raise RunFailure(str(exc)) from None
+    if row:
+        model_id, path, sha, metadata = row
+        meta = json.loads(metadata or "{}")
+        try:
+            model = persistence.load_model(path, expected_sha256=sha, metadata=meta,
+                                           remedy="train it again with 'tracker train'")
+        except persistence.ModelIntegrityError as exc:
+            raise RunFailure(f"model {model_id}: {exc}") from None
+        return check_features(LoadedModel(model_id, model, meta))
+    if persistence.metadata_path(DEFAULT_MODEL_PATH).exists() or DEFAULT_MODEL_PATH.exists():
+        return load_default()
     return None
 
 
 def check_features(loaded: LoadedModel) -> LoadedModel:
-    """Refuse a model trained on another feature list (an older or newer tracker): scores would be noise."""
-    trained_on = loaded.metadata.get("features")
-    if trained_on is not None and list(trained_on) != list(FEATURES):
-        raise RunFailure(f"model {loaded.model_id} was trained on the features of another tracker version "
-                         f"({len(trained_on)} features, this one computes {len(FEATURES)}); run 'tracker train' again")
+    """Refuse a model trained on features this version does not compute (an older or newer tracker)."""
+    trained_on = list(loaded.metadata.get("features") or [])
+    unknown = [f for f in trained_on if f not in FEATURE_GROUPS]
+    used = list(loaded.model.named_steps["features"].get_feature_names_out())
+    if unknown or (trained_on and trained_on != used):
+        raise RunFailure(f"model {loaded.model_id} was trained on features of another tracker version "
+                         f"({', '.join(unknown[:3]) or 'another list'}); run 'tracker train' again")
     return loaded
 
 
@@ -91,10 +123,14 @@ _message_model: list[Any] = []
 
 
 def message_model() -> Any:
-    """The shipped message model (verified by its SHA-256), loaded once per process."""
+    """The shipped message model (verified like the classifier), loaded once per process."""
     with _lock:
         if not _message_model:
-            _message_model.append(persistence.load_model(MESSAGE_MODEL_PATH))
+            try:
+                _message_model.append(persistence.load_model(
+                    MESSAGE_MODEL_PATH, remedy=f"make it again with '{REBUILD_MESSAGES}' (seconds)"))
+            except persistence.ModelIntegrityError as exc:
+                raise RunFailure(str(exc)) from None
         return _message_model[0]
 
 
@@ -106,7 +142,10 @@ def forget_message_model() -> None:
 
 def message_model_key() -> str:
     """Names the message model in the store's cache of pressure probabilities: a new model, new probabilities."""
-    return persistence.read_metadata(MESSAGE_MODEL_PATH)["sha256"][:16]
+    try:
+        return persistence.read_metadata(MESSAGE_MODEL_PATH)["sha256"][:16]
+    except persistence.ModelIntegrityError as exc:
+        raise RunFailure(str(exc)) from None
 
 
 def message_pressure(texts: list[str]) -> list[float]:

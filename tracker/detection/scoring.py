@@ -6,12 +6,15 @@ rate, change with every order of theirs, and feed every one of their scores). A 
 from the one the scores were made with (meta `scores_model_id`) makes the next run rescore every order.
 
 Reasons: an order scoring at least `reasons_min_score` gets its top reasons (`detectors.reasons.explain`),
-stored as JSON `[{"feature", "text", "weight"}]`. The features come from the frame `readers.feature_frame`
+stored as JSON `[{"feature", "text", "weight"}]`, weights in log-odds. Which model scored (and how its blend
+weighs the shipped model, a local one and the rules prior, with the base log-odds the reasons add to) is kept
+in meta `scored_by:<model id>` (`scored_by`), for the case page and `tracker case show`. The features come from the frame `readers.feature_frame`
 reads, over the shipment facts this module brings up to date first.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -25,13 +28,14 @@ from detectors.classifier import fraud_probability
 from detectors.features import MessageScorer, has_text, score_messages
 from detectors.reasons import explain
 from tracker import config
-from tracker.db import get_meta, set_meta
+from tracker.db import SCORED_BY_META, get_meta, set_meta
 from tracker.detection import readers, registry, score_writer, shipment_facts, store, threads
 from tracker.plan import Plan, child_file, plan_for, thresholds
 from tracker.timeutil import to_db
 
 META_MODEL = "scores_model_id"
 META_AS_OF = "scores_as_of"
+META_SCORED_BY = SCORED_BY_META
 
 
 def score_orders(db: sqlite_utils.Database, order_ids: set[str], as_of: datetime, *, full: bool = False,
@@ -61,6 +65,9 @@ def _score(db: sqlite_utils.Database, plan: Plan, loaded: Any, order_ids: set[st
     if frame.empty:
         _record(db, loaded.model_id, as_of, pd.DataFrame(), full)
         return set()
+    # a full run's frame holds the whole store: its typical transit serves the incremental runs after it
+    typical = json.dumps(frame.attrs["typical_transit"], sort_keys=True) \
+        if full and "typical_transit" in frame.attrs else None
     tracked = has_text(frame["tracking_number"])
     untracked = set(frame.loc[~tracked & frame["target"].to_numpy(), "order_id"])  # lost their number: lose their score
     if writer is not None:  # it sorts the ids and takes the write lock while this process works out the scores
@@ -98,7 +105,7 @@ def _score(db: sqlite_utils.Database, plan: Plan, loaded: Any, order_ids: set[st
         with threads.limit(1):  # beside the write: one core each
             return explain(classifier, features.iloc[rows], matrix[rows], pending["score"].to_numpy(),
                            min_score=min_score, max_reasons=int(settings.get("max_reasons", 3)),
-                           min_contribution=float(settings.get("min_contribution", 0.02)))
+                           min_contribution=float(settings.get("min_contribution", 0.1)))
 
     if writer is not None:
         # only the few orders scoring at least min_score get reasons: the child writes all the others while this
@@ -107,13 +114,16 @@ def _score(db: sqlite_utils.Database, plan: Plan, loaded: Any, order_ids: set[st
         codes = frame["codes"].to_numpy(dtype=object)
         writer.rows(score, codes, ~explained, loaded.model_id, scored_at)
         writer.later(pending["order_id"].to_numpy(dtype=object), score[rows], codes[rows], explain_pending())
-        writer.commit({META_MODEL: loaded.model_id, META_AS_OF: scored_at})
+        writer.commit({META_MODEL: loaded.model_id, META_AS_OF: scored_at,
+                       META_SCORED_BY + loaded.model_id: _scored_by_text(loaded),
+                       **({readers.TYPICAL_TRANSIT_META: typical} if typical else {})})
         return set(frame["order_id"])
     # in this process: the reasons in a thread while this one writes the others
     with ThreadPoolExecutor(max_workers=1) as pool:
         future = pool.submit(explain_pending)
         _record(db, loaded.model_id, as_of, frame[~explained].assign(reasons="[]"), full, untracked,
-                later=lambda: pending.assign(reasons=future.result()))
+                later=lambda: pending.assign(reasons=future.result()), scored_by=_scored_by_text(loaded),
+                typical=typical)
     return set(frame["order_id"])
 
 
@@ -172,8 +182,13 @@ def _stored_scores(db: sqlite_utils.Database, order_ids: pd.Series) -> pd.Series
     return pd.Series({o: s for o, s in rows}, dtype=float)
 
 
+def _scored_by_text(loaded: Any) -> str:
+    return json.dumps(loaded.scored_by(), sort_keys=True)
+
+
 def _record(db: sqlite_utils.Database, model_id: str, as_of: datetime, frame: pd.DataFrame, full: bool,
-            untracked: Iterable[str] = (), later: Callable[[], pd.DataFrame] | None = None) -> None:
+            untracked: Iterable[str] = (), later: Callable[[], pd.DataFrame] | None = None,
+            scored_by: str | None = None, typical: str | None = None) -> None:
     """Write the scores of `frame` (order_id, score, codes, reasons) and then those `later` gives (called once
     `frame`'s rows are in), in one transaction, in this process (see `tracker.score_writer`)."""
     scored_at = to_db(as_of)
@@ -203,6 +218,10 @@ def _record(db: sqlite_utils.Database, model_id: str, as_of: datetime, frame: pd
             if full or get_meta(db, META_MODEL) is None:
                 set_meta(db, META_MODEL, model_id)
             set_meta(db, META_AS_OF, scored_at)
+            if scored_by is not None:
+                set_meta(db, META_SCORED_BY + model_id, scored_by)
+            if typical is not None:
+                set_meta(db, readers.TYPICAL_TRANSIT_META, typical)
     finally:
         conn.execute(f"PRAGMA cache_size = {int(cache_size)}")
 

@@ -3,8 +3,11 @@
 Labels come from a file (`order_id,fraud[,pattern]`, fraud as 1/0, yes/no, true/false) or from closed
 cases (outcome `upheld` = fraud; status `dismissed` or outcome `rejected` = not fraud). Features come from
 the feature frame (`tracker.detection.readers.feature_frame`) over the whole store (seller and buyer
-aggregates use every order; no label is read to build them). A trained model is stored and activated
-through the registry (`tracker.detection.registry`).
+aggregates use every order; no label is read to build them), over the features of the shipped model. A
+model trained on local labels joins the shipped model's blend (`with_local`): its weight grows with the local
+evidence (`local_weight`, data/model.toml [blend]) until it scores alone. It is stored and activated through
+the registry (`tracker.detection.registry`). The shipped model itself is made from generated worlds
+(`tracker.detection.world_training`; `python -m tracker.detection.world_training`).
 """
 
 from __future__ import annotations
@@ -23,11 +26,11 @@ import sqlite_utils
 from sklearn.metrics import average_precision_score
 from sklearn.pipeline import Pipeline
 
-from detectors.classifier import make_pipeline
-from detectors.features import FEATURES
+from detectors.classifier import FraudClassifier, blend, fraud_probability, monotonic_cst
+from detectors.features import OrderFeatures
 from tracker import config
 from tracker.db import get_meta
-from tracker.detection import persistence, readers, registry, scoring, shipment_facts, threads
+from tracker.detection import readers, registry, scoring, shipment_facts, threads
 from tracker.errors import BadInput
 from tracker.plan import plan_for
 from tracker.timeutil import now, to_db
@@ -147,12 +150,37 @@ def order_frame(db: sqlite_utils.Database, as_of: datetime) -> pd.DataFrame:
     return readers.feature_frame(db.conn, None, as_of, scoring.message_scorer(db, plan), plan=plan)
 
 
-def fit(frame: pd.DataFrame, labels: pd.DataFrame, *, seed: int | None = None) -> Pipeline:
-    """Fit the pipeline on the labelled rows of a feature frame."""
-    data = frame.merge(labels[["order_id", "fraud"]], on="order_id", how="inner")
-    model = make_pipeline(**classifier_params(seed))
+def local_weight(labels: pd.DataFrame) -> float:
+    """How much a model fitted on these local labels weighs in the blend: m / takeover_labels, m the smaller of
+    the labelled frauds and labelled honest orders; 1 (it scores alone) from takeover_labels on."""
+    takeover = max(1, int(settings().get("blend", {}).get("takeover_labels", 100)))
+    n_fraud = int(labels["fraud"].sum())
+    return min(1.0, min(n_fraud, len(labels) - n_fraud) / takeover)
+
+
+def fit_local(frame: pd.DataFrame, labels: pd.DataFrame, features: list[str], *,
+              seed: int | None = None) -> FraudClassifier:
+    """A classifier fitted on the labelled rows of a feature frame, over the shipped model's features."""
+    data = frame.drop(columns=["fraud", "pattern"], errors="ignore").merge(labels[["order_id", "fraud"]],
+                                                                          on="order_id", how="inner")
+    matrix = OrderFeatures(features=tuple(features)).fit().transform(data)
+    params = {**classifier_params(seed), "monotonic_cst": monotonic_cst(features)}
     with threads.limit():
-        return model.fit(data, data["fraud"].to_numpy(dtype=int))
+        return FraudClassifier(**params).fit(matrix, data["fraud"].to_numpy(dtype=int))
+
+
+def with_local(shipped: registry.LoadedModel, local: FraudClassifier | None, weight: float) -> Pipeline:
+    """The scoring pipeline: the shipped blend (its model and rules prior, as weighed when it was chosen), and
+    the local model with `weight` (the shipped parts share the rest); the local model alone at weight 1."""
+    features = list(shipped.model.named_steps["features"].get_feature_names_out())
+    shipped_blend = shipped.model.named_steps["classifier"]
+    parts = [(name, part) for name, part in shipped_blend.parts]
+    weights = [float(w) for w in shipped_blend.weights]
+    if local is None or weight <= 0:
+        return blend(features, parts, weights)
+    if weight >= 1:
+        return blend(features, [("local", local)], [1.0])
+    return blend(features, [("local", local), *parts], [weight, *((1 - weight) * w for w in weights)])
 
 
 def ranking_metrics(y: np.ndarray, score: np.ndarray, k: int, patterns: pd.Series | None = None) -> dict[str, Any]:
@@ -201,23 +229,35 @@ class Evaluation:
 
 
 def evaluate(frame: pd.DataFrame, labels: pd.DataFrame, *, k: int | None = None, test_fraction: float | None = None,
-             seed: int | None = None) -> Evaluation:
-    """Train on the older labelled orders, score the newer ones; the same figures for ranking by flag count."""
+             seed: int | None = None, shipped: registry.LoadedModel | None = None) -> Evaluation:
+    """Train on the older labelled orders, score the newer ones: the local model alone, blended as `tracker train`
+    would blend it (with the shipped model and the rules prior), the shipped model untrained, and ranking by
+    flag count."""
     training = settings().get("training", {})
     k = int(k or settings().get("reviewer", {}).get("capacity", 20))
     test_fraction = float(test_fraction or training.get("test_fraction", 0.5))
     train, test = time_split(frame, labels, test_fraction)
     if train["fraud"].nunique() < 2 or test["fraud"].nunique() < 2:
         raise BadInput("labels: the time-ordered split leaves one side with a single class; label more orders")
-    with threads.limit():
-        model = make_pipeline(**classifier_params(seed)).fit(train, train["fraud"].to_numpy(dtype=int))
-        score = model.predict_proba(test)[:, 1]
+    shipped = shipped or registry.load_default()
+    features = list(shipped.model.named_steps["features"].get_feature_names_out())
+    local = fit_local(train, train, features, seed=seed)
+    weight = local_weight(train)
     y = test["fraud"].to_numpy(dtype=int)
     patterns = test["pattern"] if "pattern" in test.columns else None
-    flag_count = test[[c for c in test.columns if c.startswith("flag_")]].sum(axis=1).to_numpy(dtype=float)
-    return Evaluation(len(train), len(test), int(y.sum()), ranking_metrics(y, score, k, patterns),
+    with threads.limit():
+        matrix = OrderFeatures(features=tuple(features)).fit().transform(test)
+        local_score = fraud_probability(local, matrix)
+        blended = fraud_probability(with_local(shipped, local, weight).named_steps["classifier"], matrix)
+        untrained = fraud_probability(shipped.model.named_steps["classifier"], matrix)
+    flag_count = test["codes"].astype(object).fillna("").astype(str).map(
+        lambda c: c.count(",") + 1 if c else 0).to_numpy(dtype=float)
+    return Evaluation(len(train), len(test), int(y.sum()), ranking_metrics(y, local_score, k, patterns),
                       ranking_metrics(y, flag_count, k, patterns),
-                      {"calibration": calibration_table(y, score)})
+                      {"calibration": calibration_table(y, blended),
+                       "blended": {"local_weight": round(weight, 4), **ranking_metrics(y, blended, k, patterns)},
+                       "shipped": ranking_metrics(y, untrained, k, patterns),
+                       "shipped_held_out": shipped.metadata.get("held_out")})
 
 
 def calibration_table(y: np.ndarray, score: np.ndarray, bins: int = 5) -> list[dict[str, float]]:
@@ -239,9 +279,9 @@ def describe_training(labels: pd.DataFrame, source: str, as_of: datetime) -> str
     return f"{source}: {len(labels)} labelled orders ({int(labels['fraud'].sum())} fraud), features as of {to_db(as_of)}"
 
 
-def model_metadata(model: Pipeline, labels: pd.DataFrame, source: str, as_of: datetime,
-                   metrics: dict[str, Any] | None, model_id: str) -> dict[str, Any]:
-    classifier = model.named_steps["classifier"]
+def model_metadata(local: FraudClassifier, labels: pd.DataFrame, source: str, as_of: datetime,
+                   metrics: dict[str, Any] | None, model_id: str, shipped: registry.LoadedModel,
+                   weight: float, features: list[str]) -> dict[str, Any]:
     return {
         "id": model_id,
         "kind": registry.KIND,
@@ -250,9 +290,10 @@ def model_metadata(model: Pipeline, labels: pd.DataFrame, source: str, as_of: da
         "n_labels": int(len(labels)),
         "n_fraud": int(labels["fraud"].sum()),
         "as_of": to_db(as_of),
-        "features": list(FEATURES),
-        "params": classifier.get_params(),
-        "calibrated": classifier.calibrator_ is not None,
+        "features": features,
+        "params": local.get_params(),
+        "calibrated": bool(local.calibrated_),
+        "blend": {"local": round(weight, 6), "shipped_model": shipped.model_id},
         "metrics": metrics or {},
     }
 
@@ -265,40 +306,73 @@ def new_model_id() -> str:
 
 def train_from_labels(db: sqlite_utils.Database, labels: pd.DataFrame, source: str, as_of: datetime | None = None,
                       *, seed: int | None = None, with_evaluation: bool = True) -> tuple[str, dict[str, Any]]:
-    """`tracker train`: fit on every label, evaluate on a time split, store and activate; return (id, metadata)."""
+    """`tracker train`: fit on every label over the shipped model's features, evaluate on a time split, blend
+    with the shipped model by how much local evidence there is (`local_weight`), store and activate; return
+    (id, metadata)."""
     check_enough(labels, source)
     as_of = as_of or default_as_of(db)
     frame = order_frame(db, as_of)
+    shipped = registry.load_default()
     metrics = None
     if with_evaluation:
         try:
-            metrics = evaluate(frame, labels, seed=seed).as_dict()
+            metrics = evaluate(frame, labels, seed=seed, shipped=shipped).as_dict()
         except BadInput:
             metrics = None  # too few labels on one side of the split: train anyway, without held-out figures
-    model = fit(frame, labels, seed=seed)
+    features = list(shipped.model.named_steps["features"].get_feature_names_out())
+    local = fit_local(frame, labels, features, seed=seed)
+    weight = local_weight(labels)
+    model = with_local(shipped, local, weight)
     model_id = new_model_id()
-    meta = model_metadata(model, labels, source, as_of, metrics, model_id)
+    meta = model_metadata(local, labels, source, as_of, metrics, model_id, shipped, weight, features)
     registry.save_to_store(db, model, meta)
     return model_id, meta
 
 
 def format_evaluation(evaluation: Evaluation) -> list[str]:
-    """The evaluation as aligned lines for the terminal."""
+    """The evaluation as aligned lines for the terminal: the local model, the blend `tracker train` would make,
+    the shipped model untrained and the flag count on the time split; then the shipped model's figures on
+    generated worlds it never saw (from its metadata)."""
     m, b = evaluation.model, evaluation.flag_count
+    blended, shipped = evaluation.extra.get("blended") or {}, evaluation.extra.get("shipped") or {}
+    columns = [("local model", m), (f"blend ({blended.get('local_weight', 0):.0%} local)", blended),
+               ("shipped", shipped), ("flag count", b)]
+    columns = [(name, figures) for name, figures in columns if figures]
+
+    def row(label: str, key: str) -> str:
+        return f"{label:34}" + "".join(f"{_fmt(figures.get(key)):>20}" for _, figures in columns)
+
     lines = [
         f"time-ordered split: trained on {evaluation.n_train} older labelled orders, "
         f"tested on {evaluation.n_test} newer ({evaluation.n_test_fraud} fraud)",
-        f"{'':24}{'classifier':>12}{'flag count':>12}",
-        f"{'PR-AUC':24}{_fmt(m['pr_auc']):>12}{_fmt(b['pr_auc']):>12}",
-        f"{'precision at ' + str(m['k']):24}{_fmt(m['precision_at_k']):>12}{_fmt(b['precision_at_k']):>12}",
-        f"{'recall in top R':24}{_fmt(m['recall_at_r']):>12}{_fmt(b['recall_at_r']):>12}",
+        f"{'':34}" + "".join(f"{name:>20}" for name, _ in columns),
+        row("PR-AUC", "pr_auc"),
+        row(f"precision at {m['k']}", "precision_at_k"),
+        row("recall in top R", "recall_at_r"),
     ]
-    for pattern, recall in (m.get("recall_by_pattern") or {}).items():
-        lines.append(f"{'  recall ' + pattern:24}{_fmt(recall):>12}{_fmt(b['recall_by_pattern'].get(pattern)):>12}")
+    for pattern in (m.get("recall_by_pattern") or {}):
+        lines.append(f"{'  recall ' + pattern:34}" + "".join(
+            f"{_fmt((figures.get('recall_by_pattern') or {}).get(pattern)):>20}" for _, figures in columns))
     calibration = evaluation.extra.get("calibration") or []
     if calibration:
-        lines.append("calibration (score bin: mean score / observed fraud rate, n): " + "; ".join(
+        lines.append("calibration of the blend (score bin: mean score / observed fraud rate, n): " + "; ".join(
             f"{c['bin']}: {c['mean_score']:.2f}/{c['fraud_rate']:.2f} ({c['n']})" for c in calibration))
+    lines += held_out_lines(evaluation.extra.get("shipped_held_out"))
+    return lines
+
+
+def held_out_lines(held_out: dict[str, Any] | None) -> list[str]:
+    """The shipped model's average precision on generated worlds used neither to train nor to choose it, beside
+    ranking by flag count (its metadata's `held_out`)."""
+    if not held_out or not held_out.get("mean"):
+        return []
+    names = {"train": "settings within its training ranges", "outside": "settings outside them",
+             "default": "the default settings"}
+    lines = ["shipped model on generated worlds it never saw (AP model / flag count):"]
+    for region in sorted(held_out["mean"], key=lambda r: list(names).index(r) if r in names else len(names)):
+        mean = held_out["mean"][region]
+        lines.append(f"  {mean['worlds']} worlds, {names.get(region, region)}: "
+                     f"{_fmt(mean['ap_model'])} / {_fmt(mean['ap_flag_count'])}")
     return lines
 
 
@@ -308,8 +382,10 @@ def _fmt(value: float | None) -> str:
 
 # ----------------------------------------------------------------------------------------------- worlds
 
-def world_store(folder: str | Path, n_orders: int, seed: int, as_of: datetime) -> tuple[sqlite_utils.Database, pd.DataFrame]:
-    """A store holding a generated world, imported through the real importers and flagged by the rules.
+def world_store(folder: str | Path, n_orders: int, seed: int, as_of: datetime,
+                profile: Any = None) -> tuple[sqlite_utils.Database, pd.DataFrame]:
+    """A store holding a generated world (with `profile`'s settings: tracker.world.profiles; default: the
+    default world), imported through the real importers and flagged by the rules.
 
     Returns the store and the world's labels (order_id, fraud, pattern). Used for the shipped default
     model and the benchmark.
@@ -317,14 +393,15 @@ def world_store(folder: str | Path, n_orders: int, seed: int, as_of: datetime) -
     from tracker.db import open_db
     from tracker.detection.flagging import run_rules
     from tracker.importers import import_file
-    from tracker.world import write_world
+    from tracker.world import profiles, write_world
 
+    profile = profile or profiles.DEFAULT
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     marker = folder / "imported.txt"  # a rerun in the same folder reuses the generated, imported world
-    recipe = f"{n_orders} orders, seed {seed}, as of {to_db(as_of)}"
+    recipe = f"{n_orders} orders, seed {seed}, as of {to_db(as_of)}, settings {json.dumps(profile.settings, sort_keys=True)}"
     if not (marker.exists() and marker.read_text() == recipe and (folder / "world.db").exists()):
-        write_world(folder, n_orders, seed=seed, as_of=as_of)
+        write_world(folder, n_orders, seed=seed, as_of=as_of, profile=profile)
         (folder / "world.db").unlink(missing_ok=True)
         db = open_db(folder / "world.db")
         for kind in ("orders", "events", "messages"):
@@ -336,40 +413,3 @@ def world_store(folder: str | Path, n_orders: int, seed: int, as_of: datetime) -
     labels = pd.read_csv(folder / "labels.csv", dtype={"order_id": str, "pattern": str}, keep_default_na=False)
     labels["fraud"] = labels["fraud"].astype(int)
     return db, labels
-
-
-def train_default(n_orders: int | None = None, seed: int | None = None, folder: str | Path | None = None) -> dict[str, Any]:
-    """Train the shipped default model on a generated world; write data/models/classifier.joblib + .json."""
-    import tempfile
-
-    from tracker.timeutil import parse_time
-
-    spec = settings().get("default_model", {})
-    n_orders = int(n_orders or spec.get("orders", 100_000))
-    seed = int(seed if seed is not None else spec.get("seed", 7))
-    as_of = parse_time(spec.get("as_of", "2026-11-01T00:00:00Z"))
-    with tempfile.TemporaryDirectory() as tmp:
-        db, labels = world_store(folder or tmp, n_orders, seed, as_of)
-        frame = order_frame(db, as_of)
-        metrics = evaluate(frame, labels[["order_id", "fraud", "pattern"]], seed=0).as_dict()
-        model = fit(frame, labels, seed=0)
-        db.close()
-    source = f"generated world: {n_orders} orders, seed {seed}, as of {to_db(as_of)} (tracker.world)"
-    meta = model_metadata(model, labels, source, as_of, metrics, "")
-    meta["id"] = None  # set from the file's digest below: the id changes whenever the model does
-    written = persistence.save_model(model, registry.DEFAULT_MODEL_PATH, meta)
-    written["id"] = f"default-{written['sha256'][:12]}"
-    persistence.metadata_path(registry.DEFAULT_MODEL_PATH).write_text(json.dumps(written, indent=2, sort_keys=True, default=str) + "\n")
-    return written
-
-
-if __name__ == "__main__":  # python -m tracker.detection.training [N_ORDERS [SEED [WORK_FOLDER]]]: the default model
-    import sys
-
-    # through the package, so pickles name this module's classes, not __main__'s
-    from tracker.detection import training
-
-    args = sys.argv[1:]
-    result = training.train_default(int(args[0]) if args else None, int(args[1]) if len(args) > 1 else None,
-                                    args[2] if len(args) > 2 else None)
-    print(json.dumps({k: result[k] for k in ("id", "training_data", "metrics", "sha256")}, indent=2, default=str))

@@ -65,6 +65,14 @@ relabelled (the trail stops at the hand-over to the local post), timezone (the o
 late: first scan a few hours "before" the order), typo_number (seller corrects it in chat; the
 order keeps the mistyped number, the scans are on the right one), returned (an address problem:
 an 'exception' scan at the delivery office, then 'returned'; the buyer often says "no").
+
+Carriers with numbers of their own (data/world/carriers.toml: FedEx, DHL Express, UPS, Amazon, USPS,
+Canada Post, Royal Mail, Yodel, Landmark) carry a share of the orders, honest ones and some frauds
+(rates.toml [numbers] real_carrier_share, 0 in the default world; which ones: [real_carriers]): valid
+numbers of their real formats (USPS ones sometimes routed to the buyer's ZIP), scans in a courier's or a
+post's words without the carrier's own codes, at express speed for an express service's number; invalid
+numbers of their formats for the invalid-number scheme. Cainiao numbers take the AE… and …Y forms besides
+LP… ([numbers] cainiao_forms). Buyers may live in the United Kingdom and Canada (weight 0 by default).
 """
 
 from tracker.world.generator import (

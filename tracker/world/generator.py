@@ -118,7 +118,7 @@ class WorldGenerator:
             cfg = merge(cfg, dict(settings))
         self.cfg = cfg
         self.pop = Population(seed, n_orders, _SELLER_SCHEMES, cfg)
-        self.numbers = NumberMaker(seed)
+        self.numbers = NumberMaker(seed, cfg.get("numbers"))
         self.journeys = JourneyMaker(cfg)
         self.writer = MessageWriter(cfg.get("style", {}).get("typo_rate"))
         self.clock = Clock()
@@ -144,6 +144,10 @@ class WorldGenerator:
         self._price_scale = float(b["price_scale"])
         self._promised_cum = list(itertools.accumulate(self.promised_weights))
         self._carrier_cum = list(itertools.accumulate(self.carrier_weights))
+        # carriers with numbers of their own (data/world/carriers.toml): how often, and which
+        self._real_share = float(cfg.get("numbers", {}).get("real_carrier_share", 0.0))
+        real = {name: float(w) for name, w in cfg.get("real_carriers", {}).items() if float(w) > 0}
+        self._real_carriers = [(name, w) for name, w in real.items() if self.numbers.is_real(name)]
         self.days = int(cfg["sizes"]["days"])
         self.mess = cfg["messiness"]
         self._build_scenarios()
@@ -233,6 +237,8 @@ class WorldGenerator:
         o.shipped = ordered + int(HOUR + self._handling * rng.random() ** self._handling_skew)
         o.promised = self.promised[bisect.bisect(self._promised_cum, rng.random() * self._promised_cum[-1])]
         o.carrier = self.carriers[bisect.bisect(self._carrier_cum, rng.random() * self._carrier_cum[-1])]
+        if self._real_share and rng.random() < self._real_share:  # nothing drawn when the share is 0
+            o.carrier = self._real_carrier(rng, o.country.code) or o.carrier
         title, lo, hi = self.items[int(rng.random() * len(self.items))]
         usd = (lo + (hi - lo) * rng.random()) * self._price_scale
         o.currency = o.country.currency
@@ -240,6 +246,20 @@ class WorldGenerator:
         o.amount = f"{value:.0f}" if o.currency == "KRW" else f"{value:.2f}"
         o.title = title
         return o
+
+    def _real_carrier(self, rng: random.Random, country: str) -> str | None:
+        """One of the carriers with numbers of their own that deliver to `country`, by weight (None: none)."""
+        serving = [(name, w) for name, w in self._real_carriers if self.numbers.serves(name, country)]
+        if not serving:
+            return None
+        cum = list(itertools.accumulate(w for _, w in serving))
+        return serving[bisect.bisect(cum, rng.random() * cum[-1])][0]
+
+    def _marketplace_carrier(self, rng: random.Random, o: _Order, serial: int) -> None:
+        """The schemes that fake a marketplace parcel's speed keep to the marketplace's carriers."""
+        if self.numbers.is_real(o.carrier):
+            o.carrier = self.carriers[bisect.bisect(self._carrier_cum, rng.random() * self._carrier_cum[-1])]
+            o.number = self._number(rng, o, serial)
 
     def _dest(self, o: _Order) -> Place:
         return place(o.city.name, o.postcode, o.country.code)
@@ -264,10 +284,12 @@ class WorldGenerator:
         return country.transit_factor * (self._transit_low + self._transit_span * rng.random())
 
     def _number(self, rng: random.Random, o: _Order, serial: int, *, untracked: bool = False) -> str:
-        return self.numbers.make(o.carrier, serial, rng, untracked=untracked)
+        return self.numbers.make(o.carrier, serial, rng, untracked=untracked, postcode=o.postcode)
 
     def _emit_scans(self, number: str, carrier: str, scans: list[Scan]) -> int | None:
         """Write the scans that have happened by as_of; return the delivered time if it is among them."""
+        if self.numbers.is_real(carrier):  # their scans come from an export without the carrier's own codes
+            scans = [(t, "", status, text, where) for t, _code, status, text, where in scans]
         if self._noise.on:
             return self._noise.emit(self._events.append, self.clock.iso, number, carrier, scans)
         as_of = self.as_of
@@ -302,6 +324,9 @@ class WorldGenerator:
         country = dest[0] if dest else o.country
         if factor is None:
             factor = self._factor(rng, country)
+            if self.numbers.is_real(o.carrier) and self.numbers.express(number):  # an express service's speed
+                factor = 0.3 + 0.15 * rng.random()
+                kw.setdefault("show_all", True)
         if o.carrier == "cainiao" and rng.random() < self._last_mile_p:
             kw["last_mile_number"] = self.numbers.last_mile(o.slot, country.code)
         scans = self.journeys.build(rng, o.carrier, start, self._places(o, dest), factor=factor, **kw)
@@ -578,7 +603,8 @@ class WorldGenerator:
         choices = []
         if o.city.aliases:
             choices.append("alias")
-        choices += ["prefix", "compact"]
+        # a country prefix ("PL-00950") only before a postcode of digits: nobody writes "GB-SW1A 1AA"
+        choices += ["prefix", "compact"] if o.postcode[:1].isdigit() else ["compact"]
         if o.country.code == "US":
             choices.append("zip4")
         kind = rng.choice(choices)
@@ -798,6 +824,7 @@ class WorldGenerator:
 
     def _fraud_impossible_transit(self, rng: random.Random, slot: int, room: int) -> int:
         o = self._simple(rng, slot, "impossible_transit", min_age=10)
+        self._marketplace_carrier(rng, o, slot)
         skip = CUSTOMS_AND_LINEHAUL | _ORIGIN_STAGES
         scans, delivered = self._journey(
             rng, o, o.number, skip=skip, factor=0.25 + 0.08 * rng.random(), ending="plain"
@@ -873,11 +900,14 @@ class WorldGenerator:
         o = self._order(
             rng, slot, "invalid_tracking_number", self._seller_for(rng, "invalid_tracking_number")
         )
-        number, _kind = self.numbers.invalid(slot, rng)
+        real = self._real_carrier(rng, o.country.code) if self._real_share and rng.random() < self._real_share else None
+        make = (lambda: self.numbers.invalid_real(real, slot, rng)) if real else (lambda: self.numbers.invalid(slot, rng))
+        number, _kind = make()
         while validate(number).valid:
-            number, _kind = self.numbers.invalid(slot, rng)
+            number, _kind = make()
         o.number = number
-        o.written_carrier = rng.choice(("chinapost", "cainiao", "", "yunexpress", "China Post"))
+        o.written_carrier = rng.choice((real, real, "")) if real else rng.choice(
+            ("chinapost", "cainiao", "", "yunexpress", "China Post"))
         if rng.random() < 0.4:
             t = o.shipped + int((7 + 10 * rng.random()) * DAY)
             self._ask_where(rng, o, t)
@@ -908,6 +938,7 @@ class WorldGenerator:
 
     def _fraud_fast_seller(self, rng: random.Random, slot: int, room: int) -> int:
         o = self._simple(rng, slot, "fast_seller", min_age=15)
+        self._marketplace_carrier(rng, o, slot)
         if o.carrier == "yunexpress":  # fast sellers use standard services, not express ones
             o.carrier = "cainiao"
             o.number = self._number(rng, o, slot)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tracker.config import load
+from tracker.world.numbers import real_carriers
 from tracker.world.settings import derived
 
 HOUR = 3600
@@ -121,6 +122,8 @@ class JourneyMaker:
         self._pickup_p = float(self.cfg["pickup_point"])
         self._scale = float(rates["timing"]["transit_scale"])
         density = float(self.cfg["scan_density"])
+        # carriers with numbers of their own print a courier's or a post's words (data/world/carriers.toml)
+        self._words = {name: c.words for name, c in real_carriers().items()}
         # Per carrier, the line as plain tuples: the hot loop reads no attributes.
         self._compiled = {
             carrier: tuple(
@@ -131,15 +134,18 @@ class JourneyMaker:
                     s.gap_lo,
                     s.gap_span,
                     s.shown if s.shown >= 1.0 else min(1.0, s.shown * density),  # always-shown stages stay so
-                    s.texts.get(carrier) or s.texts["cainiao"],
+                    self._options(s.texts, carrier),
                 )
                 for s in self.line
             )
-            for carrier in rates["carriers"]
+            for carrier in (*rates["carriers"], *self._words)
         }
 
+    def _options(self, texts: dict[str, tuple[str, ...]], carrier: str) -> tuple[str, ...]:
+        return texts.get(carrier) or texts.get(self._words.get(carrier, "")) or texts["cainiao"]
+
     def _text(self, texts: dict[str, tuple[str, ...]], carrier: str, rng: random.Random) -> str:
-        options = texts.get(carrier) or texts["cainiao"]
+        options = self._options(texts, carrier)
         r = rng.random()
         # Carriers mostly print one wording; the others turn up now and then.
         return (

@@ -137,8 +137,9 @@ def make_postcode(rng: random.Random, fmt: str, city: City, letters: str = "ABCD
     d = 0
     pair = ""
     if "A" in fmt:
+        n_letters = fmt.count("A")
         while True:
-            pair = rng.choice(letters) + rng.choice(letters)
+            pair = "".join(rng.choice(letters) for _ in range(n_letters))
             if pair not in _NL_FORBIDDEN:
                 break
     a = 0
