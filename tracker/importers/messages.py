@@ -34,6 +34,7 @@ class Messages(Kind):
     columns = ("order_id", "sender", "sent_at", "text")
     required = columns
     converters = {"sender": fields.sender_value, "sent_at": fields.time_value}
+    repeated = ("sender",)
     free_text = ("text",)
     writer_class = MessagesWriter
 
