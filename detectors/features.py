@@ -22,7 +22,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from detectors import places, view
+from detectors import places, seller_aggregates, view
 
 # Deliberately its own list, not the rule registry's: a shipped model's feature list must not change when
 # a rule is added (a model trained on another feature list is refused).
@@ -117,11 +117,14 @@ Context = tuple[pd.DataFrame, pd.DataFrame]
 
 
 def feature_frame(frame: pd.DataFrame, side: Side, pressure: np.ndarray | None, as_of: datetime,
-                  normalised: Normalised | None = None, context: Context | None = None) -> pd.DataFrame:
+                  normalised: Normalised | None = None, context: Context | None = None,
+                  sellers: Callable[[pd.DataFrame], None] | None = None) -> pd.DataFrame:
     """The order frame completed for `OrderFeatures`, in place: flags as indicator columns and codes, seller
     messages' count and strongest pressure (`pressure`: one probability per message of `side`), tracking-number
     reuse and buyer history (over the frame itself, or `context` when the frame is part of the store), the
-    destination match, seller aggregates. `normalised`: place columns a reader normalised already."""
+    destination match, seller aggregates. `normalised`: place columns a reader normalised already. `sellers`: adds
+    the seller aggregates instead (when the frame does not hold the sellers' whole books: from their statistics
+    kept elsewhere, or later)."""
     if frame.empty:
         return frame
     flag_row, message_row = side.flag_row, side.message_row
@@ -150,7 +153,7 @@ def feature_frame(frame: pd.DataFrame, side: Side, pressure: np.ndarray | None, 
     add_number_and_buyer_context(frame, context)
     frame["as_of_jd"] = view.datetime_to_jd(as_of)
     frame["dest_match_level"] = destination_match_level(frame, normalised)
-    _add_seller_aggregates(frame)
+    (sellers or _add_seller_aggregates)(frame)
     return frame
 
 
@@ -326,36 +329,10 @@ def destination_match_level(frame: pd.DataFrame, normalised: Normalised | None =
     return pd.Series(level, index=frame.index)
 
 
-def _leave_one_out_rate(seller: np.ndarray, n_sellers: int, values: np.ndarray,
-                        counted: np.ndarray | None = None) -> np.ndarray:
-    """The seller's rate of `values` over their other (counted) orders; NaN when they have none.
-
-    Sums of whole numbers, so bincount's plain float sums equal pandas' compensated ones exactly.
-    """
-    counted = np.ones(len(values)) if counted is None else np.asarray(counted, dtype=float)
-    values = np.where(counted > 0, np.asarray(values, dtype=float), 0.0)
-    total = _group_sum(seller, n_sellers, values) - values
-    n = _group_sum(seller, n_sellers, counted) - counted
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(n > 0, total / n, np.nan)
-
-
 def _add_seller_aggregates(frame: pd.DataFrame) -> None:
-    """Seller-level context over the seller's whole book, leaving the order itself out."""
-    seller, n_sellers, _ = _group_codes(_codes_of(frame["seller_id"]))
-    transit = (frame["delivered_jd"] - frame["first_event_jd"]).to_numpy()
-    delivered = frame["delivered_jd"].notna().to_numpy()
-    any_flag = frame[[f"flag_{c}" for c in FLAG_CODES]].to_numpy().sum(axis=1) > 0
-    no_customs = ((frame["n_export"] + frame["n_import"]) == 0).to_numpy()
-    not_received = _per_value(frame["buyer_received"], _answer, object) == "no"
-    frame["seller_n_orders"] = np.bincount(seller, minlength=n_sellers)[seller]
-    frame["seller_flag_rate"] = _leave_one_out_rate(seller, n_sellers, any_flag)
-    frame["seller_median_transit"] = pd.Series(transit).groupby(seller).transform("median").to_numpy()
-    frame["seller_fast_share"] = _leave_one_out_rate(seller, n_sellers, transit < 6, delivered)
-    frame["seller_reuse_share"] = _leave_one_out_rate(seller, n_sellers, frame["buyers_on_number"].to_numpy() > 1)
-    frame["seller_no_customs_share"] = _leave_one_out_rate(seller, n_sellers, no_customs, delivered)
-    frame["seller_not_received_share"] = _leave_one_out_rate(seller, n_sellers, not_received)
-    frame["seller_pressure_share"] = _leave_one_out_rate(seller, n_sellers, frame["msg_pressure_max"].to_numpy() >= 0.5)
+    """Seller-level context over the seller's whole book, leaving the order itself out (`detectors.seller_aggregates`:
+    the one definition, which a store also keeps per seller)."""
+    seller_aggregates.add_seller_aggregates(frame, [f"flag_{c}" for c in FLAG_CODES])
 
 
 class OrderFeatures(TransformerMixin, BaseEstimator):
