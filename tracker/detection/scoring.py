@@ -145,7 +145,7 @@ def _books_of(loaded: Any, frame: pd.DataFrame, rows: np.ndarray, features: pd.D
     scored[rows] = 1
     entries = seller_books.entries(frame["order_rowid"].to_numpy(dtype=np.int64), bits, transit,
                                    seller_books.hashes(frame["tracking_number"]), seller_books.hashes(frame["buyer_id"]),
-                                   due, scored)
+                                   due, scored, _any_flag(frame))
     return seller_books.Books.of(frame["seller_id"], entries, _bins_of(loaded, matrix, rows, len(frame))), timed
 
 
@@ -180,38 +180,30 @@ def _score_some(db: sqlite_utils.Database, plan: Plan, loaded: Any, examined: se
     as_of_jd = datetime_to_jd(as_of)
     scorer = message_scorer(db, plan)
     started = time.perf_counter()
-    # the orders whose own inputs may have changed (examined ones, their buyers' other orders), and those whose
-    # time came
+    # the orders whose own inputs may have changed (examined ones), and those whose time came
     due = books.entries["order"][books.entries["due"] <= as_of_jd]
-    frame = _partial_frame(conn, examined | set(readers.buyer_closure(conn, examined))
-                           | set(readers.ids_of_rowids(conn, due)), as_of, scorer, plan)
+    frame = _partial_frame(conn, examined | set(readers.ids_of_rowids(conn, due)), as_of, scorer, plan)
     if frame.empty:  # nothing left to read (the orders went): the scores and books stand for this run
         with db.conn:
             _marks(run, books, np.zeros(0, np.int64))(db.conn)
         return set()
-    numbers, buyers = seller_books.hashes(frame["tracking_number"]), seller_books.hashes(frame["buyer_id"])
-    rowids = frame["order_rowid"].to_numpy(dtype=np.int64)
-    found = books.locate(rowids)
-    old = books.entries[found[found >= 0]]
-    # and the orders a changed one left behind on its former number or with its former buyer
-    left = np.isin(books.entries["number"], old["number"][old["number"] != numbers[found >= 0]]) | \
-        np.isin(books.entries["buyer"], old["buyer"][old["buyer"] != buyers[found >= 0]])
-    partners = np.setdiff1d(books.entries["order"][left], rowids)
-    if len(partners):
-        more = _partial_frame(conn, set(readers.ids_of_rowids(conn, partners)), as_of, scorer, plan)
-        if len(more):
-            frame = pd.concat([frame, more], ignore_index=True)
-            numbers = np.r_[numbers, seller_books.hashes(more["tracking_number"])]
-            buyers = np.r_[buyers, seller_books.hashes(more["buyer_id"])]
-            rowids = frame["order_rowid"].to_numpy(dtype=np.int64)
-            found = books.locate(rowids)
-    bits, transit = seller_aggregates.order_signals(frame, FLAG_COLUMNS)
-    never = np.full(len(frame), seller_books.NEVER)
+    fresh, found = _entries(frame, books)
+    # and the other orders of their buyers whose history changed, and the orders a changed one left behind on its
+    # former number or with its former buyer
+    stored = books.entries[found[found >= 0]]
+    moved_on = (stored["number"] != fresh["number"][found >= 0]) | (stored["buyer"] != fresh["buyer"][found >= 0])
+    left = np.isin(books.entries["buyer"], seller_books.buyers_changed(books, found, fresh)) | \
+        np.isin(books.entries["number"], stored["number"][moved_on]) | \
+        np.isin(books.entries["buyer"], stored["buyer"][moved_on])
+    partners = np.setdiff1d(books.entries["order"][left], fresh["order"])
+    more = _partial_frame(conn, set(readers.ids_of_rowids(conn, partners)), as_of, scorer, plan)
+    if len(more):
+        frame = pd.concat([frame, more], ignore_index=True)
+        fresh, found = _entries(frame, books)
+    rowids = fresh["order"]
     width = None if books.bins is None else books.bins.shape[1]
-    updated, old_code = books.replaced(
-        frame["seller_id"].to_numpy(dtype=object),
-        seller_books.entries(rowids, bits, transit, numbers, buyers, never, np.zeros(len(frame), np.uint8)),
-        None if width is None else np.zeros((len(frame), width), dtype=np.uint8))
+    updated, old_code = books.replaced(frame["seller_id"].to_numpy(dtype=object), fresh,
+                                       None if width is None else np.zeros((len(frame), width), dtype=np.uint8))
     # the sellers whose statistics may have moved: those of the orders read, now and before
     former = {books.sellers[c] for c in books.seller[found[found >= 0]].tolist()}
     touched = np.union1d(updated.seller[updated.locate(rowids)],
@@ -287,6 +279,22 @@ def _score_some(db: sqlite_utils.Database, plan: Plan, loaded: Any, examined: se
         quick = quick.assign(codes=quick["order_id"].map(stored).fillna(""), reasons="[]")
     return _predict_and_write(db, loaded, settings, frame, features, matrix, as_of, False, untracked, None, run,
                               updated, np.union1d(touched, updated.seller[at]), timed, quick)
+
+
+def _entries(frame: pd.DataFrame, books: seller_books.Books) -> tuple[np.ndarray, np.ndarray]:
+    """The book entries of the frame's orders as they are now (not yet scored), and where each one is in `books`
+    (-1: not there)."""
+    bits, transit = seller_aggregates.order_signals(frame, FLAG_COLUMNS)
+    rowids = frame["order_rowid"].to_numpy(dtype=np.int64)
+    fresh = seller_books.entries(rowids, bits, transit, seller_books.hashes(frame["tracking_number"]),
+                                 seller_books.hashes(frame["buyer_id"]), np.full(len(frame), seller_books.NEVER),
+                                 np.zeros(len(frame), np.uint8), _any_flag(frame))
+    return fresh, books.locate(rowids)
+
+
+def _any_flag(frame: pd.DataFrame) -> np.ndarray:
+    """Per order, whether it has any active flag (what a buyer's history counts)."""
+    return (frame["codes"].to_numpy(dtype=object) != "").astype(np.uint8)
 
 
 def _crossed(before: seller_aggregates.SellerStats, after: seller_aggregates.SellerStats, was: np.ndarray,

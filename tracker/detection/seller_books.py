@@ -1,7 +1,8 @@
 """Each seller's book of orders, kept in the store so a run rescores only the orders whose inputs changed.
 
 Table `seller_books`: one row per seller, a blob of its orders (`ENTRY`: the order's rowid, its signals and
-transit as `detectors.seller_aggregates` defines them, 64-bit hashes of its tracking number and buyer, the Julian
+transit as `detectors.seller_aggregates` defines them, whether it has any active flag (a buyer's history counts
+those), 64-bit hashes of its tracking number and buyer, the Julian
 day from which its score may change by time alone, whether it has a score, and which features its stored reasons
 show, one bit each), a blob of the model's binned input of
 each order as last scored (one byte per feature, where the model bins its input), and the seller's median transit. A full scoring run
@@ -23,7 +24,7 @@ import pandas as pd
 from detectors import seller_aggregates as sa
 
 ENTRY = np.dtype([("order", "<i8"), ("bits", "u1"), ("transit", "<f8"), ("number", "<u8"), ("buyer", "<u8"),
-                  ("due", "<f8"), ("scored", "u1"), ("shown", "<u8")])
+                  ("due", "<f8"), ("scored", "u1"), ("shown", "<u8"), ("any_flag", "u1")])
 META_RUN = "seller_books.run"
 NEVER = np.inf  # a due time: the score does not change by time alone
 
@@ -135,10 +136,28 @@ class Books:
 
 
 def entries(rowids: np.ndarray, bits: np.ndarray, transit: np.ndarray, numbers: np.ndarray, buyers: np.ndarray,
-            due: np.ndarray, scored: np.ndarray) -> np.ndarray:
+            due: np.ndarray, scored: np.ndarray, any_flag: np.ndarray) -> np.ndarray:
     """Book entries from columns."""
     out = np.empty(len(rowids), dtype=ENTRY)
     out["order"], out["bits"], out["transit"] = rowids, bits, transit
     out["number"], out["buyer"], out["due"], out["scored"] = numbers, buyers, due, scored
-    out["shown"] = 0
+    out["shown"], out["any_flag"] = 0, any_flag
     return out
+
+
+def buyers_changed(books: Books, found: np.ndarray, fresh: np.ndarray) -> np.ndarray:
+    """The buyers (hashes) whose history differs once these orders' entries (`fresh`; `found`: their positions
+    in the books, -1 for new ones) replace the stored ones: how many orders, said not received, flagged."""
+    stored = books.entries[found[found >= 0]]
+    candidates = np.unique(np.r_[fresh["buyer"], stored["buyer"]])
+    said_no = sa.BIT["not_received"]
+
+    def history(rows: np.ndarray, sign: int, out: np.ndarray) -> None:
+        at = np.searchsorted(candidates, rows["buyer"])
+        for k, values in enumerate((np.ones(len(rows)), (rows["bits"] & said_no) > 0, rows["any_flag"] > 0)):
+            np.add.at(out[:, k], at, sign * np.asarray(values, dtype=np.int64))
+
+    change = np.zeros((len(candidates), 3), dtype=np.int64)
+    history(stored, -1, change)
+    history(fresh, +1, change)
+    return candidates[(change != 0).any(axis=1)]
