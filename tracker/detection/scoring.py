@@ -87,8 +87,9 @@ def score_orders(db: sqlite_utils.Database, order_ids: set[str], as_of: datetime
                 writer.close()
     as_of_jd = datetime_to_jd(as_of)
     if not order_ids and books.next_due() > as_of_jd:
-        with db.conn:
-            set_meta(db, META_RUN, run)  # nothing to rescore: the scores stand for this run too
+        with db.conn:  # nothing to rescore: the scores and books stand for this run too
+            for key in (META_RUN, seller_books.META_RUN):
+                set_meta(db, key, run)
             set_meta(db, META_NEXT_DUE, repr(books.next_due()))
         return set()
     shipment_facts.refresh(db, plan)
