@@ -80,3 +80,32 @@ def test_a_small_import_into_a_big_store_registers_only_its_numbers(db, tmp_path
     assert len(rows) == 201
     assert rows["LP00000000000003"] == "2026-05-05T10:00:00Z"
     assert rows["LP00000000000004"] == "2026-05-01T10:00:00Z"
+
+
+def _indexes(db, table: str) -> set[str]:  # noqa: ANN001
+    return {r[0] for r in db.conn.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? "
+                                          "AND sql IS NOT NULL", [table])}
+
+
+def test_a_first_import_builds_the_indexes_once_and_a_refused_one_leaves_them(db, tmp_path) -> None:
+    import pytest
+
+    from tracker.errors import BadInput
+
+    before = _indexes(db, "tracking_events")
+    assert before  # the number index
+    bad = tmp_path / "bad.csv"
+    _write(bad, [("RR123456785CN", "2026-05-03T10:00:00Z", "in_transit", "", "", "", "", "", "", ""),
+                 ("RR123456785CN", "not a time", "in_transit", "", "", "", "", "", "", "")])
+    with pytest.raises(BadInput):
+        import_file(db, "events", bad)
+    assert _indexes(db, "tracking_events") == before
+    assert db.conn.execute("SELECT count(*) FROM tracking_events").fetchone()[0] == 0
+    good = tmp_path / "good.csv"
+    _write(good, [("RR123456785CN", f"2026-05-0{d}T10:00:00Z", "in_transit", "", "", "", "", "", "", "")
+                  for d in range(1, 6)])
+    import_file(db, "events", good)
+    assert _indexes(db, "tracking_events") == before
+    plan = db.conn.execute("EXPLAIN QUERY PLAN SELECT * FROM tracking_events WHERE tracking_number = 'x' "
+                           "ORDER BY occurred_at").fetchall()
+    assert "idx_events_tracking" in repr(plan)

@@ -91,6 +91,6 @@ def nothing_to_do(conn: sqlite3.Connection, as_of: datetime) -> bool:
     if conn.execute("SELECT 1 FROM rule_deadlines WHERE due_at <= ? LIMIT 1", [as_of_text]).fetchone():
         return False
     next_due = _meta(conn, SCORES_NEXT_DUE)
-    if next_due is None or float(next_due) <= as_of.timestamp() / 86400 + _JD_UNIX_EPOCH:
+    if next_due is None or float(next_due) < as_of.timestamp() / 86400 + _JD_UNIX_EPOCH:
         return False
     return _meta(conn, META_INPUTS) == inputs_signature(conn)

@@ -13,10 +13,13 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import sqlite_utils
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -49,6 +52,7 @@ def detect(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False) ->
         # no frame or model library loaded: only the cases' clocks move
         sync.sync_cases(db, set(), as_of)
         summary.seconds = {"check": time.perf_counter() - t0}
+        log.info("detect: nothing new since the last run (%.2f s)", summary.seconds["check"])
         return summary
 
     from tracker.detection import flagging, scoring
@@ -74,4 +78,5 @@ def detect(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False) ->
         set_meta(db, freshness.META_INPUTS, freshness.inputs_signature(db.conn))
     t3 = time.perf_counter()
     summary.seconds = {"rules": t1 - t0, "scoring": t2 - t1, "cases": t3 - t2}
+    log.info("detect: %s", ", ".join(f"{stage} {seconds:.2f} s" for stage, seconds in summary.seconds.items()))
     return summary

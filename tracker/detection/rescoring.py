@@ -95,8 +95,9 @@ def due_times(transform: Any, frame: pd.DataFrame, rows: np.ndarray, features: p
 
     The features are worked out again a minute later: a feature that changed is an age (it grows by a day a day
     until it stops at a cap, or shrinks so); its next threshold in the direction it moves gives the day. A feature
-    that moves any other way, or without known thresholds, is due at once (rescored by the next run). Also the
-    features that time moves (a stored reason that shows one is out of date as soon as time passes)."""
+    that moves any other way, or without known thresholds, is due at once: `as_of_jd` itself (a score is due when
+    its due time is *before* the run's time, so any later run rescores it). Also the features that time moves (a
+    stored reason that shows one is out of date as soon as time passes)."""
     due = np.full(len(rows), np.inf)
     timed: set[str] = set()
     if not len(rows):
@@ -185,3 +186,12 @@ def feature_bits(names: list[str], chosen: set[str]) -> int:
 def _bit(j: int) -> int:
     """Feature j's bit in a 64-bit mask (features past the 63rd share the last bit: a change of any counts)."""
     return 1 << min(j, 63)
+
+
+def bin_with(model: Any, threads: int) -> None:
+    """Make the model's binning use `threads` threads: it keeps the count of the machine it was fitted on, beyond
+    the reach of the thread limits the scorer sets, and a busy machine makes two spinning threads bin a few
+    thousand rows in half a second instead of two milliseconds."""
+    mapper = getattr(getattr(model.named_steps["classifier"], "booster_", None), "_bin_mapper", None)
+    if mapper is not None and hasattr(mapper, "n_threads"):
+        mapper.n_threads = max(1, int(threads))

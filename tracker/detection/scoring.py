@@ -65,6 +65,8 @@ def score_orders(db: sqlite_utils.Database, order_ids: set[str], as_of: datetime
     ids scored. `run` names this detect run in `meta` with the scores."""
     loaded = registry.load_active_model(db)
     run = run or f"scoring-{time.time_ns()}"
+    if loaded is not None:
+        rescoring.bin_with(loaded.model, threads.openmp_threads())
     if loaded is None:
         with db.conn:  # no model, no scores: nothing for a later run to redo
             set_meta(db, META_RUN, run)
@@ -86,7 +88,7 @@ def score_orders(db: sqlite_utils.Database, order_ids: set[str], as_of: datetime
             if writer is not None:
                 writer.close()
     as_of_jd = datetime_to_jd(as_of)
-    if not order_ids and books.next_due() > as_of_jd:
+    if not order_ids and books.next_due() >= as_of_jd:
         with db.conn:  # nothing to rescore: the scores and books stand for this run too
             for key in (META_RUN, seller_books.META_RUN):
                 set_meta(db, key, run)
@@ -182,7 +184,7 @@ def _score_some(db: sqlite_utils.Database, plan: Plan, loaded: Any, examined: se
     scorer = message_scorer(db, plan)
     started = time.perf_counter()
     # the orders whose own inputs may have changed (examined ones), and those whose time came
-    due = books.entries["order"][books.entries["due"] <= as_of_jd]
+    due = books.entries["order"][books.entries["due"] < as_of_jd]
     frame = _partial_frame(conn, examined | set(readers.ids_of_rowids(conn, due)), as_of, scorer, plan)
     if frame.empty:  # nothing left to read (the orders went): the scores and books stand for this run
         with db.conn:
@@ -354,7 +356,7 @@ def _predict_and_write(db: sqlite_utils.Database, loaded: Any, settings: dict[st
         masks = rescoring.shown_features(reasons, names, FEATURE_GROUPS)
         shown[at[rows]] = masks
         dated = at[rows][(masks & np.uint64(rescoring.feature_bits(names, timed))) != 0]
-        books.entries["due"][dated] = np.minimum(books.entries["due"][dated], as_of_jd + rescoring.MARGIN / 10)
+        books.entries["due"][dated] = np.minimum(books.entries["due"][dated], as_of_jd)  # any later run
         _marks(run, books, sellers)(conn)
 
     if writer is not None:

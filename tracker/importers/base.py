@@ -23,11 +23,20 @@ def extra_json(extras: dict[str, Any] | None) -> str | None:
 
 
 class Writer:
-    """Collects clean records and writes them a batch at a time; the caller owns the transaction."""
+    """Collects clean records and writes them a batch at a time; the caller owns the transaction.
+
+    Into an empty table (a store's first import), the table's secondary indexes are dropped first and built
+    again from the finished table in `close()`: one sort each, instead of a random update of each for every row.
+    Inside the import's transaction, so a failed import leaves them as they were."""
+
+    table = ""
 
     def __init__(self, db: sqlite_utils.Database, stamp: str) -> None:
         self.db = db
         self.conn = db.conn
+        self.rebuild: list[str] = []
+        if self.table and self.conn.execute(f"SELECT 1 FROM {self.table} LIMIT 1").fetchone() is None:
+            self.rebuild = drop_secondary_indexes(self.conn, self.table)
         self.stamp = stamp  # the import's "now", canonical UTC text
         self.batch: list[Any] = []
         self.batch_size = BATCH_SIZE
@@ -42,7 +51,11 @@ class Writer:
             self.flush()
 
     def close(self) -> None:
-        """After the last flush, before the commit: drop whatever the writer set up."""
+        """After the last flush, before the commit: build the indexes dropped for a first import again, and drop
+        whatever the writer set up."""
+        for sql in self.rebuild:
+            self.conn.execute(sql)
+        self.rebuild = []
 
     def discard(self) -> None:
         self.batch = []
@@ -209,6 +222,17 @@ def _compile_cleaner(
     code.append(f"    return finish(line, [{', '.join(f'c{i}' for i in range(len(columns)))}], values, extras, problems)")
     exec("\n".join(code), namespace)  # noqa: S102 - source built above from our own column names
     return namespace["clean"]
+
+
+def drop_secondary_indexes(conn: Any, table: str) -> list[str]:
+    """Drop the table's own non-unique indexes (never a key's: inserts rely on those); return the SQL that makes
+    them again."""
+    found = [(name, sql) for name, sql in conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL", [table])
+        if not sql.lstrip().upper().startswith("CREATE UNIQUE")]
+    for name, _ in found:
+        conn.execute('DROP INDEX "{}"'.format(name.replace('"', '""')))
+    return [sql for _, sql in found]
 
 
 def register_shipments_of_events(conn: Any, first_new_id: int, stamp: str, guess: Callable[[str], str | None]) -> None:

@@ -17,6 +17,8 @@ class EventsWriter(Writer):
     """Inserts scans as the tuples `Events.finish` makes (their key in them), then registers their numbers'
     shipments once, set-based, from the rows this import stored."""
 
+    table = "tracking_events"
+
     def __init__(self, db: sqlite_utils.Database, stamp: str) -> None:
         super().__init__(db, stamp)
         self.first_new_id = self.conn.execute("SELECT coalesce(max(id), 0) FROM tracking_events").fetchone()[0]
@@ -27,6 +29,7 @@ class EventsWriter(Writer):
         self.unchanged += len(batch) - added
 
     def close(self) -> None:
+        super().close()
         if self.inserted:
             register_shipments_of_events(self.conn, self.first_new_id, self.stamp, CarrierGuess())
 

@@ -20,6 +20,8 @@ def message_key(order_id: str, sender: str, sent_at: str, text: str) -> str:
 
 
 class MessagesWriter(Writer):
+    table = "messages"
+
     def write(self, batch: list[tuple[Any, ...]]) -> None:
         # count by id, not total_changes: that also counts what triggers on messages write
         last_id = self.conn.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0]

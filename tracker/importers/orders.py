@@ -31,6 +31,8 @@ _UPDATE = (
 
 
 class OrdersWriter(Writer):
+    table = "orders"
+
     def __init__(self, db: sqlite_utils.Database, stamp: str) -> None:
         super().__init__(db, stamp)
         self.conn.execute(_STAGE_CREATE)
@@ -38,6 +40,7 @@ class OrdersWriter(Writer):
         self.first_new_seq = int(get_meta(db, "seq", "0") or 0) + 1  # what this import writes is stamped from here
 
     def close(self) -> None:
+        super().close()
         self.conn.execute("DROP TABLE IF EXISTS temp.import_orders_stage")
         if self.inserted or self.updated:
             register_shipments_of_orders(self.conn, self.first_new_seq, self.stamp)
