@@ -1,9 +1,12 @@
 """`python -m bench --orders N`: run every area's benchmark at 10k, 100k and N orders.
 
-Each area module `bench/<area>.py` exposes `run(n_orders, workdir) -> dict` and measures its own bare
-baseline in the same run (this machine is shared and noisy, so ratios are the figures we stand behind).
-Each run happens in a fresh subprocess so memory figures are its own. Writes bench/results.json,
-bench/results.md and bench/scaling.png.
+Each area module `bench/<area>.py` exposes `run(n_orders, workdir) -> dict` and measures its own floor in the
+same run (this machine is shared and noisy, so ratios are the figures we stand behind). Each run happens in a
+fresh subprocess so memory figures are its own; the commands a user runs (`tracker import`, `tracker detect`,
+`tracker train`) are timed as subprocesses of it (`bench.store.command`). The areas of one size share a store
+built afresh from the project's generated world (`bench.store`): the imports area builds it, detect detects it,
+model, cases and dashboard copy what detect left. Writes bench/results.json, bench/results.md and
+bench/scaling.png.
 """
 
 from __future__ import annotations
@@ -97,15 +100,15 @@ def write_markdown(results: dict, path: Path) -> None:
 # number of pages at every size (its figure is a rate, not a total)
 STEP_SECONDS = {
     "world": lambda f: f.get("step_s"),
-    "imports": lambda f: f.get("import_s"),
-    "detect": lambda f: f.get("full_s"),
-    "model": lambda f: (f["train_s"] + f["score_s"]) if "train_s" in f else None,
-    "cases": lambda f: f.get("sync_s"),
+    "imports": lambda f: f.get("events", {}).get("import_s"),
+    "detect": lambda f: f.get("full", {}).get("s"),
+    "model": lambda f: f.get("train_s"),
+    "cases": lambda f: f.get("open_s"),
     "dashboard": lambda f: f["cases_facets_p95_ms"] / 1000 if "cases_facets_p95_ms" in f else None,
     "dask": lambda f: f.get("dask_again_s"),
 }
-STEP_LABELS = {"model": "model (train + score)", "detect": "detect (full)", "imports": "import orders",
-               "cases": "cases (open from flags)", "dashboard": "dashboard p95 (faceted cases)",
+STEP_LABELS = {"model": "tracker train", "detect": "tracker detect --full", "imports": "tracker import events",
+               "cases": "open every case", "dashboard": "dashboard p95 (faceted cases)",
                "world": "world (generate)", "dask": "detect on a 2-worker Dask cluster"}
 
 

@@ -88,14 +88,26 @@ def apply_corrections(frame: pd.DataFrame, messages_of: MessagesOf, known: Known
         return frame
     replacement = facts_of({number for number, _ in chosen.values()}).set_index("tracking_number")
     columns = [c for c in fact_columns if c in replacement.columns and c in frame.columns]
-    for order_id, (number, message_id) in chosen.items():
-        idx = invalid[order_id]
-        frame.at[idx, "tracking_number"] = number
-        frame.at[idx, "number_valid"] = True
-        frame.at[idx, "corrected_by_message_id"] = int(message_id)
-        orders = int(replacement.at[number, "n_orders"]) if number in replacement.index else 0
-        frame.at[idx, "n_orders_on_number"] = orders + 1
-        if number in replacement.index:
-            for col in columns:
-                frame.at[idx, col] = replacement.at[number, col]
+    order_ids = list(chosen)
+    rows = frame.index.get_indexer([invalid[o] for o in order_ids])
+    numbers = [chosen[o][0] for o in order_ids]
+    known = np.array([n in replacement.index for n in numbers], dtype=bool)
+    orders = replacement["n_orders"].reindex(numbers).fillna(0).to_numpy(dtype=np.int64) if "n_orders" in \
+        replacement.columns else np.zeros(len(numbers), dtype=np.int64)
+    # one assignment per column (a cell at a time costs a copy of the column each, at a million orders)
+    _put(frame, "tracking_number", rows, numbers)
+    _put(frame, "number_valid", rows, [True] * len(rows))
+    _put(frame, "corrected_by_message_id", rows, [int(chosen[o][1]) for o in order_ids])
+    _put(frame, "n_orders_on_number", rows, (orders + 1).tolist())
+    if known.any():
+        found = replacement.loc[[n for n, k in zip(numbers, known, strict=True) if k]]
+        for col in columns:
+            _put(frame, col, rows[known], found[col].tolist())
     return frame
+
+
+def _put(frame: pd.DataFrame, column: str, rows: np.ndarray, values: list) -> None:
+    """`frame[column]` at these row positions set to these values, in one assignment."""
+    updated = frame[column].copy()
+    updated.iloc[rows] = values
+    frame[column] = updated

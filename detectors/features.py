@@ -28,7 +28,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from detectors import places, view
+from detectors import places, seller_aggregates, view
 
 # Deliberately its own list, not the rule registry's: a shipped model's feature list must not change when
 # a rule is added (a model trained on another feature list is refused).
@@ -103,9 +103,11 @@ MONOTONIC: dict[str, int] = {
     "buyer_flagged_other": 1,
 }
 # a delivered parcel whose transit is below this share of its destination's typical one counts as fast
-FAST_SHARE_OF_TYPICAL = 0.6
+FAST_SHARE_OF_TYPICAL = seller_aggregates.FAST_SHARE_OF_TYPICAL
 # fewer deliveries than this to a destination: the store-wide typical transit stands in for its own
 MIN_DELIVERIES_FOR_TYPICAL = 20
+# the typical transit the scores were made with stays until the store's own moves by more than this share of it
+TYPICAL_DRIFT = 0.05
 
 # the facts of a tracking number the features read (see detectors.facts)
 FEATURE_FACTS = ("n_events", "n_scans", "n_transit", "n_export", "n_import", "first_event_jd", "first_scan_jd",
@@ -142,21 +144,26 @@ Context = tuple[pd.DataFrame, pd.DataFrame]
 
 def feature_frame(frame: pd.DataFrame, side: Side, pressure: np.ndarray | None, as_of: datetime,
                   normalised: Normalised | None = None, context: Context | None = None,
-                  sellers: pd.DataFrame | None = None, typical: Mapping[str, float] | None = None) -> pd.DataFrame:
+                  sellers: pd.DataFrame | Callable[[pd.DataFrame], None] | None = None,
+                  typical: Mapping[str, float] | None = None,
+                  kept_typical: Mapping[str, float] | None = None) -> pd.DataFrame:
     """The order frame completed for `OrderFeatures`, in place: flags as indicator columns (medium and high
     severity) and codes (every active flag), seller messages' count and strongest pressure (`pressure`: one
     probability per message of `side`), tracking-number reuse and buyer history (over the frame itself, or
     `context` when the frame is part of the store), the destination match, each order's destination's typical
     transit (over the frame, or `typical` from `typical_transit` over the whole store when the frame is part of
-    it), seller aggregates (over the frame's own orders, which then hold each seller's whole book, or from
-    `sellers`: `seller_totals` over the whole store). `normalised`: place columns a reader normalised already."""
+    it), seller aggregates (`detectors.seller_aggregates`: over the frame's own orders, which then hold each
+    seller's whole book; or from `sellers`: a frame of seller totals over the whole store, `seller_totals`, or a
+    function that adds them, from statistics kept elsewhere). `kept_typical`: the typical transit the store's
+    scores were made with, kept while the frame's own is within TYPICAL_DRIFT of it (see `settled_typical`).
+    `normalised`: place columns a reader normalised already."""
     if frame.empty:
         return frame
     add_side(frame, side, pressure)
     add_number_and_buyer_context(frame, context)
     frame["as_of_jd"] = view.datetime_to_jd(as_of)
     frame["dest_match_level"] = destination_match_level(frame, normalised)
-    add_typical_transit(frame, typical)
+    add_typical_transit(frame, typical, kept_typical)
     _add_seller_aggregates(frame, sellers)
     return frame
 
@@ -166,13 +173,15 @@ def normalised_countries(values: pd.Series) -> np.ndarray:
     return _per_value(values, places.normalize_country, object)
 
 
-def add_typical_transit(frame: pd.DataFrame, typical: Mapping[str, float] | None = None) -> None:
-    """Each order's destination's typical transit (`typical`: the store's, else over the frame itself), in place;
-    the one used is kept in `frame.attrs["typical_transit"]` (the store's, when the frame holds it)."""
+def add_typical_transit(frame: pd.DataFrame, typical: Mapping[str, float] | None = None,
+                        kept: Mapping[str, float] | None = None) -> None:
+    """Each order's destination's typical transit (`typical`: the store's, else over the frame itself, settled
+    against `kept`), in place; the one used is kept in `frame.attrs["typical_transit"]` (the store's, when the
+    frame holds it)."""
     country = normalised_countries(frame["dest_country"])
     if typical is None:
         transit = (frame["delivered_jd"] - frame["first_event_jd"]).to_numpy(dtype=np.float64)
-        typical = typical_transit(country, transit)
+        typical = settled_typical(typical_transit(country, transit), kept)
     frame["typical_transit"] = _typical_of(country, typical)
     frame.attrs["typical_transit"] = dict(typical)
 
@@ -221,6 +230,21 @@ def typical_transit(countries: np.ndarray, transit: np.ndarray) -> dict[str, flo
         if country and size >= MIN_DELIVERIES_FOR_TYPICAL:
             out[str(country)] = float(median)
     return out
+
+
+def settled_typical(fresh: Mapping[str, float], kept: Mapping[str, float] | None) -> dict[str, float]:
+    """The typical transit to score with: `kept` (the one the store's scores were made with) while `fresh` (the
+    store's now) names the same destinations and none moved by more than TYPICAL_DRIFT of it, else `fresh`. A few
+    new deliveries move a median a little; every order's times relative to it would move with it, and a run that
+    rescores only what changed could not match a full one. So the yardstick stays put until it has really
+    moved."""
+    if kept is None or set(kept) != set(fresh):
+        return dict(fresh)
+    for key, value in fresh.items():
+        old = kept[key]
+        if not abs(value - old) <= TYPICAL_DRIFT * max(abs(old), 1e-9):
+            return dict(fresh)
+    return dict(kept)
 
 
 def _typical_of(countries: np.ndarray, typical: Mapping[str, float]) -> np.ndarray:
@@ -419,84 +443,42 @@ def destination_match_level(frame: pd.DataFrame, normalised: Normalised | None =
     return pd.Series(level, index=frame.index)
 
 
-# what a seller's aggregates are made of, per order: summed over the seller's whole book (`seller_totals`); a
-# rate's value counts only where its denominator does ('fast' of 'delivered' orders)
-SELLER_SUMS = ("n", "flagged", "fast", "delivered", "fast_vs_typical", "delivered_vs_typical", "reuse", "no_customs",
-               "not_received", "pressured")
+# what a seller's aggregates are made of, per order, for an engine that sums them elsewhere (the Dask group-bys):
+# `detectors.seller_aggregates` defines them
+SELLER_SUMS = seller_aggregates.SUMS
+SELLER_MEDIANS = seller_aggregates.MEDIAN_COLUMNS
 
 
 def seller_book(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per order (after `add_side` and the number context): its seller, its transit (days from the first carrier
-    event to delivery) and its part of each of the seller's sums (SELLER_SUMS), as floats."""
-    transit = (frame["delivered_jd"] - frame["first_event_jd"]).to_numpy()
-    delivered = frame["delivered_jd"].notna().to_numpy()
-    any_flag = frame[[f"flag_{c}" for c in FLAG_CODES]].to_numpy().sum(axis=1) > 0
-    no_customs = ((frame["n_export"] + frame["n_import"]) == 0).to_numpy()
-    relative = transit / frame["typical_transit"].to_numpy(dtype=np.float64)  # of its destination's typical
-    return pd.DataFrame({
-        "seller_id": frame["seller_id"].to_numpy(dtype=object),
-        "transit": transit,
-        "n": np.ones(len(frame)),
-        "flagged": any_flag.astype(float),
-        "fast": ((transit < 6) & delivered).astype(float),
-        "delivered": delivered.astype(float),
-        "relative": relative,
-        "fast_vs_typical": (delivered & (relative < FAST_SHARE_OF_TYPICAL)).astype(float),
-        "delivered_vs_typical": (delivered & ~np.isnan(relative)).astype(float),
-        "reuse": (frame["buyers_on_number"].to_numpy() > 1).astype(float),
-        "no_customs": (no_customs & delivered).astype(float),
-        "not_received": (_per_value(frame["buyer_received"], _answer, object) == "no").astype(float),
-        "pressured": (frame["msg_pressure_max"].to_numpy() >= 0.5).astype(float),
-    }, index=frame.index)
+    """Per order (after `add_side`, the number context and the typical transit): its seller, its part of each of
+    the seller's sums (SELLER_SUMS, as floats) and its transit, in days and as a share of the typical one."""
+    columns = seller_aggregates.book_columns(frame, [f"flag_{c}" for c in FLAG_CODES])
+    return pd.DataFrame({"seller_id": frame["seller_id"].to_numpy(dtype=object), **columns}, index=frame.index)
 
 
 def seller_totals(book: pd.DataFrame) -> pd.DataFrame:
-    """Per seller (the index, `seller_id`): the sums of SELLER_SUMS over these orders, and their median transit
-    (`median_transit`). Over the whole store, what `feature_frame(..., sellers=)` takes."""
+    """Per seller (the index, `seller_id`): the sums of SELLER_SUMS over these orders, and the medians of their
+    transits (SELLER_MEDIANS). Over the whole store, what `feature_frame(..., sellers=)` takes."""
     codes, sellers = pd.factorize(book["seller_id"].to_numpy(dtype=object), use_na_sentinel=False)
     out = {name: np.bincount(codes, weights=book[name].to_numpy(dtype=float), minlength=len(sellers))
            for name in SELLER_SUMS}
-    for column, name in (("transit", "median_transit"), ("relative", "median_relative")):
-        median = pd.Series(book[column].to_numpy(dtype=float)).groupby(codes).median()
-        out[name] = median.reindex(np.arange(len(sellers))).to_numpy()
+    spans = book[list(seller_aggregates.SPAN_COLUMNS)].to_numpy(dtype=float)
+    medians = seller_aggregates.medians(codes.astype(np.int64), len(sellers), spans)
+    out |= {name: medians[:, j] for j, name in enumerate(SELLER_MEDIANS)}
     return pd.DataFrame(out, index=pd.Index(sellers, dtype=object, name="seller_id"))
 
 
-def _leave_one_out(total: np.ndarray, own: np.ndarray, n_total: np.ndarray, n_own: np.ndarray) -> np.ndarray:
-    """The rate over the seller's other orders; NaN when they have none (sums of whole numbers: exact)."""
-    n = n_total - n_own
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(n > 0, (total - own) / n, np.nan)
-
-
-def _add_seller_aggregates(frame: pd.DataFrame, totals: pd.DataFrame | None = None) -> None:
-    """Seller-level context over the seller's whole book (the frame's, or `totals` over the whole store), leaving
-    the order itself out."""
-    book = seller_book(frame)
-    totals = seller_totals(book) if totals is None else totals
-    at = totals.index.get_indexer(book["seller_id"].to_numpy(dtype=object))
-    if (at < 0).any():
-        raise ValueError("seller totals lack some of the frame's sellers")
-
-    def total(name: str) -> np.ndarray:
-        return totals[name].to_numpy(dtype=float)[at]
-
-    def own(name: str) -> np.ndarray:
-        return book[name].to_numpy(dtype=float)
-
-    frame["seller_n_orders"] = total("n")
-    frame["seller_flag_rate"] = _leave_one_out(total("flagged"), own("flagged"), total("n"), own("n"))
-    frame["seller_median_transit"] = total("median_transit")
-    frame["seller_fast_share"] = _leave_one_out(total("fast"), own("fast"), total("delivered"), own("delivered"))
-    frame["seller_transit_vs_typical"] = total("median_relative")
-    frame["seller_fast_share_vs_typical"] = _leave_one_out(total("fast_vs_typical"), own("fast_vs_typical"),
-                                                           total("delivered_vs_typical"), own("delivered_vs_typical"))
-    frame["seller_reuse_share"] = _leave_one_out(total("reuse"), own("reuse"), total("n"), own("n"))
-    frame["seller_no_customs_share"] = _leave_one_out(total("no_customs"), own("no_customs"), total("delivered"),
-                                                      own("delivered"))
-    frame["seller_not_received_share"] = _leave_one_out(total("not_received"), own("not_received"), total("n"),
-                                                        own("n"))
-    frame["seller_pressure_share"] = _leave_one_out(total("pressured"), own("pressured"), total("n"), own("n"))
+def _add_seller_aggregates(frame: pd.DataFrame,
+                           sellers: pd.DataFrame | Callable[[pd.DataFrame], None] | None = None) -> None:
+    """Seller-level context, leaving the order itself out (`detectors.seller_aggregates`: the one definition,
+    which a store also keeps per seller): over the frame's own books, or from `sellers` (see `feature_frame`)."""
+    flag_columns = [f"flag_{c}" for c in FLAG_CODES]
+    if sellers is None:
+        seller_aggregates.add_seller_aggregates(frame, flag_columns)
+    elif callable(sellers):
+        sellers(frame)
+    else:
+        seller_aggregates.add_from_totals(frame, flag_columns, sellers)
 
 
 class OrderFeatures(TransformerMixin, BaseEstimator):

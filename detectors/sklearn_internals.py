@@ -175,3 +175,10 @@ def _node_means(nodes: np.ndarray) -> np.ndarray:
             total = count[left] + count[right]
             value[i] = (value[left] * count[left] + value[right] * count[right]) / total if total else 0.0
     return value
+
+
+def set_bin_threads(booster: Any, threads: int | None) -> None:
+    """The booster's binner (`_bin_mapper.n_threads`) on `threads` threads; nothing where it has no such knob."""
+    mapper = getattr(booster, "_bin_mapper", None)
+    if mapper is not None and hasattr(mapper, "n_threads"):
+        mapper.n_threads = None if threads is None else max(1, int(threads))

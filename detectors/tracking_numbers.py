@@ -20,13 +20,16 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
+from typing import TYPE_CHECKING
 
-import numpy as np
 import pycountry
 
 from detectors import checksums
 from detectors.checksums import S10_WEIGHTS, s10_check_digit  # noqa: F401 - re-exported for callers
 from detectors.number_formats import NumberFormat, carrier_key, load_formats
+
+if TYPE_CHECKING:  # numpy only for whole columns: validating a few numbers never loads it
+    import numpy as np
 
 __all__ = [
     "FormatMatch", "Validation", "carrier_key", "formats", "guess_carrier", "is_real_country", "make_number",
@@ -256,6 +259,8 @@ def guess_carrier(text: str, carrier_patterns: CarrierPatterns | None = None) ->
 def _s10_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """For the S10 column path: the weights, and 26x26 tables of allowed service indicators and countries,
     computed from the s10 format's own rules so both paths always agree."""
+    import numpy as np
+
     fmt = _format_index().get("s10")
     if fmt is None or (fmt.checksum or {}).get("name") != "s10":
         return None
@@ -276,6 +281,8 @@ def s10_fill(fmt: NumberFormat) -> str:
 
 def _s10_column(block: np.ndarray) -> np.ndarray:
     """The S10 verdict (True: valid) for rows of 13 ASCII bytes already shaped LLDDDDDDDDDLL."""
+    import numpy as np
+
     weights, service_ok, country_ok = _s10_tables()
     digits = block[:, 2:10].astype(np.int64) - 48
     r = (digits @ weights) % 11
@@ -312,6 +319,7 @@ def verdicts_many(numbers: Iterable[str], carrier_patterns: CarrierPatterns | No
     columns (S10 arithmetic in numpy, shape-only formats by regex), anything else through `validate` itself,
     so both always agree. Only ASCII numbers take the column path: Python's `\\d` also matches other
     scripts' digits, the column regexes do not."""
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 

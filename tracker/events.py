@@ -54,8 +54,12 @@ _KEY_FIELDS = ("tracking_number", "occurred_at", "status", "description", "locat
 
 def event_key(event: dict[str, Any]) -> str:
     """A stable identity for a scan, from its normalised fields."""
-    text = "\x1f".join("" if event.get(f) is None else str(event.get(f)).strip() for f in _KEY_FIELDS)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+    return key_of_fields("" if event.get(f) is None else str(event.get(f)).strip() for f in _KEY_FIELDS)
+
+
+def key_of_fields(fields: Iterable[str]) -> str:
+    """The key of a scan from its `_KEY_FIELDS` as text, in order ('' where unknown): what `event_key` hashes."""
+    return hashlib.sha256("\x1f".join(fields).encode("utf-8")).hexdigest()[:32]
 
 
 def insert_events(db: sqlite_utils.Database, events: Iterable[dict[str, Any]]) -> int:
@@ -68,12 +72,18 @@ def insert_events(db: sqlite_utils.Database, events: Iterable[dict[str, Any]]) -
         if not e.get("event_key"):
             e = {**e, "event_key": event_key(e)}
         rows.append(tuple(e.get(c) for c in EVENT_COLUMNS))
+    return insert_event_rows(db.conn, rows)
+
+
+INSERT_EVENT = (f"INSERT OR IGNORE INTO tracking_events ({', '.join(EVENT_COLUMNS)}) "
+                f"VALUES ({', '.join('?' for _ in EVENT_COLUMNS)})")
+
+
+def insert_event_rows(conn: Any, rows: list[tuple[Any, ...]]) -> int:
+    """Insert scans given as tuples in `EVENT_COLUMNS` order, key included (the importer builds them so, in
+    one pass); return how many were new. The caller owns the transaction."""
     if not rows:
         return 0
-    before = db.conn.total_changes
-    db.conn.executemany(
-        f"INSERT OR IGNORE INTO tracking_events ({', '.join(EVENT_COLUMNS)}) "
-        f"VALUES ({', '.join('?' for _ in EVENT_COLUMNS)})",
-        rows,
-    )
-    return db.conn.total_changes - before
+    before = conn.total_changes
+    conn.executemany(INSERT_EVENT, rows)
+    return conn.total_changes - before

@@ -420,6 +420,19 @@ def _m011_shipment_facts_one_definition(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m012_scans_without_status_index(db: sqlite_utils.Database) -> None:
+    """Imports (issue 19): no query reads scans by status alone (each asks for a number's scans, by the number
+    index), and keeping that index cost about a fifth of an events import."""
+    run_script(db, "DROP INDEX IF EXISTS idx_events_status;")
+
+
+def _m013_seller_books(db: sqlite_utils.Database) -> None:
+    """Incremental scoring (issue 19): each seller's book of orders (`tracker.detection.seller_books`), so a run
+    rescores only the orders whose model input moved. Empty until the next detect scores every order."""
+    run_script(db, "CREATE TABLE seller_books (seller_id TEXT PRIMARY KEY, orders BLOB NOT NULL, median REAL, "
+                   "median_relative REAL, bins BLOB);")
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("001_core", _m001_core),
     ("002_cases_labels_deadlines", _m002_cases_labels_deadlines),
@@ -432,6 +445,8 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("009_never_polled_shipments_due_at_once", _m009_never_polled_shipments_due_at_once),
     ("010_pseudonym_key_file", _m010_pseudonym_key_file),
     ("011_shipment_facts_one_definition", _m011_shipment_facts_one_definition),
+    ("012_scans_without_status_index", _m012_scans_without_status_index),
+    ("013_seller_books", _m013_seller_books),
     # append new migrations here
 ]
 

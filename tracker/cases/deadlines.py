@@ -98,3 +98,54 @@ def next_deadline(deadlines: list[Deadline], as_of: datetime) -> Deadline | None
     """The earliest deadline still ahead at `as_of`."""
     ahead = [d for d in deadlines if d.due_at > as_of]
     return min(ahead, key=lambda d: (d.due_at, d.name)) if ahead else None
+
+
+# --- many cases at once ------------------------------------------------------------------------------------
+
+def _seconds(texts: list[str | None]) -> np.ndarray:
+    """Canonical stored times ('YYYY-MM-DDTHH:MM:SSZ', or None) as datetime64[s] (NaT for None)."""
+    return np.array([t[:19] if t else "NaT" for t in texts], dtype="datetime64[s]")
+
+
+def before_any_dispute(ordered_at: list[str | None], shipped_at: list[str | None], promised_days: list[int | None],
+                       buyer_confirmed_at: list[str | None], delivered_at: list[str | None],
+                       settings: CaseSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`compute_deadlines` for many cases that have no dispute timeline yet (every new case), at once: per case
+    the index of its timer set in `settings.timer_sets`, its one deadline's name (0 none, 1 protection_end,
+    2 refund_request_end) and due time. Times are canonical stored text (see `is_canonical`)."""
+    sets = settings.timer_sets
+    ordered, shipped = _seconds(ordered_at), _seconds(shipped_at)
+    confirmed, delivered = _seconds(buyer_confirmed_at), _seconds(delivered_at)
+    promised = np.array([np.nan if d is None else float(d) for d in promised_days], dtype=float)
+    # the timer set in force on the order's (UTC) date: the latest that took effect by then, the oldest before
+    # them all, the newest without a date
+    starts = np.array([s.effective_from.isoformat() for s in sets], dtype="datetime64[D]")
+    chosen = np.maximum(np.searchsorted(starts, ordered.astype("datetime64[D]"), side="right") - 1, 0)
+    chosen[np.isnat(ordered)] = len(sets) - 1
+    window = np.array([s.delivered_window_days for s in sets], dtype=np.int64)[chosen]
+    refund = np.array([s.refund_after_confirm_days for s in sets], dtype=np.int64)[chosen]
+
+    start = np.where(np.isnat(shipped), ordered, shipped)
+    has_end = ~np.isnat(start) & ~np.isnan(promised) & (np.nan_to_num(promised) != 0)
+    end = start + (np.nan_to_num(promised).astype(np.int64) * 86400).astype("timedelta64[s]")
+    shortens = ~np.isnat(delivered) & (window > 0)
+    shortened = delivered + (window * 86400).astype("timedelta64[s]")
+    end = np.where(shortens & has_end, np.minimum(end, shortened), np.where(shortens, shortened, end))
+    has_end |= shortens
+
+    name = np.zeros(len(ordered), dtype=np.int8)
+    due = np.full(len(ordered), np.datetime64("NaT"), dtype="datetime64[s]")
+    protected = np.isnat(confirmed) & has_end
+    name[protected], due[protected] = 1, end[protected]
+    refunding = ~np.isnat(confirmed)
+    name[refunding] = 2
+    due[refunding] = confirmed[refunding] + (refund[refunding] * 86400).astype("timedelta64[s]")
+    return chosen, name, due
+
+
+PLAIN_DEADLINES = (None, "protection_end", "refund_request_end")  # `before_any_dispute`'s names
+
+
+def is_canonical(text: object) -> bool:
+    """A stored time in the one form `before_any_dispute` reads: 'YYYY-MM-DDTHH:MM:SSZ' (or none)."""
+    return text is None or (isinstance(text, str) and len(text) == 20 and text[10] == "T" and text[19] == "Z")

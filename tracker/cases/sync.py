@@ -1,20 +1,32 @@
 """Opens or updates cases from flags and scores. (Owned by the case-tracker work: issue 6.)
 
-Set-based: the orders to look at go into a temporary table, one query joins them to their scores,
-active flags, first delivered scan and existing case, and the writes go in with executemany inside one
-transaction. Detection never touches a case's status: that is a person's decision (`set_status`).
+Set-based: the orders to look at go into a temporary table (or, for most of the store, the few orders that can
+matter are picked straight from the scores' index, the flags and the cases), one query joins them to their
+scores, active flags, first delivered scan and existing case; the deadlines of cases with no dispute yet (every
+new case) are worked out for all at once; new cases, their 'opened' events and deadlines go in with one
+INSERT ... SELECT each, in one transaction. Detection never touches a case's status: that is a person's decision (`set_status`).
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import sqlite_utils
 
-from tracker.cases.deadlines import CaseFacts, Deadline, compute_deadlines, next_deadline
+from tracker.cases.deadlines import (
+    PLAIN_DEADLINES,
+    CaseFacts,
+    Deadline,
+    before_any_dispute,
+    compute_deadlines,
+    is_canonical,
+    next_deadline,
+)
 from tracker.cases.settings import SEVERITY_RANK, CaseSettings, load_settings, publish_settings
 from tracker.migrations import SCORES_INDEXED_FROM
 from tracker.plan import thresholds
@@ -147,6 +159,66 @@ def _covers_most_of_the_store(db: sqlite_utils.Database, order_ids: set[str]) ->
     return len(order_ids) * 2 >= total
 
 
+# the picked orders' row, as `sync_cases` reads it (then `_FACT_COLUMNS`' twelve)
+_ROW = ("order_id", "new_score", "score_codes", "flags", "case_id", "reason", "score", "flag_codes", "timer_set",
+        "next_deadline_at", "next_deadline_name", "ordered_at", "shipped_at", "promised_days", "buyer_confirmed_at",
+        "delivered_at", "dispute_opened_at", "dispute_escalated_at", "dispute_closed_at", "complaint_submitted_at",
+        "decision_at", "outcome", "coupon_issued_at")
+_TIMES = tuple(_ROW.index(c) for c in ("ordered_at", "shipped_at", "buyer_confirmed_at", "delivered_at"))
+_DISPUTE = tuple(range(_ROW.index("dispute_opened_at"), len(_ROW)))  # the last columns
+# new cases go in through temporary tables: one INSERT ... SELECT each for the cases, their 'opened' events and
+# their deadlines, instead of one statement a row (every statement on a table with triggers pays for its own
+# statement journal)
+_STAGE = (
+    "CREATE TEMP TABLE IF NOT EXISTS _new_cases (order_id TEXT PRIMARY KEY, category TEXT, reason TEXT, score REAL,"
+    " flag_codes TEXT, next_deadline_at TEXT, next_deadline_name TEXT, timer_set TEXT, opened TEXT) WITHOUT ROWID",
+    "CREATE TEMP TABLE IF NOT EXISTS _new_case_deadlines (order_id TEXT, position INTEGER, name TEXT, due_at TEXT,"
+    " label TEXT, timer_set TEXT, PRIMARY KEY (order_id, position)) WITHOUT ROWID",
+)
+
+
+class _Deadlines:
+    """Every picked case's deadlines: those of cases with no dispute yet worked out for all at once
+    (`deadlines.before_any_dispute`), the others one by one (`compute_deadlines`)."""
+
+    def __init__(self, rows: list[tuple], settings: CaseSettings):
+        self.settings = settings
+        first, nothing = _DISPUTE[0], (None,) * len(_DISPUTE)
+        plain = [i for i, row in enumerate(rows) if row[first:] == nothing and type(row[13]) in (int, type(None))]
+        for j in _TIMES:  # canonical stored times only (anything else goes the way of compute_deadlines)
+            odd = {i for i in plain if not is_canonical(rows[i][j])} if any(
+                not is_canonical(rows[i][j]) for i in plain) else set()
+            plain = [i for i in plain if i not in odd] if odd else plain
+        self.at = {i: k for k, i in enumerate(plain)}
+        column = lambda j: [rows[i][j] for i in plain]  # noqa: E731
+        self.chosen, self.names, due = before_any_dispute(column(11), column(12), column(13), column(14),
+                                                          column(15), settings)
+        self.due = np.char.add(np.datetime_as_string(due, unit="s"), "Z").tolist() if len(plain) else []
+        self.rows = rows
+        self.labels = {name: settings.deadline_labels.get(name, name.replace("_", " "))
+                       for name in PLAIN_DEADLINES if name}
+        self.as_of: tuple[datetime, str] | None = None
+
+    def of(self, i: int, as_of: datetime) -> tuple[str, list[tuple[str, str, str]], str | None, str | None]:
+        """Row i's timer set name, deadlines (name, due text, label) in time order, and next deadline (text, name)."""
+        k = self.at.get(i)
+        if k is None:
+            timers, deadlines = compute_deadlines(facts_from_row(dict(zip(_ROW, self.rows[i], strict=True))),
+                                                  self.settings)
+            upcoming = next_deadline(deadlines, as_of)
+            return (timers.name, [(d.name, _stamp(d.due_at), d.label) for d in deadlines],
+                    _stamp(upcoming.due_at) if upcoming else None, upcoming.name if upcoming else None)
+        timers = self.settings.timer_sets[self.chosen[k]]
+        name = PLAIN_DEADLINES[self.names[k]]
+        if name is None:
+            return timers.name, [], None, None
+        due = self.due[k]
+        if self.as_of is None or self.as_of[0] != as_of:
+            self.as_of = (as_of, _stamp(as_of))
+        ahead = due > self.as_of[1]  # canonical UTC text compares as time (the due time has whole seconds)
+        return timers.name, [(name, due, self.labels[name])], due if ahead else None, name if ahead else None
+
+
 def sync_cases(db: sqlite_utils.Database, order_ids: set[str], as_of: datetime) -> tuple[int, int]:
     """Open a case for each order whose score passes the threshold or that has an active flag of an
     opening severity; refresh flags, score, reason and deadlines of existing ones. Return (opened, updated).
@@ -170,7 +242,7 @@ def sync_cases(db: sqlite_utils.Database, order_ids: set[str], as_of: datetime) 
             # one statement, sorted: several times faster than executemany of random-order keys
             conn.execute("INSERT OR IGNORE INTO _sync_orders(order_id) SELECT value FROM json_each(?) ORDER BY 1",
                          [json.dumps(list(order_ids))])
-        cursor = conn.execute(
+        rows = conn.execute(
             f"""
             WITH picked(order_id) AS ({_picked_sql(whole_store, len(settings.open_severities),
                                                   settings.score_threshold)})
@@ -185,77 +257,74 @@ def sync_cases(db: sqlite_utils.Database, order_ids: set[str], as_of: datetime) 
             LEFT JOIN cases c ON c.order_id = p.order_id
             """,
             [settings.score_threshold, *settings.open_severities],
-        )
-        names = [d[0] for d in cursor.description]
-        old_deadlines = _existing_deadlines(db, every_case=whole_store)
-        # streamed, not materialised: a full re-detection may bring 100k+ candidate rows
-        rows = (dict(zip(names, r, strict=True)) for r in cursor)
+        ).fetchall()
         if whole_store:
-            rows = (row for row in rows if row["order_id"] in order_ids)
+            rows = [row for row in rows if row[0] in order_ids]
+        old_deadlines = _existing_deadlines(db, every_case=whole_store)
+        parsed_flags: dict[str | None, list[tuple[str, str]]] = {}  # a few distinct sets of flags
+        reasons: dict[tuple, str] = {}
+        opening = set(settings.open_severities)
 
-        new_cases: list[tuple] = []  # (order_id, category, reason, score, codes, next_at, next_name, timers, deadlines)
+        kept = []  # (row, flags, reason): an existing case, or an order that opens one
+        for row in rows:
+            flags = parsed_flags.get(row[3])
+            if flags is None:
+                flags = parsed_flags[row[3]] = _parse_flags(row[3])
+            score = row[1]
+            if row[4] is None and not ((score is not None and score >= settings.score_threshold)
+                                       or any(sev in opening for _, sev in flags)):
+                continue
+            reason = reasons.get((row[3], row[2]))
+            if reason is None:
+                reason = reasons[(row[3], row[2])] = choose_reason(flags, row[2], settings)
+            kept.append((row, flags, reason))
+        deadlines = _Deadlines([row for row, _, _ in kept], settings)
+
+        new_cases: list[tuple] = []  # staged: order_id, category, reason, score, codes, next_at, next_name, timers, opened
+        new_deadlines: list[tuple] = []
         substantive: list[tuple] = []  # reason/score/flags/timers changed: updated_at moves, counted
         refreshed: list[tuple] = []  # only the next deadline moved with the clock
         change_events: list[tuple] = []
         deadlines_by_case: dict[int, list[tuple]] = {}
-        for row in rows:
-            flags = _parse_flags(row["flags"])
-            score = row["new_score"]
-            opens = (score is not None and score >= settings.score_threshold) or any(
-                sev in settings.open_severities for _, sev in flags)
-            if row["case_id"] is None and not opens:
-                continue
+        opened_prefix: dict[tuple[str, str], str] = {}
+        for i, (row, flags, reason) in enumerate(kept):
+            score = row[1]
             flag_codes = ",".join(code for code, _ in flags)
-            reason = choose_reason(flags, row["score_codes"], settings)
-            timers, deadlines = compute_deadlines(facts_from_row(row), settings)
-            upcoming = next_deadline(deadlines, as_of)
-            next_at, next_name = (_stamp(upcoming.due_at), upcoming.name) if upcoming else (None, None)
-            if row["case_id"] is None:
+            timer_name, due, next_at, next_name = deadlines.of(i, as_of)
+            cid = row[4]
+            if cid is None:
                 category = settings.reasons[reason].category if reason in settings.reasons \
                     else settings.default_category
-                new_cases.append((row["order_id"], category, reason, score, flag_codes, next_at, next_name,
-                                  timers.name, _deadline_rows(0, deadlines, timers.name)))
+                prefix = opened_prefix.get((flag_codes, reason))
+                if prefix is None:  # the 'opened' event's data as _encode writes it, the score appended
+                    prefix = opened_prefix[(flag_codes, reason)] = _encode(
+                        {"flags": flag_codes.split(",") if flag_codes else [], "reason": reason})[:-1]
+                shown = float.__repr__(score) if type(score) is float else _encode(score)  # as json writes it
+                new_cases.append((row[0], category, reason, score, flag_codes, next_at, next_name, timer_name,
+                                  f"{prefix}, \"score\": {shown}}}"))
+                new_deadlines += [(row[0], k, *d, timer_name) for k, d in enumerate(due)]
                 continue
-            cid = row["case_id"]
-            new_rows = _deadline_rows(cid, deadlines, timers.name)
+            new_rows = [(cid, *d[:2], d[2], timer_name) for d in due]
             deadlines_changed = new_rows != old_deadlines.get(cid, [])
             if deadlines_changed:
                 deadlines_by_case[cid] = new_rows
-            old_score = row["score"]
+            old_score = row[6]
             score_changed = (old_score is None) != (score is None) or (
                 score is not None and abs(score - old_score) > 1e-9)
-            if (reason != row["reason"] or flag_codes != row["flag_codes"] or score_changed
-                    or timers.name != row["timer_set"] or deadlines_changed):
-                substantive.append((reason, score, flag_codes, timers.name, next_at, next_name, now_text, cid))
-                if reason != row["reason"] or flag_codes != row["flag_codes"]:
+            if (reason != row[5] or flag_codes != row[7] or score_changed
+                    or timer_name != row[8] or deadlines_changed):
+                substantive.append((reason, score, flag_codes, timer_name, next_at, next_name, now_text, cid))
+                if reason != row[5] or flag_codes != row[7]:
                     change_events.append((cid, {
                         "flags": flag_codes.split(",") if flag_codes else [],
-                        "previous_flags": row["flag_codes"].split(",") if row["flag_codes"] else [],
+                        "previous_flags": row[7].split(",") if row[7] else [],
                         "reason": reason, "score": score,
                     }))
-            elif (next_at, next_name) != (row["next_deadline_at"], row["next_deadline_name"]):
+            elif (next_at, next_name) != (row[9], row[10]):
                 refreshed.append((next_at, next_name, cid))
 
-        new_cases.sort()  # by order id: stable case ids, whatever order the set came in
-        last_id = conn.execute("SELECT coalesce(max(id), 0) FROM cases").fetchone()[0]
-        conn.executemany(
-            "INSERT INTO cases(order_id, status, category, reason, score, flag_codes, opened_at, updated_at,"
-            " next_deadline_at, next_deadline_name, timer_set) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(oid, settings.default_status, category, reason, score, codes, now_text, now_text, next_at, next_name,
-              tset) for oid, category, reason, score, codes, next_at, next_name, tset, _ in new_cases],
-        )
         if new_cases:
-            ids = dict(conn.execute("SELECT order_id, id FROM cases WHERE id > ?", [last_id]))
-            conn.executemany(
-                "INSERT INTO case_events(case_id, at, actor, kind, to_status, data) VALUES (?, ?, ?, 'opened', ?, ?)",
-                [(ids[oid], now_text, DETECTOR, settings.default_status, _encode({
-                    "flags": codes.split(",") if codes else [], "reason": reason, "score": score}))
-                 for oid, _, reason, score, codes, *_ in new_cases],
-            )
-            conn.executemany(
-                "INSERT INTO case_deadlines(case_id, name, due_at, label, timer_set) VALUES (?, ?, ?, ?, ?)",
-                [(ids[case[0]], *row[1:]) for case in new_cases for row in case[-1]],
-            )
+            _open(conn, new_cases, new_deadlines, settings.default_status, now_text)
         conn.executemany(
             "UPDATE cases SET reason = ?, score = ?, flag_codes = ?, timer_set = ?, next_deadline_at = ?,"
             " next_deadline_name = ?, updated_at = ? WHERE id = ?",
@@ -272,6 +341,34 @@ def sync_cases(db: sqlite_utils.Database, order_ids: set[str], as_of: datetime) 
         roll_next_deadlines(db, as_of)
         fold_pending(conn)  # search sees the cases (and any import before them) once this commits
     return len(new_cases), len(substantive)
+
+
+def _open(conn: sqlite3.Connection, cases: list[tuple], deadlines: list[tuple], status: str, now_text: str) -> None:
+    """Insert new cases (ids in order-id order: stable, whatever order the orders came in), each with its
+    'opened' event and its deadlines, through the staging tables. Caller owns the transaction."""
+    for sql in _STAGE:
+        conn.execute(sql)
+    conn.execute("DELETE FROM temp._new_cases")
+    conn.execute("DELETE FROM temp._new_case_deadlines")
+    cases.sort()
+    conn.executemany("INSERT INTO temp._new_cases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", cases)
+    conn.executemany("INSERT INTO temp._new_case_deadlines VALUES (?, ?, ?, ?, ?, ?)", deadlines)
+    last_id = conn.execute("SELECT coalesce(max(id), 0) FROM cases").fetchone()[0]
+    conn.execute(
+        "INSERT INTO main.cases(order_id, status, category, reason, score, flag_codes, opened_at, updated_at,"
+        " next_deadline_at, next_deadline_name, timer_set) SELECT order_id, ?, category, reason, score, flag_codes,"
+        " ?, ?, next_deadline_at, next_deadline_name, timer_set FROM temp._new_cases ORDER BY order_id",
+        [status, now_text, now_text])
+    conn.execute(
+        "INSERT INTO main.case_events(case_id, at, actor, kind, to_status, data) SELECT c.id, ?, ?, 'opened', ?,"
+        " n.opened FROM main.cases c JOIN temp._new_cases n ON n.order_id = c.order_id WHERE c.id > ? ORDER BY c.id",
+        [now_text, DETECTOR, status, last_id])
+    conn.execute(
+        "INSERT INTO main.case_deadlines(case_id, name, due_at, label, timer_set) SELECT c.id, d.name, d.due_at,"
+        " d.label, d.timer_set FROM main.cases c JOIN temp._new_case_deadlines d ON d.order_id = c.order_id"
+        " WHERE c.id > ? ORDER BY c.id, d.position", [last_id])
+    conn.execute("DELETE FROM temp._new_cases")
+    conn.execute("DELETE FROM temp._new_case_deadlines")
 
 
 def roll_next_deadlines(db: sqlite_utils.Database, as_of: datetime) -> int:

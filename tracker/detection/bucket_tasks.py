@@ -303,12 +303,12 @@ def book_meta() -> pd.DataFrame:
 
 
 def _one_thread(model: Any) -> None:
-    """The booster's binner as many threads as the worker allows (one), not as many as its training machine had:
+    """The boosters' binners as many threads as the worker allows (one), not as many as its training machine had:
     its fixed count of OpenMP threads, two workers to two cores, spin-waits a hundredfold slower. Binning is per
     value: the same bins either way."""
-    mapper = getattr(getattr(model.named_steps["classifier"], "booster_", None), "_bin_mapper", None)
-    if mapper is not None and getattr(mapper, "n_threads", None) is not None:
-        mapper.n_threads = None
+    from detectors.classifier import bin_threads
+
+    bin_threads(model.named_steps["classifier"], None)
 
 
 def scores(bucket: int, run: Run, model: Any, typical: dict[str, float]) -> int:

@@ -34,17 +34,19 @@ from tracker import config
 from tracker.db import get_meta, set_meta
 from tracker.detection import readers, registry, shipment_facts, store
 from tracker.detection.children import Children
+from tracker.detection.freshness import META_PREFIX, META_RUN
+from tracker.detection.freshness import marks as _marks
 from tracker.errors import BadInput
 from tracker.plan import Plan, plan_for
 from tracker.timeutil import to_db
 
-META_PREFIX = "detect."
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class RulesResult:
     order_ids: set[str] = field(default_factory=set)  # every order examined this run
+    everything: bool = False  # every order was examined (a full run, new settings, an earlier as_of)
     raised: int = 0
     resolved: int = 0
 
@@ -79,16 +81,6 @@ def _fingerprint(settings: dict[str, Any], rules: list[Rule]) -> str:
                  if isinstance(v, dict) and "routes" in v else v) for k, v in settings.items()}
     text = json.dumps([plain, [(r.code, r.version) for r in rules]], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _marks(conn) -> dict[str, int]:  # noqa: ANN001
-    one = lambda sql: int(conn.execute(sql).fetchone()[0] or 0)  # noqa: E731
-    return {
-        "orders_seq": one("SELECT max(seq) FROM orders"),
-        "event_id": one("SELECT max(id) FROM tracking_events"),
-        "message_id": one("SELECT max(id) FROM messages"),
-        "poll_id": one("SELECT max(id) FROM poll_log"),
-    }
 
 
 def _changed_orders(conn, last: dict[str, int], as_of: str) -> set[str]:  # noqa: ANN001
@@ -205,9 +197,9 @@ def context(conn, plan: Plan, as_of: datetime, settings: dict[str, Any],  # noqa
 
 
 def run_rules(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False,
-              plan: Plan | None = None) -> RulesResult:
+              plan: Plan | None = None, run: str | None = None) -> RulesResult:
     """Run every registered rule over the orders that changed (all with `full`) and update `flags`. The shipment
-    facts are brought up to date first: the rules read them."""
+    facts are brought up to date first: the rules read them. `run` names the detect run in `meta` with the marks."""
     conn = db.conn
     plan = plan or plan_for(conn)
     settings = load_settings()
@@ -277,4 +269,6 @@ def run_rules(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False,
             set_meta(db, META_PREFIX + key, str(value))
         set_meta(db, META_PREFIX + "as_of", as_of_text)
         set_meta(db, META_PREFIX + "fingerprint", fingerprint)
-    return RulesResult(order_ids=examined, raised=raised, resolved=resolved)
+        if run is not None:
+            set_meta(db, META_RUN, run)
+    return RulesResult(order_ids=examined, everything=scope_all, raised=raised, resolved=resolved)

@@ -1,19 +1,25 @@
 """`tracker detect`: shipment facts -> rules -> flags, classifier -> scores, then cases. One pipeline.
 
+- `freshness.nothing_to_do` first: with nothing new since the last run, only the cases' clocks move (no frame or
+  model library is even loaded).
 - `tracker.plan.plan_for` decides once, from the store's size and the machine, which fast paths the run takes.
 - `flagging.run_rules` brings each tracking number's facts up to date (`shipment_facts`: only numbers with
   new events), runs every registered rule over the orders that changed (or all with `full`), writes `flags`
   idempotently and returns the order ids it examined.
-- `scoring.score_orders` rescores those orders (all of them after a new model is trained).
+- `scoring.score_orders` rescores the orders whose score can have changed, exactly (all of them after a new model
+  is trained).
 - `tracker.cases.sync.sync_cases` opens or updates cases from flags and scores, never overriding a person.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import sqlite_utils
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -37,21 +43,40 @@ def detect(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False) ->
     import time
 
     from tracker.cases import sync
-    from tracker.detection import flagging, scoring
-    from tracker.plan import plan_for
+    from tracker.db import get_meta, set_meta
+    from tracker.detection import freshness
 
     summary = DetectSummary()
     t0 = time.perf_counter()
+    if not full and freshness.nothing_to_do(db.conn, as_of):
+        # no frame or model library loaded: only the cases' clocks move
+        sync.sync_cases(db, set(), as_of)
+        summary.seconds = {"check": time.perf_counter() - t0}
+        log.info("detect: nothing new since the last run (%.2f s)", summary.seconds["check"])
+        return summary
+
+    from tracker.detection import flagging, scoring
+    from tracker.plan import plan_for
+
+    # the run's token goes into meta with the rules' marks and with the scores: the next run trusts the stored
+    # scores only when the last run's did get written
+    run = f"{time.time_ns():x}"
+    trusted = get_meta(db, freshness.META_RUN) is not None and \
+        get_meta(db, freshness.META_RUN) == get_meta(db, scoring.META_RUN)
     plan = plan_for(db.conn)
-    result = flagging.run_rules(db, as_of, full=full, plan=plan)
+    result = flagging.run_rules(db, as_of, full=full, plan=plan, run=run)
     summary.examined, summary.flags_raised, summary.flags_resolved = (
         len(result.order_ids), result.raised, result.resolved)
     t1 = time.perf_counter()
-    scored = scoring.score_orders(db, result.order_ids, as_of, full=full, plan=plan)
+    scored = scoring.score_orders(db, result.order_ids, as_of, full=full or result.everything, plan=plan, run=run,
+                                  trusted=trusted)
     summary.scored = len(scored)
     t2 = time.perf_counter()
     opened, updated = sync.sync_cases(db, result.order_ids | scored, as_of)
     summary.cases_opened, summary.cases_updated = opened, updated
+    with db.conn:  # a complete run: a later one with nothing new may stop at the check
+        set_meta(db, freshness.META_INPUTS, freshness.inputs_signature(db.conn))
     t3 = time.perf_counter()
     summary.seconds = {"rules": t1 - t0, "scoring": t2 - t1, "cases": t3 - t2}
+    log.info("detect: %s", ", ".join(f"{stage} {seconds:.2f} s" for stage, seconds in summary.seconds.items()))
     return summary

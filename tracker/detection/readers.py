@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -31,11 +31,13 @@ from tracker.plan import Plan, child_file, plan_for
 log = logging.getLogger(__name__)
 
 # (frame column, SQL over `orders o`): the orders' own columns, times as Julian days by SQLite
-_ORDER_SQL = tuple(zip(view.ORDER_COLUMNS + view.ORDER_TIMES, (
+# (the order's rowid last: the key a store's seller books keep each order under)
+_ORDER_SQL = tuple(zip((*view.ORDER_COLUMNS, *view.ORDER_TIMES, "order_rowid"), (
     *(f"o.{c}" for c in view.ORDER_COLUMNS),
-    "julianday(o.ordered_at)", "julianday(o.shipped_at)", "julianday(o.buyer_confirmed_at)"), strict=True))
+    "julianday(o.ordered_at)", "julianday(o.shipped_at)", "julianday(o.buyer_confirmed_at)", "o.rowid"),
+    strict=True))
 _SHIPMENT_SQL = (("shipment_state", "s.state"), ("not_found_count", "coalesce(s.not_found_count, 0)"))
-_COUNTS = (*facts.COUNT_COLUMNS, "max_event_id", "not_found_count")
+_COUNTS = (*facts.COUNT_COLUMNS, "max_event_id", "not_found_count", "order_rowid")
 _FLOATS = (*view.ORDER_TIMES, *facts.TIME_COLUMNS, "promised_days", "amount")
 _TEXT = frozenset((*view.ORDER_COLUMNS, "shipment_state", *facts.TEXT_COLUMNS)) - {"promised_days", "amount"}
 
@@ -451,14 +453,30 @@ def seller_closure(conn: sqlite3.Connection, order_ids: Iterable[str]) -> list[s
         "CROSS JOIN orders o ON o.order_id = j.value)", [store.as_json(order_ids)])]
 
 
+def buyer_closure(conn: sqlite3.Connection, order_ids: Iterable[str]) -> list[str]:
+    """Every order of the buyers of these orders (a buyer's history feeds each of their orders' features)."""
+    return [r[0] for r in conn.execute(
+        "SELECT order_id FROM orders WHERE buyer_id IN (SELECT o.buyer_id FROM json_each(?) j "
+        "CROSS JOIN orders o ON o.order_id = j.value)", [store.as_json(order_ids)])]
+
+
+def ids_of_rowids(conn: sqlite3.Connection, rowids: Iterable[int]) -> list[str]:
+    """The order ids of these order rowids (those still in the store)."""
+    return [r[0] for r in conn.execute(
+        "SELECT o.order_id FROM json_each(?) j CROSS JOIN orders o ON o.rowid = j.value",
+        [store.as_json(int(r) for r in rowids)])]
+
+
 def feature_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None, as_of: datetime,
-                  message_scores: MessageScorer, *, plan: Plan | None = None) -> pd.DataFrame:
+                  message_scores: MessageScorer, *, plan: Plan | None = None,
+                  sellers: Callable[[pd.DataFrame], None] | None = None) -> pd.DataFrame:
     """The classifier's frame (`detectors.features.feature_frame`): every order of the sellers of `order_ids`
     (every order when None), `target` marking the asked-for ones. `message_scores` turns seller messages (id,
-    order_id, text) into pressure probabilities (the tracker's caches them in the store)."""
+    order_id, text) into pressure probabilities (the tracker's caches them in the store). `sellers`: adds the seller
+    aggregates (see `detectors.features.feature_frame`); then the frame holds the asked-for orders only."""
     with ReadTuning(conn):
         targets = None if order_ids is None else set(order_ids)
-        scope = None if targets is None else seller_closure(conn, targets)
+        scope = None if targets is None else list(targets) if sellers is not None else seller_closure(conn, targets)
         read = OrderRead(conn, plan or plan_for(conn), scope, fact_columns=features.FEATURE_FACTS, shipments=False,
                          side=True, places=True)
         try:
@@ -474,17 +492,20 @@ def feature_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None, as_
         frame.attrs["side_by"] = "child readers" if read.side_from_readers and read.through_readers else "sql"
         frame["target"] = True if targets is None else frame["order_id"].isin(targets)
         context = None if scope is None else _number_and_buyer_context(conn, frame)
-        typical = None if scope is None else stored_typical_transit(conn)
-        return features.feature_frame(frame, side, pressure, as_of, normalised, context, typical=typical)
+        # a scope reads the typical transit the last full run kept; the whole store settles its own against it
+        kept = kept_typical_transit(conn)
+        typical = None if scope is None else (kept if kept is not None else typical_transit(conn))
+        return features.feature_frame(frame, side, pressure, as_of, normalised, context, sellers, typical=typical,
+                                      kept_typical=kept)
 
 
 TYPICAL_TRANSIT_META = "typical_transit"
 
 
-def stored_typical_transit(conn: sqlite3.Connection) -> dict[str, float]:
-    """The typical transit per destination as the last full scoring of the store found it (meta
-    `typical_transit`, written with its scores: a scope of a million-order store is not worth a scan of every
-    order), else `typical_transit` over the store now."""
+def kept_typical_transit(conn: sqlite3.Connection) -> dict[str, float] | None:
+    """The typical transit per destination the store's scores were made with (meta `typical_transit`, written
+    with the scores of a full run: a scope of a million-order store is not worth a scan of every order); None
+    when there is none."""
     import json
 
     row = conn.execute("SELECT value FROM meta WHERE key = ?", [TYPICAL_TRANSIT_META]).fetchone()
@@ -493,7 +514,7 @@ def stored_typical_transit(conn: sqlite3.Connection) -> dict[str, float]:
             return {str(k): float(v) for k, v in json.loads(row[0]).items()}
         except (ValueError, AttributeError):
             pass
-    return typical_transit(conn)
+    return None
 
 
 def typical_transit(conn: sqlite3.Connection) -> dict[str, float]:

@@ -1,9 +1,16 @@
 """Scores orders with the active classifier and writes `scores` (order_id, score, codes, reasons, model_id).
 
-Incremental by default: the orders `detect` examined are rescored, and so are the other orders of their
-sellers whose score moved by at least `seller_rescore_delta` (a seller's aggregates, such as their flag
-rate, change with every order of theirs, and feed every one of their scores). A model whose id differs
-from the one the scores were made with (meta `scores_model_id`) makes the next run rescore every order.
+Incremental by default, and exact: a run rescores only the orders whose score can have changed
+(`tracker.detection.rescoring`): those the rules examined (their own inputs changed), the other orders of their
+buyers and of the numbers they carried before, the orders whose seller features crossed one of the model's
+thresholds as their sellers' statistics moved, and those whose age features time carried across one. Every
+other order's model input lies on the same side of every split as when it was scored, so its stored score is
+what a full rescore would give, bit for bit. The sellers' statistics come from their books
+(`tracker.detection.seller_books`), kept in the same transaction as the scores.
+
+A full rescore happens with `full`, after a new model, when the books do not match the scores (a run killed
+between the two writes, or a store scored before the books existed), and when the previous run's scores were
+not written.
 
 Reasons: an order scoring at least `reasons_min_score` gets its top reasons (`detectors.reasons.explain`),
 stored as JSON `[{"feature", "text", "weight"}]`, weights in log-odds. Which model scored (and how its blend
@@ -15,6 +22,8 @@ reads, over the shipment facts this module brings up to date first.
 from __future__ import annotations
 
 import json
+import logging
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -24,50 +33,92 @@ import numpy as np
 import pandas as pd
 import sqlite_utils
 
+from detectors import seller_aggregates
 from detectors.classifier import fraud_probability
-from detectors.features import MessageScorer, has_text, score_messages
+from detectors.features import FEATURE_GROUPS, FLAG_CODES, MessageScorer, has_text, score_messages
 from detectors.reasons import explain
+from detectors.view import datetime_to_jd
 from tracker import config
 from tracker.db import SCORED_BY_META, get_meta, set_meta
-from tracker.detection import readers, registry, score_writer, shipment_facts, store, threads
+from tracker.detection import (
+    readers,
+    registry,
+    rescoring,
+    score_writer,
+    seller_books,
+    shipment_facts,
+    store,
+    threads,
+)
 from tracker.plan import Plan, child_file, plan_for, thresholds
 from tracker.timeutil import to_db
 
 META_MODEL = "scores_model_id"
 META_AS_OF = "scores_as_of"
 META_SCORED_BY = SCORED_BY_META
+META_RUN = "scores_run"  # the detect run whose scores are stored (see tracker.detection.pipeline)
+META_NEXT_DUE = "scores_next_due"  # the earliest Julian day from which time alone may change a score
+FLAG_COLUMNS = [f"flag_{code}" for code in FLAG_CODES]
+log = logging.getLogger(__name__)
 
 
 def score_orders(db: sqlite_utils.Database, order_ids: set[str], as_of: datetime, *, full: bool = False,
-                 plan: Plan | None = None) -> set[str]:
-    """Rescore these orders (every order after a new model); return the order ids scored."""
+                 plan: Plan | None = None, run: str | None = None, trusted: bool = True) -> set[str]:
+    """Rescore what changed among these orders (`order_ids`: the ones the rules examined; every order with
+    `full`, after a new model, or when the stored scores and books cannot be `trusted` to match); return the order
+    ids scored. `run` names this detect run in `meta` with the scores."""
     loaded = registry.load_active_model(db)
+    run = run or f"scoring-{time.time_ns()}"
+    if loaded is not None:
+        rescoring.bin_with(loaded.model, threads.openmp_threads())
     if loaded is None:
+        with db.conn:  # no model, no scores: nothing for a later run to redo
+            set_meta(db, META_RUN, run)
+            set_meta(db, META_NEXT_DUE, repr(seller_books.NEVER))
         return set()
-    full = full or get_meta(db, META_MODEL) != loaded.model_id
-    if not full and not order_ids:
-        return set()
+    previous_as_of = get_meta(db, META_AS_OF)
+    books = None
+    if not full and trusted and get_meta(db, META_MODEL) == loaded.model_id and \
+            (previous_as_of is None or to_db(as_of) >= previous_as_of):
+        books = seller_books.Books.load(db.conn, get_meta(db, META_RUN))
     plan = plan or plan_for(db.conn)
+    if books is None:
+        shipment_facts.refresh(db, plan)
+        # a full run over a large store writes in a child process, started now so it is ready when the ids are
+        writer = _child_writer(db, plan)
+        try:
+            return _score_all(db, plan, loaded, as_of, run, writer)
+        finally:
+            if writer is not None:
+                writer.close()
+    as_of_jd = datetime_to_jd(as_of)
+    if not order_ids and books.next_due() >= as_of_jd:
+        with db.conn:  # nothing to rescore: the scores and books stand for this run too
+            for key in (META_RUN, seller_books.META_RUN):
+                set_meta(db, key, run)
+            set_meta(db, META_NEXT_DUE, repr(books.next_due()))
+        return set()
     shipment_facts.refresh(db, plan)
-    # a full run over a large store writes in a child process, started now so it is ready when the ids are
-    writer = _child_writer(db, plan) if full else None
-    try:
-        return _score(db, plan, loaded, order_ids, as_of, full, writer)
-    finally:
-        if writer is not None:
-            writer.close()
+    return _score_some(db, plan, loaded, set(order_ids), as_of, run, books)
 
 
-def _score(db: sqlite_utils.Database, plan: Plan, loaded: Any, order_ids: set[str], as_of: datetime, full: bool,
-           writer: score_writer.ChildWrite | None) -> set[str]:
+def _features(loaded: Any, frame: pd.DataFrame, rows: np.ndarray | None) -> tuple[pd.DataFrame, np.ndarray]:
+    """The model's features of these rows of the frame (every row when None), as a frame and as the matrix."""
+    features = loaded.model.named_steps["features"].transform_frame(frame, rows)
+    return features, features.to_numpy(dtype=np.float64)
+
+
+def _score_all(db: sqlite_utils.Database, plan: Plan, loaded: Any, as_of: datetime, run: str,
+               writer: score_writer.ChildWrite | None) -> set[str]:
+    """Every order, and every seller's book anew."""
     settings = config.load("model").get("scoring", {})
-    frame = readers.feature_frame(db.conn, None if full else order_ids, as_of, message_scorer(db, plan), plan=plan)
+    frame = readers.feature_frame(db.conn, None, as_of, message_scorer(db, plan), plan=plan)
     if frame.empty:
-        _record(db, loaded.model_id, as_of, pd.DataFrame(), full)
+        _record(db, loaded.model_id, as_of, pd.DataFrame(), True, extra=_marks(run, seller_books.Books(
+            [], np.zeros(0, seller_books.ENTRY), np.zeros(0, np.int64), np.zeros((0, seller_aggregates.SPANS)), None), None))
         return set()
     # a full run's frame holds the whole store: its typical transit serves the incremental runs after it
-    typical = json.dumps(frame.attrs["typical_transit"], sort_keys=True) \
-        if full and "typical_transit" in frame.attrs else None
+    typical = json.dumps(frame.attrs["typical_transit"], sort_keys=True) if "typical_transit" in frame.attrs else None
     tracked = has_text(frame["tracking_number"])
     untracked = set(frame.loc[~tracked & frame["target"].to_numpy(), "order_id"])  # lost their number: lose their score
     if writer is not None:  # it sorts the ids and takes the write lock while this process works out the scores
@@ -79,23 +130,215 @@ def _score(db: sqlite_utils.Database, plan: Plan, loaded: Any, order_ids: set[st
     # features of the scored rows only (each row's own), and of the frame only the few columns still needed:
     # cheaper than a copy of the whole wide frame
     every = bool(tracked.all())
-    features = loaded.model.named_steps["features"].transform_frame(frame, None if every else np.flatnonzero(tracked))
-    frame = frame[["order_id", "codes", "target"]]
+    rows = np.flatnonzero(tracked)
+    features, matrix = _features(loaded, frame, None if every else rows)
+    books, timed = _books_of(loaded, frame, rows, features, matrix, as_of)
+    frame = frame[["order_id", "codes", "target", "order_rowid"]]
     if not every:
         frame = frame[tracked]
+    return _predict_and_write(db, loaded, settings, frame, features, matrix, as_of, True, untracked, writer,
+                               run, books, None, timed, typical=typical)
+
+
+def _books_of(loaded: Any, frame: pd.DataFrame, rows: np.ndarray, features: pd.DataFrame, matrix: np.ndarray,
+              as_of: datetime) -> tuple[seller_books.Books, set[str]]:
+    """Every seller's book from the whole frame: each order's signals, transit, number and buyer, and for each
+    scored one (`rows`, whose features are `features` and `matrix`) its binned input and when time may next
+    change its score; and the features time moves."""
+    bits, transit = seller_aggregates.order_signals(frame, FLAG_COLUMNS)
+    due = np.full(len(frame), seller_books.NEVER)
+    edges = rescoring.decision_edges(loaded.model, list(features.columns))
+    due[rows], timed = rescoring.due_times(loaded.model.named_steps["features"], frame, rows, features,
+                                           datetime_to_jd(as_of), edges)
+    scored = np.zeros(len(frame), dtype=np.uint8)
+    scored[rows] = 1
+    entries = seller_books.entries(frame["order_rowid"].to_numpy(dtype=np.int64), bits, transit,
+                                   seller_books.hashes(frame["tracking_number"]), seller_books.hashes(frame["buyer_id"]),
+                                   due, scored, _any_flag(frame))
+    return seller_books.Books.of(frame["seller_id"], entries, _bins_of(loaded, matrix, rows, len(frame))), timed
+
+
+def _bins_of(loaded: Any, matrix: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray | None:
+    """The model's binned input of each frame row (the scored `rows`, whose features are `matrix`; zeros for the
+    others), or None where the model has no binned walk."""
+    walk = rescoring.binning(loaded.model)
+    if walk is None:
+        return None
+    binned = walk[0](matrix)
+    out = np.zeros((n, binned.shape[1]), dtype=np.uint8)
+    out[rows] = binned
+    return out
+
+
+def _marks(run: str, books: seller_books.Books, sellers: np.ndarray | None) -> Callable[[Any], None]:
+    """What goes into the scores' transaction beside them: the run's token, the books (of these sellers; all
+    when None), and when a score may next change by time alone."""
+    def write(conn: Any) -> None:
+        books.save(conn, run, sellers)
+        conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET "
+                         "value = excluded.value", [(META_RUN, run), (META_NEXT_DUE, repr(books.next_due()))])
+    return write
+
+
+def _score_some(db: sqlite_utils.Database, plan: Plan, loaded: Any, examined: set[str], as_of: datetime, run: str,
+                books: seller_books.Books) -> set[str]:
+    """The orders whose score may have changed (see the module docstring), and their sellers' books."""
+    conn = db.conn
+    settings = config.load("model").get("scoring", {})
+    min_score = float(settings.get("reasons_min_score", 0.1))
+    as_of_jd = datetime_to_jd(as_of)
+    scorer = message_scorer(db, plan)
+    started = time.perf_counter()
+    # the orders whose own inputs may have changed (examined ones), and those whose time came
+    due = books.entries["order"][books.entries["due"] < as_of_jd]
+    frame = _partial_frame(conn, examined | set(readers.ids_of_rowids(conn, due)), as_of, scorer, plan)
+    if frame.empty:  # nothing left to read (the orders went): the scores and books stand for this run
+        with db.conn:
+            _marks(run, books, np.zeros(0, np.int64))(db.conn)
+        return set()
+    fresh, found = _entries(frame, books)
+    # and the other orders of their buyers whose history changed, and the orders a changed one left behind on its
+    # former number or with its former buyer
+    stored = books.entries[found[found >= 0]]
+    moved_on = (stored["number"] != fresh["number"][found >= 0]) | (stored["buyer"] != fresh["buyer"][found >= 0])
+    left = np.isin(books.entries["buyer"], seller_books.buyers_changed(books, found, fresh)) | \
+        np.isin(books.entries["number"], stored["number"][moved_on]) | \
+        np.isin(books.entries["buyer"], stored["buyer"][moved_on])
+    partners = np.setdiff1d(books.entries["order"][left], fresh["order"])
+    more = _partial_frame(conn, set(readers.ids_of_rowids(conn, partners)), as_of, scorer, plan)
+    if len(more):
+        frame = pd.concat([frame, more], ignore_index=True)
+        fresh, found = _entries(frame, books)
+    rowids = fresh["order"]
+    width = None if books.bins is None else books.bins.shape[1]
+    updated, old_code = books.replaced(frame["seller_id"].to_numpy(dtype=object), fresh,
+                                       None if width is None else np.zeros((len(frame), width), dtype=np.uint8))
+    # the sellers whose statistics may have moved: those of the orders read, now and before
+    former = {books.sellers[c] for c in books.seller[found[found >= 0]].tolist()}
+    touched = np.union1d(updated.seller[updated.locate(rowids)],
+                         [c for c, name in enumerate(updated.sellers) if name in former]).astype(np.int64)
+    in_touched = np.isin(updated.seller, touched)
+    updated.median[touched] = seller_aggregates.medians(updated.seller[in_touched], len(updated.sellers),
+                                                        updated.entries["transit"][in_touched])[touched]
+    before, after = books.stats(), updated.stats()
+    # every other order of a touched seller: did one of its seller features cross one of the model's thresholds?
+    names = list(loaded.model.named_steps["features"].get_feature_names_out())
+    edges = rescoring.decision_edges(loaded.model, names)
+    others = np.flatnonzero(in_touched & ~np.isin(updated.entries["order"], rowids))
+    crossed = others[_crossed(before, after, old_code[updated.seller[others]], updated.seller[others],
+                              updated.entries["bits"][others], edges)]
+    crossed = crossed[updated.entries["scored"][crossed] > 0]  # an order without a number has no score
+    # and those whose stored reasons quote a seller feature whose value moved: read whole, their reasons redone
+    quoting = others[(updated.entries["shown"][others] & np.uint64(
+        rescoring.feature_bits(names, set(seller_aggregates.FEATURES)))) != 0]
+    quoting = quoting[_crossed(before, after, old_code[updated.seller[quoting]], updated.seller[quoting],
+                               updated.entries["bits"][quoting], {name: None for name in seller_aggregates.FEATURES})]
+    crossed = np.setdiff1d(crossed, quoting)
+    # those rescored from their stored binned input, their seller columns binned again; the few that then score
+    # high enough to need reasons are read whole
+    walk = rescoring.binning(loaded.model) if updated.bins is not None else None
+    quick = pd.DataFrame({"order_id": pd.Series(dtype=object), "score": pd.Series(dtype=float)})
+    if walk is not None and len(crossed):
+        binned = updated.bins[crossed].copy()
+        seller_columns = after.features(updated.seller[crossed], updated.entries["bits"][crossed])
+        probe = np.zeros((len(crossed), len(names)))
+        at = [names.index(name) for name in seller_columns if name in names]
+        for j in at:
+            probe[:, j] = seller_columns[names[j]]
+        binned[:, at] = walk[0](probe)[:, at]
+        score = walk[1](binned)
+        updated.bins[crossed] = binned
+        low = score < min_score
+        ids = readers.ids_of_rowids(conn, updated.entries["order"][crossed[low]])
+        if len(ids) == int(low.sum()):  # every one still in the store (else: all read whole)
+            quick = pd.DataFrame({"order_id": pd.Series(ids, dtype=object), "score": score[low],
+                                  "order_rowid": updated.entries["order"][crossed[low]]})
+            crossed = crossed[~low]
+    log.debug("rescoring: %d orders read, %d sellers touched, %d other orders crossed a threshold "
+              "(%d rescored from their bins) in %.2f s", len(frame), len(touched), len(crossed) + len(quick),
+              len(quick), time.perf_counter() - started)
+    crossed = np.union1d(crossed, quoting)
+    more = _partial_frame(conn, set(readers.ids_of_rowids(conn, updated.entries["order"][crossed])), as_of, scorer,
+                          plan)
+    if len(more):
+        frame = pd.concat([frame, more], ignore_index=True)
+    at = updated.locate(frame["order_rowid"].to_numpy(dtype=np.int64))
+    own, _ = seller_aggregates.order_signals(frame, FLAG_COLUMNS)
+    for name, values in after.features(updated.seller[at], own).items():
+        frame[name] = values
+    tracked = has_text(frame["tracking_number"])
+    untracked = set(frame.loc[~tracked, "order_id"])
+    rows = np.flatnonzero(tracked)
+    features, matrix = _features(loaded, frame, rows)
+    due = np.full(len(frame), seller_books.NEVER)
+    due[rows], timed = rescoring.due_times(loaded.model.named_steps["features"], frame, rows, features, as_of_jd,
+                                           edges)
+    updated.entries["due"][at] = due
+    updated.entries["scored"][at] = tracked
+    if updated.bins is not None:
+        fresh = _bins_of(loaded, matrix, rows, len(frame))
+        if fresh is not None and fresh.shape[1] == updated.bins.shape[1]:
+            updated.bins[at] = fresh
+        else:
+            updated.bins = None
+    frame = frame.loc[tracked, ["order_id", "codes", "order_rowid"]].assign(target=True)
+    if len(quick):  # their flags did not change: the codes stored with their score stand
+        stored = dict(conn.execute("SELECT s.order_id, s.codes FROM json_each(?) j CROSS JOIN scores s "
+                                   "ON s.order_id = j.value", [store.as_json(quick["order_id"])]).fetchall())
+        quick = quick.assign(codes=quick["order_id"].map(stored).fillna(""), reasons="[]")
+    return _predict_and_write(db, loaded, settings, frame, features, matrix, as_of, False, untracked, None, run,
+                              updated, np.union1d(touched, updated.seller[at]), timed, quick)
+
+
+def _entries(frame: pd.DataFrame, books: seller_books.Books) -> tuple[np.ndarray, np.ndarray]:
+    """The book entries of the frame's orders as they are now (not yet scored), and where each one is in `books`
+    (-1: not there)."""
+    bits, transit = seller_aggregates.order_signals(frame, FLAG_COLUMNS)
+    rowids = frame["order_rowid"].to_numpy(dtype=np.int64)
+    fresh = seller_books.entries(rowids, bits, transit, seller_books.hashes(frame["tracking_number"]),
+                                 seller_books.hashes(frame["buyer_id"]), np.full(len(frame), seller_books.NEVER),
+                                 np.zeros(len(frame), np.uint8), _any_flag(frame))
+    return fresh, books.locate(rowids)
+
+
+def _any_flag(frame: pd.DataFrame) -> np.ndarray:
+    """Per order, whether it has any active flag (what a buyer's history counts)."""
+    return (frame["codes"].to_numpy(dtype=object) != "").astype(np.uint8)
+
+
+def _crossed(before: seller_aggregates.SellerStats, after: seller_aggregates.SellerStats, was: np.ndarray,
+             now: np.ndarray, bits: np.ndarray, edges: rescoring.Edges) -> np.ndarray:
+    """Per order (its seller's code before and now, its signals): a seller feature crossed a threshold."""
+    crossed = np.zeros(len(was), dtype=bool)
+    new = after.features(now, bits)
+    old = before.features(was, bits)
+    for name, values in new.items():
+        if name in edges:
+            crossed |= rescoring.moved(old[name], values, edges[name])
+    return crossed
+
+
+def _partial_frame(conn: Any, order_ids: set[str], as_of: datetime, scorer: MessageScorer,
+                   plan: Plan) -> pd.DataFrame:
+    """The feature frame of these orders, their seller aggregates left to the caller."""
+    if not order_ids:
+        return pd.DataFrame()
+    return readers.feature_frame(conn, order_ids, as_of, scorer, plan=plan, sellers=lambda frame: None)
+
+
+def _predict_and_write(db: sqlite_utils.Database, loaded: Any, settings: dict[str, Any], frame: pd.DataFrame,
+                       features: pd.DataFrame, matrix: np.ndarray, as_of: datetime, full: bool, untracked: set[str],
+                       writer: score_writer.ChildWrite | None, run: str, books: seller_books.Books,
+                       sellers: np.ndarray | None, timed: set[str],
+                       scored: pd.DataFrame | None = None, typical: str | None = None) -> set[str]:
+    """Score the frame's rows (order_id, codes, order_rowid; `features` and `matrix` theirs), work out the reasons of
+    the high ones, and write them, with the scores worked out already (`scored`: order_id, score, codes, reasons;
+    no reasons), the typical transit a full run found (`typical`, JSON), the run's marks and the sellers' books (which learn which features each order's reasons show:
+    `timed` ones, those time moves, make the reasons due at the next later run)."""
     classifier = loaded.model.named_steps["classifier"]
-    matrix = features.to_numpy(dtype=np.float64)
     with threads.limit():
         score = fraud_probability(classifier, matrix)
     frame = frame.assign(score=score)
-
-    if not full:
-        # the asked-for orders always; their sellers' other orders only when the score moved materially
-        previous = _stored_scores(db, frame.loc[~frame["target"], "order_id"])
-        moved = (frame["score"] - frame["order_id"].map(previous)).abs()
-        keep = frame["target"].to_numpy() | ~(moved < float(settings.get("seller_rescore_delta", 0.01))).to_numpy()
-        frame, matrix, features = frame[keep], matrix[keep], features[keep]
-
     min_score = float(settings.get("reasons_min_score", 0.1))
     explained = frame["score"].to_numpy() >= min_score
     rows = np.flatnonzero(explained)
@@ -107,24 +350,48 @@ def _score(db: sqlite_utils.Database, plan: Plan, loaded: Any, order_ids: set[st
                            min_score=min_score, max_reasons=int(settings.get("max_reasons", 3)),
                            min_contribution=float(settings.get("min_contribution", 0.1)))
 
+    names = list(features.columns)
+    at = books.locate(frame["order_rowid"].to_numpy(dtype=np.int64))
+    as_of_jd = datetime_to_jd(as_of)
+
+    def marks(conn: Any, reasons: list[str]) -> None:
+        shown = books.entries["shown"]
+        shown[at] = 0
+        if scored is not None and len(scored):
+            shown[books.locate(scored["order_rowid"].to_numpy(dtype=np.int64))] = 0
+        masks = rescoring.shown_features(reasons, names, FEATURE_GROUPS)
+        shown[at[rows]] = masks
+        dated = at[rows][(masks & np.uint64(rescoring.feature_bits(names, timed))) != 0]
+        books.entries["due"][dated] = np.minimum(books.entries["due"][dated], as_of_jd)  # any later run
+        _marks(run, books, sellers)(conn)
+
     if writer is not None:
         # only the few orders scoring at least min_score get reasons: the child writes all the others while this
         # process works them out, then writes them, in the same transaction
         scored_at = to_db(as_of)
         codes = frame["codes"].to_numpy(dtype=object)
         writer.rows(score, codes, ~explained, loaded.model_id, scored_at)
-        writer.later(pending["order_id"].to_numpy(dtype=object), score[rows], codes[rows], explain_pending())
+        reasons = explain_pending()
+        writer.later(pending["order_id"].to_numpy(dtype=object), score[rows], codes[rows], reasons)
         writer.commit({META_MODEL: loaded.model_id, META_AS_OF: scored_at,
                        META_SCORED_BY + loaded.model_id: _scored_by_text(loaded),
                        **({readers.TYPICAL_TRANSIT_META: typical} if typical else {})})
+        # the books after the scores, in a transaction of their own: a run killed between the two leaves books
+        # that do not name this run, and the next run rescores everything
+        with db.conn:
+            marks(db.conn, reasons)
         return set(frame["order_id"])
     # in this process: the reasons in a thread while this one writes the others
+    now = frame[~explained].assign(reasons="[]")
+    if scored is not None and len(scored):
+        now = pd.concat([now[["order_id", "score", "codes", "reasons"]], scored[["order_id", "score", "codes",
+                                                                                   "reasons"]]], ignore_index=True)
     with ThreadPoolExecutor(max_workers=1) as pool:
         future = pool.submit(explain_pending)
-        _record(db, loaded.model_id, as_of, frame[~explained].assign(reasons="[]"), full, untracked,
-                later=lambda: pending.assign(reasons=future.result()), scored_by=_scored_by_text(loaded),
-                typical=typical)
-    return set(frame["order_id"])
+        _record(db, loaded.model_id, as_of, now, full, untracked,
+                later=lambda: pending.assign(reasons=future.result()), extra=lambda conn: marks(conn, future.result()),
+                scored_by=_scored_by_text(loaded), typical=typical)
+    return set(frame["order_id"]) | (set() if scored is None else set(scored["order_id"]))
 
 
 def _child_writer(db: sqlite_utils.Database, plan: Plan) -> score_writer.ChildWrite | None:
@@ -174,23 +441,17 @@ def message_scorer(db: sqlite_utils.Database, plan: Plan | None = None) -> Messa
     return score
 
 
-def _stored_scores(db: sqlite_utils.Database, order_ids: pd.Series) -> pd.Series:
-    if order_ids.empty:
-        return pd.Series(dtype=float)
-    rows = db.conn.execute("SELECT s.order_id, s.score FROM json_each(?) j CROSS JOIN scores s ON s.order_id = j.value",
-                           [store.as_json(order_ids.tolist())]).fetchall()
-    return pd.Series({o: s for o, s in rows}, dtype=float)
-
-
 def _scored_by_text(loaded: Any) -> str:
     return json.dumps(loaded.scored_by(), sort_keys=True)
 
 
 def _record(db: sqlite_utils.Database, model_id: str, as_of: datetime, frame: pd.DataFrame, full: bool,
             untracked: Iterable[str] = (), later: Callable[[], pd.DataFrame] | None = None,
-            scored_by: str | None = None, typical: str | None = None) -> None:
+            extra: Callable[[Any], None] | None = None, scored_by: str | None = None,
+            typical: str | None = None) -> None:
     """Write the scores of `frame` (order_id, score, codes, reasons) and then those `later` gives (called once
-    `frame`'s rows are in), in one transaction, in this process (see `tracker.score_writer`)."""
+    `frame`'s rows are in), and what `extra` writes, in one transaction, in this process (see
+    `tracker.score_writer`)."""
     scored_at = to_db(as_of)
     rows = None if frame.empty else _rows_in_key_order(frame)  # before the write lock is taken
     conn = db.conn
@@ -222,6 +483,8 @@ def _record(db: sqlite_utils.Database, model_id: str, as_of: datetime, frame: pd
                 set_meta(db, META_SCORED_BY + model_id, scored_by)
             if typical is not None:
                 set_meta(db, readers.TYPICAL_TRANSIT_META, typical)
+            if extra is not None:
+                extra(conn)
     finally:
         conn.execute(f"PRAGMA cache_size = {int(cache_size)}")
 

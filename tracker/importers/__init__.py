@@ -11,6 +11,8 @@ go; then everything is rolled back. With `skip_invalid` the good rows go in and 
 
 from __future__ import annotations
 
+import os
+import sqlite3
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,7 +34,23 @@ __all__ = ["KINDS", "ImportResult", "import_file"]
 
 KINDS: dict[str, type[Kind]] = {"orders": Orders, "events": Events, "messages": Messages}
 MAX_SHOWN = 20
-IMPORT_CACHE_KIB = 65536  # SQLite page cache while importing: the orders indexes stay in memory
+
+
+def cache_kib(conn: sqlite3.Connection, source: str | Path) -> int:
+    """SQLite's page cache for one import (KiB): enough for the pages it will touch again and again, the indexes
+    that grow with it (about as many bytes as the file it reads) and half the store's, between 64 MiB and the
+    smaller of 1 GiB and a quarter of the machine's memory."""
+    page = conn.execute("PRAGMA page_size").fetchone()[0]
+    store = conn.execute("PRAGMA page_count").fetchone()[0] * page
+    try:
+        incoming = 0 if str(source) == "-" else os.path.getsize(source)
+    except OSError:
+        incoming = 0
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        memory = 4 << 30
+    return int(max(64 << 20, min(incoming + store // 2, 1 << 30, memory // 4)) // 1024)
 
 
 @dataclass
@@ -65,7 +83,7 @@ def _problem_line(label: str, line: int, column: str | None, reason: str) -> str
 class _Transaction:
     """BEGIN IMMEDIATE (the write lock up front), or a savepoint inside a caller's transaction."""
 
-    def __init__(self, db: sqlite_utils.Database) -> None:
+    def __init__(self, db: sqlite_utils.Database, cache: int) -> None:
         self.conn = db.conn
         self.cache_size = self.conn.execute("PRAGMA cache_size").fetchone()[0]
         self.temp_store = self.conn.execute("PRAGMA temp_store").fetchone()[0]
@@ -73,7 +91,7 @@ class _Transaction:
         # A table with triggers (the dashboard's search queue) journals every row's statement; on disk
         # that halved the import's speed.
         self.nested = self.conn.in_transaction
-        self.conn.execute(f"PRAGMA cache_size = -{IMPORT_CACHE_KIB}")
+        self.conn.execute(f"PRAGMA cache_size = -{int(cache)}")
         if not self.nested:  # SQLite refuses to change it inside a transaction
             self.conn.execute("PRAGMA temp_store = MEMORY")
         self.conn.execute("SAVEPOINT tracker_import" if self.nested else "BEGIN IMMEDIATE")
@@ -128,17 +146,21 @@ def import_file(
         shown: list[str] = []
         total_problems = 0
         writing = True
-        txn = _Transaction(db)
+        txn = _Transaction(db, cache_kib(db.conn, source))
         try:
             writer = spec.writer(db, stamp)
-            clean, add = spec.clean, writer.add
+            clean, batch, batch_size = spec.clean, writer.batch, writer.batch_size
+            rows = 0
             for line, values, extras, original, row_problems in src.records(spec):
-                result.rows += 1
+                rows += 1
                 problems: list[Problem] = row_problems or []
                 record = clean(line, values, extras, problems) if values is not None and not problems else None
                 if not problems:
                     if writing:
-                        add(record)
+                        batch.append(record)
+                        if len(batch) >= batch_size:
+                            writer.flush()
+                            batch = writer.batch
                     continue
                 result.rejected += 1
                 total_problems += len(problems)
@@ -152,6 +174,7 @@ def import_file(
                     writing = False
                     writer.discard()
                     txn.rollback()
+            result.rows = rows
             if not writing:
                 if total_problems > len(shown):
                     shown.append(f"... and {total_problems - len(shown)} more problems")

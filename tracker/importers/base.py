@@ -12,7 +12,7 @@ import sqlite_utils
 from tracker.importers.sources import Problem
 from tracker.timeutil import DUE_AT_ONCE, to_db
 
-BATCH_SIZE = 10_000  # rows per executemany: big enough to amortise, small enough to keep memory flat
+BATCH_SIZE = 100_000  # rows per executemany: big enough to amortise, small enough to keep memory flat (~40 MB)
 
 Converter = Callable[[str], Any] | None
 
@@ -23,24 +23,39 @@ def extra_json(extras: dict[str, Any] | None) -> str | None:
 
 
 class Writer:
-    """Collects clean records and writes them a batch at a time; the caller owns the transaction."""
+    """Collects clean records and writes them a batch at a time; the caller owns the transaction.
+
+    Into an empty table (a store's first import), the table's secondary indexes are dropped first and built
+    again from the finished table in `close()`: one sort each, instead of a random update of each for every row.
+    Inside the import's transaction, so a failed import leaves them as they were."""
+
+    table = ""
 
     def __init__(self, db: sqlite_utils.Database, stamp: str) -> None:
         self.db = db
         self.conn = db.conn
+        self.rebuild: list[str] = []
+        if self.table and self.conn.execute(f"SELECT 1 FROM {self.table} LIMIT 1").fetchone() is None:
+            self.rebuild = drop_secondary_indexes(self.conn, self.table)
         self.stamp = stamp  # the import's "now", canonical UTC text
         self.batch: list[Any] = []
+        self.batch_size = BATCH_SIZE
         self.inserted = 0
         self.updated = 0
         self.unchanged = 0
 
     def add(self, record: Any) -> None:
+        """One record (the import's loop appends to `batch` itself and calls `flush` when it is full)."""
         self.batch.append(record)
-        if len(self.batch) >= BATCH_SIZE:
+        if len(self.batch) >= self.batch_size:
             self.flush()
 
     def close(self) -> None:
-        """After the last flush, before the commit: drop whatever the writer set up."""
+        """After the last flush, before the commit: build the indexes dropped for a first import again, and drop
+        whatever the writer set up."""
+        for sql in self.rebuild:
+            self.conn.execute(sql)
+        self.rebuild = []
 
     def discard(self) -> None:
         self.batch = []
@@ -82,6 +97,8 @@ class Kind:
     columns: tuple[str, ...] = ()
     required: tuple[str, ...] = ()
     converters: dict[str, Converter] = {}
+    # columns with few distinct values (statuses, countries, carriers): their converter runs once per value
+    repeated: tuple[str, ...] = ()
     # the columns where a line break is text (a message, an item title); anywhere else it is a broken file
     free_text: tuple[str, ...] = ()
     writer_class: type[Writer] = Writer
@@ -96,7 +113,9 @@ class Kind:
         """
         # "~" sorts after every date: no limit
         latest = ("~", "") if now is None else (to_db(now + timedelta(days=1)), to_db(now))
-        self.clean = _compile_cleaner(self.columns, set(self.required), self.converters, self.finish, latest)
+        self.stamp = to_db(now) if now is not None else None  # the import's "now", stored with each row
+        self.clean = _compile_cleaner(self.columns, set(self.required), self.converters, self.finish, latest,
+                                      self.repeated)
 
     def looks_like_row(self, values: tuple[str, ...]) -> bool:
         """Whether these cells would make a row of their own: every required column that has a check (a time,
@@ -141,12 +160,14 @@ def _compile_cleaner(
     converters: dict[str, Converter],
     finish: Callable[..., Any],
     latest: tuple[str, str],
+    repeated: tuple[str, ...] = (),
 ) -> Callable[..., Any]:
     """Build the kind's row checker as straight-line code, one block per column.
 
     This is the import's hot path: unrolled, it runs about twice as fast as a loop over column specs,
     since each block is a few local-variable operations. What each block does, for column i:
-    strip the text; empty -> None (a problem if required); else convert, a ValueError being the problem;
+    strip the text; empty -> None (a problem if required); else convert (a `repeated` column's values once
+    each, remembered), a ValueError being the problem;
     a time after `latest[0]` (the run's now, `latest[1]`, plus a day) is a problem too (canonical times compare
     as text).
     """
@@ -154,14 +175,34 @@ def _compile_cleaner(
 
     namespace: dict[str, Any] = {"MISSING": MISSING, "finish": finish, "FUTURE": FUTURE}
     code = ["def clean(line, values, extras, problems):", f"    ({', '.join(f'v{i}' for i in range(len(columns)))},) = values"]
+    repeated = set(repeated)
     for i, column in enumerate(columns):
         assert column.isidentifier()  # columns are ours, never the user's header text
-        code += [f"    if v{i}:", f"        v{i} = v{i}.strip()", f"    if not v{i}:", f"        c{i} = None"]
+        convert = converters.get(column)
+        if convert is None and column not in required:  # plain optional text: stripped, '' is unknown
+            code.append(f"    c{i} = v{i}.strip() or None")
+            continue
+        code += [f"    v{i} = v{i}.strip()", f"    if not v{i}:", f"        c{i} = None"]
         if column in required:
             code.append(f"        problems.append(({column!r}, MISSING))")
-        convert = converters.get(column)
         if convert is None:
             code += ["    else:", f"        c{i} = v{i}"]
+        elif column in repeated:  # few distinct values: each converted once (a bounded cache)
+            namespace[f"convert{i}"], namespace[f"seen{i}"] = convert, {}
+            code += [
+                "    else:",
+                f"        c{i} = seen{i}.get(v{i})",
+                f"        if c{i} is None:",
+                "            try:",
+                f"                c{i} = convert{i}(v{i})",
+                "            except ValueError as exc:",
+                f"                c{i} = None",
+                f"                problems.append(({column!r}, str(exc)))",
+                "            else:",
+                f"                if len(seen{i}) < 4096:",
+                f"                    seen{i}[v{i}] = c{i}",
+            ]
+            assert convert is not time_value  # the future check below reads every value
         else:
             namespace[f"convert{i}"] = convert
             code += [
@@ -183,13 +224,52 @@ def _compile_cleaner(
     return namespace["clean"]
 
 
-def register_shipments(conn: Any, stamp: str, carriers: dict[str, str | None]) -> None:
-    """Make the poller aware of tracking numbers it has not seen (existing shipments stay untouched); a new
-    one is due at once, whatever --as-of the next poll runs with."""
-    if carriers:
-        conn.executemany(
-            "INSERT OR IGNORE INTO shipments (tracking_number, carrier, state, first_seen_at, next_poll_at) "
-            "VALUES (?, ?, 'pending', ?, ?)",
-            # in key order: neighbouring inserts touch the same B-tree pages
-            [(number, carriers[number], stamp, DUE_AT_ONCE) for number in sorted(carriers)],
-        )
+def drop_secondary_indexes(conn: Any, table: str) -> list[str]:
+    """Drop the table's own non-unique indexes (never a key's: inserts rely on those); return the SQL that makes
+    them again."""
+    found = [(name, sql) for name, sql in conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL", [table])
+        if not sql.lstrip().upper().startswith("CREATE UNIQUE")]
+    for name, _ in found:
+        conn.execute('DROP INDEX "{}"'.format(name.replace('"', '""')))
+    return [sql for _, sql in found]
+
+
+def register_shipments_of_events(conn: Any, first_new_id: int, stamp: str, guess: Callable[[str], str | None]) -> None:
+    """Make the poller aware of the numbers of the scans stored after `first_new_id`, in one statement: a new
+    shipment is due at once (whatever --as-of the next poll runs with), its carrier the one its earliest new scan
+    that names one names (else the number's format's, `guess`); an existing one keeps everything but
+    `last_event_at`, which only a later scan moves (so a re-import changes nothing)."""
+    last_id = conn.execute("SELECT coalesce(max(id), 0) FROM tracking_events").fetchone()[0]
+    if last_id <= first_new_id:
+        return
+    # most of the table new: walk the number index in order (it holds each scan's time and id); a small import:
+    # take its rows by id range and group them apart, rather than walk every scan of the store
+    fresh = "tracking_events" if (last_id - first_new_id) * 4 >= last_id else \
+        "(SELECT tracking_number, occurred_at, id FROM tracking_events WHERE id > :first)"
+    conn.create_function("tracker_guess_carrier", 1, guess, deterministic=True)
+    conn.execute(
+        f"WITH fresh AS {'MATERIALIZED ' + fresh if fresh[0] == '(' else '(SELECT * FROM tracking_events)'}, "
+        "numbers AS (SELECT tracking_number, max(occurred_at) AS latest FROM fresh WHERE id > :first"
+        " GROUP BY tracking_number) "
+        "INSERT INTO shipments (tracking_number, carrier, state, first_seen_at, next_poll_at, last_event_at) "
+        "SELECT n.tracking_number, coalesce((SELECT e.carrier FROM tracking_events e WHERE e.tracking_number ="
+        " n.tracking_number AND e.id > :first AND e.carrier <> '' ORDER BY e.occurred_at, e.id LIMIT 1),"
+        " tracker_guess_carrier(n.tracking_number)), 'pending', :stamp, :due, n.latest FROM numbers n WHERE true "
+        "ORDER BY n.tracking_number "
+        "ON CONFLICT(tracking_number) DO UPDATE SET last_event_at = excluded.last_event_at "
+        "WHERE shipments.last_event_at IS NULL OR shipments.last_event_at < excluded.last_event_at",
+        {"first": first_new_id, "stamp": stamp, "due": DUE_AT_ONCE})
+
+
+def register_shipments_of_orders(conn: Any, first_new_seq: int, stamp: str) -> None:
+    """Make the poller aware of the numbers of the orders this import wrote (seq from `first_new_seq`), in one
+    statement: a new shipment is due at once, with the carrier of the first such order carrying the number;
+    existing shipments stay untouched."""
+    conn.execute(
+        "WITH fresh AS MATERIALIZED (SELECT tracking_number, carrier, seq FROM orders WHERE seq >= ?"
+        " AND tracking_number <> '') "
+        "INSERT OR IGNORE INTO shipments (tracking_number, carrier, state, first_seen_at, next_poll_at) "
+        "SELECT tracking_number, nullif(substr(min(printf('%019d', seq) || coalesce(carrier, '')), 20), ''),"
+        " 'pending', ?, ? FROM fresh GROUP BY tracking_number ORDER BY tracking_number",
+        [first_new_seq, stamp, DUE_AT_ONCE])

@@ -4,36 +4,34 @@ from __future__ import annotations
 
 from typing import Any
 
-from tracker.events import insert_events
+import sqlite_utils
+
+from tracker.events import insert_event_rows, key_of_fields
 from tracker.importers import fields
-from tracker.importers.base import CarrierGuess, Kind, Writer, extra_json, register_shipments
+from tracker.importers.base import CarrierGuess, Kind, Writer, extra_json, register_shipments_of_events
 from tracker.importers.sources import Problem
 from tracker.statuses import derive_status
 
 
 class EventsWriter(Writer):
-    def write(self, batch: list[dict[str, Any]]) -> None:
-        for event in batch:
-            event["ingested_at"] = self.stamp
-        added = insert_events(self.db, batch)
+    """Inserts scans as the tuples `Events.finish` makes (their key in them), then registers their numbers'
+    shipments once, set-based, from the rows this import stored."""
+
+    table = "tracking_events"
+
+    def __init__(self, db: sqlite_utils.Database, stamp: str) -> None:
+        super().__init__(db, stamp)
+        self.first_new_id = self.conn.execute("SELECT coalesce(max(id), 0) FROM tracking_events").fetchone()[0]
+
+    def write(self, batch: list[tuple[Any, ...]]) -> None:
+        added = insert_event_rows(self.conn, batch)
         self.inserted += added
         self.unchanged += len(batch) - added
-        carriers: dict[str, str | None] = {}
-        latest: dict[str, str] = {}
-        guess_carrier = self.__dict__.setdefault("guess_carrier", CarrierGuess())
-        for event in batch:
-            number = event["tracking_number"]
-            if carriers.get(number) is None:
-                carriers[number] = event["carrier"] or guess_carrier(number)
-            if event["occurred_at"] > latest.get(number, ""):
-                latest[number] = event["occurred_at"]
-        register_shipments(self.conn, self.stamp, carriers)
-        # only a later scan moves last_event_at, so a re-import changes nothing
-        self.conn.executemany(
-            "UPDATE shipments SET last_event_at = ? WHERE tracking_number = ? "
-            "AND (last_event_at IS NULL OR last_event_at < ?)",
-            [(at, number, at) for number, at in latest.items()],
-        )
+
+    def close(self) -> None:
+        super().close()
+        if self.inserted:
+            register_shipments_of_events(self.conn, self.first_new_id, self.stamp, CarrierGuess())
 
 
 class Events(Kind):
@@ -50,12 +48,14 @@ class Events(Kind):
         "country": fields.country_value,
         "carrier": fields.carrier_value,
     }
+    repeated = ("status", "country", "carrier")
     free_text = ("description", "location")
     writer_class = EventsWriter
 
     def finish(
         self, line: int, clean: list[Any], values: tuple[str, ...], extras: dict[str, Any] | None, problems: list[Problem]
-    ) -> dict[str, Any] | None:
+    ) -> tuple[Any, ...] | None:
+        """The stored row, in `tracker.events.EVENT_COLUMNS` order, its key built here in the same pass."""
         number, occurred_at, status, description, location, city, postcode, country, carrier, raw_code = clean
         if status is None and description is None and not values[2].strip():
             problems.append(("description", "required when status is empty (the status is derived from it)"))
@@ -63,17 +63,8 @@ class Events(Kind):
             return None
         if status is None:
             status = derive_status(description, raw_code, carrier)
-        return {
-            "tracking_number": number,
-            "occurred_at": occurred_at,
-            "status": status,
-            "description": description,
-            "location": location,
-            "city": city,
-            "postcode": postcode,
-            "country": country,
-            "carrier": carrier,
-            "raw_code": raw_code,
-            "source": "import",
-            "extra": extra_json(extras),
-        }
+        # the cleaned values are stripped text or None: exactly what `tracker.events.event_key` hashes
+        key = key_of_fields((number, occurred_at, status, description or "", location or "", city or "",
+                             postcode or "", country or "", raw_code or ""))
+        return (number, occurred_at, status, description, location, city, postcode, country, carrier, raw_code,
+                "import", None, extra_json(extras), key, self.stamp)

@@ -20,6 +20,8 @@ def message_key(order_id: str, sender: str, sent_at: str, text: str) -> str:
 
 
 class MessagesWriter(Writer):
+    table = "messages"
+
     def write(self, batch: list[tuple[Any, ...]]) -> None:
         # count by id, not total_changes: that also counts what triggers on messages write
         last_id = self.conn.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0]
@@ -34,6 +36,7 @@ class Messages(Kind):
     columns = ("order_id", "sender", "sent_at", "text")
     required = columns
     converters = {"sender": fields.sender_value, "sent_at": fields.time_value}
+    repeated = ("sender",)
     free_text = ("text",)
     writer_class = MessagesWriter
 

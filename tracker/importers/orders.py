@@ -7,9 +7,9 @@ from typing import Any
 
 import sqlite_utils
 
-from tracker.db import next_seq
+from tracker.db import get_meta, next_seq
 from tracker.importers import fields
-from tracker.importers.base import CarrierGuess, Kind, Writer, extra_json, register_shipments
+from tracker.importers.base import CarrierGuess, Kind, Writer, extra_json, register_shipments_of_orders
 from tracker.importers.sources import Problem
 
 # The stored columns an import decides (everything but seq and imported_at), in record order.
@@ -31,13 +31,19 @@ _UPDATE = (
 
 
 class OrdersWriter(Writer):
+    table = "orders"
+
     def __init__(self, db: sqlite_utils.Database, stamp: str) -> None:
         super().__init__(db, stamp)
         self.conn.execute(_STAGE_CREATE)
         self.conn.execute("DELETE FROM temp.import_orders_stage")
+        self.first_new_seq = int(get_meta(db, "seq", "0") or 0) + 1  # what this import writes is stamped from here
 
     def close(self) -> None:
+        super().close()
         self.conn.execute("DROP TABLE IF EXISTS temp.import_orders_stage")
+        if self.inserted or self.updated:
+            register_shipments_of_orders(self.conn, self.first_new_seq, self.stamp)
 
     def write(self, batch: list[tuple[Any, ...]]) -> None:
         conn = self.conn
@@ -63,7 +69,6 @@ class OrdersWriter(Writer):
                 conn.executemany(_UPDATE, [(*r[1:], seq + i, stamp, r[0]) for i, r in enumerate(changed)])
             self.inserted += len(new)
             self.updated += len(changed)
-        register_shipments(conn, self.stamp, {r[7]: r[9] for r in batch if r[7]})
 
 
 class Orders(Kind):
@@ -86,6 +91,7 @@ class Orders(Kind):
         "amount": fields.amount_value,
         "currency": str.upper,
     }
+    repeated = ("dest_country", "carrier", "promised_days", "buyer_received", "currency")
     free_text = ("item_title",)
     writer_class = OrdersWriter
 

@@ -1,0 +1,109 @@
+"""Seller aggregates, defined once (`detectors.seller_aggregates`): over a whole frame they are, bit for bit, what
+the frame-wide computation they replace gave (kept here as the oracle); from a seller's statistics, each order's
+features are those of the whole frame; and the transform hands them to the model as they are (so their bins are
+the model's)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from detectors import seller_aggregates as sa
+from detectors.features import FEATURES, FLAG_CODES, OrderFeatures
+
+
+def _oracle(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The seller aggregates as detectors.features computed them before they had a module of their own."""
+    def codes(values: pd.Series) -> tuple[np.ndarray, int]:
+        c, u = pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=True)
+        return c.astype(np.int64) + 1, len(u) + 1
+
+    def group_sum(keys: np.ndarray, n: int, values: np.ndarray) -> np.ndarray:
+        return np.bincount(keys, weights=values, minlength=n)[keys]
+
+    def loo(seller: np.ndarray, n: int, values: np.ndarray, counted: np.ndarray | None = None) -> np.ndarray:
+        counted = np.ones(len(values)) if counted is None else np.asarray(counted, dtype=float)
+        values = np.where(counted > 0, np.asarray(values, dtype=float), 0.0)
+        total = group_sum(seller, n, values) - values
+        k = group_sum(seller, n, counted) - counted
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(k > 0, total / k, np.nan)
+
+    seller, n = codes(frame["seller_id"])
+    transit = (frame["delivered_jd"] - frame["first_event_jd"]).to_numpy()
+    delivered = frame["delivered_jd"].notna().to_numpy()
+    any_flag = frame[[f"flag_{c}" for c in FLAG_CODES]].to_numpy().sum(axis=1) > 0
+    no_customs = ((frame["n_export"] + frame["n_import"]) == 0).to_numpy()
+    not_received = np.array([str(v).strip().lower() == "no" if isinstance(v, str) else False
+                             for v in frame["buyer_received"].to_numpy(dtype=object)])
+    return {
+        "seller_n_orders": np.bincount(seller, minlength=n)[seller],
+        "seller_flag_rate": loo(seller, n, any_flag),
+        "seller_median_transit": pd.Series(transit).groupby(seller).transform("median").to_numpy(),
+        "seller_fast_share": loo(seller, n, transit < 6, delivered),
+        "seller_reuse_share": loo(seller, n, frame["buyers_on_number"].to_numpy() > 1),
+        "seller_no_customs_share": loo(seller, n, no_customs, delivered),
+        "seller_not_received_share": loo(seller, n, not_received),
+        "seller_pressure_share": loo(seller, n, frame["msg_pressure_max"].to_numpy() >= 0.5),
+    }
+
+
+def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return a.shape == b.shape and bool((a.view(np.int64) == b.view(np.int64)).all())
+
+
+@pytest.fixture(scope="module")
+def frame(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+    from tracker.db import open_db
+    from tracker.detection import readers
+    from tracker.detection.flagging import run_rules
+    from tracker.importers import import_file
+    from tracker.world import world
+
+    folder = tmp_path_factory.mktemp("sellers")
+    world.write_world(folder, 3000, seed=23)
+    db = open_db(folder / "tracker.db")
+    for kind in ("orders", "events", "messages"):
+        import_file(db, kind, folder / f"{kind}.csv")
+    run_rules(db, world._as_of(None), full=True)
+    out = readers.feature_frame(db.conn, None, world._as_of(None), lambda m: (m["text"].str.len() % 7) / 6.0)
+    db.close()
+    return out
+
+
+def test_over_a_whole_frame_the_aggregates_are_the_former_ones_bit_for_bit(frame: pd.DataFrame) -> None:
+    expected = _oracle(frame)
+    assert frame["seller_id"].nunique() > 20 and np.isfinite(frame["seller_median_transit"]).any()
+    for name, values in expected.items():
+        assert _same_bits(frame[name].to_numpy(), values), name
+
+
+def test_each_orders_features_follow_from_its_sellers_statistics(frame: pd.DataFrame) -> None:
+    """Statistics of the whole book, then features for a few orders only: the whole frame's values."""
+    seller, n = sa.seller_codes(frame["seller_id"])
+    bits, transit = sa.order_signals(frame, [f"flag_{c}" for c in FLAG_CODES])
+    stats = sa.SellerStats.of(seller, n, bits, transit)
+    some = np.arange(0, len(frame), 7)
+    for name, values in stats.features(seller[some], bits[some]).items():
+        assert _same_bits(values, frame[name].to_numpy()[some]), name
+
+
+def test_medians_match_pandas_on_even_and_odd_groups() -> None:
+    rng = np.random.default_rng(3)
+    seller = rng.integers(0, 40, 2000)
+    values = np.where(rng.random(2000) < 0.3, np.nan, rng.random(2000) * 20)
+    ours = sa.medians(seller, 41, values)[seller]
+    theirs = pd.Series(values).groupby(seller).transform("median").to_numpy()
+    assert _same_bits(ours, theirs)
+
+
+def test_the_transform_hands_seller_features_to_the_model_unchanged(frame: pd.DataFrame) -> None:
+    """What `tracker.detection.rescoring` relies on: a seller feature's value is the frame column's, so which
+    side of a split it falls on follows from the column alone."""
+    model = OrderFeatures().fit(frame)
+    features = model.transform_frame(frame)
+    for name in sa.FEATURES:
+        if name in FEATURES:
+            assert _same_bits(features[name].to_numpy(), frame[name].to_numpy(dtype=float)), name

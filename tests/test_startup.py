@@ -1,0 +1,67 @@
+"""Lean start-up: the commands a person types often load no frame or model library until one is needed.
+
+Each command runs as a user runs it (a fresh `python -m tracker` process) with `-X importtime`, whose report
+names every module the process imported; the heavy libraries must not be among them. No timing: what is
+imported is what costs.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+HEAVY = ("pandas", "sklearn", "scipy", "pyarrow", "joblib")
+
+
+def _imported(args: list[str]) -> set[str]:
+    """The top-level packages a `tracker` process imported while running `args`."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "tracker", *args], capture_output=True,
+                          text=True, cwd=ROOT, check=False)
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    names = set()
+    for line in proc.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            names.add(line.rsplit("|", 1)[1].strip().split(".")[0])
+    assert names, "no -X importtime report"
+    return names
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = str(tmp_path_factory.mktemp("startup") / "tracker.db")
+    subprocess.run([sys.executable, "-m", "tracker", "--db", path, "init"], cwd=ROOT, check=True,
+                   capture_output=True)
+    return path
+
+
+@pytest.mark.parametrize("args", [
+    ["--help"],
+    ["validate", "RR123456785CN", "LP00123456789012"],
+    ["cases"],
+    ["cases", "--format", "json"],
+])
+def test_everyday_commands_load_no_frame_or_model_library(args: list[str], store: str) -> None:
+    loaded = _imported(["--db", store, *args])
+    assert "tracker" in loaded and "click" in loaded  # the report is real: the CLI itself is in it
+    assert not loaded & set(HEAVY), f"tracker {' '.join(args)} imported {sorted(loaded & set(HEAVY))}"
+
+
+def test_numpy_stays_out_of_validate_and_help(store: str) -> None:
+    for args in (["--help"], ["validate", "RR123456785CN"]):
+        assert "numpy" not in _imported(["--db", store, *args]), args
+
+
+def test_sqlite_utils_still_works_and_pandas_still_loads_when_asked() -> None:
+    """sqlite-utils is loaded with pandas hidden (tracker/__init__.py); pandas itself still imports afterwards,
+    and sqlite-utils still works on a store."""
+    code = ("import sys, tracker, sqlite_utils; assert 'pandas' not in sys.modules; "
+            "db = sqlite_utils.Database(memory=True); db.execute('CREATE TABLE t (a)'); "
+            "db.execute('INSERT INTO t VALUES (1)'); assert db.execute('SELECT a FROM t').fetchone()[0] == 1; "
+            "import sqlite_utils.utils, pandas; print(pandas.DataFrame({'a': [1]}).shape)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "(1, 1)"
