@@ -269,11 +269,12 @@ def transits(bucket: int, run: Run) -> pd.DataFrame:
     return pd.DataFrame({"country": country[done], "transit": transit[done]})
 
 
-def typical_transit(found: list[pd.DataFrame]) -> dict[str, float]:
-    """The whole store's typical transit per destination, from every bucket's `transits`."""
+def typical_transit(found: list[pd.DataFrame], kept: dict[str, float] | None = None) -> dict[str, float]:
+    """The whole store's typical transit per destination, from every bucket's `transits`, settled against the one
+    the store's scores were made with (`kept`, see `features.settled_typical`)."""
     every = pd.concat(found, ignore_index=True) if found else pd.DataFrame({"country": [], "transit": []})
-    return features.typical_transit(every["country"].to_numpy(dtype=object),
-                                    every["transit"].to_numpy(dtype=np.float64))
+    return features.settled_typical(features.typical_transit(every["country"].to_numpy(dtype=object),
+                                                             every["transit"].to_numpy(dtype=np.float64)), kept)
 
 
 def book(bucket: int, run: Run, typical: dict[str, float]) -> pd.DataFrame:

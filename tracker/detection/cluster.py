@@ -21,6 +21,7 @@ address, a LocalCluster of worker processes on this machine runs it.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import sys
 import time
@@ -45,7 +46,7 @@ def detect(db: sqlite_utils.Database, as_of: datetime, *, scheduler: str | None 
     from detectors.rules import all_rules
     from tracker import config
     from tracker.cases import sync
-    from tracker.detection import cluster_merge, flagging, registry, store
+    from tracker.detection import cluster_merge, flagging, readers, registry, scoring, store
     from tracker.mirror.export import default_destination, export
     from tracker.mirror.layout import Destination
 
@@ -83,13 +84,18 @@ def detect(db: sqlite_utils.Database, as_of: datetime, *, scheduler: str | None 
                                                pure=False))
         if loaded is not None:
             typical = bucket_tasks.typical_transit(stage.tasks("typical", client.map(
-                bucket_tasks.transits, range(run.buckets), run=shared, pure=False)))
+                bucket_tasks.transits, range(run.buckets), run=shared, pure=False)),
+                readers.kept_typical_transit(conn))
             stage.frame("totals", _totals(run, typical))
             classifier = client.scatter(loaded.model, broadcast=True)
             stage.tasks("scores", client.map(bucket_tasks.scores, range(run.buckets), run=shared, model=classifier,
                                              typical=typical, pure=False))
     t0 = time.perf_counter()
-    merged = cluster_merge.merge(db, run, as_of, marks, fingerprint, loaded.model_id if loaded else None)
+    score_meta = None
+    if loaded is not None:
+        score_meta = {scoring.META_SCORED_BY + loaded.model_id: json.dumps(loaded.scored_by(), sort_keys=True),
+                      readers.TYPICAL_TRANSIT_META: json.dumps(typical, sort_keys=True)}
+    merged = cluster_merge.merge(db, run, as_of, marks, fingerprint, loaded.model_id if loaded else None, score_meta)
     summary.flags_raised, summary.flags_resolved, summary.scored = merged.raised, merged.resolved, merged.scored
     seconds["merge"] = time.perf_counter() - t0
     t0 = time.perf_counter()

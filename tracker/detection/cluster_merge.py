@@ -18,7 +18,7 @@ import sqlite_utils
 from detectors import view
 from detectors.rules import Finding
 from tracker.db import set_meta
-from tracker.detection import bucket_tasks, flagging, score_writer
+from tracker.detection import bucket_tasks, flagging, score_writer, seller_books
 from tracker.detection.buckets import Run
 from tracker.detection.scoring import META_AS_OF, META_MODEL
 from tracker.timeutil import to_db
@@ -40,8 +40,10 @@ def findings(run: Run) -> list[Finding]:
 
 
 def merge(db: sqlite_utils.Database, run: Run, as_of: datetime, marks: dict[str, int], fingerprint: str,
-          model_id: str | None) -> Merged:
-    """Flags, deadlines, change marks and (with `model_id`) scores into the store, in one transaction."""
+          model_id: str | None, score_meta: dict[str, str] | None = None) -> Merged:
+    """Flags, deadlines, change marks and (with `model_id`) scores into the store, in one transaction, with
+    `score_meta` (who scored, the typical transit used). The seller books a one-process run keeps no longer match
+    the scores: their mark goes, so the next `tracker detect` in one process rescores every order once."""
     as_of_text = to_db(as_of)
     found = findings(run)
     deadlines = run.read("deadlines", schema=bucket_tasks.DEADLINES_SCHEMA)
@@ -76,4 +78,7 @@ def merge(db: sqlite_utils.Database, run: Run, as_of: datetime, marks: dict[str,
                 conn.execute(sql)
             set_meta(db, META_MODEL, model_id)
             set_meta(db, META_AS_OF, as_of_text)
+            for key, value in (score_meta or {}).items():
+                set_meta(db, key, value)
+        conn.execute("DELETE FROM meta WHERE key = ?", [seller_books.META_RUN])
     return Merged(raised, resolved, scored)
