@@ -4,6 +4,7 @@ made with while the store's own moves by less than TYPICAL_DRIFT, and takes the 
 from __future__ import annotations
 
 import json
+
 import pytest
 
 from detectors.features import TYPICAL_DRIFT, settled_typical
