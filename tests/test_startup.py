@@ -7,6 +7,7 @@ imported is what costs.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -53,6 +54,21 @@ def test_everyday_commands_load_no_frame_or_model_library(args: list[str], store
 def test_numpy_stays_out_of_validate_and_help(store: str) -> None:
     for args in (["--help"], ["validate", "RR123456785CN"]):
         assert "numpy" not in _imported(["--db", store, *args]), args
+
+
+def test_validate_reads_carrier_files_without_their_adapters(store: str, tmp_path) -> None:
+    """A carrier file's number_pattern still counts (the file is read), but no page parser is imported."""
+    folder = tmp_path / "carriers"
+    folder.mkdir()
+    (folder / "acme.toml").write_text('name = "acme"\nadapter = "html"\nurl = "https://acme.test/{number}"\n'
+                                      "number_pattern = '^ACME\\d{8}$'\nrate_per_second = 1\n")
+    env = {**os.environ, "TRACKER_CARRIERS_DIR": str(folder)}
+    proc = subprocess.run([sys.executable, "-m", "tracker", "--db", store, "validate", "ACME12345678"], cwd=ROOT,
+                          capture_output=True, text=True, env=env, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "yes" in proc.stdout and "acme" in proc.stdout
+    loaded = _imported(["--db", store, "validate", "ACME12345678"])
+    assert not loaded & {"bs4", "lxml", "requests", "jmespath", "urllib3"}, sorted(loaded)
 
 
 def test_sqlite_utils_still_works_and_pandas_still_loads_when_asked() -> None:

@@ -11,12 +11,11 @@ same name wins).
 from __future__ import annotations
 
 import logging
-import os
 import re
-import tomllib
 from importlib.metadata import entry_points
 from pathlib import Path
 
+from tracker.carrier_files import carrier_dirs, carrier_files, read_settings
 from tracker.carriers.base import (  # noqa: F401 - the adapters' registry lives in base, beside what they share
     _ADAPTERS,
     _BATCH,
@@ -35,7 +34,6 @@ from tracker.carriers.base import (  # noqa: F401 - the adapters' registry lives
     register_adapter,
     register_batch_adapter,
 )
-from tracker.config import data_path
 from tracker.errors import BadInput
 
 __all__ = [
@@ -76,15 +74,6 @@ def parse_page(carrier: Carrier, page: Page, tracking_number: str) -> ParseResul
         return ParseResult("error", error="page too deeply nested to parse")
     except Exception as exc:  # a page we cannot read is a recorded error on the shipment, not a crash
         return ParseResult("error", error=f"unreadable page: {type(exc).__name__}: {str(exc)[:200]}")
-
-
-def carrier_dirs() -> list[Path]:
-    dirs = [data_path("carriers")]
-    if os.environ.get("TRACKER_CONFIG_DIR"):
-        dirs.append(Path(os.environ["TRACKER_CONFIG_DIR"]) / "carriers")
-    if os.environ.get("TRACKER_CARRIERS_DIR"):
-        dirs.append(Path(os.environ["TRACKER_CARRIERS_DIR"]))
-    return dirs
 
 
 def carrier_from_settings(settings: dict, source: str = "") -> Carrier:
@@ -131,17 +120,9 @@ def carrier_from_settings(settings: dict, source: str = "") -> Carrier:
 
 def load_carriers(dirs: list[Path] | None = None) -> dict[str, Carrier]:
     """Every configured carrier by name (files read afresh: a file written a moment ago counts)."""
-    files: dict[str, Path] = {}
-    for folder in dirs if dirs is not None else carrier_dirs():
-        if folder.is_dir():
-            for path in sorted(folder.glob("*.toml")):
-                files[path.stem] = path
     carriers = {}
-    for path in files.values():
-        try:
-            settings = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise BadInput(f"{path}: not valid TOML: {exc}") from exc
+    for path in carrier_files(dirs).values():
+        settings = read_settings(path)
         carrier = carrier_from_settings(settings, str(path))
         carriers[carrier.name] = carrier
     return carriers

@@ -1,0 +1,54 @@
+"""Where carrier files live and the number patterns they declare, read without the adapters.
+
+`tracker validate` needs only each file's `number_pattern`; importing the adapters (BeautifulSoup, lxml,
+requests, jmespath) would cost it most of its start-up. `tracker.carriers` reads the same folders through
+`carrier_dirs`, in the same order: the defaults, $TRACKER_CONFIG_DIR/carriers, then $TRACKER_CARRIERS_DIR (a
+later file of the same name wins).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+from tracker.config import data_path
+from tracker.errors import BadInput
+
+
+def carrier_dirs() -> list[Path]:
+    dirs = [data_path("carriers")]
+    if os.environ.get("TRACKER_CONFIG_DIR"):
+        dirs.append(Path(os.environ["TRACKER_CONFIG_DIR"]) / "carriers")
+    if os.environ.get("TRACKER_CARRIERS_DIR"):
+        dirs.append(Path(os.environ["TRACKER_CARRIERS_DIR"]))
+    return dirs
+
+
+def carrier_files(dirs: list[Path] | None = None) -> dict[str, Path]:
+    """Carrier file stem -> its path, a later folder's file winning."""
+    files: dict[str, Path] = {}
+    for folder in dirs if dirs is not None else carrier_dirs():
+        if folder.is_dir():
+            for path in sorted(folder.glob("*.toml")):
+                files[path.stem] = path
+    return files
+
+
+def read_settings(path: Path) -> dict:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path}: not valid TOML: {exc}") from exc
+
+
+def declared_number_patterns(dirs: list[Path] | None = None) -> dict[str, str]:
+    """Carrier name -> its file's `number_pattern`, as `tracker.carriers.number_patterns` gives them for loaded
+    carriers (an aggregator, a `fallback` file, takes any number and so recognises none)."""
+    out: dict[str, str] = {}
+    for path in carrier_files(dirs).values():
+        settings = read_settings(path)
+        if settings.get("fallback") or "number_pattern" not in settings:
+            continue
+        out[str(settings.get("name", path.stem))] = str(settings["number_pattern"])
+    return dict(sorted(out.items()))
