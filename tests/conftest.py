@@ -8,6 +8,21 @@ from click.testing import CliRunner
 from tracker.db import open_db
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _model_cache(tmp_path_factory):
+    """Rebuilt models are cached in a folder of the test session, not the user's (see tracker.detection.persistence)."""
+    import os
+
+    folder = tmp_path_factory.mktemp("model-cache")
+    previous = os.environ.get("TRACKER_CACHE_DIR")
+    os.environ["TRACKER_CACHE_DIR"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("TRACKER_CACHE_DIR", None)
+    else:
+        os.environ["TRACKER_CACHE_DIR"] = previous
+
+
 @pytest.fixture
 def db_path(tmp_path):
     return tmp_path / "tracker.db"

@@ -16,6 +16,7 @@ A file written by an older tracker as a pickle (`.joblib`) is refused the same w
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import platform
@@ -114,9 +115,10 @@ def check_versions(path: str | Path, metadata: dict[str, Any], remedy: str) -> N
 
 def load_model(path: str | Path, expected_sha256: str | None = None, *, metadata: dict[str, Any] | None = None,
                remedy: str = "train it again") -> Any:
-    """Load a model after checking its SHA-256, the scikit-learn it was made with and the types it names."""
-    import skops.io as sio
-
+    """Load a model after checking its SHA-256, the scikit-learn it was made with and the types it names. A file
+    read once is kept rebuilt in this user's cache (`load_cache_dir`), under its SHA-256 and the library versions:
+    skops must import every estimator scikit-learn has to know which types to trust (about a second), and a
+    `tracker detect` that rescores a few orders should not pay that each time."""
     path = Path(path)
     if path.suffix != SUFFIX:
         raise ModelIntegrityError(f"{path}: a pickled model from an older tracker (it would run code when read); "
@@ -134,6 +136,89 @@ def load_model(path: str | Path, expected_sha256: str | None = None, *, metadata
             "the file was changed or replaced, refusing to load it (retrain with 'tracker train')"
         )
     check_versions(path, metadata, remedy)
+    cached = _cache_file(actual)
+    model = _read_cache(cached)
+    if model is not None:
+        return model
+    model = _load_skops(path, remedy)
+    _write_cache(cached, model)
+    return model
+
+
+def load_cache_dir() -> Path | None:
+    """Where rebuilt models are kept: $TRACKER_CACHE_DIR, else $XDG_CACHE_HOME/tracker or ~/.cache/tracker;
+    None (no cache) when it is set to an empty value."""
+    import os
+
+    configured = os.environ.get("TRACKER_CACHE_DIR")
+    if configured is not None:
+        return Path(configured) / "models" if configured else None
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "tracker" / "models"
+
+
+def _cache_file(sha256: str) -> Path | None:
+    import platform
+
+    import numpy
+    import sklearn
+
+    folder = load_cache_dir()
+    if folder is None:
+        return None
+    key = f"{sha256}-sklearn{sklearn.__version__}-numpy{numpy.__version__}-py{platform.python_version()}"
+    return folder / f"{key}.pickle"
+
+
+def _read_cache(cached: Path | None) -> Any:
+    """The rebuilt model kept for this file, if this user wrote it (a file others may write is ignored)."""
+    import os
+    import pickle
+    import stat
+
+    if cached is None:
+        return None
+    try:
+        info = cached.lstat()
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+            return None
+        folder = cached.parent.lstat()
+        if folder.st_uid != os.getuid() or folder.st_mode & 0o022:
+            return None
+        with open(cached, "rb") as fh:
+            return pickle.load(fh)  # noqa: S301 - written by this user from a verified skops file (see docstring)
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError):
+        return None
+
+
+def _write_cache(cached: Path | None, model: Any) -> None:
+    """Keep the rebuilt model for the next run (0600 in a 0700 folder; atomically); a cache that cannot be
+    written is no cache."""
+    import os
+    import pickle
+    import tempfile
+
+    if cached is None:
+        return
+    try:
+        cached.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cached.parent, prefix=".model-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                pickle.dump(model, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, cached)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    except (OSError, pickle.PicklingError, TypeError, AttributeError):
+        return
+
+
+def _load_skops(path: Path, remedy: str) -> Any:
+    import skops.io as sio
+
     try:
         untrusted = sio.get_untrusted_types(file=path)
         foreign = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]

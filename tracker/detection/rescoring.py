@@ -120,20 +120,13 @@ def due_times(transform: Any, frame: pd.DataFrame, rows: np.ndarray, features: p
     return np.maximum(due, as_of_jd), timed
 
 
-def binning(model: Any) -> tuple[Any, Any] | None:
-    """The model's own binning of a feature matrix and its score of binned rows, bit for bit its score of the
-    matrix (`detectors.classifier.FraudClassifier.bins` / `fraud_probability_of_bins`); None where the model has
-    no such walk. A stored row of bins whose seller columns are binned again scores as the whole row would."""
-    classifier = model.named_steps["classifier"]
-    bins, score = getattr(classifier, "bins", None), getattr(classifier, "fraud_probability_of_bins", None)
-    if bins is None or score is None:
-        return None
-    try:
-        if bins(np.zeros((1, classifier.n_features_in_))) is None:
-            return None
-    except (AttributeError, TypeError, ValueError):
-        return None
-    return bins, score
+def binning(model: Any) -> Any:
+    """The model's input kept as bytes per row and its score of such rows, bit for bit its score of the rows
+    (`detectors.classifier.BinnedInput`); None where the model cannot. A stored row of bytes whose seller columns
+    are binned again scores as the whole row would."""
+    from detectors.classifier import binned_input
+
+    return binned_input(model.named_steps["classifier"])
 
 
 def shown_features(reasons: list[str], names: list[str], groups: dict[str, str]) -> np.ndarray:

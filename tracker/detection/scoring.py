@@ -164,7 +164,9 @@ def _bins_of(loaded: Any, matrix: np.ndarray, rows: np.ndarray, n: int) -> np.nd
     walk = rescoring.binning(loaded.model)
     if walk is None:
         return None
-    binned = walk[0](matrix)
+    binned = walk.bins(matrix)
+    if binned is None:
+        return None
     out = np.zeros((n, binned.shape[1]), dtype=np.uint8)
     out[rows] = binned
     return out
@@ -245,9 +247,11 @@ def _score_some(db: sqlite_utils.Database, plan: Plan, loaded: Any, examined: se
         at = [names.index(name) for name in seller_columns if name in names]
         for j in at:
             probe[:, j] = seller_columns[names[j]]
-        binned[:, at] = walk[0](probe)[:, at]
-        score = walk[1](binned)
-        updated.bins[crossed] = binned
+        if walk.rebin(binned, probe, at):
+            score = walk.fraud_probability(binned)
+            updated.bins[crossed] = binned
+        else:  # a value a byte cannot keep: every one of them read whole
+            score = np.full(len(crossed), np.inf)
         low = score < min_score
         ids = readers.ids_of_rowids(conn, updated.entries["order"][crossed[low]])
         if len(ids) == int(low.sum()):  # every one still in the store (else: all read whole)
