@@ -151,18 +151,12 @@ def table(results: dict) -> str:
 
 def write_docs(results: dict, page: Path = PAGE) -> None:
     s = results["settings"]
-    body = (
-        f"{START}\n"
-        f"`python -m bench.generalisation --worlds {s['worlds']} --outside {s['outside']} --orders {s['orders']} "
-        f"--first-seed {s['first_seed']}` (model: the shipped default, untrained on these worlds):\n\n"
-        f"{table(results)}\n{END}"
-    )
-    text = page.read_text(encoding="utf-8")
-    if START in text:
-        text = text[: text.index(START)] + body + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + body + "\n"
-    page.write_text(text, encoding="utf-8")
+    from tracker.doc_blocks import write_block
+
+    write_block(page, START, END,
+                f"`python -m bench.generalisation --worlds {s['worlds']} --outside {s['outside']} --orders "
+                f"{s['orders']} --first-seed {s['first_seed']}` (model: the shipped default, untrained on these "
+                f"worlds):\n\n{table(results)}")
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -120,11 +120,12 @@ def main() -> None:
     if "--write" not in sys.argv:
         print(block)
         return
-    text = PAGE.read_text()
-    if START not in text or END not in text:
-        raise SystemExit("docs/performance.md: bench markers not found")
-    text = text[: text.index(START)] + block + text[text.index(END) + len(END):]
-    PAGE.write_text(text)
+    from tracker.doc_blocks import write_block
+
+    try:
+        write_block(PAGE, START, END, table(results), append=False)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
     print("docs/performance.md benchmark table updated")
 
 

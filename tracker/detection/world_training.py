@@ -416,15 +416,11 @@ def held_out_markdown(meta: dict[str, Any]) -> str:
 def write_docs(meta: dict[str, Any], page: Path | None = None) -> None:
     page = page or Path(__file__).resolve().parents[2] / "docs" / "detection.md"
     blend = ", ".join(f"{name} {weight:.0%}" for name, weight in meta["blend"].items())
-    body = (f"{DOCS_START}\n`python -m tracker.detection.world_training`: the shipped model ({meta['candidate']}; "
-            f"{blend}) on its report worlds, which neither trained nor chose it:\n\n{held_out_markdown(meta)}\n"
-            f"{DOCS_END}")
-    text = page.read_text(encoding="utf-8")
-    if DOCS_START in text:
-        text = text[: text.index(DOCS_START)] + body + text[text.index(DOCS_END) + len(DOCS_END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + body + "\n"
-    page.write_text(text, encoding="utf-8")
+    from tracker.doc_blocks import write_block
+
+    write_block(page, DOCS_START, DOCS_END,
+                f"`python -m tracker.detection.world_training`: the shipped model ({meta['candidate']}; {blend}) on "
+                f"its report worlds, which neither trained nor chose it:\n\n{held_out_markdown(meta)}")
 
 
 if __name__ == "__main__":
