@@ -16,6 +16,7 @@ Target: at a million orders, opening the cases takes at most 5 s. Run alone: `py
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from datetime import timedelta
@@ -97,6 +98,7 @@ def run(n_orders: int, workdir: Path) -> dict:
     every = list_cases(db, as_of=as_of)
     list_s = time.perf_counter() - started
     first = db.conn.execute("SELECT min(id) FROM cases").fetchone()[0]
+    shutil.rmtree(workdir / "packet", ignore_errors=True)  # an earlier run's packet: each run writes its own
     started = time.perf_counter()
     if first is not None:
         export_case(db, first, workdir / "packet", as_of=as_of)

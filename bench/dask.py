@@ -1,7 +1,7 @@
 """Benchmark of `tracker detect --engine dask` against the in-process `tracker detect --full`, side by side.
 
-`run(n_orders, workdir)` builds the synthetic store of `bench.detect` (about 8 scans per order; built once and
-copied), then, each in a fresh process:
+`run(n_orders, workdir)` copies the store this size's run imported from the generated world (`bench.store`: its
+reuse clusters, sellers and chat; built now if no earlier area left one), then, each in a fresh process:
 
 - in process: `tracker detect --full` (facts, rules, scores, cases) on one copy;
 - on a cluster: `tracker detect --engine dask` on another copy, a LocalCluster of 2 worker processes (one thread
@@ -13,7 +13,7 @@ copied), then, each in a fresh process:
   at this bucket size).
 
 Both answers are compared (`bench.parity.digest`: flags and scores). Peak memory is that of the whole process
-tree (`bench.detect.TreeMemory`: the cluster's scheduler and workers included). On 2 cores a cluster of 2
+tree (`bench.store.TreeMemory`: the cluster's scheduler and workers included). On 2 cores a cluster of 2
 workers shares them with its scheduler and the client; what it shows is the cost of going through Parquet and
 Dask, not a speed-up. Run alone: `python -m bench.dask 100000`.
 """
@@ -25,46 +25,54 @@ import shutil
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-AS_OF_DAYS = 150
+
+def _as_of() -> Any:
+    from bench.store import AS_OF
+    from tracker.timeutil import parse_time
+
+    return parse_time(AS_OF)
 
 
 def _base(workdir: Path, n_orders: int) -> tuple[Path, dict]:
-    """The synthetic store of `bench.detect`, built once per version of its builder."""
-    import hashlib
-    import inspect
-    import json
+    """The store this size's run imported from the generated world, and its orders and scans."""
+    import sqlite3
 
-    from bench.detect import _synth_chunk, synth
-    from tracker.db import open_db
+    from bench import store
 
-    recipe = hashlib.sha256((inspect.getsource(synth) + inspect.getsource(_synth_chunk)).encode()).hexdigest()[:12]
-    base = workdir / f"dask-{n_orders}-{recipe}.base.db"
-    sizes_file = base.with_suffix(".json")
-    if base.exists() and sizes_file.exists():
-        return base, json.loads(sizes_file.read_text())
-    for old in workdir.glob(f"dask-{n_orders}-*.base.*"):
-        old.unlink()
-    db = open_db(base)
-    sizes = synth(db, n_orders)
-    db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    db.close()
-    sizes_file.write_text(json.dumps(sizes))
+    base = store.store(n_orders, store.shared(workdir, n_orders))
+    conn = sqlite3.connect(base)
+    sizes = {"orders": conn.execute("SELECT count(*) FROM orders").fetchone()[0],
+             "events": conn.execute("SELECT count(*) FROM tracking_events").fetchone()[0]}
+    conn.close()
     return base, sizes
 
 
+class _Tree:
+    """The peak memory of this process and every child it starts, while the block runs."""
+
+    def __enter__(self) -> _Tree:
+        import os
+
+        from bench.store import TreeMemory
+
+        self.memory = TreeMemory(os.getpid())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.peak_mb = self.memory.stop()
+
+
 def _in_process(path: str) -> dict:
-    from bench.detect import START, TreeMemory
     from tracker.db import open_db
     from tracker.detection import pipeline
 
     db = open_db(path)
     t = time.perf_counter()
-    with TreeMemory() as tree:
-        summary = pipeline.detect(db, START + timedelta(days=AS_OF_DAYS), full=True)
+    with _Tree() as tree:
+        summary = pipeline.detect(db, _as_of(), full=True)
     seconds = time.perf_counter() - t
     db.close()
     return {"local_s": round(seconds, 2), "local_peak_rss_mb": round(tree.peak_mb, 1),
@@ -90,14 +98,13 @@ def _on_cluster(path: str, workers: int) -> dict:
 
     from distributed import Client, LocalCluster, get_task_stream
 
-    from bench.detect import START, TreeMemory
     from tracker.db import open_db
     from tracker.detection import cluster
 
     db = open_db(path)
-    as_of = START + timedelta(days=AS_OF_DAYS)
+    as_of = _as_of()
     out: dict = {"workers": workers}
-    with TreeMemory() as tree:
+    with _Tree() as tree:
         t = time.perf_counter()
         with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                           silence_logs=logging.ERROR) as local, Client(local):
@@ -134,10 +141,9 @@ def _rows(destination: Any, manifest: Any, table: str, bucket: int) -> int:
 def _one_bucket(path: str) -> dict:
     """The largest bucket's tasks one after another in this (fresh) process: its peak memory over the process's
     own after its imports, what one worker needs per task at this bucket size."""
-    from bench.detect import START
     from tracker import config
     from tracker.db import open_db
-    from tracker.detection import bucket_tasks, flagging, registry, store
+    from tracker.detection import bucket_tasks, flagging, readers, registry, store
     from tracker.detection.buckets import Run
     from tracker.mirror.layout import Destination
 
@@ -146,20 +152,21 @@ def _one_bucket(path: str) -> dict:
     destination = Destination(dest)
     manifest = destination.read_manifest()
     rules = flagging.all_rules()
-    run = Run(dest, manifest, START + timedelta(days=AS_OF_DAYS), flagging.load_settings(),
+    run = Run(dest, manifest, _as_of(), flagging.load_settings(),
               dict(config.load("model").get("scoring", {})), tuple((r.code, r.version) for r in rules),
               store.disputes(db.conn, None))
     sizes = {b: _rows(destination, manifest, "orders", b) for b in range(run.buckets)}  # from the files' footers
     bucket = max(sizes, key=sizes.get)
     model, messages = registry.load_active_model(db).model, registry.message_model()
+    typical = readers.kept_typical_transit(db.conn) or readers.typical_transit(db.conn)  # the cluster's run kept it
     base = _resident_mb("VmRSS")
     with open("/proc/self/clear_refs", "w") as fh:  # the peak (VmHWM) from here on: the tasks', not the set-up's
         fh.write("5")
     t = time.perf_counter()
     bucket_tasks.facts_and_candidates(bucket, run)
     bucket_tasks.rules(bucket, run, bucket_tasks.Corrections(), messages)
-    bucket_tasks.book(bucket, run)
-    bucket_tasks.scores(bucket, run, model)
+    bucket_tasks.book(bucket, run, typical)
+    bucket_tasks.scores(bucket, run, model, typical)
     seconds = time.perf_counter() - t
     events = _rows(destination, manifest, "events", bucket)
     db.close()
@@ -174,7 +181,7 @@ def _resident_mb(field: str) -> float:
 
 
 def run(n_orders: int, workdir: Path, workers: int = 2) -> dict:
-    from bench import parity
+    from bench import parity, store
 
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -187,7 +194,7 @@ def run(n_orders: int, workdir: Path, workers: int = 2) -> dict:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{stores[name]}{suffix}").unlink(missing_ok=True)
         shutil.rmtree(stores[name].with_suffix(".parquet"), ignore_errors=True)
-        shutil.copyfile(base, stores[name])
+        store.copy_store(base, stores[name])
     # fresh processes for clean memory figures (not Pool workers: those are daemons, and detect starts children)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
@@ -197,10 +204,9 @@ def run(n_orders: int, workdir: Path, workers: int = 2) -> dict:
     same = parity.digest(stores["local"]) == parity.digest(stores["dask"])
     with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
         dask |= pool.submit(_one_bucket, str(stores["dask"])).result()
-    for store in stores.values():
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{store}{suffix}").unlink(missing_ok=True)
-        shutil.rmtree(store.with_suffix(".parquet"), ignore_errors=True)
+    for path in stores.values():
+        store.remove_store(path)
+        shutil.rmtree(path.with_suffix(".parquet"), ignore_errors=True)
     return {"orders": sizes["orders"], "events": sizes["events"], "build_s": round(build_s, 2),
             "store_mb": round(base.stat().st_size / 2**20, 1), **local,
             **{k: v for k, v in dask.items() if k not in ("flags", "scored")},

@@ -21,6 +21,7 @@ The store after the full run is left for the model, cases and dashboard areas. R
 from __future__ import annotations
 
 import hashlib
+import re
 import sqlite3
 import sys
 import time
@@ -63,11 +64,9 @@ def digest(path: Path) -> dict[str, str]:
 
 
 def _count(text: str, word: str) -> int | None:
-    words = text.replace(",", " ").split()
-    for i, w in enumerate(words[1:], start=1):
-        if w == word and words[i - 1].isdigit():
-            return int(words[i - 1])
-    return None
+    """The number before `word` in detect's summary line ("examined 1000 orders: ..., 66 scored, ...")."""
+    found = re.findall(rf"(\d+) {word}\b", text)
+    return int(found[-1]) if found else None
 
 
 def _figures(result: dict) -> dict:

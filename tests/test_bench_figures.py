@@ -1,0 +1,29 @@
+"""The bench reads its figures from what the commands print: `tracker detect`'s summary line gives the orders
+examined and scored of each run (the "orders examined / scored" row of docs/performance.md)."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bench.detect import _figures
+from tracker.detection.pipeline import DetectSummary
+
+counts = st.integers(min_value=0, max_value=10**7)
+
+
+@given(examined=counts, raised=counts, scored=counts, opened=counts, updated=counts)
+def test_examined_and_scored_come_from_detects_own_summary_line(examined: int, raised: int, scored: int,
+                                                                 opened: int, updated: int) -> None:
+    line = DetectSummary(examined=examined, flags_raised=raised, scored=scored, cases_opened=opened,
+                         cases_updated=updated).line()
+    figures = _figures({"s": 1.0, "cpu_s": 1.0, "peak_mb": 10.0, "out": f"some note\n{line}",
+                        "stages": {"rules": 0.5}})
+    assert figures["examined"] == examined
+    assert figures["scored"] == scored
+    assert figures["rules_s"] == 0.5
+
+
+def test_a_run_that_prints_no_summary_has_no_counts() -> None:
+    figures = _figures({"s": 1.0, "cpu_s": 1.0, "peak_mb": 10.0, "out": "nothing to say", "stages": {}})
+    assert "examined" not in figures and "scored" not in figures
