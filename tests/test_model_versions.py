@@ -26,6 +26,7 @@ from tracker.importers import import_file
 from tracker.timeutil import to_db
 from tracker.world import write_world
 
+ROOT = Path(__file__).resolve().parent.parent
 TRACKER = str(Path(sys.executable).with_name("tracker"))
 OLD = "1.0.2"  # a scikit-learn this install is not
 
@@ -130,3 +131,27 @@ def test_the_named_command_makes_a_refused_message_model_again(tmp_path, monkeyp
         assert world_training.ensure_message_model() is False  # vouched for now: left alone
     finally:
         registry.forget_message_model()
+
+
+@pytest.mark.parametrize("name", ["classifier.json", "message_model.json"])
+def test_the_lock_installs_the_libraries_the_shipped_models_were_made_with(name):
+    """A fresh `make install` reproduces the pins; the shipped models must be the pins' own, or every fresh
+    install refuses them (`make lock --upgrade` needs the models made again)."""
+    from packaging.utils import canonicalize_name
+
+    pins = {}
+    for line in (ROOT / "requirements" / "constraints.txt").read_text().splitlines():
+        if "==" in line and not line.lstrip().startswith("#"):
+            package, version = line.split("==", 1)
+            pins[canonicalize_name(package.strip())] = version.strip()
+    recorded = json.loads(config.data_path("models", name).read_text())["library_versions"]
+    for package in ("scikit-learn", "numpy", "scipy", "skops"):
+        assert pins[package] == recorded[package], (package, pins[package], recorded[package])
+
+
+def test_make_install_and_ci_install_from_the_lock():
+    dry = subprocess.run(["make", "-n", "-B", "-C", str(ROOT), "install"], capture_output=True, text=True,
+                         check=True).stdout
+    installs = [line for line in dry.splitlines() if "pip install" in line]
+    assert installs and all("-c requirements/constraints.txt" in line for line in installs), installs
+    assert "make test" in (ROOT / ".ci" / "run").read_text()  # and `make test` installs through `make install`
