@@ -78,7 +78,7 @@ def load_default() -> LoadedModel:
     try:
         meta = persistence.read_metadata(DEFAULT_MODEL_PATH)
         model = persistence.load_model(DEFAULT_MODEL_PATH, metadata=meta, remedy=(
-            f"make it again with '{REBUILD_DEFAULT}' (a few minutes, with a progress bar)"))
+            f"make it again with '{REBUILD_DEFAULT}' (a minute or two, with a progress bar)"))
     except persistence.ModelIntegrityError as exc:
         raise RunFailure(str(exc)) from None
     return check_features(LoadedModel(meta.get("id") or f"default-{meta['sha256'][:12]}", model, meta))
