@@ -131,7 +131,8 @@ def test_evaluate_prints_model_and_flag_count_figures(labelled, run_cli):
     _, path = labelled
     result = run_cli("evaluate", "--labels", path, "--as-of", to_db(AS_OF))
     assert result.exit_code == 0, result.output
-    for needle in ("PR-AUC", "precision at 20", "classifier", "flag count", "recall fast", "recall reuse"):
+    for needle in ("PR-AUC", "precision at 20", "local model", "shipped", "flag count", "recall fast", "recall reuse",
+                   "shipped model on generated worlds it never saw", "settings outside them"):
         assert needle in result.output
     as_json = json.loads(
         run_cli("evaluate", "--labels", path, "--as-of", to_db(AS_OF), "--format", "json").output
