@@ -143,6 +143,37 @@ def test_a_low_severity_note_adds_nothing_to_a_score(world):
             db.execute("DELETE FROM flags WHERE rule_version = 'test'")
 
 
+
+def test_a_low_unknown_number_note_alone_cannot_raise_an_order_into_a_case(world):
+    from tracker.cases.settings import load_settings
+    from tracker.cases.sync import sync_cases
+
+    db, labels = world
+    threshold = load_settings().score_threshold
+    scoring.score_orders(db, set(), AS_OF, full=True)
+    # the unflagged orders without a case scored closest below the threshold: the ones a note could tip over
+    closest = [r[0] for r in db.execute(
+        "SELECT s.order_id FROM scores s WHERE s.score < ? AND NOT EXISTS (SELECT 1 FROM flags f WHERE "
+        "f.order_id = s.order_id AND f.resolved_at IS NULL) AND NOT EXISTS (SELECT 1 FROM cases c WHERE "
+        "c.order_id = s.order_id) ORDER BY s.score DESC LIMIT 10", [threshold])]
+    assert len(closest) == 10
+    with db.conn:
+        db.conn.executemany(
+            "INSERT INTO flags(order_id, code, severity, explanation, detected_at, rule_version) VALUES "
+            "(?, 'invalid_tracking_number', 'low', 'unknown format', '2026-11-01T00:00:00Z', 'test')",
+            [(o,) for o in closest])
+    try:
+        scoring.score_orders(db, set(), AS_OF, full=True)
+        sync_cases(db, set(closest), AS_OF)
+        marks = ",".join("?" * len(closest))
+        assert db.execute(f"SELECT max(score) FROM scores WHERE order_id IN ({marks})", closest).fetchone()[0] \
+            < threshold
+        assert db.execute(f"SELECT count(*) FROM cases WHERE order_id IN ({marks})", closest).fetchone()[0] == 0
+    finally:
+        with db.conn:
+            db.execute("DELETE FROM flags WHERE rule_version = 'test'")
+
+
 def test_the_shipped_model_reads_only_features_this_version_computes(shipped):
     assert set(shipped.model.named_steps["features"].get_feature_names_out()) <= set(FEATURES)
 

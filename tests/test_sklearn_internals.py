@@ -69,3 +69,34 @@ def test_bin_edges_say_where_a_score_can_change(booster):
     # and crossing the edges does change some
     moved[:, 0] = X[:, 0] + 3
     assert not np.array_equal(booster.decision_function(moved), before)
+
+
+def test_the_shipped_model_still_has_every_private_part_read():
+    from tracker.detection import registry
+
+    classifier = registry.load_default().model.named_steps["classifier"]
+    boosters = [part.booster_ for _name, part in classifier.parts if hasattr(part, "booster_")]
+    assert boosters, "the shipped model has no boosted part to read"
+    for booster in boosters:
+        internals.check(booster)
+
+
+def test_no_other_module_reaches_into_scikit_learn_privately():
+    """Every private scikit-learn name is read here and checked by `check`: nowhere else in the project."""
+    import inspect
+    import re
+    from pathlib import Path
+
+    root = Path(internals.__file__).resolve().parents[1]
+    private = re.compile(r"\._(bin_mapper|baseline_prediction|predictors)\b|sklearn\.\w+(\.\w+)*\._\w+")
+    own = Path(internals.__file__).resolve()
+    assert private.search(own.read_text())  # the pattern still finds this module's own reads
+    source = inspect.getsource(internals.check)
+    for name in ("_bin_mapper", "_baseline_prediction", "_predictors", "_openmp_effective_n_threads"):
+        assert name in source, f"check() no longer guards {name}"
+    offenders = [f"{path.relative_to(root)}:{n}" for folder in ("detectors", "tracker", "bench")
+                 for path in sorted((root / folder).rglob("*.py")) if path.resolve() != own
+                 for n, line in enumerate(path.read_text().splitlines(), 1) if private.search(line)]
+    assert not offenders, "private scikit-learn parts read outside detectors/sklearn_internals.py: " + ", ".join(
+        offenders)
+

@@ -80,3 +80,21 @@ def test_the_same_recipe_makes_the_same_model(built):
     X = world.columns(meta["features"])  # noqa: N806
     np.testing.assert_array_equal(again.named_steps["classifier"].predict_proba(X),
                                   model.named_steps["classifier"].predict_proba(X))
+
+
+def test_the_model_made_round_trips_through_its_skops_file_bit_for_bit(built, tmp_path):
+    from tracker.detection import persistence
+
+    work, model, meta, _seen = built
+    path = tmp_path / "classifier.skops"
+    persistence.save_model(model, path, meta)
+    again = persistence.load_model(path)  # SHA-256, scikit-learn version and types checked on the way
+    world = world_training.load_worlds(world_training.recipe(SMALL).report, work, world_training.recipe(SMALL).as_of)[0]
+    # the whole pipeline from the world's feature frame, as scoring calls it, and each part's contributions
+    np.testing.assert_array_equal(again.predict_proba(world.frame), model.predict_proba(world.frame))
+    X = world.columns(meta["features"])  # noqa: N806
+    classifier, loaded = model.named_steps["classifier"], again.named_steps["classifier"]
+    np.testing.assert_array_equal(loaded.decision_function(X), classifier.decision_function(X))
+    (mine, base), (theirs, base_again) = classifier.contributions(X), loaded.contributions(X)
+    np.testing.assert_array_equal(theirs, mine)
+    assert base_again == base

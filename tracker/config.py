@@ -22,6 +22,21 @@ def data_path(*parts: str) -> Path:
     return DATA_DIR.joinpath(*parts)
 
 
+def model_path(name: str, *, for_writing: bool = False) -> Path:
+    """A shipped model file (`classifier.skops`, `message_model.skops`).
+
+    `$TRACKER_MODEL_DIR` names a folder of this install's own models (made again after a library upgrade, when
+    data/models/ is not writable): a model is written there, and read from there when its file is there,
+    else from data/models/.
+    """
+    override = os.environ.get("TRACKER_MODEL_DIR")
+    if override:
+        mine = Path(override) / name
+        if for_writing or mine.exists() or mine.with_suffix(".json").exists():
+            return mine
+    return data_path("models", name)
+
+
 def default_db_path() -> str:
     return os.environ.get("TRACKER_DB") or str(Path("data") / "tracker.db")
 

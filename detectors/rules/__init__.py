@@ -104,6 +104,11 @@ EventsOf = Callable[[set[str]], Iterable[dict[str, Any]]]
 Pressure = Callable[[list[str]], list[float]]
 
 
+class ModelRefused(Exception):  # noqa: N818 - a refusal, not a bug
+    """Raised by a `Pressure` whose model exists but cannot be vouched for (made with another scikit-learn):
+    the run stops with its one line instead of falling back to the phrase baseline."""
+
+
 class RuleContext:
     """What a rule may read: the examined orders' frame, their events, messages, disputes, settings and `as_of`.
 

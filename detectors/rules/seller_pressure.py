@@ -13,7 +13,7 @@ import logging
 import re
 
 from detectors import pressure
-from detectors.rules import Finding, Pressure, RuleContext, rule, stamp
+from detectors.rules import Finding, ModelRefused, Pressure, RuleContext, rule, stamp
 from detectors.view import jd_to_text
 
 CODE = "seller_pressure"
@@ -53,6 +53,8 @@ def score_messages(texts: list[str], method: str = "model", topics: tuple[str, .
             model_scores = model(candidates)
             phrase_scores = [max(a, b) for a, b in zip(model_scores, phrase_scores, strict=True)]
             used = "model+phrases"
+        except ModelRefused:
+            raise  # present but made with another scikit-learn: refused, not replaced by the phrases
         except Exception as exc:  # noqa: BLE001 - any failure of the model falls back, visibly
             log.warning("seller_pressure: message model unavailable (%s); using the phrase baseline", exc)
     for i, score in zip(idx, phrase_scores, strict=True):

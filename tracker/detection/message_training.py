@@ -2,7 +2,7 @@
 
 Reads the labelled seller messages the project ships (`data/messages/labelled.csv`), cross-validates the model
 of `detectors.message_model` with whole paraphrase families held out, fits it on every message and writes it
-with its metadata to `data/models/message_model.skops` (skops, see `tracker.detection.persistence`).
+with its metadata to `data/models/message_model.skops` (or `$TRACKER_MODEL_DIR`) (skops, see `tracker.detection.persistence`).
 """
 
 from __future__ import annotations
@@ -27,9 +27,11 @@ def load_labelled(path: str | Path = LABELLED_PATH) -> tuple[list[str], np.ndarr
         return message_model.labelled(csv.DictReader(fh))
 
 
-def train_and_save(path: str | Path = registry.MESSAGE_MODEL_PATH, labelled: str | Path = LABELLED_PATH, *,
+def train_and_save(path: str | Path | None = None, labelled: str | Path = LABELLED_PATH, *,
                    seed: int = 0) -> dict[str, Any]:
-    """Cross-validate, fit on every message, write the model and its metadata; return the metadata."""
+    """Cross-validate, fit on every message, write the model and its metadata (data/models/, or
+    $TRACKER_MODEL_DIR when set); return the metadata."""
+    path = path or config.model_path("message_model.skops", for_writing=True)
     texts, labels, families = load_labelled(labelled)
     metrics = message_model.cross_validate(texts, labels, families, seed=seed)
     model = message_model.build_pipeline(seed=seed).fit(texts, labels)

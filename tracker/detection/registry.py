@@ -19,12 +19,14 @@ from typing import Any
 import sqlite_utils
 
 from detectors.features import FEATURE_GROUPS
+from detectors.rules import ModelRefused
 from tracker import config
 from tracker.detection import persistence
 from tracker.errors import RunFailure
 
-DEFAULT_MODEL_PATH = config.data_path("models", "classifier.skops")
-MESSAGE_MODEL_PATH = config.data_path("models", "message_model.skops")
+# data/models/, or this install's own copies in $TRACKER_MODEL_DIR (config.model_path)
+DEFAULT_MODEL_PATH = config.model_path("classifier.skops")
+MESSAGE_MODEL_PATH = config.model_path("message_model.skops")
 KIND = "classifier"
 REBUILD_DEFAULT = "python -m tracker.detection.world_training"
 REBUILD_MESSAGES = "python -m tracker.detection.message_training"
@@ -76,7 +78,7 @@ def load_default() -> LoadedModel:
     try:
         meta = persistence.read_metadata(DEFAULT_MODEL_PATH)
         model = persistence.load_model(DEFAULT_MODEL_PATH, metadata=meta, remedy=(
-            f"make it again with '{REBUILD_DEFAULT}' (a few minutes), or train your own with 'tracker train'"))
+            f"make it again with '{REBUILD_DEFAULT}' (a minute or two, with a progress bar)"))
     except persistence.ModelIntegrityError as exc:
         raise RunFailure(str(exc)) from None
     return check_features(LoadedModel(meta.get("id") or f"default-{meta['sha256'][:12]}", model, meta))
@@ -118,6 +120,11 @@ def check_features(loaded: LoadedModel) -> LoadedModel:
 
 # ------------------------------------------------------------------------------------------- message model
 
+
+class VersionRefused(RunFailure, ModelRefused):
+    """The message model was made with another scikit-learn: the rules stop too (not the phrase baseline)."""
+
+
 _lock = threading.Lock()
 _message_model: list[Any] = []
 
@@ -129,6 +136,8 @@ def message_model() -> Any:
             try:
                 _message_model.append(persistence.load_model(
                     MESSAGE_MODEL_PATH, remedy=f"make it again with '{REBUILD_MESSAGES}' (seconds)"))
+            except persistence.ModelVersionMismatch as exc:
+                raise VersionRefused(str(exc)) from None
             except persistence.ModelIntegrityError as exc:
                 raise RunFailure(str(exc)) from None
         return _message_model[0]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -41,8 +42,9 @@ from sklearn.metrics import average_precision_score
 
 from detectors.classifier import FraudClassifier, RulesPrior, monotonic_cst, prior_columns
 from detectors.features import FEATURES, OrderFeatures
+from tracker import config
 from tracker.detection import persistence, registry, training
-from tracker.errors import BadInput
+from tracker.errors import BadInput, RunFailure
 from tracker.timeutil import now, to_db
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -345,21 +347,38 @@ def _stage(progress: Progress | None, name: str) -> Progress | None:
 def train_default(work: str | Path | None = None, *, jobs: int = 2,
                   progress: Progress | None = None) -> dict[str, Any]:
     """Build the shipped default model from generated worlds (`tracker.detection.world_training`) and write
-    data/models/classifier.skops with its metadata; return the metadata."""
+    data/models/classifier.skops (or $TRACKER_MODEL_DIR's) with its metadata; return the metadata."""
     model, meta = build(training.settings(), work, jobs=jobs, progress=progress)
     meta["created_at"] = to_db(now())
     meta["id"] = None  # set from the file's digest below: the id changes whenever the model does
-    written = persistence.save_model(model, registry.DEFAULT_MODEL_PATH, meta)
+    path = config.model_path("classifier.skops", for_writing=True)  # data/models/ or $TRACKER_MODEL_DIR
+    written = persistence.save_model(model, path, meta)
     written["id"] = f"default-{written['sha256'][:12]}"
-    persistence.metadata_path(registry.DEFAULT_MODEL_PATH).write_text(
-        json.dumps(written, indent=2, sort_keys=True, default=str) + "\n")
+    persistence.metadata_path(path).write_text(json.dumps(written, indent=2, sort_keys=True, default=str) + "\n")
+    registry.DEFAULT_MODEL_PATH = path
     return written
+
+
+def ensure_message_model() -> bool:
+    """Make the shipped message model again when this install cannot vouch for it (another scikit-learn): the
+    worlds' rules read it, so a library upgrade needs both made again. Return whether it was."""
+    try:
+        registry.message_model()
+        return False
+    except registry.VersionRefused:
+        pass  # made with another scikit-learn: made again below (a changed or missing file is not ours to replace)
+    from tracker.detection import message_training
+
+    meta = message_training.train_and_save()
+    registry.MESSAGE_MODEL_PATH = config.model_path("message_model.skops")
+    registry.forget_message_model()
+    print(f"message model made again with scikit-learn {meta['library_versions']['scikit-learn']}",
+          file=sys.stderr)
+    return True
 
 
 def _print_progress(stage: str, done: int, total: int) -> None:
     """A one-line progress bar on stderr, rewritten in place."""
-    import sys
-
     width = 30
     filled = int(width * done / max(total, 1))
     sys.stderr.write(f"\r{stage:<18} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
@@ -383,7 +402,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # through the package: the child processes building worlds import it, not __main__
     from tracker.detection import world_training
 
-    result = world_training.train_default(args.work, jobs=args.jobs, progress=_print_progress)
+    try:
+        world_training.ensure_message_model()
+        result = world_training.train_default(args.work, jobs=args.jobs, progress=_print_progress)
+    except (BadInput, RunFailure) as exc:
+        print(f"world_training: {exc}", file=sys.stderr)
+        raise SystemExit(2 if isinstance(exc, BadInput) else 1) from None
     summary = {k: result[k] for k in ("id", "candidate", "blend", "training_data", "sha256", "build_seconds")}
     summary["held_out"] = result["held_out"]["mean"]
     print(json.dumps(summary, indent=2, default=str))
