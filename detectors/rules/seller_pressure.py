@@ -38,7 +38,7 @@ def score_messages(texts: list[str], method: str = "model", topics: tuple[str, .
     lower-case substrings) are scored at all; the score is the larger of the `model`'s probability and the
     phrase baseline's 0/1.
     """
-    topic = re.compile("|".join(re.escape(t) for t in topics), re.I)
+    topic = pressure.Folded.of("|".join(re.escape(t) for t in topics))
     scores = [0.0] * len(texts)
     idx = [i for i, t in enumerate(texts) if topic.search(t)]
     if not idx:

@@ -8,6 +8,8 @@ city, the departure airport) never count.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -21,53 +23,61 @@ VERSION = "1"
 _WHAT = {"country": "country", "city": "city", "postcode": "postcode"}
 
 
-def _split(packed: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """'CC|City|Postcode' packed places -> three object arrays ('' when missing), split once per distinct value."""
-    array = packed.to_numpy(dtype=object)
+def _distinct(values: pd.Series | np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Each row's code among the column's distinct texts, and those texts with '' for a non-text and, last, ''
+    for code -1 (a missing value): one factorisation per column, every normalisation then runs per distinct text."""
+    array = values.to_numpy(dtype=object) if isinstance(values, pd.Series) else np.asarray(values, dtype=object)
     codes, uniques = pd.factorize(array, use_na_sentinel=True)
-    parts = [(u.split("|", 2) + ["", ""])[:3] if isinstance(u, str) else ["", "", ""] for u in uniques]
-    parts.append(["", "", ""])  # code -1: no destination-side scan
-    table = np.empty((len(parts), 3), dtype=object)
-    table[:, :] = parts
-    return table[codes, 0], table[codes, 1], table[codes, 2]
+    return codes, [u if isinstance(u, str) else "" for u in uniques] + [""]
 
 
-def _postcodes(values: np.ndarray, countries: np.ndarray) -> np.ndarray:
-    """places.normalize_postcode per (postcode, country) pair, computed once per distinct pair."""
-    v_codes, v_uniques = pd.factorize(values, use_na_sentinel=True)
-    c_codes, c_uniques = pd.factorize(countries, use_na_sentinel=True)
-    width = len(c_uniques) + 1
-    pair = (v_codes.astype(np.int64) + 1) * width + (c_codes.astype(np.int64) + 1)
+def _each(texts: list[str], fn: Any, dtype: Any = object) -> np.ndarray:
+    return np.array([fn(t) for t in texts], dtype=dtype)
+
+
+def _postcodes(p: tuple[np.ndarray, list[str]], c: tuple[np.ndarray, list[str]]) -> np.ndarray:
+    """places.normalize_postcode per row's (postcode, country), computed once per distinct pair of codes."""
+    (p_codes, p_texts), (c_codes, c_texts) = p, c
+    width = len(c_texts)
+    pair = (np.where(p_codes < 0, len(p_texts) - 1, p_codes).astype(np.int64) * width
+            + np.where(c_codes < 0, width - 1, c_codes))
     distinct, inverse = np.unique(pair, return_inverse=True)
-    v_text = [""] + [u if isinstance(u, str) else "" for u in v_uniques]
-    c_text = [""] + [u if isinstance(u, str) else "" for u in c_uniques]
-    mapped = np.array([places.normalize_postcode(v_text[p // width], c_text[p % width]) for p in distinct.tolist()]
-                      + [""], dtype=object)
+    mapped = np.array([places.normalize_postcode(p_texts[k // width], c_texts[k % width]) for k in distinct.tolist()],
+                      dtype=object)
     return mapped[inverse.reshape(-1)] if len(pair) else np.zeros(0, dtype=object)
 
 
-def _city_ascii(values: np.ndarray) -> np.ndarray:
-    return per_distinct(values, places.is_latin, dtype=bool)
+def _scan_places(packed: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """'CC|City|Postcode' packed places -> per row the normalised country, city, whether the city is written in
+    Latin letters, and the normalised postcode ('' and True for a missing place), each worked out once per
+    distinct packed value."""
+    codes, texts = _distinct(packed)
+    cc, city, latin, pc = [], [], [], []
+    for text in texts:
+        country, town, postcode = (text.split("|", 2) + ["", ""])[:3]
+        cc.append(places.normalize_country(country))
+        city.append(places.normalize_city(town))
+        latin.append(places.is_latin(town))
+        pc.append(places.normalize_postcode(postcode, country))
+    return (np.array(cc, dtype=object)[codes], np.array(city, dtype=object)[codes],
+            np.array(latin, dtype=bool)[codes], np.array(pc, dtype=object)[codes])
 
 
 def candidate_mask(o: pd.DataFrame) -> np.ndarray:
     """Vectorised: orders whose packed destination-side places disagree with their address.
 
-    Every normalisation runs once per distinct value (`per_distinct`), not once per order."""
-    o_cc = per_distinct(o["dest_country"], places.normalize_country)
-    o_city = per_distinct(o["dest_city"], places.normalize_city)
-    o_pc = _postcodes(o["dest_postcode"].to_numpy(dtype=object), o["dest_country"].to_numpy(dtype=object))
-    o_city_ascii = _city_ascii(o["dest_city"])
+    Each column is factorised once and every normalisation runs once per distinct value, not once per order."""
+    country, city = _distinct(o["dest_country"]), _distinct(o["dest_city"])
+    o_cc = _each(country[1], places.normalize_country)[country[0]]
+    o_city = _each(city[1], places.normalize_city)[city[0]]
+    o_city_ascii = _each(city[1], places.is_latin, bool)[city[0]]
+    o_pc = _postcodes(_distinct(o["dest_postcode"]), country)
     hit = np.zeros(len(o), dtype=bool)
     for col in ("country_side_min", "country_side_max"):
         s_cc = per_distinct(o[col], places.normalize_country)
         hit |= (o_cc != "") & (s_cc != "") & (o_cc != s_cc)
     for col in ("locality_min", "locality_max"):
-        cc, city, pc = _split(o[col])
-        s_cc = per_distinct(cc, places.normalize_country)
-        s_city_ascii = _city_ascii(city)
-        s_city = per_distinct(city, places.normalize_city)
-        s_pc = _postcodes(pc, cc)
+        s_cc, s_city, s_city_ascii, s_pc = _scan_places(o[col])
         hit |= (o_cc != "") & (s_cc != "") & (o_cc != s_cc)
         both_pc = (o_pc != "") & (s_pc != "")
         hit |= both_pc & (o_pc != s_pc)

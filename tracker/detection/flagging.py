@@ -124,10 +124,12 @@ def _evidence_json(evidence: dict[str, Any]) -> str:
 def _collect(rules: list[Rule], ctx: RuleContext) -> list[Finding]:
     findings: list[Finding] = []
     for r in rules:
+        started = time.perf_counter()
         for f in r.check(ctx):
             if f.code != r.code:
                 raise ValueError(f"rule {r.code} returned a finding with code {f.code}")
             findings.append(f)
+        log.debug("rules: %s in %.2f s", r.code, time.perf_counter() - started)
     return findings
 
 
