@@ -41,6 +41,13 @@ class Children:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 
+    def terminate(self) -> None:
+        """End them now, work under way included (a run that failed: nothing should wait for its helpers)."""
+        if self._pool is not None:
+            for process in list((getattr(self._pool, "_processes", None) or {}).values()):
+                process.terminate()
+            self.close()
+
     def release(self) -> None:
         """Let the idle ones end now and the busy ones once their work is done (its futures still answer)."""
         if self._pool is not None:

@@ -32,7 +32,7 @@ from detectors import view
 from detectors.rules import SEVERITIES, Finding, Rule, RuleContext, all_rules
 from tracker import config
 from tracker.db import get_meta, set_meta
-from tracker.detection import readers, registry, shipment_facts, store
+from tracker.detection import pressure_cache, readers, registry, shipment_facts, store
 from tracker.detection.children import Children
 from tracker.detection.freshness import META_PREFIX, META_RUN
 from tracker.detection.freshness import marks as _marks
@@ -218,6 +218,24 @@ def run_rules(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False,
         or get_meta(db, META_PREFIX + "fingerprint") != fingerprint
         or as_of_text < last_as_of
     )
+    # a whole-store run fills the message model's cache of seller messages in a child meanwhile, for the scoring
+    filling = pressure_cache.start(conn, plan) if scope_all else pressure_cache.Filling(None, None)
+    try:
+        result = _run(db, conn, plan, as_of, settings, rules, scope_all, last, marks, fingerprint, run)
+    except BaseException:
+        filling.abandon()  # the run failed: nothing waits for its helper
+        raise
+    started = time.perf_counter()
+    scored = filling.wait()  # after the flags' write: the child may need the write lock
+    if scored:
+        log.debug("rules: waited %.2f s for the pressure of %d messages", time.perf_counter() - started, scored)
+    return result
+
+
+def _run(db: sqlite_utils.Database, conn: Any, plan: Plan, as_of: datetime, settings: dict[str, Any],
+         rules: list[Rule], scope_all: bool, last: dict[str, int], marks: dict[str, int], fingerprint: str,
+         run: str | None) -> RulesResult:
+    as_of_text = to_db(as_of)
     kinds = shipment_facts.scan_kinds()
     # every order, and every number's facts to compute anew: the orders are read (by the same child processes)
     # while the facts are computed, joined to them in memory and written meanwhile

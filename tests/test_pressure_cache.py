@@ -1,0 +1,114 @@
+"""A whole-store run fills the message model's cache of seller messages in a child process while the rules run
+(`tracker.detection.pressure_cache`): the cache holds every seller message after the rules stage, with the
+probabilities the scoring stage would have worked out itself, and the run's scores are the same bit for bit."""
+
+from __future__ import annotations
+
+import multiprocessing
+import random
+import shutil
+
+import pytest
+
+world = pytest.importorskip("tracker.world.world")
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory):
+    from tracker.db import open_db
+    from tracker.importers import import_file
+
+    folder = tmp_path_factory.mktemp("pressure-world")
+    world.write_world(folder, 1500, seed=11)
+    db = open_db(folder / "tracker.db")
+    for kind in ("orders", "events", "messages"):
+        import_file(db, kind, folder / f"{kind}.csv")
+    db.close()
+    return folder / "tracker.db"
+
+
+def _copy(imported, tmp_path, name):  # noqa: ANN001, ANN202
+    from tracker.db import open_db
+
+    path = tmp_path / name
+    shutil.copy(imported, path)
+    return open_db(path)
+
+
+def _cache(db) -> dict[int, tuple[str, float]]:  # noqa: ANN001
+    return {r[0]: (r[1], r[2]) for r in db.conn.execute("SELECT message_id, model, probability FROM message_pressure")}
+
+
+def test_the_child_fills_the_cache_during_the_rules_with_the_scorers_probabilities(imported, tmp_path, thresholds):
+    from tracker.detection import registry
+    from tracker.detection.flagging import run_rules
+    from tracker.detection.scoring import message_scorer, score_orders
+    from tracker.detection.store import frame
+
+    as_of = world._as_of(None)
+    thresholds(whole_pressure_cache_from=1)
+    db = _copy(imported, tmp_path, "child.db")
+    seller = {r[0] for r in db.conn.execute("SELECT id FROM messages WHERE lower(sender) = 'seller'")}
+    assert len(seller) > 100 and not _cache(db)
+    run_rules(db, as_of, full=True)
+    filled = _cache(db)
+    assert set(filled) == seller  # every seller message, before the scoring stage asked for any
+    assert {model for model, _ in filled.values()} == {registry.message_model_key()}
+    # the scorer working them out itself (the cache emptied) gives the same probabilities, bit for bit
+    messages = frame(db.conn, "SELECT id, order_id, text FROM messages WHERE lower(sender) = 'seller' ORDER BY id", [])
+    with db.conn:
+        db.conn.execute("DELETE FROM message_pressure")
+    mine = message_scorer(db)(messages)
+    assert dict(zip(messages["id"].tolist(), mine.tolist(), strict=True)) == {k: p for k, (_, p) in filled.items()}
+    # a later whole-store run has nothing to fill, and scoring after the child's run gives a full run's scores
+    with db.conn:
+        db.conn.executemany("INSERT OR REPLACE INTO message_pressure VALUES (?, ?, ?)",
+                            [(k, m, p) for k, (m, p) in filled.items()])
+    score_orders(db, set(), as_of, full=True)
+    child_scores = dict(db.conn.execute("SELECT order_id, score FROM scores"))
+    db.close()
+
+    thresholds(whole_pressure_cache_from=10**9, never_children=True)
+    plain = _copy(imported, tmp_path, "plain.db")
+    run_rules(plain, as_of, full=True)
+    assert not _cache(plain)  # no child below the threshold: the scoring stage fills it
+    score_orders(plain, set(), as_of, full=True)
+    assert dict(plain.conn.execute("SELECT order_id, score FROM scores")) == child_scores
+    assert _cache(plain) == filled
+    plain.close()
+
+
+def test_a_failed_run_ends_the_child_and_leaves_a_consistent_cache(imported, tmp_path, thresholds, monkeypatch):
+    from tracker.detection import flagging
+
+    thresholds(whole_pressure_cache_from=1)
+    db = _copy(imported, tmp_path, "failed.db")
+
+    def broken(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise RuntimeError("a rule failed")
+
+    monkeypatch.setattr(flagging, "_run", broken)
+    with pytest.raises(RuntimeError, match="a rule failed"):
+        flagging.run_rules(db, world._as_of(None), full=True)
+    for child in multiprocessing.active_children():  # ended, not left to finish its work
+        child.join(10)
+    assert not [child for child in multiprocessing.active_children() if child.is_alive()]
+    # whatever the child wrote before it was ended is whole: rows of this model with a probability in [0, 1]
+    rows = list(db.conn.execute("SELECT model, probability FROM message_pressure"))
+    assert all(0.0 <= p <= 1.0 for _, p in rows)
+    assert db.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    db.close()
+
+
+def test_each_text_scores_the_same_in_any_batch():
+    """The cache's premise: the message model scores a text the same whatever else is in its batch."""
+    from detectors.message_model import pressure_of
+    from tracker.detection.registry import message_model
+    from tracker.world.messages import MessageWriter
+
+    writer, rng = MessageWriter(), random.Random(3)
+    texts = [writer.write(rng, kind, tracking="LP00729888729802") for kind in writer.templates for _ in range(20)]
+    whole = dict(zip(texts, pressure_of(message_model(), texts), strict=True))
+    for _ in range(5):
+        batch = rng.sample(texts, 37)
+        assert pressure_of(message_model(), batch) == [whole[t] for t in batch]

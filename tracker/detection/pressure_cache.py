@@ -1,0 +1,104 @@
+"""Every seller message's pressure probability, worked out in a child process while the rules run.
+
+The classifier reads the message model's pressure of each seller message of the orders it scores, through the
+store's cache (`message_pressure`: one row per message and message model, `scoring.message_scorer`), and works
+out only what the cache lacks. A whole-store run over a fresh store lacks all of it: a million orders' seller
+messages cost the scoring stage several seconds of TF-IDF on one core, while the rules stage before it leaves the
+second core idle. So a whole-store run with many messages fills the cache in a child process from the moment the
+scans are read, and the scoring stage finds it full.
+
+The probabilities are the ones the scoring stage would work out: the same model scores each text on its own (a
+text's TF-IDF row and its logistic score do not depend on the other texts of the batch), and the cache already
+carries them from one run to the next. A child that fails or is refused leaves the cache as it was: the scoring
+stage then works out what is missing itself, and says why the model cannot be used.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from concurrent.futures import Future
+
+from tracker.detection.children import Children
+from tracker.plan import Plan, child_file
+
+log = logging.getLogger(__name__)
+
+MISSING_SQL = (
+    "SELECT m.id, m.text FROM messages m LEFT JOIN message_pressure p ON p.message_id = m.id AND p.model = ? "
+    "WHERE lower(m.sender) = 'seller' AND p.message_id IS NULL ORDER BY m.id"
+)
+INSERT_SQL = "INSERT OR REPLACE INTO message_pressure(message_id, model, probability) VALUES (?, ?, ?)"
+
+
+class Filling:
+    """The child's work, if any was started: `wait` returns how many messages it scored (0 when it failed)."""
+
+    def __init__(self, children: Children | None, future: Future | None):
+        self.children, self.future = children, future
+
+    def wait(self) -> int:
+        if self.future is None:
+            return 0
+        try:
+            return int(self.future.result())
+        except Exception as exc:  # noqa: BLE001 - the scoring stage works out what is missing, and says why
+            log.debug("pressure cache: the child did not fill it (%s)", exc)
+            return 0
+        finally:
+            if self.children is not None:
+                self.children.release()
+            self.future = self.children = None
+
+
+    def abandon(self) -> None:
+        """End the child now, its work under way dropped (a killed write leaves the cache as it was)."""
+        if self.children is not None:
+            self.children.terminate()
+        self.future = self.children = None
+
+
+def start(conn: sqlite3.Connection, plan: Plan) -> Filling:
+    """Start filling the cache in a child process when it pays: child processes may read the store, and it holds
+    at least `whole_pressure_cache_from` messages (a cheap bound: the largest message id)."""
+    path = child_file(conn, plan)
+    if path is None:
+        return Filling(None, None)
+    try:
+        largest = int(conn.execute("SELECT max(id) FROM messages").fetchone()[0] or 0)
+    except sqlite3.OperationalError:
+        return Filling(None, None)
+    if largest < plan.limits.whole_pressure_cache_from:
+        return Filling(None, None)
+    from tracker.detection import registry
+
+    key = registry.message_model_key()
+    children = Children(1)
+    try:
+        return Filling(children, children.submit(fill, path, key))
+    except Exception as exc:  # noqa: BLE001 - no child process here: the scoring stage does it all
+        log.debug("pressure cache: no child process (%s)", exc)
+        children.close()
+        return Filling(None, None)
+
+
+def fill(path: str, model_key: str) -> int:
+    """In the child: score the seller messages the cache lacks for this model (each distinct text once, as
+    `detectors.features.score_messages` does) and store them in one short transaction. Returns how many."""
+    from tracker.detection import registry
+
+    conn = sqlite3.connect(path, timeout=60)
+    try:
+        conn.execute("PRAGMA busy_timeout=60000")
+        rows = conn.execute(MISSING_SQL, [model_key]).fetchall()
+        if not rows:
+            return 0
+        texts = ["" if text is None else str(text) for _, text in rows]
+        distinct = list(dict.fromkeys(texts))
+        probability = dict(zip(distinct, registry.message_pressure(distinct), strict=True))
+        with conn:
+            conn.executemany(INSERT_SQL, ((message_id, model_key, probability[text])
+                                          for (message_id, _), text in zip(rows, texts, strict=True)))
+        return len(rows)
+    finally:
+        conn.close()
