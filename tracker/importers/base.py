@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -46,6 +48,9 @@ class Writer:
         self.inserted = 0
         self.updated = 0
         self.unchanged = 0
+        self._behind: threading.Thread | None = None  # the statements still running for the last batch
+        self._behind_failure: BaseException | None = None
+        self.background = _other_threads_may_use(self.conn)
 
     def add(self, record: Any) -> None:
         """One record (the import's loop appends to `batch` itself and calls `flush` when it is full)."""
@@ -53,14 +58,51 @@ class Writer:
         if len(self.batch) >= self.batch_size:
             self.flush()
 
+    def in_background(self, *statements: str) -> None:
+        """Run these statements while the import reads and checks the next batch: each is one long step inside
+        SQLite, which lets go of the GIL meanwhile, so the two use both cores. The next use of the connection
+        waits for them first (`settle`). Run at once where the connection is bound to its thread."""
+        self.settle()
+        if not self.background:
+            for sql in statements:
+                self.conn.execute(sql)
+            return
+
+        def run() -> None:
+            try:
+                for sql in statements:
+                    self.conn.execute(sql)
+            except BaseException as exc:  # raised in the import's thread by `settle`
+                self._behind_failure = exc
+
+        self._behind = threading.Thread(target=run, name="tracker-import-writer", daemon=True)
+        self._behind.start()
+
+    def settle(self) -> None:
+        """Wait for the statements `in_background` started; raise what they raised."""
+        self.wait()
+        if self._behind_failure is not None:
+            failure, self._behind_failure = self._behind_failure, None
+            raise failure
+
+    def wait(self) -> None:
+        """Wait for the statements `in_background` started (before a rollback: nothing may run after it)."""
+        if self._behind is not None:
+            self._behind.join()
+            self._behind = None
+
     def close(self) -> None:
         """After the last flush, before the commit: build the indexes dropped for a first import again, and drop
         whatever the writer set up."""
+        self.settle()
         for sql in self.rebuild:
             self.conn.execute(sql)
         self.rebuild = []
 
     def discard(self) -> None:
+        """Before a rollback: nothing more is written (a failure of the last batch's statements goes with it)."""
+        self.wait()
+        self._behind_failure = None
         self.batch = []
 
     def flush(self) -> None:
@@ -70,6 +112,25 @@ class Writer:
 
     def write(self, batch: list[Any]) -> None:  # pragma: no cover - each kind defines it
         raise NotImplementedError
+
+
+def _other_threads_may_use(conn: sqlite3.Connection) -> bool:
+    """Whether the connection may run a statement from another thread (opened with check_same_thread=False, as
+    `tracker.db.open_db` opens the store)."""
+    allowed: list[bool] = []
+
+    def attempt() -> None:
+        try:
+            conn.execute("SELECT 1").fetchone()
+        except sqlite3.ProgrammingError:
+            allowed.append(False)
+        else:
+            allowed.append(True)
+
+    thread = threading.Thread(target=attempt)
+    thread.start()
+    thread.join()
+    return allowed == [True]
 
 
 class CarrierGuess:

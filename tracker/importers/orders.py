@@ -53,6 +53,7 @@ class OrdersWriter(Writer):
             register_shipments_of_orders(self.conn, self.first_new_seq, self.stamp, most=self.was_empty)
 
     def write(self, batch: list[tuple[Any, ...]]) -> None:
+        self.settle()
         conn = self.conn
         if self.was_empty:  # the table held nothing before this import: every record is new
             new, changed = batch, []
@@ -73,13 +74,13 @@ class OrdersWriter(Writer):
         if new or changed:
             seq = next_seq(self.db, len(new) + len(changed))
             stamp = self.stamp
+            if changed:
+                first = seq + len(new)
+                conn.executemany(_UPDATE, [(*r[1:], first + i, stamp, r[0]) for i, r in enumerate(changed)])
             if new:
                 conn.executemany(_STAGE, [(*r, seq + i, stamp) for i, r in enumerate(new)])
-                conn.execute(_INSERT)
-                conn.execute("DELETE FROM temp.import_orders_stage")
-                seq += len(new)
-            if changed:
-                conn.executemany(_UPDATE, [(*r[1:], seq + i, stamp, r[0]) for i, r in enumerate(changed)])
+                # staged to the orders while the next batch is read and checked
+                self.in_background(_INSERT, "DELETE FROM temp.import_orders_stage")
             self.inserted += len(new)
             self.updated += len(changed)
 
