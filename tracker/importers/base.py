@@ -135,23 +135,25 @@ def _other_threads_may_use(conn: sqlite3.Connection) -> bool:
 
 class CarrierGuess:
     """The carrier a number's format means, the configured carrier files' `number_pattern`s included (read
-    once per import; a carrier file that cannot be read leaves guessing to the known formats)."""
+    once per import; a carrier file that cannot be read leaves guessing to the known formats). The answers
+    of `detectors.tracking_numbers.guess_carrier`, from a `CarrierGuesser` (only the formats a number can
+    have are tried)."""
 
     def __init__(self) -> None:
-        self._patterns: dict[str, str] | None = None
+        self._guess: Callable[[str], str | None] | None = None
 
     def __call__(self, number: str) -> str | None:
-        from detectors.tracking_numbers import guess_carrier
-
-        if self._patterns is None:
+        if self._guess is None:
+            from detectors.tracking_numbers import CarrierGuesser
             from tracker.carriers import number_patterns
             from tracker.errors import BadInput
 
             try:
-                self._patterns = number_patterns()
+                patterns = number_patterns()
             except BadInput:
-                self._patterns = {}
-        return guess_carrier(number, self._patterns)
+                patterns = {}
+            self._guess = CarrierGuesser(patterns)
+        return self._guess(number)
 
 
 class Kind:
