@@ -134,3 +134,56 @@ def test_a_connection_bound_to_its_thread_imports_the_same(tmp_path):
     assert result.inserted == 5
     assert db.conn.execute("SELECT count(*) FROM orders").fetchone()[0] == 5
     db.close()
+
+
+def _shipments_the_one_statement_way(conn: sqlite3.Connection, first_new_seq: int, stamp: str) -> list[tuple]:
+    """What the import registered before it gathered numbers batch by batch: one statement over the orders it
+    wrote (seq from `first_new_seq`), run here on a copy of the store as the import left it minus its shipments."""
+    from tracker.timeutil import DUE_AT_ONCE
+
+    conn.execute(
+        "WITH fresh AS MATERIALIZED (SELECT tracking_number, carrier, seq FROM orders WHERE seq >= ?"
+        " AND tracking_number <> '') "
+        "INSERT OR IGNORE INTO shipments (tracking_number, carrier, state, first_seen_at, next_poll_at) "
+        "SELECT tracking_number, nullif(substr(min(printf('%019d', seq) || coalesce(carrier, '')), 20), ''),"
+        " 'pending', ?, ? FROM fresh GROUP BY tracking_number ORDER BY tracking_number",
+        [first_new_seq, stamp, DUE_AT_ONCE])
+    return conn.execute("SELECT rowid, * FROM shipments ORDER BY rowid").fetchall()
+
+
+@pytest.mark.parametrize("batch_size", [2, 3, 100_000])
+def test_numbers_gathered_by_batch_register_as_one_statement_did(db, tmp_path, monkeypatch, batch_size):
+    """The first order (lowest seq) carrying a number names its carrier, a changed order's number counts, a
+    stored shipment stays as it was, and the new shipments get their rowids in number order."""
+    from tracker.importers import base
+
+    monkeypatch.setattr(base, "BATCH_SIZE", batch_size)
+    first = [order(1, tracking_number="LP10000000000001", carrier="cainiao"), order(2, tracking_number="YT1"),
+             order(3), order(4, tracking_number="ZZ9", carrier="dhl")]
+    import_file(db, "orders", orders_csv(tmp_path / "a.csv", first), now=NOW)
+    seq_before = int(db.conn.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()[0])
+    second = [
+        order(2, tracking_number="CC3"),  # changed: its number now CC3, no carrier; later seq than the new ones
+        order(5, tracking_number="CC3", carrier="yanwen"),  # new, same batch or not: lower seq, so its carrier
+        order(6, tracking_number="LP10000000000001", carrier="other"),  # a stored shipment: untouched
+        order(7, tracking_number="DD4"),
+        order(8, tracking_number="DD4", carrier="q"),
+        order(9, tracking_number="EE5", carrier="r"),
+        order(10, tracking_number="EE5"),
+        order(11, tracking_number="AA1", carrier="s"),
+        order(3, tracking_number="BB2", carrier="t"),  # changed, last in the file
+        order(12, tracking_number="BB2", carrier="u"),
+    ]
+    reference = sqlite3.connect(":memory:")
+    db.conn.backup(reference)  # the store before the second import
+    import_file(db, "orders", orders_csv(tmp_path / "b.csv", second), now=LATER)
+    mine = db.conn.execute("SELECT rowid, * FROM shipments ORDER BY rowid").fetchall()
+
+    # the reference: the same import's orders, shipments as they were before it, then the one statement
+    reference.execute("DELETE FROM orders")
+    reference.executemany(f"INSERT INTO orders VALUES ({', '.join('?' * 20)})",
+                          db.conn.execute("SELECT * FROM orders ORDER BY rowid").fetchall())
+    expected = _shipments_the_one_statement_way(reference, seq_before + 1, "2026-05-01T00:00:00Z")
+    assert mine == expected
+    carriers = {r[1]: r[2] for r in mine}
+    assert carriers["CC3"] == "yanwen" and carriers["LP10000000000001"] == "cainiao" and carriers["DD4"] is None

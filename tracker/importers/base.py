@@ -328,20 +328,17 @@ def register_shipments_of_events(conn: Any, first_new_id: int, stamp: str, guess
         {"first": first_new_id, "stamp": stamp, "due": DUE_AT_ONCE})
 
 
-def register_shipments_of_orders(conn: Any, first_new_seq: int, stamp: str, *, most: bool = False) -> None:
-    """Make the poller aware of the numbers of the orders this import wrote (seq from `first_new_seq`), in one
-    statement: a new shipment is due at once, with the carrier of the first such order carrying the number;
-    existing shipments stay untouched. `most`: the import wrote most of the orders table (read it whole rather
-    than through the seq index)."""
+def register_shipments_of_orders(conn: Any, numbers: str, stamp: str) -> None:
+    """Make the poller aware of the numbers of the orders this import wrote, in one statement: a new shipment is
+    due at once, with the carrier of the first such order carrying the number; existing shipments stay untouched.
+    `numbers`: a table of (tracking_number primary key, carrier: '' for none) as the import gathered them (read
+    in number order, as the shipments' key wants them)."""
     # into an empty shipments table, its own indexes are built once at the end (one sort each)
     empty = conn.execute("SELECT 1 FROM shipments LIMIT 1").fetchone() is None
     rebuild = drop_secondary_indexes(conn, "shipments") if empty else []
     conn.execute(
-        f"WITH fresh AS MATERIALIZED (SELECT tracking_number, carrier, seq FROM orders{' NOT INDEXED' if most else ''}"
-        " WHERE seq >= ? AND tracking_number <> '') "
         "INSERT OR IGNORE INTO shipments (tracking_number, carrier, state, first_seen_at, next_poll_at) "
-        "SELECT tracking_number, nullif(substr(min(printf('%019d', seq) || coalesce(carrier, '')), 20), ''),"
-        " 'pending', ?, ? FROM fresh GROUP BY tracking_number ORDER BY tracking_number",
-        [first_new_seq, stamp, DUE_AT_ONCE])
+        f"SELECT tracking_number, nullif(carrier, ''), 'pending', ?, ? FROM {numbers} ORDER BY tracking_number",
+        [stamp, DUE_AT_ONCE])
     for sql in rebuild:
         conn.execute(sql)

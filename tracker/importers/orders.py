@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlite_utils
 
-from tracker.db import get_meta, next_seq
+from tracker.db import next_seq
 from tracker.importers import fields
 from tracker.importers.base import CarrierGuess, Kind, Writer, extra_json, register_shipments_of_orders
 from tracker.importers.sources import Problem
@@ -20,6 +20,7 @@ STORED = (
 )
 _SELECT = f"SELECT {', '.join(STORED)} FROM orders WHERE order_id IN (SELECT value FROM json_each(?))"
 _AMOUNT = STORED.index("amount")
+_NUMBER_AT, _CARRIER_AT = STORED.index("tracking_number"), STORED.index("carrier")
 # A re-import's quick look: each stored row (in the batch's order) as one JSON array of every column but the
 # amount (JSON text is one value, not 17 Python objects), and the amount apart (compared as the float it is).
 _ALIKE = (
@@ -32,6 +33,17 @@ _COLUMNS = f"{', '.join(STORED)}, seq, imported_at"
 _STAGE_CREATE = f"CREATE TEMP TABLE IF NOT EXISTS import_orders_stage AS SELECT {_COLUMNS} FROM orders WHERE 0"
 _STAGE = f"INSERT INTO temp.import_orders_stage ({_COLUMNS}) VALUES ({', '.join('?' * (len(STORED) + 2))})"
 _INSERT = f"INSERT INTO main.orders ({_COLUMNS}) SELECT {_COLUMNS} FROM temp.import_orders_stage"
+# The numbers this import writes, each with the seq and carrier ('' for none) of the first order (lowest seq)
+# carrying it, gathered batch by batch (in the background with each batch's move) and sorted by number as they
+# go; `close` makes the new shipments of them in one ordered pass.
+_NUMBERS_CREATE = ("CREATE TEMP TABLE IF NOT EXISTS import_orders_numbers (tracking_number TEXT PRIMARY KEY,"
+                   " seq INTEGER NOT NULL, carrier TEXT NOT NULL) WITHOUT ROWID")
+_FIRST_SEQ_WINS = (" ON CONFLICT(tracking_number) DO UPDATE SET seq = excluded.seq, carrier = excluded.carrier"
+                   " WHERE excluded.seq < import_orders_numbers.seq")
+_NUMBERS_OF_STAGE = ("INSERT INTO temp.import_orders_numbers (tracking_number, seq, carrier)"
+                     " SELECT tracking_number, seq, coalesce(carrier, '') FROM temp.import_orders_stage"
+                     " WHERE tracking_number <> '' ORDER BY seq" + _FIRST_SEQ_WINS)
+_NUMBER = "INSERT INTO temp.import_orders_numbers (tracking_number, seq, carrier) VALUES (?, ?, ?)" + _FIRST_SEQ_WINS
 _UPDATE = (
     f"UPDATE orders SET {', '.join(f'{c} = ?' for c in STORED[1:])}, seq = ?, imported_at = ? WHERE order_id = ?"
 )
@@ -42,15 +54,16 @@ class OrdersWriter(Writer):
 
     def __init__(self, db: sqlite_utils.Database, stamp: str) -> None:
         super().__init__(db, stamp)
-        self.conn.execute(_STAGE_CREATE)
-        self.conn.execute("DELETE FROM temp.import_orders_stage")
-        self.first_new_seq = int(get_meta(db, "seq", "0") or 0) + 1  # what this import writes is stamped from here
+        for sql in (_STAGE_CREATE, "DELETE FROM temp.import_orders_stage", _NUMBERS_CREATE,
+                    "DELETE FROM temp.import_orders_numbers"):
+            self.conn.execute(sql)
 
     def close(self) -> None:
         super().close()
         self.conn.execute("DROP TABLE IF EXISTS temp.import_orders_stage")
         if self.inserted or self.updated:
-            register_shipments_of_orders(self.conn, self.first_new_seq, self.stamp, most=self.was_empty)
+            register_shipments_of_orders(self.conn, "temp.import_orders_numbers", self.stamp)
+        self.conn.execute("DROP TABLE IF EXISTS temp.import_orders_numbers")
 
     def write(self, batch: list[tuple[Any, ...]]) -> None:
         self.settle()
@@ -77,10 +90,12 @@ class OrdersWriter(Writer):
             if changed:
                 first = seq + len(new)
                 conn.executemany(_UPDATE, [(*r[1:], first + i, stamp, r[0]) for i, r in enumerate(changed)])
+                conn.executemany(_NUMBER, [(r[_NUMBER_AT], first + i, r[_CARRIER_AT] or "")
+                                           for i, r in enumerate(changed) if r[_NUMBER_AT]])
             if new:
                 conn.executemany(_STAGE, [(*r, seq + i, stamp) for i, r in enumerate(new)])
-                # staged to the orders while the next batch is read and checked
-                self.in_background(_INSERT, "DELETE FROM temp.import_orders_stage")
+                # staged to the orders (and its numbers noted) while the next batch is read and checked
+                self.in_background(_INSERT, _NUMBERS_OF_STAGE, "DELETE FROM temp.import_orders_stage")
             self.inserted += len(new)
             self.updated += len(changed)
 
