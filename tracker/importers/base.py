@@ -58,20 +58,20 @@ class Writer:
         if len(self.batch) >= self.batch_size:
             self.flush()
 
-    def in_background(self, *statements: str) -> None:
-        """Run these statements while the import reads and checks the next batch: each is one long step inside
+    def in_background(self, *statements: tuple[str, Any]) -> None:
+        """Run these statements (sql, parameters) while the import reads and checks the next batch: each is one long step inside
         SQLite, which lets go of the GIL meanwhile, so the two use both cores. The next use of the connection
         waits for them first (`settle`). Run at once where the connection is bound to its thread."""
         self.settle()
         if not self.background:
-            for sql in statements:
-                self.conn.execute(sql)
+            for sql, parameters in statements:
+                self.conn.execute(sql, parameters)
             return
 
         def run() -> None:
             try:
-                for sql in statements:
-                    self.conn.execute(sql)
+                for sql, parameters in statements:
+                    self.conn.execute(sql, parameters)
             except BaseException as exc:  # raised in the import's thread by `settle`
                 self._behind_failure = exc
 

@@ -30,9 +30,13 @@ _ALIKE = (
 _COLUMNS = f"{', '.join(STORED)}, seq, imported_at"
 # New orders go through a temp staging table: one INSERT ... SELECT a batch instead of one statement a
 # row, since every statement on a table with triggers pays for its own statement journal.
-_STAGE_CREATE = f"CREATE TEMP TABLE IF NOT EXISTS import_orders_stage AS SELECT {_COLUMNS} FROM orders WHERE 0"
-_STAGE = f"INSERT INTO temp.import_orders_stage ({_COLUMNS}) VALUES ({', '.join('?' * (len(STORED) + 2))})"
-_INSERT = f"INSERT INTO main.orders ({_COLUMNS}) SELECT {_COLUMNS} FROM temp.import_orders_stage"
+# The stage holds the records as they are (no copy of each to add its seq and stamp): a record's seq is the
+# batch's first plus its place in the stage (rowids count up from the first row of an emptied table).
+_STAGE_CREATE = f"CREATE TEMP TABLE IF NOT EXISTS import_orders_stage AS SELECT {', '.join(STORED)} FROM orders WHERE 0"
+_STAGE = f"INSERT INTO temp.import_orders_stage ({', '.join(STORED)}) VALUES ({', '.join('?' * len(STORED))})"
+_SEQ = ":seq + rowid - (SELECT min(rowid) FROM temp.import_orders_stage)"
+_INSERT = (f"INSERT INTO main.orders ({_COLUMNS}) SELECT {', '.join(STORED)}, {_SEQ}, :stamp"
+           " FROM temp.import_orders_stage ORDER BY rowid")
 # The numbers this import writes, each with the seq and carrier ('' for none) of the first order (lowest seq)
 # carrying it, gathered batch by batch (in the background with each batch's move) and sorted by number as they
 # go; `close` makes the new shipments of them in one ordered pass.
@@ -41,8 +45,8 @@ _NUMBERS_CREATE = ("CREATE TEMP TABLE IF NOT EXISTS import_orders_numbers (track
 _FIRST_SEQ_WINS = (" ON CONFLICT(tracking_number) DO UPDATE SET seq = excluded.seq, carrier = excluded.carrier"
                    " WHERE excluded.seq < import_orders_numbers.seq")
 _NUMBERS_OF_STAGE = ("INSERT INTO temp.import_orders_numbers (tracking_number, seq, carrier)"
-                     " SELECT tracking_number, seq, coalesce(carrier, '') FROM temp.import_orders_stage"
-                     " WHERE tracking_number <> '' ORDER BY seq" + _FIRST_SEQ_WINS)
+                     f" SELECT tracking_number, {_SEQ}, coalesce(carrier, '') FROM temp.import_orders_stage"
+                     " WHERE tracking_number <> '' ORDER BY rowid" + _FIRST_SEQ_WINS)
 _NUMBER = "INSERT INTO temp.import_orders_numbers (tracking_number, seq, carrier) VALUES (?, ?, ?)" + _FIRST_SEQ_WINS
 _UPDATE = (
     f"UPDATE orders SET {', '.join(f'{c} = ?' for c in STORED[1:])}, seq = ?, imported_at = ? WHERE order_id = ?"
@@ -93,9 +97,11 @@ class OrdersWriter(Writer):
                 conn.executemany(_NUMBER, [(r[_NUMBER_AT], first + i, r[_CARRIER_AT] or "")
                                            for i, r in enumerate(changed) if r[_NUMBER_AT]])
             if new:
-                conn.executemany(_STAGE, [(*r, seq + i, stamp) for i, r in enumerate(new)])
+                conn.executemany(_STAGE, new)
                 # staged to the orders (and its numbers noted) while the next batch is read and checked
-                self.in_background(_INSERT, _NUMBERS_OF_STAGE, "DELETE FROM temp.import_orders_stage")
+                at = {"seq": seq, "stamp": stamp}
+                self.in_background((_INSERT, at), (_NUMBERS_OF_STAGE, {"seq": seq}),
+                                   ("DELETE FROM temp.import_orders_stage", ()))
             self.inserted += len(new)
             self.updated += len(changed)
 
