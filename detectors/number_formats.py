@@ -67,9 +67,17 @@ class Lookup:
     name: str
     group: str
     entries: tuple[tuple[re.Pattern[str], dict[str, Any]], ...]
+    # what `find` answered for a value (a country code, a service type: few distinct ones); bounded
+    _found: dict[str, dict[str, Any] | None] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def find(self, value: str) -> dict[str, Any] | None:
-        return next((entry for pattern, entry in self.entries if pattern.fullmatch(value)), None)
+        found = self._found
+        if value in found:
+            return found[value]
+        entry = next((entry for pattern, entry in self.entries if pattern.fullmatch(value)), None)
+        if len(found) < 4096:
+            found[value] = entry
+        return entry
 
 
 @dataclass(frozen=True)

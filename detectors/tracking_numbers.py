@@ -19,8 +19,8 @@ import random
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cache
-from typing import TYPE_CHECKING
+from functools import cache, cached_property
+from typing import TYPE_CHECKING, Any
 
 import pycountry
 
@@ -32,9 +32,9 @@ if TYPE_CHECKING:  # numpy only for whole columns: validating a few numbers neve
     import numpy as np
 
 __all__ = [
-    "FormatMatch", "Validation", "carrier_key", "formats", "guess_carrier", "is_real_country", "make_number",
-    "mod10_31_check_digit", "normalize_number", "s10_check_digit", "ups_check_digit", "valid_many", "validate",
-    "verdicts_many",
+    "CarrierGuesser", "FormatMatch", "Validation", "carrier_key", "formats", "guess_carrier", "is_real_country",
+    "make_number", "mod10_31_check_digit", "normalize_number", "s10_check_digit", "ups_check_digit", "valid_many",
+    "validate", "verdicts_many",
 ]
 
 S10_RESERVED_FIRST_LETTERS = frozenset("JKSTW")
@@ -82,7 +82,7 @@ class Validation:
     number: str  # normalised
     matches: tuple[FormatMatch, ...] = field(default_factory=tuple)  # best first
 
-    @property
+    @cached_property  # asked several times of one validation (best, reason, valid)
     def verdict(self) -> str:
         passing = [m for m in self.matches if m.valid]
         failed = {m.carrier for m in self.matches if m.strict and not m.valid}
@@ -217,12 +217,22 @@ def _parses(fmt: NumberFormat, number: str) -> list[FormatMatch]:
 
 
 def _carrier_matches(number: str, carrier_patterns: CarrierPatterns | None) -> list[FormatMatch]:
+    return _pattern_matches(number, _carrier_regexes(carrier_patterns))
+
+
+def _carrier_regexes(carrier_patterns: CarrierPatterns | None) -> list[tuple[str, re.Pattern[str]]]:
+    """The carrier files' patterns, compiled, in their order (a pattern that does not compile matches nothing)."""
     out = []
     for name, pattern in (carrier_patterns or {}).items():
         regex = pattern if isinstance(pattern, re.Pattern) else _compiled(str(pattern))
-        if regex is not None and regex.fullmatch(number):
-            out.append(FormatMatch(f"carrier:{name}", str(name), None, name=f"{name} (carrier file)"))
+        if regex is not None:
+            out.append((str(name), regex))
     return out
+
+
+def _pattern_matches(number: str, regexes: Iterable[tuple[str, re.Pattern[str]]]) -> list[FormatMatch]:
+    return [FormatMatch(f"carrier:{name}", name, None, name=f"{name} (carrier file)")
+            for name, regex in regexes if regex.fullmatch(number)]
 
 
 @cache
@@ -236,21 +246,166 @@ def _compiled(pattern: str) -> re.Pattern[str] | None:
 def validate(text: str, carrier_patterns: CarrierPatterns | None = None) -> Validation:
     """Every format the number has the shape of (best first), and so its verdict."""
     number = normalize_number(text)
+    return _validation(number, _by_length(len(number)) if number else (), _carrier_regexes(carrier_patterns))
+
+
+def _validation(number: str, fmts: Iterable[NumberFormat], carriers: Iterable[tuple[str, re.Pattern[str]]]) -> Validation:
+    """`validate` of a normalised number, trying only `fmts` and the carrier files' `carriers`."""
     found: list[FormatMatch] = []
-    for fmt in _by_length(len(number)) if number else ():
+    for fmt in fmts:
         parses = _parses(fmt, number)
         if parses:  # one reading per format: a passing one if any, a ZIP+4 one first (as the data's regex does)
             found.append(min(parses, key=lambda p: (not p.valid, p.dest_zip4 is None)))
-    found += _carrier_matches(number, carrier_patterns)
+    found += _pattern_matches(number, carriers)
     # among equals, a reading of the whole routed USPS structure before a shape that happens to fit too
     return Validation(number, tuple(sorted(found, key=lambda m: (m.rank, not m.routed, m.dest_zip4 is None))))
+
+
+def _carrier_of(v: Validation) -> str | None:
+    verdict = v.verdict
+    if verdict == "unknown" or not v.matches:
+        return None
+    return v.best.carrier
 
 
 def guess_carrier(text: str, carrier_patterns: CarrierPatterns | None = None) -> str | None:
     """The carrier a number's format means: the valid format's, or the strict shape's it fails (the carrier is
     still asked: scans would prove it real); None for a number of no known format."""
-    v = validate(text, carrier_patterns)
-    return v.best.carrier if v.best and v.verdict != "unknown" else None
+    return _carrier_of(validate(text, carrier_patterns))
+
+
+class CarrierGuesser:
+    """`guess_carrier(number, carrier_patterns)` for many normalised numbers, the same answers faster: a number
+    is tried only against the formats and carrier patterns that can start with its first character and have
+    its length (what the regexes' parse tree allows, an over-estimate where it cannot tell), so a regex left
+    out could not have matched. A number repeated is guessed once (a bounded memory)."""
+
+    def __init__(self, carrier_patterns: CarrierPatterns | None = None) -> None:
+        self._carriers = [(name, regex, _first_chars(regex), _widths(regex))
+                          for name, regex in _carrier_regexes(carrier_patterns)]
+        self._candidates: dict[tuple[int, str, bool], tuple[tuple[NumberFormat, ...], list[Any]]] = {}
+        self._seen: dict[str, str | None] = {}
+
+    def __call__(self, number: str) -> str | None:
+        seen = self._seen
+        if number in seen:
+            return seen[number]
+        if not number or number != normalize_number(number):  # not normalised: the plain path normalises it
+            return guess_carrier(number, {name: regex for name, regex, _, _ in self._carriers})
+        first = number[0]
+        key = (len(number), first if first.isascii() else "", number.startswith("420"))
+        pick = self._candidates.get(key)
+        if pick is None:
+            pick = self._candidates[key] = self._pick(*key)
+        guess = _carrier_of(_validation(number, *pick))
+        if len(seen) < 65536:
+            seen[number] = guess
+        return guess
+
+    def _pick(self, length: int, first: str, routed: bool) -> tuple[tuple[NumberFormat, ...], list[Any]]:
+        def may(starts: frozenset[str] | None) -> bool:  # "" is a first character out of ASCII: not filtered
+            return starts is None or first == "" or first in starts
+
+        fmts = tuple(f for f in _by_length(length) if may(_format_first_chars(f.id)) or (routed and f.routed))
+        carriers = [(name, regex) for name, regex, starts, (low, high) in self._carriers
+                    if low <= length <= high and may(starts)]
+        return fmts, carriers
+
+
+@cache
+def _format_first_chars(format_id: str) -> frozenset[str] | None:
+    return _first_chars(_format_index()[format_id].regex)
+
+
+def _widths(regex: re.Pattern[str]) -> tuple[int, int]:
+    """Shortest and longest text the regex can fullmatch (any length where the parser cannot tell)."""
+    try:
+        from re import _parser  # type: ignore[attr-defined]  # the stdlib's own width computation
+
+        low, high = _parser.parse(regex.pattern, regex.flags).getwidth()
+        return int(low), int(high)
+    except Exception:  # noqa: BLE001 - a private API: without it, no length filter
+        return 0, 1 << 62
+
+
+_ASCII = [chr(c) for c in range(128)]
+
+
+def _first_chars(regex: re.Pattern[str]) -> frozenset[str] | None:
+    """The ASCII characters a match of the regex can start with (a match of nothing counts as any); None when the
+    parse tree holds something this does not read (then every number is tried), or the regex ignores case."""
+    try:
+        from re import _constants as c  # type: ignore[attr-defined]
+        from re import _parser  # type: ignore[attr-defined]
+
+        if regex.flags & re.IGNORECASE:
+            return None
+        starts, empty = _first_of(_parser.parse(regex.pattern, regex.flags), c)
+    except Exception:  # noqa: BLE001 - a private API: without it, no filter
+        return None
+    return None if starts is None or empty else frozenset(starts)
+
+
+def _first_of(seq: Any, c: Any) -> tuple[set[str] | None, bool]:
+    """(the first characters of a sequence of parse nodes, whether it can match nothing); None: cannot tell."""
+    out: set[str] = set()
+    for op, av in seq:
+        if op is c.LITERAL:
+            return out | {chr(av)}, False
+        if op is c.IN:
+            chars = _class_chars(av, c)
+            if chars is None:
+                return None, True
+            return out | chars, False
+        if op is c.AT or op in (c.ASSERT, c.ASSERT_NOT):  # consume nothing; a lookaround only narrows
+            continue
+        if op is c.SUBPATTERN:
+            group, add_flags, del_flags, sub = av
+            if add_flags & re.IGNORECASE:
+                return None, True
+            starts, empty = _first_of(sub, c)
+        elif op is c.BRANCH:
+            starts, empty = set(), False
+            for alternative in av[1]:
+                s, e = _first_of(alternative, c)
+                if s is None:
+                    return None, True
+                starts |= s
+                empty = empty or e
+        elif op in (c.MAX_REPEAT, c.MIN_REPEAT, getattr(c, "POSSESSIVE_REPEAT", c.MAX_REPEAT)):
+            low, _high, sub = av
+            starts, empty = _first_of(sub, c)
+            empty = empty or low == 0
+        elif op is getattr(c, "ATOMIC_GROUP", None):
+            starts, empty = _first_of(av, c)
+        else:  # ANY, NOT_LITERAL, group references, ...: cannot tell
+            return None, True
+        if starts is None:
+            return None, True
+        out |= starts
+        if not empty:
+            return out, False
+    return out, True
+
+
+_CATEGORY = {"CATEGORY_DIGIT": r"\d", "CATEGORY_NOT_DIGIT": r"\D", "CATEGORY_WORD": r"\w", "CATEGORY_NOT_WORD": r"\W",
+             "CATEGORY_SPACE": r"\s", "CATEGORY_NOT_SPACE": r"\S"}
+
+
+def _class_chars(items: Any, c: Any) -> set[str] | None:
+    """The ASCII characters a character class takes; None where it cannot tell (a negated class)."""
+    out: set[str] = set()
+    for op, av in items:
+        if op is c.LITERAL:
+            out.add(chr(av))
+        elif op is c.RANGE:
+            out.update(ch for ch in _ASCII if av[0] <= ord(ch) <= av[1])
+        elif op is c.CATEGORY and getattr(av, "name", None) in _CATEGORY:
+            one = re.compile(_CATEGORY[av.name])
+            out.update(ch for ch in _ASCII if one.fullmatch(ch))
+        else:
+            return None
+    return out
 
 
 # --- whole columns -------------------------------------------------------------------------------------

@@ -147,6 +147,7 @@ def import_file(
         total_problems = 0
         writing = True
         txn = _Transaction(db, cache_kib(db.conn, source))
+        writer = None
         try:
             writer = spec.writer(db, stamp)
             clean, batch, batch_size = spec.clean, writer.batch, writer.batch_size
@@ -187,6 +188,8 @@ def import_file(
             writer.close()
         except BaseException:
             if writing:
+                if writer is not None:
+                    writer.wait()  # no statement of the import may run after its rollback
                 txn.rollback()
             raise
         finally:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,7 +37,10 @@ class Writer:
         self.db = db
         self.conn = db.conn
         self.rebuild: list[str] = []
-        if self.table and self.conn.execute(f"SELECT 1 FROM {self.table} LIMIT 1").fetchone() is None:
+        # nothing stored before this import: no record can match a stored one (a file's own repeats are refused)
+        self.was_empty = bool(self.table) and self.conn.execute(
+            f"SELECT 1 FROM {self.table} LIMIT 1").fetchone() is None
+        if self.was_empty:
             self.rebuild = drop_secondary_indexes(self.conn, self.table)
         self.stamp = stamp  # the import's "now", canonical UTC text
         self.batch: list[Any] = []
@@ -43,6 +48,9 @@ class Writer:
         self.inserted = 0
         self.updated = 0
         self.unchanged = 0
+        self._behind: threading.Thread | None = None  # the statements still running for the last batch
+        self._behind_failure: BaseException | None = None
+        self.background = _other_threads_may_use(self.conn)
 
     def add(self, record: Any) -> None:
         """One record (the import's loop appends to `batch` itself and calls `flush` when it is full)."""
@@ -50,14 +58,51 @@ class Writer:
         if len(self.batch) >= self.batch_size:
             self.flush()
 
+    def in_background(self, *statements: tuple[str, Any]) -> None:
+        """Run these statements (sql, parameters) while the import reads and checks the next batch: each is one long step inside
+        SQLite, which lets go of the GIL meanwhile, so the two use both cores. The next use of the connection
+        waits for them first (`settle`). Run at once where the connection is bound to its thread."""
+        self.settle()
+        if not self.background:
+            for sql, parameters in statements:
+                self.conn.execute(sql, parameters)
+            return
+
+        def run() -> None:
+            try:
+                for sql, parameters in statements:
+                    self.conn.execute(sql, parameters)
+            except BaseException as exc:  # raised in the import's thread by `settle`
+                self._behind_failure = exc
+
+        self._behind = threading.Thread(target=run, name="tracker-import-writer", daemon=True)
+        self._behind.start()
+
+    def settle(self) -> None:
+        """Wait for the statements `in_background` started; raise what they raised."""
+        self.wait()
+        if self._behind_failure is not None:
+            failure, self._behind_failure = self._behind_failure, None
+            raise failure
+
+    def wait(self) -> None:
+        """Wait for the statements `in_background` started (before a rollback: nothing may run after it)."""
+        if self._behind is not None:
+            self._behind.join()
+            self._behind = None
+
     def close(self) -> None:
         """After the last flush, before the commit: build the indexes dropped for a first import again, and drop
         whatever the writer set up."""
+        self.settle()
         for sql in self.rebuild:
             self.conn.execute(sql)
         self.rebuild = []
 
     def discard(self) -> None:
+        """Before a rollback: nothing more is written (a failure of the last batch's statements goes with it)."""
+        self.wait()
+        self._behind_failure = None
         self.batch = []
 
     def flush(self) -> None:
@@ -69,25 +114,46 @@ class Writer:
         raise NotImplementedError
 
 
+def _other_threads_may_use(conn: sqlite3.Connection) -> bool:
+    """Whether the connection may run a statement from another thread (opened with check_same_thread=False, as
+    `tracker.db.open_db` opens the store)."""
+    allowed: list[bool] = []
+
+    def attempt() -> None:
+        try:
+            conn.execute("SELECT 1").fetchone()
+        except sqlite3.ProgrammingError:
+            allowed.append(False)
+        else:
+            allowed.append(True)
+
+    thread = threading.Thread(target=attempt)
+    thread.start()
+    thread.join()
+    return allowed == [True]
+
+
 class CarrierGuess:
     """The carrier a number's format means, the configured carrier files' `number_pattern`s included (read
-    once per import; a carrier file that cannot be read leaves guessing to the known formats)."""
+    once per import; a carrier file that cannot be read leaves guessing to the known formats). The answers
+    of `detectors.tracking_numbers.guess_carrier`, from a `CarrierGuesser` (only the formats a number can
+    have are tried)."""
 
     def __init__(self) -> None:
-        self._patterns: dict[str, str] | None = None
+        self._guess: Callable[[str], str | None] | None = None
 
     def __call__(self, number: str) -> str | None:
-        from detectors.tracking_numbers import guess_carrier
-
-        if self._patterns is None:
+        if self._guess is None:
+            from detectors.tracking_numbers import CarrierGuesser
             from tracker.carriers import number_patterns
             from tracker.errors import BadInput
 
             try:
-                self._patterns = number_patterns()
+                patterns = number_patterns()
             except BadInput:
-                self._patterns = {}
-        return guess_carrier(number, self._patterns)
+                patterns = {}
+            self._guess = CarrierGuesser(patterns)
+        return self._guess(number)
 
 
 class Kind:
@@ -262,14 +328,17 @@ def register_shipments_of_events(conn: Any, first_new_id: int, stamp: str, guess
         {"first": first_new_id, "stamp": stamp, "due": DUE_AT_ONCE})
 
 
-def register_shipments_of_orders(conn: Any, first_new_seq: int, stamp: str) -> None:
-    """Make the poller aware of the numbers of the orders this import wrote (seq from `first_new_seq`), in one
-    statement: a new shipment is due at once, with the carrier of the first such order carrying the number;
-    existing shipments stay untouched."""
+def register_shipments_of_orders(conn: Any, numbers: str, stamp: str) -> None:
+    """Make the poller aware of the numbers of the orders this import wrote, in one statement: a new shipment is
+    due at once, with the carrier of the first such order carrying the number; existing shipments stay untouched.
+    `numbers`: a table of (tracking_number primary key, carrier: '' for none) as the import gathered them (read
+    in number order, as the shipments' key wants them)."""
+    # into an empty shipments table, its own indexes are built once at the end (one sort each)
+    empty = conn.execute("SELECT 1 FROM shipments LIMIT 1").fetchone() is None
+    rebuild = drop_secondary_indexes(conn, "shipments") if empty else []
     conn.execute(
-        "WITH fresh AS MATERIALIZED (SELECT tracking_number, carrier, seq FROM orders WHERE seq >= ?"
-        " AND tracking_number <> '') "
         "INSERT OR IGNORE INTO shipments (tracking_number, carrier, state, first_seen_at, next_poll_at) "
-        "SELECT tracking_number, nullif(substr(min(printf('%019d', seq) || coalesce(carrier, '')), 20), ''),"
-        " 'pending', ?, ? FROM fresh GROUP BY tracking_number ORDER BY tracking_number",
-        [first_new_seq, stamp, DUE_AT_ONCE])
+        f"SELECT tracking_number, nullif(carrier, ''), 'pending', ?, ? FROM {numbers} ORDER BY tracking_number",
+        [stamp, DUE_AT_ONCE])
+    for sql in rebuild:
+        conn.execute(sql)

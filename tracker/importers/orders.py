@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlite_utils
 
-from tracker.db import get_meta, next_seq
+from tracker.db import next_seq
 from tracker.importers import fields
 from tracker.importers.base import CarrierGuess, Kind, Writer, extra_json, register_shipments_of_orders
 from tracker.importers.sources import Problem
@@ -19,12 +19,35 @@ STORED = (
     "buyer_confirmed_at", "buyer_received", "amount", "currency", "item_title", "extra",
 )
 _SELECT = f"SELECT {', '.join(STORED)} FROM orders WHERE order_id IN (SELECT value FROM json_each(?))"
+_AMOUNT = STORED.index("amount")
+_NUMBER_AT, _CARRIER_AT = STORED.index("tracking_number"), STORED.index("carrier")
+# A re-import's quick look: each stored row (in the batch's order) as one JSON array of every column but the
+# amount (JSON text is one value, not 17 Python objects), and the amount apart (compared as the float it is).
+_ALIKE = (
+    f"SELECT json_array({', '.join(f'o.{c}' for c in STORED if c != 'amount')}), o.amount "
+    "FROM json_each(?) j JOIN main.orders o ON o.order_id = j.value ORDER BY j.key"
+)
 _COLUMNS = f"{', '.join(STORED)}, seq, imported_at"
 # New orders go through a temp staging table: one INSERT ... SELECT a batch instead of one statement a
 # row, since every statement on a table with triggers pays for its own statement journal.
-_STAGE_CREATE = f"CREATE TEMP TABLE IF NOT EXISTS import_orders_stage AS SELECT {_COLUMNS} FROM orders WHERE 0"
-_STAGE = f"INSERT INTO temp.import_orders_stage ({_COLUMNS}) VALUES ({', '.join('?' * (len(STORED) + 2))})"
-_INSERT = f"INSERT INTO main.orders ({_COLUMNS}) SELECT {_COLUMNS} FROM temp.import_orders_stage"
+# The stage holds the records as they are (no copy of each to add its seq and stamp): a record's seq is the
+# batch's first plus its place in the stage (rowids count up from the first row of an emptied table).
+_STAGE_CREATE = f"CREATE TEMP TABLE IF NOT EXISTS import_orders_stage AS SELECT {', '.join(STORED)} FROM orders WHERE 0"
+_STAGE = f"INSERT INTO temp.import_orders_stage ({', '.join(STORED)}) VALUES ({', '.join('?' * len(STORED))})"
+_SEQ = ":seq + rowid - (SELECT min(rowid) FROM temp.import_orders_stage)"
+_INSERT = (f"INSERT INTO main.orders ({_COLUMNS}) SELECT {', '.join(STORED)}, {_SEQ}, :stamp"
+           " FROM temp.import_orders_stage ORDER BY rowid")
+# The numbers this import writes, each with the seq and carrier ('' for none) of the first order (lowest seq)
+# carrying it, gathered batch by batch (in the background with each batch's move) and sorted by number as they
+# go; `close` makes the new shipments of them in one ordered pass.
+_NUMBERS_CREATE = ("CREATE TEMP TABLE IF NOT EXISTS import_orders_numbers (tracking_number TEXT PRIMARY KEY,"
+                   " seq INTEGER NOT NULL, carrier TEXT NOT NULL) WITHOUT ROWID")
+_FIRST_SEQ_WINS = (" ON CONFLICT(tracking_number) DO UPDATE SET seq = excluded.seq, carrier = excluded.carrier"
+                   " WHERE excluded.seq < import_orders_numbers.seq")
+_NUMBERS_OF_STAGE = ("INSERT INTO temp.import_orders_numbers (tracking_number, seq, carrier)"
+                     f" SELECT tracking_number, {_SEQ}, coalesce(carrier, '') FROM temp.import_orders_stage"
+                     " WHERE tracking_number <> '' ORDER BY rowid" + _FIRST_SEQ_WINS)
+_NUMBER = "INSERT INTO temp.import_orders_numbers (tracking_number, seq, carrier) VALUES (?, ?, ?)" + _FIRST_SEQ_WINS
 _UPDATE = (
     f"UPDATE orders SET {', '.join(f'{c} = ?' for c in STORED[1:])}, seq = ?, imported_at = ? WHERE order_id = ?"
 )
@@ -35,40 +58,63 @@ class OrdersWriter(Writer):
 
     def __init__(self, db: sqlite_utils.Database, stamp: str) -> None:
         super().__init__(db, stamp)
-        self.conn.execute(_STAGE_CREATE)
-        self.conn.execute("DELETE FROM temp.import_orders_stage")
-        self.first_new_seq = int(get_meta(db, "seq", "0") or 0) + 1  # what this import writes is stamped from here
+        for sql in (_STAGE_CREATE, "DELETE FROM temp.import_orders_stage", _NUMBERS_CREATE,
+                    "DELETE FROM temp.import_orders_numbers"):
+            self.conn.execute(sql)
 
     def close(self) -> None:
         super().close()
         self.conn.execute("DROP TABLE IF EXISTS temp.import_orders_stage")
         if self.inserted or self.updated:
-            register_shipments_of_orders(self.conn, self.first_new_seq, self.stamp)
+            register_shipments_of_orders(self.conn, "temp.import_orders_numbers", self.stamp)
+        self.conn.execute("DROP TABLE IF EXISTS temp.import_orders_numbers")
 
     def write(self, batch: list[tuple[Any, ...]]) -> None:
+        self.settle()
         conn = self.conn
-        ids = json.dumps([r[0] for r in batch])
-        stored = {row[0]: row for row in conn.execute(_SELECT, [ids])}
-        new, changed = [], []
-        for record in batch:
-            old = stored.get(record[0])
-            if old is None:
-                new.append(record)
-            elif old != record:
-                changed.append(record)
+        if self.was_empty:  # the table held nothing before this import: every record is new
+            new, changed = batch, []
+        else:
+            ids = json.dumps([r[0] for r in batch])
+            if self._all_stored_alike(batch, ids):
+                self.unchanged += len(batch)
+                return
+            stored = {row[0]: row for row in conn.execute(_SELECT, [ids])}
+            new, changed = [], []
+            for record in batch:
+                old = stored.get(record[0])
+                if old is None:
+                    new.append(record)
+                elif old != record:
+                    changed.append(record)
         self.unchanged += len(batch) - len(new) - len(changed)
         if new or changed:
             seq = next_seq(self.db, len(new) + len(changed))
             stamp = self.stamp
-            if new:
-                conn.executemany(_STAGE, [(*r, seq + i, stamp) for i, r in enumerate(new)])
-                conn.execute(_INSERT)
-                conn.execute("DELETE FROM temp.import_orders_stage")
-                seq += len(new)
             if changed:
-                conn.executemany(_UPDATE, [(*r[1:], seq + i, stamp, r[0]) for i, r in enumerate(changed)])
+                first = seq + len(new)
+                conn.executemany(_UPDATE, [(*r[1:], first + i, stamp, r[0]) for i, r in enumerate(changed)])
+                conn.executemany(_NUMBER, [(r[_NUMBER_AT], first + i, r[_CARRIER_AT] or "")
+                                           for i, r in enumerate(changed) if r[_NUMBER_AT]])
+            if new:
+                conn.executemany(_STAGE, new)
+                # staged to the orders (and its numbers noted) while the next batch is read and checked
+                at = {"seq": seq, "stamp": stamp}
+                self.in_background((_INSERT, at), (_NUMBERS_OF_STAGE, {"seq": seq}),
+                                   ("DELETE FROM temp.import_orders_stage", ()))
             self.inserted += len(new)
             self.updated += len(changed)
+
+
+    def _all_stored_alike(self, batch: list[tuple[Any, ...]], ids: str) -> bool:
+        """Whether every record of the batch is stored exactly so (a re-import of unchanged orders), told by one
+        text compare. Equal JSON texts mean equal values (strings, whole numbers and nulls each encode one way);
+        any difference, an escape SQLite writes otherwise included, sends the batch to the per-record compare."""
+        rows = self.conn.execute(_ALIKE, [ids]).fetchall()
+        if len(rows) != len(batch) or [row[1] for row in rows] != [r[_AMOUNT] for r in batch]:
+            return False
+        mine = json.dumps([r[:_AMOUNT] + r[_AMOUNT + 1:] for r in batch], ensure_ascii=False, separators=(",", ":"))
+        return mine == "[" + ",".join(row[0] for row in rows) + "]"
 
 
 class Orders(Kind):
