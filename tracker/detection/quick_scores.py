@@ -24,7 +24,7 @@ import pandas as pd
 from detectors import seller_aggregates
 from detectors.features import FLAG_CODES
 from detectors.reasons import describe_many, group_parts, reasons_of
-from tracker.detection import store
+from tracker.detection import score_writer, store
 from tracker.detection.seller_books import Books, BuyerStats
 
 BUYER_FEATURES = ("buyer_n_orders", "buyer_not_received_other", "buyer_flagged_other")
@@ -58,8 +58,10 @@ def rescore(conn: Any, walk: Any, classifier: Any, names: list[str], books: Book
     score = walk.fraud_probability(binned)
     old = entries["score"]
     high = score >= min_score
-    # a low score the same as stored has no reasons either way: nothing to write
-    changed = ~high & (score != old)
+    # a low score stored as it is (to the digits a score is stored with) has no reasons either way: nothing to write
+    stored_score = np.round(score, score_writer.SCORE_DIGITS)
+    same_score = stored_score == np.round(old, score_writer.SCORE_DIGITS)
+    changed = ~high & ~same_score
     ids = _stored(conn, entries["order"][changed | high])
     whole = np.zeros(len(rows), dtype=bool)
     reasons = np.full(len(rows), "[]", dtype=object)
@@ -87,7 +89,7 @@ def rescore(conn: Any, walk: Any, classifier: Any, names: list[str], books: Book
         unknown = np.array([t is None for t in texts], dtype=bool)
         whole[picked[unknown]] = True
         reasons[picked] = np.array(["[]" if t is None else t for t in texts], dtype=object)
-        same = np.array([not unknown[k] and score[p] == old[p] and texts[k] == ids.get(int(r), (None, "", None))[2]
+        same = np.array([not unknown[k] and same_score[p] and texts[k] == ids.get(int(r), (None, "", None))[2]
                          for k, (p, r) in enumerate(zip(picked.tolist(), entries["order"][picked].tolist(),
                                                         strict=True))], dtype=bool)
         changed[picked] = ~unknown & ~same

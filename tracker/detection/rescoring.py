@@ -141,6 +141,8 @@ def shown_features(reasons: list[str], names: list[str], groups: dict[str, str])
     every = (1 << 64) - 1
     out = np.zeros(len(reasons), dtype=np.uint64)
     for i, text in enumerate(reasons):
+        if text == "[]":
+            continue
         try:
             mask = 0
             for reason in json.loads(text or "[]"):

@@ -35,7 +35,7 @@ import sqlite_utils
 
 from detectors import seller_aggregates
 from detectors.classifier import fraud_probability
-from detectors.features import FEATURE_GROUPS, FLAG_CODES, MessageScorer, has_text, score_messages
+from detectors.features import BUYER_SUMS, FEATURE_GROUPS, FLAG_CODES, MessageScorer, has_text, score_messages
 from detectors.reasons import explain
 from detectors.view import datetime_to_jd
 from tracker import config
@@ -261,6 +261,7 @@ def _score_some(db: sqlite_utils.Database, plan: Plan, loaded: Any, examined: se
     own, _ = seller_aggregates.order_signals(frame, FLAG_COLUMNS)
     for name, values in after.features(updated.seller[at], own).items():
         frame[name] = values
+    _add_buyer_history(frame, updated)
     tracked = has_text(frame["tracking_number"])
     untracked = set(frame.loc[~tracked, "order_id"])
     rows = np.flatnonzero(tracked)
@@ -281,6 +282,16 @@ def _score_some(db: sqlite_utils.Database, plan: Plan, loaded: Any, examined: se
     return _predict_and_write(db, loaded, settings, frame, features, matrix, as_of, False, untracked, None, run,
                               updated, np.union1d(touched, updated.seller[at]), timed,
                               None if quick is None else quick.written)
+
+
+def _add_buyer_history(frame: pd.DataFrame, books: seller_books.Books) -> None:
+    """Each order's buyer history over the whole store (`detectors.features.BUYER_SUMS`), from the books (which
+    hold the frame's orders as they are now), in place."""
+    buyer = seller_books.hashes(frame["buyer_id"])
+    stats = seller_books.BuyerStats.of(books, buyer)
+    at = np.searchsorted(stats.buyers, buyer)
+    for name, values in zip(BUYER_SUMS, (stats.orders, stats.not_received, stats.flagged), strict=True):
+        frame[name] = values[at].astype(float)
 
 
 def _moved(before: seller_aggregates.SellerStats, after: seller_aggregates.SellerStats, was: np.ndarray,
@@ -331,10 +342,11 @@ def _any_flag(frame: pd.DataFrame) -> np.ndarray:
 
 def _partial_frame(conn: Any, order_ids: set[str], as_of: datetime, scorer: MessageScorer,
                    plan: Plan) -> pd.DataFrame:
-    """The feature frame of these orders, their seller aggregates left to the caller."""
+    """The feature frame of these orders, their seller aggregates and buyer history left to the caller (the books
+    hold them: `_add_buyer_history`)."""
     if not order_ids:
         return pd.DataFrame()
-    return readers.feature_frame(conn, order_ids, as_of, scorer, plan=plan, sellers=lambda frame: None)
+    return readers.feature_frame(conn, order_ids, as_of, scorer, plan=plan, sellers=lambda frame: None, buyers=False)
 
 
 def _predict_and_write(db: sqlite_utils.Database, loaded: Any, settings: dict[str, Any], frame: pd.DataFrame,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -53,6 +53,7 @@ class Books:
     seller: np.ndarray  # int64 code into `sellers`
     median: np.ndarray  # float64 per seller and span (`seller_aggregates.SPANS` columns)
     bins: np.ndarray | None = None  # uint8, one row per entry: the model's binned input as last scored
+    _by_order: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def load(cls, conn: sqlite3.Connection, run: str | None) -> Books | None:
@@ -91,7 +92,10 @@ class Books:
         """Each order's position among the entries (-1: not in any book)."""
         if not len(self.entries):
             return np.full(len(rowids), -1, dtype=np.int64)
-        by_order = np.argsort(self.entries["order"], kind="stable")
+        # the entries' orders never change in place (`replaced` makes new books): sorted once
+        if self._by_order is None or len(self._by_order) != len(self.entries):
+            self._by_order = np.argsort(self.entries["order"], kind="stable")
+        by_order = self._by_order
         sorted_orders = self.entries["order"][by_order]
         at = np.minimum(np.searchsorted(sorted_orders, rowids), len(sorted_orders) - 1)
         return np.where(sorted_orders[at] == rowids, by_order[at], -1)
