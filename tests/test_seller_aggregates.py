@@ -128,3 +128,13 @@ def test_the_books_buyer_statistics_give_the_frames_buyer_features(frame: pd.Dat
     got = stats.features(entries)
     for name in names:
         assert _same_bits(got[name], want[name].to_numpy()), name
+
+
+def test_a_categorical_column_hashes_as_its_texts_do() -> None:
+    """The whole-store frame reads text as categoricals; the books key numbers and buyers by the same hashes."""
+    from tracker.detection import seller_books
+
+    texts = pd.Series(["LA1", None, "LB2", "", "LA1", None, "ü"], dtype=object)
+    assert np.array_equal(seller_books.hashes(texts.astype("category")), seller_books.hashes(texts))
+    assert np.array_equal(seller_books.hashes(texts.astype("category").iloc[[1, 5]]),
+                          seller_books.hashes(texts.iloc[[1, 5]]))

@@ -133,19 +133,20 @@ def _score_all(db: sqlite_utils.Database, plan: Plan, loaded: Any, as_of: dateti
     every = bool(tracked.all())
     rows = np.flatnonzero(tracked)
     features, matrix = _features(loaded, frame, None if every else rows)
-    books, timed = _books_of(loaded, frame, rows, features, matrix, as_of)
+    binned = _binned(loaded, matrix)
+    books, timed = _books_of(loaded, frame, rows, features, binned, as_of)
     frame = frame[["order_id", "codes", "target", "order_rowid"]]
     if not every:
         frame = frame[tracked]
     return _predict_and_write(db, loaded, settings, frame, features, matrix, as_of, True, untracked, writer,
-                               run, books, None, timed, typical=typical)
+                               run, books, None, timed, typical=typical, binned=binned)
 
 
-def _books_of(loaded: Any, frame: pd.DataFrame, rows: np.ndarray, features: pd.DataFrame, matrix: np.ndarray,
-              as_of: datetime) -> tuple[seller_books.Books, set[str]]:
+def _books_of(loaded: Any, frame: pd.DataFrame, rows: np.ndarray, features: pd.DataFrame,
+              binned: tuple[Any, np.ndarray] | None, as_of: datetime) -> tuple[seller_books.Books, set[str]]:
     """Every seller's book from the whole frame: each order's signals, transit, number and buyer, and for each
-    scored one (`rows`, whose features are `features` and `matrix`) its binned input and when time may next
-    change its score; and the features time moves."""
+    scored one (`rows`, whose features are `features` and binned input `binned`) its binned input and when time
+    may next change its score; and the features time moves."""
     bits, transit = seller_aggregates.order_signals(frame, FLAG_COLUMNS)
     due = np.full(len(frame), seller_books.NEVER)
     edges = rescoring.decision_edges(loaded.model, list(features.columns))
@@ -156,20 +157,27 @@ def _books_of(loaded: Any, frame: pd.DataFrame, rows: np.ndarray, features: pd.D
     entries = seller_books.entries(frame["order_rowid"].to_numpy(dtype=np.int64), bits, transit,
                                    seller_books.hashes(frame["tracking_number"]), seller_books.hashes(frame["buyer_id"]),
                                    due, scored, _any_flag(frame), seller_books.flag_mask(frame, FLAG_COLUMNS))
-    return seller_books.Books.of(frame["seller_id"], entries, _bins_of(loaded, matrix, rows, len(frame))), timed
+    return seller_books.Books.of(frame["seller_id"], entries, _bins_of(binned, rows, len(frame))), timed
 
 
-def _bins_of(loaded: Any, matrix: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray | None:
-    """The model's binned input of each frame row (the scored `rows`, whose features are `matrix`; zeros for the
-    others), or None where the model has no binned walk."""
+def _binned(loaded: Any, matrix: np.ndarray) -> tuple[Any, np.ndarray] | None:
+    """The model's binned input of these rows (`rescoring.binning`) and the rows' bytes, or None where the model
+    has no binned walk or a value a byte cannot keep. The rows are scored from these bytes: the same scores, bit
+    for bit, without binning them twice."""
     walk = rescoring.binning(loaded.model)
     if walk is None:
         return None
     binned = walk.bins(matrix)
+    return None if binned is None else (walk, binned)
+
+
+def _bins_of(binned: tuple[Any, np.ndarray] | None, rows: np.ndarray, n: int) -> np.ndarray | None:
+    """The binned input of each frame row (the scored `rows`, whose bytes are `binned`; zeros for the others), or
+    None."""
     if binned is None:
         return None
-    out = np.zeros((n, binned.shape[1]), dtype=np.uint8)
-    out[rows] = binned
+    out = np.zeros((n, binned[1].shape[1]), dtype=np.uint8)
+    out[rows] = binned[1]
     return out
 
 
@@ -272,8 +280,9 @@ def _score_some(db: sqlite_utils.Database, plan: Plan, loaded: Any, examined: se
     updated.entries["due"][at] = due
     updated.entries["scored"][at] = tracked
     updated.entries["score"][at] = np.nan
+    binned = _binned(loaded, matrix)
     if updated.bins is not None:
-        fresh = _bins_of(loaded, matrix, rows, len(frame))
+        fresh = _bins_of(binned, rows, len(frame))
         if fresh is not None and fresh.shape[1] == updated.bins.shape[1]:
             updated.bins[at] = fresh
         else:
@@ -281,7 +290,7 @@ def _score_some(db: sqlite_utils.Database, plan: Plan, loaded: Any, examined: se
     frame = frame.loc[tracked, ["order_id", "codes", "order_rowid"]].assign(target=True)
     return _predict_and_write(db, loaded, settings, frame, features, matrix, as_of, False, untracked, None, run,
                               updated, np.union1d(touched, updated.seller[at]), timed,
-                              None if quick is None else quick.written)
+                              None if quick is None else quick.written, binned=binned)
 
 
 def _add_buyer_history(frame: pd.DataFrame, books: seller_books.Books) -> None:
@@ -353,14 +362,15 @@ def _predict_and_write(db: sqlite_utils.Database, loaded: Any, settings: dict[st
                        features: pd.DataFrame, matrix: np.ndarray, as_of: datetime, full: bool, untracked: set[str],
                        writer: score_writer.ChildWrite | None, run: str, books: seller_books.Books,
                        sellers: np.ndarray | None, timed: set[str],
-                       scored: pd.DataFrame | None = None, typical: str | None = None) -> set[str]:
+                       scored: pd.DataFrame | None = None, typical: str | None = None,
+                       binned: tuple[Any, np.ndarray] | None = None) -> set[str]:
     """Score the frame's rows (order_id, codes, order_rowid; `features` and `matrix` theirs), work out the reasons of
     the high ones, and write them, with the scores worked out already (`scored`: order_id, score, codes, reasons;
     no reasons), the typical transit a full run found (`typical`, JSON), the run's marks and the sellers' books (which learn which features each order's reasons show:
     `timed` ones, those time moves, make the reasons due at the next later run)."""
     classifier = loaded.model.named_steps["classifier"]
-    with threads.limit():
-        score = fraud_probability(classifier, matrix)
+    with threads.limit():  # from the rows' bytes when they are binned already (`_binned`): the same scores
+        score = fraud_probability(classifier, matrix) if binned is None else binned[0].fraud_probability(binned[1])
     frame = frame.assign(score=score)
     min_score = float(settings.get("reasons_min_score", 0.1))
     explained = frame["score"].to_numpy() >= min_score

@@ -39,6 +39,13 @@ NEVER = np.inf  # a due time: the score does not change by time alone
 def hashes(values: pd.Series | np.ndarray) -> np.ndarray:
     """A stable 64-bit hash of each text (missing values hash alike): how a book remembers an order's tracking
     number and buyer, to find the orders that shared them after one of them changes."""
+    if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
+        # each distinct value hashed once, as `categorize` does (a missing one: the same constant it gives)
+        codes = values.cat.codes.to_numpy()
+        hashed = pd.util.hash_array(values.cat.categories.to_numpy(dtype=object), categorize=False)
+        out = hashed[np.maximum(codes, 0)] if len(hashed) else np.zeros(len(codes), dtype=np.uint64)
+        out[codes < 0] = np.iinfo(np.uint64).max
+        return out
     array = values.to_numpy(dtype=object) if isinstance(values, pd.Series) else np.asarray(values, dtype=object)
     return pd.util.hash_array(array, categorize=True)
 
