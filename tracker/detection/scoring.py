@@ -1,11 +1,12 @@
 """Scores orders with the active classifier and writes `scores` (order_id, score, codes, reasons, model_id).
 
 Incremental by default, and exact: a run rescores only the orders whose score can have changed
-(`tracker.detection.rescoring`): those the rules examined (their own inputs changed), the other orders of their
-buyers and of the numbers they carried before, the orders whose seller features crossed one of the model's
-thresholds as their sellers' statistics moved, and those whose age features time carried across one. Every
-other order's model input lies on the same side of every split as when it was scored, so its stored score is
-what a full rescore would give, bit for bit. The sellers' statistics come from their books
+(`tracker.detection.rescoring`): those the rules examined (their own inputs changed), the other orders of the
+numbers they carried before, the orders whose seller or buyer features crossed one of the model's thresholds as
+their sellers' statistics or buyers' history moved (worked out from their stored binned input, reasons included:
+`tracker.detection.quick_scores`), and those whose age features time carried across one. Every other order's
+model input lies on the same side of every split as when it was scored, so its stored score is what a full
+rescore would give, bit for bit. The sellers' statistics and buyers' history come from the books
 (`tracker.detection.seller_books`), kept in the same transaction as the scores.
 
 A full rescore happens with `full`, after a new model, when the books do not match the scores (a run killed
