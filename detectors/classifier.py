@@ -373,7 +373,7 @@ class BinnedInput:
     def __init__(self, classifier: Any):
         self.blend = isinstance(classifier, BlendedClassifier)
         parts = classifier._active() if self.blend else [(1.0, classifier)]
-        n = int(classifier.n_features_in_)
+        n = self.n_features = int(classifier.n_features_in_)
         self.parts: list[tuple[str, float, Any, Any, np.ndarray]] = []
         offset = 0
         for weight, part in parts:
@@ -441,6 +441,25 @@ class BinnedInput:
 
     def fraud_probability(self, binned: np.ndarray) -> np.ndarray:
         return expit(self.decision(binned))
+
+    def contributions(self, binned: np.ndarray) -> tuple[np.ndarray, float]:
+        """The classifier's `contributions` of these rows, from their bytes (the same operations in the same order:
+        the trees' path contributions only ever compare bins, the prior's columns are kept as they are)."""
+        out, base = None, 0.0
+        for kind, weight, part, _, at in self.parts:
+            if kind == "boost":
+                raw, b = sklearn_internals.path_contributions(part.booster_, np.ascontiguousarray(binned[:, at]))
+                slope, intercept = part.calibration_
+                c, b = slope * raw, slope * b + intercept
+            else:
+                c = np.zeros((len(binned), self.n_features))
+                c[:, part.columns_] = binned[:, at].astype(np.float64) * part.coef_
+                b = part.intercept_
+            if not self.blend:
+                return c, b
+            out = weight * c if out is None else out + weight * c
+            base += weight * b
+        return (out if out is not None else np.zeros((len(binned), self.n_features))), base
 
 
 def binned_input(classifier: Any) -> BinnedInput | None:

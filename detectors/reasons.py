@@ -35,18 +35,26 @@ def contributions_by_group(classifier: Any, matrix: np.ndarray, features: Sequen
     The flag count's part goes to the row's flags in equal shares (to the group 'flag_count' when it has none)."""
     contributions, base = classifier.contributions(np.asfortranarray(matrix))
     names = list(features)
+    flags = [j for j, name in enumerate(names) if name.startswith("flag_")]
+    return group_parts(contributions, np.nan_to_num(matrix[:, flags]) > 0, names), float(base)
+
+
+def group_parts(contributions: np.ndarray, on: np.ndarray, features: Sequence[str]) -> pd.DataFrame:
+    """Per row, each reason group's part of the row's contributions (one column per feature of `features`), the
+    flag count's part shared among the row's flags that are on (`on`: one column per flag feature, in the order of
+    `features`)."""
+    names = list(features)
     out: dict[str, np.ndarray] = {}
     for group, columns in groups_of(names).items():
         out[group] = contributions[:, columns].sum(axis=1)
     if "n_flags" in names and "flag_count" in out:
         flags = [j for j, name in enumerate(names) if name.startswith("flag_")]
-        on = np.nan_to_num(matrix[:, flags]) > 0
         count = on.sum(axis=1)
         share = np.where(count > 0, out["flag_count"] / np.maximum(count, 1), 0.0)
         for k, j in enumerate(flags):
             out[FEATURE_GROUPS[names[j]]] = out[FEATURE_GROUPS[names[j]]] + np.where(on[:, k], share, 0.0)
         out["flag_count"] = np.where(count > 0, 0.0, out["flag_count"])
-    return pd.DataFrame(out), float(base)
+    return pd.DataFrame(out)
 
 
 def explain(classifier: Any, features: pd.DataFrame, matrix: np.ndarray, score: np.ndarray, *, min_score: float,
@@ -57,6 +65,18 @@ def explain(classifier: Any, features: pd.DataFrame, matrix: np.ndarray, score: 
     if not len(rows) or not hasattr(classifier, "contributions"):
         return reasons
     parts, _base = contributions_by_group(classifier, matrix[rows], list(features.columns))
+    chosen = reasons_of(parts, lambda group, picked: describe_many(group, features.iloc[rows[picked]]),
+                        max_reasons=max_reasons, min_contribution=min_contribution)
+    for i, text in zip(rows.tolist(), chosen, strict=True):
+        reasons[i] = text
+    return reasons
+
+
+def reasons_of(parts: pd.DataFrame, phrases: Any, *, max_reasons: int, min_contribution: float
+               ) -> list[str | None]:
+    """Per row of group parts (`group_parts`), its reasons as JSON text: the groups that raised its log-odds most.
+    `phrases(group, rows)` gives the phrase of each of these rows (positions) for a group, None where it cannot
+    (that row's reasons are then None)."""
     names = list(parts.columns)
     values = parts.to_numpy()
     best = np.argsort(-values, axis=1, kind="stable")[:, :max_reasons]
@@ -68,13 +88,20 @@ def explain(classifier: Any, features: pd.DataFrame, matrix: np.ndarray, score: 
     phrase = np.empty(len(order), dtype=object)
     for j in np.unique(group).tolist():
         mask = group == j
-        phrase[mask] = describe_many(names[j], features.iloc[rows[order[mask]]])
-    pieces = _reason_json([names[j] for j in group.tolist()], phrase.tolist(), weights.tolist())
+        phrase[mask] = phrases(names[j], order[mask])
+    unknown = np.zeros(len(parts), dtype=bool)
+    missing = np.array([p is None for p in phrase.tolist()], dtype=bool)
+    unknown[order[missing]] = True
+    pieces = _reason_json([names[j] for j in group.tolist()], ["" if p is None else p for p in phrase.tolist()],
+                          weights.tolist())
+    out: list[str | None] = ["[]"] * len(parts)
     starts = np.flatnonzero(np.r_[True, order[1:] != order[:-1]]) if len(order) else np.zeros(0, dtype=np.int64)
     ends = np.r_[starts[1:], len(order)]
     for i, a, b in zip(order[starts].tolist(), starts.tolist(), ends.tolist(), strict=True):
-        reasons[rows[i]] = "[" + ", ".join(pieces[a:b]) + "]"
-    return reasons
+        out[i] = "[" + ", ".join(pieces[a:b]) + "]"
+    for i in np.flatnonzero(unknown).tolist():
+        out[i] = None
+    return out
 
 
 def _reason_json(features: list[str], phrases: list[str], weights: list[float]) -> list[str]:

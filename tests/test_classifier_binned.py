@@ -90,3 +90,24 @@ def test_contributions_add_up_to_the_log_odds_of_every_row():
         (nodes["feature_idx"][nodes["is_leaf"] == 0] == j).any()
         for nodes in classifier.sklearn_internals.trees(model.booster_))]
     assert all(np.all(contributions[:, j] == 0) for j in unused)
+
+
+def test_contributions_from_the_bytes_are_the_classifiers_bit_for_bit():
+    """Incremental scoring explains an order from its stored bytes (`BinnedInput.contributions`): the same
+    numbers as the classifier's own contributions of the row, for a plain booster and for a blend with the rules
+    prior (whose columns are kept as they are)."""
+    from detectors.classifier import BlendedClassifier, RulesPrior, binned_input
+
+    X, y = _data(3000, 7)
+    X[:, 1] = np.clip(X[:, 1], 0, 3)  # the prior's column: small whole numbers, as flags are
+    rows = X[:400].copy()
+    rows[:50, 2] = np.nan
+    boost = FraudClassifier(max_iter=20, random_state=0).fit(X, y)
+    prior = RulesPrior(columns=[1]).fit(X, y)
+    for model in (boost, BlendedClassifier.of([("boost", boost), ("prior", prior)], [0.7, 0.3])):
+        walk = binned_input(model)
+        binned = walk.bins(rows)
+        got, got_base = walk.contributions(binned)
+        want, want_base = model.contributions(rows)
+        assert np.array_equal(got, want) and got_base == want_base
+        assert np.array_equal(walk.decision(binned), model.decision_function(rows))

@@ -86,10 +86,20 @@ def _changed(scored_world, name: str) -> tuple[Path, Path]:  # noqa: ANN001
     return path, twin
 
 
-def test_a_one_percent_change_is_rescored_exactly_and_only_in_part(scored_world) -> None:  # noqa: ANN001
+def test_a_one_percent_change_is_rescored_exactly_and_only_in_part(scored_world, monkeypatch) -> None:  # noqa: ANN001
+    from tracker.detection import quick_scores
+
+    found = []
+    rescore = quick_scores.rescore
+    monkeypatch.setattr(quick_scores, "rescore", lambda *a, **k: found.append(rescore(*a, **k)) or found[-1])
     path, twin = _changed(scored_world, "one-percent")
     as_of = scored_world[2]
     summary = _run(path, as_of)
+    # orders whose seller's or buyer's statistics moved were worked out from their bins, some with reasons, and only
+    # those whose stored row changed were written
+    (quick,) = found
+    assert quick is not None and quick.worked_out > len(quick.written) > 0
+    assert (quick.written["reasons"] != "[]").any()
     _run(twin, as_of, full=True)
     _same(path, twin)
     orders = sqlite3.connect(path).execute("SELECT count(*) FROM orders").fetchone()[0]

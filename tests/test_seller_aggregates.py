@@ -107,3 +107,34 @@ def test_the_transform_hands_seller_features_to_the_model_unchanged(frame: pd.Da
     for name in sa.FEATURES:
         if name in FEATURES:
             assert _same_bits(features[name].to_numpy(), frame[name].to_numpy(dtype=float)), name
+
+
+def test_the_books_buyer_statistics_give_the_frames_buyer_features(frame: pd.DataFrame) -> None:
+    """Incremental scoring counts a buyer's history from the seller books (`seller_books.BuyerStats`): over a frame
+    of the whole store, each order's buyer features are those the transform computes from the frame."""
+    from tracker.detection import seller_books
+
+    flag_columns = [f"flag_{c}" for c in FLAG_CODES]
+    bits, transit = sa.order_signals(frame, flag_columns)
+    n = len(frame)
+    entries = seller_books.entries(np.arange(n, dtype=np.int64), bits, transit,
+                                   seller_books.hashes(frame["tracking_number"]), seller_books.hashes(frame["buyer_id"]),
+                                   np.full(n, np.inf), np.ones(n, np.uint8), np.zeros(n, np.uint8),
+                                   seller_books.flag_mask(frame, flag_columns))
+    books = seller_books.Books.of(frame["seller_id"], entries, None)
+    stats = seller_books.BuyerStats.of(books, entries["buyer"])
+    names = ("buyer_n_orders", "buyer_not_received_other", "buyer_flagged_other")
+    want = OrderFeatures(features=names).fit().transform_frame(frame)
+    got = stats.features(entries)
+    for name in names:
+        assert _same_bits(got[name], want[name].to_numpy()), name
+
+
+def test_a_categorical_column_hashes_as_its_texts_do() -> None:
+    """The whole-store frame reads text as categoricals; the books key numbers and buyers by the same hashes."""
+    from tracker.detection import seller_books
+
+    texts = pd.Series(["LA1", None, "LB2", "", "LA1", None, "ü"], dtype=object)
+    assert np.array_equal(seller_books.hashes(texts.astype("category")), seller_books.hashes(texts))
+    assert np.array_equal(seller_books.hashes(texts.astype("category").iloc[[1, 5]]),
+                          seller_books.hashes(texts.iloc[[1, 5]]))

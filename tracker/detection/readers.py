@@ -469,11 +469,12 @@ def ids_of_rowids(conn: sqlite3.Connection, rowids: Iterable[int]) -> list[str]:
 
 def feature_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None, as_of: datetime,
                   message_scores: MessageScorer, *, plan: Plan | None = None,
-                  sellers: Callable[[pd.DataFrame], None] | None = None) -> pd.DataFrame:
+                  sellers: Callable[[pd.DataFrame], None] | None = None, buyers: bool = True) -> pd.DataFrame:
     """The classifier's frame (`detectors.features.feature_frame`): every order of the sellers of `order_ids`
     (every order when None), `target` marking the asked-for ones. `message_scores` turns seller messages (id,
     order_id, text) into pressure probabilities (the tracker's caches them in the store). `sellers`: adds the seller
-    aggregates (see `detectors.features.feature_frame`); then the frame holds the asked-for orders only."""
+    aggregates (see `detectors.features.feature_frame`); then the frame holds the asked-for orders only. Without
+    `buyers`, a scope's buyer history is left to the caller (zeros: the seller books count it)."""
     with ReadTuning(conn):
         targets = None if order_ids is None else set(order_ids)
         scope = None if targets is None else list(targets) if sellers is not None else seller_closure(conn, targets)
@@ -491,7 +492,7 @@ def feature_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None, as_
             pressure = features.message_pressure(side.messages, message_scores)
         frame.attrs["side_by"] = "child readers" if read.side_from_readers and read.through_readers else "sql"
         frame["target"] = True if targets is None else frame["order_id"].isin(targets)
-        context = None if scope is None else _number_and_buyer_context(conn, frame)
+        context = None if scope is None else _number_and_buyer_context(conn, frame, buyers)
         # a scope reads the typical transit the last full run kept; the whole store settles its own against it
         kept = kept_typical_transit(conn)
         typical = None if scope is None else (kept if kept is not None else typical_transit(conn))
@@ -532,16 +533,20 @@ def typical_transit(conn: sqlite3.Connection) -> dict[str, float]:
     return features.typical_transit(names[codes], np.array([r[1] for r in rows], dtype=np.float64))
 
 
-def _number_and_buyer_context(conn: sqlite3.Connection, frame: pd.DataFrame) -> features.Context:
-    """Per number of the frame, the orders and buyers carrying it; per buyer, their orders, the ones they said
-    did not arrive and the flagged ones: counted over the whole store."""
+def _number_and_buyer_context(conn: sqlite3.Connection, frame: pd.DataFrame, buyers: bool = True
+                              ) -> features.Context:
+    """Per number of the frame, the orders and buyers carrying it; per buyer (unless not `buyers`), their orders,
+    the ones they said did not arrive and the flagged ones: counted over the whole store."""
     numbers = store.query(conn, """SELECT tracking_number, count(*), count(DISTINCT buyer_id) FROM orders
         WHERE tracking_number IN (SELECT value FROM json_each(?)) GROUP BY tracking_number""",
                           ["tracking_number", "n_orders_on_number", "buyers_on_number"],
                           [store.as_json(set(frame["tracking_number"].dropna()))]).set_index("tracking_number")
-    buyers = store.query(conn, """SELECT o.buyer_id, count(*), sum(lower(trim(coalesce(o.buyer_received, ''))) = 'no'),
+    if not buyers:
+        return numbers, pd.DataFrame({name: pd.Series(dtype=float) for name in features.BUYER_SUMS},
+                                     index=pd.Index([], dtype=object, name="buyer_id"))
+    history = store.query(conn, """SELECT o.buyer_id, count(*), sum(lower(trim(coalesce(o.buyer_received, ''))) = 'no'),
                sum(o.order_id IN (SELECT order_id FROM flags WHERE resolved_at IS NULL AND severity != 'low'))
         FROM orders o WHERE o.buyer_id IN (SELECT value FROM json_each(?)) GROUP BY o.buyer_id""",
                          ["buyer_id", "buyer_n_orders", "_buyer_not_received", "_buyer_flagged"],
                          [store.as_json(set(frame["buyer_id"].dropna()))]).set_index("buyer_id")
-    return numbers, buyers
+    return numbers, history

@@ -6,7 +6,8 @@ every threshold the model tests get the same trees' outputs, so the same score, 
 
 - an order is rescored when one of its own inputs changed (the rules examined it, its buyer's or number's
   other orders changed), or
-- when its seller's statistics moved one of its seller features across a threshold (`seller_crossings`), or
+- when its seller's statistics or its buyer's history moved one of its seller or buyer features across a
+  threshold (`seller_crossings`; `tracker.detection.scoring`), or
 - when time alone carries one of its age features across a threshold (`due_times`: the Julian day from which
   that can happen, kept per order in its seller's book).
 
@@ -141,6 +142,8 @@ def shown_features(reasons: list[str], names: list[str], groups: dict[str, str])
     every = (1 << 64) - 1
     out = np.zeros(len(reasons), dtype=np.uint64)
     for i, text in enumerate(reasons):
+        if text == "[]":
+            continue
         try:
             mask = 0
             for reason in json.loads(text or "[]"):

@@ -30,6 +30,7 @@ WRITE_CACHE_KIB = 262_144
 # rows per INSERT statement: SQLite runs one statement per this many rows instead of one per row (4 values each,
 # plus the model id and time bound once: 402 parameters, within every SQLite's limit of 999)
 ROWS_PER_INSERT = 100
+SCORE_DIGITS = 7  # a score is stored rounded to this many decimals
 META_SQL = "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
 
 # the rows to write, column by column: order ids, scores, codes, reasons
@@ -89,7 +90,7 @@ class KeyOrder:
             pick = self.order if rows is None else self.order[rows[self.order]]
             ids = self.sorted if rows is None else \
                 np.asarray(self.sorted, dtype=object)[rows[self.order]].tolist()
-        score = np.round(np.asarray(score, dtype=float)[pick], 7).tolist()
+        score = np.round(np.asarray(score, dtype=float)[pick], SCORE_DIGITS).tolist()
         text = [reasons] * len(pick) if isinstance(reasons, str) else shared_empty(reasons, "[]", pick)
         return ids, score, shared_empty(codes, "", pick), text
 

@@ -1,11 +1,12 @@
 """Scores orders with the active classifier and writes `scores` (order_id, score, codes, reasons, model_id).
 
 Incremental by default, and exact: a run rescores only the orders whose score can have changed
-(`tracker.detection.rescoring`): those the rules examined (their own inputs changed), the other orders of their
-buyers and of the numbers they carried before, the orders whose seller features crossed one of the model's
-thresholds as their sellers' statistics moved, and those whose age features time carried across one. Every
-other order's model input lies on the same side of every split as when it was scored, so its stored score is
-what a full rescore would give, bit for bit. The sellers' statistics come from their books
+(`tracker.detection.rescoring`): those the rules examined (their own inputs changed), the other orders of the
+numbers they carried before, the orders whose seller or buyer features crossed one of the model's thresholds as
+their sellers' statistics or buyers' history moved (worked out from their stored binned input, reasons included:
+`tracker.detection.quick_scores`), and those whose age features time carried across one. Every other order's
+model input lies on the same side of every split as when it was scored, so its stored score is what a full
+rescore would give, bit for bit. The sellers' statistics and buyers' history come from the books
 (`tracker.detection.seller_books`), kept in the same transaction as the scores.
 
 A full rescore happens with `full`, after a new model, when the books do not match the scores (a run killed
@@ -35,12 +36,13 @@ import sqlite_utils
 
 from detectors import seller_aggregates
 from detectors.classifier import fraud_probability
-from detectors.features import FEATURE_GROUPS, FLAG_CODES, MessageScorer, has_text, score_messages
+from detectors.features import BUYER_SUMS, FEATURE_GROUPS, FLAG_CODES, MessageScorer, has_text, score_messages
 from detectors.reasons import explain
 from detectors.view import datetime_to_jd
 from tracker import config
 from tracker.db import SCORED_BY_META, get_meta, set_meta
 from tracker.detection import (
+    quick_scores,
     readers,
     registry,
     rescoring,
@@ -132,19 +134,20 @@ def _score_all(db: sqlite_utils.Database, plan: Plan, loaded: Any, as_of: dateti
     every = bool(tracked.all())
     rows = np.flatnonzero(tracked)
     features, matrix = _features(loaded, frame, None if every else rows)
-    books, timed = _books_of(loaded, frame, rows, features, matrix, as_of)
+    binned = _binned(loaded, matrix)
+    books, timed = _books_of(loaded, frame, rows, features, binned, as_of)
     frame = frame[["order_id", "codes", "target", "order_rowid"]]
     if not every:
         frame = frame[tracked]
     return _predict_and_write(db, loaded, settings, frame, features, matrix, as_of, True, untracked, writer,
-                               run, books, None, timed, typical=typical)
+                               run, books, None, timed, typical=typical, binned=binned)
 
 
-def _books_of(loaded: Any, frame: pd.DataFrame, rows: np.ndarray, features: pd.DataFrame, matrix: np.ndarray,
-              as_of: datetime) -> tuple[seller_books.Books, set[str]]:
+def _books_of(loaded: Any, frame: pd.DataFrame, rows: np.ndarray, features: pd.DataFrame,
+              binned: tuple[Any, np.ndarray] | None, as_of: datetime) -> tuple[seller_books.Books, set[str]]:
     """Every seller's book from the whole frame: each order's signals, transit, number and buyer, and for each
-    scored one (`rows`, whose features are `features` and `matrix`) its binned input and when time may next
-    change its score; and the features time moves."""
+    scored one (`rows`, whose features are `features` and binned input `binned`) its binned input and when time
+    may next change its score; and the features time moves."""
     bits, transit = seller_aggregates.order_signals(frame, FLAG_COLUMNS)
     due = np.full(len(frame), seller_books.NEVER)
     edges = rescoring.decision_edges(loaded.model, list(features.columns))
@@ -154,21 +157,28 @@ def _books_of(loaded: Any, frame: pd.DataFrame, rows: np.ndarray, features: pd.D
     scored[rows] = 1
     entries = seller_books.entries(frame["order_rowid"].to_numpy(dtype=np.int64), bits, transit,
                                    seller_books.hashes(frame["tracking_number"]), seller_books.hashes(frame["buyer_id"]),
-                                   due, scored, _any_flag(frame))
-    return seller_books.Books.of(frame["seller_id"], entries, _bins_of(loaded, matrix, rows, len(frame))), timed
+                                   due, scored, _any_flag(frame), seller_books.flag_mask(frame, FLAG_COLUMNS))
+    return seller_books.Books.of(frame["seller_id"], entries, _bins_of(binned, rows, len(frame))), timed
 
 
-def _bins_of(loaded: Any, matrix: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray | None:
-    """The model's binned input of each frame row (the scored `rows`, whose features are `matrix`; zeros for the
-    others), or None where the model has no binned walk."""
+def _binned(loaded: Any, matrix: np.ndarray) -> tuple[Any, np.ndarray] | None:
+    """The model's binned input of these rows (`rescoring.binning`) and the rows' bytes, or None where the model
+    has no binned walk or a value a byte cannot keep. The rows are scored from these bytes: the same scores, bit
+    for bit, without binning them twice."""
     walk = rescoring.binning(loaded.model)
     if walk is None:
         return None
     binned = walk.bins(matrix)
+    return None if binned is None else (walk, binned)
+
+
+def _bins_of(binned: tuple[Any, np.ndarray] | None, rows: np.ndarray, n: int) -> np.ndarray | None:
+    """The binned input of each frame row (the scored `rows`, whose bytes are `binned`; zeros for the others), or
+    None."""
     if binned is None:
         return None
-    out = np.zeros((n, binned.shape[1]), dtype=np.uint8)
-    out[rows] = binned
+    out = np.zeros((n, binned[1].shape[1]), dtype=np.uint8)
+    out[rows] = binned[1]
     return out
 
 
@@ -187,7 +197,6 @@ def _score_some(db: sqlite_utils.Database, plan: Plan, loaded: Any, examined: se
     """The orders whose score may have changed (see the module docstring), and their sellers' books."""
     conn = db.conn
     settings = config.load("model").get("scoring", {})
-    min_score = float(settings.get("reasons_min_score", 0.1))
     as_of_jd = datetime_to_jd(as_of)
     scorer = message_scorer(db, plan)
     started = time.perf_counter()
@@ -199,18 +208,19 @@ def _score_some(db: sqlite_utils.Database, plan: Plan, loaded: Any, examined: se
             _marks(run, books, np.zeros(0, np.int64))(db.conn)
         return set()
     fresh, found = _entries(frame, books)
-    # and the other orders of their buyers whose history changed, and the orders a changed one left behind on its
-    # former number or with its former buyer
+    # and the orders a changed one left behind on its former number or with its former buyer (their number's
+    # context moved: read whole); the other orders of buyers whose history changed are the buyer statistics' to
+    # tell about, like a seller's (below)
     stored = books.entries[found[found >= 0]]
     moved_on = (stored["number"] != fresh["number"][found >= 0]) | (stored["buyer"] != fresh["buyer"][found >= 0])
-    left = np.isin(books.entries["buyer"], seller_books.buyers_changed(books, found, fresh)) | \
-        np.isin(books.entries["number"], stored["number"][moved_on]) | \
+    left = np.isin(books.entries["number"], stored["number"][moved_on]) | \
         np.isin(books.entries["buyer"], stored["buyer"][moved_on])
     partners = np.setdiff1d(books.entries["order"][left], fresh["order"])
     more = _partial_frame(conn, set(readers.ids_of_rowids(conn, partners)), as_of, scorer, plan)
     if len(more):
         frame = pd.concat([frame, more], ignore_index=True)
         fresh, found = _entries(frame, books)
+    changed_buyers = seller_books.buyers_changed(books, found, fresh)
     rowids = fresh["order"]
     width = None if books.bins is None else books.bins.shape[1]
     updated, old_code = books.replaced(frame["seller_id"].to_numpy(dtype=object), fresh,
@@ -223,46 +233,36 @@ def _score_some(db: sqlite_utils.Database, plan: Plan, loaded: Any, examined: se
     updated.median[touched] = seller_aggregates.medians(updated.seller[in_touched], len(updated.sellers),
                                                         updated.entries["transit"][in_touched])[touched]
     before, after = books.stats(), updated.stats()
-    # every other order of a touched seller: did one of its seller features cross one of the model's thresholds?
+    # every other order of a touched seller or of a buyer whose history changed: did one of its seller or buyer
+    # features cross one of the model's thresholds, or move while its stored reasons quote it?
     names = list(loaded.model.named_steps["features"].get_feature_names_out())
     edges = rescoring.decision_edges(loaded.model, names)
-    others = np.flatnonzero(in_touched & ~np.isin(updated.entries["order"], rowids))
-    crossed = others[_crossed(before, after, old_code[updated.seller[others]], updated.seller[others],
-                              updated.entries["bits"][others], edges)]
-    crossed = crossed[updated.entries["scored"][crossed] > 0]  # an order without a number has no score
-    # and those whose stored reasons quote a seller feature whose value moved: read whole, their reasons redone
-    quoting = others[(updated.entries["shown"][others] & np.uint64(
-        rescoring.feature_bits(names, set(seller_aggregates.FEATURES)))) != 0]
-    quoting = quoting[_crossed(before, after, old_code[updated.seller[quoting]], updated.seller[quoting],
-                               updated.entries["bits"][quoting], {name: None for name in seller_aggregates.FEATURES})]
-    crossed = np.setdiff1d(crossed, quoting)
-    # those rescored from their stored binned input, their seller columns binned again; the few that then score
-    # high enough to need reasons are read whole
+    of_buyer = np.isin(updated.entries["buyer"], changed_buyers)
+    others = np.flatnonzero((in_touched | of_buyer) & ~np.isin(updated.entries["order"], rowids))
+    others = others[updated.entries["scored"][others] > 0]  # an order without a number has no score
+    buyers_then, buyers_now = seller_books.BuyerStats.of(books, changed_buyers), \
+        seller_books.BuyerStats.of(updated, changed_buyers)
+    mine = others[of_buyer[others]]
+    crossed, quoting = _moved(before, after, old_code[updated.seller[others]], updated.seller[others],
+                              updated.entries[others], edges, names)
+    buyer_crossed, buyer_quoting = _buyer_moved(buyers_then, buyers_now, updated.entries[mine], edges, names)
+    crossed[of_buyer[others]] |= buyer_crossed
+    quoting[of_buyer[others]] |= buyer_quoting
+    candidates = others[crossed | quoting]
+    # worked out again from their stored binned input; the few that cannot be are read whole
     walk = rescoring.binning(loaded.model) if updated.bins is not None else None
-    quick = pd.DataFrame({"order_id": pd.Series(dtype=object), "score": pd.Series(dtype=float)})
-    if walk is not None and len(crossed):
-        binned = updated.bins[crossed].copy()
-        seller_columns = after.features(updated.seller[crossed], updated.entries["bits"][crossed])
-        probe = np.zeros((len(crossed), len(names)))
-        at = [names.index(name) for name in seller_columns if name in names]
-        for j in at:
-            probe[:, j] = seller_columns[names[j]]
-        if walk.rebin(binned, probe, at):
-            score = walk.fraud_probability(binned)
-            updated.bins[crossed] = binned
-        else:  # a value a byte cannot keep: every one of them read whole
-            score = np.full(len(crossed), np.inf)
-        low = score < min_score
-        ids = readers.ids_of_rowids(conn, updated.entries["order"][crossed[low]])
-        if len(ids) == int(low.sum()):  # every one still in the store (else: all read whole)
-            quick = pd.DataFrame({"order_id": pd.Series(ids, dtype=object), "score": score[low],
-                                  "order_rowid": updated.entries["order"][crossed[low]]})
-            crossed = crossed[~low]
-    log.debug("rescoring: %d orders read, %d sellers touched, %d other orders crossed a threshold "
-              "(%d rescored from their bins) in %.2f s", len(frame), len(touched), len(crossed) + len(quick),
-              len(quick), time.perf_counter() - started)
-    crossed = np.union1d(crossed, quoting)
-    more = _partial_frame(conn, set(readers.ids_of_rowids(conn, updated.entries["order"][crossed])), as_of, scorer,
+    quick = None
+    if walk is not None and len(candidates):
+        buyers = seller_books.BuyerStats.of(updated, updated.entries["buyer"][candidates])
+        quick = quick_scores.rescore(conn, walk, loaded.model.named_steps["classifier"], names, updated, candidates,
+                                     after, buyers, settings)
+    whole = candidates if quick is None else quick.whole
+    log.debug("rescoring: %d orders read, %d sellers touched, %d buyers' history changed, %d other orders crossed "
+              "a threshold or quote a value that moved (%d worked out from their bins, %d of them written), %d read "
+              "whole, in %.2f s", len(frame), len(touched), len(changed_buyers), len(candidates),
+              0 if quick is None else quick.worked_out, 0 if quick is None else len(quick.written), len(whole),
+              time.perf_counter() - started)
+    more = _partial_frame(conn, set(readers.ids_of_rowids(conn, updated.entries["order"][whole])), as_of, scorer,
                           plan)
     if len(more):
         frame = pd.concat([frame, more], ignore_index=True)
@@ -270,6 +270,7 @@ def _score_some(db: sqlite_utils.Database, plan: Plan, loaded: Any, examined: se
     own, _ = seller_aggregates.order_signals(frame, FLAG_COLUMNS)
     for name, values in after.features(updated.seller[at], own).items():
         frame[name] = values
+    _add_buyer_history(frame, updated)
     tracked = has_text(frame["tracking_number"])
     untracked = set(frame.loc[~tracked, "order_id"])
     rows = np.flatnonzero(tracked)
@@ -279,19 +280,57 @@ def _score_some(db: sqlite_utils.Database, plan: Plan, loaded: Any, examined: se
                                            edges)
     updated.entries["due"][at] = due
     updated.entries["scored"][at] = tracked
+    updated.entries["score"][at] = np.nan
+    binned = _binned(loaded, matrix)
     if updated.bins is not None:
-        fresh = _bins_of(loaded, matrix, rows, len(frame))
+        fresh = _bins_of(binned, rows, len(frame))
         if fresh is not None and fresh.shape[1] == updated.bins.shape[1]:
             updated.bins[at] = fresh
         else:
             updated.bins = None
     frame = frame.loc[tracked, ["order_id", "codes", "order_rowid"]].assign(target=True)
-    if len(quick):  # their flags did not change: the codes stored with their score stand
-        stored = dict(conn.execute("SELECT s.order_id, s.codes FROM json_each(?) j CROSS JOIN scores s "
-                                   "ON s.order_id = j.value", [store.as_json(quick["order_id"])]).fetchall())
-        quick = quick.assign(codes=quick["order_id"].map(stored).fillna(""), reasons="[]")
     return _predict_and_write(db, loaded, settings, frame, features, matrix, as_of, False, untracked, None, run,
-                              updated, np.union1d(touched, updated.seller[at]), timed, quick)
+                              updated, np.union1d(touched, updated.seller[at]), timed,
+                              None if quick is None else quick.written, binned=binned)
+
+
+def _add_buyer_history(frame: pd.DataFrame, books: seller_books.Books) -> None:
+    """Each order's buyer history over the whole store (`detectors.features.BUYER_SUMS`), from the books (which
+    hold the frame's orders as they are now), in place."""
+    buyer = seller_books.hashes(frame["buyer_id"])
+    stats = seller_books.BuyerStats.of(books, buyer)
+    at = np.searchsorted(stats.buyers, buyer)
+    for name, values in zip(BUYER_SUMS, (stats.orders, stats.not_received, stats.flagged), strict=True):
+        frame[name] = values[at].astype(float)
+
+
+def _moved(before: seller_aggregates.SellerStats, after: seller_aggregates.SellerStats, was: np.ndarray,
+           now: np.ndarray, entries: np.ndarray, edges: rescoring.Edges, names: list[str]
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Per order (its seller's code before and now, its book entry): whether a seller feature crossed one of the
+    model's thresholds, and whether one whose value its stored reasons quote moved."""
+    quoting = (entries["shown"] & np.uint64(rescoring.feature_bits(names, set(seller_aggregates.FEATURES)))) != 0
+    return _crossed(before.features(was, entries["bits"]), after.features(now, entries["bits"]), edges, quoting)
+
+
+def _buyer_moved(before: seller_books.BuyerStats, after: seller_books.BuyerStats, entries: np.ndarray,
+                 edges: rescoring.Edges, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The same for the buyer features of orders whose buyer's history changed."""
+    quoting = (entries["shown"] & np.uint64(rescoring.feature_bits(names, set(quick_scores.BUYER_FEATURES)))) != 0
+    return _crossed(before.features(entries), after.features(entries), edges, quoting)
+
+
+def _crossed(old: dict[str, np.ndarray], new: dict[str, np.ndarray], edges: rescoring.Edges,
+             quoting: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per order (its features before and after): whether one crossed a threshold of the model, and whether one
+    moved at all where `quoting` (its stored reasons quote them)."""
+    crossed = np.zeros(len(quoting), dtype=bool)
+    moved = np.zeros(len(quoting), dtype=bool)
+    for name, values in new.items():
+        if name in edges:
+            crossed |= rescoring.moved(old[name], values, edges[name])
+        moved |= rescoring.moved(old[name], values, None)
+    return crossed, quoting & moved
 
 
 def _entries(frame: pd.DataFrame, books: seller_books.Books) -> tuple[np.ndarray, np.ndarray]:
@@ -301,7 +340,8 @@ def _entries(frame: pd.DataFrame, books: seller_books.Books) -> tuple[np.ndarray
     rowids = frame["order_rowid"].to_numpy(dtype=np.int64)
     fresh = seller_books.entries(rowids, bits, transit, seller_books.hashes(frame["tracking_number"]),
                                  seller_books.hashes(frame["buyer_id"]), np.full(len(frame), seller_books.NEVER),
-                                 np.zeros(len(frame), np.uint8), _any_flag(frame))
+                                 np.zeros(len(frame), np.uint8), _any_flag(frame),
+                                 seller_books.flag_mask(frame, FLAG_COLUMNS))
     return fresh, books.locate(rowids)
 
 
@@ -310,38 +350,28 @@ def _any_flag(frame: pd.DataFrame) -> np.ndarray:
     return (frame["codes"].to_numpy(dtype=object) != "").astype(np.uint8)
 
 
-def _crossed(before: seller_aggregates.SellerStats, after: seller_aggregates.SellerStats, was: np.ndarray,
-             now: np.ndarray, bits: np.ndarray, edges: rescoring.Edges) -> np.ndarray:
-    """Per order (its seller's code before and now, its signals): a seller feature crossed a threshold."""
-    crossed = np.zeros(len(was), dtype=bool)
-    new = after.features(now, bits)
-    old = before.features(was, bits)
-    for name, values in new.items():
-        if name in edges:
-            crossed |= rescoring.moved(old[name], values, edges[name])
-    return crossed
-
-
 def _partial_frame(conn: Any, order_ids: set[str], as_of: datetime, scorer: MessageScorer,
                    plan: Plan) -> pd.DataFrame:
-    """The feature frame of these orders, their seller aggregates left to the caller."""
+    """The feature frame of these orders, their seller aggregates and buyer history left to the caller (the books
+    hold them: `_add_buyer_history`)."""
     if not order_ids:
         return pd.DataFrame()
-    return readers.feature_frame(conn, order_ids, as_of, scorer, plan=plan, sellers=lambda frame: None)
+    return readers.feature_frame(conn, order_ids, as_of, scorer, plan=plan, sellers=lambda frame: None, buyers=False)
 
 
 def _predict_and_write(db: sqlite_utils.Database, loaded: Any, settings: dict[str, Any], frame: pd.DataFrame,
                        features: pd.DataFrame, matrix: np.ndarray, as_of: datetime, full: bool, untracked: set[str],
                        writer: score_writer.ChildWrite | None, run: str, books: seller_books.Books,
                        sellers: np.ndarray | None, timed: set[str],
-                       scored: pd.DataFrame | None = None, typical: str | None = None) -> set[str]:
+                       scored: pd.DataFrame | None = None, typical: str | None = None,
+                       binned: tuple[Any, np.ndarray] | None = None) -> set[str]:
     """Score the frame's rows (order_id, codes, order_rowid; `features` and `matrix` theirs), work out the reasons of
     the high ones, and write them, with the scores worked out already (`scored`: order_id, score, codes, reasons;
     no reasons), the typical transit a full run found (`typical`, JSON), the run's marks and the sellers' books (which learn which features each order's reasons show:
     `timed` ones, those time moves, make the reasons due at the next later run)."""
     classifier = loaded.model.named_steps["classifier"]
-    with threads.limit():
-        score = fraud_probability(classifier, matrix)
+    with threads.limit():  # from the rows' bytes when they are binned already (`_binned`): the same scores
+        score = fraud_probability(classifier, matrix) if binned is None else binned[0].fraud_probability(binned[1])
     frame = frame.assign(score=score)
     min_score = float(settings.get("reasons_min_score", 0.1))
     explained = frame["score"].to_numpy() >= min_score
@@ -361,8 +391,10 @@ def _predict_and_write(db: sqlite_utils.Database, loaded: Any, settings: dict[st
     def marks(conn: Any, reasons: list[str]) -> None:
         shown = books.entries["shown"]
         shown[at] = 0
+        books.entries["score"][at] = score
         if scored is not None and len(scored):
-            shown[books.locate(scored["order_rowid"].to_numpy(dtype=np.int64))] = 0
+            shown[books.locate(scored["order_rowid"].to_numpy(dtype=np.int64))] = rescoring.shown_features(
+                scored["reasons"].tolist(), names, FEATURE_GROUPS)
         masks = rescoring.shown_features(reasons, names, FEATURE_GROUPS)
         shown[at[rows]] = masks
         dated = at[rows][(masks & np.uint64(rescoring.feature_bits(names, timed))) != 0]
