@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from model_fixtures import score_index, stored_scores
 
-from tracker.cases.sync import _picked_sql
+from tracker.cases.picking import qualifying_sql
 from tracker.db import get_meta, open_db
 from tracker.detection import scoring
 from tracker.migrations import SCORES_INDEXED_FROM
@@ -122,12 +122,12 @@ def test_full_run_rebuilds_the_score_index_the_case_sync_uses(db):
     before = score_index(db)
     scoring._record(db, "clf-a", FIRST, frame(ROWS), True)
     assert score_index(db) == before == INDEX_SQL
-    picked = _picked_sql(True, 1, 0.7)
+    picked = qualifying_sql(1, 0.7)
     plan = " ".join(str(r) for r in db.execute(f"EXPLAIN QUERY PLAN {picked}", [0.7, "high"]))
     assert "idx_scores_high" in plan
     # the index holds the scores from 0.05 on: what the sync picks is right on either side of that bound
     for threshold in (0.7, 0.05, 0.01, 0.0):
-        got = {r[0] for r in db.execute(_picked_sql(True, 1, threshold), [threshold, "high"])}
+        got = {r[0] for r in db.execute(qualifying_sql(1, threshold), [threshold, "high"])}
         assert got == {o for o, score, _, _ in ROWS if score >= threshold}
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 

@@ -7,7 +7,7 @@ Public seams, used by the CLI and the dashboard alike (each raises BadInput for 
     list_cases(db, *, status=None, category=None, due_within=None, as_of) -> list[dict]   # My Reports
     case_detail(db, case_id, *, as_of) -> dict                               # everything about one case
     export_case(db, case_id, out_dir, *, force=False, as_of) -> dict         # the complaint packet
-    sync_cases(db, order_ids, as_of) -> (opened, updated)                    # called by `detect`
+    sync_cases(db, order_ids, as_of, *, rescored=()) -> (opened, updated)    # called by `detect`
     load_settings() -> CaseSettings                                          # statuses, categories, timers
 """
 

@@ -1,7 +1,7 @@
 """Opens or updates cases from flags and scores. (Owned by the case-tracker work: issue 6.)
 
-Set-based: the orders to look at go into a temporary table (or, for most of the store, the few orders that can
-matter are picked straight from the scores' index, the flags and the cases), one query joins them to their
+Set-based: the orders to look at go into a temporary table (for many orders, those of the few that can matter
+which need work: `tracker.cases.picking`), one query joins them to their
 scores, active flags, first delivered scan and existing case; the deadlines of cases with no dispute yet (every
 new case) are worked out for all at once; new cases, their 'opened' events and deadlines go in with one
 INSERT ... SELECT each, in one transaction. Detection never touches a case's status: that is a person's decision (`set_status`).
@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import sqlite_utils
 
+from tracker.cases import picking
 from tracker.cases.deadlines import (
     PLAIN_DEADLINES,
     CaseFacts,
@@ -28,7 +29,6 @@ from tracker.cases.deadlines import (
     next_deadline,
 )
 from tracker.cases.settings import SEVERITY_RANK, CaseSettings, load_settings, publish_settings
-from tracker.migrations import SCORES_INDEXED_FROM
 from tracker.plan import thresholds
 from tracker.search_index import fold_pending
 from tracker.timeutil import to_db
@@ -116,34 +116,19 @@ def _write_deadlines(db: sqlite_utils.Database, by_case: dict[int, list[tuple]])
     )
 
 
-def _existing_deadlines(db: sqlite_utils.Database, *, every_case: bool) -> dict[int, list[tuple]]:
-    """Stored deadlines of the cases of the orders in _sync_orders (or of every case)."""
-    sql = ("SELECT d.case_id, d.name, d.due_at, d.label, d.timer_set FROM case_deadlines d ORDER BY 1, 3, 2"
-           if every_case else
-           "SELECT d.case_id, d.name, d.due_at, d.label, d.timer_set FROM _sync_orders t"
-           " JOIN cases c ON c.order_id = t.order_id JOIN case_deadlines d ON d.case_id = c.id ORDER BY 1, 3, 2")
+def _existing_deadlines(db: sqlite_utils.Database) -> dict[int, list[tuple]]:
+    """Stored deadlines of the cases of the orders in _sync_orders."""
     out: dict[int, list[tuple]] = {}
-    for cid, name, due, label, tset in db.conn.execute(sql):
+    for cid, name, due, label, tset in db.conn.execute(
+            "SELECT d.case_id, d.name, d.due_at, d.label, d.timer_set FROM _sync_orders t"
+            " JOIN cases c ON c.order_id = t.order_id JOIN case_deadlines d ON d.case_id = c.id ORDER BY 1, 3, 2"):
         out.setdefault(cid, []).append((cid, name, due, label, tset))
     return out
 
 
-def _picked_sql(whole_store: bool, n_severities: int, threshold: float) -> str:
-    """The orders that have or deserve a case; parameters: threshold, severities.
-
-    For (nearly) the whole store, start from the few orders that can matter (high scores, opening flags,
-    existing cases) and let the caller filter by its set: no per-order lookups, no temporary table. The
-    high scores come from the partial score index, which holds the scores from SCORES_INDEXED_FROM on: the
-    query names that bound too, so SQLite knows it may use it (a threshold below it scans the table).
-    Otherwise look up each order of _sync_orders.
-    """
+def _picked_sql(n_severities: int, threshold: float) -> str:
+    """Each order of _sync_orders that has a case or deserves one; parameters: threshold, severities."""
     severities = ", ".join("?" * n_severities) or "NULL"
-    if whole_store:
-        indexed = f" AND score >= {SCORES_INDEXED_FROM!r}" if threshold >= SCORES_INDEXED_FROM else ""
-        return f"""
-            SELECT order_id FROM scores WHERE score >= ?{indexed}
-            UNION SELECT order_id FROM flags WHERE resolved_at IS NULL AND severity IN ({severities})
-            UNION SELECT order_id FROM cases"""
     return f"""
             SELECT t.order_id FROM _sync_orders t
             WHERE EXISTS (SELECT 1 FROM scores s WHERE s.order_id = t.order_id AND s.score >= ?)
@@ -152,11 +137,48 @@ def _picked_sql(whole_store: bool, n_severities: int, threshold: float) -> str:
                OR EXISTS (SELECT 1 FROM cases c WHERE c.order_id = t.order_id)"""
 
 
-def _covers_most_of_the_store(db: sqlite_utils.Database, order_ids: set[str]) -> bool:
-    if len(order_ids) < thresholds().cases_whole_store_min:  # below it the per-order lookups are cheap
-        return False
-    total = db.conn.execute("SELECT count(*) FROM orders").fetchone()[0]
-    return len(order_ids) * 2 >= total
+def _fill(conn: sqlite3.Connection, table: str, order_ids: Iterable[str]) -> None:
+    """A temporary table of order ids. One statement, sorted: several times faster than executemany of
+    random-order keys."""
+    conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} (order_id TEXT PRIMARY KEY) WITHOUT ROWID")
+    conn.execute(f"DELETE FROM {table}")
+    conn.execute(f"INSERT OR IGNORE INTO {table}(order_id) SELECT value FROM json_each(?) ORDER BY 1",
+                 [json.dumps(list(order_ids))])
+
+
+def _moved(conn: sqlite3.Connection, order_ids: list[str], settings: CaseSettings) -> list[str]:
+    """Those of these orders with a case (only rescored: their order, scans and flags unchanged) whose score,
+    flags or reason differ from their case's."""
+    if not order_ids:
+        return []
+    _fill(conn, "_sync_check", order_ids)
+    rows = conn.execute(
+        """
+        SELECT t.order_id, s.score, s.codes,
+               (SELECT group_concat(f.code || ':' || f.severity, ',') FROM flags f
+                WHERE f.order_id = t.order_id AND f.resolved_at IS NULL) AS flags,
+               c.reason, c.score, c.flag_codes
+        FROM _sync_check t JOIN cases c ON c.order_id = t.order_id LEFT JOIN scores s ON s.order_id = t.order_id
+        """).fetchall()
+    conn.execute("DELETE FROM _sync_check")
+    parsed: dict[str | None, tuple[list[tuple[str, str]], str]] = {}
+    reasons: dict[tuple, str] = {}
+    moved = []
+    for order_id, score, codes, flag_text, old_reason, old_score, old_codes in rows:
+        found = parsed.get(flag_text)
+        if found is None:
+            flags = _parse_flags(flag_text)
+            found = parsed[flag_text] = (flags, ",".join(code for code, _ in flags))
+        reason = reasons.get((flag_text, codes))
+        if reason is None:
+            reason = reasons[(flag_text, codes)] = choose_reason(found[0], codes, settings)
+        if reason != old_reason or found[1] != old_codes or _score_changed(old_score, score):
+            moved.append(order_id)
+    return moved
+
+
+def _score_changed(old: float | None, new: float | None) -> bool:
+    return (old is None) != (new is None) or (new is not None and abs(new - old) > 1e-9)
 
 
 # the picked orders' row, as `sync_cases` reads it (then `_FACT_COLUMNS`' twelve)
@@ -219,13 +241,18 @@ class _Deadlines:
         return timers.name, [(name, due, self.labels[name])], due if ahead else None, name if ahead else None
 
 
-def sync_cases(db: sqlite_utils.Database, order_ids: set[str], as_of: datetime) -> tuple[int, int]:
+def sync_cases(db: sqlite_utils.Database, order_ids: Collection[str], as_of: datetime, *,
+               rescored: Collection[str] = (), run: str | None = None, previous_run: str | None = None) -> tuple[int, int]:
     """Open a case for each order whose score passes the threshold or that has an active flag of an
     opening severity; refresh flags, score, reason and deadlines of existing ones. Return (opened, updated).
 
+    `order_ids`: the orders detection examined (anything about them may have changed); `rescored`: orders it
+    only rescored. `run` names this detect run and `previous_run` the one before it (`detect.run` in `meta` before
+    this run's rules): when the last run's cases were synced too, a rescored order is worked out only if its
+    score, flags or reason moved (`tracker.cases.picking`); otherwise it is worked out like an examined one.
     Idempotent: a second run with nothing changed opens and updates nothing.
     """
-    if not order_ids:
+    if not order_ids and not rescored:
         with db.conn:
             roll_next_deadlines(db, as_of)
             fold_pending(db.conn)
@@ -233,19 +260,22 @@ def sync_cases(db: sqlite_utils.Database, order_ids: set[str], as_of: datetime) 
     settings = load_settings()
     now_text = to_db(as_of)
     conn = db.conn
+    digest = picking.settings_digest(settings)
     with conn:
         publish_settings(db)
-        whole_store = _covers_most_of_the_store(db, order_ids)
-        if not whole_store:
-            conn.execute("CREATE TEMP TABLE IF NOT EXISTS _sync_orders (order_id TEXT PRIMARY KEY) WITHOUT ROWID")
-            conn.execute("DELETE FROM _sync_orders")
-            # one statement, sorted: several times faster than executemany of random-order keys
-            conn.execute("INSERT OR IGNORE INTO _sync_orders(order_id) SELECT value FROM json_each(?) ORDER BY 1",
-                         [json.dumps(list(order_ids))])
+        shortcut = picking.mark_holds(picking.read_mark(conn), digest, now_text, previous_run)
+        if len(order_ids) + len(rescored) >= thresholds().cases_whole_store_min:
+            picked = picking.from_candidates(conn, order_ids, rescored, settings, rescored_in_full=not shortcut)
+            every_case = picked.every_case
+            _fill(conn, "_sync_orders", picked.full + _moved(conn, picked.check, settings))
+            chosen = "SELECT order_id FROM _sync_orders"
+        else:  # few orders: look each one up, the rescored ones like the examined
+            every_case = False
+            _fill(conn, "_sync_orders", set(order_ids) | set(rescored))
+            chosen = _picked_sql(len(settings.open_severities), settings.score_threshold)
         rows = conn.execute(
             f"""
-            WITH picked(order_id) AS ({_picked_sql(whole_store, len(settings.open_severities),
-                                                  settings.score_threshold)})
+            WITH picked(order_id) AS ({chosen})
             SELECT p.order_id, s.score AS new_score, s.codes AS score_codes,
                    (SELECT group_concat(f.code || ':' || f.severity, ',') FROM flags f
                     WHERE f.order_id = p.order_id AND f.resolved_at IS NULL) AS flags,
@@ -256,11 +286,9 @@ def sync_cases(db: sqlite_utils.Database, order_ids: set[str], as_of: datetime) 
             LEFT JOIN scores s ON s.order_id = p.order_id
             LEFT JOIN cases c ON c.order_id = p.order_id
             """,
-            [settings.score_threshold, *settings.open_severities],
+            [] if chosen.startswith("SELECT order_id") else [settings.score_threshold, *settings.open_severities],
         ).fetchall()
-        if whole_store:
-            rows = [row for row in rows if row[0] in order_ids]
-        old_deadlines = _existing_deadlines(db, every_case=whole_store)
+        old_deadlines = _existing_deadlines(db)
         parsed_flags: dict[str | None, list[tuple[str, str]]] = {}  # a few distinct sets of flags
         reasons: dict[tuple, str] = {}
         opening = set(settings.open_severities)
@@ -309,8 +337,7 @@ def sync_cases(db: sqlite_utils.Database, order_ids: set[str], as_of: datetime) 
             if deadlines_changed:
                 deadlines_by_case[cid] = new_rows
             old_score = row[6]
-            score_changed = (old_score is None) != (score is None) or (
-                score is not None and abs(score - old_score) > 1e-9)
+            score_changed = _score_changed(old_score, score)
             if (reason != row[5] or flag_codes != row[7] or score_changed
                     or timer_name != row[8] or deadlines_changed):
                 substantive.append((reason, score, flag_codes, timer_name, next_at, next_name, now_text, cid))
@@ -336,8 +363,11 @@ def sync_cases(db: sqlite_utils.Database, order_ids: set[str], as_of: datetime) 
             [(cid, now_text, DETECTOR, _encode(data)) for cid, data in change_events],
         )
         _write_deadlines(db, deadlines_by_case)
-        if not whole_store:
-            conn.execute("DELETE FROM _sync_orders")
+        conn.execute("DELETE FROM _sync_orders")
+        # every case is now up to date under these settings when this sync worked them all out, or when they
+        # were before and this run's examined orders were all worked out
+        picking.write_mark(conn, {"settings": digest, "as_of": now_text, "run": run}
+                           if (every_case or shortcut) and run is not None else None)
         roll_next_deadlines(db, as_of)
         fold_pending(conn)  # search sees the cases (and any import before them) once this commits
     return len(new_cases), len(substantive)
@@ -392,6 +422,7 @@ def roll_next_deadlines(db: sqlite_utils.Database, as_of: datetime) -> int:
 def refresh_deadlines(db: sqlite_utils.Database, case_id: int, as_of: datetime) -> list[Deadline]:
     """Recompute one case's deadlines after its dispute timeline changed. Caller owns the transaction."""
     settings = load_settings()
+    picking.after_one_case(db.conn, picking.settings_digest(settings), to_db(as_of))
     cursor = db.conn.execute(
         f"SELECT {_FACT_COLUMNS} FROM cases c JOIN orders o ON o.order_id = c.order_id WHERE c.id = ?", [case_id])
     found = cursor.fetchone()

@@ -61,8 +61,8 @@ def detect(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False) ->
     # the run's token goes into meta with the rules' marks and with the scores: the next run trusts the stored
     # scores only when the last run's did get written
     run = f"{time.time_ns():x}"
-    trusted = get_meta(db, freshness.META_RUN) is not None and \
-        get_meta(db, freshness.META_RUN) == get_meta(db, scoring.META_RUN)
+    previous_run = get_meta(db, freshness.META_RUN)
+    trusted = previous_run is not None and previous_run == get_meta(db, scoring.META_RUN)
     plan = plan_for(db.conn)
     result = flagging.run_rules(db, as_of, full=full, plan=plan, run=run)
     summary.examined, summary.flags_raised, summary.flags_resolved = (
@@ -72,7 +72,7 @@ def detect(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False) ->
                                   trusted=trusted)
     summary.scored = len(scored)
     t2 = time.perf_counter()
-    opened, updated = sync.sync_cases(db, result.order_ids | scored, as_of)
+    opened, updated = sync.sync_cases(db, result.order_ids, as_of, rescored=scored, run=run, previous_run=previous_run)
     summary.cases_opened, summary.cases_updated = opened, updated
     with db.conn:  # a complete run: a later one with nothing new may stop at the check
         set_meta(db, freshness.META_INPUTS, freshness.inputs_signature(db.conn))
