@@ -4,7 +4,6 @@ probabilities the scoring stage would have worked out itself, and the run's scor
 
 from __future__ import annotations
 
-import multiprocessing
 import random
 import shutil
 
@@ -79,20 +78,29 @@ def test_the_child_fills_the_cache_during_the_rules_with_the_scorers_probabiliti
 
 
 def test_a_failed_run_ends_the_child_and_leaves_a_consistent_cache(imported, tmp_path, thresholds, monkeypatch):
-    from tracker.detection import flagging
+    from tracker.detection import flagging, pressure_cache
 
     thresholds(whole_pressure_cache_from=1)
     db = _copy(imported, tmp_path, "failed.db")
+    processes = []
+    real_start = pressure_cache.start
+
+    def watched(conn, plan):  # noqa: ANN001, ANN202
+        filling = real_start(conn, plan)
+        processes.extend(filling.children._pool._processes.values())
+        return filling
 
     def broken(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         raise RuntimeError("a rule failed")
 
+    monkeypatch.setattr(pressure_cache, "start", watched)
     monkeypatch.setattr(flagging, "_run", broken)
     with pytest.raises(RuntimeError, match="a rule failed"):
         flagging.run_rules(db, world._as_of(None), full=True)
-    for child in multiprocessing.active_children():  # ended, not left to finish its work
+    assert processes  # the child had started
+    for child in processes:  # ended at once, not left to finish its work
         child.join(10)
-    assert not [child for child in multiprocessing.active_children() if child.is_alive()]
+        assert not child.is_alive() and child.exitcode != 0
     # whatever the child wrote before it was ended is whole: rows of this model with a probability in [0, 1]
     rows = list(db.conn.execute("SELECT model, probability FROM message_pressure"))
     assert all(0.0 <= p <= 1.0 for _, p in rows)
