@@ -10,7 +10,9 @@ INSERT ... SELECT each, in one transaction. Detection never touches a case's sta
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
+import time
 from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +35,7 @@ from tracker.plan import thresholds
 from tracker.search_index import fold_pending
 from tracker.timeutil import to_db
 
+log = logging.getLogger(__name__)
 DETECTOR = "detector"
 # one encoder for every event: json.dumps(..., sort_keys=True) would build a new one per call
 _encode = json.JSONEncoder(sort_keys=True).encode
@@ -369,7 +372,10 @@ def sync_cases(db: sqlite_utils.Database, order_ids: Collection[str], as_of: dat
         picking.write_mark(conn, {"settings": digest, "as_of": now_text, "run": run}
                            if (every_case or shortcut) and run is not None else None)
         roll_next_deadlines(db, as_of)
-        fold_pending(conn)  # search sees the cases (and any import before them) once this commits
+        started = time.perf_counter()
+        folded = fold_pending(conn)  # search sees the cases (and any import before them) once this commits
+        log.debug("cases: %d opened, %d updated; %d queued rows folded into the search indexes in %.2f s",
+                  len(new_cases), len(substantive), folded, time.perf_counter() - started)
     return len(new_cases), len(substantive)
 
 
