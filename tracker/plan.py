@@ -46,6 +46,8 @@ class Thresholds:
     readers: int = 2
     # the Parquet mirror's export reads the store in child processes from this many changed rows on
     mirror_children_min_rows: int = 50_000
+    # from this many rows waiting for the search indexes, a detect run's writing child folds them during the rules
+    search_fold_child_min_rows: int = 100_000
     # cases: from this many orders on, and half the store, opening cases reads the whole store
     cases_whole_store_min: int = 20_000
     # polling: runs with this many due HTML pages or more parse them in a worker process

@@ -32,7 +32,7 @@ from detectors import view
 from detectors.rules import SEVERITIES, Finding, Rule, RuleContext, all_rules
 from tracker import config
 from tracker.db import get_meta, set_meta
-from tracker.detection import pressure_cache, readers, registry, shipment_facts, store
+from tracker.detection import pressure_cache, readers, registry, search_fold, shipment_facts, store
 from tracker.detection.children import Children
 from tracker.detection.freshness import META_PREFIX, META_RUN
 from tracker.detection.freshness import marks as _marks
@@ -235,20 +235,37 @@ def run_rules(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False,
 def _run(db: sqlite_utils.Database, conn: Any, plan: Plan, as_of: datetime, settings: dict[str, Any],
          rules: list[Rule], scope_all: bool, last: dict[str, int], marks: dict[str, int], fingerprint: str,
          run: str | None) -> RulesResult:
-    as_of_text = to_db(as_of)
     kinds = shipment_facts.scan_kinds()
     # every order, and every number's facts to compute anew: the orders are read (by the same child processes)
     # while the facts are computed, joined to them in memory and written meanwhile
     together = scope_all and shipment_facts.watermark(db, kinds) == 0
     # the run's child processes read the events and the orders, then one writes the facts while the rules run
+    # (the writing child: the facts, then the search queue of a big import)
+    writer = Children(1)
+    try:
+        return _run_with(db, conn, plan, as_of, settings, rules, scope_all, last, marks, fingerprint, run, kinds,
+                         together, writer)
+    except BaseException:
+        writer.terminate()  # the run failed: a fold under way is rolled back, nothing waits for it
+        raise
+    finally:
+        writer.close()
+
+
+def _run_with(db: sqlite_utils.Database, conn: Any, plan: Plan, as_of: datetime, settings: dict[str, Any],
+              rules: list[Rule], scope_all: bool, last: dict[str, int], marks: dict[str, int], fingerprint: str,
+              run: str | None, kinds: Any, together: bool, writer: Children) -> RulesResult:
+    as_of_text = to_db(as_of)
     with Children.of(plan) as children:
         refreshing = None
+        folding = search_fold.Folding()
         try:
             read = readers.OrderRead(conn, plan, None, fact_columns=(), children=children) if together else None
             try:
                 started = time.perf_counter()
-                refreshing = shipment_facts.start(db, plan, kinds, children=children)
+                refreshing = shipment_facts.start(db, plan, kinds, children=children, writer=writer)
                 log.debug("shipment facts: %s in %.2f s", refreshing.done, time.perf_counter() - started)
+                folding = search_fold.start(conn, plan, writer)  # after the facts' write, on the same child
                 children.release()  # every scan read (and the orders' read queued first): no more work for them
                 scope = None if scope_all else _changed_orders(conn, last, as_of_text)
                 if not together:
@@ -274,6 +291,7 @@ def _run(db: sqlite_utils.Database, conn: Any, plan: Plan, as_of: datetime, sett
                 started = time.perf_counter()
                 refreshing.wait()  # the facts are in before the flags that rest on them
                 log.debug("rules: waited %.2f s for the shipment facts' write", time.perf_counter() - started)
+    folding.wait()  # the flags' write takes the lock the fold holds
     with conn:
         raised, resolved = _write(conn, findings, None if scope_all else examined, as_of_text)
         if scope_all:

@@ -82,10 +82,11 @@ def watermark(db: sqlite_utils.Database, kinds: facts.ScanKinds) -> int:
 
 
 def start(db: sqlite_utils.Database, plan: Plan | None = None, kinds: facts.ScanKinds | None = None, *,
-          in_background: bool = True, children: Children | None = None) -> Refresh:
+          in_background: bool = True, children: Children | None = None, writer: Children | None = None) -> Refresh:
     """Compute what `refresh` computes; when that is every number's facts, hand them over and (with
     `in_background`, a store with a file) have a child process write them while the caller goes on.
-    `children`: the run's child processes, when it has some already."""
+    `children`: the run's child readers, when it has some already; `writer`: the run's writing child, when it
+    has one (else the write gets a process of its own)."""
     conn = db.conn
     kinds = kinds or scan_kinds()
     made_by = definition(kinds)
@@ -113,7 +114,7 @@ def start(db: sqlite_utils.Database, plan: Plan | None = None, kinds: facts.Scan
     if whole and in_background and by == "child readers" and plan.file and not conn.in_transaction:
         try:
             # a process of its own: a reader that held a slice of scans would keep that memory while writing
-            writing = facts_writer.start(plan.file, coded, whole, meta)
+            writing = facts_writer.start(plan.file, coded, whole, meta, children=writer)
             handed = Refresh(result, coded, writing)
             log.debug("shipment facts: finished and handed to the writer in %.2f s", time.perf_counter() - started)
             return handed

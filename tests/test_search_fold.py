@@ -1,0 +1,117 @@
+"""A detect run after a big import folds the import's search queue in its writing child while the rules run
+(`tracker.detection.search_fold`): the queue is empty once the rules stage ends, the full-text indexes hold
+what the cases stage's own fold would have put there, and a failed run ends the child with the queue and the
+indexes whole (folded or not, never half)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+world = pytest.importorskip("tracker.world.world")
+
+TABLES = ("orders", "messages", "cases")
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory):
+    from tracker.db import open_db
+    from tracker.importers import import_file
+
+    folder = tmp_path_factory.mktemp("fold-world")
+    world.write_world(folder, 1200, seed=5)
+    db = open_db(folder / "tracker.db")
+    for kind in ("orders", "events", "messages"):
+        import_file(db, kind, folder / f"{kind}.csv")
+    db.close()
+    return folder / "tracker.db"
+
+
+def _copy(imported, tmp_path, name):  # noqa: ANN001, ANN202
+    from tracker.db import open_db
+
+    path = tmp_path / name
+    shutil.copy(imported, path)
+    return open_db(path)
+
+
+def _pending(db, table: str) -> int:  # noqa: ANN001
+    return db.conn.execute(f"SELECT count(*) FROM {table}_fts_pending").fetchone()[0]
+
+
+def _index(db) -> dict[str, list[tuple]]:  # noqa: ANN001
+    """Each index's rows, and what a search finds in it."""
+    from tracker.migrations import SEARCH_INDEXES
+
+    out = {}
+    for table, columns in SEARCH_INDEXES.items():
+        out[table] = db.conn.execute(f"SELECT rowid, {', '.join(columns)} FROM {table}_fts ORDER BY rowid").fetchall()
+        out[table + " search"] = db.conn.execute(
+            f"SELECT rowid FROM {table}_fts WHERE {table}_fts MATCH 'tracking OR order OR usb OR phone OR open' ORDER BY rowid"
+        ).fetchall()
+    return out
+
+
+def test_the_writing_child_folds_the_queue_during_the_rules(imported, tmp_path, thresholds):
+    from tracker.detection.flagging import run_rules
+    from tracker.detection.pipeline import detect
+
+    as_of = world._as_of(None)
+    thresholds(search_fold_child_min_rows=1)
+    db = _copy(imported, tmp_path, "child.db")
+    assert _pending(db, "orders") == 1200 and _pending(db, "messages") > 100
+    run_rules(db, as_of, full=True)
+    # the rules stage itself writes no index: the child folded the import's queue before the flags were written
+    assert _pending(db, "orders") == 0 and _pending(db, "messages") == 0
+    assert len(db.conn.execute("SELECT rowid FROM orders_fts").fetchall()) == 1200
+    detect(db, as_of, full=True)
+    assert sum(_pending(db, t) for t in TABLES) == 0
+    child = _index(db)
+    db.close()
+
+    thresholds(search_fold_child_min_rows=10**9)
+    plain = _copy(imported, tmp_path, "plain.db")
+    run_rules(plain, as_of, full=True)
+    assert _pending(plain, "orders") == 1200  # below the threshold: left to the cases stage
+    detect(plain, as_of, full=True)
+    assert sum(_pending(plain, t) for t in TABLES) == 0
+    assert _index(plain) == child and child["orders search"] and child["cases"]
+    plain.close()
+
+
+def test_a_failed_run_ends_the_child_and_leaves_queue_and_index_whole(imported, tmp_path, thresholds, monkeypatch):
+    from tracker.detection import flagging, search_fold
+    from tracker.detection.pipeline import detect
+
+    thresholds(search_fold_child_min_rows=1)
+    db = _copy(imported, tmp_path, "failed.db")
+    processes = []
+    real_start = search_fold.start
+
+    def watched(conn, plan, writer):  # noqa: ANN001, ANN202
+        folding = real_start(conn, plan, writer)
+        assert folding.future is not None
+        processes.extend(writer._pool._processes.values())
+        return folding
+
+    def broken(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise RuntimeError("a rule failed")
+
+    monkeypatch.setattr(search_fold, "start", watched)
+    monkeypatch.setattr(flagging, "_collect", broken)
+    with pytest.raises(RuntimeError, match="a rule failed"):
+        flagging.run_rules(db, world._as_of(None), full=True)
+    assert processes  # the writing child had started
+    for child in processes:  # ended with the run, not left running
+        child.join(10)
+        assert not child.is_alive()
+    assert db.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    # the fold is one transaction: either every queued order is indexed, or none is and all still wait
+    indexed = db.conn.execute("SELECT count(*) FROM orders_fts").fetchone()[0]
+    assert (indexed, _pending(db, "orders")) in ((0, 1200), (1200, 0))
+    monkeypatch.undo()
+    detect(db, world._as_of(None), full=True)  # the next run finishes the job
+    assert sum(_pending(db, t) for t in TABLES) == 0
+    assert db.conn.execute("SELECT count(*) FROM orders_fts").fetchone()[0] == 1200
+    db.close()
