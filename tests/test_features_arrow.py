@@ -156,3 +156,38 @@ def test_the_pressure_cache_answers_the_same_read_whole_or_message_by_message(db
         again = scoring.message_scorer(db)(more)
     assert scored == [len(messages), 1]
     assert np.array_equal(again[:-1], first) and 0.0 <= again[-1] <= 1.0
+
+
+def test_the_classifiers_frame_built_from_the_rules_read_is_the_one_read_anew(awkward, thresholds):
+    """A full run's classifier frame is built from what the rules' child read kept (`readers.KeptOrders`): the
+    same frame and the same features as reading the store again."""
+    db, sql_frame = awkward
+    thresholds(arrow_min_orders=0, columnar_min_events=0)
+    plan = plan_for(db.conn)
+    with db.conn:  # every number's facts computed anew, as a run over a new store does
+        db.conn.execute("DELETE FROM meta WHERE key = ?", [shipment_facts.META_DEFINITION])
+    refreshing = shipment_facts.start(db, plan, in_background=False)
+    assert refreshing.facts is not None and refreshing.done.by == "child readers"
+    read = readers.OrderRead(db.conn, plan, None, fact_columns=(), side=True, places=True)
+    kept: list[readers.KeptOrders] = []
+    rules = readers.rule_frame(db.conn, None, plan=plan, known_facts=refreshing.facts, read=read, keep=kept)
+    assert len(kept) == 1 and len(rules) == len(sql_frame)
+    from_kept = feature_frame(db.conn, None, AS_OF, _pressure, kept=kept[0])
+    assert from_kept.attrs["read_by"] == "child readers (the rules' read)"
+    assert not kept[0].columns and kept[0].messages is None  # let go: the frame holds them now
+    anew = feature_frame(db.conn, None, AS_OF, _pressure)
+    assert anew.attrs["read_by"] == "child readers"
+    pd.testing.assert_frame_equal(plain_text(from_kept), plain_text(anew))
+    pd.testing.assert_frame_equal(plain_text(from_kept), sql_frame)
+    fitted = features.OrderFeatures().fit(sql_frame)
+    pd.testing.assert_frame_equal(fitted.transform_frame(from_kept), fitted.transform_frame(anew), check_exact=True)
+    # the flags are read when the frame is built (the rules wrote them after their read): a flag added now counts
+    with db.conn:
+        db.conn.execute("INSERT OR IGNORE INTO flags(order_id, code, severity, explanation, detected_at, rule_version) "
+                        "SELECT order_id, 'seller_pressure', 'high', 'x', '2026-06-01T00:00:00Z', 't' FROM orders "
+                        "WHERE rowid = 2")
+    kept = []
+    readers.rule_frame(db.conn, None, plan=plan, known_facts=refreshing.facts,
+                       read=readers.OrderRead(db.conn, plan, None, fact_columns=(), side=True, places=True), keep=kept)
+    later = feature_frame(db.conn, None, AS_OF, _pressure, kept=kept[0])
+    assert "seller_pressure" in later["codes"].iloc[1] and "seller_pressure" not in from_kept["codes"].iloc[1]

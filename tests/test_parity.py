@@ -41,6 +41,8 @@ def test_every_fast_path_and_none_give_the_same_flags_and_scores(tmp_path, caplo
         db.close()
         by = "child readers" if name == "fast" else "sql"
         assert f"by='{by}'" in caplog.text and f"orders read ({by})" in caplog.text
+        # the fast run's classifier frame is built from the rules' read, the slow one's read through SQL
+        assert ("scoring: 3000 orders read (child readers (the rules' read))" in caplog.text) == (name == "fast")
     # the facts a child wrote from its file are the ones this process wrote itself
     tables = [sqlite3.connect(stores[name]).execute("SELECT * FROM shipment_facts ORDER BY tracking_number").fetchall()
               for name in ("fast", "slow")]

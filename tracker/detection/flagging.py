@@ -49,6 +49,8 @@ class RulesResult:
     everything: bool = False  # every order was examined (a full run, new settings, an earlier as_of)
     raised: int = 0
     resolved: int = 0
+    # every order as the child readers read them for the rules, kept for the classifier's frame of this run
+    kept: readers.KeptOrders | None = None
 
 
 def load_routes(name: str = "routes.csv") -> dict[tuple[str, str], float]:
@@ -260,7 +262,11 @@ def _run_with(db: sqlite_utils.Database, conn: Any, plan: Plan, as_of: datetime,
         refreshing = None
         folding = search_fold.Folding()
         try:
-            read = readers.OrderRead(conn, plan, None, fact_columns=(), children=children) if together else None
+            # with the seller messages and the destination's places the classifier's frame needs: it is built from
+            # this read (`readers.KeptOrders`), not read again
+            read = readers.OrderRead(conn, plan, None, fact_columns=(), children=children, side=True,
+                                     places=True) if together else None
+            kept: list[readers.KeptOrders] = []
             try:
                 started = time.perf_counter()
                 refreshing = shipment_facts.start(db, plan, kinds, children=children, writer=writer)
@@ -272,7 +278,7 @@ def _run_with(db: sqlite_utils.Database, conn: Any, plan: Plan, as_of: datetime,
                     refreshing.wait()  # the frame reads the facts from the table
                 started = time.perf_counter()
                 orders = readers.rule_frame(conn, scope, plan=plan, known_facts=refreshing.facts if together else None,
-                                            read=read)
+                                            read=read, keep=kept)
                 refreshing.facts = None  # joined: a million numbers' facts need not stay for the rules
                 log.debug("rules: %d orders read (%s) in %.2f s", len(orders), orders.attrs.get("read_by"),
                           time.perf_counter() - started)
@@ -309,4 +315,5 @@ def _run_with(db: sqlite_utils.Database, conn: Any, plan: Plan, as_of: datetime,
         set_meta(db, META_PREFIX + "fingerprint", fingerprint)
         if run is not None:
             set_meta(db, META_RUN, run)
-    return RulesResult(order_ids=examined, everything=scope_all, raised=raised, resolved=resolved)
+    return RulesResult(order_ids=examined, everything=scope_all, raised=raised, resolved=resolved,
+                       kept=kept[0] if kept else None)

@@ -68,8 +68,10 @@ def detect(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False) ->
     summary.examined, summary.flags_raised, summary.flags_resolved = (
         len(result.order_ids), result.raised, result.resolved)
     t1 = time.perf_counter()
+    kept, result.kept = result.kept, None  # the scoring stage's to use and let go
     scored = scoring.score_orders(db, result.order_ids, as_of, full=full or result.everything, plan=plan, run=run,
-                                  trusted=trusted)
+                                  trusted=trusted, kept=kept)
+    del kept
     summary.scored = len(scored)
     t2 = time.perf_counter()
     opened, updated = sync.sync_cases(db, result.order_ids, as_of, rescored=scored, run=run, previous_run=previous_run)

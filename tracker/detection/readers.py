@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -94,6 +95,9 @@ class OrderRead:
         self.pending = _start_children(conn, plan, self, children) if order_ids is None else None
         self.side_from_readers = False
         self.through_readers = False
+        # after `finish` through the readers: the orders reader's columns and places, and its messages table
+        self.orders_part: tuple[list[Any], Normalised] | None = None
+        self.messages_table: Any = None
 
     def sql(self) -> tuple[str, list[Any]]:
         """The SQL read of the frame: the orders joined to shipments and facts, scoped by a JSON list of ids."""
@@ -138,6 +142,9 @@ class OrderRead:
         if self.pending is not None:
             try:
                 columns, normalised = self.pending.result()
+                self.orders_part = self.pending.parts[0]
+                if self.with_side:
+                    self.messages_table = self.pending.messages()
             except Exception as exc:  # noqa: BLE001 - any driver trouble: the sqlite3 path gives the same frame
                 log.warning("child readers unavailable (%s); reading the orders through SQL", exc)
                 columns, normalised = None, {}
@@ -150,24 +157,30 @@ class OrderRead:
             columns = [np.array(values, dtype=object) for values in zip(*rows, strict=True)] if rows else \
                 [np.zeros(0, dtype=object)] * len(self.columns)
             del rows
-        # every array here is this frame's own (no view of a mapped file): no copy needed
-        series = {name: pd.Series(values, dtype=values.dtype if values.dtype != object else object, copy=False)
-                  for name, values in zip(self.columns, columns, strict=True)}
-        for name in _COUNTS:
-            if name in series:
-                series[name] = pd.to_numeric(series[name]).fillna(0).astype(np.int64)
-        for name in _FLOATS:
-            if name in series:  # a number of days, or NaN (the INTEGER affinity keeps text it cannot convert)
-                series[name] = pd.to_numeric(series[name], errors="coerce").astype(float)
-        # copy=False: the columns stay their own blocks, where pandas would copy them into one block per dtype
-        frame = pd.DataFrame(series, copy=False)
-        frame.attrs["read_by"] = "child readers" if self.through_readers else "sql"
-        return frame, normalised
+        return _frame_of(self.columns, columns, "child readers" if self.through_readers else "sql"), normalised
 
     def close(self) -> None:
         if self.pending is not None:
             self.pending.close()
             self.pending = None
+
+
+def _frame_of(names: Sequence[str], columns: Sequence[Any], read_by: str) -> pd.DataFrame:
+    """The frame of these columns (arrays or categoricals), counts typed as whole numbers (0 where missing) and
+    times and amounts as floats (NaN where missing)."""
+    # every array here is this frame's own (no view of a mapped file): no copy needed
+    series = {name: pd.Series(values, dtype=values.dtype if values.dtype != object else object, copy=False)
+              for name, values in zip(names, columns, strict=True)}
+    for name in _COUNTS:
+        if name in series:
+            series[name] = pd.to_numeric(series[name]).fillna(0).astype(np.int64)
+    for name in _FLOATS:
+        if name in series:  # a number of days, or NaN (the INTEGER affinity keeps text it cannot convert)
+            series[name] = pd.to_numeric(series[name], errors="coerce").astype(float)
+    # copy=False: the columns stay their own blocks, where pandas would copy them into one block per dtype
+    frame = pd.DataFrame(series, copy=False)
+    frame.attrs["read_by"] = read_by
+    return frame
 
 
 def _side_of_tables(flags: Any, messages: Any) -> Side:
@@ -258,6 +271,11 @@ class _ChildRead:
         """The flags and messages tables (see `_side_of_tables`), once the orders reader is done."""
         self._wait_for(0)
         return self._table(self.files[2]), self._table(self.files[3])
+
+    def messages(self) -> Any:
+        """The messages table (see `_side_of_tables`), once the orders reader is done."""
+        self._wait_for(0)
+        return self._table(self.files[3])
 
     def result(self) -> tuple[list[Any], Normalised]:
         """The frame's columns from the two readers' tables, checked to hold the same orders, and the places the
@@ -365,13 +383,28 @@ def plain_objects(frame: pd.DataFrame) -> pd.DataFrame:
 
 # ------------------------------------------------------------------------------------------------ the frames
 
+@dataclass
+class KeptOrders:
+    """Every order of the store as the rules' child read gave them, with the classifier's facts of their numbers
+    taken from the facts the run computed: the classifier's frame of the same run is built from them
+    (`feature_frame(kept=...)`) instead of being read and joined again. Only the flags are read then: the rules
+    wrote them in between."""
+
+    names: list[str]  # the classifier's read's columns: the orders', then `features.FEATURE_FACTS`
+    columns: list[Any]
+    normalised: Normalised  # the destination's places, normalised by the orders reader
+    messages: Any  # the orders reader's seller messages table: (row, id, order_id, text)
+
+
 def rule_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None = None, *, plan: Plan | None = None,
-               known_facts: dict[str, np.ndarray] | None = None, read: OrderRead | None = None) -> pd.DataFrame:
+               known_facts: dict[str, np.ndarray] | None = None, read: OrderRead | None = None,
+               keep: list[KeptOrders] | None = None) -> pd.DataFrame:
     """The rules' order frame (`detectors.view`): these orders (every order when None) with their shipment and
     every fact of their number, how many orders of the store carry that number, and numbers corrected in the
     chat applied (`detectors.corrections`). Text as plain objects. `known_facts`: every number's facts, just
     computed (`shipment_facts.start`), joined here instead of read back from the table; `read`: the read of
-    these orders, started earlier (without facts: they are `known_facts`)."""
+    these orders, started earlier (without facts: they are `known_facts`). `keep`: where every order was read
+    by the child readers with their messages and places, the `KeptOrders` for the classifier is appended."""
     if read is None:
         read = OrderRead(conn, plan or plan_for(conn), order_ids,
                          fact_columns=() if known_facts is not None else facts.FACT_COLUMNS)
@@ -381,7 +414,13 @@ def rule_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None = None,
         read.close()
     plain_objects(frame)
     if not read.fact_columns:
-        _join_facts(frame, known_facts if known_facts is not None else facts.finish(facts.combine([])))
+        joined = _joined_facts(frame, known_facts if known_facts is not None else facts.finish(facts.combine([])))
+        if keep is not None and order_ids is None and known_facts is not None and read.orders_part is not None \
+                and read.messages_table is not None and read.places:
+            keep.append(_kept(read, joined))
+        for name, column in joined.items():
+            frame[name] = column
+        del joined
     if order_ids is None:  # the frame holds every order
         frame["n_orders_on_number"] = view.orders_on_number(frame["tracking_number"])
     else:  # the scope may hold only part of a number's orders: count them all
@@ -393,10 +432,62 @@ def rule_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None = None,
         lambda numbers: _facts_with_orders(conn, numbers, known_facts), facts.FACT_COLUMNS)
 
 
+def _kept(read: OrderRead, joined: dict[str, np.ndarray]) -> KeptOrders:
+    """The orders reader's columns as read and the classifier's facts as joined to each order (under its stored
+    number: the classifier sees no chat correction). The arrays the rules' frame may share and change are
+    copied: plain ones (its categoricals become new object columns, its numbers are converted copies)."""
+    columns, normalised = read.orders_part  # type: ignore[misc]
+    own = [values if isinstance(values, pd.Categorical) else values.copy() for values in columns]
+    own += [joined[name].copy() for name in features.FEATURE_FACTS]
+    return KeptOrders([name for name, _ in _ORDER_SQL] + list(features.FEATURE_FACTS), own, dict(normalised),
+                      read.messages_table)
+
+
+class _KeptRead:
+    """`OrderRead`'s answers from `KeptOrders`: the frame and messages as kept, the active flags read now."""
+
+    side_from_readers = through_readers = True
+
+    def __init__(self, conn: sqlite3.Connection, kept: KeptOrders):
+        self.conn, self.kept = conn, kept
+
+    def side(self) -> Side:
+        flags = store.query(self.conn, FLAGS_SQL, ["order_id", "code", "severity"])
+        order_ids = self.kept.columns[self.kept.names.index("order_id")]
+        # each flag's row in the frame (-1: an order not in it), as the orders reader finds them
+        rows = pd.Index(np.asarray(order_ids, dtype=object)).get_indexer(flags["order_id"].to_numpy(dtype=object))
+        messages = self.kept.messages
+        message_frame = pd.DataFrame({
+            "id": messages.column(1).to_numpy().astype(np.int64),
+            "order_id": pd.Series(np.asarray(messages.column(2).to_numpy(zero_copy_only=False), dtype=object),
+                                  dtype=object),
+            "text": pd.Series(np.asarray(messages.column(3).to_numpy(zero_copy_only=False), dtype=object),
+                              dtype=object)})
+        return Side(flags[["code", "severity"]].reset_index(drop=True), message_frame, rows.astype(np.int64),
+                    messages.column(0).to_numpy().astype(np.int64))
+
+    def finish(self) -> tuple[pd.DataFrame, Normalised]:
+        """The frame (after `side`): the kept columns become its own and the kept orders let go of them, so the
+        frame's columns the classifier no longer needs are freed as it drops them."""
+        kept = self.kept
+        frame = _frame_of(kept.names, kept.columns, "child readers (the rules' read)")
+        kept.columns, kept.messages = [], None
+        return frame, kept.normalised
+
+    def close(self) -> None:
+        pass
+
+
 def _join_facts(frame: pd.DataFrame, known: dict[str, Any]) -> None:
+    """`_joined_facts` put into the frame, in place."""
+    for name, column in _joined_facts(frame, known).items():
+        frame[name] = column
+
+
+def _joined_facts(frame: pd.DataFrame, known: dict[str, Any]) -> dict[str, np.ndarray]:
     """Each order's facts from `known` (tracking_number and the facts, one row per number; text as objects or
-    `detectors.facts.Coded`), in place, typed as the SQL join types them: 0, NaN or None where the number has no
-    events."""
+    `detectors.facts.Coded`), per fact a column of the frame's rows typed as the SQL join types them: 0, NaN or
+    None where the number has no events."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -405,6 +496,7 @@ def _join_facts(frame: pd.DataFrame, known: dict[str, Any]) -> None:
     at = pc.index_in(pa.array(frame["tracking_number"].to_numpy(dtype=object), pa.string()), value_set=numbers)
     at = at.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
     found = at >= 0
+    out = {}
     for name in facts.FACT_COLUMNS:
         values = known[name]
         if isinstance(values, facts.Coded):  # each order's text taken once from the distinct values
@@ -423,7 +515,8 @@ def _join_facts(frame: pd.DataFrame, known: dict[str, Any]) -> None:
         else:
             column = np.zeros(len(frame), dtype=np.int64)
             column[found] = values[at[found]]
-        frame[name] = column
+        out[name] = column
+    return out
 
 
 def _facts_with_orders(conn: sqlite3.Connection, numbers: set[str],
@@ -469,17 +562,23 @@ def ids_of_rowids(conn: sqlite3.Connection, rowids: Iterable[int]) -> list[str]:
 
 def feature_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None, as_of: datetime,
                   message_scores: MessageScorer, *, plan: Plan | None = None,
-                  sellers: Callable[[pd.DataFrame], None] | None = None, buyers: bool = True) -> pd.DataFrame:
+                  sellers: Callable[[pd.DataFrame], None] | None = None, buyers: bool = True,
+                  kept: KeptOrders | None = None) -> pd.DataFrame:
     """The classifier's frame (`detectors.features.feature_frame`): every order of the sellers of `order_ids`
     (every order when None), `target` marking the asked-for ones. `message_scores` turns seller messages (id,
     order_id, text) into pressure probabilities (the tracker's caches them in the store). `sellers`: adds the seller
     aggregates (see `detectors.features.feature_frame`); then the frame holds the asked-for orders only. Without
-    `buyers`, a scope's buyer history is left to the caller (zeros: the seller books count it)."""
+    `buyers`, a scope's buyer history is left to the caller (zeros: the seller books count it). `kept`: every
+    order as the rules' read of this run kept them (`rule_frame`), for a frame of every order."""
     with ReadTuning(conn):
         targets = None if order_ids is None else set(order_ids)
         scope = None if targets is None else list(targets) if sellers is not None else seller_closure(conn, targets)
-        read = OrderRead(conn, plan or plan_for(conn), scope, fact_columns=features.FEATURE_FACTS, shipments=False,
-                         side=True, places=True)
+        read: OrderRead | _KeptRead
+        if kept is not None and scope is None:
+            read = _KeptRead(conn, kept)
+        else:
+            read = OrderRead(conn, plan or plan_for(conn), scope, fact_columns=features.FEATURE_FACTS,
+                             shipments=False, side=True, places=True)
         try:
             side = read.side()
             pressure = features.message_pressure(side.messages, message_scores)

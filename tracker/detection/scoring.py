@@ -65,10 +65,12 @@ log = logging.getLogger(__name__)
 
 
 def score_orders(db: sqlite_utils.Database, order_ids: set[str], as_of: datetime, *, full: bool = False,
-                 plan: Plan | None = None, run: str | None = None, trusted: bool = True) -> set[str]:
+                 plan: Plan | None = None, run: str | None = None, trusted: bool = True,
+                 kept: readers.KeptOrders | None = None) -> set[str]:
     """Rescore what changed among these orders (`order_ids`: the ones the rules examined; every order with
     `full`, after a new model, or when the stored scores and books cannot be `trusted` to match); return the order
-    ids scored. `run` names this detect run in `meta` with the scores."""
+    ids scored. `run` names this detect run in `meta` with the scores; `kept`: every order as this run's rules
+    read them (a rescore of every order builds its frame from them)."""
     loaded = registry.load_active_model(db)
     run = run or f"scoring-{time.time_ns()}"
     if loaded is not None:
@@ -89,7 +91,7 @@ def score_orders(db: sqlite_utils.Database, order_ids: set[str], as_of: datetime
         # a full run over a large store writes in a child process, started now so it is ready when the ids are
         writer = _child_writer(db, plan)
         try:
-            return _score_all(db, plan, loaded, as_of, run, writer)
+            return _score_all(db, plan, loaded, as_of, run, writer, kept)
         finally:
             if writer is not None:
                 writer.close()
@@ -111,10 +113,12 @@ def _features(loaded: Any, frame: pd.DataFrame, rows: np.ndarray | None) -> tupl
 
 
 def _score_all(db: sqlite_utils.Database, plan: Plan, loaded: Any, as_of: datetime, run: str,
-               writer: score_writer.ChildWrite | None) -> set[str]:
+               writer: score_writer.ChildWrite | None, kept: readers.KeptOrders | None = None) -> set[str]:
     """Every order, and every seller's book anew."""
     settings = config.load("model").get("scoring", {})
-    frame = readers.feature_frame(db.conn, None, as_of, message_scorer(db, plan), plan=plan)
+    frame = readers.feature_frame(db.conn, None, as_of, message_scorer(db, plan), plan=plan, kept=kept)
+    del kept
+    log.debug("scoring: %d orders read (%s)", len(frame), frame.attrs.get("read_by"))
     if frame.empty:
         _record(db, loaded.model_id, as_of, pd.DataFrame(), True, extra=_marks(run, seller_books.Books(
             [], np.zeros(0, seller_books.ENTRY), np.zeros(0, np.int64), np.zeros((0, seller_aggregates.SPANS)), None), None))
