@@ -126,8 +126,15 @@ def cross_validate(texts: Sequence[str], labels: np.ndarray, families: Sequence[
     }
 
 
+# texts scored at a time: a text's score does not depend on the others of its batch, and the char n-gram
+# matrix of a million orders' seller messages at once would take gigabytes
+PRESSURE_BATCH = 4096
+
+
 def pressure_of(model: Pipeline, texts: list[str]) -> list[float]:
     """Probability, per message, that it pressures the buyer (confirm early, drop a dispute, go off-platform)."""
-    if not texts:
-        return []
-    return [float(p) for p in model.predict_proba([str(t or "") for t in texts])[:, 1]]
+    out: list[float] = []
+    for start in range(0, len(texts), PRESSURE_BATCH):
+        batch = [str(t or "") for t in texts[start:start + PRESSURE_BATCH]]
+        out.extend(float(p) for p in model.predict_proba(batch)[:, 1])
+    return out

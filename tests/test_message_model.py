@@ -68,3 +68,20 @@ def test_shipped_message_model_is_verified_and_described():
     assert meta["sha256"] == persistence.sha256_file(registry.MESSAGE_MODEL_PATH)
     assert meta["metrics"]["f1"] >= 0.8
     assert "family" in meta["cv"]
+
+
+def test_scoring_in_batches_gives_the_scores_of_one_batch(monkeypatch):
+    """`pressure_of` scores a few thousand texts at a time (memory): the same probabilities as all at once."""
+    import random
+
+    from detectors import message_model
+    from tracker.detection.registry import message_model as shipped
+    from tracker.world.messages import MessageWriter
+
+    writer, rng = MessageWriter(), random.Random(8)
+    texts = [writer.write(rng, kind, tracking="LP00729888729802") for kind in writer.templates for _ in range(15)]
+    texts += ["", None]
+    whole = message_model.pressure_of(shipped(), texts)
+    monkeypatch.setattr(message_model, "PRESSURE_BATCH", 7)
+    assert message_model.pressure_of(shipped(), texts) == whole and len(whole) == len(texts)
+    assert message_model.pressure_of(shipped(), []) == []

@@ -151,8 +151,12 @@ class RuleContext:
         """Orders that carry a tracking number."""
         o = self.orders
         numbered = view.has_number(o["tracking_number"])
-        # usually every order has a number: then no second copy of a million-row frame (rules only read it)
-        return o if numbered.all() else o[numbered]
+        # usually every order has a number, or the numbered ones come first (the store's reader puts them there):
+        # then no second copy of a million-row frame, a view of it (rules only read it)
+        count = int(numbered.sum())
+        if numbered[:count].all():
+            return o if count == len(o) else o.iloc[:count]
+        return o[numbered]
 
     @cached_property
     def seller_messages(self) -> pd.DataFrame:

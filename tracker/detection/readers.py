@@ -412,12 +412,17 @@ def rule_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None = None,
         frame, _ = read.finish()
     finally:
         read.close()
+    # the orders with a number first, each part in its order: the rules' context then reads the numbered ones
+    # as a view of the frame, not a copy of it (`detectors.rules.RuleContext.tracked`)
+    moved = _numbered_first(frame["tracking_number"])
+    if moved is not None:
+        frame = frame.take(moved).reset_index(drop=True)
     plain_objects(frame)
     if not read.fact_columns:
         joined = _joined_facts(frame, known_facts if known_facts is not None else facts.finish(facts.combine([])))
         if keep is not None and order_ids is None and known_facts is not None and read.orders_part is not None \
                 and read.messages_table is not None and read.places:
-            keep.append(_kept(read, joined))
+            keep.append(_kept(read, joined, moved))
         for name, column in joined.items():
             frame[name] = column
         del joined
@@ -432,13 +437,34 @@ def rule_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None = None,
         lambda numbers: _facts_with_orders(conn, numbers, known_facts), facts.FACT_COLUMNS)
 
 
-def _kept(read: OrderRead, joined: dict[str, np.ndarray]) -> KeptOrders:
+def _numbered_first(numbers: pd.Series) -> np.ndarray | None:
+    """The rows with the orders that carry a tracking number first, then the others (each part in its order);
+    None when they already come first."""
+    if isinstance(numbers.dtype, pd.CategoricalDtype):
+        categories = numbers.cat.categories.to_numpy(dtype=object)
+        known = np.array([isinstance(c, str) and c != "" for c in categories] + [False], dtype=bool)
+        numbered = known[numbers.cat.codes.to_numpy()]  # code -1 (missing): the last entry
+    else:
+        numbered = view.has_number(numbers)
+    if numbered[:int(numbered.sum())].all():
+        return None
+    return np.concatenate([np.flatnonzero(numbered), np.flatnonzero(~numbered)])
+
+
+def _kept(read: OrderRead, joined: dict[str, np.ndarray], moved: np.ndarray | None) -> KeptOrders:
     """The orders reader's columns as read and the classifier's facts as joined to each order (under its stored
-    number: the classifier sees no chat correction). The arrays the rules' frame may share and change are
-    copied: plain ones (its categoricals become new object columns, its numbers are converted copies)."""
+    number: the classifier sees no chat correction), put back in the reader's order where the rules' frame
+    `moved` its rows. The arrays the rules' frame may share and change are copied: plain ones (its categoricals
+    become new object columns, its numbers are converted copies)."""
     columns, normalised = read.orders_part  # type: ignore[misc]
     own = [values if isinstance(values, pd.Categorical) else values.copy() for values in columns]
-    own += [joined[name].copy() for name in features.FEATURE_FACTS]
+    for name in features.FEATURE_FACTS:
+        if moved is None:
+            own.append(joined[name].copy())
+        else:
+            back = np.empty_like(joined[name])
+            back[moved] = joined[name]
+            own.append(back)
     return KeptOrders([name for name, _ in _ORDER_SQL] + list(features.FEATURE_FACTS), own, dict(normalised),
                       read.messages_table)
 

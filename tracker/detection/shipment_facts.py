@@ -142,6 +142,9 @@ def _whole(conn: sqlite3.Connection, plan: Plan, kinds: facts.ScanKinds, latest:
             with Children.of(plan) if children is None else nullcontext(children) as pool:  # borrowed: not ended here
                 futures = [pool.submit(arrow.facts_of_slice, path, kinds, a, b) for a, b in slices]
                 parts = [p for p in (f.result() for f in futures) if p is not None]
+                # every scan read (the orders' read was queued before): the readers end now, their memory going
+                # back before the slices are combined here
+                pool.release()
             log.debug("shipment facts: %d slices of scans read in %.2f s", len(slices), time.perf_counter() - started)
             started = time.perf_counter()
             try:
