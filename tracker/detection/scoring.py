@@ -117,7 +117,7 @@ def _score_all(db: sqlite_utils.Database, plan: Plan, loaded: Any, as_of: dateti
     frame = readers.feature_frame(db.conn, None, as_of, message_scorer(db, plan), plan=plan)
     if frame.empty:
         _record(db, loaded.model_id, as_of, pd.DataFrame(), True, extra=_marks(run, seller_books.Books(
-            [], np.zeros(0, seller_books.ENTRY), np.zeros(0, np.int64), np.zeros((0, seller_aggregates.SPANS)), None), None))
+            [], np.zeros(0, seller_books.ENTRY), np.zeros(0, np.int64), np.zeros((0, seller_aggregates.SPANS)), None), True))
         return set()
     # a full run's frame holds the whole store: its typical transit serves the incremental runs after it
     typical = json.dumps(frame.attrs["typical_transit"], sort_keys=True) if "typical_transit" in frame.attrs else None
@@ -140,7 +140,7 @@ def _score_all(db: sqlite_utils.Database, plan: Plan, loaded: Any, as_of: dateti
     if not every:
         frame = frame[tracked]
     return _predict_and_write(db, loaded, settings, frame, features, matrix, as_of, True, untracked, writer,
-                               run, books, None, timed, typical=typical, binned=binned)
+                               run, books, timed, typical=typical, binned=binned)
 
 
 def _books_of(loaded: Any, frame: pd.DataFrame, rows: np.ndarray, features: pd.DataFrame,
@@ -157,7 +157,8 @@ def _books_of(loaded: Any, frame: pd.DataFrame, rows: np.ndarray, features: pd.D
     scored[rows] = 1
     entries = seller_books.entries(frame["order_rowid"].to_numpy(dtype=np.int64), bits, transit,
                                    seller_books.hashes(frame["tracking_number"]), seller_books.hashes(frame["buyer_id"]),
-                                   due, scored, _any_flag(frame), seller_books.flag_mask(frame, FLAG_COLUMNS))
+                                   due, scored, _any_flag(frame), seller_books.flag_mask(frame, FLAG_COLUMNS),
+                                   seller_books.codes_mask(frame["codes"], FLAG_CODES))
     return seller_books.Books.of(frame["seller_id"], entries, _bins_of(binned, rows, len(frame))), timed
 
 
@@ -182,11 +183,11 @@ def _bins_of(binned: tuple[Any, np.ndarray] | None, rows: np.ndarray, n: int) ->
     return out
 
 
-def _marks(run: str, books: seller_books.Books, sellers: np.ndarray | None) -> Callable[[Any], None]:
-    """What goes into the scores' transaction beside them: the run's token, the books (of these sellers; all
-    when None), and when a score may next change by time alone."""
+def _marks(run: str, books: seller_books.Books, whole: bool) -> Callable[[Any], None]:
+    """What goes into the scores' transaction beside them: the run's token, the books (`whole`: all written anew;
+    else what changed), and when a score may next change by time alone."""
     def write(conn: Any) -> None:
-        books.save(conn, run, sellers)
+        books.save(conn, run, whole)
         conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET "
                          "value = excluded.value", [(META_RUN, run), (META_NEXT_DUE, repr(books.next_due()))])
     return write
@@ -205,7 +206,7 @@ def _score_some(db: sqlite_utils.Database, plan: Plan, loaded: Any, examined: se
     frame = _partial_frame(conn, examined | set(readers.ids_of_rowids(conn, due)), as_of, scorer, plan)
     if frame.empty:  # nothing left to read (the orders went): the scores and books stand for this run
         with db.conn:
-            _marks(run, books, np.zeros(0, np.int64))(db.conn)
+            _marks(run, books, False)(db.conn)
         return set()
     fresh, found = _entries(frame, books)
     # and the orders a changed one left behind on its former number or with its former buyer (their number's
@@ -290,7 +291,7 @@ def _score_some(db: sqlite_utils.Database, plan: Plan, loaded: Any, examined: se
             updated.bins = None
     frame = frame.loc[tracked, ["order_id", "codes", "order_rowid"]].assign(target=True)
     return _predict_and_write(db, loaded, settings, frame, features, matrix, as_of, False, untracked, None, run,
-                              updated, np.union1d(touched, updated.seller[at]), timed,
+                              updated, timed,
                               None if quick is None else quick.written, binned=binned)
 
 
@@ -341,7 +342,8 @@ def _entries(frame: pd.DataFrame, books: seller_books.Books) -> tuple[np.ndarray
     fresh = seller_books.entries(rowids, bits, transit, seller_books.hashes(frame["tracking_number"]),
                                  seller_books.hashes(frame["buyer_id"]), np.full(len(frame), seller_books.NEVER),
                                  np.zeros(len(frame), np.uint8), _any_flag(frame),
-                                 seller_books.flag_mask(frame, FLAG_COLUMNS))
+                                 seller_books.flag_mask(frame, FLAG_COLUMNS),
+                                 seller_books.codes_mask(frame["codes"], FLAG_CODES))
     return fresh, books.locate(rowids)
 
 
@@ -362,7 +364,7 @@ def _partial_frame(conn: Any, order_ids: set[str], as_of: datetime, scorer: Mess
 def _predict_and_write(db: sqlite_utils.Database, loaded: Any, settings: dict[str, Any], frame: pd.DataFrame,
                        features: pd.DataFrame, matrix: np.ndarray, as_of: datetime, full: bool, untracked: set[str],
                        writer: score_writer.ChildWrite | None, run: str, books: seller_books.Books,
-                       sellers: np.ndarray | None, timed: set[str],
+                       timed: set[str],
                        scored: pd.DataFrame | None = None, typical: str | None = None,
                        binned: tuple[Any, np.ndarray] | None = None) -> set[str]:
     """Score the frame's rows (order_id, codes, order_rowid; `features` and `matrix` theirs), work out the reasons of
@@ -399,7 +401,7 @@ def _predict_and_write(db: sqlite_utils.Database, loaded: Any, settings: dict[st
         shown[at[rows]] = masks
         dated = at[rows][(masks & np.uint64(rescoring.feature_bits(names, timed))) != 0]
         books.entries["due"][dated] = np.minimum(books.entries["due"][dated], as_of_jd)  # any later run
-        _marks(run, books, sellers)(conn)
+        _marks(run, books, full)(conn)
 
     if writer is not None:
         # only the few orders scoring at least min_score get reasons: the child writes all the others while this
