@@ -255,8 +255,9 @@ def _score_some(db: sqlite_utils.Database, plan: Plan, loaded: Any, examined: se
     quick = None
     if walk is not None and len(candidates):
         buyers = seller_books.BuyerStats.of(updated, updated.entries["buyer"][candidates])
-        quick = quick_scores.rescore(conn, walk, loaded.model.named_steps["classifier"], names, updated, candidates,
-                                     after, buyers, settings)
+        with threads.limit():  # the trees' walk: one core on a busy machine (spinning threads slow it tenfold)
+            quick = quick_scores.rescore(conn, walk, loaded.model.named_steps["classifier"], names, updated,
+                                         candidates, after, buyers, settings)
     whole = candidates if quick is None else quick.whole
     log.debug("rescoring: %d orders read, %d sellers touched, %d buyers' history changed, %d other orders crossed "
               "a threshold or quote a value that moved (%d worked out from their bins, %d of them written), %d read "
