@@ -115,3 +115,16 @@ def test_codes_kept_as_bits_are_spelt_as_the_scores_spell_them() -> None:
     assert list(sb.codes_text(masks, FLAG_CODES)) == list(texts)
     assert sb.codes_mask(np.array(["tracking_reused,a_plugin_code", None, ""], dtype=object), FLAG_CODES).tolist() \
         == [sb.OTHER_CODES | 2, 0, 0]
+
+
+def test_entries_merged_in_sort_as_a_whole_sort_would() -> None:
+    rng = np.random.default_rng(5)
+    for head, tail in ((0, 50), (300, 0), (300, 40), (1, 1)):
+        seller = np.r_[np.sort(rng.integers(0, 20, head)), rng.integers(0, 25, tail)].astype(np.int64)
+        order = rng.permutation(10_000)[: head + tail].astype(np.int64)
+        first = np.lexsort((order[:head], seller[:head]))
+        seller[:head], order[:head] = seller[:head][first], order[:head][first]
+        assert np.array_equal(sb._merge_order(seller, order, head), np.lexsort((order, seller)))
+    # a head that is not sorted (it never is not) falls back to the whole sort
+    seller, order = np.array([2, 1, 0]), np.array([5, 6, 7])
+    assert np.array_equal(sb._merge_order(seller, order, 3), np.lexsort((order, seller)))
