@@ -128,3 +128,11 @@ def test_entries_merged_in_sort_as_a_whole_sort_would() -> None:
     # a head that is not sorted (it never is not) falls back to the whole sort
     seller, order = np.array([2, 1, 0]), np.array([5, 6, 7])
     assert np.array_equal(sb._merge_order(seller, order, 3), np.lexsort((order, seller)))
+
+
+def test_among_answers_as_isin() -> None:
+    rng = np.random.default_rng(9)
+    values = rng.integers(0, 2**64 - 1, 5000, dtype=np.uint64)
+    chosen = np.r_[rng.choice(values, 40), rng.integers(0, 2**64 - 1, 40, dtype=np.uint64), [2**64 - 1]]
+    assert np.array_equal(sb.among(values, chosen), np.isin(values, chosen))
+    assert np.array_equal(sb.among(np.arange(10), np.array([], dtype=np.int64)), np.zeros(10, dtype=bool))

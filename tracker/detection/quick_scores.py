@@ -25,7 +25,7 @@ from detectors import seller_aggregates
 from detectors.features import FLAG_CODES
 from detectors.reasons import describe_many, group_parts, reasons_of
 from tracker.detection import score_writer, store
-from tracker.detection.seller_books import OTHER_CODES, Books, BuyerStats, codes_text
+from tracker.detection.seller_books import OTHER_CODES, Books, BuyerStats, codes_text, pick
 
 BUYER_FEATURES = ("buyer_n_orders", "buyer_not_received_other", "buyer_flagged_other")
 
@@ -46,7 +46,7 @@ def rescore(conn: Any, walk: Any, classifier: Any, names: list[str], books: Book
     buyer (`buyers`) columns binned anew; update their bytes and scores in the books. None: a value a byte cannot
     keep (every one is then read whole)."""
     min_score = float(settings.get("reasons_min_score", 0.1))
-    entries = books.entries[rows]
+    entries = pick(books.entries, rows)
     binned = books.bins[rows].copy()
     columns = {**sellers.features(books.seller[rows], entries["bits"]), **buyers.features(entries)}
     probe = np.zeros((len(rows), len(names)))

@@ -214,8 +214,8 @@ def _score_some(db: sqlite_utils.Database, plan: Plan, loaded: Any, examined: se
     # tell about, like a seller's (below)
     stored = books.entries[found[found >= 0]]
     moved_on = (stored["number"] != fresh["number"][found >= 0]) | (stored["buyer"] != fresh["buyer"][found >= 0])
-    left = np.isin(books.entries["number"], stored["number"][moved_on]) | \
-        np.isin(books.entries["buyer"], stored["buyer"][moved_on])
+    left = seller_books.among(books.entries["number"], stored["number"][moved_on]) | \
+        seller_books.among(books.entries["buyer"], stored["buyer"][moved_on])
     partners = np.setdiff1d(books.entries["order"][left], fresh["order"])
     more = _partial_frame(conn, set(readers.ids_of_rowids(conn, partners)), as_of, scorer, plan)
     if len(more):
@@ -230,7 +230,7 @@ def _score_some(db: sqlite_utils.Database, plan: Plan, loaded: Any, examined: se
     former = {books.sellers[c] for c in books.seller[found[found >= 0]].tolist()}
     touched = np.union1d(updated.seller[updated.locate(rowids)],
                          [c for c, name in enumerate(updated.sellers) if name in former]).astype(np.int64)
-    in_touched = np.isin(updated.seller, touched)
+    in_touched = seller_books.among(updated.seller, touched)
     updated.median[touched] = seller_aggregates.medians(updated.seller[in_touched], len(updated.sellers),
                                                         updated.entries["transit"][in_touched])[touched]
     before, after = books.stats(), updated.stats()
@@ -238,14 +238,14 @@ def _score_some(db: sqlite_utils.Database, plan: Plan, loaded: Any, examined: se
     # features cross one of the model's thresholds, or move while its stored reasons quote it?
     names = list(loaded.model.named_steps["features"].get_feature_names_out())
     edges = rescoring.decision_edges(loaded.model, names)
-    of_buyer = np.isin(updated.entries["buyer"], changed_buyers)
-    others = np.flatnonzero((in_touched | of_buyer) & ~np.isin(updated.entries["order"], rowids))
+    of_buyer = seller_books.among(updated.entries["buyer"], changed_buyers)
+    others = np.flatnonzero((in_touched | of_buyer) & ~seller_books.among(updated.entries["order"], rowids))
     others = others[updated.entries["scored"][others] > 0]  # an order without a number has no score
     buyers_then, buyers_now = seller_books.BuyerStats.of(books, changed_buyers), \
         seller_books.BuyerStats.of(updated, changed_buyers)
     mine = others[of_buyer[others]]
     crossed, quoting = _moved(before, after, old_code[updated.seller[others]], updated.seller[others],
-                              updated.entries[others], edges, names)
+                              updated.entries["bits"][others], updated.entries["shown"][others], edges, names)
     buyer_crossed, buyer_quoting = _buyer_moved(buyers_then, buyers_now, updated.entries[mine], edges, names)
     crossed[of_buyer[others]] |= buyer_crossed
     quoting[of_buyer[others]] |= buyer_quoting
@@ -307,12 +307,23 @@ def _add_buyer_history(frame: pd.DataFrame, books: seller_books.Books) -> None:
 
 
 def _moved(before: seller_aggregates.SellerStats, after: seller_aggregates.SellerStats, was: np.ndarray,
-           now: np.ndarray, entries: np.ndarray, edges: rescoring.Edges, names: list[str]
+           now: np.ndarray, bits: np.ndarray, shown: np.ndarray, edges: rescoring.Edges, names: list[str]
            ) -> tuple[np.ndarray, np.ndarray]:
-    """Per order (its seller's code before and now, its book entry): whether a seller feature crossed one of the
-    model's thresholds, and whether one whose value its stored reasons quote moved."""
-    quoting = (entries["shown"] & np.uint64(rescoring.feature_bits(names, set(seller_aggregates.FEATURES)))) != 0
-    return _crossed(before.features(was, entries["bits"]), after.features(now, entries["bits"]), edges, quoting)
+    """Per order (its seller's code before and now, its signals and the features its stored reasons show): whether
+    a seller feature crossed one of the model's thresholds, and whether one whose value its stored reasons quote
+    moved. Its seller features follow from its seller and its own signals alone: worked out once per distinct
+    (seller before, seller now, signals), a few thousand where there are a million orders."""
+    key = ((was.astype(np.int64) + 1) << 40) | (now.astype(np.int64) << 16) | bits.astype(np.int64)
+    if len(key) and (was.min() < -1 or max(int(was.max()) + 1, int(now.max())) >= 1 << 23):
+        groups, inverse = np.arange(len(key)), np.arange(len(key))  # codes too large to pack: each order alone
+    else:
+        _, groups, inverse = np.unique(key, return_index=True, return_inverse=True)
+    g_was, g_now, g_bits = was[groups], now[groups], bits[groups]
+    crossed, moved = _crossed(before.features(g_was, g_bits), after.features(g_now, g_bits), edges,
+                              np.ones(len(groups), dtype=bool))
+    quoting = (shown & np.uint64(rescoring.feature_bits(names, set(seller_aggregates.FEATURES)))) != 0
+    inverse = inverse.reshape(-1)
+    return crossed[inverse], quoting & moved[inverse]
 
 
 def _buyer_moved(before: seller_books.BuyerStats, after: seller_books.BuyerStats, entries: np.ndarray,

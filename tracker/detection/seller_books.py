@@ -59,6 +59,16 @@ def hashes(values: pd.Series | np.ndarray) -> np.ndarray:
 
 
 
+def among(values: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """Per value, whether it is one of `chosen` (as `np.isin`): a sorted search of the few chosen, where `np.isin`
+    sorts the million values with them."""
+    chosen = np.unique(np.asarray(chosen, dtype=values.dtype))
+    if not len(chosen):
+        return np.zeros(len(values), dtype=bool)
+    at = np.minimum(np.searchsorted(chosen, values), len(chosen) - 1)
+    return chosen[at] == values
+
+
 def codes_mask(codes: pd.Series | np.ndarray, known: tuple[str, ...]) -> np.ndarray:
     """Per order, its score's flag codes (comma-joined text, as `scores.codes` holds them) as one bit per code of
     `known`, and `OTHER_CODES` when it lists another one; each distinct text read once."""
@@ -127,7 +137,7 @@ class Books:
         codes, uniques = pd.factorize(seller_ids.to_numpy(dtype=object), sort=True, use_na_sentinel=False)
         codes = codes.astype(np.int64)
         order = np.lexsort((entries["order"], codes))
-        entries, codes = entries[order], codes[order]
+        entries, codes = pick(entries, order), codes[order]
         median = sa.medians(codes, len(uniques), entries["transit"])
         return cls([str(u) for u in uniques], entries, codes, median, None if bins is None else bins[order])
 
@@ -158,7 +168,7 @@ class Books:
         last = len(entries) - 1 - np.unique(entries["order"][::-1], return_index=True)[1]
         if len(last) < len(entries):  # the last entry of each order
             last = np.sort(last)
-            seller_ids, entries = seller_ids[last], entries[last]
+            seller_ids, entries = seller_ids[last], pick(entries, last)
             bins = None if bins is None else bins[last]
         names = sorted(set(self.sellers) | set(seller_ids.tolist()))
         code_of = {name: i for i, name in enumerate(names)}
@@ -167,7 +177,7 @@ class Books:
         found = self.locate(entries["order"])
         keep[found[found >= 0]] = False
         seller = np.r_[remap[self.seller[keep]], np.array([code_of[s] for s in seller_ids.tolist()], dtype=np.int64)]
-        merged = np.r_[self.entries[keep], entries]
+        merged = np.r_[pick(self.entries, keep), entries]
         order = _merge_order(seller, merged["order"], int(keep.sum()))
         merged_bins = None
         if self.bins is not None and bins is not None and self.bins.shape[1] == bins.shape[1]:
@@ -176,7 +186,7 @@ class Books:
         old_code[remap] = np.arange(len(self.sellers))
         median = np.full((len(names), sa.SPANS), np.nan)
         median[remap] = self.median
-        return Books(names, merged[order], seller[order], median, merged_bins,
+        return Books(names, pick(merged, order), seller[order], median, merged_bins,
                      stored=self.stored, appended=self.appended), old_code
 
     def save(self, conn: sqlite3.Connection, run: str, whole: bool = False) -> None:
@@ -206,15 +216,22 @@ class Books:
         if (self.bins is None) != (stored.bins is None) or \
                 (self.bins is not None and stored.bins is not None and self.bins.shape[1] != stored.bins.shape[1]):
             return None
-        at = stored.locate(self.entries["order"])
-        known = np.flatnonzero(at >= 0)
-        same = np.zeros(len(self.entries), dtype=bool)
-        same[known] = _rows(self.entries[known]) == _rows(stored.entries[at[known]])
         code_of = {name: i for i, name in enumerate(self.sellers)}
         stored_code = np.array([code_of.get(name, -1) for name in stored.sellers], dtype=np.int64)
-        same[known] &= stored_code[stored.seller[at[known]]] == self.seller[known]
+        # both sorted by seller, then order: the stored entry of the same order and seller is found by a search of
+        # one sorted key in the other, in sequence (an order whose seller changed is not found: it changed)
+        mine, theirs = _key(self.seller, self.entries["order"]), _key(stored_code[stored.seller], stored.entries["order"])
+        if mine is not None and theirs is not None and (len(theirs) < 2 or (np.diff(theirs) > 0).all()):
+            at = np.minimum(np.searchsorted(theirs, mine), max(len(theirs) - 1, 0))
+            at = np.where(len(theirs) and theirs[at] == mine, at, -1) if len(theirs) else np.full(len(mine), -1)
+        else:
+            at = stored.locate(self.entries["order"])
+            at[(at >= 0) & (stored_code[stored.seller[np.maximum(at, 0)]] != self.seller)] = -1
+        known = np.flatnonzero(at >= 0)
+        same = np.zeros(len(self.entries), dtype=bool)
+        same[known] = _rows(self.entries)[known] == _rows(stored.entries)[at[known]]
         if self.bins is not None and stored.bins is not None:
-            same[known] &= _rows(self.bins[known]) == _rows(stored.bins[at[known]])
+            same[known] &= _rows(self.bins)[known] == _rows(stored.bins)[at[known]]
         return np.flatnonzero(~same)
 
     def next_due(self) -> float:
@@ -223,12 +240,19 @@ class Books:
         return float(due.min()) if len(due) else NEVER
 
 
+def _key(seller: np.ndarray, order: np.ndarray) -> np.ndarray | None:
+    """Seller code and order rowid as one sortable integer (None where they do not fit: rowids stay far below 2**40,
+    seller codes below 2**23)."""
+    if len(order) and (seller.min() < 0 or seller.max() >= 1 << 23 or order.min() < 0 or order.max() >= 1 << 40):
+        return None
+    return (seller.astype(np.int64) << 40) | order.astype(np.int64)
+
+
 def _merge_order(seller: np.ndarray, order: np.ndarray, head: int) -> np.ndarray:
     """The permutation that sorts entries by seller code, then order rowid (as `np.lexsort` would), where the first
     `head` are sorted already: the few others are sorted and merged in, without sorting a million entries again."""
-    key = (seller << 40) | order  # rowids stay far below 2**40, seller codes below 2**23
-    if len(key) and (seller.max() >= 1 << 23 or order.min() < 0 or order.max() >= 1 << 40) or \
-            (head > 1 and (np.diff(key[:head]) <= 0).any()):
+    key = _key(seller, order)
+    if key is None or (head > 1 and (np.diff(key[:head]) <= 0).any()):
         return np.lexsort((order, seller))
     tail = head + np.argsort(key[head:], kind="stable")
     at = np.searchsorted(key[:head], key[tail]) + np.arange(len(tail))
@@ -240,8 +264,15 @@ def _merge_order(seller: np.ndarray, order: np.ndarray, head: int) -> np.ndarray
     return out
 
 
+def pick(entries: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """`entries[index]` (book entries, `ENTRY`), a whole entry at a time: numpy picks a structured array's rows field
+    by field, ten times slower."""
+    return _rows(entries)[index].view(entries.dtype)
+
+
 def _rows(array: np.ndarray) -> np.ndarray:
-    """Each row's bytes as one value (compared as bytes: NaN equals itself), for a fast compare of whole rows."""
+    """Each row's bytes as one value (compared as bytes: NaN equals itself), for a fast compare of whole rows (and
+    a fast pick of rows: a structured array picks field by field)."""
     array = np.ascontiguousarray(array)
     width = array.dtype.itemsize * (array.shape[1] if array.ndim == 2 else 1)
     if not width:
@@ -304,7 +335,7 @@ class BuyerStats:
     def of(cls, books: Books, buyers: np.ndarray) -> BuyerStats:
         """The history of these buyers (hashes) over every entry of the books."""
         buyers = np.unique(np.asarray(buyers, dtype=np.uint64))
-        rows = books.entries[np.isin(books.entries["buyer"], buyers)]
+        rows = books.entries[among(books.entries["buyer"], buyers)]
         at = np.searchsorted(buyers, rows["buyer"])
 
         def count(values: np.ndarray) -> np.ndarray:
