@@ -335,7 +335,7 @@ class BuyerStats:
     def of(cls, books: Books, buyers: np.ndarray) -> BuyerStats:
         """The history of these buyers (hashes) over every entry of the books."""
         buyers = np.unique(np.asarray(buyers, dtype=np.uint64))
-        rows = books.entries[among(books.entries["buyer"], buyers)]
+        rows = pick(books.entries, among(books.entries["buyer"], buyers))
         at = np.searchsorted(buyers, rows["buyer"])
 
         def count(values: np.ndarray) -> np.ndarray:
