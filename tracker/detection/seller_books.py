@@ -4,7 +4,7 @@ Per order (`ENTRY`): the order's rowid, its signals and transit as `detectors.se
 whether it has any active flag (a buyer's history counts those), 64-bit hashes of its tracking number and buyer,
 the Julian day from which its score may change by time alone, whether it has a score, which features its stored
 reasons show, one bit each, its score as last worked out, which flag features it has and which flag codes its
-score lists (`CODES`), one bit each; and the model's binned input of each order as last scored (one byte per
+score lists (`codes_mask`), one bit each; and the model's binned input of each order as last scored (one byte per
 feature, where the model bins its input). Per seller: its median transit (in days and as a share of the typical
 one).
 
@@ -58,7 +58,6 @@ def hashes(values: pd.Series | np.ndarray) -> np.ndarray:
     return pd.util.hash_array(array, categorize=True)
 
 
-
 def among(values: np.ndarray, chosen: np.ndarray) -> np.ndarray:
     """Per value, whether it is one of `chosen` (as `np.isin`): a sorted search of the few chosen, where `np.isin`
     sorts the million values with them."""
@@ -73,7 +72,7 @@ def codes_mask(codes: pd.Series | np.ndarray, known: tuple[str, ...]) -> np.ndar
     """Per order, its score's flag codes (comma-joined text, as `scores.codes` holds them) as one bit per code of
     `known`, and `OTHER_CODES` when it lists another one; each distinct text read once."""
     ids, uniques = pd.factorize(np.asarray(codes, dtype=object), use_na_sentinel=True)
-    bit = {code: np.uint16(1 << k) for k, code in enumerate(known)}
+    bit = {code: np.uint16(1 << k) for k, code in enumerate(known) if k < 15}  # a 16th code on: read from `scores`
     masks = np.zeros(len(uniques) + 1, dtype=np.uint16)
     for i, text in enumerate(uniques.tolist()):
         for code in str(text).split(",") if text else ():
@@ -203,7 +202,7 @@ class Books:
             bins = self.bins
             conn.execute("INSERT INTO seller_books (sellers, median, seller, entries, bins) VALUES (?, ?, ?, ?, ?)",
                          [json.dumps(self.sellers, ensure_ascii=False), np.ascontiguousarray(self.median).tobytes(),
-                          self.seller[at].astype("<i8").tobytes(), self.entries[at].tobytes(),
+                          self.seller[at].astype("<i8").tobytes(), pick(self.entries, at).tobytes(),
                           None if bins is None else np.ascontiguousarray(bins[at]).tobytes()])
         conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET "
                          "value = excluded.value", [(META_RUN, run), (META_FORMAT, FORMAT)])
@@ -221,9 +220,11 @@ class Books:
         # both sorted by seller, then order: the stored entry of the same order and seller is found by a search of
         # one sorted key in the other, in sequence (an order whose seller changed is not found: it changed)
         mine, theirs = _key(self.seller, self.entries["order"]), _key(stored_code[stored.seller], stored.entries["order"])
-        if mine is not None and theirs is not None and (len(theirs) < 2 or (np.diff(theirs) > 0).all()):
-            at = np.minimum(np.searchsorted(theirs, mine), max(len(theirs) - 1, 0))
-            at = np.where(len(theirs) and theirs[at] == mine, at, -1) if len(theirs) else np.full(len(mine), -1)
+        if mine is not None and theirs is not None and not len(theirs):
+            at = np.full(len(mine), -1)
+        elif mine is not None and theirs is not None and (len(theirs) < 2 or (np.diff(theirs) > 0).all()):
+            at = np.minimum(np.searchsorted(theirs, mine), len(theirs) - 1)
+            at = np.where(theirs[at] == mine, at, -1)
         else:
             at = stored.locate(self.entries["order"])
             at[(at >= 0) & (stored_code[stored.seller[np.maximum(at, 0)]] != self.seller)] = -1
