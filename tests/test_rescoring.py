@@ -142,3 +142,41 @@ def test_books_that_do_not_match_the_scores_mean_a_full_rescore(scored_world) ->
     assert summary.scored == orders
     _run(twin, as_of, full=True)
     _same(path, twin)
+
+
+def test_a_store_with_books_of_the_former_layout_is_rescored_whole_then_incrementally(scored_world) -> None:  # noqa: ANN001
+    """A store scored before the books were kept in parts (one row per seller, layout 2): its next run rescores
+    every order (the migration makes the table anew), and the run after that is incremental again; both exact."""
+    path, twin = _changed(scored_world, "former-layout")
+    as_of = scored_world[2]
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("DROP TABLE seller_books")
+        conn.execute("CREATE TABLE seller_books (seller_id TEXT PRIMARY KEY, orders BLOB NOT NULL, median REAL, "
+                     "median_relative REAL, bins BLOB)")
+        conn.execute("INSERT INTO seller_books VALUES ('S1', x'00', 1.0, 0.5, NULL)")
+        conn.execute("UPDATE meta SET value = '2' WHERE key = 'seller_books.format'")
+        conn.execute("DELETE FROM _migrations WHERE name = '014_seller_books_in_parts'")
+    orders = conn.execute("SELECT count(*) FROM orders WHERE coalesce(tracking_number, '') <> ''").fetchone()[0]
+    conn.close()
+    summary = _run(path, as_of)
+    assert summary.scored == orders
+    _run(twin, as_of, full=True)
+    _same(path, twin)
+    later = as_of + timedelta(days=2)
+    summary = _run(path, later)
+    assert 0 < summary.scored < orders
+    _run(twin, later, full=True)
+    _same(path, twin, flag_texts=False)
+
+
+def test_a_run_appends_its_changes_to_the_books(scored_world) -> None:  # noqa: ANN001
+    from tracker.detection.seller_books import ENTRY
+
+    path, _ = _changed(scored_world, "parts")
+    _run(path, scored_world[2])
+    conn = sqlite3.connect(path)
+    parts = [len(r[0]) // ENTRY.itemsize for r in conn.execute("SELECT entries FROM seller_books ORDER BY part")]
+    orders = conn.execute("SELECT count(*) FROM orders").fetchone()[0]
+    conn.close()
+    assert len(parts) == 2 and parts[0] < orders and 0 < parts[1] < orders / 2

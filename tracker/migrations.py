@@ -433,6 +433,15 @@ def _m013_seller_books(db: sqlite_utils.Database) -> None:
                    "median_relative REAL, bins BLOB);")
 
 
+def _m014_seller_books_in_parts(db: sqlite_utils.Database) -> None:
+    """Incremental scoring (issue 19): the seller books as parts, a whole write and the changes appended after it
+    (`tracker.detection.seller_books`), instead of one row per seller rewritten whenever one of its orders changed.
+    The books are derived from the scores' run: made anew (the next detect scores every order), not altered."""
+    run_script(db, "DROP TABLE IF EXISTS seller_books;\nCREATE TABLE seller_books (part INTEGER PRIMARY KEY, "
+                   "sellers TEXT NOT NULL, median BLOB NOT NULL, seller BLOB NOT NULL, entries BLOB NOT NULL, "
+                   "bins BLOB);")
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("001_core", _m001_core),
     ("002_cases_labels_deadlines", _m002_cases_labels_deadlines),
@@ -447,6 +456,7 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("011_shipment_facts_one_definition", _m011_shipment_facts_one_definition),
     ("012_scans_without_status_index", _m012_scans_without_status_index),
     ("013_seller_books", _m013_seller_books),
+    ("014_seller_books_in_parts", _m014_seller_books_in_parts),
     # append new migrations here
 ]
 

@@ -25,7 +25,7 @@ from detectors import seller_aggregates
 from detectors.features import FLAG_CODES
 from detectors.reasons import describe_many, group_parts, reasons_of
 from tracker.detection import score_writer, store
-from tracker.detection.seller_books import Books, BuyerStats
+from tracker.detection.seller_books import OTHER_CODES, Books, BuyerStats, codes_text, pick
 
 BUYER_FEATURES = ("buyer_n_orders", "buyer_not_received_other", "buyer_flagged_other")
 
@@ -46,7 +46,7 @@ def rescore(conn: Any, walk: Any, classifier: Any, names: list[str], books: Book
     buyer (`buyers`) columns binned anew; update their bytes and scores in the books. None: a value a byte cannot
     keep (every one is then read whole)."""
     min_score = float(settings.get("reasons_min_score", 0.1))
-    entries = books.entries[rows]
+    entries = pick(books.entries, rows)
     binned = books.bins[rows].copy()
     columns = {**sellers.features(books.seller[rows], entries["bits"]), **buyers.features(entries)}
     probe = np.zeros((len(rows), len(names)))
@@ -62,7 +62,10 @@ def rescore(conn: Any, walk: Any, classifier: Any, names: list[str], books: Book
     stored_score = np.round(score, score_writer.SCORE_DIGITS)
     same_score = stored_score == np.round(old, score_writer.SCORE_DIGITS)
     changed = ~high & ~same_score
-    ids = _stored(conn, entries["order"][changed | high])
+    # the stored rows of the high ones (their reasons) and of those whose codes the book cannot spell; the others
+    # need only their order id
+    other = (entries["codes"] & OTHER_CODES) != 0
+    ids = _stored(conn, entries["order"][high | (changed & other)])
     whole = np.zeros(len(rows), dtype=bool)
     reasons = np.full(len(rows), "[]", dtype=object)
     if high.any() and hasattr(classifier, "contributions"):
@@ -99,9 +102,13 @@ def rescore(conn: Any, walk: Any, classifier: Any, names: list[str], books: Book
     books.bins[rows] = binned
     books.entries["score"][rows] = score
     write = np.flatnonzero(changed & ~whole)
-    found = [ids.get(int(r)) for r in entries["order"][write].tolist()]
+    rowids = entries["order"][write]
+    order_ids = _order_ids(conn, rowids[~np.isin(rowids, np.fromiter(ids, dtype=np.int64, count=len(ids)))])
+    spelt = codes_text(entries["codes"][write] & ~OTHER_CODES, FLAG_CODES)
+    found = [ids.get(r) or ((order_ids[r], spelt[k], None) if r in order_ids and not other[write[k]] else None)
+             for k, r in enumerate(rowids.tolist())]
     kept = np.array([f is not None for f in found], dtype=bool)
-    whole[write[~kept]] = True  # no longer in the store's scores as expected: read whole
+    whole[write[~kept]] = True  # no longer in the store as expected: read whole
     write = write[kept]
     found = [f for f in found if f is not None]
     written = pd.DataFrame({"order_id": pd.Series([f[0] for f in found], dtype=object),
@@ -115,9 +122,18 @@ def _stored(conn: Any, rowids: np.ndarray) -> dict[int, tuple[str, str, str]]:
     """Per order rowid (those with a stored score): its order id and stored codes and reasons."""
     if not len(rowids):
         return {}
+    # in rowid order: neighbouring orders share pages
     return {r[0]: (r[1], r[2] or "", r[3] or "[]") for r in conn.execute(
         "SELECT j.value, o.order_id, s.codes, s.reasons FROM json_each(?) j CROSS JOIN orders o ON o.rowid = j.value "
-        "JOIN scores s ON s.order_id = o.order_id", [store.as_json(int(r) for r in rowids)])}
+        "JOIN scores s ON s.order_id = o.order_id", [store.as_json(np.unique(rowids).tolist())])}
+
+
+def _order_ids(conn: Any, rowids: np.ndarray) -> dict[int, str]:
+    """Per order rowid (of the orders still in the store): its order id."""
+    if not len(rowids):
+        return {}
+    return dict(conn.execute("SELECT j.value, o.order_id FROM json_each(?) j CROSS JOIN orders o ON o.rowid = j.value",
+                             [store.as_json(np.unique(rowids).tolist())]))
 
 
 def _phrases(reasons: str) -> dict[str, str]:

@@ -87,7 +87,7 @@ class OrderRead:
                  fact_columns: Sequence[str] = facts.FACT_COLUMNS, shipments: bool = True, side: bool = False,
                  places: bool = False, children: Children | None = None):
         self.conn = conn
-        self.ids = None if order_ids is None else store.as_json(order_ids)
+        self.ids = None if order_ids is None else store.as_sorted_json(order_ids)
         self.fact_columns, self.shipments, self.with_side = tuple(fact_columns), shipments, side
         self.places = places
         self.columns = [name for name, _ in _ORDER_SQL] + \
@@ -569,21 +569,21 @@ def seller_closure(conn: sqlite3.Connection, order_ids: Iterable[str]) -> list[s
     """Every order of the sellers of these orders (a seller's aggregates need their whole book)."""
     return [r[0] for r in conn.execute(
         "SELECT order_id FROM orders WHERE seller_id IN (SELECT o.seller_id FROM json_each(?) j "
-        "CROSS JOIN orders o ON o.order_id = j.value)", [store.as_json(order_ids)])]
+        "CROSS JOIN orders o ON o.order_id = j.value)", [store.as_sorted_json(order_ids)])]
 
 
 def buyer_closure(conn: sqlite3.Connection, order_ids: Iterable[str]) -> list[str]:
     """Every order of the buyers of these orders (a buyer's history feeds each of their orders' features)."""
     return [r[0] for r in conn.execute(
         "SELECT order_id FROM orders WHERE buyer_id IN (SELECT o.buyer_id FROM json_each(?) j "
-        "CROSS JOIN orders o ON o.order_id = j.value)", [store.as_json(order_ids)])]
+        "CROSS JOIN orders o ON o.order_id = j.value)", [store.as_sorted_json(order_ids)])]
 
 
 def ids_of_rowids(conn: sqlite3.Connection, rowids: Iterable[int]) -> list[str]:
     """The order ids of these order rowids (those still in the store)."""
     return [r[0] for r in conn.execute(
         "SELECT o.order_id FROM json_each(?) j CROSS JOIN orders o ON o.rowid = j.value",
-        [store.as_json(int(r) for r in rowids)])]
+        [store.as_sorted_json(int(r) for r in rowids)])]
 
 
 def feature_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None, as_of: datetime,

@@ -121,7 +121,7 @@ def _score_all(db: sqlite_utils.Database, plan: Plan, loaded: Any, as_of: dateti
     log.debug("scoring: %d orders read (%s)", len(frame), frame.attrs.get("read_by"))
     if frame.empty:
         _record(db, loaded.model_id, as_of, pd.DataFrame(), True, extra=_marks(run, seller_books.Books(
-            [], np.zeros(0, seller_books.ENTRY), np.zeros(0, np.int64), np.zeros((0, seller_aggregates.SPANS)), None), None))
+            [], np.zeros(0, seller_books.ENTRY), np.zeros(0, np.int64), np.zeros((0, seller_aggregates.SPANS)), None), True))
         return set()
     # a full run's frame holds the whole store: its typical transit serves the incremental runs after it
     typical = json.dumps(frame.attrs["typical_transit"], sort_keys=True) if "typical_transit" in frame.attrs else None
@@ -144,7 +144,7 @@ def _score_all(db: sqlite_utils.Database, plan: Plan, loaded: Any, as_of: dateti
     if not every:
         frame = frame[tracked]
     return _predict_and_write(db, loaded, settings, frame, features, matrix, as_of, True, untracked, writer,
-                               run, books, None, timed, typical=typical, binned=binned)
+                               run, books, timed, typical=typical, binned=binned)
 
 
 def _books_of(loaded: Any, frame: pd.DataFrame, rows: np.ndarray, features: pd.DataFrame,
@@ -161,7 +161,8 @@ def _books_of(loaded: Any, frame: pd.DataFrame, rows: np.ndarray, features: pd.D
     scored[rows] = 1
     entries = seller_books.entries(frame["order_rowid"].to_numpy(dtype=np.int64), bits, transit,
                                    seller_books.hashes(frame["tracking_number"]), seller_books.hashes(frame["buyer_id"]),
-                                   due, scored, _any_flag(frame), seller_books.flag_mask(frame, FLAG_COLUMNS))
+                                   due, scored, _any_flag(frame), seller_books.flag_mask(frame, FLAG_COLUMNS),
+                                   seller_books.codes_mask(frame["codes"], FLAG_CODES))
     return seller_books.Books.of(frame["seller_id"], entries, _bins_of(binned, rows, len(frame))), timed
 
 
@@ -186,11 +187,11 @@ def _bins_of(binned: tuple[Any, np.ndarray] | None, rows: np.ndarray, n: int) ->
     return out
 
 
-def _marks(run: str, books: seller_books.Books, sellers: np.ndarray | None) -> Callable[[Any], None]:
-    """What goes into the scores' transaction beside them: the run's token, the books (of these sellers; all
-    when None), and when a score may next change by time alone."""
+def _marks(run: str, books: seller_books.Books, whole: bool) -> Callable[[Any], None]:
+    """What goes into the scores' transaction beside them: the run's token, the books (`whole`: all written anew;
+    else what changed), and when a score may next change by time alone."""
     def write(conn: Any) -> None:
-        books.save(conn, run, sellers)
+        books.save(conn, run, whole)
         conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET "
                          "value = excluded.value", [(META_RUN, run), (META_NEXT_DUE, repr(books.next_due()))])
     return write
@@ -209,7 +210,7 @@ def _score_some(db: sqlite_utils.Database, plan: Plan, loaded: Any, examined: se
     frame = _partial_frame(conn, examined | set(readers.ids_of_rowids(conn, due)), as_of, scorer, plan)
     if frame.empty:  # nothing left to read (the orders went): the scores and books stand for this run
         with db.conn:
-            _marks(run, books, np.zeros(0, np.int64))(db.conn)
+            _marks(run, books, False)(db.conn)
         return set()
     fresh, found = _entries(frame, books)
     # and the orders a changed one left behind on its former number or with its former buyer (their number's
@@ -217,8 +218,8 @@ def _score_some(db: sqlite_utils.Database, plan: Plan, loaded: Any, examined: se
     # tell about, like a seller's (below)
     stored = books.entries[found[found >= 0]]
     moved_on = (stored["number"] != fresh["number"][found >= 0]) | (stored["buyer"] != fresh["buyer"][found >= 0])
-    left = np.isin(books.entries["number"], stored["number"][moved_on]) | \
-        np.isin(books.entries["buyer"], stored["buyer"][moved_on])
+    left = seller_books.among(books.entries["number"], stored["number"][moved_on]) | \
+        seller_books.among(books.entries["buyer"], stored["buyer"][moved_on])
     partners = np.setdiff1d(books.entries["order"][left], fresh["order"])
     more = _partial_frame(conn, set(readers.ids_of_rowids(conn, partners)), as_of, scorer, plan)
     if len(more):
@@ -233,7 +234,7 @@ def _score_some(db: sqlite_utils.Database, plan: Plan, loaded: Any, examined: se
     former = {books.sellers[c] for c in books.seller[found[found >= 0]].tolist()}
     touched = np.union1d(updated.seller[updated.locate(rowids)],
                          [c for c, name in enumerate(updated.sellers) if name in former]).astype(np.int64)
-    in_touched = np.isin(updated.seller, touched)
+    in_touched = seller_books.among(updated.seller, touched)
     updated.median[touched] = seller_aggregates.medians(updated.seller[in_touched], len(updated.sellers),
                                                         updated.entries["transit"][in_touched])[touched]
     before, after = books.stats(), updated.stats()
@@ -241,14 +242,14 @@ def _score_some(db: sqlite_utils.Database, plan: Plan, loaded: Any, examined: se
     # features cross one of the model's thresholds, or move while its stored reasons quote it?
     names = list(loaded.model.named_steps["features"].get_feature_names_out())
     edges = rescoring.decision_edges(loaded.model, names)
-    of_buyer = np.isin(updated.entries["buyer"], changed_buyers)
-    others = np.flatnonzero((in_touched | of_buyer) & ~np.isin(updated.entries["order"], rowids))
+    of_buyer = seller_books.among(updated.entries["buyer"], changed_buyers)
+    others = np.flatnonzero((in_touched | of_buyer) & ~seller_books.among(updated.entries["order"], rowids))
     others = others[updated.entries["scored"][others] > 0]  # an order without a number has no score
     buyers_then, buyers_now = seller_books.BuyerStats.of(books, changed_buyers), \
         seller_books.BuyerStats.of(updated, changed_buyers)
     mine = others[of_buyer[others]]
     crossed, quoting = _moved(before, after, old_code[updated.seller[others]], updated.seller[others],
-                              updated.entries[others], edges, names)
+                              updated.entries["bits"][others], updated.entries["shown"][others], edges, names)
     buyer_crossed, buyer_quoting = _buyer_moved(buyers_then, buyers_now, updated.entries[mine], edges, names)
     crossed[of_buyer[others]] |= buyer_crossed
     quoting[of_buyer[others]] |= buyer_quoting
@@ -258,8 +259,9 @@ def _score_some(db: sqlite_utils.Database, plan: Plan, loaded: Any, examined: se
     quick = None
     if walk is not None and len(candidates):
         buyers = seller_books.BuyerStats.of(updated, updated.entries["buyer"][candidates])
-        quick = quick_scores.rescore(conn, walk, loaded.model.named_steps["classifier"], names, updated, candidates,
-                                     after, buyers, settings)
+        with threads.limit():  # the trees' walk: one core on a busy machine (spinning threads slow it tenfold)
+            quick = quick_scores.rescore(conn, walk, loaded.model.named_steps["classifier"], names, updated,
+                                         candidates, after, buyers, settings)
     whole = candidates if quick is None else quick.whole
     log.debug("rescoring: %d orders read, %d sellers touched, %d buyers' history changed, %d other orders crossed "
               "a threshold or quote a value that moved (%d worked out from their bins, %d of them written), %d read "
@@ -294,7 +296,7 @@ def _score_some(db: sqlite_utils.Database, plan: Plan, loaded: Any, examined: se
             updated.bins = None
     frame = frame.loc[tracked, ["order_id", "codes", "order_rowid"]].assign(target=True)
     return _predict_and_write(db, loaded, settings, frame, features, matrix, as_of, False, untracked, None, run,
-                              updated, np.union1d(touched, updated.seller[at]), timed,
+                              updated, timed,
                               None if quick is None else quick.written, binned=binned)
 
 
@@ -309,12 +311,23 @@ def _add_buyer_history(frame: pd.DataFrame, books: seller_books.Books) -> None:
 
 
 def _moved(before: seller_aggregates.SellerStats, after: seller_aggregates.SellerStats, was: np.ndarray,
-           now: np.ndarray, entries: np.ndarray, edges: rescoring.Edges, names: list[str]
+           now: np.ndarray, bits: np.ndarray, shown: np.ndarray, edges: rescoring.Edges, names: list[str]
            ) -> tuple[np.ndarray, np.ndarray]:
-    """Per order (its seller's code before and now, its book entry): whether a seller feature crossed one of the
-    model's thresholds, and whether one whose value its stored reasons quote moved."""
-    quoting = (entries["shown"] & np.uint64(rescoring.feature_bits(names, set(seller_aggregates.FEATURES)))) != 0
-    return _crossed(before.features(was, entries["bits"]), after.features(now, entries["bits"]), edges, quoting)
+    """Per order (its seller's code before and now, its signals and the features its stored reasons show): whether
+    a seller feature crossed one of the model's thresholds, and whether one whose value its stored reasons quote
+    moved. Its seller features follow from its seller and its own signals alone: worked out once per distinct
+    (seller before, seller now, signals), a few thousand where there are a million orders."""
+    key = ((was.astype(np.int64) + 1) << 40) | (now.astype(np.int64) << 16) | bits.astype(np.int64)
+    if len(key) and (was.min() < -1 or max(int(was.max()) + 1, int(now.max())) >= 1 << 23):
+        groups, inverse = np.arange(len(key)), np.arange(len(key))  # codes too large to pack: each order alone
+    else:
+        _, groups, inverse = np.unique(key, return_index=True, return_inverse=True)
+    g_was, g_now, g_bits = was[groups], now[groups], bits[groups]
+    crossed, moved = _crossed(before.features(g_was, g_bits), after.features(g_now, g_bits), edges,
+                              np.ones(len(groups), dtype=bool))
+    quoting = (shown & np.uint64(rescoring.feature_bits(names, set(seller_aggregates.FEATURES)))) != 0
+    inverse = inverse.reshape(-1)
+    return crossed[inverse], quoting & moved[inverse]
 
 
 def _buyer_moved(before: seller_books.BuyerStats, after: seller_books.BuyerStats, entries: np.ndarray,
@@ -345,7 +358,8 @@ def _entries(frame: pd.DataFrame, books: seller_books.Books) -> tuple[np.ndarray
     fresh = seller_books.entries(rowids, bits, transit, seller_books.hashes(frame["tracking_number"]),
                                  seller_books.hashes(frame["buyer_id"]), np.full(len(frame), seller_books.NEVER),
                                  np.zeros(len(frame), np.uint8), _any_flag(frame),
-                                 seller_books.flag_mask(frame, FLAG_COLUMNS))
+                                 seller_books.flag_mask(frame, FLAG_COLUMNS),
+                                 seller_books.codes_mask(frame["codes"], FLAG_CODES))
     return fresh, books.locate(rowids)
 
 
@@ -366,7 +380,7 @@ def _partial_frame(conn: Any, order_ids: set[str], as_of: datetime, scorer: Mess
 def _predict_and_write(db: sqlite_utils.Database, loaded: Any, settings: dict[str, Any], frame: pd.DataFrame,
                        features: pd.DataFrame, matrix: np.ndarray, as_of: datetime, full: bool, untracked: set[str],
                        writer: score_writer.ChildWrite | None, run: str, books: seller_books.Books,
-                       sellers: np.ndarray | None, timed: set[str],
+                       timed: set[str],
                        scored: pd.DataFrame | None = None, typical: str | None = None,
                        binned: tuple[Any, np.ndarray] | None = None) -> set[str]:
     """Score the frame's rows (order_id, codes, order_rowid; `features` and `matrix` theirs), work out the reasons of
@@ -403,7 +417,7 @@ def _predict_and_write(db: sqlite_utils.Database, loaded: Any, settings: dict[st
         shown[at[rows]] = masks
         dated = at[rows][(masks & np.uint64(rescoring.feature_bits(names, timed))) != 0]
         books.entries["due"][dated] = np.minimum(books.entries["due"][dated], as_of_jd)  # any later run
-        _marks(run, books, sellers)(conn)
+        _marks(run, books, full)(conn)
 
     if writer is not None:
         # only the few orders scoring at least min_score get reasons: the child writes all the others while this

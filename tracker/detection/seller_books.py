@@ -1,23 +1,29 @@
 """Each seller's book of orders, kept in the store so a run rescores only the orders whose inputs changed.
 
-Table `seller_books`: one row per seller, a blob of its orders (`ENTRY`: the order's rowid, its signals and
-transit as `detectors.seller_aggregates` defines them, whether it has any active flag (a buyer's history counts
-those), 64-bit hashes of its tracking number and buyer, the Julian
-day from which its score may change by time alone, whether it has a score, which features its stored reasons
-show, one bit each, its score as last worked out, and which flag features it has, one bit each), a blob of the
-model's binned input of
-each order as last scored (one byte per feature, where the model bins its input), and the seller's median transit (in days and as a share of the typical one). A full scoring run
-writes every book from its frame; an incremental run updates the books of the sellers it touched, in the same
-transaction as the scores. `meta` `seller_books.run` names the scoring run the books match: a run token that
-differs from the scores' (a run killed between the two writes) means the books cannot be trusted, and the
-next run rescores everything.
+Per order (`ENTRY`): the order's rowid, its signals and transit as `detectors.seller_aggregates` defines them,
+whether it has any active flag (a buyer's history counts those), 64-bit hashes of its tracking number and buyer,
+the Julian day from which its score may change by time alone, whether it has a score, which features its stored
+reasons show, one bit each, its score as last worked out, which flag features it has and which flag codes its
+score lists (`codes_mask`), one bit each; and the model's binned input of each order as last scored (one byte per
+feature, where the model bins its input). Per seller: its median transit (in days and as a share of the typical
+one).
+
+Table `seller_books` holds them as parts, in the order written: a full scoring run writes every book as one part
+(every order sorted by seller, then rowid); an incremental run appends a part with only the entries that changed
+(about a fifth of a large store after a 1% change touched nine sellers in ten), in the same transaction as the
+scores, and the sellers' medians; reading applies the parts in turn (a later entry of an order wins). When the
+appended entries outnumber half the books, the run writes them whole again as one part. `meta`
+`seller_books.run` names the scoring run the books match: a run token that differs from the scores' (a run
+killed between the two writes) means the books cannot be trusted, and the next run rescores everything.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,12 +34,14 @@ from detectors import seller_aggregates as sa
 ENTRY = np.dtype([("order", "<i8"), ("bits", "<u2"), ("transit", "<f8", (sa.SPANS,)), ("number", "<u8"),
                   ("buyer", "<u8"),
                   ("due", "<f8"), ("scored", "u1"), ("shown", "<u8"), ("any_flag", "u1"), ("score", "<f8"),
-                  ("flags", "<u2")])
+                  ("flags", "<u2"), ("codes", "<u2")])
 META_RUN = "seller_books.run"
-# the layout of the books' blobs (ENTRY): books written with another are not read (the next run rescores everything)
+# the layout of the books (ENTRY, parts): books written with another are not read (the next run rescores everything)
 META_FORMAT = "seller_books.format"
-FORMAT = "2"
+FORMAT = "3"
 NEVER = np.inf  # a due time: the score does not change by time alone
+OTHER_CODES = np.uint16(1 << 15)  # `codes`: the score lists a code `codes_mask` has no bit for (read it from `scores`)
+REWRITE_SHARE = 0.5  # appended entries beyond this share of the books: write them whole again
 
 
 def hashes(values: pd.Series | np.ndarray) -> np.ndarray:
@@ -50,16 +58,50 @@ def hashes(values: pd.Series | np.ndarray) -> np.ndarray:
     return pd.util.hash_array(array, categorize=True)
 
 
+def among(values: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """Per value, whether it is one of `chosen` (as `np.isin`): a sorted search of the few chosen, where `np.isin`
+    sorts the million values with them."""
+    chosen = np.unique(np.asarray(chosen, dtype=values.dtype))
+    if not len(chosen):
+        return np.zeros(len(values), dtype=bool)
+    at = np.minimum(np.searchsorted(chosen, values), len(chosen) - 1)
+    return chosen[at] == values
+
+
+def codes_mask(codes: pd.Series | np.ndarray, known: tuple[str, ...]) -> np.ndarray:
+    """Per order, its score's flag codes (comma-joined text, as `scores.codes` holds them) as one bit per code of
+    `known`, and `OTHER_CODES` when it lists another one; each distinct text read once."""
+    ids, uniques = pd.factorize(np.asarray(codes, dtype=object), use_na_sentinel=True)
+    bit = {code: np.uint16(1 << k) for k, code in enumerate(known) if k < 15}  # a 16th code on: read from `scores`
+    masks = np.zeros(len(uniques) + 1, dtype=np.uint16)
+    for i, text in enumerate(uniques.tolist()):
+        for code in str(text).split(",") if text else ():
+            masks[i] |= bit.get(code, OTHER_CODES)
+    return masks[ids]
+
+
+def codes_text(masks: np.ndarray, known: tuple[str, ...]) -> np.ndarray:
+    """The comma-joined codes of each mask (`codes_mask`; none may hold `OTHER_CODES`), sorted as the scores list
+    them."""
+    distinct, which = np.unique(masks, return_inverse=True)
+    texts = [",".join(sorted(code for k, code in enumerate(known) if int(m) >> k & 1)) for m in distinct.tolist()]
+    return np.array(texts, dtype=object)[which.reshape(-1)] if len(masks) else np.zeros(0, dtype=object)
+
+
 @dataclass
 class Books:
     """Every seller's book in memory: per order (sorted by seller code, then rowid) its entry and seller code;
-    per seller its id and stored median transit."""
+    per seller its id and stored median transit. `stored`: the books as the store holds them, when read from it
+    (what a later `save` writes only the changes against); `appended`: how many entries the store holds beyond
+    its last whole write."""
 
     sellers: list[str]
     entries: np.ndarray  # ENTRY
     seller: np.ndarray  # int64 code into `sellers`
     median: np.ndarray  # float64 per seller and span (`seller_aggregates.SPANS` columns)
     bins: np.ndarray | None = None  # uint8, one row per entry: the model's binned input as last scored
+    stored: Books | None = field(default=None, repr=False, compare=False)
+    appended: int = 0
     _by_order: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @classmethod
@@ -71,19 +113,22 @@ class Books:
         layout = conn.execute("SELECT value FROM meta WHERE key = ?", [META_FORMAT]).fetchone()
         if layout is None or layout[0] != FORMAT:
             return None
-        rows = conn.execute("SELECT seller_id, orders, median, median_relative, bins FROM seller_books "
-                            "ORDER BY seller_id").fetchall()
-        sellers = [r[0] for r in rows]
-        parts = [np.frombuffer(r[1], dtype=ENTRY) for r in rows]
-        entries = np.concatenate(parts) if parts else np.zeros(0, ENTRY)
-        seller = np.repeat(np.arange(len(rows), dtype=np.int64), [len(p) for p in parts])
-        median = np.array([[np.nan if v is None else v for v in r[2:4]] for r in rows], dtype=float).reshape(-1, 2)
-        bins = None
-        if len(entries) and all(r[4] is not None for r in rows):
-            flat = np.frombuffer(b"".join(r[4] for r in rows), dtype=np.uint8)
-            if len(flat) % len(entries) == 0:
-                bins = flat.reshape(len(entries), -1).copy()
-        return cls(sellers, entries.copy(), seller, median, bins)
+        parts = [_part(row) for row in conn.execute(
+            "SELECT sellers, median, seller, entries, bins FROM seller_books ORDER BY part")]
+        if not parts:
+            return None
+        books, later = parts[0], parts[1:]
+        if later:  # the appended entries, the last of each order winning; each part holds every seller's medians
+            bins = [p.bins for p in later]
+            books, _ = books.replaced(
+                np.concatenate([np.asarray(p.sellers, dtype=object)[p.seller] for p in later]),
+                np.concatenate([p.entries for p in later]),
+                None if any(b is None for b in bins) or len({b.shape[1] for b in bins}) > 1 else np.concatenate(bins))
+            books.median = _medians_by_name(later[-1], books.sellers)
+            books.appended = sum(len(p.entries) for p in later)
+        # the stored books stay as read (the bytes a later `save` compares with); the caller works on a copy
+        return Books(books.sellers, books.entries.copy(), books.seller, books.median.copy(),
+                     None if books.bins is None else books.bins.copy(), stored=books, appended=books.appended)
 
     @classmethod
     def of(cls, seller_ids: pd.Series, entries: np.ndarray, bins: np.ndarray | None) -> Books:
@@ -91,7 +136,7 @@ class Books:
         codes, uniques = pd.factorize(seller_ids.to_numpy(dtype=object), sort=True, use_na_sentinel=False)
         codes = codes.astype(np.int64)
         order = np.lexsort((entries["order"], codes))
-        entries, codes = entries[order], codes[order]
+        entries, codes = pick(entries, order), codes[order]
         median = sa.medians(codes, len(uniques), entries["transit"])
         return cls([str(u) for u in uniques], entries, codes, median, None if bins is None else bins[order])
 
@@ -115,17 +160,24 @@ class Books:
     def replaced(self, seller_ids: Iterable[str], entries: np.ndarray,
                  bins: np.ndarray | None = None) -> tuple[Books, np.ndarray]:
         """These orders' entries (and binned input) put in (an order already in a book leaves it first: its seller
-        may have changed); the new books and, per seller of the new books, its code in these books (-1: new)."""
-        seller_ids = list(seller_ids)
-        names = sorted(set(self.sellers) | set(seller_ids))
+        may have changed; an order given twice keeps its last entry); the new books (whose `stored` is these
+        books' own) and, per seller of the new books, its code in these books (-1: new)."""
+        seller_ids = np.asarray(list(seller_ids) if not isinstance(seller_ids, np.ndarray) else seller_ids,
+                                dtype=object)
+        last = len(entries) - 1 - np.unique(entries["order"][::-1], return_index=True)[1]
+        if len(last) < len(entries):  # the last entry of each order
+            last = np.sort(last)
+            seller_ids, entries = seller_ids[last], pick(entries, last)
+            bins = None if bins is None else bins[last]
+        names = sorted(set(self.sellers) | set(seller_ids.tolist()))
         code_of = {name: i for i, name in enumerate(names)}
         remap = np.array([code_of[name] for name in self.sellers], dtype=np.int64)
         keep = np.ones(len(self.entries), dtype=bool)
         found = self.locate(entries["order"])
         keep[found[found >= 0]] = False
-        seller = np.r_[remap[self.seller[keep]], np.array([code_of[s] for s in seller_ids], dtype=np.int64)]
-        merged = np.r_[self.entries[keep], entries]
-        order = np.lexsort((merged["order"], seller))
+        seller = np.r_[remap[self.seller[keep]], np.array([code_of[s] for s in seller_ids.tolist()], dtype=np.int64)]
+        merged = np.r_[pick(self.entries, keep), entries]
+        order = _merge_order(seller, merged["order"], int(keep.sum()))
         merged_bins = None
         if self.bins is not None and bins is not None and self.bins.shape[1] == bins.shape[1]:
             merged_bins = np.concatenate([self.bins[keep], bins])[order]
@@ -133,23 +185,55 @@ class Books:
         old_code[remap] = np.arange(len(self.sellers))
         median = np.full((len(names), sa.SPANS), np.nan)
         median[remap] = self.median
-        return Books(names, merged[order], seller[order], median, merged_bins), old_code
+        return Books(names, pick(merged, order), seller[order], median, merged_bins,
+                     stored=self.stored, appended=self.appended), old_code
 
-    def save(self, conn: sqlite3.Connection, run: str, sellers: np.ndarray | None = None) -> None:
-        """Write the books of these sellers (codes; every seller when None, replacing all) and mark them as
-        matching scoring run `run`. The caller owns the transaction."""
-        bounds = np.r_[0, np.cumsum(np.bincount(self.seller, minlength=len(self.sellers)))]
-        codes = np.arange(len(self.sellers)) if sellers is None else np.unique(sellers)
-        if sellers is None:
+    def save(self, conn: sqlite3.Connection, run: str, whole: bool = False) -> None:
+        """Write the books and mark them as matching scoring run `run`: only the entries that differ from the
+        stored books (appended as a part), or all of them as one part when `whole`, when they were not read from
+        the store, or when the appended entries would outnumber `REWRITE_SHARE` of them. The caller owns the
+        transaction."""
+        changed = None if whole or self.stored is None else self._changed()
+        if changed is None or self.appended + len(changed) > REWRITE_SHARE * len(self.entries):
             conn.execute("DELETE FROM seller_books")
-        bins = self.bins
-        rows = [(self.sellers[c], self.entries[bounds[c]:bounds[c + 1]].tobytes(),
-                 *(None if np.isnan(m) else float(m) for m in self.median[c]),
-                 None if bins is None else bins[bounds[c]:bounds[c + 1]].tobytes()) for c in codes.tolist()]
-        conn.executemany("INSERT OR REPLACE INTO seller_books (seller_id, orders, median, median_relative, bins) "
-                         "VALUES (?, ?, ?, ?, ?)", rows)
+            changed = None
+        if changed is None or len(changed):
+            at = slice(None) if changed is None else changed
+            bins = self.bins
+            conn.execute("INSERT INTO seller_books (sellers, median, seller, entries, bins) VALUES (?, ?, ?, ?, ?)",
+                         [json.dumps(self.sellers, ensure_ascii=False), np.ascontiguousarray(self.median).tobytes(),
+                          self.seller[at].astype("<i8").tobytes(), pick(self.entries, at).tobytes(),
+                          None if bins is None else np.ascontiguousarray(bins[at]).tobytes()])
         conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET "
                          "value = excluded.value", [(META_RUN, run), (META_FORMAT, FORMAT)])
+
+    def _changed(self) -> np.ndarray | None:
+        """Positions of the entries that differ from the stored books (entry bytes, seller, binned input), or
+        None when the bins no longer fit the stored ones (all is written)."""
+        stored = self.stored
+        assert stored is not None
+        if (self.bins is None) != (stored.bins is None) or \
+                (self.bins is not None and stored.bins is not None and self.bins.shape[1] != stored.bins.shape[1]):
+            return None
+        code_of = {name: i for i, name in enumerate(self.sellers)}
+        stored_code = np.array([code_of.get(name, -1) for name in stored.sellers], dtype=np.int64)
+        # both sorted by seller, then order: the stored entry of the same order and seller is found by a search of
+        # one sorted key in the other, in sequence (an order whose seller changed is not found: it changed)
+        mine, theirs = _key(self.seller, self.entries["order"]), _key(stored_code[stored.seller], stored.entries["order"])
+        if mine is not None and theirs is not None and not len(theirs):
+            at = np.full(len(mine), -1)
+        elif mine is not None and theirs is not None and (len(theirs) < 2 or (np.diff(theirs) > 0).all()):
+            at = np.minimum(np.searchsorted(theirs, mine), len(theirs) - 1)
+            at = np.where(theirs[at] == mine, at, -1)
+        else:
+            at = stored.locate(self.entries["order"])
+            at[(at >= 0) & (stored_code[stored.seller[np.maximum(at, 0)]] != self.seller)] = -1
+        known = np.flatnonzero(at >= 0)
+        same = np.zeros(len(self.entries), dtype=bool)
+        same[known] = _rows(self.entries)[known] == _rows(stored.entries)[at[known]]
+        if self.bins is not None and stored.bins is not None:
+            same[known] &= _rows(self.bins)[known] == _rows(stored.bins)[at[known]]
+        return np.flatnonzero(~same)
 
     def next_due(self) -> float:
         """The earliest time at which some order's score may change by time alone."""
@@ -157,13 +241,75 @@ class Books:
         return float(due.min()) if len(due) else NEVER
 
 
+def _key(seller: np.ndarray, order: np.ndarray) -> np.ndarray | None:
+    """Seller code and order rowid as one sortable integer (None where they do not fit: rowids stay far below 2**40,
+    seller codes below 2**23)."""
+    if len(order) and (seller.min() < 0 or seller.max() >= 1 << 23 or order.min() < 0 or order.max() >= 1 << 40):
+        return None
+    return (seller.astype(np.int64) << 40) | order.astype(np.int64)
+
+
+def _merge_order(seller: np.ndarray, order: np.ndarray, head: int) -> np.ndarray:
+    """The permutation that sorts entries by seller code, then order rowid (as `np.lexsort` would), where the first
+    `head` are sorted already: the few others are sorted and merged in, without sorting a million entries again."""
+    key = _key(seller, order)
+    if key is None or (head > 1 and (np.diff(key[:head]) <= 0).any()):
+        return np.lexsort((order, seller))
+    tail = head + np.argsort(key[head:], kind="stable")
+    at = np.searchsorted(key[:head], key[tail]) + np.arange(len(tail))
+    out = np.empty(len(key), dtype=np.int64)
+    placed = np.zeros(len(key), dtype=bool)
+    placed[at] = True
+    out[at] = tail
+    out[~placed] = np.arange(head)
+    return out
+
+
+def pick(entries: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """`entries[index]` (book entries, `ENTRY`), a whole entry at a time: numpy picks a structured array's rows field
+    by field, ten times slower."""
+    return _rows(entries)[index].view(entries.dtype)
+
+
+def _rows(array: np.ndarray) -> np.ndarray:
+    """Each row's bytes as one value (compared as bytes: NaN equals itself), for a fast compare of whole rows (and
+    a fast pick of rows: a structured array picks field by field)."""
+    array = np.ascontiguousarray(array)
+    width = array.dtype.itemsize * (array.shape[1] if array.ndim == 2 else 1)
+    if not width:
+        return np.zeros(len(array), dtype=np.uint8)
+    return array.view(np.dtype((np.void, width))).reshape(len(array))
+
+
+def _part(row: tuple[Any, ...]) -> Books:
+    """One stored part of the books (read-only views of its bytes)."""
+    sellers = [str(s) for s in json.loads(row[0])]
+    entries = np.frombuffer(row[3], dtype=ENTRY)
+    bins = None
+    if row[4] is not None and len(entries):
+        flat = np.frombuffer(row[4], dtype=np.uint8)
+        bins = flat.reshape(len(entries), -1) if len(flat) % len(entries) == 0 else None
+    return Books(sellers, entries, np.frombuffer(row[2], dtype="<i8").astype(np.int64),
+                 np.frombuffer(row[1], dtype="<f8").reshape(-1, sa.SPANS), bins)
+
+
+def _medians_by_name(part: Books, sellers: list[str]) -> np.ndarray:
+    """The part's medians (which a part holds for every seller then known) laid out for these sellers."""
+    out = np.full((len(sellers), sa.SPANS), np.nan)
+    code_of = {name: i for i, name in enumerate(sellers)}
+    out[[code_of[name] for name in part.sellers]] = part.median
+    return out
+
+
 def entries(rowids: np.ndarray, bits: np.ndarray, transit: np.ndarray, numbers: np.ndarray, buyers: np.ndarray,
-            due: np.ndarray, scored: np.ndarray, any_flag: np.ndarray, flags: np.ndarray) -> np.ndarray:
-    """Book entries from columns (no score yet: NaN)."""
+            due: np.ndarray, scored: np.ndarray, any_flag: np.ndarray, flags: np.ndarray,
+            codes: np.ndarray | None = None) -> np.ndarray:
+    """Book entries from columns (no score yet: NaN; `codes`: `codes_mask`, unknown when not given)."""
     out = np.empty(len(rowids), dtype=ENTRY)
     out["order"], out["bits"], out["transit"] = rowids, bits, transit
     out["number"], out["buyer"], out["due"], out["scored"] = numbers, buyers, due, scored
     out["shown"], out["any_flag"], out["score"], out["flags"] = 0, any_flag, np.nan, flags
+    out["codes"] = OTHER_CODES if codes is None else codes
     return out
 
 
@@ -190,7 +336,7 @@ class BuyerStats:
     def of(cls, books: Books, buyers: np.ndarray) -> BuyerStats:
         """The history of these buyers (hashes) over every entry of the books."""
         buyers = np.unique(np.asarray(buyers, dtype=np.uint64))
-        rows = books.entries[np.isin(books.entries["buyer"], buyers)]
+        rows = pick(books.entries, among(books.entries["buyer"], buyers))
         at = np.searchsorted(buyers, rows["buyer"])
 
         def count(values: np.ndarray) -> np.ndarray:

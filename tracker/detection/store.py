@@ -25,6 +25,12 @@ def as_json(values: Iterable[Any]) -> str:
     return json.dumps([v for v in values if v is not None], ensure_ascii=False)
 
 
+def as_sorted_json(values: Iterable[Any]) -> str:
+    """`as_json` in key order, for a loop of lookups driven by the list (`json_each(?) j CROSS JOIN ...`): it then
+    walks the index in order and reads each page once, where a random order reads a page per value."""
+    return as_json(sorted(v for v in values if v is not None))
+
+
 def frame(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
     """A query's rows as a frame, fetched in slices so a million rows never sit twice in memory.
 
@@ -142,7 +148,7 @@ def numbers_of(conn: sqlite3.Connection, order_ids: Iterable[str]) -> set[str]:
     """The tracking numbers of these orders."""
     return {r[0] for r in conn.execute(
         "SELECT o.tracking_number FROM json_each(?) j CROSS JOIN orders o ON o.order_id = j.value "
-        "WHERE coalesce(o.tracking_number, '') <> ''", [as_json(order_ids)])}
+        "WHERE coalesce(o.tracking_number, '') <> ''", [as_sorted_json(order_ids)])}
 
 
 def seller_messages(conn: sqlite3.Connection, order_ids: Iterable[str] | None) -> pd.DataFrame:
@@ -157,7 +163,7 @@ def latest_seller_messages(conn: sqlite3.Connection, order_ids: Iterable[str]) -
     """Seller messages of these orders, newest first: id, order_id, text (where chats correct a number)."""
     return frame(conn, "SELECT m.id, m.order_id, m.text FROM json_each(?) j CROSS JOIN messages m "
                        "ON m.order_id = j.value WHERE lower(m.sender) = 'seller' ORDER BY m.sent_at DESC, m.id DESC",
-                 [as_json(order_ids)])
+                 [as_sorted_json(order_ids)])
 
 
 def disputes(conn: sqlite3.Connection, order_ids: Iterable[str] | None) -> pd.DataFrame:

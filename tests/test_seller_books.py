@@ -1,0 +1,138 @@
+"""The seller books as the store keeps them (`tracker.detection.seller_books`): a whole write, then parts holding
+only the entries a run changed, read back as the books in memory were; written whole again once the parts grow.
+And the codes a score lists, kept as bits, spelt as the scores spell them."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from detectors.features import FLAG_CODES, _joined_codes
+from tracker.detection import seller_books as sb
+from tracker.migrations import migrate
+
+
+@pytest.fixture()
+def conn(tmp_path) -> sqlite3.Connection:  # noqa: ANN001
+    from tracker.db import open_db
+
+    db = open_db(tmp_path / "books.db")
+    migrate(db)
+    return db.conn
+
+
+def _books(n: int, sellers: int, seed: int = 1) -> sb.Books:
+    rng = np.random.default_rng(seed)
+    entries = sb.entries(np.arange(1, n + 1, dtype=np.int64), rng.integers(0, 512, n).astype(np.uint16),
+                         np.where(rng.random((n, 2)) < 0.3, np.nan, rng.random((n, 2)) * 20),
+                         rng.integers(0, 2**63, n).astype(np.uint64), rng.integers(0, 50, n).astype(np.uint64),
+                         np.full(n, np.inf), np.ones(n, np.uint8), np.zeros(n, np.uint8), np.zeros(n, np.uint16),
+                         rng.integers(0, 8, n).astype(np.uint16))
+    names = pd.Series([f"s{k:03d}" for k in rng.integers(0, sellers, n)], dtype=object)
+    return sb.Books.of(names, entries, rng.integers(0, 255, (n, 7)).astype(np.uint8))
+
+
+def _assert_same(got: sb.Books, want: sb.Books) -> None:
+    assert got.sellers == want.sellers
+    assert np.array_equal(got.seller, want.seller)
+    assert got.entries.tobytes() == want.entries.tobytes()
+    assert np.array_equal(got.median, want.median, equal_nan=True)
+    assert got.bins is not None and want.bins is not None and np.array_equal(got.bins, want.bins)
+
+
+def _parts(conn: sqlite3.Connection) -> list[int]:
+    return [len(r[0]) // sb.ENTRY.itemsize for r in conn.execute("SELECT entries FROM seller_books ORDER BY part")]
+
+
+def test_a_run_appends_only_the_entries_it_changed_and_reading_gives_the_books_back(conn) -> None:  # noqa: ANN001
+    books = _books(2000, 40)
+    with conn:
+        books.save(conn, "run-1", whole=True)
+    loaded = sb.Books.load(conn, "run-1")
+    _assert_same(loaded, books)
+    # a few orders change (one moves to a new seller), two are new; a quick rescore updates other entries in place
+    changed = books.entries[[5, 17, 999]].copy()
+    changed["bits"] ^= 1
+    fresh = sb.entries(np.array([5000, 5001]), np.zeros(2, np.uint16), np.full((2, 2), np.nan),
+                       np.zeros(2, np.uint64), np.zeros(2, np.uint64), np.full(2, np.inf), np.ones(2, np.uint8),
+                       np.zeros(2, np.uint8), np.zeros(2, np.uint16))
+    names = [loaded.sellers[c] for c in loaded.seller[loaded.locate(changed["order"])]]
+    names[1] = "a new seller"
+    updated, _ = loaded.replaced(names + ["s001", "zz"], np.r_[changed, fresh],
+                                 np.zeros((5, loaded.bins.shape[1]), np.uint8))
+    at = updated.locate(np.array([100, 200]))
+    updated.entries["score"][at] = [0.25, 0.5]
+    updated.bins[updated.locate(np.array([300]))] += 1
+    updated.median[0] = [1.5, 0.5]
+    with conn:
+        updated.save(conn, "run-2")
+    assert _parts(conn) == [2000, 8]  # 3 changed, 2 new, 2 rescored, 1 rebinned
+    _assert_same(sb.Books.load(conn, "run-2"), updated)
+    assert sb.Books.load(conn, "run-1") is None  # books name the run they match
+    # nothing changed: nothing appended
+    again = sb.Books.load(conn, "run-2")
+    with conn:
+        again.save(conn, "run-3")
+    assert _parts(conn) == [2000, 8]
+    _assert_same(sb.Books.load(conn, "run-3"), updated)
+
+
+def test_parts_outgrowing_half_the_books_are_written_whole_again(conn) -> None:  # noqa: ANN001
+    books = _books(1000, 10)
+    with conn:
+        books.save(conn, "run-1", whole=True)
+    expected = books
+    for k, share in enumerate((0.3, 0.3)):
+        loaded = sb.Books.load(conn, f"run-{k + 1}")
+        rows = np.flatnonzero(np.random.default_rng(k).random(len(loaded.entries)) < share)
+        loaded.entries["score"][rows] = k
+        with conn:
+            loaded.save(conn, f"run-{k + 2}")
+        expected = loaded
+    assert len(_parts(conn)) == 1 and _parts(conn)[0] == 1000
+    _assert_same(sb.Books.load(conn, "run-3"), expected)
+
+
+def test_books_of_another_layout_are_not_read(conn) -> None:  # noqa: ANN001
+    books = _books(100, 5)
+    with conn:
+        books.save(conn, "run-1", whole=True)
+        conn.execute("UPDATE meta SET value = '2' WHERE key = ?", [sb.META_FORMAT])
+    assert sb.Books.load(conn, "run-1") is None
+
+
+def test_codes_kept_as_bits_are_spelt_as_the_scores_spell_them() -> None:
+    rng = np.random.default_rng(3)
+    rows = rng.integers(0, 300, 700)
+    codes = np.array(FLAG_CODES, dtype=object)[rng.integers(0, len(FLAG_CODES), 700)]
+    keep = ~pd.DataFrame({"r": rows, "c": codes}).duplicated().to_numpy()
+    texts = _joined_codes(rows[keep], codes[keep], 300)
+    masks = sb.codes_mask(texts, FLAG_CODES)
+    assert not (masks & sb.OTHER_CODES).any()
+    assert list(sb.codes_text(masks, FLAG_CODES)) == list(texts)
+    assert sb.codes_mask(np.array(["tracking_reused,a_plugin_code", None, ""], dtype=object), FLAG_CODES).tolist() \
+        == [sb.OTHER_CODES | 2, 0, 0]
+
+
+def test_entries_merged_in_sort_as_a_whole_sort_would() -> None:
+    rng = np.random.default_rng(5)
+    for head, tail in ((0, 50), (300, 0), (300, 40), (1, 1)):
+        seller = np.r_[np.sort(rng.integers(0, 20, head)), rng.integers(0, 25, tail)].astype(np.int64)
+        order = rng.permutation(10_000)[: head + tail].astype(np.int64)
+        first = np.lexsort((order[:head], seller[:head]))
+        seller[:head], order[:head] = seller[:head][first], order[:head][first]
+        assert np.array_equal(sb._merge_order(seller, order, head), np.lexsort((order, seller)))
+    # a head that is not sorted (it never is not) falls back to the whole sort
+    seller, order = np.array([2, 1, 0]), np.array([5, 6, 7])
+    assert np.array_equal(sb._merge_order(seller, order, 3), np.lexsort((order, seller)))
+
+
+def test_among_answers_as_isin() -> None:
+    rng = np.random.default_rng(9)
+    values = rng.integers(0, 2**64 - 1, 5000, dtype=np.uint64)
+    chosen = np.r_[rng.choice(values, 40), rng.integers(0, 2**64 - 1, 40, dtype=np.uint64), [2**64 - 1]]
+    assert np.array_equal(sb.among(values, chosen), np.isin(values, chosen))
+    assert np.array_equal(sb.among(np.arange(10), np.array([], dtype=np.int64)), np.zeros(10, dtype=bool))
