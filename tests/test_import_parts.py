@@ -240,7 +240,8 @@ def test_the_helper_reads_a_part_as_this_process_does(tmp_path):
         here = [parts.read_part(spec, src.part(*b), i == len(bounds) - 1) for i, b in enumerate(bounds)]
     folder = tmp_path / "scratch"
     folder.mkdir()
-    order_text = json.dumps({"path": str(path), "source": state, "kind": "orders", "bounds": bounds,
+    order_text = json.dumps({"path": str(path), "source": state, "kind": "tracker.importers.orders:Orders",
+                             "bounds": bounds,
                              "now": NOW.isoformat(), "folder": str(folder)})
     done = subprocess.run([sys.executable, "-c", "from tracker.importers.parts import main; main()"],
                           input=order_text.encode(), capture_output=True, check=True)

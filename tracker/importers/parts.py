@@ -22,6 +22,7 @@ would be in the same state at the cut, so any other ending is a row's end).
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import logging
 import marshal
@@ -76,18 +77,20 @@ def read_part(spec: Kind, part: Source, last: bool) -> list[Any] | None:
 class _Helper:
     """The helper process, the scratch folder of claims and handed-over parts, and its progress messages."""
 
-    def __init__(self, src: Source, kind: str, now: datetime | None, bounds: list[tuple[int, int]]) -> None:
+    def __init__(self, src: Source, kind: type[Kind], now: datetime | None, bounds: list[tuple[int, int]]) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="tracker-import-"))
         self.done: dict[int, int | None] = {}  # part -> rows handed over (None: a problem)
         self._buffer = b""
         self.alive = False
-        order = {"path": str(src.path), "source": src.parts_state(), "kind": kind, "bounds": bounds,
+        order = {"path": str(src.path), "source": src.parts_state(), "kind": f"{kind.__module__}:{kind.__qualname__}",
+                 "bounds": bounds,
                  "now": now.isoformat() if now is not None else None, "folder": str(self.folder)}
         try:
             # its own session: a Ctrl-C at the terminal reaches this process only, which ends the helper itself
-            self.process = subprocess.Popen(
-                [sys.executable, "-c", "from tracker.importers.parts import main; main()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=open(self.folder / "stderr", "wb"), start_new_session=True)  # noqa: SIM115 - closed by the child
+            with open(self.folder / "stderr", "wb") as stderr:
+                self.process = subprocess.Popen(
+                    [sys.executable, "-c", "from tracker.importers.parts import main; main()"],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, start_new_session=True)
             assert self.process.stdin is not None and self.process.stdout is not None
             self.process.stdin.write(json.dumps(order).encode())
             self.process.stdin.close()
@@ -141,20 +144,21 @@ class _Helper:
         return records
 
     def close(self) -> None:
-        if self.alive or getattr(self, "process", None) is not None:
+        """End the helper (done or not) and remove the scratch folder."""
+        process = getattr(self, "process", None)
+        if process is not None:
             with contextlib.suppress(OSError):
-                if self.process.poll() is None:
-                    self.process.kill()
-                self.process.wait()
-            with contextlib.suppress(OSError):
-                self.process.stdout.close()
+                if process.poll() is None:
+                    process.kill()
+                process.wait()
+                process.stdout.close()
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def read_into(writer: Writer, spec: Kind, src: Source, now: datetime | None, bounds: list[tuple[int, int]]) -> int:
     """Read and check the parts on both processes and hand the records to `writer` in the file's order; returns
     the rows read. Raises Fallback when the file must be imported the plain way (the caller rolls back)."""
-    helper = _Helper(src, spec.name, now, bounds)
+    helper = _Helper(src, type(spec), now, bounds)
     first_line = getattr(spec, "first_line", None)  # an order id seen in two parts is a problem
     last = len(bounds) - 1
     ready: dict[int, list[Any]] = {}
@@ -208,9 +212,8 @@ def read_into(writer: Writer, spec: Kind, src: Source, now: datetime | None, bou
 
 def _help(order: dict[str, Any]) -> None:
     """In the helper: claim parts in order, read and check each, hand its records over; stop at a problem."""
-    from tracker.importers import KINDS
-
-    spec = KINDS[order["kind"]]()
+    module, _, name = order["kind"].partition(":")
+    spec = getattr(importlib.import_module(module), name)()
     spec.refuse_times_after(datetime.fromisoformat(order["now"]) if order["now"] else None)
     src = Source.from_parts_state(order["path"], order["source"])
     folder = Path(order["folder"])
