@@ -297,19 +297,52 @@ class CarrierGuesser:
         pick = self._candidates.get(key)
         if pick is None:
             pick = self._candidates[key] = self._pick(*key)
-        guess = _carrier_of(_validation(number, *pick))
+        fmts, carriers, ranks = pick
+        guess = _shape_only_guess(number, fmts, carriers, ranks)
+        if guess is _JUDGE:
+            guess = _carrier_of(_validation(number, fmts, carriers))
         if len(seen) < 65536:
             seen[number] = guess
         return guess
 
-    def _pick(self, length: int, first: str, routed: bool) -> tuple[tuple[NumberFormat, ...], list[Any]]:
+    def _pick(self, length: int, first: str, routed: bool) -> tuple[tuple[NumberFormat, ...], list[Any], list[int | None]]:
         def may(starts: frozenset[str] | None) -> bool:  # "" is a first character out of ASCII: not filtered
             return starts is None or first == "" or first in starts
 
         fmts = tuple(f for f in _by_length(length) if may(_format_first_chars(f.id)) or (routed and f.routed))
         carriers = [(name, regex) for name, regex, starts, (low, high) in self._carriers
                     if low <= length <= high and may(starts)]
-        return fmts, carriers
+        return fmts, carriers, [_shape_only_rank(f) for f in fmts]
+
+
+_JUDGE = object()  # the number needs the full judgement
+
+
+def _shape_only_rank(fmt: NumberFormat) -> int | None:
+    """The rank (`FormatMatch.rank`) any reading of the number in `fmt` has, when the regex's match is the whole
+    test: no check digit, rule or lookup, one reading (no routing prefix), no ZIP to order readings by, the carrier
+    the format's own. None for a format whose readings must be judged."""
+    if not fmt.shape_only or fmt.routed or "DestinationZip" in fmt.groups or fmt.id == "s10":
+        return None
+    return 0 if fmt.strict else 2
+
+
+def _shape_only_guess(number: str, fmts: tuple[NumberFormat, ...], carriers: list[Any],
+                      ranks: list[int | None]) -> str | None | object:
+    """`_carrier_of(_validation(number, fmts, carriers))` when every format the number matches is shape-only:
+    every reading is then valid, so the verdict is valid (or unknown without one) and the best reading is the
+    first of the lowest rank, in the order `_validation` finds them (formats, then carrier files, rank 3).
+    `_JUDGE` when a format that must be judged reads the number."""
+    best_rank, best = 4, None
+    for fmt, rank in zip(fmts, ranks, strict=True):
+        if rank is None:
+            if fmt.regex.fullmatch(number) or (fmt.routed and number.startswith("420")):
+                return _JUDGE
+        elif rank < best_rank and fmt.regex.fullmatch(number):
+            best_rank, best = rank, fmt.carrier
+    if best is not None:
+        return best
+    return next((name for name, regex in carriers if regex.fullmatch(number)), None)
 
 
 @cache

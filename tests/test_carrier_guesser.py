@@ -93,3 +93,20 @@ def test_first_characters_read_from_the_regex():
     assert _first_chars(re.compile("[^A]B")) is None
     assert _first_chars(re.compile(".*")) is None
     assert _first_chars(re.compile("\\d*")) is None  # may match nothing: any number may start it
+
+
+def test_a_number_only_shape_only_formats_read_is_guessed_without_judging(monkeypatch):
+    """Cainiao's LP and YunExpress's YT numbers (no check digit, no rule): the regexes' matches alone answer."""
+    from detectors import tracking_numbers
+
+    guesser = CarrierGuesser(number_patterns())
+    expected = {n: guess_carrier(n, number_patterns()) for n in ("LP00123456789012", "YT1234567890123456")}
+
+    def judged(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("judged")
+
+    monkeypatch.setattr(tracking_numbers, "_validation", judged)
+    assert {n: guesser(n) for n in expected} == expected == {"LP00123456789012": "cainiao",
+                                                             "YT1234567890123456": "yunexpress"}
+    with pytest.raises(AssertionError, match="judged"):  # an S10 number's check digit must be judged
+        guesser("RR473124829CN")

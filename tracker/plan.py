@@ -54,6 +54,8 @@ class Thresholds:
     parse_worker_min_pages: int = 200
     # polling: pages parse in the poller until the worker has started (its imports take about a second)
     parse_here_until_ready: bool = True
+    # import files of this many bytes or more are read and checked by this process and a helper process
+    import_helper_min_bytes: int = 16 << 20
     # no child process at all, whatever the size (for a host where spawning one fails or is forbidden)
     never_children: bool = False
 

@@ -21,6 +21,34 @@ from pathlib import Path
 from tracker.migrations import SEARCH_INDEXES
 
 
+class BulkQueue:
+    """For a bulk insert into a searchable table: the per-row insert trigger dropped (one trigger program a row
+    costs more than the insert of the row into the queue), and the new rows queued a range at a time with
+    `queue_after` instead, the same rowids in the queue; `restore` makes the trigger again. Inside the caller's
+    transaction, so a rollback brings the trigger back too. Nothing to do on a store without the trigger."""
+
+    def __init__(self, conn: sqlite3.Connection, table: str) -> None:
+        self.conn, self.table = conn, table
+        self.name = f"{table}_fts_queue_insert"
+        found = conn.execute("SELECT sql FROM main.sqlite_master WHERE type = 'trigger' AND name = ?",
+                             [self.name]).fetchone()
+        self.trigger: str | None = found[0] if found else None
+        if self.trigger is not None:
+            conn.execute(f'DROP TRIGGER main."{self.name}"')
+        # what the trigger does for each new row, for every row after a rowid
+        self.sql = (f"INSERT OR IGNORE INTO main.{table}_fts_pending(id) SELECT rowid FROM main.{table} WHERE rowid > ?"
+                    if self.trigger is not None else None)
+
+    def queue_after(self, rowid: int) -> tuple[str, list[int]] | None:
+        """The statement (sql, parameters) that queues the rows inserted after `rowid`, or None without a queue."""
+        return None if self.sql is None else (self.sql, [rowid])
+
+    def restore(self) -> None:
+        if self.trigger is not None:
+            self.conn.execute(self.trigger)
+            self.trigger = None
+
+
 def pending_rows(conn: sqlite3.Connection) -> int:
     """How many changed rows wait to be indexed (0 when the store predates the search migration)."""
     total = 0

@@ -11,6 +11,7 @@ go; then everything is rolled back. With `skip_invalid` the good rows go in and 
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import time
@@ -21,16 +22,20 @@ from pathlib import Path
 import sqlite_utils
 
 from tracker.errors import BadInput
+from tracker.importers import parts
 from tracker.importers.base import Kind
 from tracker.importers.events import Events
 from tracker.importers.messages import Messages
 from tracker.importers.orders import Orders
 from tracker.importers.rejects import RejectsFile
 from tracker.importers.sources import Problem, Source
+from tracker.plan import store_file, thresholds
 from tracker.timeutil import now as clock_now
 from tracker.timeutil import to_db
 
 __all__ = ["KINDS", "ImportResult", "import_file"]
+
+log = logging.getLogger(__name__)
 
 KINDS: dict[str, type[Kind]] = {"orders": Orders, "events": Events, "messages": Messages}
 MAX_SHOWN = 20
@@ -117,6 +122,51 @@ class _Transaction:
             self.conn.execute(f"PRAGMA temp_store = {int(self.temp_store)}")
 
 
+def _parts_that_pay(db: sqlite_utils.Database, spec: Kind, src: Source) -> list[tuple[int, int]] | None:
+    """The file's parts when reading them on two processes pays (`tracker.importers.parts`): a file, not stdin, of
+    a kind that can, at least `import_helper_min_bytes` long, child processes allowed and the store a file."""
+    if not spec.read_in_parts or src.path is None:
+        return None
+    limits = thresholds()
+    try:
+        size = src.path.stat().st_size
+    except OSError:
+        return None
+    if limits.never_children or size < limits.import_helper_min_bytes or not store_file(db.conn):
+        return None
+    bounds = src.part_bounds(parts.PART_BYTES)
+    return bounds if bounds is not None and len(bounds) > 1 else None
+
+
+def _import_in_parts(
+    db: sqlite_utils.Database, spec: Kind, src: Source, stamp: str, now: datetime, bounds: list[tuple[int, int]]
+) -> ImportResult | None:
+    """A clean file read on two processes, written as the plain import writes it; None (nothing written) when the
+    file has a problem, or something the parts cannot vouch for: the caller imports it the plain way."""
+    txn = _Transaction(db, cache_kib(db.conn, src.path))
+    writer = None
+    try:
+        writer = spec.writer(db, stamp)
+        rows = parts.read_into(writer, spec, src, now, bounds)
+        writer.flush()
+        writer.close()
+    except parts.Fallback as why:
+        log.debug("import: read the plain way (%s)", why)
+        if writer is not None:
+            writer.discard()
+        txn.rollback()
+        return None
+    except BaseException:
+        if writer is not None:
+            writer.wait()  # no statement of the import may run after its rollback
+        txn.rollback()
+        raise
+    txn.commit()
+    result = ImportResult(spec.name, src.label, rows=rows)
+    result.inserted, result.updated, result.unchanged = writer.inserted, writer.updated, writer.unchanged
+    return result
+
+
 def import_file(
     db: sqlite_utils.Database,
     kind: str,
@@ -139,6 +189,14 @@ def import_file(
     spec.refuse_times_after(now)
     with Source(source) as src:
         src.check_columns(spec.columns, spec.required)
+        bounds = _parts_that_pay(db, spec, src) if skip_invalid is None else None
+        if bounds is not None:
+            done = _import_in_parts(db, spec, src, stamp, now, bounds)
+            if done is not None:
+                done.seconds = time.perf_counter() - started
+                return done
+            spec = KINDS[kind]()  # the plain way, from a fresh start: it reports each problem with its line
+            spec.refuse_times_after(now)
         result = ImportResult(kind, src.label)
         rejects = RejectsFile(skip_invalid, src, spec.columns) if skip_invalid is not None else None
         if rejects is not None:

@@ -32,6 +32,8 @@ class Writer:
     Inside the import's transaction, so a failed import leaves them as they were."""
 
     table = ""
+    # indexes whose keys grow with every row written (a sequence number): kept, since each new row is an append
+    appended_indexes: tuple[str, ...] = ()
 
     def __init__(self, db: sqlite_utils.Database, stamp: str) -> None:
         self.db = db
@@ -41,7 +43,7 @@ class Writer:
         self.was_empty = bool(self.table) and self.conn.execute(
             f"SELECT 1 FROM {self.table} LIMIT 1").fetchone() is None
         if self.was_empty:
-            self.rebuild = drop_secondary_indexes(self.conn, self.table)
+            self.rebuild = drop_secondary_indexes(self.conn, self.table, self.appended_indexes)
         self.stamp = stamp  # the import's "now", canonical UTC text
         self.batch: list[Any] = []
         self.batch_size = BATCH_SIZE
@@ -168,6 +170,8 @@ class Kind:
     # the columns where a line break is text (a message, an item title); anywhere else it is a broken file
     free_text: tuple[str, ...] = ()
     writer_class: type[Writer] = Writer
+    # a big file of this kind is read and checked on two processes (tracker.importers.parts)
+    read_in_parts = False
 
     def __init__(self) -> None:
         self.refuse_times_after(None)
@@ -290,12 +294,12 @@ def _compile_cleaner(
     return namespace["clean"]
 
 
-def drop_secondary_indexes(conn: Any, table: str) -> list[str]:
-    """Drop the table's own non-unique indexes (never a key's: inserts rely on those); return the SQL that makes
-    them again."""
+def drop_secondary_indexes(conn: Any, table: str, keep: tuple[str, ...] = ()) -> list[str]:
+    """Drop the table's own non-unique indexes (never a key's: inserts rely on those, nor those named in `keep`);
+    return the SQL that makes them again."""
     found = [(name, sql) for name, sql in conn.execute(
         "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL", [table])
-        if not sql.lstrip().upper().startswith("CREATE UNIQUE")]
+        if not sql.lstrip().upper().startswith("CREATE UNIQUE") and name not in keep]
     for name, _ in found:
         conn.execute('DROP INDEX "{}"'.format(name.replace('"', '""')))
     return [sql for _, sql in found]
@@ -333,12 +337,9 @@ def register_shipments_of_orders(conn: Any, numbers: str, stamp: str) -> None:
     due at once, with the carrier of the first such order carrying the number; existing shipments stay untouched.
     `numbers`: a table of (tracking_number primary key, carrier: '' for none) as the import gathered them (read
     in number order, as the shipments' key wants them)."""
-    # into an empty shipments table, its own indexes are built once at the end (one sort each)
-    empty = conn.execute("SELECT 1 FROM shipments LIMIT 1").fetchone() is None
-    rebuild = drop_secondary_indexes(conn, "shipments") if empty else []
+    # the new shipments come in number order, all due at once with one stamp: each of the shipments' indexes
+    # (state and due time, carrier, due time and number) takes them as appends, cheaper than building it again
     conn.execute(
         "INSERT OR IGNORE INTO shipments (tracking_number, carrier, state, first_seen_at, next_poll_at) "
         f"SELECT tracking_number, nullif(carrier, ''), 'pending', ?, ? FROM {numbers} ORDER BY tracking_number",
         [stamp, DUE_AT_ONCE])
-    for sql in rebuild:
-        conn.execute(sql)

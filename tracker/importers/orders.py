@@ -11,6 +11,7 @@ from tracker.db import next_seq
 from tracker.importers import fields
 from tracker.importers.base import CarrierGuess, Kind, Writer, extra_json, register_shipments_of_orders
 from tracker.importers.sources import Problem
+from tracker.search_index import BulkQueue
 
 # The stored columns an import decides (everything but seq and imported_at), in record order.
 STORED = (
@@ -55,15 +56,18 @@ _UPDATE = (
 
 class OrdersWriter(Writer):
     table = "orders"
+    appended_indexes = ("idx_orders_seq",)  # a new or changed order takes the next seq
 
     def __init__(self, db: sqlite_utils.Database, stamp: str) -> None:
         super().__init__(db, stamp)
         for sql in (_STAGE_CREATE, "DELETE FROM temp.import_orders_stage", _NUMBERS_CREATE,
                     "DELETE FROM temp.import_orders_numbers"):
             self.conn.execute(sql)
+        self.search_queue = BulkQueue(self.conn, "orders")  # new orders queued a batch at a time
 
     def close(self) -> None:
         super().close()
+        self.search_queue.restore()
         self.conn.execute("DROP TABLE IF EXISTS temp.import_orders_stage")
         if self.inserted or self.updated:
             register_shipments_of_orders(self.conn, "temp.import_orders_numbers", self.stamp)
@@ -99,8 +103,10 @@ class OrdersWriter(Writer):
             if new:
                 conn.executemany(_STAGE, new)
                 # staged to the orders (and its numbers noted) while the next batch is read and checked
+                last = conn.execute("SELECT coalesce(max(rowid), 0) FROM main.orders").fetchone()[0]
                 at = {"seq": seq, "stamp": stamp}
-                self.in_background((_INSERT, at), (_NUMBERS_OF_STAGE, {"seq": seq}),
+                queue = self.search_queue.queue_after(last)
+                self.in_background((_INSERT, at), *([queue] if queue else []), (_NUMBERS_OF_STAGE, {"seq": seq}),
                                    ("DELETE FROM temp.import_orders_stage", ()))
             self.inserted += len(new)
             self.updated += len(changed)
@@ -140,6 +146,7 @@ class Orders(Kind):
     repeated = ("dest_country", "carrier", "promised_days", "buyer_received", "currency")
     free_text = ("item_title",)
     writer_class = OrdersWriter
+    read_in_parts = True
 
     def __init__(self) -> None:
         super().__init__()

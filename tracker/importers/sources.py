@@ -8,6 +8,7 @@ the user wrote (for the rejects file), and `problems` row-level faults (bad JSON
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import itertools
@@ -115,6 +116,72 @@ class Source:
         except csv.Error as exc:
             raise BadInput(f"{self.label}:1: the header row is not valid CSV ({exc})") from None
         self._header_end = self._reader.line_num
+
+    # -- parts (tracker.importers.parts) -----------------------------------------------------------------
+    def data_start(self) -> int | None:
+        """The byte offset where the data rows start: after a CSV header of one line ending in a line feed, or
+        0 for JSON Lines. None for stdin, or when the text layer would end the header's line elsewhere (a lone
+        carriage return) or the header runs over several lines."""
+        if self.path is None:
+            return None
+        if self.format != "csv":
+            return 0
+        if self._header_end != 1:
+            return None
+        with open(self.path, "rb") as fh:
+            first = fh.readline()
+        body = first[:-1].removesuffix(b"\r")
+        return len(first) if first.endswith(b"\n") and b"\r" not in body else None
+
+    def part_bounds(self, size: int) -> list[tuple[int, int]] | None:
+        """The data rows' bytes cut into parts of about `size` bytes, each ending just after a line feed (the
+        last at the end of the file); None when the data's start cannot be told (`data_start`)."""
+        start = self.data_start()
+        if start is None:
+            return None
+        total = self.path.stat().st_size
+        bounds: list[tuple[int, int]] = []
+        with open(self.path, "rb") as fh:
+            while start < total:
+                cut = start + size
+                fh.seek(cut)
+                while cut < total:
+                    block = fh.read(1 << 16)
+                    if not block:
+                        cut = total
+                    elif (found := block.find(b"\n")) >= 0:
+                        cut += found + 1
+                        break
+                    else:
+                        cut += len(block)
+                cut = min(cut, total)
+                bounds.append((start, cut))
+                start = cut
+        return bounds
+
+    def parts_state(self) -> dict[str, Any]:
+        """What another process needs to read parts of this file as this source reads them."""
+        return {"header": self.header, "delimiter": self.delimiter, "suspect": self.suspect}
+
+    @classmethod
+    def from_parts_state(cls, path: str, state: dict[str, Any]) -> Source:
+        """The source `parts_state` described, in another process (for its `part`s only: nothing is open)."""
+        src = cls(path)
+        src.header, src.delimiter, src.suspect = state["header"], state["delimiter"], state["suspect"]
+        return src
+
+    def part(self, start: int, end: int) -> Source:
+        """The rows of the file's bytes [start, end) (a part from `part_bounds`), read as this source reads them:
+        same header, separator and checks, lines counted from the part's start. Raises UnicodeDecodeError."""
+        with open(self.path, "rb") as fh:
+            fh.seek(start)
+            text = fh.read(end - start).decode("utf-8")
+        part = copy.copy(self)
+        part._fh = io.StringIO(text, newline="")  # lines end where the file's text layer ends them
+        if self.format == "csv":
+            part._reader = csv.reader(part._fh, delimiter=self.delimiter)
+            part._header_end = 0
+        return part
 
     # -- columns -----------------------------------------------------------------------------------
     def check_columns(self, columns: tuple[str, ...], required: tuple[str, ...]) -> None:
