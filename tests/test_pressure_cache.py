@@ -120,3 +120,30 @@ def test_each_text_scores_the_same_in_any_batch():
     for _ in range(5):
         batch = rng.sample(texts, 37)
         assert pressure_of(message_model(), batch) == [whole[t] for t in batch]
+
+
+def test_the_rules_read_the_childs_cache_once_it_is_filled(imported, tmp_path, thresholds, monkeypatch):
+    """The rules' seller_pressure asks for texts the child is scoring: once it is done they are read from the
+    cache, with the probabilities the model gives; only a text the cache lacks is worked out."""
+    from tracker.detection import pressure_cache, registry
+    from tracker.plan import plan_for
+
+    thresholds(whole_pressure_cache_from=1)
+    db = _copy(imported, tmp_path, "rules.db")
+    texts = [r[0] or "" for r in db.conn.execute("SELECT text FROM messages WHERE lower(sender) = 'seller'")]
+    stranger = "a text no seller of this store wrote: confirm receipt now"
+    expected = registry.message_pressure([*texts, stranger])
+    filling = pressure_cache.start(db.conn, plan_for(db.conn))
+    pressure = filling.pressure(db.conn)
+    assert filling.future is not None
+    filling.future.result(timeout=300)
+    asked = []
+    real = registry.message_pressure
+    monkeypatch.setattr(registry, "message_pressure", lambda some: asked.append(list(some)) or real(some))
+    assert pressure([*texts, stranger]) == expected and len(texts) > 100
+    assert asked == [[stranger]]  # every seller text came from the cache
+    assert filling.wait() == len(texts)
+    # no child (or one not done yet): the model works them all out
+    asked.clear()
+    assert pressure_cache.Filling(None, None).pressure(db.conn)(texts[:5]) == expected[:5] and asked == [texts[:5]]
+    db.close()

@@ -187,16 +187,18 @@ def _write(conn, findings: list[Finding], examined: set[str] | None, as_of: str)
 
 
 def context(conn, plan: Plan, as_of: datetime, settings: dict[str, Any],  # noqa: ANN001
-            order_ids: set[str] | None, orders: pd.DataFrame | None = None) -> RuleContext:
+            order_ids: set[str] | None, orders: pd.DataFrame | None = None,
+            pressure: Any = None) -> RuleContext:
     """What the rules read, from the store: these orders (every order when None; `orders` when read already)
-    and, when first asked for, their events, seller messages and disputes, and the message model."""
+    and, when first asked for, their events, seller messages and disputes, and the message model (`pressure`,
+    by default `registry.message_pressure`)."""
     return RuleContext(
         as_of, settings,
         orders=orders if orders is not None else lambda: readers.rule_frame(conn, order_ids, plan=plan),
         events=lambda numbers: store.event_records(conn, numbers),
         seller_messages=lambda: store.seller_messages(conn, order_ids),
         disputes=lambda: store.disputes(conn, order_ids),
-        pressure=registry.message_pressure,
+        pressure=pressure or registry.message_pressure,
     )
 
 
@@ -223,7 +225,8 @@ def run_rules(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False,
     # a whole-store run fills the message model's cache of seller messages in a child meanwhile, for the scoring
     filling = pressure_cache.start(conn, plan) if scope_all else pressure_cache.Filling(None, None)
     try:
-        result = _run(db, conn, plan, as_of, settings, rules, scope_all, last, marks, fingerprint, run)
+        result = _run(db, conn, plan, as_of, settings, rules, scope_all, last, marks, fingerprint, run,
+                      filling.pressure(conn))
     except BaseException:
         filling.abandon()  # the run failed: nothing waits for its helper
         raise
@@ -236,7 +239,7 @@ def run_rules(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False,
 
 def _run(db: sqlite_utils.Database, conn: Any, plan: Plan, as_of: datetime, settings: dict[str, Any],
          rules: list[Rule], scope_all: bool, last: dict[str, int], marks: dict[str, int], fingerprint: str,
-         run: str | None) -> RulesResult:
+         run: str | None, pressure: Any) -> RulesResult:
     kinds = shipment_facts.scan_kinds()
     # every order, and every number's facts to compute anew: the orders are read (by the same child processes)
     # while the facts are computed, joined to them in memory and written meanwhile
@@ -246,7 +249,7 @@ def _run(db: sqlite_utils.Database, conn: Any, plan: Plan, as_of: datetime, sett
     writer = Children(1)
     try:
         return _run_with(db, conn, plan, as_of, settings, rules, scope_all, last, marks, fingerprint, run, kinds,
-                         together, writer)
+                         together, writer, pressure)
     except BaseException:
         writer.terminate()  # the run failed: a fold under way is rolled back, nothing waits for it
         raise
@@ -256,7 +259,7 @@ def _run(db: sqlite_utils.Database, conn: Any, plan: Plan, as_of: datetime, sett
 
 def _run_with(db: sqlite_utils.Database, conn: Any, plan: Plan, as_of: datetime, settings: dict[str, Any],
               rules: list[Rule], scope_all: bool, last: dict[str, int], marks: dict[str, int], fingerprint: str,
-              run: str | None, kinds: Any, together: bool, writer: Children) -> RulesResult:
+              run: str | None, kinds: Any, together: bool, writer: Children, pressure: Any) -> RulesResult:
     as_of_text = to_db(as_of)
     with Children.of(plan) as children:
         refreshing = None
@@ -285,7 +288,7 @@ def _run_with(db: sqlite_utils.Database, conn: Any, plan: Plan, as_of: datetime,
             finally:
                 if read is not None:
                     read.close()
-            ctx = context(conn, plan, as_of, settings, scope, orders)
+            ctx = context(conn, plan, as_of, settings, scope, orders, pressure)
             examined = set(orders["order_id"])
             del orders
             started = time.perf_counter()

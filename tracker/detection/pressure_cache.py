@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Callable
 from concurrent.futures import Future
 
 from tracker.detection.children import Children
@@ -28,6 +29,9 @@ MISSING_SQL = (
     "SELECT m.id, m.text FROM messages m LEFT JOIN message_pressure p ON p.message_id = m.id AND p.model = ? "
     "WHERE lower(m.sender) = 'seller' AND p.message_id IS NULL ORDER BY m.id"
 )
+# each seller message's cached probability by its text, as `fill` stored them ('' for a message without text)
+CACHED_SQL = ("SELECT coalesce(m.text, ''), p.probability FROM message_pressure p JOIN messages m ON m.id = p.message_id "
+              "WHERE p.model = ? AND lower(m.sender) = 'seller'")
 INSERT_SQL = "INSERT OR REPLACE INTO message_pressure(message_id, model, probability) VALUES (?, ?, ?)"
 
 
@@ -50,6 +54,25 @@ class Filling:
                 self.children.release()
             self.future = self.children = None
 
+
+    def pressure(self, conn: sqlite3.Connection) -> Callable[[list[str]], list[float]]:
+        """The message model's pressure of each text, as `registry.message_pressure` gives it: read from the cache
+        once the child has filled it (a text it lacks, or any text before then, worked out here). The rules'
+        seller_pressure asks for the texts the child is scoring anyway."""
+        def pressure(texts: list[str]) -> list[float]:
+            from tracker.detection import registry
+
+            future = self.future
+            if future is None or not future.done() or future.exception() is not None:
+                return registry.message_pressure(texts)
+            key = registry.message_model_key()
+            known = {text: p for text, p in conn.execute(CACHED_SQL, [key])}
+            missing = [t for t in dict.fromkeys(str(t or "") for t in texts) if t not in known]
+            if missing:
+                known.update(zip(missing, registry.message_pressure(missing), strict=True))
+            log.debug("pressure cache: %d of %d texts read from the cache", len(texts) - len(missing), len(texts))
+            return [known[str(t or "")] for t in texts]
+        return pressure
 
     def abandon(self) -> None:
         """End the child now, its work under way dropped (a killed write leaves the cache as it was)."""
