@@ -80,6 +80,9 @@ def check(ctx: RuleContext) -> list[Finding]:
     kinds = ctx.kinds
     longest = max([default, express_default, *routes.values(), *express_routes.values()])
     o = ctx.tracked
+    # only the columns this rule reads, before any row is picked: a pick copies every column it carries
+    o = o[["order_id", "tracking_number", "dest_country", "delivered_jd", "first_event_jd", "shipped_jd",
+           "first_scan_jd", "n_transit", "n_export", "n_import"]]
     o = o[o["delivered_jd"].notna().to_numpy()]
     # the longest journey the records allow: from the earliest of "shipped", the first event, the first scan
     # (cheap mail often hides its early scans; a fake is quick from every one of them)

@@ -47,11 +47,12 @@ def _postcodes(p: tuple[np.ndarray, list[str]], c: tuple[np.ndarray, list[str]])
     return mapped[inverse.reshape(-1)] if len(pair) else np.zeros(0, dtype=object)
 
 
-def _scan_places(packed: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """'CC|City|Postcode' packed places -> per row the normalised country, city, whether the city is written in
-    Latin letters, and the normalised postcode ('' and True for a missing place), each worked out once per
-    distinct packed value."""
-    codes, texts = _distinct(packed)
+def _scan_places(*columns: pd.Series) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """'CC|City|Postcode' packed places -> per column, per row the normalised country, city, whether the city is
+    written in Latin letters, and the normalised postcode ('' and True for a missing place), each worked out once
+    per distinct packed value of all the columns (the smallest and largest place of a number mostly agree)."""
+    arrays = [c.to_numpy(dtype=object) for c in columns]
+    codes, texts = _distinct(np.concatenate(arrays) if arrays else np.zeros(0, dtype=object))
     cc, city, latin, pc = [], [], [], []
     for text in texts:
         country, town, postcode = (text.split("|", 2) + ["", ""])[:3]
@@ -59,8 +60,14 @@ def _scan_places(packed: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray,
         city.append(places.normalize_city(town))
         latin.append(places.is_latin(town))
         pc.append(places.normalize_postcode(postcode, country))
-    return (np.array(cc, dtype=object)[codes], np.array(city, dtype=object)[codes],
-            np.array(latin, dtype=bool)[codes], np.array(pc, dtype=object)[codes])
+    per_text = (np.array(cc, dtype=object), np.array(city, dtype=object), np.array(latin, dtype=bool),
+                np.array(pc, dtype=object))
+    out, start = [], 0
+    for array in arrays:
+        mine = codes[start:start + len(array)]
+        start += len(array)
+        out.append(tuple(values[mine] for values in per_text))
+    return out
 
 
 def candidate_mask(o: pd.DataFrame) -> np.ndarray:
@@ -76,8 +83,7 @@ def candidate_mask(o: pd.DataFrame) -> np.ndarray:
     for col in ("country_side_min", "country_side_max"):
         s_cc = per_distinct(o[col], places.normalize_country)
         hit |= (o_cc != "") & (s_cc != "") & (o_cc != s_cc)
-    for col in ("locality_min", "locality_max"):
-        s_cc, s_city, s_city_ascii, s_pc = _scan_places(o[col])
+    for s_cc, s_city, s_city_ascii, s_pc in _scan_places(o["locality_min"], o["locality_max"]):
         hit |= (o_cc != "") & (s_cc != "") & (o_cc != s_cc)
         both_pc = (o_pc != "") & (s_pc != "")
         hit |= both_pc & (o_pc != s_pc)
@@ -119,7 +125,8 @@ def check(ctx: RuleContext) -> list[Finding]:
     o = ctx.tracked
     findings = _usps_findings(ctx, o, version, severity)
     flagged = {f.order_id for f in findings}
-    hits = o[candidate_mask(o)]
+    # the few columns the findings read, picked before the rows (a pick copies every column it carries)
+    hits = o[["order_id", "tracking_number", "dest_country", "dest_city", "dest_postcode"]][candidate_mask(o)]
     if hits.empty:
         return findings
     kinds = ctx.kinds
