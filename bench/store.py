@@ -92,7 +92,18 @@ class TreeMemory:
             tree |= more
             grown = bool(more)
         total = 0
+        commands = {}
         for pid in tree:
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                    commands[pid] = fh.read()
+            except OSError:
+                continue
+        for pid in tree:
+            # a child forked but not yet running its own program shares its parent's pages (copy-on-write):
+            # counting them twice would report memory nobody uses (a spawned child passes through that state)
+            if pid != self.pid and commands.get(pid) in (b"", commands.get(parent_of.get(pid))):
+                continue
             try:
                 with open(f"/proc/{pid}/statm") as fh:
                     total += int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")

@@ -1,0 +1,43 @@
+"""The bench's peak memory of a process tree (`bench.store.TreeMemory`) counts each process's own memory: a child
+running its own program adds its memory, a forked child that has not started its own program (it shares its
+parent's pages) adds none."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from bench.store import TreeMemory
+
+ALLOCATE = "block = bytearray(300 * 2**20)\nblock[::4096] = b'x' * len(block[::4096])\n"
+
+
+def _peak(script: str) -> float:
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)])
+    memory = TreeMemory(proc.pid, every_s=0.01)
+    try:
+        assert proc.wait(timeout=60) == 0
+    finally:
+        peak = memory.stop()
+    return peak
+
+
+def test_a_child_running_its_own_program_counts():
+    peak = _peak(ALLOCATE + textwrap.dedent("""
+        import subprocess, sys
+        subprocess.run([sys.executable, "-c", "import time; b = bytearray(200 * 2**20); b[::4096] = b'x' * len(b[::4096]); time.sleep(1.0)"], check=True)
+    """))
+    assert peak > 480  # 300 MB here and 200 MB in the child
+
+
+def test_a_forked_child_sharing_its_parents_pages_does_not_count_twice():
+    peak = _peak(ALLOCATE + textwrap.dedent("""
+        import os, time
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(1.0)
+            os._exit(0)
+        os.waitpid(pid, 0)
+    """))
+    assert 290 < peak < 480  # the parent's 300 MB once, not twice
