@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from processes import ended
 
 world = pytest.importorskip("tracker.world.world")
 
@@ -104,8 +105,7 @@ def test_a_failed_run_ends_the_child_and_leaves_queue_and_index_whole(imported, 
         flagging.run_rules(db, world._as_of(None), full=True)
     assert processes  # the writing child had started
     for child in processes:  # ended with the run, not left running
-        child.join(10)
-        assert not child.is_alive()
+        assert ended(child.pid)
     assert db.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     # the fold is one transaction: either every queued order is indexed, or none is and all still wait
     indexed = db.conn.execute("SELECT count(*) FROM orders_fts").fetchone()[0]

@@ -1,7 +1,7 @@
 """A big import file read on both cores: this process and one helper process each read and check parts of it.
 
 The plain import reads and checks one row after the other on one core, while SQLite's share of the work (the
-staged batches moved into the table) leaves the other core half idle. From `import_child_min_bytes` on
+staged batches moved into the table) leaves the other core half idle. From `import_helper_min_bytes` on
 (`tracker.plan`) the file's data rows are cut into parts of about `PART_BYTES`, each ending just after a line
 feed, and a helper process (`python -m tracker.importers.parts`) takes parts as this process does: whoever
 claims a part first (an exclusive file in a scratch folder) reads and checks it with the same code as the plain
