@@ -49,6 +49,9 @@ ORDERS_BY_ROWID_SQL = f"SELECT {', '.join(expr for _, expr in _ORDER_SQL)}, o.ro
 FLAGS_SQL = "SELECT order_id, code, severity FROM flags WHERE resolved_at IS NULL"
 MESSAGES_BY_ROW_SQL = "SELECT order_id, id, order_id AS order_ref, text FROM messages WHERE lower(sender) = 'seller'"
 SHIPMENTS_SQL = "SELECT tracking_number, state, not_found_count FROM shipments"
+# the active flags with their order's rowid, for a frame kept from the rules' read (`_KeptRead`)
+KEPT_FLAGS_SQL = ("SELECT o.rowid, f.code, f.severity FROM flags f LEFT JOIN orders o ON o.order_id = f.order_id "
+                  "WHERE f.resolved_at IS NULL")
 # text the orders reader numbers (the groups and places the frame's context is built on)
 _ENCODED = ("buyer_id", "seller_id", "dest_country", "dest_city", "dest_postcode", "tracking_number", "carrier",
             "buyer_received")
@@ -478,10 +481,18 @@ class _KeptRead:
         self.conn, self.kept = conn, kept
 
     def side(self) -> Side:
-        flags = store.query(self.conn, FLAGS_SQL, ["order_id", "code", "severity"])
-        order_ids = self.kept.columns[self.kept.names.index("order_id")]
-        # each flag's row in the frame (-1: an order not in it), as the orders reader finds them
-        rows = pd.Index(np.asarray(order_ids, dtype=object)).get_indexer(flags["order_id"].to_numpy(dtype=object))
+        # each active flag with its order's rowid (none: an order not in the store), found through the key
+        found = self.conn.execute(KEPT_FLAGS_SQL).fetchall()
+        rowids = self.kept.columns[self.kept.names.index("order_rowid")]
+        rowids = np.asarray(rowids, dtype=np.int64)  # ascending: the orders reader reads in rowid order
+        wanted = np.array([-1 if r[0] is None else r[0] for r in found], dtype=np.int64)
+        # each flag's row in the frame (-1: an order not in it, or added since the rules read the orders)
+        rows = np.full(len(wanted), -1, dtype=np.int64)
+        if len(rowids) and len(wanted):
+            at = np.minimum(np.searchsorted(rowids, wanted), len(rowids) - 1)
+            rows = np.where(rowids[at] == wanted, at, -1)
+        flags = pd.DataFrame({"code": pd.Series([r[1] for r in found], dtype=object),
+                              "severity": pd.Series([r[2] for r in found], dtype=object)})
         messages = self.kept.messages
         message_frame = pd.DataFrame({
             "id": messages.column(1).to_numpy().astype(np.int64),
@@ -489,7 +500,7 @@ class _KeptRead:
                                   dtype=object),
             "text": pd.Series(np.asarray(messages.column(3).to_numpy(zero_copy_only=False), dtype=object),
                               dtype=object)})
-        return Side(flags[["code", "severity"]].reset_index(drop=True), message_frame, rows.astype(np.int64),
+        return Side(flags, message_frame, np.asarray(rows, dtype=np.int64),
                     messages.column(0).to_numpy().astype(np.int64))
 
     def finish(self) -> tuple[pd.DataFrame, Normalised]:
