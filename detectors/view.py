@@ -51,6 +51,20 @@ def jd_to_text(jd: float) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%SZ") if dt else ""
 
 
+def jd_to_texts(jds: np.ndarray) -> list[str]:
+    """`jd_to_text` of each Julian day, at once (the same rounding to the second: half to even)."""
+    jds = np.asarray(jds, dtype=float)
+    seconds = np.round((jds - _JD_UNIX_EPOCH) * 86400)
+    plain = np.isfinite(seconds) & (seconds >= -30610224000) & (seconds < 253402300800)  # years 1000 to 9999
+    out = np.full(len(jds), "", dtype=object)
+    if plain.any():
+        stamps = np.datetime_as_string(seconds[plain].astype("datetime64[s]"), unit="s")
+        out[plain] = np.char.add(stamps, "Z").astype(object)
+    for i in np.flatnonzero(~plain):
+        out[i] = jd_to_text(float(jds[i]))
+    return out.tolist()
+
+
 def jd_to_date(jd: float) -> str:
     dt = jd_to_datetime(jd)
     return dt.strftime("%Y-%m-%d") if dt else "?"

@@ -339,3 +339,17 @@ def test_a_recorded_value_can_be_cleared_as_a_correction(db, run_cli):
     assert (
         bad.exit_code == 2 and "--clear 'colour': not a recorded field; valid: dispute-opened" in bad.stderr
     )
+
+
+def test_julian_days_written_at_once_are_written_as_one_at_a_time():
+    """`view.jd_to_texts` (a run's deadlines, at once) gives `view.jd_to_text` of each, its rounding to the second
+    (half to even) included, and the same text outside the years numpy writes alike."""
+    import numpy as np
+
+    from detectors import view
+
+    rng = np.random.default_rng(4)
+    jds = np.r_[2461000 + rng.random(5000) * 400, 2461000.5, 2461000 + 0.5 / 86400, 2461000 + 1.5 / 86400,
+                2461000 + 2.5 / 86400, np.nan, 2086302.5, 2086302.4, 5373483.9, 1721425.5]
+    assert view.jd_to_texts(jds) == [view.jd_to_text(float(j)) for j in jds]
+    assert view.jd_to_texts(np.zeros(0)) == []

@@ -310,7 +310,7 @@ def _run_with(db: sqlite_utils.Database, conn: Any, plan: Plan, as_of: datetime,
                          [store.as_json(examined)])
         conn.executemany(
             "INSERT OR REPLACE INTO rule_deadlines (order_id, due_at) VALUES (?, ?)",
-            [(order_id, view.jd_to_text(jd)) for order_id, jd in due.items()],
+            zip(due.index.tolist(), view.jd_to_texts(due.to_numpy()), strict=True),
         )
         for key, value in marks.items():
             set_meta(db, META_PREFIX + key, str(value))
