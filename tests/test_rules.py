@@ -456,6 +456,31 @@ def test_phrase_baseline_when_the_model_is_missing(db, monkeypatch, tmp_path):
     assert json.loads(flag["evidence"])["method"] == "phrases"
 
 
+def test_seller_pressure_reports_the_same_whatever_order_the_messages_come_in():
+    """The store hands the seller messages over in no particular order: the rule's findings do not depend on it."""
+    import random
+    from datetime import UTC, datetime
+
+    import pandas as pd
+
+    from detectors.rules import RuleContext
+    from detectors.rules import seller_pressure as rule
+    from tracker.detection import registry
+
+    texts = ["please confirm receipt now", "pls comfirm the order today", "your parcel is shipped",
+             "close the dispute and we refund by paypal", "please confirm receipt now"]
+    rows = [(i + 1, f"O{i % 4}", 2461000.0 + i / 7, texts[i % len(texts)]) for i in range(23)]
+    found = []
+    for seed in range(3):
+        shuffled = rows[:]
+        random.Random(seed).shuffle(shuffled)
+        messages = pd.DataFrame(shuffled, columns=["id", "order_id", "sent_jd", "text"])
+        ctx = RuleContext(datetime(2026, 11, 1, tzinfo=UTC), {}, orders=pd.DataFrame(), seller_messages=messages,
+                          pressure=registry.message_pressure)
+        found.append([(f.order_id, f.explanation, f.evidence) for f in rule.check(ctx)])
+    assert found[0] and found[0] == found[1] == found[2]
+
+
 # ---- no_tracking_progress ------------------------------------------------------------------------
 
 
