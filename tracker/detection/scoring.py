@@ -40,7 +40,7 @@ from detectors.features import BUYER_SUMS, FEATURE_GROUPS, FLAG_CODES, MessageSc
 from detectors.reasons import explain
 from detectors.view import datetime_to_jd
 from tracker import config
-from tracker.db import SCORED_BY_META, get_meta, set_meta
+from tracker.db import SCORED_BY_META, SCORES_RUN_META, get_meta, set_meta
 from tracker.detection import (
     quick_scores,
     readers,
@@ -58,7 +58,7 @@ from tracker.timeutil import to_db
 META_MODEL = "scores_model_id"
 META_AS_OF = "scores_as_of"
 META_SCORED_BY = SCORED_BY_META
-META_RUN = "scores_run"  # the detect run whose scores are stored (see tracker.detection.pipeline)
+META_RUN = SCORES_RUN_META
 META_NEXT_DUE = "scores_next_due"  # the earliest Julian day from which time alone may change a score
 FLAG_COLUMNS = [f"flag_{code}" for code in FLAG_CODES]
 log = logging.getLogger(__name__)
