@@ -103,6 +103,7 @@ class Books:
     stored: Books | None = field(default=None, repr=False, compare=False)
     appended: int = 0
     _by_order: np.ndarray | None = field(default=None, repr=False, compare=False)
+    _by_buyer: tuple[np.ndarray, ...] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def load(cls, conn: sqlite3.Connection, run: str | None) -> Books | None:
@@ -151,6 +152,29 @@ class Books:
         sorted_orders = self.entries["order"][by_order]
         at = np.minimum(np.searchsorted(sorted_orders, rowids), len(sorted_orders) - 1)
         return np.where(sorted_orders[at] == rowids, by_order[at], -1)
+
+    def by_buyer(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The entries' positions sorted by buyer, their buyers in that order, and running counts (from 0) of
+        those that said not received and of those flagged: a buyer's history is then two sorted searches. Made
+        once per books (an entry's buyer and signals never change in place: `replaced` makes new books)."""
+        if self._by_buyer is None or len(self._by_buyer[0]) != len(self.entries):
+            order = np.argsort(self.entries["buyer"], kind="stable")
+            bits = self.entries["bits"][order]
+            self._by_buyer = (order, self.entries["buyer"][order],
+                              np.r_[0, np.cumsum((bits & sa.BIT["not_received"]) > 0)],
+                              np.r_[0, np.cumsum((bits & sa.BIT["flagged"]) > 0)])
+        return self._by_buyer
+
+    def of_buyers(self, buyers: np.ndarray) -> np.ndarray:
+        """Per entry, whether its buyer is one of these (hashes): as `among(entries["buyer"], buyers)`."""
+        order, sorted_buyers, _, _ = self.by_buyer()
+        buyers = np.unique(np.asarray(buyers, dtype=np.uint64))
+        low, high = np.searchsorted(sorted_buyers, buyers, "left"), np.searchsorted(sorted_buyers, buyers, "right")
+        lengths = high - low
+        starts = np.repeat(low - np.r_[0, np.cumsum(lengths)[:-1]], lengths) + np.arange(int(lengths.sum()))
+        out = np.zeros(len(self.entries), dtype=bool)
+        out[order[starts]] = True
+        return out
 
     def stats(self, median: np.ndarray | None = None) -> sa.SellerStats:
         """Every seller's statistics (the stored medians unless given)."""
@@ -336,14 +360,10 @@ class BuyerStats:
     def of(cls, books: Books, buyers: np.ndarray) -> BuyerStats:
         """The history of these buyers (hashes) over every entry of the books."""
         buyers = np.unique(np.asarray(buyers, dtype=np.uint64))
-        rows = pick(books.entries, among(books.entries["buyer"], buyers))
-        at = np.searchsorted(buyers, rows["buyer"])
-
-        def count(values: np.ndarray) -> np.ndarray:
-            return np.bincount(at, weights=values.astype(float), minlength=len(buyers)).astype(np.int64)
-
-        return cls(buyers, np.bincount(at, minlength=len(buyers)).astype(np.int64),
-                   count((rows["bits"] & sa.BIT["not_received"]) > 0), count((rows["bits"] & sa.BIT["flagged"]) > 0))
+        _, sorted_buyers, not_received, flagged = books.by_buyer()
+        low, high = np.searchsorted(sorted_buyers, buyers, "left"), np.searchsorted(sorted_buyers, buyers, "right")
+        return cls(buyers, (high - low).astype(np.int64), (not_received[high] - not_received[low]).astype(np.int64),
+                   (flagged[high] - flagged[low]).astype(np.int64))
 
     def features(self, entries: np.ndarray) -> dict[str, np.ndarray]:
         """Each order's buyer features (its buyer among these; its own answer and flags left out of the others),
