@@ -4,13 +4,14 @@ Per order (`ENTRY`): the order's rowid, its signals and transit as `detectors.se
 whether it has any active flag (a buyer's history counts those), 64-bit hashes of its tracking number and buyer,
 the Julian day from which its score may change by time alone, whether it has a score, which features its stored
 reasons show, one bit each, its score as last worked out, which flag features it has and which flag codes its
-score lists (`codes_mask`), one bit each; and the model's binned input of each order as last scored (one byte per
-feature, where the model bins its input). Per seller: its median transit (in days and as a share of the typical
+score lists (`codes_mask`), one bit each; and the model's binned input of each order as last read (one byte per
+feature, where the model bins its input; its seller and buyer columns are binned again from the books' statistics
+before every use, so an order worked out again from its bytes leaves them as they were). Per seller: its median transit (in days and as a share of the typical
 one).
 
 Table `seller_books` holds them as parts, in the order written: a full scoring run writes every book as one part
 (every order sorted by seller, then rowid); an incremental run appends a part with only the entries that changed
-(about a fifth of a large store after a 1% change touched nine sellers in ten), in the same transaction as the
+(the orders it read and those whose score moved: the orders worked out again from their bytes keep them), in the same transaction as the
 scores, and the sellers' medians; reading applies the parts in turn (a later entry of an order wins). When the
 appended entries outnumber half the books, the run writes them whole again as one part. `meta`
 `seller_books.run` names the scoring run the books match: a run token that differs from the scores' (a run
@@ -99,7 +100,7 @@ class Books:
     entries: np.ndarray  # ENTRY
     seller: np.ndarray  # int64 code into `sellers`
     median: np.ndarray  # float64 per seller and span (`seller_aggregates.SPANS` columns)
-    bins: np.ndarray | None = None  # uint8, one row per entry: the model's binned input as last scored
+    bins: np.ndarray | None = None  # uint8, one row per entry: the model's binned input as last read
     stored: Books | None = field(default=None, repr=False, compare=False)
     appended: int = 0
     _by_order: np.ndarray | None = field(default=None, repr=False, compare=False)
