@@ -9,11 +9,12 @@ Two steps, so training and scoring share every line:
    order of each seller involved (`target` marks the orders asked for). No label is read: aggregates cannot
    leak. A low-severity flag is a note, not evidence: it is listed in `codes` but sets no flag feature (an
    unknown number format never raises a score on its own).
-2. `OrderFeatures`, a scikit-learn transformer, derives the numeric features from that frame (durations,
+2. `OrderFeatures` (`detectors.order_features`, found here too: reading frames imports no scikit-learn), a
+   scikit-learn transformer, derives the numeric features from that frame (durations,
    times relative to the store's typical transit, match levels, flag indicators, shares). It learns nothing
    from the rows it is fitted on: a model trained on generated worlds reads a user's store the same way.
 
-`FEATURES` is every feature this version can compute; a model uses those it was trained on (`features=`,
+`FEATURES` (`detectors.feature_basics`, found here too) is every feature this version can compute; a model uses those it was trained on (`features=`,
 chosen when the shipped model is built), and `MONOTONIC` says which may only raise a score (evidence).
 """
 
@@ -27,79 +28,11 @@ import numpy as np
 import pandas as pd
 
 from detectors import places, seller_aggregates, view
+from detectors.feature_basics import FEATURE_GROUPS, FEATURES, FLAG_CODES, MONOTONIC  # noqa: F401 - imported from here
+from detectors.feature_basics import answer as _answer
+from detectors.feature_basics import codes_of as _codes_of
+from detectors.feature_basics import per_value as _per_value
 
-# Deliberately its own list, not the rule registry's: a shipped model's feature list must not change when
-# a rule is added (a model trained on another feature list is refused).
-FLAG_CODES = (
-    "invalid_tracking_number",
-    "tracking_reused",
-    "wrong_destination",
-    "accepted_before_order",
-    "impossible_transit",
-    "delivered_not_received",
-    "early_confirmation",
-    "seller_pressure",
-    "no_tracking_progress",
-)
-# feature name -> reason group; a reason names the group whose values pushed the score up
-FEATURE_GROUPS: dict[str, str] = {
-    **{f"flag_{code}": f"flag:{code}" for code in FLAG_CODES},
-    "n_flags": "flag_count",
-    "accept_to_delivered_days": "transit",
-    "physical_to_delivered_days": "transit",
-    "order_to_delivered_days": "transit",
-    "transit_vs_typical": "transit",
-    "order_to_first_scan_days": "first_scan",
-    "shipped_to_first_physical_days": "first_scan",
-    "ship_delay_days": "first_scan",
-    "n_events": "scans",
-    "n_scans": "scans",
-    "n_transit": "scans",
-    "n_export": "customs",
-    "n_import": "customs",
-    "has_customs": "customs",
-    "delivered": "delivery",
-    "days_since_last_event": "stale",
-    "order_age_days": "stale",
-    "dest_match_level": "destination",
-    "confirm_minus_delivered_days": "confirmation",
-    "confirmed_before_delivery": "confirmation",
-    "buyer_received": "buyer_says",
-    "orders_on_number": "reuse",
-    "buyers_on_number": "reuse",
-    "promised_days": "order",
-    "amount": "order",
-    "msg_pressure_max": "messages",
-    "n_seller_messages": "messages",
-    "seller_n_orders": "seller",
-    "seller_flag_rate": "seller",
-    "seller_median_transit": "seller",
-    "seller_fast_share": "seller",
-    "seller_transit_vs_typical": "seller",
-    "seller_fast_share_vs_typical": "seller",
-    "seller_reuse_share": "seller",
-    "seller_no_customs_share": "seller",
-    "seller_not_received_share": "seller",
-    "seller_pressure_share": "seller",
-    "buyer_n_orders": "buyer",
-    "buyer_not_received_other": "buyer",
-    "buyer_flagged_other": "buyer",
-}
-FEATURES: tuple[str, ...] = tuple(FEATURE_GROUPS)
-# evidence: a larger value never lowers a score (HistGradientBoosting's monotonic_cst; the rules prior's
-# coefficients are kept >= 0 on the same features)
-MONOTONIC: dict[str, int] = {
-    **{f"flag_{code}": 1 for code in FLAG_CODES},
-    "n_flags": 1,
-    "buyers_on_number": 1,
-    "msg_pressure_max": 1,
-    "seller_flag_rate": 1,
-    "seller_reuse_share": 1,
-    "seller_not_received_share": 1,
-    "seller_pressure_share": 1,
-    "buyer_not_received_other": 1,
-    "buyer_flagged_other": 1,
-}
 # a delivered parcel whose transit is below this share of its destination's typical one counts as fast
 FAST_SHARE_OF_TYPICAL = seller_aggregates.FAST_SHARE_OF_TYPICAL
 # fewer deliveries than this to a destination: the store-wide typical transit stands in for its own
@@ -295,14 +228,6 @@ def _joined_codes(rows: np.ndarray, codes: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def _codes_of(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """(codes, -1 for missing; distinct values) of a text column: a categorical column's own (the whole-store
-    read's; its categories may hold values no row uses), else `pandas.factorize`'s."""
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        return values.cat.codes.to_numpy(), values.cat.categories.to_numpy(dtype=object)
-    return pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=True)
-
-
 def has_text(values: pd.Series) -> np.ndarray:
     """Per row, whether a text column holds non-empty text (object or categorical)."""
     codes, uniques = _codes_of(values)
@@ -365,21 +290,7 @@ def add_number_and_buyer_context(frame: pd.DataFrame, context: Context | None = 
         frame[column] = frame["buyer_id"].map(buyers[column]).fillna(0)
 
 
-def _per_value(values: pd.Series, fn: Callable[[str], Any], dtype: Any = np.float64) -> np.ndarray:
-    """`fn(str(value))` per row ('' for a missing value), computed once per distinct value: the same result as
-    `values.fillna('').astype(str)` then string methods, without pandas 3's slow string arrays."""
-    codes, uniques = _codes_of(values)
-    mapped = np.array([fn(str(u)) for u in uniques] + [fn("")], dtype=dtype)  # code -1 (missing): fn('')
-    return mapped[codes]
 
-
-def _zero_nan(values: np.ndarray) -> np.ndarray:
-    """NaN as 0 (pandas' fillna(0): infinities stay what they are)."""
-    return np.where(np.isnan(values), 0.0, values)
-
-
-def _answer(text: str) -> str:
-    return text.strip().lower()
 
 
 def _shared_codes(*columns: tuple[list[str], np.ndarray]) -> tuple[list[np.ndarray], int]:

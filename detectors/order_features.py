@@ -8,7 +8,10 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from detectors.features import FEATURE_GROUPS, FEATURES, FLAG_CODES, _answer, _per_value, _zero_nan
+from detectors.feature_basics import FEATURE_GROUPS, FEATURES, FLAG_CODES
+from detectors.feature_basics import answer as _answer
+from detectors.feature_basics import per_value as _per_value
+from detectors.feature_basics import zero_nan as _zero_nan
 
 
 class OrderFeatures(TransformerMixin, BaseEstimator):
