@@ -14,8 +14,9 @@ Two steps, so training and scoring share every line:
    times relative to the store's typical transit, match levels, flag indicators, shares). It learns nothing
    from the rows it is fitted on: a model trained on generated worlds reads a user's store the same way.
 
-`FEATURES` (`detectors.feature_basics`, found here too) is every feature this version can compute; a model uses those it was trained on (`features=`,
-chosen when the shipped model is built), and `MONOTONIC` says which may only raise a score (evidence).
+`FEATURES` (`detectors.feature_basics`, found here too) is every feature this version can compute; a model uses
+those it was trained on (`features=`, chosen when the shipped model is built), and `MONOTONIC` says which may only
+raise a score (evidence).
 """
 
 from __future__ import annotations

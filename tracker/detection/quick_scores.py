@@ -43,8 +43,8 @@ class Quick:
 def rescore(conn: Any, walk: Any, classifier: Any, names: list[str], books: Books, rows: np.ndarray,
             sellers: seller_aggregates.SellerStats, buyers: BuyerStats, settings: dict[str, Any]) -> Quick | None:
     """Score these entries of the books (`rows`, positions) again from their bytes, their seller (`sellers`) and
-    buyer (`buyers`) columns binned anew; update their scores in the books (not their bytes: see below). None: a value a byte cannot
-    keep (every one is then read whole)."""
+    buyer (`buyers`) columns binned anew; update their scores in the books (not their bytes: see below). None: a
+    value a byte cannot keep (every one is then read whole)."""
     min_score = float(settings.get("reasons_min_score", 0.1))
     entries = pick(books.entries, rows)
     binned = books.bins[rows].copy()

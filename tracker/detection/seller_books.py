@@ -6,13 +6,13 @@ the Julian day from which its score may change by time alone, whether it has a s
 reasons show, one bit each, its score as last worked out, which flag features it has and which flag codes its
 score lists (`codes_mask`), one bit each; and the model's binned input of each order as last read (one byte per
 feature, where the model bins its input; its seller and buyer columns are binned again from the books' statistics
-before every use, so an order worked out again from its bytes leaves them as they were). Per seller: its median transit (in days and as a share of the typical
-one).
+before every use, so an order worked out again from its bytes leaves them as they were). Per seller: its median
+transit (in days and as a share of the typical one).
 
 Table `seller_books` holds them as parts, in the order written: a full scoring run writes every book as one part
 (every order sorted by seller, then rowid); an incremental run appends a part with only the entries that changed
-(the orders it read and those whose score moved: the orders worked out again from their bytes keep them), in the same transaction as the
-scores, and the sellers' medians; reading applies the parts in turn (a later entry of an order wins). When the
+(the orders it read and those whose score moved), in the same transaction as the scores, and the sellers'
+medians; reading applies the parts in turn (a later entry of an order wins). When the
 appended entries outnumber half the books, the run writes them whole again as one part. `meta`
 `seller_books.run` names the scoring run the books match: a run token that differs from the scores' (a run
 killed between the two writes) means the books cannot be trusted, and the next run rescores everything.
