@@ -9,12 +9,14 @@ Two steps, so training and scoring share every line:
    order of each seller involved (`target` marks the orders asked for). No label is read: aggregates cannot
    leak. A low-severity flag is a note, not evidence: it is listed in `codes` but sets no flag feature (an
    unknown number format never raises a score on its own).
-2. `OrderFeatures`, a scikit-learn transformer, derives the numeric features from that frame (durations,
+2. `OrderFeatures` (`detectors.order_features`, found here too: reading frames imports no scikit-learn), a
+   scikit-learn transformer, derives the numeric features from that frame (durations,
    times relative to the store's typical transit, match levels, flag indicators, shares). It learns nothing
    from the rows it is fitted on: a model trained on generated worlds reads a user's store the same way.
 
-`FEATURES` is every feature this version can compute; a model uses those it was trained on (`features=`,
-chosen when the shipped model is built), and `MONOTONIC` says which may only raise a score (evidence).
+`FEATURES` (`detectors.feature_basics`, found here too) is every feature this version can compute; a model uses
+those it was trained on (`features=`, chosen when the shipped model is built), and `MONOTONIC` says which may only
+raise a score (evidence).
 """
 
 from __future__ import annotations
@@ -25,83 +27,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_is_fitted
 
 from detectors import places, seller_aggregates, view
+from detectors.feature_basics import FEATURE_GROUPS, FEATURES, FLAG_CODES, MONOTONIC  # noqa: F401 - imported from here
+from detectors.feature_basics import answer as _answer
+from detectors.feature_basics import codes_of as _codes_of
+from detectors.feature_basics import per_value as _per_value
 
-# Deliberately its own list, not the rule registry's: a shipped model's feature list must not change when
-# a rule is added (a model trained on another feature list is refused).
-FLAG_CODES = (
-    "invalid_tracking_number",
-    "tracking_reused",
-    "wrong_destination",
-    "accepted_before_order",
-    "impossible_transit",
-    "delivered_not_received",
-    "early_confirmation",
-    "seller_pressure",
-    "no_tracking_progress",
-)
-# feature name -> reason group; a reason names the group whose values pushed the score up
-FEATURE_GROUPS: dict[str, str] = {
-    **{f"flag_{code}": f"flag:{code}" for code in FLAG_CODES},
-    "n_flags": "flag_count",
-    "accept_to_delivered_days": "transit",
-    "physical_to_delivered_days": "transit",
-    "order_to_delivered_days": "transit",
-    "transit_vs_typical": "transit",
-    "order_to_first_scan_days": "first_scan",
-    "shipped_to_first_physical_days": "first_scan",
-    "ship_delay_days": "first_scan",
-    "n_events": "scans",
-    "n_scans": "scans",
-    "n_transit": "scans",
-    "n_export": "customs",
-    "n_import": "customs",
-    "has_customs": "customs",
-    "delivered": "delivery",
-    "days_since_last_event": "stale",
-    "order_age_days": "stale",
-    "dest_match_level": "destination",
-    "confirm_minus_delivered_days": "confirmation",
-    "confirmed_before_delivery": "confirmation",
-    "buyer_received": "buyer_says",
-    "orders_on_number": "reuse",
-    "buyers_on_number": "reuse",
-    "promised_days": "order",
-    "amount": "order",
-    "msg_pressure_max": "messages",
-    "n_seller_messages": "messages",
-    "seller_n_orders": "seller",
-    "seller_flag_rate": "seller",
-    "seller_median_transit": "seller",
-    "seller_fast_share": "seller",
-    "seller_transit_vs_typical": "seller",
-    "seller_fast_share_vs_typical": "seller",
-    "seller_reuse_share": "seller",
-    "seller_no_customs_share": "seller",
-    "seller_not_received_share": "seller",
-    "seller_pressure_share": "seller",
-    "buyer_n_orders": "buyer",
-    "buyer_not_received_other": "buyer",
-    "buyer_flagged_other": "buyer",
-}
-FEATURES: tuple[str, ...] = tuple(FEATURE_GROUPS)
-# evidence: a larger value never lowers a score (HistGradientBoosting's monotonic_cst; the rules prior's
-# coefficients are kept >= 0 on the same features)
-MONOTONIC: dict[str, int] = {
-    **{f"flag_{code}": 1 for code in FLAG_CODES},
-    "n_flags": 1,
-    "buyers_on_number": 1,
-    "msg_pressure_max": 1,
-    "seller_flag_rate": 1,
-    "seller_reuse_share": 1,
-    "seller_not_received_share": 1,
-    "seller_pressure_share": 1,
-    "buyer_not_received_other": 1,
-    "buyer_flagged_other": 1,
-}
 # a delivered parcel whose transit is below this share of its destination's typical one counts as fast
 FAST_SHARE_OF_TYPICAL = seller_aggregates.FAST_SHARE_OF_TYPICAL
 # fewer deliveries than this to a destination: the store-wide typical transit stands in for its own
@@ -297,14 +229,6 @@ def _joined_codes(rows: np.ndarray, codes: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def _codes_of(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """(codes, -1 for missing; distinct values) of a text column: a categorical column's own (the whole-store
-    read's; its categories may hold values no row uses), else `pandas.factorize`'s."""
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        return values.cat.codes.to_numpy(), values.cat.categories.to_numpy(dtype=object)
-    return pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=True)
-
-
 def has_text(values: pd.Series) -> np.ndarray:
     """Per row, whether a text column holds non-empty text (object or categorical)."""
     codes, uniques = _codes_of(values)
@@ -367,21 +291,7 @@ def add_number_and_buyer_context(frame: pd.DataFrame, context: Context | None = 
         frame[column] = frame["buyer_id"].map(buyers[column]).fillna(0)
 
 
-def _per_value(values: pd.Series, fn: Callable[[str], Any], dtype: Any = np.float64) -> np.ndarray:
-    """`fn(str(value))` per row ('' for a missing value), computed once per distinct value: the same result as
-    `values.fillna('').astype(str)` then string methods, without pandas 3's slow string arrays."""
-    codes, uniques = _codes_of(values)
-    mapped = np.array([fn(str(u)) for u in uniques] + [fn("")], dtype=dtype)  # code -1 (missing): fn('')
-    return mapped[codes]
 
-
-def _zero_nan(values: np.ndarray) -> np.ndarray:
-    """NaN as 0 (pandas' fillna(0): infinities stay what they are)."""
-    return np.where(np.isnan(values), 0.0, values)
-
-
-def _answer(text: str) -> str:
-    return text.strip().lower()
 
 
 def _shared_codes(*columns: tuple[list[str], np.ndarray]) -> tuple[list[np.ndarray], int]:
@@ -481,114 +391,11 @@ def _add_seller_aggregates(frame: pd.DataFrame,
         seller_aggregates.add_from_totals(frame, flag_columns, sellers)
 
 
-class OrderFeatures(TransformerMixin, BaseEstimator):
-    """Feature frame (from `feature_frame`) -> the numeric feature matrix of the named features.
+def __getattr__(name: str) -> Any:
+    # the transformer lives apart so that reading frames (the rules, an incremental run's reads) does not import
+    # scikit-learn; models store it under this module's name too
+    if name == "OrderFeatures":
+        from detectors.order_features import OrderFeatures
 
-    Parameters
-    ----------
-    features : sequence of str or None
-        Which of `FEATURES` to compute, in this order (None: all of them).
-    max_age_days : float
-        Ages (since the order, since the last scan) are clipped here, so old history looks like old history.
-    """
-
-    def __init__(self, features: tuple[str, ...] | None = None, max_age_days: float = 120.0):
-        self.features = features
-        self.max_age_days = max_age_days
-
-    def _names(self) -> tuple[str, ...]:
-        names = tuple(self.features) if self.features is not None else FEATURES
-        unknown = [n for n in names if n not in FEATURE_GROUPS]
-        if unknown:
-            raise ValueError(f"unknown features {unknown}: this version computes {', '.join(FEATURES)}")
-        return names
-
-    def fit(self, X: pd.DataFrame | None = None, y=None):  # noqa: ANN001, ANN201, N803 - sklearn's names
-        """Nothing to learn from the rows: checks the frame (when given) and the feature names."""
-        if X is not None:
-            self._check_frame(X)
-        self.feature_names_in_ = np.asarray(self._names(), dtype=object)
-        self.n_features_out_ = len(self.feature_names_in_)
-        return self
-
-    def get_feature_names_out(self, input_features=None) -> np.ndarray:  # noqa: ANN001
-        return np.asarray(self._names(), dtype=object)
-
-    def transform(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
-        check_is_fitted(self, "n_features_out_")
-        return self.transform_frame(X).to_numpy(dtype=np.float64)
-
-    def transform_frame(self, X: pd.DataFrame, rows: np.ndarray | None = None) -> pd.DataFrame:  # noqa: N803
-        """The features as a named DataFrame (for reasons and inspection); of the frame's rows at the positions
-        `rows` only, when given (each row's features are its own: the scorer leaves out orders without a number
-        this way, instead of copying them out of the whole block)."""
-        check_is_fitted(self, "n_features_out_")
-        f = self._check_frame(X)
-        names = [str(n) for n in self.feature_names_in_]
-        wanted = set(names)
-
-        def column(name: str) -> np.ndarray:
-            return f[name].to_numpy(dtype=np.float64)
-
-        # numpy columns, then one column-major float block: the frame returned is a view of it, and the
-        # classifier reads it as it is (a pandas frame built column by column costs more than the arithmetic)
-        out: dict[str, np.ndarray] = {}
-        for code in FLAG_CODES:
-            out[f"flag_{code}"] = column(f"flag_{code}")
-        out["n_flags"] = np.sum([out[f"flag_{c}"] for c in FLAG_CODES], axis=0)  # whole numbers: exact in any order
-        delivered, first_event, ordered = column("delivered_jd"), column("first_event_jd"), column("ordered_jd")
-        first_scan, shipped, confirmed = column("first_scan_jd"), column("shipped_jd"), column("confirmed_jd")
-        out["accept_to_delivered_days"] = delivered - first_event
-        out["physical_to_delivered_days"] = delivered - first_scan
-        out["order_to_delivered_days"] = delivered - ordered
-        if "transit_vs_typical" in wanted:
-            out["transit_vs_typical"] = out["accept_to_delivered_days"] / column("typical_transit")
-        out["order_to_first_scan_days"] = first_event - ordered
-        out["shipped_to_first_physical_days"] = first_scan - shipped
-        out["ship_delay_days"] = shipped - ordered
-        for name in ("n_events", "n_scans", "n_transit", "n_export", "n_import"):
-            out[name] = _zero_nan(column(name))
-        out["has_customs"] = ((out["n_export"] + out["n_import"]) > 0).astype(float)
-        out["delivered"] = (~np.isnan(delivered)).astype(float)
-        last_scan = column("last_scan_jd")
-        age = column("as_of_jd") - np.where(np.isnan(last_scan), first_event, last_scan)
-        # staleness matters for parcels still on their way; a delivered parcel is done, not stale
-        out["days_since_last_event"] = np.minimum(np.where(np.isnan(delivered), age, np.nan), self.max_age_days)
-        out["order_age_days"] = np.minimum(column("as_of_jd") - ordered, self.max_age_days)
-        out["dest_match_level"] = column("dest_match_level")
-        out["confirm_minus_delivered_days"] = confirmed - delivered
-        out["confirmed_before_delivery"] = (~np.isnan(confirmed) & (np.isnan(delivered) | (confirmed < delivered))
-                                            ).astype(float)
-        said_no = _per_value(f["buyer_received"], lambda text: float(_answer(text) == "no"))
-        out["buyer_received"] = _per_value(f["buyer_received"], lambda text: {"yes": 1.0, "no": 0.0}.get(
-            _answer(text), np.nan))
-        out["orders_on_number"] = _zero_nan(column("n_orders_on_number"))
-        out["buyers_on_number"] = _zero_nan(column("buyers_on_number"))
-        for name in ("promised_days", "amount"):
-            if name in wanted:
-                out[name] = pd.to_numeric(f[name], errors="coerce").to_numpy(dtype=np.float64)
-        out["msg_pressure_max"] = column("msg_pressure_max")
-        out["n_seller_messages"] = column("n_seller_messages")
-        for name in ("seller_n_orders", "seller_flag_rate", "seller_median_transit", "seller_fast_share",
-                     "seller_transit_vs_typical", "seller_fast_share_vs_typical", "seller_reuse_share",
-                     "seller_no_customs_share", "seller_not_received_share", "seller_pressure_share",
-                     "buyer_n_orders"):
-            if name in wanted:
-                out[name] = column(name)
-        out["buyer_not_received_other"] = np.maximum(_zero_nan(column("_buyer_not_received"))
-                                                     - said_no, 0.0)
-        out["buyer_flagged_other"] = np.maximum(_zero_nan(column("_buyer_flagged"))
-                                                - (out["n_flags"] > 0), 0.0)
-        matrix = np.empty((len(f) if rows is None else len(rows), len(names)), dtype=np.float64, order="F")
-        for j, name in enumerate(names):
-            matrix[:, j] = out[name] if rows is None else np.broadcast_to(out[name], (len(f),))[rows]
-        return pd.DataFrame(matrix, index=f.index if rows is None else f.index[rows], columns=names, copy=False)
-
-    @staticmethod
-    def _check_frame(X) -> pd.DataFrame:  # noqa: ANN001, N803
-        if not isinstance(X, pd.DataFrame):
-            raise TypeError("OrderFeatures expects the feature frame of detectors.features.feature_frame")
-        missing = [c for c in ("order_id", "delivered_jd", "first_event_jd", "as_of_jd") if c not in X.columns]
-        if missing:
-            raise ValueError(f"feature frame lacks columns {missing}; build it with feature_frame")
-        return X
+        return OrderFeatures
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -180,3 +180,23 @@ def test_a_run_appends_its_changes_to_the_books(scored_world) -> None:  # noqa: 
     orders = conn.execute("SELECT count(*) FROM orders").fetchone()[0]
     conn.close()
     assert len(parts) == 2 and parts[0] < orders and 0 < parts[1] < orders / 2
+
+
+def test_successive_changes_stay_exact_though_the_books_keep_only_the_bytes_an_order_was_read_with(
+        scored_world) -> None:  # noqa: ANN001
+    """An order worked out again from its bytes leaves them as they were (its seller and buyer columns are binned
+    anew from the books' statistics before every use): run after run, the scores stay a full rescore's."""
+    folder, base, as_of = scored_world
+    path = folder / "successive.db"
+    shutil.copyfile(base, path)
+    for k in range(3):
+        write_changes(path, folder / f"successive-{k}", as_of, share=0.01, seed=11 + k)
+        db = open_db(path)
+        for kind in ("events", "orders"):
+            import_file(db, kind, folder / f"successive-{k}" / f"{kind}.csv")
+        db.close()
+        _run(path, as_of)
+    twin = folder / "successive-full.db"
+    shutil.copyfile(path, twin)
+    _run(twin, as_of, full=True)
+    _same(path, twin)

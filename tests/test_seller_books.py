@@ -136,3 +136,51 @@ def test_among_answers_as_isin() -> None:
     chosen = np.r_[rng.choice(values, 40), rng.integers(0, 2**64 - 1, 40, dtype=np.uint64), [2**64 - 1]]
     assert np.array_equal(sb.among(values, chosen), np.isin(values, chosen))
     assert np.array_equal(sb.among(np.arange(10), np.array([], dtype=np.int64)), np.zeros(10, dtype=bool))
+
+
+def test_medians_worked_out_again_only_where_known_transits_moved_match_all_worked_out_again() -> None:
+    from detectors import seller_aggregates as sa
+    from tracker.detection import scoring
+
+    books = _books(3000, 300, seed=3)
+    rng = np.random.default_rng(4)
+    sellers = np.asarray(books.sellers, dtype=object)
+    picked = rng.choice(len(books.entries), 60, replace=False)
+    old = sb.pick(books.entries, picked)
+    fresh = old.copy()
+    seller_ids = sellers[books.seller[picked]].copy()
+    fresh["bits"] ^= 1  # a changed entry whose transit did not move
+    fresh["transit"][:20] = rng.random((20, 2)) * 30  # delivered anew, or a different transit
+    fresh["transit"][20:30] = np.nan  # a transit no longer known
+    seller_ids[30:40] = rng.choice(sellers, 10)  # moved to another seller, transit kept
+    new = sb.entries(np.arange(10_001, 10_041, dtype=np.int64), np.zeros(40, np.uint16),
+                     np.where(np.arange(40)[:, None] < 10, rng.random((40, 2)) * 10, np.nan),
+                     np.zeros(40, np.uint64), np.zeros(40, np.uint64), np.full(40, np.inf), np.ones(40, np.uint8),
+                     np.zeros(40, np.uint8), np.zeros(40, np.uint16))
+    new_sellers = np.array([f"n{k % 3}" if k < 6 else str(rng.choice(sellers)) for k in range(40)], dtype=object)
+    fresh, seller_ids = np.r_[fresh, new], np.r_[seller_ids, new_sellers]
+    found = np.r_[picked, np.full(40, -1)]
+    updated, _ = books.replaced(seller_ids, fresh)
+    moved = scoring._median_moved(books, updated, seller_ids, fresh, found)
+    assert 0 < len(moved) < len(updated.sellers)
+    in_moved = sb.among(updated.seller, moved)
+    updated.median[moved] = sa.medians(updated.seller[in_moved], len(updated.sellers),
+                                       updated.entries["transit"][in_moved])[moved]
+    want = sa.medians(updated.seller, len(updated.sellers), updated.entries["transit"])
+    assert np.array_equal(updated.median, want, equal_nan=True)
+
+
+def test_buyer_history_from_the_sorted_index_counts_as_a_scan_of_every_entry() -> None:
+    from detectors import seller_aggregates as sa
+
+    books = _books(4000, 30, seed=5)  # 50 buyers: many orders each
+    rng = np.random.default_rng(6)
+    asked = np.r_[rng.choice(books.entries["buyer"], 20), np.uint64(10**6)]  # and one without orders
+    stats = sb.BuyerStats.of(books, asked)
+    for k, buyer in enumerate(stats.buyers.tolist()):
+        mine = books.entries[books.entries["buyer"] == buyer]
+        assert stats.orders[k] == len(mine)
+        assert stats.not_received[k] == int(((mine["bits"] & sa.BIT["not_received"]) > 0).sum())
+        assert stats.flagged[k] == int(((mine["bits"] & sa.BIT["flagged"]) > 0).sum())
+    assert np.array_equal(books.of_buyers(asked), np.isin(books.entries["buyer"], asked))
+    assert not books.of_buyers(np.zeros(0, np.uint64)).any()

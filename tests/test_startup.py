@@ -81,3 +81,22 @@ def test_sqlite_utils_still_works_and_pandas_still_loads_when_asked() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "(1, 1)"
+
+
+def test_the_rules_and_their_readers_import_no_scikit_learn() -> None:
+    """An incremental run imports scikit-learn in a thread while its rules work (`tracker.detection.preload`): the
+    rules' modules must not need it, and the models still name the transformer where they always did."""
+    code = ("import sys; import tracker.detection.flagging, tracker.detection.readers, tracker.cases.sync; "
+            "from detectors.rules import all_rules; all_rules(); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy'})); "
+            "from detectors.features import OrderFeatures; print(OrderFeatures.__name__)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert proc.stdout.split() == ["[]", "OrderFeatures"]
+
+
+def test_an_incremental_detect_waits_for_the_libraries_imported_beside_its_rules() -> None:
+    from tracker.detection import preload
+
+    preload.start()  # in this process they are in already, or being imported: either way wait() returns
+    preload.wait()
+    assert "detectors.classifier" in sys.modules

@@ -90,6 +90,7 @@ def get_meta(db: sqlite_utils.Database, key: str, default: str | None = None) ->
 
 # meta key prefix: what scored with a model (tracker.detection.scoring writes it, the case views read it)
 SCORED_BY_META = "scored_by:"
+SCORES_RUN_META = "scores_run"  # the detect run whose scores are stored (see tracker.detection.pipeline)
 
 
 def scored_by(conn: Any, model_id: str | None) -> dict[str, Any] | None:

@@ -43,7 +43,7 @@ def detect(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False) ->
     import time
 
     from tracker.cases import sync
-    from tracker.db import get_meta, set_meta
+    from tracker.db import SCORES_RUN_META, get_meta, set_meta
     from tracker.detection import freshness
 
     summary = DetectSummary()
@@ -55,19 +55,26 @@ def detect(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False) ->
         log.info("detect: nothing new since the last run (%.2f s)", summary.seconds["check"])
         return summary
 
-    from tracker.detection import flagging, scoring
+    from tracker.detection import flagging, preload
     from tracker.plan import plan_for
+
+    preload.start()  # the classifier's libraries, while the rules work (they need neither)
 
     # the run's token goes into meta with the rules' marks and with the scores: the next run trusts the stored
     # scores only when the last run's did get written
     run = f"{time.time_ns():x}"
     previous_run = get_meta(db, freshness.META_RUN)
-    trusted = previous_run is not None and previous_run == get_meta(db, scoring.META_RUN)
+    trusted = previous_run is not None and previous_run == get_meta(db, SCORES_RUN_META)
     plan = plan_for(db.conn)
-    result = flagging.run_rules(db, as_of, full=full, plan=plan, run=run)
+    try:
+        result = flagging.run_rules(db, as_of, full=full, plan=plan, run=run)
+    finally:
+        preload.wait()  # also when the rules fail: the process does not end in the middle of an import
     summary.examined, summary.flags_raised, summary.flags_resolved = (
         len(result.order_ids), result.raised, result.resolved)
     t1 = time.perf_counter()
+    from tracker.detection import scoring
+
     kept, result.kept = result.kept, None  # the scoring stage's to use and let go
     scored = scoring.score_orders(db, result.order_ids, as_of, full=full or result.everything, plan=plan, run=run,
                                   trusted=trusted, kept=kept)

@@ -43,8 +43,8 @@ class Quick:
 def rescore(conn: Any, walk: Any, classifier: Any, names: list[str], books: Books, rows: np.ndarray,
             sellers: seller_aggregates.SellerStats, buyers: BuyerStats, settings: dict[str, Any]) -> Quick | None:
     """Score these entries of the books (`rows`, positions) again from their bytes, their seller (`sellers`) and
-    buyer (`buyers`) columns binned anew; update their bytes and scores in the books. None: a value a byte cannot
-    keep (every one is then read whole)."""
+    buyer (`buyers`) columns binned anew; update their scores in the books (not their bytes: see below). None: a
+    value a byte cannot keep (every one is then read whole)."""
     min_score = float(settings.get("reasons_min_score", 0.1))
     entries = pick(books.entries, rows)
     binned = books.bins[rows].copy()
@@ -98,8 +98,9 @@ def rescore(conn: Any, walk: Any, classifier: Any, names: list[str], books: Book
         changed[picked] = ~unknown & ~same
     elif high.any():
         changed |= high
-    # the bytes and scores of every row worked out (a row read whole gets them anew there)
-    books.bins[rows] = binned
+    # the scores of every row worked out (a row read whole gets them anew there); not their bytes: only the seller
+    # and buyer columns moved, and those are binned again from the books' statistics before every use, so the
+    # books need not append the entry of an order whose score stayed
     books.entries["score"][rows] = score
     write = np.flatnonzero(changed & ~whole)
     rowids = entries["order"][write]

@@ -160,6 +160,9 @@ def message_model_key() -> str:
 def message_pressure(texts: list[str]) -> list[float]:
     """The message model's pressure probability of each text; loads the model (and scikit-learn) on first use,
     so a run without seller messages never pays for it. Raises when it cannot be loaded."""
+    from tracker.detection import preload
+
+    preload.wait()  # scikit-learn may be being imported in its thread: imported here after it
     from detectors import message_model as model_module
 
     return model_module.pressure_of(message_model(), texts)

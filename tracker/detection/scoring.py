@@ -40,7 +40,7 @@ from detectors.features import BUYER_SUMS, FEATURE_GROUPS, FLAG_CODES, MessageSc
 from detectors.reasons import explain
 from detectors.view import datetime_to_jd
 from tracker import config
-from tracker.db import SCORED_BY_META, get_meta, set_meta
+from tracker.db import SCORED_BY_META, SCORES_RUN_META, get_meta, set_meta
 from tracker.detection import (
     quick_scores,
     readers,
@@ -58,7 +58,7 @@ from tracker.timeutil import to_db
 META_MODEL = "scores_model_id"
 META_AS_OF = "scores_as_of"
 META_SCORED_BY = SCORED_BY_META
-META_RUN = "scores_run"  # the detect run whose scores are stored (see tracker.detection.pipeline)
+META_RUN = SCORES_RUN_META
 META_NEXT_DUE = "scores_next_due"  # the earliest Julian day from which time alone may change a score
 FLAG_COLUMNS = [f"flag_{code}" for code in FLAG_CODES]
 log = logging.getLogger(__name__)
@@ -235,14 +235,17 @@ def _score_some(db: sqlite_utils.Database, plan: Plan, loaded: Any, examined: se
     touched = np.union1d(updated.seller[updated.locate(rowids)],
                          [c for c, name in enumerate(updated.sellers) if name in former]).astype(np.int64)
     in_touched = seller_books.among(updated.seller, touched)
-    updated.median[touched] = seller_aggregates.medians(updated.seller[in_touched], len(updated.sellers),
-                                                        updated.entries["transit"][in_touched])[touched]
+    # a median moves only where a seller gained, lost or changed a known transit: worked out for those alone
+    moved = _median_moved(books, updated, frame["seller_id"].to_numpy(dtype=object), fresh, found)
+    in_moved = seller_books.among(updated.seller, moved)
+    updated.median[moved] = seller_aggregates.medians(updated.seller[in_moved], len(updated.sellers),
+                                                      updated.entries["transit"][in_moved])[moved]
     before, after = books.stats(), updated.stats()
     # every other order of a touched seller or of a buyer whose history changed: did one of its seller or buyer
     # features cross one of the model's thresholds, or move while its stored reasons quote it?
     names = list(loaded.model.named_steps["features"].get_feature_names_out())
     edges = rescoring.decision_edges(loaded.model, names)
-    of_buyer = seller_books.among(updated.entries["buyer"], changed_buyers)
+    of_buyer = updated.of_buyers(changed_buyers)
     others = np.flatnonzero((in_touched | of_buyer) & ~seller_books.among(updated.entries["order"], rowids))
     others = others[updated.entries["scored"][others] > 0]  # an order without a number has no score
     buyers_then, buyers_now = seller_books.BuyerStats.of(books, changed_buyers), \
@@ -298,6 +301,27 @@ def _score_some(db: sqlite_utils.Database, plan: Plan, loaded: Any, examined: se
     return _predict_and_write(db, loaded, settings, frame, features, matrix, as_of, False, untracked, None, run,
                               updated, timed,
                               None if quick is None else quick.written, binned=binned)
+
+
+def _median_moved(books: seller_books.Books, updated: seller_books.Books, seller_ids: np.ndarray, fresh: np.ndarray,
+                  found: np.ndarray) -> np.ndarray:
+    """The sellers (codes in `updated`) whose known transits differ once these orders' entries (`fresh`, of sellers
+    `seller_ids`; `found`: their positions in `books`, -1 for new ones) replace the stored ones: a median is of a
+    seller's known transits alone, so every other seller's stored median stands."""
+    transit = fresh["transit"].reshape(len(fresh), -1)
+    known_now = ~np.isnan(transit).all(axis=1)
+    was = found >= 0
+    before = books.entries["transit"][found[was]].reshape(int(was.sum()), -1)
+    known_then = np.zeros(len(fresh), dtype=bool)
+    known_then[was] = ~np.isnan(before).all(axis=1)
+    seller_then = np.full(len(fresh), None, dtype=object)
+    seller_then[was] = np.asarray(books.sellers, dtype=object)[books.seller[found[was]]]
+    same = np.zeros(len(fresh), dtype=bool)
+    same[was] = ((transit[was] == before) | (np.isnan(transit[was]) & np.isnan(before))).all(axis=1) & \
+        (seller_then[was] == seller_ids[was])
+    names = set(seller_ids[known_now & ~same].tolist()) | set(seller_then[known_then & ~same].tolist())
+    code_of = {name: c for c, name in enumerate(updated.sellers) if name in names}
+    return np.array(sorted(code_of.values()), dtype=np.int64)
 
 
 def _add_buyer_history(frame: pd.DataFrame, books: seller_books.Books) -> None:

@@ -4,14 +4,15 @@ Per order (`ENTRY`): the order's rowid, its signals and transit as `detectors.se
 whether it has any active flag (a buyer's history counts those), 64-bit hashes of its tracking number and buyer,
 the Julian day from which its score may change by time alone, whether it has a score, which features its stored
 reasons show, one bit each, its score as last worked out, which flag features it has and which flag codes its
-score lists (`codes_mask`), one bit each; and the model's binned input of each order as last scored (one byte per
-feature, where the model bins its input). Per seller: its median transit (in days and as a share of the typical
-one).
+score lists (`codes_mask`), one bit each; and the model's binned input of each order as last read (one byte per
+feature, where the model bins its input; its seller and buyer columns are binned again from the books' statistics
+before every use, so an order worked out again from its bytes leaves them as they were). Per seller: its median
+transit (in days and as a share of the typical one).
 
 Table `seller_books` holds them as parts, in the order written: a full scoring run writes every book as one part
 (every order sorted by seller, then rowid); an incremental run appends a part with only the entries that changed
-(about a fifth of a large store after a 1% change touched nine sellers in ten), in the same transaction as the
-scores, and the sellers' medians; reading applies the parts in turn (a later entry of an order wins). When the
+(the orders it read and those whose score moved), in the same transaction as the scores, and the sellers'
+medians; reading applies the parts in turn (a later entry of an order wins). When the
 appended entries outnumber half the books, the run writes them whole again as one part. `meta`
 `seller_books.run` names the scoring run the books match: a run token that differs from the scores' (a run
 killed between the two writes) means the books cannot be trusted, and the next run rescores everything.
@@ -99,10 +100,11 @@ class Books:
     entries: np.ndarray  # ENTRY
     seller: np.ndarray  # int64 code into `sellers`
     median: np.ndarray  # float64 per seller and span (`seller_aggregates.SPANS` columns)
-    bins: np.ndarray | None = None  # uint8, one row per entry: the model's binned input as last scored
+    bins: np.ndarray | None = None  # uint8, one row per entry: the model's binned input as last read
     stored: Books | None = field(default=None, repr=False, compare=False)
     appended: int = 0
     _by_order: np.ndarray | None = field(default=None, repr=False, compare=False)
+    _by_buyer: tuple[np.ndarray, ...] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def load(cls, conn: sqlite3.Connection, run: str | None) -> Books | None:
@@ -151,6 +153,29 @@ class Books:
         sorted_orders = self.entries["order"][by_order]
         at = np.minimum(np.searchsorted(sorted_orders, rowids), len(sorted_orders) - 1)
         return np.where(sorted_orders[at] == rowids, by_order[at], -1)
+
+    def by_buyer(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The entries' positions sorted by buyer, their buyers in that order, and running counts (from 0) of
+        those that said not received and of those flagged: a buyer's history is then two sorted searches. Made
+        once per books (an entry's buyer and signals never change in place: `replaced` makes new books)."""
+        if self._by_buyer is None or len(self._by_buyer[0]) != len(self.entries):
+            order = np.argsort(self.entries["buyer"], kind="stable")
+            bits = self.entries["bits"][order]
+            self._by_buyer = (order, self.entries["buyer"][order],
+                              np.r_[0, np.cumsum((bits & sa.BIT["not_received"]) > 0)],
+                              np.r_[0, np.cumsum((bits & sa.BIT["flagged"]) > 0)])
+        return self._by_buyer
+
+    def of_buyers(self, buyers: np.ndarray) -> np.ndarray:
+        """Per entry, whether its buyer is one of these (hashes): as `among(entries["buyer"], buyers)`."""
+        order, sorted_buyers, _, _ = self.by_buyer()
+        buyers = np.unique(np.asarray(buyers, dtype=np.uint64))
+        low, high = np.searchsorted(sorted_buyers, buyers, "left"), np.searchsorted(sorted_buyers, buyers, "right")
+        lengths = high - low
+        starts = np.repeat(low - np.r_[0, np.cumsum(lengths)[:-1]], lengths) + np.arange(int(lengths.sum()))
+        out = np.zeros(len(self.entries), dtype=bool)
+        out[order[starts]] = True
+        return out
 
     def stats(self, median: np.ndarray | None = None) -> sa.SellerStats:
         """Every seller's statistics (the stored medians unless given)."""
@@ -336,14 +361,10 @@ class BuyerStats:
     def of(cls, books: Books, buyers: np.ndarray) -> BuyerStats:
         """The history of these buyers (hashes) over every entry of the books."""
         buyers = np.unique(np.asarray(buyers, dtype=np.uint64))
-        rows = pick(books.entries, among(books.entries["buyer"], buyers))
-        at = np.searchsorted(buyers, rows["buyer"])
-
-        def count(values: np.ndarray) -> np.ndarray:
-            return np.bincount(at, weights=values.astype(float), minlength=len(buyers)).astype(np.int64)
-
-        return cls(buyers, np.bincount(at, minlength=len(buyers)).astype(np.int64),
-                   count((rows["bits"] & sa.BIT["not_received"]) > 0), count((rows["bits"] & sa.BIT["flagged"]) > 0))
+        _, sorted_buyers, not_received, flagged = books.by_buyer()
+        low, high = np.searchsorted(sorted_buyers, buyers, "left"), np.searchsorted(sorted_buyers, buyers, "right")
+        return cls(buyers, (high - low).astype(np.int64), (not_received[high] - not_received[low]).astype(np.int64),
+                   (flagged[high] - flagged[low]).astype(np.int64))
 
     def features(self, entries: np.ndarray) -> dict[str, np.ndarray]:
         """Each order's buyer features (its buyer among these; its own answer and flags left out of the others),

@@ -1,0 +1,42 @@
+"""The classifier's libraries (scikit-learn, SciPy: one to three seconds of imports) imported in a thread while an
+incremental run's rules work: the rules need neither (`detectors.features` leaves its transformer to
+`detectors.order_features`), and they spend much of their time in SQLite, which lets the thread run meanwhile.
+
+Only third-party libraries and `detectors` modules that import nothing of `tracker` are imported there; whoever
+needs scikit-learn in the main thread first calls `wait()`, so the two threads never import the same modules at
+once.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+
+MODULES = ("detectors.classifier", "detectors.reasons")  # what the scoring imports that pulls the libraries in
+_started: list[threading.Thread] = []
+
+
+def start() -> None:
+    """Import the classifier's libraries in a thread (once per process; not at all where they are in already)."""
+    import sys
+
+    if _started or all(name in sys.modules for name in MODULES):
+        return
+    thread = threading.Thread(target=_import, name="preload", daemon=True)
+    _started.append(thread)
+    thread.start()
+
+
+def wait() -> None:
+    """Until the thread's imports are done (at once when none was started). A failed import is left to the
+    caller's own import, which raises it where it is needed."""
+    if _started:
+        _started[0].join()
+
+
+def _import() -> None:
+    for name in MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001, S112 - raised again by the main thread's own import
+            continue
