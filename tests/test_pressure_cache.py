@@ -5,34 +5,17 @@ probabilities the scoring stage would have worked out itself, and the run's scor
 from __future__ import annotations
 
 import random
-import shutil
 
 import pytest
 from processes import ended
+from worlds import imported_world, opened_copy
 
 world = pytest.importorskip("tracker.world.world")
 
 
 @pytest.fixture(scope="module")
 def imported(tmp_path_factory):
-    from tracker.db import open_db
-    from tracker.importers import import_file
-
-    folder = tmp_path_factory.mktemp("pressure-world")
-    world.write_world(folder, 1500, seed=11)
-    db = open_db(folder / "tracker.db")
-    for kind in ("orders", "events", "messages"):
-        import_file(db, kind, folder / f"{kind}.csv")
-    db.close()
-    return folder / "tracker.db"
-
-
-def _copy(imported, tmp_path, name):  # noqa: ANN001, ANN202
-    from tracker.db import open_db
-
-    path = tmp_path / name
-    shutil.copy(imported, path)
-    return open_db(path)
+    return imported_world(tmp_path_factory.mktemp("pressure-world"), 1500, 11)
 
 
 def _cache(db) -> dict[int, tuple[str, float]]:  # noqa: ANN001
@@ -47,7 +30,7 @@ def test_the_child_fills_the_cache_during_the_rules_with_the_scorers_probabiliti
 
     as_of = world._as_of(None)
     thresholds(whole_pressure_cache_from=1)
-    db = _copy(imported, tmp_path, "child.db")
+    db = opened_copy(imported, tmp_path, "child.db")
     seller = {r[0] for r in db.conn.execute("SELECT id FROM messages WHERE lower(sender) = 'seller'")}
     assert len(seller) > 100 and not _cache(db)
     run_rules(db, as_of, full=True)
@@ -69,7 +52,7 @@ def test_the_child_fills_the_cache_during_the_rules_with_the_scorers_probabiliti
     db.close()
 
     thresholds(whole_pressure_cache_from=10**9, never_children=True)
-    plain = _copy(imported, tmp_path, "plain.db")
+    plain = opened_copy(imported, tmp_path, "plain.db")
     run_rules(plain, as_of, full=True)
     assert not _cache(plain)  # no child below the threshold: the scoring stage fills it
     score_orders(plain, set(), as_of, full=True)
@@ -82,7 +65,7 @@ def test_a_failed_run_ends_the_child_and_leaves_a_consistent_cache(imported, tmp
     from tracker.detection import flagging, pressure_cache
 
     thresholds(whole_pressure_cache_from=1)
-    db = _copy(imported, tmp_path, "failed.db")
+    db = opened_copy(imported, tmp_path, "failed.db")
     processes = []
     real_start = pressure_cache.start
 
@@ -129,7 +112,7 @@ def test_the_rules_read_the_childs_cache_once_it_is_filled(imported, tmp_path, t
     from tracker.plan import plan_for
 
     thresholds(whole_pressure_cache_from=1)
-    db = _copy(imported, tmp_path, "rules.db")
+    db = opened_copy(imported, tmp_path, "rules.db")
     texts = [r[0] or "" for r in db.conn.execute("SELECT text FROM messages WHERE lower(sender) = 'seller'")]
     stranger = "a text no seller of this store wrote: confirm receipt now"
     expected = registry.message_pressure([*texts, stranger])

@@ -5,10 +5,9 @@ indexes whole (folded or not, never half)."""
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 from processes import ended
+from worlds import imported_world, opened_copy
 
 world = pytest.importorskip("tracker.world.world")
 
@@ -17,24 +16,7 @@ TABLES = ("orders", "messages", "cases")
 
 @pytest.fixture(scope="module")
 def imported(tmp_path_factory):
-    from tracker.db import open_db
-    from tracker.importers import import_file
-
-    folder = tmp_path_factory.mktemp("fold-world")
-    world.write_world(folder, 1200, seed=5)
-    db = open_db(folder / "tracker.db")
-    for kind in ("orders", "events", "messages"):
-        import_file(db, kind, folder / f"{kind}.csv")
-    db.close()
-    return folder / "tracker.db"
-
-
-def _copy(imported, tmp_path, name):  # noqa: ANN001, ANN202
-    from tracker.db import open_db
-
-    path = tmp_path / name
-    shutil.copy(imported, path)
-    return open_db(path)
+    return imported_world(tmp_path_factory.mktemp("fold-world"), 1200, 5)
 
 
 def _pending(db, table: str) -> int:  # noqa: ANN001
@@ -60,7 +42,7 @@ def test_the_writing_child_folds_the_queue_during_the_rules(imported, tmp_path, 
 
     as_of = world._as_of(None)
     thresholds(search_fold_child_min_rows=1)
-    db = _copy(imported, tmp_path, "child.db")
+    db = opened_copy(imported, tmp_path, "child.db")
     assert _pending(db, "orders") == 1200 and _pending(db, "messages") > 100
     run_rules(db, as_of, full=True)
     # the rules stage itself writes no index: the child folded the import's queue before the flags were written
@@ -72,7 +54,7 @@ def test_the_writing_child_folds_the_queue_during_the_rules(imported, tmp_path, 
     db.close()
 
     thresholds(search_fold_child_min_rows=10**9)
-    plain = _copy(imported, tmp_path, "plain.db")
+    plain = opened_copy(imported, tmp_path, "plain.db")
     run_rules(plain, as_of, full=True)
     assert _pending(plain, "orders") == 1200  # below the threshold: left to the cases stage
     detect(plain, as_of, full=True)
@@ -86,7 +68,7 @@ def test_a_failed_run_ends_the_child_and_leaves_queue_and_index_whole(imported, 
     from tracker.detection.pipeline import detect
 
     thresholds(search_fold_child_min_rows=1)
-    db = _copy(imported, tmp_path, "failed.db")
+    db = opened_copy(imported, tmp_path, "failed.db")
     processes = []
     real_start = search_fold.start
 
