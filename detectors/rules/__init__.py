@@ -130,6 +130,9 @@ class RuleContext:
         self._sources = {"orders": orders, "seller_messages": seller_messages, "disputes": disputes}
         self._events_of = events
         self._events: dict[str, list[dict[str, Any]]] = {}
+        # each repeated text of the cached events (a status, a code, a place, the number) kept once: tens of
+        # thousands of flagged orders' events otherwise hold the same few texts hundreds of thousands of times
+        self._texts: dict[str, str] = {}
 
     def _frame(self, name: str, columns: tuple[str, ...]) -> pd.DataFrame:
         source = self._sources[name]
@@ -176,7 +179,11 @@ class RuleContext:
         if missing:
             for number in missing:
                 self._events[number] = []
+            shared = self._texts.setdefault
             for record in (self._events_of(missing) if self._events_of is not None else ()):
+                for key, value in record.items():
+                    if type(value) is str:
+                        record[key] = shared(value, value)
                 self._events[record["tracking_number"]].append(record)
         return {n: self._events[n] for n in wanted}
 
