@@ -568,3 +568,22 @@ def test_fast_validity_agrees_with_validate():
     verdicts = valid_many(numbers)
     assert verdicts == [validate(n).valid for n in numbers]
     assert 0 < sum(verdicts) < len(numbers)
+
+
+def test_cached_events_keep_each_repeated_text_once_and_the_same_values():
+    """`RuleContext.events` hands back the records as the store gave them, each repeated text one object."""
+    from datetime import UTC, datetime
+
+    import pandas as pd
+
+    from detectors.rules import RuleContext
+
+    def records(numbers):  # noqa: ANN001, ANN202 - fresh text objects per record, as a cursor makes them
+        return [{"id": i, "tracking_number": "".join(["LP", "001"]), "status": "".join(["deliv", "ered"]),
+                 "city": "".join(["Ka", "zan"]) if i % 2 else None} for i in range(6) if "LP001" in numbers]
+
+    ctx = RuleContext(datetime(2026, 11, 1, tzinfo=UTC), {}, orders=pd.DataFrame(), events=records)
+    got = ctx.events(["LP001"])["LP001"]
+    assert got == records({"LP001"})
+    assert len({id(e["status"]) for e in got}) == 1 and len({id(e["city"]) for e in got if e["city"]}) == 1
+    assert ctx.events(["LP001", ""]) == {"LP001": got}  # cached: asked again, the same records
