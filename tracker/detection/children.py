@@ -57,5 +57,9 @@ class Children:
     def __enter__(self) -> Children:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, kind: object, *exc: object) -> None:
+        """Closed; ended at once when the block failed (nothing waits for work a failed run no longer wants)."""
+        if kind is not None:
+            self.terminate()
+        else:
+            self.close()

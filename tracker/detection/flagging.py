@@ -244,24 +244,10 @@ def _run(db: sqlite_utils.Database, conn: Any, plan: Plan, as_of: datetime, sett
     # every order, and every number's facts to compute anew: the orders are read (by the same child processes)
     # while the facts are computed, joined to them in memory and written meanwhile
     together = scope_all and shipment_facts.watermark(db, kinds) == 0
-    # the run's child processes read the events and the orders, then one writes the facts while the rules run
-    # (the writing child: the facts, then the search queue of a big import)
-    writer = Children(1)
-    try:
-        return _run_with(db, conn, plan, as_of, settings, rules, scope_all, last, marks, fingerprint, run, kinds,
-                         together, writer, pressure)
-    except BaseException:
-        writer.terminate()  # the run failed: a fold under way is rolled back, nothing waits for it
-        raise
-    finally:
-        writer.close()
-
-
-def _run_with(db: sqlite_utils.Database, conn: Any, plan: Plan, as_of: datetime, settings: dict[str, Any],
-              rules: list[Rule], scope_all: bool, last: dict[str, int], marks: dict[str, int], fingerprint: str,
-              run: str | None, kinds: Any, together: bool, writer: Children, pressure: Any) -> RulesResult:
     as_of_text = to_db(as_of)
-    with Children.of(plan) as children:
+    # the run's child processes read the events and the orders, then one writes the facts while the rules run
+    # (the writing child: the facts, then the search queue of a big import); a failed run ends them at once
+    with Children(1) as writer, Children.of(plan) as children:
         refreshing = None
         folding = search_fold.Folding()
         try:
@@ -300,7 +286,7 @@ def _run_with(db: sqlite_utils.Database, conn: Any, plan: Plan, as_of: datetime,
                 started = time.perf_counter()
                 refreshing.wait()  # the facts are in before the flags that rest on them
                 log.debug("rules: waited %.2f s for the shipment facts' write", time.perf_counter() - started)
-    folding.wait()  # the flags' write takes the lock the fold holds
+        folding.wait()  # the flags' write takes the lock the fold holds
     with conn:
         raised, resolved = _write(conn, findings, None if scope_all else examined, as_of_text)
         if scope_all:

@@ -111,7 +111,6 @@ class OrdersWriter(Writer):
             self.inserted += len(new)
             self.updated += len(changed)
 
-
     def _all_stored_alike(self, batch: list[tuple[Any, ...]], ids: str) -> bool:
         """Whether every record of the batch is stored exactly so (a re-import of unchanged orders), told by one
         text compare. Equal JSON texts mean equal values (strings, whole numbers and nulls each encode one way);
