@@ -75,10 +75,14 @@ def datetime_to_jd(dt: datetime) -> float:
 
 
 def has_number(values: pd.Series) -> np.ndarray:
-    """Per row, whether the order carries a tracking number (non-empty text)."""
+    """Per row, whether the order carries a tracking number (non-empty text); a categorical column is read from
+    its codes (each distinct number looked at once, no text per row made)."""
     import pandas as pd
 
-    codes, uniques = pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=True)
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes, uniques = values.cat.codes.to_numpy(), values.cat.categories.to_numpy(dtype=object)
+    else:
+        codes, uniques = pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=True)
     return np.array([isinstance(u, str) and u != "" for u in uniques] + [False], dtype=bool)[codes]
 
 

@@ -587,3 +587,15 @@ def test_cached_events_keep_each_repeated_text_once_and_the_same_values():
     assert got == records({"LP001"})
     assert len({id(e["status"]) for e in got}) == 1 and len({id(e["city"]) for e in got if e["city"]}) == 1
     assert ctx.events(["LP001", ""]) == {"LP001": got}  # cached: asked again, the same records
+
+
+def test_has_number_reads_a_categorical_column_as_its_text():
+    import numpy as np
+    import pandas as pd
+
+    from detectors.view import has_number
+
+    values = ["LP001", "", None, "RR123456785CN", "LP001", np.nan, ""]
+    plain = has_number(pd.Series(values, dtype=object))
+    assert plain.tolist() == [True, False, False, True, True, False, False]
+    assert has_number(pd.Series(values, dtype="category")).tolist() == plain.tolist()

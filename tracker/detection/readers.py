@@ -443,12 +443,7 @@ def rule_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None = None,
 def _numbered_first(numbers: pd.Series) -> np.ndarray | None:
     """The rows with the orders that carry a tracking number first, then the others (each part in its order);
     None when they already come first."""
-    if isinstance(numbers.dtype, pd.CategoricalDtype):
-        categories = numbers.cat.categories.to_numpy(dtype=object)
-        known = np.array([isinstance(c, str) and c != "" for c in categories] + [False], dtype=bool)
-        numbered = known[numbers.cat.codes.to_numpy()]  # code -1 (missing): the last entry
-    else:
-        numbered = view.has_number(numbers)
+    numbered = view.has_number(numbers)
     if numbered[:int(numbered.sum())].all():
         return None
     return np.concatenate([np.flatnonzero(numbered), np.flatnonzero(~numbered)])
