@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from test_cases_support import add_flag, add_order, add_score, at, case_of
+from worlds import imported_world
 
 from tracker.cases import picking, set_status, sync
 from tracker.cases.settings import load_settings
@@ -35,17 +36,13 @@ def _case_tables(path: Path) -> dict[str, list]:
 def detected_world(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     from tracker.db import open_db
     from tracker.detection.pipeline import detect
-    from tracker.importers import import_file
     from tracker.plan import override
     from tracker.world import world
 
     folder = tmp_path_factory.mktemp("rescored")
-    world.write_world(folder, 4000, seed=31)
-    path = folder / "base.db"
+    path = imported_world(folder, 4000, 31)
     db = open_db(path)
     try:
-        for kind in ("orders", "events", "messages"):
-            import_file(db, kind, folder / f"{kind}.csv")
         as_of = world._as_of(None)
         with override(cases_whole_store_min=0):  # the path of many orders, as at a million
             detect(db, as_of, full=True)

@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from worlds import imported_world
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -59,12 +60,7 @@ def scored_world(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     from tracker.world import world
 
     folder = tmp_path_factory.mktemp("rescoring")
-    world.write_world(folder, 4000, seed=31)
-    path = folder / "base.db"
-    db = open_db(path)
-    for kind in ("orders", "events", "messages"):
-        import_file(db, kind, folder / f"{kind}.csv")
-    db.close()
+    path = imported_world(folder, 4000, 31)
     as_of = world._as_of(None)
     _run(path, as_of, full=True)
     return folder, path, as_of
