@@ -125,40 +125,40 @@ def test_nothing_new_is_told_from_the_marks_alone(scored_world) -> None:  # noqa
     assert _tables(path) == before
 
 
-def test_books_that_do_not_match_the_scores_mean_a_full_rescore(scored_world) -> None:  # noqa: ANN001
-    """A run killed between writing the scores and the books leaves books naming another run."""
-    path, twin = _changed(scored_world, "lost-books")
+def _rescored_whole_after(scored_world, name: str, *statements: str):  # noqa: ANN001, ANN202
+    """A changed copy of the scored world, these statements run on it: its next run rescores every order with a
+    number, and gives a full rescore's flags and scores. Returns (path, twin, as_of, orders with a number)."""
+    path, twin = _changed(scored_world, name)
     as_of = scored_world[2]
     conn = sqlite3.connect(path)
     with conn:
-        conn.execute("UPDATE meta SET value = 'another run' WHERE key = 'seller_books.run'")
+        for sql in statements:
+            conn.execute(sql)
     orders = conn.execute("SELECT count(*) FROM orders WHERE coalesce(tracking_number, '') <> ''").fetchone()[0]
     conn.close()
-    summary = _run(path, as_of)
-    assert summary.scored == orders
+    assert _run(path, as_of).scored == orders
     _run(twin, as_of, full=True)
     _same(path, twin)
+    return path, twin, as_of, orders
+
+
+def test_books_that_do_not_match_the_scores_mean_a_full_rescore(scored_world) -> None:  # noqa: ANN001
+    """A run killed between writing the scores and the books leaves books naming another run."""
+    _rescored_whole_after(scored_world, "lost-books",
+                          "UPDATE meta SET value = 'another run' WHERE key = 'seller_books.run'")
 
 
 def test_a_store_with_books_of_the_former_layout_is_rescored_whole_then_incrementally(scored_world) -> None:  # noqa: ANN001
     """A store scored before the books were kept in parts (one row per seller, layout 2): its next run rescores
     every order (the migration makes the table anew), and the run after that is incremental again; both exact."""
-    path, twin = _changed(scored_world, "former-layout")
-    as_of = scored_world[2]
-    conn = sqlite3.connect(path)
-    with conn:
-        conn.execute("DROP TABLE seller_books")
-        conn.execute("CREATE TABLE seller_books (seller_id TEXT PRIMARY KEY, orders BLOB NOT NULL, median REAL, "
-                     "median_relative REAL, bins BLOB)")
-        conn.execute("INSERT INTO seller_books VALUES ('S1', x'00', 1.0, 0.5, NULL)")
-        conn.execute("UPDATE meta SET value = '2' WHERE key = 'seller_books.format'")
-        conn.execute("DELETE FROM _migrations WHERE name = '014_seller_books_in_parts'")
-    orders = conn.execute("SELECT count(*) FROM orders WHERE coalesce(tracking_number, '') <> ''").fetchone()[0]
-    conn.close()
-    summary = _run(path, as_of)
-    assert summary.scored == orders
-    _run(twin, as_of, full=True)
-    _same(path, twin)
+    path, twin, as_of, orders = _rescored_whole_after(
+        scored_world, "former-layout",
+        "DROP TABLE seller_books",
+        "CREATE TABLE seller_books (seller_id TEXT PRIMARY KEY, orders BLOB NOT NULL, median REAL, "
+        "median_relative REAL, bins BLOB)",
+        "INSERT INTO seller_books VALUES ('S1', x'00', 1.0, 0.5, NULL)",
+        "UPDATE meta SET value = '2' WHERE key = 'seller_books.format'",
+        "DELETE FROM _migrations WHERE name = '014_seller_books_in_parts'")
     later = as_of + timedelta(days=2)
     summary = _run(path, later)
     assert 0 < summary.scored < orders
