@@ -172,6 +172,12 @@ def test_the_classifiers_frame_built_from_the_rules_read_is_the_one_read_anew(aw
     kept: list[readers.KeptOrders] = []
     rules = readers.rule_frame(db.conn, None, plan=plan, known_facts=refreshing.facts, read=read, keep=kept)
     assert len(kept) == 1 and len(rules) == len(sql_frame)
+    # the rules' frame with the facts joined in memory is the one read through SQL, text columns as object text
+    with override(arrow_min_orders=10**12):
+        rules_by_sql = readers.rule_frame(db.conn)
+    assert rules_by_sql.attrs["read_by"] == "sql"
+    pd.testing.assert_frame_equal(rules.sort_values("order_id").reset_index(drop=True),
+                                  rules_by_sql.sort_values("order_id").reset_index(drop=True), check_exact=True)
     from_kept = feature_frame(db.conn, None, AS_OF, _pressure, kept=kept[0])
     assert from_kept.attrs["read_by"] == "child readers (the rules' read)"
     assert not kept[0].columns and kept[0].messages is None  # let go: the frame holds them now

@@ -427,7 +427,7 @@ def rule_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None = None,
                 and read.messages_table is not None and read.places:
             keep.append(_kept(read, joined, moved))
         for name, column in joined.items():
-            frame[name] = column
+            _put(frame, name, column)
         del joined
     if order_ids is None:  # the frame holds every order
         frame["n_orders_on_number"] = view.orders_on_number(frame["tracking_number"])
@@ -513,7 +513,13 @@ class _KeptRead:
 def _join_facts(frame: pd.DataFrame, known: dict[str, Any]) -> None:
     """`_joined_facts` put into the frame, in place."""
     for name, column in _joined_facts(frame, known).items():
-        frame[name] = column
+        _put(frame, name, column)
+
+
+def _put(frame: pd.DataFrame, name: str, column: np.ndarray) -> None:
+    """Put a joined column into the frame as it is: text stays object text, as the SQL read types it (pandas would
+    copy every string into an Arrow string array, a second on a million orders, which the rules then turn back)."""
+    frame[name] = pd.Series(column, index=frame.index, dtype=object, copy=False) if column.dtype == object else column
 
 
 def _joined_facts(frame: pd.DataFrame, known: dict[str, Any]) -> dict[str, np.ndarray]:
