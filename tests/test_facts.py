@@ -330,3 +330,24 @@ def test_a_slice_whose_text_is_not_text_is_left_to_sql(db, tmp_path):
     conn.close()
     with pytest.raises(TypeError, match="city"):
         arrow.facts_of_slice(copy, ScanKinds(), 0, 10**9)
+
+
+def test_coded_columns_of_the_parts_are_joined_by_hashing_in_c_with_the_dicts_answer(monkeypatch):
+    """Combining the parts joins each coded column over the union of its distinct values (tens of thousands of
+    places per part): text is hashed by pandas, numbered in order of first appearance as the dict numbers it; any
+    other value (None, bytes) still goes through the dict."""
+    rng = np.random.default_rng(4)
+    pool = ["Madrid", "madrid", "Málaga", "", "29001", "ES|Madrid|28013", "Zürich", "ǅ", "a\x00b", "a"]
+    columns = []
+    for _ in range(5):
+        values = list(dict.fromkeys(rng.choice(pool, size=6).tolist()))
+        columns.append(facts.Coded(rng.integers(-1, len(values), size=40), values))
+    by_dict = facts._joined_by_dict(columns)
+    with monkeypatch.context() as patched:
+        patched.setattr(facts, "_joined_by_dict", lambda columns: pytest.fail("text went through the dict"))
+        joined = facts._joined(columns)
+    assert joined.values == by_dict.values and np.array_equal(joined.codes, by_dict.codes)
+    odd = [facts.Coded(np.array([0, 1, -1]), ["x", None]), facts.Coded(np.array([1, 0]), [b"y", "x"])]
+    mixed = facts._joined(odd)
+    assert mixed.values == ["x", None, b"y"] and mixed.codes.tolist() == [0, 1, -1, 0, 2]
+    assert facts._joined([]).values == [] and len(facts._joined([facts.Coded(np.array([-1]), [])]).codes) == 1
