@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from itertools import chain
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -372,7 +373,25 @@ def _drop_empty(part: dict[str, Any]) -> dict[str, Any]:
 
 
 def _joined(columns: Sequence[Coded]) -> Coded:
-    """Coded columns of several parts as one, over the union of their distinct values."""
+    """Coded columns of several parts as one, over the union of their distinct values (numbered in order of first
+    appearance). Each part lists every distinct place of its events, tens of thousands: hashed in C."""
+    import pandas as pd  # in the process that combines (never a child reader)
+
+    every = np.fromiter(chain.from_iterable(c.values for c in columns), dtype=object,
+                        count=sum(len(c.values) for c in columns))
+    if pd.api.types.infer_dtype(every, skipna=False) not in ("string", "empty"):  # None, bytes: hashed by Python
+        return _joined_by_dict(columns)
+    number, distinct = pd.factorize(every)
+    pieces, start = [], 0
+    for column in columns:
+        mapping = np.append(number[start:start + len(column.values)].astype(np.int64), -1)
+        start += len(column.values)
+        pieces.append(mapping[np.asarray(column.codes, dtype=np.int64)])  # -1 -> the appended -1
+    return Coded(np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64), list(distinct))
+
+
+def _joined_by_dict(columns: Sequence[Coded]) -> Coded:
+    """`_joined` of any values, hashed by a dict."""
     index: dict[Any, int] = {}
     pieces = []
     for column in columns:

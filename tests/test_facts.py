@@ -290,3 +290,64 @@ def test_facts_refreshed_batch_by_batch_are_those_of_every_event_at_once(db):
     assert incremental.loc["RR123456785CN"].delivered_city == "KAZAN"  # the earlier scan of the tie
     assert incremental.loc["YT0000000000000001"].n_events == 1  # a number's first events
     pd.testing.assert_frame_equal(table, _refreshed(db), check_exact=True)
+
+
+def _copy_of(db, tmp_path) -> str:
+    """A copy of the store for the driver to read in this process: its SQLite closing a file drops this process's
+    POSIX locks on that file, so never on the store the test's own connection holds."""
+    db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    copy = tmp_path / "copy.db"
+    shutil.copyfile(db.conn.execute("PRAGMA database_list").fetchone()[2], copy)
+    return str(copy)
+
+
+def test_a_slice_of_scans_is_read_in_one_batch(db, tmp_path, monkeypatch):
+    """One batch: the driver and Arrow handle each column in one piece rather than a thousand rows at a time."""
+    from tracker.detection import arrow
+
+    _awkward_store(db)
+    asked = []
+    fetch = arrow.Connection.fetch
+    monkeypatch.setattr(arrow.Connection, "fetch", lambda self, sql, **kw: asked.append(kw) or fetch(self, sql, **kw))
+    part = arrow.facts_of_slice(_copy_of(db, tmp_path), ScanKinds(), 0, 10**9)
+    assert asked == [{"one_batch": True}]
+    whole = facts.partial(store.event_columns(db.conn, ids=(0, 10**9)), ScanKinds())
+    assert part is not None
+    pd.testing.assert_frame_equal(pd.DataFrame(facts.finish(part)), pd.DataFrame(facts.finish(whole)), check_exact=True)
+
+
+def test_a_slice_whose_text_is_not_text_is_left_to_sql(db, tmp_path):
+    """A blob among the scans' text: the driver types the whole column binary, so the child refuses the slice
+    (the refresh then computes the facts through SQL) rather than make facts of bytes."""
+    import sqlite3
+
+    from tracker.detection import arrow
+
+    _awkward_store(db)
+    copy = _copy_of(db, tmp_path)
+    with sqlite3.connect(copy) as conn:
+        conn.execute("UPDATE tracking_events SET city = ? WHERE id = 3", [b"\x00\xffMadrid"])
+    conn.close()
+    with pytest.raises(TypeError, match="city"):
+        arrow.facts_of_slice(copy, ScanKinds(), 0, 10**9)
+
+
+def test_coded_columns_of_the_parts_are_joined_by_hashing_in_c_with_the_dicts_answer(monkeypatch):
+    """Combining the parts joins each coded column over the union of its distinct values (tens of thousands of
+    places per part): text is hashed by pandas, numbered in order of first appearance as the dict numbers it; any
+    other value (None, bytes) still goes through the dict."""
+    rng = np.random.default_rng(4)
+    pool = ["Madrid", "madrid", "Málaga", "", "29001", "ES|Madrid|28013", "Zürich", "ǅ", "a\x00b", "a"]
+    columns = []
+    for _ in range(5):
+        values = list(dict.fromkeys(rng.choice(pool, size=6).tolist()))
+        columns.append(facts.Coded(rng.integers(-1, len(values), size=40), values))
+    by_dict = facts._joined_by_dict(columns)
+    with monkeypatch.context() as patched:
+        patched.setattr(facts, "_joined_by_dict", lambda columns: pytest.fail("text went through the dict"))
+        joined = facts._joined(columns)
+    assert joined.values == by_dict.values and np.array_equal(joined.codes, by_dict.codes)
+    odd = [facts.Coded(np.array([0, 1, -1]), ["x", None]), facts.Coded(np.array([1, 0]), [b"y", "x"])]
+    mixed = facts._joined(odd)
+    assert mixed.values == ["x", None, b"y"] and mixed.codes.tolist() == [0, 1, -1, 0, 2]
+    assert facts._joined([]).values == [] and len(facts._joined([facts.Coded(np.array([-1]), [])]).codes) == 1
