@@ -261,6 +261,7 @@ def _run(db: sqlite_utils.Database, conn: Any, plan: Plan, as_of: datetime, sett
                 refreshing = shipment_facts.start(db, plan, kinds, children=children, writer=writer)
                 log.debug("shipment facts: %s in %.2f s", refreshing.done, time.perf_counter() - started)
                 folding = search_fold.start(conn, plan, writer)  # after the facts' write, on the same child
+                writer.release()  # no more work for it: it ends after the fold, not with the rules
                 children.release()  # every scan read (and the orders' read queued first): no more work for them
                 scope = None if scope_all else _changed_orders(conn, last, as_of_text)
                 if not together:
