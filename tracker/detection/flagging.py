@@ -36,6 +36,7 @@ from tracker.detection import pressure_cache, readers, registry, search_fold, sh
 from tracker.detection.children import Children
 from tracker.detection.freshness import META_PREFIX, META_RUN
 from tracker.detection.freshness import marks as _marks
+from tracker.detection.memory import give_back
 from tracker.errors import BadInput
 from tracker.plan import Plan, plan_for
 from tracker.timeutil import to_db
@@ -131,6 +132,7 @@ def _collect(rules: list[Rule], ctx: RuleContext) -> list[Finding]:
             if f.code != r.code:
                 raise ValueError(f"rule {r.code} returned a finding with code {f.code}")
             findings.append(f)
+        give_back(r.code)
         log.debug("rules: %s in %.2f s", r.code, time.perf_counter() - started)
     return findings
 
@@ -275,6 +277,7 @@ def _run(db: sqlite_utils.Database, conn: Any, plan: Plan, as_of: datetime, sett
             finally:
                 if read is not None:
                     read.close()
+            give_back("the rules' read")  # what the read and the join of a million orders freed
             ctx = context(conn, plan, as_of, settings, scope, orders, pressure)
             examined = set(orders["order_id"])
             del orders

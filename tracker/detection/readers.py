@@ -27,6 +27,7 @@ from detectors import corrections, facts, features, view
 from detectors.features import MessageScorer, Normalised, Side
 from tracker.detection import store
 from tracker.detection.children import Children
+from tracker.detection.memory import give_back
 from tracker.plan import Plan, child_file, plan_for
 
 log = logging.getLogger(__name__)
@@ -421,6 +422,7 @@ def rule_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None = None,
     if moved is not None:
         frame = frame.take(moved).reset_index(drop=True)
     plain_objects(frame)
+    give_back("the rules' frame read")
     if not read.fact_columns:
         joined = _joined_facts(frame, known_facts if known_facts is not None else facts.finish(facts.combine([])))
         if keep is not None and order_ids is None and known_facts is not None and read.orders_part is not None \
@@ -429,6 +431,7 @@ def rule_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None = None,
         for name, column in joined.items():
             frame[name] = column
         del joined
+        give_back("the rules' facts joined")
     if order_ids is None:  # the frame holds every order
         frame["n_orders_on_number"] = view.orders_on_number(frame["tracking_number"])
     else:  # the scope may hold only part of a number's orders: count them all
