@@ -163,12 +163,14 @@ def _books_of(loaded: Any, frame: pd.DataFrame, rows: np.ndarray, features: pd.D
     edges = rescoring.decision_edges(loaded.model, list(features.columns))
     due[rows], timed = rescoring.due_times(loaded.model.named_steps["features"], frame, rows, features,
                                            datetime_to_jd(as_of), edges)
+    give_back("the due times")
     scored = np.zeros(len(frame), dtype=np.uint8)
     scored[rows] = 1
     entries = seller_books.entries(frame["order_rowid"].to_numpy(dtype=np.int64), bits, transit,
                                    seller_books.hashes(frame["tracking_number"]), seller_books.hashes(frame["buyer_id"]),
                                    due, scored, _any_flag(frame), seller_books.flag_mask(frame, FLAG_COLUMNS),
                                    seller_books.codes_mask(frame["codes"], FLAG_CODES))
+    give_back("the book entries")
     return seller_books.Books.of(frame["seller_id"], entries, _bins_of(binned, rows, len(frame))), timed
 
 
