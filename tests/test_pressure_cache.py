@@ -71,7 +71,7 @@ def test_a_failed_run_ends_the_child_and_leaves_a_consistent_cache(imported, tmp
 
     def watched(conn, plan):  # noqa: ANN001, ANN202
         filling = real_start(conn, plan)
-        processes.extend(filling.children._pool._processes.values())
+        processes.extend(filling.children.processes())
         return filling
 
     def broken(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
@@ -88,6 +88,22 @@ def test_a_failed_run_ends_the_child_and_leaves_a_consistent_cache(imported, tmp
     rows = list(db.conn.execute("SELECT model, probability FROM message_pressure"))
     assert all(0.0 <= p <= 1.0 for _, p in rows)
     assert db.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    db.close()
+
+
+def test_the_child_ends_once_the_cache_is_filled_not_with_the_run(imported, tmp_path, thresholds):
+    """Its memory goes back as soon as its one task is done: the rules that run meanwhile do not carry it."""
+    from tracker.detection import pressure_cache
+    from tracker.plan import plan_for
+
+    thresholds(whole_pressure_cache_from=1)
+    db = opened_copy(imported, tmp_path, "ends.db")
+    filling = pressure_cache.start(db.conn, plan_for(db.conn))
+    processes = filling.children.processes()
+    assert processes and filling.future.result() > 100
+    for child in processes:  # ended before anyone waited for the filling
+        assert ended(child.pid)
+    assert filling.wait() > 100
     db.close()
 
 

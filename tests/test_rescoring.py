@@ -196,3 +196,33 @@ def test_successive_changes_stay_exact_though_the_books_keep_only_the_bytes_an_o
     shutil.copyfile(path, twin)
     _run(twin, as_of, full=True)
     _same(path, twin)
+
+
+def test_due_times_are_the_same_worked_out_a_few_rows_at_a_time(scored_world, monkeypatch) -> None:  # noqa: ANN001
+    """`rescoring.due_times` works the features out again `DUE_ROWS` frame rows at a time (a million rows' at once
+    cost hundreds of MB): the same due times and timed features as all rows at once, and the frame left as it was."""
+    import numpy as np
+    import pandas as pd
+
+    from tracker.detection import rescoring
+
+    folder, base, as_of = scored_world
+    path = folder / "due-rows.db"
+    shutil.copyfile(base, path)
+    real, compared = rescoring.due_times, []
+
+    def both(transform, frame, rows, features, as_of_jd, edges):  # noqa: ANN001, ANN202
+        before = frame.copy()
+        monkeypatch.setattr(rescoring, "DUE_ROWS", 10**9)
+        whole = real(transform, frame, rows, features, as_of_jd, edges)
+        monkeypatch.setattr(rescoring, "DUE_ROWS", 37)
+        parts = real(transform, frame, rows, features, as_of_jd, edges)
+        np.testing.assert_array_equal(parts[0], whole[0])
+        assert parts[1] == whole[1] and whole[1]
+        pd.testing.assert_frame_equal(frame, before)
+        compared.append(len(rows))
+        return parts
+
+    monkeypatch.setattr(rescoring, "due_times", both)
+    _run(path, as_of + timedelta(days=2), full=True)
+    assert compared and compared[0] > 1000

@@ -63,6 +63,33 @@ def test_the_writing_child_folds_the_queue_during_the_rules(imported, tmp_path, 
     plain.close()
 
 
+def test_the_writing_child_ends_once_the_fold_is_done_while_the_rules_run(imported, tmp_path, thresholds,
+                                                                          monkeypatch):
+    """Its memory goes back as soon as its last task is done, not when the rules stage ends."""
+    from tracker.detection import flagging, search_fold
+
+    thresholds(search_fold_child_min_rows=1)
+    db = opened_copy(imported, tmp_path, "ends.db")
+    seen = {}
+    real_start, real_collect = search_fold.start, flagging._collect
+
+    def watched(conn, plan, writer):  # noqa: ANN001, ANN202
+        seen["folding"], seen["writer"] = real_start(conn, plan, writer), writer
+        return seen["folding"]
+
+    def collect(rules, ctx):  # noqa: ANN001, ANN202 - the rules, once the fold is done
+        seen["folded"] = seen["folding"].future.result()
+        seen["processes"] = seen["writer"].processes()
+        seen["ended"] = all(ended(child.pid) for child in seen["processes"])
+        return real_collect(rules, ctx)
+
+    monkeypatch.setattr(search_fold, "start", watched)
+    monkeypatch.setattr(flagging, "_collect", collect)
+    flagging.run_rules(db, world._as_of(None), full=True)
+    assert seen["folded"] > 1200 and seen["processes"] and seen["ended"]
+    db.close()
+
+
 def test_a_failed_run_ends_the_child_and_leaves_queue_and_index_whole(imported, tmp_path, thresholds, monkeypatch):
     from tracker.detection import flagging, search_fold
     from tracker.detection.pipeline import detect
@@ -75,7 +102,7 @@ def test_a_failed_run_ends_the_child_and_leaves_queue_and_index_whole(imported, 
     def watched(conn, plan, writer):  # noqa: ANN001, ANN202
         folding = real_start(conn, plan, writer)
         assert folding.future is not None
-        processes.extend(writer._pool._processes.values())
+        processes.extend(writer.processes())
         return folding
 
     def broken(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202

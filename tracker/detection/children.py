@@ -22,6 +22,7 @@ class Children:
     def __init__(self, workers: int):
         self.workers = max(int(workers), 1)
         self._pool: ProcessPoolExecutor | None = None
+        self._released: list[Any] = []  # the processes of a released pool, still ended by `terminate`
 
     @classmethod
     def of(cls, plan: Plan) -> Children:
@@ -43,16 +44,21 @@ class Children:
 
     def terminate(self) -> None:
         """End them now, work under way included (a run that failed: nothing should wait for its helpers)."""
-        if self._pool is not None:
-            for process in list((getattr(self._pool, "_processes", None) or {}).values()):
-                process.terminate()
-            self.close()
+        processes, self._released = self.processes(), []
+        for process in processes:
+            process.terminate()
+        self.close()
 
     def release(self) -> None:
         """Let the idle ones end now and the busy ones once their work is done (its futures still answer)."""
         if self._pool is not None:
+            self._released = self.processes()
             self._pool.shutdown(wait=False)
             self._pool = None
+
+    def processes(self) -> list[Any]:
+        """The child processes started, those released included (`multiprocessing` process objects)."""
+        return self._released + list((getattr(self._pool, "_processes", None) or {}).values())
 
     def __enter__(self) -> Children:
         return self

@@ -25,6 +25,8 @@ _INSERT = (f"INSERT OR REPLACE INTO shipment_facts ({', '.join(_NAMES)}) "
 _META = "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
 # rows turned into Python values at a time: a million rows' 27 columns at once would be a gigabyte of objects
 ROWS_PER_BATCH = 50_000
+# the writing child's rows at a time, taken from the facts' file (`write_file_rows`): fewer objects alive at once
+FILE_ROWS_PER_BATCH = 10_000
 
 
 def write_rows(conn: sqlite3.Connection, computed: dict[str, Any]) -> None:
@@ -77,36 +79,64 @@ def to_file(computed: dict[str, Any], out: str) -> None:
         writer.write_table(table)
 
 
-def from_file(facts_file: str) -> dict[str, Any]:
-    """The facts of a `to_file` file, as `write_rows` takes them: text `Coded`, numbers numpy."""
+def _numpy(column: Any) -> np.ndarray:
+    """A plain (not dictionary) Arrow column of a `to_file` file as `write_rows` takes it: text as objects, times
+    with NaN for null, counts int64."""
     import pyarrow as pa
 
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
+    if pa.types.is_floating(column.type):
+        return column.to_numpy(zero_copy_only=False)  # null -> NaN
+    return column.to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def write_file_rows(conn: sqlite3.Connection, facts_file: str) -> int:
+    """`write_rows` of a `to_file` file, a batch of rows at a time: the rows in number order (as `write_rows`
+    orders them), each batch taken from the mapped file and made Python values on its own, so the writing child
+    never holds every number's facts as arrays or objects at once. The caller owns the transaction."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     table = pa.ipc.open_file(pa.memory_map(facts_file)).read_all()
-    out: dict[str, Any] = {}
-    for name in _NAMES:
-        column = table.column(name).combine_chunks()
-        if pa.types.is_dictionary(column.type):
-            out[name] = Coded(column.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64),
-                              column.dictionary.to_pylist())
-        elif pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-            out[name] = np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
-        elif pa.types.is_floating(column.type):
-            out[name] = column.to_numpy(zero_copy_only=False)  # null -> NaN
-        else:
-            out[name] = column.to_numpy(zero_copy_only=False).astype(np.int64)
-    return out
+    if not table.num_rows:
+        return 0
+    table = table.unify_dictionaries().combine_chunks()
+    # each text column's distinct values once, with None last (code -1: missing), as `texts` makes them
+    distinct = {name: np.array([*column.chunk(0).dictionary.to_pylist(), None], dtype=object)
+                for name, column in zip(table.column_names, table.columns, strict=True)
+                if pa.types.is_dictionary(column.type)}
+    # Arrow orders text by its UTF-8 bytes: the order of the code points, as `write_rows` sorts
+    order = pc.sort_indices(table.column("tracking_number"))
+    for start in range(0, len(order), FILE_ROWS_PER_BATCH):
+        part = table.take(order[start:start + FILE_ROWS_PER_BATCH])
+        columns = []
+        for name in _NAMES:
+            column = part.column(name).combine_chunks()
+            if name in distinct:
+                values = distinct[name][column.indices.fill_null(-1).to_numpy(zero_copy_only=False)]
+            else:
+                values = _numpy(column)
+            if values.dtype.kind == "f":
+                values = np.where(np.isnan(values), None, values.astype(object))
+            columns.append(values.tolist())
+        conn.executemany(_INSERT, zip(*columns, strict=True))
+    return table.num_rows
 
 
 def store_file(path: str, facts_file: str, whole: bool, meta: dict[str, str]) -> int:
     """In a child process: the facts of `facts_file` (`to_file`) written to the store at `path`, on a
-    connection of its own, with their watermark; the rows written."""
-    computed = from_file(facts_file)
+    connection of its own, with their watermark (as `store` writes them); the rows written."""
     conn = sqlite3.connect(path, timeout=30)
     try:
         conn.execute("PRAGMA busy_timeout = 30000")
         conn.execute("PRAGMA synchronous = NORMAL")
-        store(conn, computed, whole, meta)
-        return len(computed["tracking_number"])
+        with conn:
+            if whole:
+                conn.execute("DELETE FROM shipment_facts")
+            written = write_file_rows(conn, facts_file)
+            conn.executemany(_META, meta.items())
+        return written
     finally:
         conn.close()
 

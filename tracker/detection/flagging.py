@@ -36,6 +36,7 @@ from tracker.detection import pressure_cache, readers, registry, search_fold, sh
 from tracker.detection.children import Children
 from tracker.detection.freshness import META_PREFIX, META_RUN
 from tracker.detection.freshness import marks as _marks
+from tracker.detection.memory import give_back
 from tracker.errors import BadInput
 from tracker.plan import Plan, plan_for
 from tracker.timeutil import to_db
@@ -131,6 +132,7 @@ def _collect(rules: list[Rule], ctx: RuleContext) -> list[Finding]:
             if f.code != r.code:
                 raise ValueError(f"rule {r.code} returned a finding with code {f.code}")
             findings.append(f)
+        give_back(r.code)
         log.debug("rules: %s in %.2f s", r.code, time.perf_counter() - started)
     return findings
 
@@ -261,6 +263,7 @@ def _run(db: sqlite_utils.Database, conn: Any, plan: Plan, as_of: datetime, sett
                 refreshing = shipment_facts.start(db, plan, kinds, children=children, writer=writer)
                 log.debug("shipment facts: %s in %.2f s", refreshing.done, time.perf_counter() - started)
                 folding = search_fold.start(conn, plan, writer)  # after the facts' write, on the same child
+                writer.release()  # no more work for it: it ends after the fold, not with the rules
                 children.release()  # every scan read (and the orders' read queued first): no more work for them
                 scope = None if scope_all else _changed_orders(conn, last, as_of_text)
                 if not together:
@@ -274,6 +277,7 @@ def _run(db: sqlite_utils.Database, conn: Any, plan: Plan, as_of: datetime, sett
             finally:
                 if read is not None:
                     read.close()
+            give_back("the rules' read")  # what the read and the join of a million orders freed
             ctx = context(conn, plan, as_of, settings, scope, orders, pressure)
             examined = set(orders["order_id"])
             del orders

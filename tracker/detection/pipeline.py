@@ -72,8 +72,10 @@ def detect(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False) ->
         preload.wait()  # also when the rules fail: the process does not end in the middle of an import
     summary.examined, summary.flags_raised, summary.flags_resolved = (
         len(result.order_ids), result.raised, result.resolved)
+    from tracker.detection import memory, scoring
+
+    memory.give_back("the rules")  # the rules' frame and events, freed: the scoring stage starts from what is in use
     t1 = time.perf_counter()
-    from tracker.detection import scoring
 
     kept, result.kept = result.kept, None  # the scoring stage's to use and let go
     scored = scoring.score_orders(db, result.order_ids, as_of, full=full or result.everything, plan=plan, run=run,

@@ -98,11 +98,13 @@ def start(conn: sqlite3.Connection, plan: Plan) -> Filling:
     key = registry.message_model_key()
     children = Children(1)
     try:
-        return Filling(children, children.submit(fill, path, key))
+        future = children.submit(fill, path, key)
     except Exception as exc:  # noqa: BLE001 - no child process here: the scoring stage does it all
         log.debug("pressure cache: no child process (%s)", exc)
         children.close()
         return Filling(None, None)
+    children.release()  # its only task: the child ends once it is done, its memory not held through the rules
+    return Filling(children, future)
 
 
 def fill(path: str, model_key: str) -> int:

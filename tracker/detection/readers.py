@@ -27,6 +27,7 @@ from detectors import corrections, facts, features, view
 from detectors.features import MessageScorer, Normalised, Side
 from tracker.detection import store
 from tracker.detection.children import Children
+from tracker.detection.memory import give_back
 from tracker.plan import Plan, child_file, plan_for
 
 log = logging.getLogger(__name__)
@@ -421,14 +422,16 @@ def rule_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None = None,
     if moved is not None:
         frame = frame.take(moved).reset_index(drop=True)
     plain_objects(frame)
+    give_back("the rules' frame read")
     if not read.fact_columns:
         joined = _joined_facts(frame, known_facts if known_facts is not None else facts.finish(facts.combine([])))
         if keep is not None and order_ids is None and known_facts is not None and read.orders_part is not None \
                 and read.messages_table is not None and read.places:
             keep.append(_kept(read, joined, moved))
-        for name, column in joined.items():
-            _put(frame, name, column)
-        del joined
+        read.orders_part = None  # the frame and the kept orders hold what they use of the reader's columns
+        for name in list(joined):  # each joined column let go once the frame holds it
+            _put(frame, name, joined.pop(name))
+        give_back("the rules' facts joined")
     if order_ids is None:  # the frame holds every order
         frame["n_orders_on_number"] = view.orders_on_number(frame["tracking_number"])
     else:  # the scope may hold only part of a number's orders: count them all
@@ -452,10 +455,11 @@ def _numbered_first(numbers: pd.Series) -> np.ndarray | None:
 def _kept(read: OrderRead, joined: dict[str, np.ndarray], moved: np.ndarray | None) -> KeptOrders:
     """The orders reader's columns as read and the classifier's facts as joined to each order (under its stored
     number: the classifier sees no chat correction), put back in the reader's order where the rules' frame
-    `moved` its rows. The arrays the rules' frame may share and change are copied: plain ones (its categoricals
-    become new object columns, its numbers are converted copies)."""
+    `moved` its rows. The arrays the rules' frame may share and change are copied: plain ones, where it did not
+    move its rows (its categoricals become new object columns, its numbers are converted copies)."""
     columns, normalised = read.orders_part  # type: ignore[misc]
-    own = [values if isinstance(values, pd.Categorical) else values.copy() for values in columns]
+    # a frame whose rows were moved holds copies of them already: nothing of the reader's is shared then
+    own = [values if isinstance(values, pd.Categorical) or moved is not None else values.copy() for values in columns]
     for name in features.FEATURE_FACTS:
         if moved is None:
             own.append(joined[name].copy())

@@ -28,6 +28,7 @@ from detectors import seller_aggregates as sa
 Edges = dict[str, np.ndarray | None]
 TIME_STEP = 1.0 / 1440  # a minute: how far ahead the age features are probed for their slope
 MARGIN = 1e-6  # days a due time is moved earlier, so rounding never lets a crossing slip past
+DUE_ROWS = 200_000  # frame rows whose features `due_times` works out again at a time
 
 
 def decision_edges(model: Any, features: list[str]) -> Edges:
@@ -82,17 +83,31 @@ def due_times(transform: Any, frame: pd.DataFrame, rows: np.ndarray, features: p
     until it stops at a cap, or shrinks so); its next threshold in the direction it moves gives the day. A feature
     that moves any other way, or without known thresholds, is due at once: `as_of_jd` itself (a score is due when
     its due time is *before* the run's time, so any later run rescores it). Also the features that time moves (a
-    stored reason that shows one is out of date as soon as time passes)."""
+    stored reason that shows one is out of date as soon as time passes).
+
+    Each row's features are its own, so the frame is worked out again `DUE_ROWS` rows at a time: a million rows'
+    features a minute later, beside the ones in hand, would cost hundreds of MB at once."""
     due = np.full(len(rows), np.inf)
     timed: set[str] = set()
     if not len(rows):
         return due, timed
-    saved = frame["as_of_jd"]
-    frame["as_of_jd"] = as_of_jd + TIME_STEP
-    try:
-        later = transform.transform_frame(frame, rows)
-    finally:
-        frame["as_of_jd"] = saved
+    rows = np.asarray(rows, dtype=np.int64)
+    for start in range(0, len(frame), DUE_ROWS):
+        stop = min(start + DUE_ROWS, len(frame))
+        mine = np.flatnonzero((rows >= start) & (rows < stop))
+        if not len(mine):
+            continue
+        part = frame.iloc[start:stop].copy(deep=False)  # its own columns: the whole frame is not copied or changed
+        part["as_of_jd"] = as_of_jd + TIME_STEP
+        later = transform.transform_frame(part, rows[mine] - start)
+        due[mine] = _due_of(features.iloc[mine], later, as_of_jd, edges, timed)
+    return np.maximum(due, as_of_jd), timed
+
+
+def _due_of(features: pd.DataFrame, later: pd.DataFrame, as_of_jd: float, edges: Edges, timed: set[str]) -> np.ndarray:
+    """`due_times` of rows whose features are `features` now and `later` a minute later; adds the features that
+    changed to `timed`."""
+    due = np.full(len(features), np.inf)
     for name in features.columns:
         now, then = features[name].to_numpy(dtype=float), later[name].to_numpy(dtype=float)
         changed = ~((now == then) | (np.isnan(now) & np.isnan(then)))
@@ -118,7 +133,7 @@ def due_times(transform: Any, frame: pd.DataFrame, rows: np.ndarray, features: p
         down = falling & (position > 0)
         below = np.maximum(position - 1, 0)
         due[down] = np.minimum(due[down], as_of_jd + (now[down] - thresholds[below[down]]) - MARGIN)
-    return np.maximum(due, as_of_jd), timed
+    return due
 
 
 def binning(model: Any) -> Any:

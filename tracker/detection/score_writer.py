@@ -74,9 +74,10 @@ class KeyOrder:
     objects. Only speed depends on this order; the rows written are the same."""
 
     def __init__(self, ids: np.ndarray):
-        self.ids = ids
         ordered = sorted_ids(ids)
         self.order, self.sorted = ordered if ordered is not None else (None, None)
+        # sorted, the ids made anew are the ones written: the given ones (a million objects) are not kept beside them
+        self.ids = ids if self.order is None else None
 
     def columns(self, score: np.ndarray, codes: np.ndarray, reasons: np.ndarray | str,
                 rows: np.ndarray | None = None) -> ScoreColumns:
@@ -276,6 +277,7 @@ def serve(pipe: Any, path: str) -> None:
         while (message := inbox.get()) is not None:
             try:
                 done = _step(conn, state, *message)
+                del message  # not held while the next one is awaited (the begin's ids: tens of MB at a million)
                 pipe.send(("ok",))
             except Exception as exc:  # noqa: BLE001 - every failure goes back to the scorer, which raises it
                 pipe.send(("error", f"{type(exc).__name__}: {exc}"))

@@ -52,6 +52,7 @@ from tracker.detection import (
     store,
     threads,
 )
+from tracker.detection.memory import give_back
 from tracker.plan import Plan, child_file, plan_for, thresholds
 from tracker.timeutil import to_db
 
@@ -118,6 +119,7 @@ def _score_all(db: sqlite_utils.Database, plan: Plan, loaded: Any, as_of: dateti
     settings = config.load("model").get("scoring", {})
     frame = readers.feature_frame(db.conn, None, as_of, message_scorer(db, plan), plan=plan, kept=kept)
     del kept
+    give_back("the classifier's frame")
     log.debug("scoring: %d orders read (%s)", len(frame), frame.attrs.get("read_by"))
     if frame.empty:
         _record(db, loaded.model_id, as_of, pd.DataFrame(), True, extra=_marks(run, seller_books.Books(
@@ -138,11 +140,15 @@ def _score_all(db: sqlite_utils.Database, plan: Plan, loaded: Any, as_of: dateti
     every = bool(tracked.all())
     rows = np.flatnonzero(tracked)
     features, matrix = _features(loaded, frame, None if every else rows)
+    give_back("the features")
     binned = _binned(loaded, matrix)
+    give_back("the binning")
     books, timed = _books_of(loaded, frame, rows, features, binned, as_of)
+    give_back("the books")
     frame = frame[["order_id", "codes", "target", "order_rowid"]]
     if not every:
         frame = frame[tracked]
+    give_back("the scoring frame")
     return _predict_and_write(db, loaded, settings, frame, features, matrix, as_of, True, untracked, writer,
                                run, books, timed, typical=typical, binned=binned)
 
@@ -157,12 +163,14 @@ def _books_of(loaded: Any, frame: pd.DataFrame, rows: np.ndarray, features: pd.D
     edges = rescoring.decision_edges(loaded.model, list(features.columns))
     due[rows], timed = rescoring.due_times(loaded.model.named_steps["features"], frame, rows, features,
                                            datetime_to_jd(as_of), edges)
+    give_back("the due times")
     scored = np.zeros(len(frame), dtype=np.uint8)
     scored[rows] = 1
     entries = seller_books.entries(frame["order_rowid"].to_numpy(dtype=np.int64), bits, transit,
                                    seller_books.hashes(frame["tracking_number"]), seller_books.hashes(frame["buyer_id"]),
                                    due, scored, _any_flag(frame), seller_books.flag_mask(frame, FLAG_COLUMNS),
                                    seller_books.codes_mask(frame["codes"], FLAG_CODES))
+    give_back("the book entries")
     return seller_books.Books.of(frame["seller_id"], entries, _bins_of(binned, rows, len(frame))), timed
 
 
