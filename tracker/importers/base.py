@@ -87,6 +87,10 @@ class Writer:
             failure, self._behind_failure = self._behind_failure, None
             raise failure
 
+    def idle(self) -> bool:
+        """Whether no statement `in_background` started is still running (the connection is free now)."""
+        return self._behind is None or not self._behind.is_alive()
+
     def wait(self) -> None:
         """Wait for the statements `in_background` started (before a rollback: nothing may run after it)."""
         if self._behind is not None:
@@ -334,12 +338,13 @@ def register_shipments_of_events(conn: Any, first_new_id: int, stamp: str, guess
 
 def register_shipments_of_orders(conn: Any, numbers: str, stamp: str) -> None:
     """Make the poller aware of the numbers of the orders this import wrote, in one statement: a new shipment is
-    due at once, with the carrier of the first such order carrying the number; existing shipments stay untouched.
-    `numbers`: a table of (tracking_number primary key, carrier: '' for none) as the import gathered them (read
-    in number order, as the shipments' key wants them)."""
-    # the new shipments come in number order, all due at once with one stamp: each of the shipments' indexes
-    # (state and due time, carrier, due time and number) takes them as appends, cheaper than building it again
+    due at once, with the carrier of the first such order (lowest seq) carrying the number; existing shipments stay
+    untouched. `numbers`: a table of (tracking_number, seq, carrier: '' for none) as the import gathered them, a
+    row per order, in no order."""
+    # sorted by number then seq, the first row of a number makes its shipment and the others are ignored; the new
+    # shipments come in number order, all due at once with one stamp: each of the shipments' indexes (state and
+    # due time, carrier, due time and number) takes them as appends, cheaper than building it again
     conn.execute(
         "INSERT OR IGNORE INTO shipments (tracking_number, carrier, state, first_seen_at, next_poll_at) "
-        f"SELECT tracking_number, nullif(carrier, ''), 'pending', ?, ? FROM {numbers} ORDER BY tracking_number",
+        f"SELECT tracking_number, nullif(carrier, ''), 'pending', ?, ? FROM {numbers} ORDER BY tracking_number, seq",
         [stamp, DUE_AT_ONCE])

@@ -36,19 +36,19 @@ _COLUMNS = f"{', '.join(STORED)}, seq, imported_at"
 _STAGE_CREATE = f"CREATE TEMP TABLE IF NOT EXISTS import_orders_stage AS SELECT {', '.join(STORED)} FROM orders WHERE 0"
 _STAGE = f"INSERT INTO temp.import_orders_stage ({', '.join(STORED)}) VALUES ({', '.join('?' * len(STORED))})"
 _SEQ = ":seq + rowid - (SELECT min(rowid) FROM temp.import_orders_stage)"
-_INSERT = (f"INSERT INTO main.orders ({_COLUMNS}) SELECT {', '.join(STORED)}, {_SEQ}, :stamp"
+# OR FAIL: a failure leaves the rows before it, and the import rolls back its whole transaction anyway; so SQLite
+# keeps no statement journal (a copy of every stored page the statement changes) for a statement that cannot fail
+_INSERT = (f"INSERT OR FAIL INTO main.orders ({_COLUMNS}) SELECT {', '.join(STORED)}, {_SEQ}, :stamp"
            " FROM temp.import_orders_stage ORDER BY rowid")
-# The numbers this import writes, each with the seq and carrier ('' for none) of the first order (lowest seq)
-# carrying it, gathered batch by batch (in the background with each batch's move) and sorted by number as they
-# go; `close` makes the new shipments of them in one ordered pass.
-_NUMBERS_CREATE = ("CREATE TEMP TABLE IF NOT EXISTS import_orders_numbers (tracking_number TEXT PRIMARY KEY,"
-                   " seq INTEGER NOT NULL, carrier TEXT NOT NULL) WITHOUT ROWID")
-_FIRST_SEQ_WINS = (" ON CONFLICT(tracking_number) DO UPDATE SET seq = excluded.seq, carrier = excluded.carrier"
-                   " WHERE excluded.seq < import_orders_numbers.seq")
+# The numbers this import writes, each with the seq and carrier ('' for none) of an order carrying it: appended a
+# batch at a time (the new orders' in the background with the batch's move), no key to keep in order; `close`
+# makes the new shipments of them in one pass sorted by number and seq (the first order carrying a number wins).
+_NUMBERS_CREATE = ("CREATE TEMP TABLE IF NOT EXISTS import_orders_numbers (tracking_number TEXT NOT NULL,"
+                   " seq INTEGER NOT NULL, carrier TEXT NOT NULL)")
 _NUMBERS_OF_STAGE = ("INSERT INTO temp.import_orders_numbers (tracking_number, seq, carrier)"
                      f" SELECT tracking_number, {_SEQ}, coalesce(carrier, '') FROM temp.import_orders_stage"
-                     " WHERE tracking_number <> '' ORDER BY rowid" + _FIRST_SEQ_WINS)
-_NUMBER = "INSERT INTO temp.import_orders_numbers (tracking_number, seq, carrier) VALUES (?, ?, ?)" + _FIRST_SEQ_WINS
+                     " WHERE tracking_number <> '' ORDER BY rowid")
+_NUMBER = "INSERT INTO temp.import_orders_numbers (tracking_number, seq, carrier) VALUES (?, ?, ?)"
 _UPDATE = (
     f"UPDATE orders SET {', '.join(f'{c} = ?' for c in STORED[1:])}, seq = ?, imported_at = ? WHERE order_id = ?"
 )

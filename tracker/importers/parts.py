@@ -201,7 +201,8 @@ def read_into(writer: Writer, spec: Kind, src: Source, now: datetime | None, bou
             rows += len(records)
             batch = writer.batch
             batch += records
-            if len(batch) >= writer.batch_size:
+            # a full batch, or the connection idle (the first part, or the writing ahead of the reading): write
+            if len(batch) >= writer.batch_size or writer.idle():
                 writer.flush()
     finally:
         helper.close()
