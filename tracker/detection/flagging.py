@@ -256,7 +256,7 @@ def _run(db: sqlite_utils.Database, conn: Any, plan: Plan, as_of: datetime, sett
     as_of_text = to_db(as_of)
     # the run's child processes read the events and the orders, then one writes the facts while the rules run
     # (the writing child: the facts, then the search queue of a big import); a failed run ends them at once
-    with Children(1) as writer, Children.of(plan) as children:
+    with Children(1, lean=True) as writer, Children.of(plan) as children:
         refreshing = None
         folding = search_fold.Folding()
         try:

@@ -222,7 +222,7 @@ class _ChildRead:
         self.folder = tempfile.mkdtemp(prefix="tracker-frame-")
         # the run's children when it has some (then not ended here), else two of its own
         self.own = children is None
-        self.pool = Children(2) if children is None else children
+        self.pool = Children(2, lean=True) if children is None else children
         self.files = tuple(f"{self.folder}/{name}.arrow" for name in ("orders", "facts", "flags", "messages"))
         self.parts: dict[int, tuple[list[Any], Normalised]] = {}  # reader -> its table converted
         rights = ((SHIPMENTS_SQL,) if read.shipments else ()) + (
