@@ -70,7 +70,8 @@ def _count(text: str, word: str) -> int | None:
 
 
 def _figures(result: dict) -> dict:
-    out = {"s": round(result["s"], 3), "cpu_s": round(result["cpu_s"], 2), "peak_mb": round(result["peak_mb"], 1)}
+    out = {"s": round(result["s"], 3), "cpu_s": round(result["cpu_s"], 2), "peak_mb": round(result["peak_mb"], 1),
+           **{key: round(result[key], 2) for key in ("main_cpu_s", "children_cpu_s", "idle_core_s") if key in result}}
     out.update({f"{stage}_s": round(seconds, 3) for stage, seconds in result["stages"].items()})
     for word in ("orders", "scored"):
         value = _count(result["out"], word)
