@@ -184,3 +184,73 @@ def test_buyer_history_from_the_sorted_index_counts_as_a_scan_of_every_entry() -
         assert stats.flagged[k] == int(((mine["bits"] & sa.BIT["flagged"]) > 0).sum())
     assert np.array_equal(books.of_buyers(asked), np.isin(books.entries["buyer"], asked))
     assert not books.of_buyers(np.zeros(0, np.uint64)).any()
+
+
+def _merged_by_sort(books: sb.Books, seller_ids: list[str], fresh: np.ndarray) -> tuple[list[str], np.ndarray,
+                                                                                         np.ndarray]:
+    """What `replaced` must give, by the obvious way: every kept entry and the new ones, sorted whole."""
+    names = sorted(set(books.sellers) | set(seller_ids))
+    by_order = {int(e["order"]): (books.sellers[c], e.tobytes()) for e, c in zip(books.entries, books.seller,
+                                                                                 strict=True)}
+    for name, e in zip(seller_ids, fresh, strict=True):
+        by_order[int(e["order"])] = (name, e.tobytes())
+    rows = sorted((names.index(name), order, raw) for order, (name, raw) in by_order.items())
+    return names, np.array([r[0] for r in rows]), np.frombuffer(b"".join(r[2] for r in rows), dtype=sb.ENTRY)
+
+
+@pytest.mark.parametrize("rowid_base", [1, 2**35])  # rowids a table can index, and ones it cannot (sorted search)
+def test_entries_put_in_by_a_splice_match_a_whole_sort(rowid_base: int, monkeypatch) -> None:  # noqa: ANN001
+    def whole_sort(*args: object) -> None:
+        raise AssertionError("the books were sorted whole, not spliced")
+
+    monkeypatch.setattr(sb, "_merge_order", whole_sort)
+    books = _books(3000, 40, seed=11)
+    books.entries["order"] += rowid_base - 1
+    rng = np.random.default_rng(12)
+    picked = rng.choice(len(books.entries), 200, replace=False)
+    changed = sb.pick(books.entries, picked)
+    changed["bits"] ^= 3
+    names = [books.sellers[c] for c in books.seller[picked]]
+    names[:30] = [f"s{k:03d}" for k in rng.integers(0, 60, 30)]  # moved to another seller, some of them new
+    new = sb.pick(books.entries, np.arange(40))
+    new["order"] = rowid_base + 10_000 + np.arange(40)
+    seller_ids = names + ["s000", "zz"] * 20 + [names[0]]
+    fresh = np.r_[changed, new, changed[:1]]  # an order given twice: the last entry wins
+    fresh["score"][-1] = 0.75
+    bins = rng.integers(0, 255, (len(fresh), books.bins.shape[1])).astype(np.uint8)
+    updated, old_code = books.replaced(seller_ids, fresh, bins)
+    names_want, seller_want, entries_want = _merged_by_sort(books, seller_ids, fresh)
+    assert updated.sellers == names_want
+    assert np.array_equal(updated.seller, seller_want)
+    assert updated.entries.tobytes() == entries_want.tobytes()
+    assert [updated.sellers[c] for c in range(len(updated.sellers)) if old_code[c] >= 0] == books.sellers
+    # each order's binned input went with it: the new ones from `bins`, the others as they were
+    at = updated.locate(fresh["order"])
+    last = {int(o): k for k, o in enumerate(fresh["order"].tolist())}
+    assert all(np.array_equal(updated.bins[at[k]], bins[k]) for k in last.values())
+    kept = np.setdiff1d(books.entries["order"], fresh["order"])
+    assert np.array_equal(updated.bins[updated.locate(kept)], books.bins[books.locate(kept)])
+    assert np.array_equal(updated.locate(np.array([-5, rowid_base + 99_999])), [-1, -1])
+    assert (updated._by_order[2] is None) == (rowid_base == 1)  # dense rowids: a table of positions, no sort
+    # into empty books: the entries sorted
+    empty = sb.Books([], np.zeros(0, sb.ENTRY), np.zeros(0, np.int64), np.zeros((0, 2)), np.zeros((0, 7), np.uint8))
+    alone, _ = empty.replaced(seller_ids, fresh, bins)
+    assert alone.entries.tobytes() == _merged_by_sort(empty, seller_ids, fresh)[2].tobytes()
+
+
+def test_the_changed_entries_are_those_whose_bytes_differ_however_they_moved(conn) -> None:  # noqa: ANN001
+    books = _books(200_000, 300, seed=13)  # several slices of `COMPARE_ROWS`
+    with conn:
+        books.save(conn, "run-1", whole=True)
+    loaded = sb.Books.load(conn, "run-1")
+    assert not len(loaded._changed())
+    rows = np.array([3, 70_000, 199_999])
+    loaded.entries["score"][rows] = 0.5  # in place: the same orders at the same positions
+    loaded.bins[150_000, 2] ^= 1
+    assert loaded._changed().tolist() == [3, 70_000, 150_000, 199_999]
+    # one new order at the front of the first seller shifts every position after it
+    new = sb.pick(loaded.entries, [0])
+    new["order"] = 0
+    updated, _ = loaded.replaced([loaded.sellers[0]], new, np.zeros((1, 7), np.uint8))
+    want = sorted({0} | {int(p) for p in updated.locate(loaded.entries["order"][[3, 70_000, 150_000, 199_999]])})
+    assert updated._changed().tolist() == want

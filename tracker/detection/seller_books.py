@@ -43,6 +43,8 @@ FORMAT = "3"
 NEVER = np.inf  # a due time: the score does not change by time alone
 OTHER_CODES = np.uint16(1 << 15)  # `codes`: the score lists a code `codes_mask` has no bit for (read it from `scores`)
 REWRITE_SHARE = 0.5  # appended entries beyond this share of the books: write them whole again
+DENSE_ROWIDS = 4  # `locate` indexes by a table of rowids up to this many times the entries (plus a million)
+COMPARE_ROWS = 65_536  # `_changed` compares the entries this many at a time (no copy of a million of them)
 
 
 def hashes(values: pd.Series | np.ndarray) -> np.ndarray:
@@ -103,7 +105,7 @@ class Books:
     bins: np.ndarray | None = None  # uint8, one row per entry: the model's binned input as last read
     stored: Books | None = field(default=None, repr=False, compare=False)
     appended: int = 0
-    _by_order: np.ndarray | None = field(default=None, repr=False, compare=False)
+    _by_order: tuple[Any, ...] | None = field(default=None, repr=False, compare=False)
     _by_buyer: tuple[np.ndarray, ...] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
@@ -144,15 +146,28 @@ class Books:
 
     def locate(self, rowids: np.ndarray) -> np.ndarray:
         """Each order's position among the entries (-1: not in any book)."""
+        rowids = np.asarray(rowids, dtype=np.int64)
         if not len(self.entries):
             return np.full(len(rowids), -1, dtype=np.int64)
-        # the entries' orders never change in place (`replaced` makes new books): sorted once
-        if self._by_order is None or len(self._by_order) != len(self.entries):
-            self._by_order = np.argsort(self.entries["order"], kind="stable")
-        by_order = self._by_order
-        sorted_orders = self.entries["order"][by_order]
+        # the entries' orders never change in place (`replaced` makes new books): indexed once, by a table of
+        # positions per rowid where rowids are dense enough (a scatter, where a sort of a million rowids cost a
+        # tenth of a second per books), else by the rowids sorted
+        if self._by_order is None or self._by_order[0] != len(self.entries):
+            orders = self.entries["order"]
+            low, high = int(orders.min()), int(orders.max())
+            if low >= 0 and high < DENSE_ROWIDS * len(orders) + (1 << 20):
+                table = np.full(high + 1, -1, dtype=np.int64)
+                table[orders] = np.arange(len(orders), dtype=np.int64)
+                self._by_order = (len(self.entries), table, None)
+            else:
+                by_order = np.argsort(orders, kind="stable")
+                self._by_order = (len(self.entries), by_order, orders[by_order])
+        _, index, sorted_orders = self._by_order
+        if sorted_orders is None:
+            inside = (rowids >= 0) & (rowids < len(index))
+            return np.where(inside, index[np.where(inside, rowids, 0)], -1)
         at = np.minimum(np.searchsorted(sorted_orders, rowids), len(sorted_orders) - 1)
-        return np.where(sorted_orders[at] == rowids, by_order[at], -1)
+        return np.where(sorted_orders[at] == rowids, index[at], -1)
 
     def by_buyer(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The entries' positions sorted by buyer, their buyers in that order, and running counts (from 0) of
@@ -200,16 +215,35 @@ class Books:
         keep = np.ones(len(self.entries), dtype=bool)
         found = self.locate(entries["order"])
         keep[found[found >= 0]] = False
-        seller = np.r_[remap[self.seller[keep]], np.array([code_of[s] for s in seller_ids.tolist()], dtype=np.int64)]
-        merged = np.r_[pick(self.entries, keep), entries]
-        order = _merge_order(seller, merged["order"], int(keep.sum()))
-        merged_bins = None
-        if self.bins is not None and bins is not None and self.bins.shape[1] == bins.shape[1]:
-            merged_bins = np.concatenate([self.bins[keep], bins])[order]
+        tail_seller = np.array([code_of[s] for s in seller_ids.tolist()], dtype=np.int64)
         old_code = np.full(len(names), -1, dtype=np.int64)
         old_code[remap] = np.arange(len(self.sellers))
         median = np.full((len(names), sa.SPANS), np.nan)
         median[remap] = self.median
+        same_width = self.bins is not None and bins is not None and self.bins.shape[1] == bins.shape[1]
+        spliced = _splice(remap[self.seller], self.entries, keep, tail_seller, entries)
+        if spliced is not None:
+            src, tail, dest = spliced
+            empty = not len(self.entries)
+            seller = np.empty(len(src), dtype=np.int64) if empty else remap[self.seller][src]
+            seller[dest] = tail_seller[tail]
+            merged = np.empty(len(src), dtype=ENTRY) if empty else pick(self.entries, src)
+            _rows(merged)[dest] = _rows(entries)[tail]
+            merged_bins = None
+            if same_width:
+                assert self.bins is not None and bins is not None
+                merged_bins = np.empty((len(src), bins.shape[1]), np.uint8) if empty else self.bins[src]
+                merged_bins[dest] = bins[tail]
+            return Books(names, merged, seller, median, merged_bins, stored=self.stored,
+                         appended=self.appended), old_code
+        # the few orders merged in where their keys cannot be packed (never at a store's sizes): the whole sort
+        seller = np.r_[remap[self.seller[keep]], tail_seller]
+        merged = np.r_[pick(self.entries, keep), entries]
+        order = _merge_order(seller, merged["order"], int(keep.sum()))
+        merged_bins = None
+        if same_width:
+            assert self.bins is not None and bins is not None
+            merged_bins = np.concatenate([self.bins[keep], bins])[order]
         return Books(names, pick(merged, order), seller[order], median, merged_bins,
                      stored=self.stored, appended=self.appended), old_code
 
@@ -247,6 +281,8 @@ class Books:
         mine, theirs = _key(self.seller, self.entries["order"]), _key(stored_code[stored.seller], stored.entries["order"])
         if mine is not None and theirs is not None and not len(theirs):
             at = np.full(len(mine), -1)
+        elif mine is not None and theirs is not None and np.array_equal(mine, theirs):  # the same orders, in place
+            at = np.arange(len(mine))
         elif mine is not None and theirs is not None and (len(theirs) < 2 or (np.diff(theirs) > 0).all()):
             at = np.minimum(np.searchsorted(theirs, mine), len(theirs) - 1)
             at = np.where(theirs[at] == mine, at, -1)
@@ -255,9 +291,9 @@ class Books:
             at[(at >= 0) & (stored_code[stored.seller[np.maximum(at, 0)]] != self.seller)] = -1
         known = np.flatnonzero(at >= 0)
         same = np.zeros(len(self.entries), dtype=bool)
-        same[known] = _rows(self.entries)[known] == _rows(stored.entries)[at[known]]
+        same[known] = _same_rows(self.entries, known, stored.entries, at[known])
         if self.bins is not None and stored.bins is not None:
-            same[known] &= _rows(self.bins)[known] == _rows(stored.bins)[at[known]]
+            same[known] &= _same_rows(self.bins, known, stored.bins, at[known])
         return np.flatnonzero(~same)
 
     def next_due(self) -> float:
@@ -272,6 +308,41 @@ def _key(seller: np.ndarray, order: np.ndarray) -> np.ndarray | None:
     if len(order) and (seller.min() < 0 or seller.max() >= 1 << 23 or order.min() < 0 or order.max() >= 1 << 40):
         return None
     return (seller.astype(np.int64) << 40) | order.astype(np.int64)
+
+
+def _splice(head_seller: np.ndarray, head: np.ndarray, keep: np.ndarray, tail_seller: np.ndarray,
+            tail: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """How the kept head entries (`keep`; sorted by seller code `head_seller`, then rowid) and the tail ones (any
+    order) merge into one sequence sorted so (as `_merge_order` sorts their concatenation): per merged position,
+    the head position it is taken from (any, where a tail entry goes), and the tail entries in merged order with
+    their merged positions. None where the keys cannot be packed or the head is not sorted. The merged books are
+    then one pick of the head, written over at the few tail positions: no copy of the concatenation."""
+    kept = np.flatnonzero(keep)
+    head_key, tail_key = _key(head_seller[kept], head["order"][kept]), _key(tail_seller, tail["order"])
+    if head_key is None or tail_key is None or (len(head_key) > 1 and (np.diff(head_key) <= 0).any()):
+        return None
+    in_tail = np.argsort(tail_key, kind="stable")
+    dest = np.searchsorted(head_key, tail_key[in_tail]) + np.arange(len(in_tail))
+    src = np.zeros(len(kept) + len(in_tail), dtype=np.int64)
+    placed = np.zeros(len(src), dtype=bool)
+    placed[dest] = True
+    src[~placed] = kept
+    return src, in_tail, dest
+
+
+def _same_rows(mine: np.ndarray, rows: np.ndarray, theirs: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Per row of `rows`, whether `mine`'s row equals `theirs`' row `at` (bytes): a slice of rows at a time, and
+    where the two line up (the same positions) without picking them at all."""
+    mine_rows, their_rows = _rows(mine), _rows(theirs)
+    out = np.empty(len(rows), dtype=bool)
+    for start in range(0, len(rows), COMPARE_ROWS):
+        part = slice(start, start + COMPARE_ROWS)
+        r, a = rows[part], at[part]
+        if len(r) and r[-1] - r[0] == len(r) - 1 and np.array_equal(r, a):  # one run, the same positions
+            out[part] = mine_rows[r[0]:r[-1] + 1] == their_rows[a[0]:a[-1] + 1]
+        else:
+            out[part] = mine_rows[r] == their_rows[a]
+    return out
 
 
 def _merge_order(seller: np.ndarray, order: np.ndarray, head: int) -> np.ndarray:
