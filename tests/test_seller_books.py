@@ -86,7 +86,7 @@ def test_parts_outgrowing_half_the_books_are_written_whole_again(conn) -> None: 
         books.save(conn, "run-1", whole=True)
     expected = books
     for k, share in enumerate((0.3, 0.3)):
-        loaded = sb.Books.load(conn, f"run-{k + 1}")
+        loaded = sb.Books.load(conn, f"run-{k + 1}").editable()
         rows = np.flatnonzero(np.random.default_rng(k).random(len(loaded.entries)) < share)
         loaded.entries["score"][rows] = k
         with conn:
@@ -244,6 +244,10 @@ def test_the_changed_entries_are_those_whose_bytes_differ_however_they_moved(con
         books.save(conn, "run-1", whole=True)
     loaded = sb.Books.load(conn, "run-1")
     assert not len(loaded._changed())
+    with pytest.raises(ValueError, match="read-only"):  # the books as read share the stored books' arrays
+        loaded.entries["score"][0] = 0.5
+    loaded = loaded.editable()
+    assert not len(loaded._changed())
     rows = np.array([3, 70_000, 199_999])
     loaded.entries["score"][rows] = 0.5  # in place: the same orders at the same positions
     loaded.bins[150_000, 2] ^= 1
@@ -254,3 +258,27 @@ def test_the_changed_entries_are_those_whose_bytes_differ_however_they_moved(con
     updated, _ = loaded.replaced([loaded.sellers[0]], new, np.zeros((1, 7), np.uint8))
     want = sorted({0} | {int(p) for p in updated.locate(loaded.entries["order"][[3, 70_000, 150_000, 199_999]])})
     assert updated._changed().tolist() == want
+
+
+def test_the_buyer_index_merged_from_the_books_before_groups_as_a_sort_would() -> None:
+    books = _books(5000, 30, seed=21)
+    books.by_buyer()
+    rng = np.random.default_rng(22)
+    picked = rng.choice(len(books.entries), 300, replace=False)
+    fresh = sb.pick(books.entries, picked)
+    fresh["buyer"] = rng.integers(0, 80, len(fresh)).astype(np.uint64)  # some to buyers not there before
+    new = sb.pick(books.entries, np.arange(50))
+    new["order"] = 100_000 + np.arange(50)
+    seller_ids = [books.sellers[c] for c in books.seller[picked]] + ["s001"] * 50
+    updated, _ = books.replaced(seller_ids, np.r_[fresh, new])
+    assert updated._buyer_from is not None  # merged from `books`' index, not sorted anew
+    order, buyers, said_no, flagged = updated.by_buyer()
+    assert updated._buyer_from is None
+    assert np.array_equal(np.sort(order), np.arange(len(updated.entries)))
+    assert np.array_equal(buyers, np.sort(updated.entries["buyer"]))
+    asked = np.r_[rng.integers(0, 90, 30).astype(np.uint64)]
+    got, want = sb.BuyerStats.of(updated, asked), sb.BuyerStats.of(sb.Books(
+        updated.sellers, updated.entries.copy(), updated.seller, updated.median), asked)
+    for name in ("buyers", "orders", "not_received", "flagged"):
+        assert np.array_equal(getattr(got, name), getattr(want, name))
+    assert np.array_equal(updated.of_buyers(asked), np.isin(updated.entries["buyer"], asked))

@@ -107,6 +107,9 @@ class Books:
     appended: int = 0
     _by_order: tuple[Any, ...] | None = field(default=None, repr=False, compare=False)
     _by_buyer: tuple[np.ndarray, ...] | None = field(default=None, repr=False, compare=False)
+    # where `replaced` made these books: the books before, each of their entries' position here (-1: left) and the
+    # positions of the entries put in; `by_buyer` merges from the books' before instead of sorting anew
+    _buyer_from: tuple[Books, np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def load(cls, conn: sqlite3.Connection, run: str | None) -> Books | None:
@@ -130,9 +133,21 @@ class Books:
                 None if any(b is None for b in bins) or len({b.shape[1] for b in bins}) > 1 else np.concatenate(bins))
             books.median = _medians_by_name(later[-1], books.sellers)
             books.appended = sum(len(p.entries) for p in later)
-        # the stored books stay as read (the bytes a later `save` compares with); the caller works on a copy
-        return Books(books.sellers, books.entries.copy(), books.seller, books.median.copy(),
-                     None if books.bins is None else books.bins.copy(), stored=books, appended=books.appended)
+        # the stored books stay as read (the bytes a later `save` compares with): the books handed out share their
+        # arrays, read-only (no copy of a million entries that a run only reads: it changes the books `replaced`
+        # makes); `editable` gives a copy to change in place
+        for array in (books.entries, books.seller, books.median, books.bins):
+            if array is not None:
+                array.flags.writeable = False
+        books._buyer_from = None  # the parts read are let go
+        return Books(books.sellers, books.entries, books.seller, books.median, books.bins, stored=books,
+                     appended=books.appended)
+
+    def editable(self) -> Books:
+        """These books with arrays of their own, to change in place (`load` hands out read-only ones); the same
+        `stored` books, so `save` writes what changed."""
+        return Books(self.sellers, self.entries.copy(), self.seller.copy(), self.median.copy(),
+                     None if self.bins is None else self.bins.copy(), stored=self.stored, appended=self.appended)
 
     @classmethod
     def of(cls, seller_ids: pd.Series, entries: np.ndarray, bins: np.ndarray | None) -> Books:
@@ -170,11 +185,14 @@ class Books:
         return np.where(sorted_orders[at] == rowids, index[at], -1)
 
     def by_buyer(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The entries' positions sorted by buyer, their buyers in that order, and running counts (from 0) of
-        those that said not received and of those flagged: a buyer's history is then two sorted searches. Made
-        once per books (an entry's buyer and signals never change in place: `replaced` makes new books)."""
+        """The entries' positions sorted by buyer (in no particular order among one buyer's), their buyers in that
+        order, and running counts (from 0) of those that said not received and of those flagged: a buyer's history
+        is then two sorted searches. Made once per books (an entry's buyer and signals never change in place:
+        `replaced` makes new books, and merges theirs from the books before where those have it)."""
         if self._by_buyer is None or len(self._by_buyer[0]) != len(self.entries):
-            order = np.argsort(self.entries["buyer"], kind="stable")
+            order, self._buyer_from = _merged_by_buyer(self.entries["buyer"], self._buyer_from), None
+            if order is None:
+                order = np.argsort(self.entries["buyer"], kind="stable")
             bits = self.entries["bits"][order]
             self._by_buyer = (order, self.entries["buyer"][order],
                               np.r_[0, np.cumsum((bits & sa.BIT["not_received"]) > 0)],
@@ -234,8 +252,12 @@ class Books:
                 assert self.bins is not None and bins is not None
                 merged_bins = np.empty((len(src), bins.shape[1]), np.uint8) if empty else self.bins[src]
                 merged_bins[dest] = bins[tail]
-            return Books(names, merged, seller, median, merged_bins, stored=self.stored,
-                         appended=self.appended), old_code
+            moved = np.full(len(self.entries), -1, dtype=np.int64)
+            placed = np.zeros(len(src), dtype=bool)
+            placed[dest] = True
+            moved[keep] = np.flatnonzero(~placed)
+            return Books(names, merged, seller, median, merged_bins, stored=self.stored, appended=self.appended,
+                         _buyer_from=(self, moved, dest)), old_code
         # the few orders merged in where their keys cannot be packed (never at a store's sizes): the whole sort
         seller = np.r_[remap[self.seller[keep]], tail_seller]
         merged = np.r_[pick(self.entries, keep), entries]
@@ -271,6 +293,8 @@ class Books:
         None when the bins no longer fit the stored ones (all is written)."""
         stored = self.stored
         assert stored is not None
+        if self.entries is stored.entries and self.seller is stored.seller and self.bins is stored.bins:
+            return np.zeros(0, dtype=np.int64)  # the books as read (`load`): nothing changed
         if (self.bins is None) != (stored.bins is None) or \
                 (self.bins is not None and stored.bins is not None and self.bins.shape[1] != stored.bins.shape[1]):
             return None
@@ -328,6 +352,27 @@ def _splice(head_seller: np.ndarray, head: np.ndarray, keep: np.ndarray, tail_se
     placed[dest] = True
     src[~placed] = kept
     return src, in_tail, dest
+
+
+def _merged_by_buyer(buyers: np.ndarray, made: tuple[Books, np.ndarray, np.ndarray] | None) -> np.ndarray | None:
+    """The positions of these entries (their `buyers`) sorted by buyer, from the books they were made from
+    (`Books._buyer_from`): those books' order (sorted there once) with the positions moved and the few entries put
+    in merged in; None without them."""
+    if made is None:
+        return None
+    before, moved, put = made
+    if len(moved) != len(before.entries):
+        return None
+    head = moved[before.by_buyer()[0]]
+    head = head[head >= 0]
+    tail = put[np.argsort(buyers[put], kind="stable")]
+    at = np.searchsorted(buyers[head], buyers[tail]) + np.arange(len(tail))
+    out = np.empty(len(head) + len(tail), dtype=np.int64)
+    placed = np.zeros(len(out), dtype=bool)
+    placed[at] = True
+    out[at] = tail
+    out[~placed] = head
+    return out
 
 
 def _same_rows(mine: np.ndarray, rows: np.ndarray, theirs: np.ndarray, at: np.ndarray) -> np.ndarray:
