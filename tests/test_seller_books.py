@@ -282,3 +282,28 @@ def test_the_buyer_index_merged_from_the_books_before_groups_as_a_sort_would() -
     for name in ("buyers", "orders", "not_received", "flagged"):
         assert np.array_equal(getattr(got, name), getattr(want, name))
     assert np.array_equal(updated.of_buyers(asked), np.isin(updated.entries["buyer"], asked))
+
+
+def test_entries_of_orders_already_in_their_sellers_books_are_put_in_place(monkeypatch) -> None:  # noqa: ANN001
+    books = _books(3000, 40, seed=41)
+    books.by_buyer()
+    rng = np.random.default_rng(42)
+    picked = rng.choice(len(books.entries), 100, replace=False)
+    fresh = sb.pick(books.entries, picked)
+    fresh["bits"] ^= 5
+    fresh["buyer"][:10] = 999  # a buyer moved: the index follows
+    seller_ids = [books.sellers[c] for c in books.seller[picked]]
+    bins = rng.integers(0, 255, (len(fresh), books.bins.shape[1])).astype(np.uint8)
+    want_sellers, want_seller, want_entries = _merged_by_sort(books, seller_ids, fresh)
+
+    def merged(*args: object) -> None:
+        raise AssertionError("merged, where every entry had its place already")
+
+    monkeypatch.setattr(sb, "_splice", merged)
+    updated, _ = books.replaced(seller_ids, fresh, bins)
+    assert updated.sellers == want_sellers and np.array_equal(updated.seller, want_seller)
+    assert updated.entries.tobytes() == want_entries.tobytes()
+    assert np.array_equal(updated.bins[picked], bins)
+    assert np.array_equal(np.delete(updated.bins, picked, axis=0), np.delete(books.bins, picked, axis=0))
+    assert np.array_equal(updated.by_buyer()[1], np.sort(updated.entries["buyer"]))
+    assert np.array_equal(updated.of_buyers(np.array([999], np.uint64)), updated.entries["buyer"] == 999)

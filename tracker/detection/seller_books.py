@@ -239,6 +239,21 @@ class Books:
         median = np.full((len(names), sa.SPANS), np.nan)
         median[remap] = self.median
         same_width = self.bins is not None and bins is not None and self.bins.shape[1] == bins.shape[1]
+        if len(entries) and len(self.entries) and (found >= 0).all() and \
+                (remap[self.seller[found]] == tail_seller).all():
+            # every order in a book already, with the same seller: each entry goes where its order's is (a copy
+            # of the books, written over at those places; no merge)
+            merged = self.entries.copy()
+            _rows(merged)[found] = _rows(entries)
+            merged_bins = None
+            if same_width:
+                assert self.bins is not None and bins is not None
+                merged_bins = self.bins.copy()
+                merged_bins[found] = bins
+            moved = np.arange(len(self.entries), dtype=np.int64)
+            moved[found] = -1
+            return Books(names, merged, remap[self.seller], median, merged_bins, stored=self.stored,
+                         appended=self.appended, _buyer_from=(self, moved, found)), old_code
         spliced = _splice(remap[self.seller], self.entries, keep, tail_seller, entries)
         if spliced is not None:
             src, tail, dest = spliced
