@@ -120,8 +120,10 @@ class Books:
         layout = conn.execute("SELECT value FROM meta WHERE key = ?", [META_FORMAT]).fetchone()
         if layout is None or layout[0] != FORMAT:
             return None
-        parts = [_part(row) for row in conn.execute(
-            "SELECT sellers, median, seller, entries, bins FROM seller_books ORDER BY part")]
+        parts = [_part((sellers, median, *(_blob_of(conn, part, column) for column in ("seller", "entries")),
+                        _blob_of(conn, part, "bins") if has_bins else None))
+                 for part, sellers, median, has_bins in conn.execute(
+                     "SELECT part, sellers, median, bins IS NOT NULL FROM seller_books ORDER BY part").fetchall()]
         if not parts:
             return None
         books, later = parts[0], parts[1:]
@@ -441,6 +443,12 @@ def _rows(array: np.ndarray) -> np.ndarray:
     if not width:
         return np.zeros(len(array), dtype=np.uint8)
     return array.view(np.dtype((np.void, width))).reshape(len(array))
+
+
+def _blob_of(conn: sqlite3.Connection, part: int, column: str) -> bytes:
+    """One BLOB of a part, read straight into the bytes handed back (a SELECT copies a hundred MB twice)."""
+    with conn.blobopen("seller_books", column, part, readonly=True) as blob:
+        return blob.read()
 
 
 def _part(row: tuple[Any, ...]) -> Books:
