@@ -260,38 +260,40 @@ def test_the_changed_entries_are_those_whose_bytes_differ_however_they_moved(con
     assert updated._changed().tolist() == want
 
 
-def test_the_buyer_index_merged_from_the_books_before_groups_as_a_sort_would() -> None:
+def test_buyer_history_is_counted_by_a_hash_of_the_buyers_asked_without_a_sort(monkeypatch) -> None:  # noqa: ANN001
+    from detectors import seller_aggregates as sa
+
     books = _books(5000, 30, seed=21)
-    books.by_buyer()
     rng = np.random.default_rng(22)
     picked = rng.choice(len(books.entries), 300, replace=False)
     fresh = sb.pick(books.entries, picked)
     fresh["buyer"] = rng.integers(0, 80, len(fresh)).astype(np.uint64)  # some to buyers not there before
-    new = sb.pick(books.entries, np.arange(50))
-    new["order"] = 100_000 + np.arange(50)
-    seller_ids = [books.sellers[c] for c in books.seller[picked]] + ["s001"] * 50
-    updated, _ = books.replaced(seller_ids, np.r_[fresh, new])
-    assert updated._buyer_from is not None  # merged from `books`' index, not sorted anew
-    order, buyers, said_no, flagged = updated.by_buyer()
-    assert updated._buyer_from is None
-    assert np.array_equal(np.sort(order), np.arange(len(updated.entries)))
-    assert np.array_equal(buyers, np.sort(updated.entries["buyer"]))
-    asked = np.r_[rng.integers(0, 90, 30).astype(np.uint64)]
-    got, want = sb.BuyerStats.of(updated, asked), sb.BuyerStats.of(sb.Books(
-        updated.sellers, updated.entries.copy(), updated.seller, updated.median), asked)
-    for name in ("buyers", "orders", "not_received", "flagged"):
-        assert np.array_equal(getattr(got, name), getattr(want, name))
+    fresh["bits"] ^= sa.BIT["not_received"] | sa.BIT["flagged"]
+    updated, _ = books.replaced([books.sellers[c] for c in books.seller[picked]], fresh)
+
+    def sorted_whole(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the buyers were sorted")
+
+    monkeypatch.setattr(sb.np, "argsort", sorted_whole)
+    asked = np.r_[rng.integers(0, 90, 40).astype(np.uint64), np.uint64(2**64 - 1)]
+    stats = sb.BuyerStats.of(updated, asked)
+    monkeypatch.undo()
+    assert np.array_equal(stats.buyers, np.unique(asked))
+    for k, buyer in enumerate(stats.buyers.tolist()):
+        mine = updated.entries[updated.entries["buyer"] == buyer]
+        assert stats.orders[k] == len(mine)
+        assert stats.not_received[k] == int(((mine["bits"] & sa.BIT["not_received"]) > 0).sum())
+        assert stats.flagged[k] == int(((mine["bits"] & sa.BIT["flagged"]) > 0).sum())
     assert np.array_equal(updated.of_buyers(asked), np.isin(updated.entries["buyer"], asked))
 
 
 def test_entries_of_orders_already_in_their_sellers_books_are_put_in_place(monkeypatch) -> None:  # noqa: ANN001
     books = _books(3000, 40, seed=41)
-    books.by_buyer()
     rng = np.random.default_rng(42)
     picked = rng.choice(len(books.entries), 100, replace=False)
     fresh = sb.pick(books.entries, picked)
     fresh["bits"] ^= 5
-    fresh["buyer"][:10] = 999  # a buyer moved: the index follows
+    fresh["buyer"][:10] = 999  # a buyer moved
     seller_ids = [books.sellers[c] for c in books.seller[picked]]
     bins = rng.integers(0, 255, (len(fresh), books.bins.shape[1])).astype(np.uint8)
     want_sellers, want_seller, want_entries = _merged_by_sort(books, seller_ids, fresh)
@@ -305,5 +307,4 @@ def test_entries_of_orders_already_in_their_sellers_books_are_put_in_place(monke
     assert updated.entries.tobytes() == want_entries.tobytes()
     assert np.array_equal(updated.bins[picked], bins)
     assert np.array_equal(np.delete(updated.bins, picked, axis=0), np.delete(books.bins, picked, axis=0))
-    assert np.array_equal(updated.by_buyer()[1], np.sort(updated.entries["buyer"]))
     assert np.array_equal(updated.of_buyers(np.array([999], np.uint64)), updated.entries["buyer"] == 999)

@@ -106,10 +106,6 @@ class Books:
     stored: Books | None = field(default=None, repr=False, compare=False)
     appended: int = 0
     _by_order: tuple[Any, ...] | None = field(default=None, repr=False, compare=False)
-    _by_buyer: tuple[np.ndarray, ...] | None = field(default=None, repr=False, compare=False)
-    # where `replaced` made these books: the books before, each of their entries' position here (-1: left) and the
-    # positions of the entries put in; `by_buyer` merges from the books' before instead of sorting anew
-    _buyer_from: tuple[Books, np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def load(cls, conn: sqlite3.Connection, run: str | None) -> Books | None:
@@ -141,7 +137,6 @@ class Books:
         for array in (books.entries, books.seller, books.median, books.bins):
             if array is not None:
                 array.flags.writeable = False
-        books._buyer_from = None  # the parts read are let go
         return Books(books.sellers, books.entries, books.seller, books.median, books.bins, stored=books,
                      appended=books.appended)
 
@@ -186,31 +181,18 @@ class Books:
         at = np.minimum(np.searchsorted(sorted_orders, rowids), len(sorted_orders) - 1)
         return np.where(sorted_orders[at] == rowids, index[at], -1)
 
-    def by_buyer(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The entries' positions sorted by buyer (in no particular order among one buyer's), their buyers in that
-        order, and running counts (from 0) of those that said not received and of those flagged: a buyer's history
-        is then two sorted searches. Made once per books (an entry's buyer and signals never change in place:
-        `replaced` makes new books, and merges theirs from the books before where those have it)."""
-        if self._by_buyer is None or len(self._by_buyer[0]) != len(self.entries):
-            order, self._buyer_from = _merged_by_buyer(self.entries["buyer"], self._buyer_from), None
-            if order is None:
-                order = np.argsort(self.entries["buyer"], kind="stable")
-            bits = self.entries["bits"][order]
-            self._by_buyer = (order, self.entries["buyer"][order],
-                              np.r_[0, np.cumsum((bits & sa.BIT["not_received"]) > 0)],
-                              np.r_[0, np.cumsum((bits & sa.BIT["flagged"]) > 0)])
-        return self._by_buyer
-
     def of_buyers(self, buyers: np.ndarray) -> np.ndarray:
         """Per entry, whether its buyer is one of these (hashes): as `among(entries["buyer"], buyers)`."""
-        order, sorted_buyers, _, _ = self.by_buyer()
+        return self.asked(buyers)[1] >= 0
+
+    def asked(self, buyers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """These buyers (hashes), distinct and sorted, and per entry its buyer's place among them (-1: another):
+        one look-up of each entry in a hash table of the few asked for, where a sort of a million buyers cost a
+        tenth of a second per books."""
         buyers = np.unique(np.asarray(buyers, dtype=np.uint64))
-        low, high = np.searchsorted(sorted_buyers, buyers, "left"), np.searchsorted(sorted_buyers, buyers, "right")
-        lengths = high - low
-        starts = np.repeat(low - np.r_[0, np.cumsum(lengths)[:-1]], lengths) + np.arange(int(lengths.sum()))
-        out = np.zeros(len(self.entries), dtype=bool)
-        out[order[starts]] = True
-        return out
+        if not len(buyers):
+            return buyers, np.full(len(self.entries), -1, dtype=np.int64)
+        return buyers, pd.Index(buyers).get_indexer(self.entries["buyer"]).astype(np.int64, copy=False)
 
     def stats(self, median: np.ndarray | None = None) -> sa.SellerStats:
         """Every seller's statistics (the stored medians unless given)."""
@@ -252,10 +234,8 @@ class Books:
                 assert self.bins is not None and bins is not None
                 merged_bins = self.bins.copy()
                 merged_bins[found] = bins
-            moved = np.arange(len(self.entries), dtype=np.int64)
-            moved[found] = -1
             return Books(names, merged, remap[self.seller], median, merged_bins, stored=self.stored,
-                         appended=self.appended, _buyer_from=(self, moved, found)), old_code
+                         appended=self.appended), old_code
         spliced = _splice(remap[self.seller], self.entries, keep, tail_seller, entries)
         if spliced is not None:
             src, tail, dest = spliced
@@ -269,12 +249,8 @@ class Books:
                 assert self.bins is not None and bins is not None
                 merged_bins = np.empty((len(src), bins.shape[1]), np.uint8) if empty else self.bins[src]
                 merged_bins[dest] = bins[tail]
-            moved = np.full(len(self.entries), -1, dtype=np.int64)
-            placed = np.zeros(len(src), dtype=bool)
-            placed[dest] = True
-            moved[keep] = np.flatnonzero(~placed)
-            return Books(names, merged, seller, median, merged_bins, stored=self.stored, appended=self.appended,
-                         _buyer_from=(self, moved, dest)), old_code
+            return Books(names, merged, seller, median, merged_bins, stored=self.stored,
+                         appended=self.appended), old_code
         # the few orders merged in where their keys cannot be packed (never at a store's sizes): the whole sort
         seller = np.r_[remap[self.seller[keep]], tail_seller]
         merged = np.r_[pick(self.entries, keep), entries]
@@ -369,27 +345,6 @@ def _splice(head_seller: np.ndarray, head: np.ndarray, keep: np.ndarray, tail_se
     placed[dest] = True
     src[~placed] = kept
     return src, in_tail, dest
-
-
-def _merged_by_buyer(buyers: np.ndarray, made: tuple[Books, np.ndarray, np.ndarray] | None) -> np.ndarray | None:
-    """The positions of these entries (their `buyers`) sorted by buyer, from the books they were made from
-    (`Books._buyer_from`): those books' order (sorted there once) with the positions moved and the few entries put
-    in merged in; None without them."""
-    if made is None:
-        return None
-    before, moved, put = made
-    if len(moved) != len(before.entries):
-        return None
-    head = moved[before.by_buyer()[0]]
-    head = head[head >= 0]
-    tail = put[np.argsort(buyers[put], kind="stable")]
-    at = np.searchsorted(buyers[head], buyers[tail]) + np.arange(len(tail))
-    out = np.empty(len(head) + len(tail), dtype=np.int64)
-    placed = np.zeros(len(out), dtype=bool)
-    placed[at] = True
-    out[at] = tail
-    out[~placed] = head
-    return out
 
 
 def _same_rows(mine: np.ndarray, rows: np.ndarray, theirs: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -505,11 +460,13 @@ class BuyerStats:
     @classmethod
     def of(cls, books: Books, buyers: np.ndarray) -> BuyerStats:
         """The history of these buyers (hashes) over every entry of the books."""
-        buyers = np.unique(np.asarray(buyers, dtype=np.uint64))
-        _, sorted_buyers, not_received, flagged = books.by_buyer()
-        low, high = np.searchsorted(sorted_buyers, buyers, "left"), np.searchsorted(sorted_buyers, buyers, "right")
-        return cls(buyers, (high - low).astype(np.int64), (not_received[high] - not_received[low]).astype(np.int64),
-                   (flagged[high] - flagged[low]).astype(np.int64))
+        buyers, at = books.asked(buyers)
+        hit = at >= 0
+        mine, bits = at[hit], books.entries["bits"][hit]
+        n = len(buyers)
+        return cls(buyers, np.bincount(mine, minlength=n).astype(np.int64),
+                   np.bincount(mine[(bits & sa.BIT["not_received"]) > 0], minlength=n).astype(np.int64),
+                   np.bincount(mine[(bits & sa.BIT["flagged"]) > 0], minlength=n).astype(np.int64))
 
     def features(self, entries: np.ndarray) -> dict[str, np.ndarray]:
         """Each order's buyer features (its buyer among these; its own answer and flags left out of the others),
