@@ -170,7 +170,7 @@ def test_medians_worked_out_again_only_where_known_transits_moved_match_all_work
     assert np.array_equal(updated.median, want, equal_nan=True)
 
 
-def test_buyer_history_from_the_sorted_index_counts_as_a_scan_of_every_entry() -> None:
+def test_buyer_history_from_the_books_counts_as_a_scan_of_every_entry() -> None:
     from detectors import seller_aggregates as sa
 
     books = _books(4000, 30, seed=5)  # 50 buyers: many orders each
