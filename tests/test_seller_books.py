@@ -308,3 +308,15 @@ def test_entries_of_orders_already_in_their_sellers_books_are_put_in_place(monke
     assert np.array_equal(updated.bins[picked], bins)
     assert np.array_equal(np.delete(updated.bins, picked, axis=0), np.delete(books.bins, picked, axis=0))
     assert np.array_equal(updated.of_buyers(np.array([999], np.uint64)), updated.entries["buyer"] == 999)
+
+
+def test_entries_of_some_sellers_or_orders_are_found_as_a_search_of_every_entry_finds_them() -> None:
+    books = _books(4000, 60, seed=51)
+    rng = np.random.default_rng(52)
+    for codes in (rng.integers(0, 70, 12), np.array([], dtype=np.int64), np.arange(len(books.sellers))):
+        assert np.array_equal(books.of_sellers(codes), np.isin(books.seller, codes))
+    rowids = np.r_[rng.choice(books.entries["order"], 50), [10**9, -3]]
+    assert np.array_equal(books.of_orders(rowids), np.isin(books.entries["order"], rowids))
+    # entries not sorted by seller (never so in books): the search of every entry
+    shuffled = sb.Books(books.sellers, books.entries[::-1].copy(), books.seller[::-1].copy(), books.median)
+    assert np.array_equal(shuffled.of_sellers(np.array([3, 5])), np.isin(shuffled.seller, [3, 5]))

@@ -242,10 +242,10 @@ def _score_some(db: sqlite_utils.Database, plan: Plan, loaded: Any, examined: se
     former = {books.sellers[c] for c in books.seller[found[found >= 0]].tolist()}
     touched = np.union1d(updated.seller[updated.locate(rowids)],
                          [c for c, name in enumerate(updated.sellers) if name in former]).astype(np.int64)
-    in_touched = seller_books.among(updated.seller, touched)
+    in_touched = updated.of_sellers(touched)
     # a median moves only where a seller gained, lost or changed a known transit: worked out for those alone
     moved = _median_moved(books, updated, frame["seller_id"].to_numpy(dtype=object), fresh, found)
-    in_moved = seller_books.among(updated.seller, moved)
+    in_moved = updated.of_sellers(moved)
     updated.median[moved] = seller_aggregates.medians(updated.seller[in_moved], len(updated.sellers),
                                                       updated.entries["transit"][in_moved])[moved]
     before, after = books.stats(), updated.stats()
@@ -254,7 +254,7 @@ def _score_some(db: sqlite_utils.Database, plan: Plan, loaded: Any, examined: se
     names = list(loaded.model.named_steps["features"].get_feature_names_out())
     edges = rescoring.decision_edges(loaded.model, names)
     of_buyer = updated.of_buyers(changed_buyers)
-    others = np.flatnonzero((in_touched | of_buyer) & ~seller_books.among(updated.entries["order"], rowids))
+    others = np.flatnonzero((in_touched | of_buyer) & ~updated.of_orders(rowids))
     others = others[updated.entries["scored"][others] > 0]  # an order without a number has no score
     buyers_then, buyers_now = seller_books.BuyerStats.of(books, changed_buyers), \
         seller_books.BuyerStats.of(updated, changed_buyers)

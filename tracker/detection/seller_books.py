@@ -194,6 +194,23 @@ class Books:
             return buyers, np.full(len(self.entries), -1, dtype=np.int64)
         return buyers, pd.Index(buyers).get_indexer(self.entries["buyer"]).astype(np.int64, copy=False)
 
+    def of_sellers(self, codes: np.ndarray) -> np.ndarray:
+        """Per entry, whether its seller is one of these (codes): as `among(seller, codes)`, from the ranges the
+        sellers' books take (the entries are sorted by seller) instead of a search of every entry."""
+        codes = np.unique(np.asarray(codes, dtype=np.int64))
+        if len(self.seller) > 1 and (np.diff(self.seller) < 0).any():
+            return among(self.seller, codes)
+        low, high = np.searchsorted(self.seller, codes, "left"), np.searchsorted(self.seller, codes, "right")
+        edges = np.bincount(low, minlength=len(self.seller) + 1) - np.bincount(high, minlength=len(self.seller) + 1)
+        return np.cumsum(edges[:-1]) > 0
+
+    def of_orders(self, rowids: np.ndarray) -> np.ndarray:
+        """Per entry, whether its order is one of these (rowids): as `among(entries["order"], rowids)`."""
+        out = np.zeros(len(self.entries), dtype=bool)
+        at = self.locate(rowids)
+        out[at[at >= 0]] = True
+        return out
+
     def stats(self, median: np.ndarray | None = None) -> sa.SellerStats:
         """Every seller's statistics (the stored medians unless given)."""
         return sa.SellerStats.of(self.seller, len(self.sellers), self.entries["bits"], self.entries["transit"],
@@ -293,16 +310,10 @@ class Books:
             return None
         code_of = {name: i for i, name in enumerate(self.sellers)}
         stored_code = np.array([code_of.get(name, -1) for name in stored.sellers], dtype=np.int64)
-        # both sorted by seller, then order: the stored entry of the same order and seller is found by a search of
-        # one sorted key in the other, in sequence (an order whose seller changed is not found: it changed)
-        mine, theirs = _key(self.seller, self.entries["order"]), _key(stored_code[stored.seller], stored.entries["order"])
-        if mine is not None and theirs is not None and not len(theirs):
-            at = np.full(len(mine), -1)
-        elif mine is not None and theirs is not None and np.array_equal(mine, theirs):  # the same orders, in place
-            at = np.arange(len(mine))
-        elif mine is not None and theirs is not None and (len(theirs) < 2 or (np.diff(theirs) > 0).all()):
-            at = np.minimum(np.searchsorted(theirs, mine), len(theirs) - 1)
-            at = np.where(theirs[at] == mine, at, -1)
+        # the stored entry of the same order and seller (an order whose seller changed is not found: it changed)
+        if len(self.entries) == len(stored.entries) and np.array_equal(self.entries["order"], stored.entries["order"]) \
+                and np.array_equal(stored_code[stored.seller], self.seller):
+            at = np.arange(len(self.entries))  # the same orders of the same sellers, in place
         else:
             at = stored.locate(self.entries["order"])
             at[(at >= 0) & (stored_code[stored.seller[np.maximum(at, 0)]] != self.seller)] = -1
