@@ -116,10 +116,11 @@ class Books:
         layout = conn.execute("SELECT value FROM meta WHERE key = ?", [META_FORMAT]).fetchone()
         if layout is None or layout[0] != FORMAT:
             return None
+        # `typeof`: SQLite tells a BLOB from NULL by the row's header (`bins IS NOT NULL` read the whole row)
         parts = [_part((sellers, median, *(_blob_of(conn, part, column) for column in ("seller", "entries")),
-                        _blob_of(conn, part, "bins") if has_bins else None))
-                 for part, sellers, median, has_bins in conn.execute(
-                     "SELECT part, sellers, median, bins IS NOT NULL FROM seller_books ORDER BY part").fetchall()]
+                        _blob_of(conn, part, "bins") if bins_type != "null" else None))
+                 for part, sellers, median, bins_type in conn.execute(
+                     "SELECT part, sellers, median, typeof(bins) FROM seller_books ORDER BY part").fetchall()]
         if not parts:
             return None
         books, later = parts[0], parts[1:]
