@@ -67,11 +67,12 @@ log = logging.getLogger(__name__)
 
 def score_orders(db: sqlite_utils.Database, order_ids: set[str], as_of: datetime, *, full: bool = False,
                  plan: Plan | None = None, run: str | None = None, trusted: bool = True,
-                 kept: readers.KeptOrders | None = None) -> set[str]:
+                 kept: readers.KeptOrders | None = None, books: seller_books.Books | None = None) -> set[str]:
     """Rescore what changed among these orders (`order_ids`: the ones the rules examined; every order with
     `full`, after a new model, or when the stored scores and books cannot be `trusted` to match); return the order
     ids scored. `run` names this detect run in `meta` with the scores; `kept`: every order as this run's rules
-    read them (a rescore of every order builds its frame from them)."""
+    read them (a rescore of every order builds its frame from them); `books`: the store's seller books, read
+    already (`seller_books.Books.load`; else read here), used where this run would read them."""
     loaded = registry.load_active_model(db)
     run = run or f"scoring-{time.time_ns()}"
     if loaded is not None:
@@ -82,10 +83,11 @@ def score_orders(db: sqlite_utils.Database, order_ids: set[str], as_of: datetime
             set_meta(db, META_NEXT_DUE, repr(seller_books.NEVER))
         return set()
     previous_as_of = get_meta(db, META_AS_OF)
-    books = None
+    read, books = books, None
     if not full and trusted and get_meta(db, META_MODEL) == loaded.model_id and \
             (previous_as_of is None or to_db(as_of) >= previous_as_of):
-        books = seller_books.Books.load(db.conn, get_meta(db, META_RUN))
+        books = read if read is not None else seller_books.Books.load(db.conn, get_meta(db, META_RUN))
+    del read
     plan = plan or plan_for(db.conn)
     if books is None:
         shipment_facts.refresh(db, plan)
