@@ -571,6 +571,14 @@ def _record(db: sqlite_utils.Database, model_id: str, as_of: datetime, frame: pd
     conn = db.conn
     cache_size = conn.execute("PRAGMA cache_size").fetchone()[0]
     conn.execute(f"PRAGMA cache_size = -{score_writer.WRITE_CACHE_KIB}")
+    # an incremental write's statement journals in memory: each INSERT OR REPLACE of a hundred rows at random
+    # places journals its pages, and on disk that was a temporary file written page by page (half a GB at a 1%
+    # change of a million orders). A full run keeps them on disk: its index sort may not grow in memory. SQLite
+    # changes it only outside a transaction (and drops temporary tables then: the run's are made anew each use)
+    temp_store = None
+    if not full and not conn.in_transaction:
+        temp_store = conn.execute("PRAGMA temp_store").fetchone()[0]
+        conn.execute("PRAGMA temp_store = MEMORY")
     try:
         with conn:
             if not conn.in_transaction:
@@ -601,6 +609,8 @@ def _record(db: sqlite_utils.Database, model_id: str, as_of: datetime, frame: pd
                 extra(conn)
     finally:
         conn.execute(f"PRAGMA cache_size = {int(cache_size)}")
+        if temp_store is not None:
+            conn.execute(f"PRAGMA temp_store = {int(temp_store)}")
 
 
 def _rows_in_key_order(frame: pd.DataFrame) -> score_writer.ScoreColumns:
