@@ -69,6 +69,7 @@ def detect(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False) ->
     books = ahead = None
     try:
         result = flagging.run_rules(db, as_of, full=full, plan=plan, run=run)
+        t1 = time.perf_counter()  # what follows is the scoring's (its reading ahead, the wait for its libraries)
         if not (full or result.everything) and trusted:
             # the seller books and the scoring's first frame (numpy, pandas and SQLite: no scikit-learn) read while
             # the thread may still import the classifier's libraries; the scoring stage uses them where its model
@@ -85,7 +86,6 @@ def detect(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False) ->
     from tracker.detection import memory, scoring
 
     memory.give_back("the rules")  # the rules' frame and events, freed: the scoring stage starts from what is in use
-    t1 = time.perf_counter()
 
     kept, result.kept = result.kept, None  # the scoring stage's to use and let go
     scored = scoring.score_orders(db, result.order_ids, as_of, full=full or result.everything, plan=plan, run=run,
