@@ -41,6 +41,7 @@ RATES: dict[str, tuple[str, str | None]] = {
     "seller_pressure_share": ("pressured", None),
 }
 FEATURES = (COUNT, *MEDIANS, *RATES)
+BY_PATTERN_SELLERS = 100_000  # `SellerStats.of` counts per seller and pattern of signals up to this many sellers
 FAST_DAYS = 6.0  # a delivery within this many days of the first scan is fast
 FAST_SHARE_OF_TYPICAL = 0.6  # a delivery below this share of its destination's typical transit is fast for it
 
@@ -82,8 +83,22 @@ class SellerStats:
            median: np.ndarray | None = None) -> SellerStats:
         """The statistics of these orders (seller codes, bits, spans); `median`: known already."""
         orders = np.bincount(seller, minlength=n_sellers).astype(np.int64)
-        sums = np.stack([np.bincount(seller[(bits & BIT[name]) > 0], minlength=n_sellers) for name in SIGNALS],
-                        axis=1).astype(np.int64) if n_sellers else np.zeros((0, len(SIGNALS)), np.int64)
+        if not n_sellers:
+            sums = np.zeros((0, len(SIGNALS)), np.int64)
+        elif len(seller) and n_sellers <= BY_PATTERN_SELLERS:
+            # how many orders of each seller show each pattern of signals (one count over the orders; only the
+            # patterns that occur), then each signal's sum from the patterns': the same integers as a count per signal
+            patterns = 1 << len(SIGNALS)
+            low = (bits & (patterns - 1)).astype(np.int64)
+            present = np.flatnonzero(np.bincount(low, minlength=patterns))
+            code = np.zeros(patterns, dtype=np.int64)
+            code[present] = np.arange(len(present))
+            per_pattern = np.bincount(seller.astype(np.int64) * len(present) + code[low],
+                                      minlength=n_sellers * len(present)).reshape(n_sellers, len(present))
+            sums = per_pattern @ ((present[:, None] >> np.arange(len(SIGNALS))) & 1).astype(np.int64)
+        else:
+            sums = np.stack([np.bincount(seller[(bits & BIT[name]) > 0], minlength=n_sellers) for name in SIGNALS],
+                            axis=1).astype(np.int64)
         return cls(orders, sums, medians(seller, n_sellers, spans) if median is None else median)
 
     def features(self, seller: np.ndarray, bits: np.ndarray) -> dict[str, np.ndarray]:

@@ -146,3 +146,45 @@ def test_the_rules_read_the_childs_cache_once_it_is_filled(imported, tmp_path, t
     asked.clear()
     assert pressure_cache.Filling(None, None).pressure(db.conn)(texts[:5]) == expected[:5] and asked == [texts[:5]]
     db.close()
+
+
+def test_an_incremental_runs_rules_read_the_cache_of_their_orders_messages(imported, tmp_path, thresholds,
+                                                                           monkeypatch):
+    """After a run that scored the seller messages, the next run's rules read their orders' messages from the
+    cache: only a new text is worked out by the model, and the flags are those the model gives."""
+    from tracker.detection import registry
+    from tracker.detection.flagging import run_rules
+    from tracker.detection.scoring import score_orders
+
+    as_of = world._as_of(None)
+    thresholds(whole_pressure_cache_from=10**9, never_children=True)
+    flags = {}
+    for name in ("cached", "uncached"):
+        db = opened_copy(imported, tmp_path, f"{name}.db")
+        run_rules(db, as_of, full=True)
+        score_orders(db, set(), as_of, full=True)  # fills the cache with every seller message
+        orders = [r[0] for r in db.conn.execute(
+            "SELECT DISTINCT order_id FROM messages WHERE lower(sender) = 'seller' AND (lower(text) LIKE '%confirm%' "
+            "OR lower(text) LIKE '%dispute%') ORDER BY order_id LIMIT 30")]
+        new = "please confirm receipt today so the payment is released, or I will report you"
+        with db.conn:
+            db.conn.executemany(
+                "INSERT INTO messages(order_id, sender, sent_at, text, message_key) VALUES (?, 'seller', ?, ?, ?)",
+                [(o, "2026-01-01T00:00:00Z", new, f"k-{o}") for o in orders])
+            if name == "uncached":
+                db.conn.execute("DELETE FROM message_pressure")
+        asked: list[list[str]] = []
+        real = registry.message_pressure
+        monkeypatch.setattr(registry, "message_pressure",
+                            lambda some, asked=asked, real=real: asked.append(list(some)) or real(some))
+        result = run_rules(db, as_of)
+        monkeypatch.undo()
+        assert len(orders) > 5 and set(orders) <= result.order_ids
+        if name == "cached":
+            assert asked == [[new]]  # the other texts of these orders came from the cache
+        else:
+            assert len(asked) == 1 and new in asked[0] and len(asked[0]) > 1
+        flags[name] = db.conn.execute(
+            "SELECT order_id, code, severity, explanation, evidence, resolved_at FROM flags ORDER BY 1, 2").fetchall()
+        db.close()
+    assert flags["cached"] == flags["uncached"]

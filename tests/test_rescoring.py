@@ -226,3 +226,26 @@ def test_due_times_are_the_same_worked_out_a_few_rows_at_a_time(scored_world, mo
     monkeypatch.setattr(rescoring, "due_times", both)
     _run(path, as_of + timedelta(days=2), full=True)
     assert compared and compared[0] > 1000
+
+
+def test_the_books_and_first_frame_are_read_while_the_classifiers_libraries_may_still_be_importing(scored_world,  # noqa: ANN001
+                                                                                    monkeypatch) -> None:  # noqa: ANN001
+    """The seller books and the scoring's first frame need no scikit-learn: an incremental run reads them once,
+    before it waits for the thread importing the classifier's libraries, and the scoring stage uses them (the same
+    scores as a full rescore)."""
+    from tracker.detection import preload, scoring, seller_books
+
+    calls: list[str] = []
+    load, wait, first = seller_books.Books.load, preload.wait, scoring._first_frame
+    monkeypatch.setattr(seller_books.Books, "load", classmethod(
+        lambda cls, *a, **k: calls.append("books") or load(*a, **k)))
+    monkeypatch.setattr(preload, "wait", lambda: calls.append("wait") or wait())
+    monkeypatch.setattr(scoring, "_first_frame", lambda *a, **k: calls.append("frame") or first(*a, **k))
+    path, twin = _changed(scored_world, "books-early")
+    as_of = scored_world[2]
+    _run(path, as_of)
+    assert calls.count("books") == 1 and calls.count("frame") == 1
+    assert calls.index("books") < calls.index("frame") < calls.index("wait")
+    monkeypatch.undo()
+    _run(twin, as_of, full=True)
+    _same(path, twin)

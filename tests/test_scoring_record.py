@@ -208,3 +208,18 @@ def test_a_writer_killed_mid_write_leaves_the_previous_scores(db, db_path):
         assert store.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("full", [True, False])
+def test_an_incremental_write_journals_its_statements_in_memory(db, full, monkeypatch):
+    """A hundred rows per INSERT OR REPLACE journal their pages: an incremental write keeps those journals in
+    memory (a temporary file on disk, written page by page, otherwise); a full one leaves them on disk (its index
+    sort may not grow in memory). The setting is the connection's own again afterwards."""
+    seen = []
+    insert = scoring.score_writer.insert_scores
+    monkeypatch.setattr(scoring.score_writer, "insert_scores", lambda conn, *a: seen.append(
+        conn.execute("PRAGMA temp_store").fetchone()[0]) or insert(conn, *a))
+    scoring._record(db, "m1", FIRST, frame([("o1", 0.5, "", "[]"), ("o2", 0.25, "", "[]")]), full)
+    assert seen == [0 if full else 2]  # the default (a file) : MEMORY
+    assert db.conn.execute("PRAGMA temp_store").fetchone()[0] == 0  # the default again
+    assert stored_scores(db)[0][:2] == ("o1", 0.5)

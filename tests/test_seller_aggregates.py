@@ -138,3 +138,17 @@ def test_a_categorical_column_hashes_as_its_texts_do() -> None:
     assert np.array_equal(seller_books.hashes(texts.astype("category")), seller_books.hashes(texts))
     assert np.array_equal(seller_books.hashes(texts.astype("category").iloc[[1, 5]]),
                           seller_books.hashes(texts.iloc[[1, 5]]))
+
+
+def test_signal_sums_counted_by_pattern_equal_a_count_per_signal(monkeypatch) -> None:  # noqa: ANN001
+    rng = np.random.default_rng(31)
+    seller = rng.integers(0, 700, 20_000)
+    bits = (rng.integers(0, 1 << len(sa.SIGNALS), 20_000) & rng.integers(0, 1 << len(sa.SIGNALS), 20_000)).astype(
+        sa.BITS)
+    spans = np.full((20_000, sa.SPANS), np.nan)
+    want = np.stack([np.bincount(seller[(bits & sa.BIT[name]) > 0], minlength=705) for name in sa.SIGNALS], axis=1)
+    got = sa.SellerStats.of(seller, 705, bits, spans)
+    assert got.sums.dtype == np.int64 and np.array_equal(got.sums, want)
+    monkeypatch.setattr(sa, "BY_PATTERN_SELLERS", 10)  # too many sellers for a count per pattern: per signal
+    assert np.array_equal(sa.SellerStats.of(seller, 705, bits, spans).sums, want)
+    assert sa.SellerStats.of(seller[:0], 3, bits[:0], spans[:0]).sums.shape == (3, len(sa.SIGNALS))

@@ -86,7 +86,7 @@ def test_parts_outgrowing_half_the_books_are_written_whole_again(conn) -> None: 
         books.save(conn, "run-1", whole=True)
     expected = books
     for k, share in enumerate((0.3, 0.3)):
-        loaded = sb.Books.load(conn, f"run-{k + 1}")
+        loaded = sb.Books.load(conn, f"run-{k + 1}").editable()
         rows = np.flatnonzero(np.random.default_rng(k).random(len(loaded.entries)) < share)
         loaded.entries["score"][rows] = k
         with conn:
@@ -170,7 +170,7 @@ def test_medians_worked_out_again_only_where_known_transits_moved_match_all_work
     assert np.array_equal(updated.median, want, equal_nan=True)
 
 
-def test_buyer_history_from_the_sorted_index_counts_as_a_scan_of_every_entry() -> None:
+def test_buyer_history_from_the_books_counts_as_a_scan_of_every_entry() -> None:
     from detectors import seller_aggregates as sa
 
     books = _books(4000, 30, seed=5)  # 50 buyers: many orders each
@@ -184,3 +184,139 @@ def test_buyer_history_from_the_sorted_index_counts_as_a_scan_of_every_entry() -
         assert stats.flagged[k] == int(((mine["bits"] & sa.BIT["flagged"]) > 0).sum())
     assert np.array_equal(books.of_buyers(asked), np.isin(books.entries["buyer"], asked))
     assert not books.of_buyers(np.zeros(0, np.uint64)).any()
+
+
+def _merged_by_sort(books: sb.Books, seller_ids: list[str], fresh: np.ndarray) -> tuple[list[str], np.ndarray,
+                                                                                         np.ndarray]:
+    """What `replaced` must give, by the obvious way: every kept entry and the new ones, sorted whole."""
+    names = sorted(set(books.sellers) | set(seller_ids))
+    by_order = {int(e["order"]): (books.sellers[c], e.tobytes()) for e, c in zip(books.entries, books.seller,
+                                                                                 strict=True)}
+    for name, e in zip(seller_ids, fresh, strict=True):
+        by_order[int(e["order"])] = (name, e.tobytes())
+    rows = sorted((names.index(name), order, raw) for order, (name, raw) in by_order.items())
+    return names, np.array([r[0] for r in rows]), np.frombuffer(b"".join(r[2] for r in rows), dtype=sb.ENTRY)
+
+
+@pytest.mark.parametrize("rowid_base", [1, 2**35])  # rowids a table can index, and ones it cannot (sorted search)
+def test_entries_put_in_by_a_splice_match_a_whole_sort(rowid_base: int, monkeypatch) -> None:  # noqa: ANN001
+    def whole_sort(*args: object) -> None:
+        raise AssertionError("the books were sorted whole, not spliced")
+
+    monkeypatch.setattr(sb, "_merge_order", whole_sort)
+    books = _books(3000, 40, seed=11)
+    books.entries["order"] += rowid_base - 1
+    rng = np.random.default_rng(12)
+    picked = rng.choice(len(books.entries), 200, replace=False)
+    changed = sb.pick(books.entries, picked)
+    changed["bits"] ^= 3
+    names = [books.sellers[c] for c in books.seller[picked]]
+    names[:30] = [f"s{k:03d}" for k in rng.integers(0, 60, 30)]  # moved to another seller, some of them new
+    new = sb.pick(books.entries, np.arange(40))
+    new["order"] = rowid_base + 10_000 + np.arange(40)
+    seller_ids = names + ["s000", "zz"] * 20 + [names[0]]
+    fresh = np.r_[changed, new, changed[:1]]  # an order given twice: the last entry wins
+    fresh["score"][-1] = 0.75
+    bins = rng.integers(0, 255, (len(fresh), books.bins.shape[1])).astype(np.uint8)
+    updated, old_code = books.replaced(seller_ids, fresh, bins)
+    names_want, seller_want, entries_want = _merged_by_sort(books, seller_ids, fresh)
+    assert updated.sellers == names_want
+    assert np.array_equal(updated.seller, seller_want)
+    assert updated.entries.tobytes() == entries_want.tobytes()
+    assert [updated.sellers[c] for c in range(len(updated.sellers)) if old_code[c] >= 0] == books.sellers
+    # each order's binned input went with it: the new ones from `bins`, the others as they were
+    at = updated.locate(fresh["order"])
+    last = {int(o): k for k, o in enumerate(fresh["order"].tolist())}
+    assert all(np.array_equal(updated.bins[at[k]], bins[k]) for k in last.values())
+    kept = np.setdiff1d(books.entries["order"], fresh["order"])
+    assert np.array_equal(updated.bins[updated.locate(kept)], books.bins[books.locate(kept)])
+    assert np.array_equal(updated.locate(np.array([-5, rowid_base + 99_999])), [-1, -1])
+    assert (updated._by_order[2] is None) == (rowid_base == 1)  # dense rowids: a table of positions, no sort
+    # into empty books: the entries sorted
+    empty = sb.Books([], np.zeros(0, sb.ENTRY), np.zeros(0, np.int64), np.zeros((0, 2)), np.zeros((0, 7), np.uint8))
+    alone, _ = empty.replaced(seller_ids, fresh, bins)
+    assert alone.entries.tobytes() == _merged_by_sort(empty, seller_ids, fresh)[2].tobytes()
+
+
+def test_the_changed_entries_are_those_whose_bytes_differ_however_they_moved(conn) -> None:  # noqa: ANN001
+    books = _books(200_000, 300, seed=13)  # several slices of `COMPARE_ROWS`
+    with conn:
+        books.save(conn, "run-1", whole=True)
+    loaded = sb.Books.load(conn, "run-1")
+    assert not len(loaded._changed())
+    with pytest.raises(ValueError, match="read-only"):  # the books as read share the stored books' arrays
+        loaded.entries["score"][0] = 0.5
+    loaded = loaded.editable()
+    assert not len(loaded._changed())
+    rows = np.array([3, 70_000, 199_999])
+    loaded.entries["score"][rows] = 0.5  # in place: the same orders at the same positions
+    loaded.bins[150_000, 2] ^= 1
+    assert loaded._changed().tolist() == [3, 70_000, 150_000, 199_999]
+    # one new order at the front of the first seller shifts every position after it
+    new = sb.pick(loaded.entries, [0])
+    new["order"] = 0
+    updated, _ = loaded.replaced([loaded.sellers[0]], new, np.zeros((1, 7), np.uint8))
+    want = sorted({0} | {int(p) for p in updated.locate(loaded.entries["order"][[3, 70_000, 150_000, 199_999]])})
+    assert updated._changed().tolist() == want
+
+
+def test_buyer_history_is_counted_by_a_hash_of_the_buyers_asked_without_a_sort(monkeypatch) -> None:  # noqa: ANN001
+    from detectors import seller_aggregates as sa
+
+    books = _books(5000, 30, seed=21)
+    rng = np.random.default_rng(22)
+    picked = rng.choice(len(books.entries), 300, replace=False)
+    fresh = sb.pick(books.entries, picked)
+    fresh["buyer"] = rng.integers(0, 80, len(fresh)).astype(np.uint64)  # some to buyers not there before
+    fresh["bits"] ^= sa.BIT["not_received"] | sa.BIT["flagged"]
+    updated, _ = books.replaced([books.sellers[c] for c in books.seller[picked]], fresh)
+
+    def sorted_whole(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the buyers were sorted")
+
+    monkeypatch.setattr(sb.np, "argsort", sorted_whole)
+    asked = np.r_[rng.integers(0, 90, 40).astype(np.uint64), np.uint64(2**64 - 1)]
+    stats = sb.BuyerStats.of(updated, asked)
+    monkeypatch.undo()
+    assert np.array_equal(stats.buyers, np.unique(asked))
+    for k, buyer in enumerate(stats.buyers.tolist()):
+        mine = updated.entries[updated.entries["buyer"] == buyer]
+        assert stats.orders[k] == len(mine)
+        assert stats.not_received[k] == int(((mine["bits"] & sa.BIT["not_received"]) > 0).sum())
+        assert stats.flagged[k] == int(((mine["bits"] & sa.BIT["flagged"]) > 0).sum())
+    assert np.array_equal(updated.of_buyers(asked), np.isin(updated.entries["buyer"], asked))
+
+
+def test_entries_of_orders_already_in_their_sellers_books_are_put_in_place(monkeypatch) -> None:  # noqa: ANN001
+    books = _books(3000, 40, seed=41)
+    rng = np.random.default_rng(42)
+    picked = rng.choice(len(books.entries), 100, replace=False)
+    fresh = sb.pick(books.entries, picked)
+    fresh["bits"] ^= 5
+    fresh["buyer"][:10] = 999  # a buyer moved
+    seller_ids = [books.sellers[c] for c in books.seller[picked]]
+    bins = rng.integers(0, 255, (len(fresh), books.bins.shape[1])).astype(np.uint8)
+    want_sellers, want_seller, want_entries = _merged_by_sort(books, seller_ids, fresh)
+
+    def merged(*args: object) -> None:
+        raise AssertionError("merged, where every entry had its place already")
+
+    monkeypatch.setattr(sb, "_splice", merged)
+    updated, _ = books.replaced(seller_ids, fresh, bins)
+    assert updated.sellers == want_sellers and np.array_equal(updated.seller, want_seller)
+    assert updated.entries.tobytes() == want_entries.tobytes()
+    assert np.array_equal(updated.bins[picked], bins)
+    assert np.array_equal(np.delete(updated.bins, picked, axis=0), np.delete(books.bins, picked, axis=0))
+    assert np.array_equal(updated.of_buyers(np.array([999], np.uint64)), updated.entries["buyer"] == 999)
+
+
+def test_entries_of_some_sellers_or_orders_are_found_as_a_search_of_every_entry_finds_them() -> None:
+    books = _books(4000, 60, seed=51)
+    rng = np.random.default_rng(52)
+    for codes in (rng.integers(0, 70, 12), np.array([], dtype=np.int64), np.arange(len(books.sellers))):
+        assert np.array_equal(books.of_sellers(codes), np.isin(books.seller, codes))
+    rowids = np.r_[rng.choice(books.entries["order"], 50), [10**9, -3]]
+    assert np.array_equal(books.of_orders(rowids), np.isin(books.entries["order"], rowids))
+    # entries not sorted by seller (never so in books): the search of every entry
+    shuffled = sb.Books(books.sellers, books.entries[::-1].copy(), books.seller[::-1].copy(), books.median)
+    assert np.array_equal(shuffled.of_sellers(np.array([3, 5])), np.isin(shuffled.seller, [3, 5]))

@@ -285,7 +285,9 @@ def _run(db: sqlite_utils.Database, conn: Any, plan: Plan, as_of: datetime, sett
                 if read is not None:
                     read.close()
             give_back("the rules' read")  # what the read and the join of a million orders freed
-            ctx = context(conn, plan, as_of, settings, scope, orders, pressure)
+            # an incremental run's rules read the message model's cache of their orders' messages first
+            ctx = context(conn, plan, as_of, settings, scope, orders,
+                          pressure if scope is None else pressure_cache.scoped(conn, scope))
             examined = set(orders["order_id"])
             del orders
             started = time.perf_counter()

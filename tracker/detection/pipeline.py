@@ -66,8 +66,19 @@ def detect(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False) ->
     previous_run = get_meta(db, freshness.META_RUN)
     trusted = previous_run is not None and previous_run == get_meta(db, SCORES_RUN_META)
     plan = plan_for(db.conn)
+    books = ahead = None
     try:
         result = flagging.run_rules(db, as_of, full=full, plan=plan, run=run)
+        t1 = time.perf_counter()  # what follows is the scoring's (its reading ahead, the wait for its libraries)
+        if not (full or result.everything) and trusted:
+            # the seller books and the scoring's first frame (numpy, pandas and SQLite: no scikit-learn) read while
+            # the thread may still import the classifier's libraries; the scoring stage uses them where its model
+            # is the one they were kept for
+            from tracker.detection import scoring, seller_books
+
+            books = seller_books.Books.load(db.conn, get_meta(db, SCORES_RUN_META))
+            if books is not None:
+                ahead = scoring.read_ahead(db, plan, result.order_ids, as_of, books)
     finally:
         preload.wait()  # also when the rules fail: the process does not end in the middle of an import
     summary.examined, summary.flags_raised, summary.flags_resolved = (
@@ -75,12 +86,11 @@ def detect(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False) ->
     from tracker.detection import memory, scoring
 
     memory.give_back("the rules")  # the rules' frame and events, freed: the scoring stage starts from what is in use
-    t1 = time.perf_counter()
 
     kept, result.kept = result.kept, None  # the scoring stage's to use and let go
     scored = scoring.score_orders(db, result.order_ids, as_of, full=full or result.everything, plan=plan, run=run,
-                                  trusted=trusted, kept=kept)
-    del kept
+                                  trusted=trusted, kept=kept, books=books, ahead=ahead)
+    del kept, books, ahead
     summary.scored = len(scored)
     t2 = time.perf_counter()
     opened, updated = sync.sync_cases(db, result.order_ids, as_of, rescored=scored, run=run, previous_run=previous_run)

@@ -3,8 +3,10 @@ incremental run's rules work: the rules need neither (`detectors.features` leave
 `detectors.order_features`), and they spend much of their time in SQLite, which lets the thread run meanwhile.
 
 Only third-party libraries and `detectors` modules that import nothing of `tracker` are imported there; whoever
-needs scikit-learn in the main thread first calls `wait()`, so the two threads never import the same modules at
-once.
+needs scikit-learn in the main thread first calls `wait()`, so the two threads never import scikit-learn at once.
+Before that wait, an incremental run reads its seller books and the scoring's first frame (`pipeline.detect`):
+`tracker.detection.scoring` imports the classifier only where it scores, and a module both threads happen to
+import (`detectors.reasons`) is made once, the import system's lock per module holding the other thread back.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 
 from tracker.detection.children import Children
@@ -33,6 +33,9 @@ MISSING_SQL = (
 CACHED_SQL = ("SELECT coalesce(m.text, ''), p.probability FROM message_pressure p JOIN messages m ON m.id = p.message_id "
               "WHERE p.model = ? AND lower(m.sender) = 'seller'")
 INSERT_SQL = "INSERT OR REPLACE INTO message_pressure(message_id, model, probability) VALUES (?, ?, ?)"
+# the cached probabilities of the seller messages of some orders, by text (as CACHED_SQL)
+SCOPED_SQL = ("SELECT coalesce(m.text, ''), p.probability FROM json_each(?) j CROSS JOIN messages m ON m.order_id = "
+              "j.value JOIN message_pressure p ON p.message_id = m.id WHERE p.model = ? AND lower(m.sender) = 'seller'")
 
 
 class Filling:
@@ -127,3 +130,23 @@ def fill(path: str, model_key: str) -> int:
         return len(rows)
     finally:
         conn.close()
+
+
+def scoped(conn: sqlite3.Connection, order_ids: Iterable[str]) -> Callable[[list[str]], list[float]]:
+    """The message model's pressure of each text, as `registry.message_pressure` gives it, for a run over these
+    orders: read from the cache of their seller messages (an earlier run scored most of them), only a text it
+    lacks worked out. The rules of an incremental run then load neither the model nor scikit-learn (the scoring
+    stage imports it meanwhile, in its thread: `preload`) for messages the cache holds."""
+    def pressure(texts: list[str]) -> list[float]:
+        from tracker.detection import registry, store
+
+        if not texts:
+            return []
+        key = registry.message_model_key()
+        known = dict(conn.execute(SCOPED_SQL, [store.as_sorted_json(order_ids), key]).fetchall())
+        missing = [t for t in dict.fromkeys(str(t or "") for t in texts) if t not in known]
+        if missing:
+            known.update(zip(missing, registry.message_pressure(missing), strict=True))
+        log.debug("pressure cache: %d of %d texts read from the cache", len(texts) - len(missing), len(texts))
+        return [known[str(t or "")] for t in texts]
+    return pressure

@@ -35,7 +35,6 @@ import pandas as pd
 import sqlite_utils
 
 from detectors import seller_aggregates
-from detectors.classifier import fraud_probability
 from detectors.features import BUYER_SUMS, FEATURE_GROUPS, FLAG_CODES, MessageScorer, has_text, score_messages
 from detectors.reasons import explain
 from detectors.view import datetime_to_jd
@@ -67,11 +66,14 @@ log = logging.getLogger(__name__)
 
 def score_orders(db: sqlite_utils.Database, order_ids: set[str], as_of: datetime, *, full: bool = False,
                  plan: Plan | None = None, run: str | None = None, trusted: bool = True,
-                 kept: readers.KeptOrders | None = None) -> set[str]:
+                 kept: readers.KeptOrders | None = None, books: seller_books.Books | None = None,
+                 ahead: pd.DataFrame | None = None) -> set[str]:
     """Rescore what changed among these orders (`order_ids`: the ones the rules examined; every order with
     `full`, after a new model, or when the stored scores and books cannot be `trusted` to match); return the order
     ids scored. `run` names this detect run in `meta` with the scores; `kept`: every order as this run's rules
-    read them (a rescore of every order builds its frame from them)."""
+    read them (a rescore of every order builds its frame from them); `books`: the store's seller books, read
+    already (`seller_books.Books.load`; else read here), used where this run would read them, and `ahead` the
+    frame `read_ahead` read with them."""
     loaded = registry.load_active_model(db)
     run = run or f"scoring-{time.time_ns()}"
     if loaded is not None:
@@ -82,10 +84,13 @@ def score_orders(db: sqlite_utils.Database, order_ids: set[str], as_of: datetime
             set_meta(db, META_NEXT_DUE, repr(seller_books.NEVER))
         return set()
     previous_as_of = get_meta(db, META_AS_OF)
-    books = None
+    read, books = books, None
     if not full and trusted and get_meta(db, META_MODEL) == loaded.model_id and \
             (previous_as_of is None or to_db(as_of) >= previous_as_of):
-        books = seller_books.Books.load(db.conn, get_meta(db, META_RUN))
+        books = read if read is not None else seller_books.Books.load(db.conn, get_meta(db, META_RUN))
+    if books is None or books is not read:
+        ahead = None  # read with other books, or for a run that reads none
+    del read
     plan = plan or plan_for(db.conn)
     if books is None:
         shipment_facts.refresh(db, plan)
@@ -104,7 +109,25 @@ def score_orders(db: sqlite_utils.Database, order_ids: set[str], as_of: datetime
             set_meta(db, META_NEXT_DUE, repr(books.next_due()))
         return set()
     shipment_facts.refresh(db, plan)
-    return _score_some(db, plan, loaded, set(order_ids), as_of, run, books)
+    return _score_some(db, plan, loaded, set(order_ids), as_of, run, books, ahead)
+
+
+def read_ahead(db: sqlite_utils.Database, plan: Plan, order_ids: set[str], as_of: datetime,
+               books: seller_books.Books) -> pd.DataFrame | None:
+    """The frame an incremental run's scoring starts from (the orders the rules examined, `order_ids`, and those
+    whose time came by these `books`), read before the model is loaded: it needs no scikit-learn, so the run reads
+    it while a thread still imports the classifier's libraries (`preload`). None where the run reads none."""
+    if not order_ids and books.next_due() >= datetime_to_jd(as_of):
+        return None
+    shipment_facts.refresh(db, plan)  # as `score_orders` does first (the rules brought the facts up to date)
+    return _first_frame(db.conn, books, set(order_ids), as_of, message_scorer(db, plan), plan)
+
+
+def _first_frame(conn: Any, books: seller_books.Books, examined: set[str], as_of: datetime, scorer: MessageScorer,
+                 plan: Plan) -> pd.DataFrame:
+    """The orders whose own inputs may have changed (the examined ones), and those whose time came."""
+    due = books.entries["order"][books.entries["due"] < datetime_to_jd(as_of)]
+    return _partial_frame(conn, examined | set(readers.ids_of_rowids(conn, due)), as_of, scorer, plan)
 
 
 def _features(loaded: Any, frame: pd.DataFrame, rows: np.ndarray | None) -> tuple[pd.DataFrame, np.ndarray]:
@@ -206,16 +229,16 @@ def _marks(run: str, books: seller_books.Books, whole: bool) -> Callable[[Any], 
 
 
 def _score_some(db: sqlite_utils.Database, plan: Plan, loaded: Any, examined: set[str], as_of: datetime, run: str,
-                books: seller_books.Books) -> set[str]:
-    """The orders whose score may have changed (see the module docstring), and their sellers' books."""
+                books: seller_books.Books, frame: pd.DataFrame | None = None) -> set[str]:
+    """The orders whose score may have changed (see the module docstring), and their sellers' books (`frame`: the
+    first frame, read ahead already)."""
     conn = db.conn
     settings = config.load("model").get("scoring", {})
     as_of_jd = datetime_to_jd(as_of)
     scorer = message_scorer(db, plan)
     started = time.perf_counter()
-    # the orders whose own inputs may have changed (examined ones), and those whose time came
-    due = books.entries["order"][books.entries["due"] < as_of_jd]
-    frame = _partial_frame(conn, examined | set(readers.ids_of_rowids(conn, due)), as_of, scorer, plan)
+    if frame is None:
+        frame = _first_frame(conn, books, examined, as_of, scorer, plan)
     if frame.empty:  # nothing left to read (the orders went): the scores and books stand for this run
         with db.conn:
             _marks(run, books, False)(db.conn)
@@ -242,10 +265,10 @@ def _score_some(db: sqlite_utils.Database, plan: Plan, loaded: Any, examined: se
     former = {books.sellers[c] for c in books.seller[found[found >= 0]].tolist()}
     touched = np.union1d(updated.seller[updated.locate(rowids)],
                          [c for c, name in enumerate(updated.sellers) if name in former]).astype(np.int64)
-    in_touched = seller_books.among(updated.seller, touched)
+    in_touched = updated.of_sellers(touched)
     # a median moves only where a seller gained, lost or changed a known transit: worked out for those alone
     moved = _median_moved(books, updated, frame["seller_id"].to_numpy(dtype=object), fresh, found)
-    in_moved = seller_books.among(updated.seller, moved)
+    in_moved = updated.of_sellers(moved)
     updated.median[moved] = seller_aggregates.medians(updated.seller[in_moved], len(updated.sellers),
                                                       updated.entries["transit"][in_moved])[moved]
     before, after = books.stats(), updated.stats()
@@ -254,7 +277,7 @@ def _score_some(db: sqlite_utils.Database, plan: Plan, loaded: Any, examined: se
     names = list(loaded.model.named_steps["features"].get_feature_names_out())
     edges = rescoring.decision_edges(loaded.model, names)
     of_buyer = updated.of_buyers(changed_buyers)
-    others = np.flatnonzero((in_touched | of_buyer) & ~seller_books.among(updated.entries["order"], rowids))
+    others = np.flatnonzero((in_touched | of_buyer) & ~updated.of_orders(rowids))
     others = others[updated.entries["scored"][others] > 0]  # an order without a number has no score
     buyers_then, buyers_now = seller_books.BuyerStats.of(books, changed_buyers), \
         seller_books.BuyerStats.of(updated, changed_buyers)
@@ -421,7 +444,12 @@ def _predict_and_write(db: sqlite_utils.Database, loaded: Any, settings: dict[st
     `timed` ones, those time moves, make the reasons due at the next later run)."""
     classifier = loaded.model.named_steps["classifier"]
     with threads.limit():  # from the rows' bytes when they are binned already (`_binned`): the same scores
-        score = fraud_probability(classifier, matrix) if binned is None else binned[0].fraud_probability(binned[1])
+        if binned is None:
+            from detectors.classifier import fraud_probability
+
+            score = fraud_probability(classifier, matrix)
+        else:
+            score = binned[0].fraud_probability(binned[1])
     frame = frame.assign(score=score)
     min_score = float(settings.get("reasons_min_score", 0.1))
     explained = frame["score"].to_numpy() >= min_score
@@ -543,6 +571,14 @@ def _record(db: sqlite_utils.Database, model_id: str, as_of: datetime, frame: pd
     conn = db.conn
     cache_size = conn.execute("PRAGMA cache_size").fetchone()[0]
     conn.execute(f"PRAGMA cache_size = -{score_writer.WRITE_CACHE_KIB}")
+    # an incremental write's statement journals in memory: each INSERT OR REPLACE of a hundred rows at random
+    # places journals its pages, and on disk that was a temporary file written page by page (half a GB at a 1%
+    # change of a million orders). A full run keeps them on disk: its index sort may not grow in memory. SQLite
+    # changes it only outside a transaction (and drops temporary tables then: the run's are made anew each use)
+    temp_store = None
+    if not full and not conn.in_transaction:
+        temp_store = conn.execute("PRAGMA temp_store").fetchone()[0]
+        conn.execute("PRAGMA temp_store = MEMORY")
     try:
         with conn:
             if not conn.in_transaction:
@@ -573,6 +609,8 @@ def _record(db: sqlite_utils.Database, model_id: str, as_of: datetime, frame: pd
                 extra(conn)
     finally:
         conn.execute(f"PRAGMA cache_size = {int(cache_size)}")
+        if temp_store is not None:
+            conn.execute(f"PRAGMA temp_store = {int(temp_store)}")
 
 
 def _rows_in_key_order(frame: pd.DataFrame) -> score_writer.ScoreColumns:

@@ -43,6 +43,8 @@ FORMAT = "3"
 NEVER = np.inf  # a due time: the score does not change by time alone
 OTHER_CODES = np.uint16(1 << 15)  # `codes`: the score lists a code `codes_mask` has no bit for (read it from `scores`)
 REWRITE_SHARE = 0.5  # appended entries beyond this share of the books: write them whole again
+DENSE_ROWIDS = 4  # `locate` indexes by a table of rowids up to this many times the entries (plus a million)
+COMPARE_ROWS = 65_536  # `_changed` compares the entries this many at a time (no copy of a million of them)
 
 
 def hashes(values: pd.Series | np.ndarray) -> np.ndarray:
@@ -103,8 +105,7 @@ class Books:
     bins: np.ndarray | None = None  # uint8, one row per entry: the model's binned input as last read
     stored: Books | None = field(default=None, repr=False, compare=False)
     appended: int = 0
-    _by_order: np.ndarray | None = field(default=None, repr=False, compare=False)
-    _by_buyer: tuple[np.ndarray, ...] | None = field(default=None, repr=False, compare=False)
+    _by_order: tuple[Any, ...] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def load(cls, conn: sqlite3.Connection, run: str | None) -> Books | None:
@@ -115,8 +116,11 @@ class Books:
         layout = conn.execute("SELECT value FROM meta WHERE key = ?", [META_FORMAT]).fetchone()
         if layout is None or layout[0] != FORMAT:
             return None
-        parts = [_part(row) for row in conn.execute(
-            "SELECT sellers, median, seller, entries, bins FROM seller_books ORDER BY part")]
+        # `typeof`: SQLite tells a BLOB from NULL by the row's header (`bins IS NOT NULL` read the whole row)
+        parts = [_part((sellers, median, *(_blob_of(conn, part, column) for column in ("seller", "entries")),
+                        _blob_of(conn, part, "bins") if bins_type != "null" else None))
+                 for part, sellers, median, bins_type in conn.execute(
+                     "SELECT part, sellers, median, typeof(bins) FROM seller_books ORDER BY part").fetchall()]
         if not parts:
             return None
         books, later = parts[0], parts[1:]
@@ -128,9 +132,20 @@ class Books:
                 None if any(b is None for b in bins) or len({b.shape[1] for b in bins}) > 1 else np.concatenate(bins))
             books.median = _medians_by_name(later[-1], books.sellers)
             books.appended = sum(len(p.entries) for p in later)
-        # the stored books stay as read (the bytes a later `save` compares with); the caller works on a copy
-        return Books(books.sellers, books.entries.copy(), books.seller, books.median.copy(),
-                     None if books.bins is None else books.bins.copy(), stored=books, appended=books.appended)
+        # the stored books stay as read (the bytes a later `save` compares with): the books handed out share their
+        # arrays, read-only (no copy of a million entries that a run only reads: it changes the books `replaced`
+        # makes); `editable` gives a copy to change in place
+        for array in (books.entries, books.seller, books.median, books.bins):
+            if array is not None:
+                array.flags.writeable = False
+        return Books(books.sellers, books.entries, books.seller, books.median, books.bins, stored=books,
+                     appended=books.appended)
+
+    def editable(self) -> Books:
+        """These books with arrays of their own, to change in place (`load` hands out read-only ones); the same
+        `stored` books, so `save` writes what changed."""
+        return Books(self.sellers, self.entries.copy(), self.seller.copy(), self.median.copy(),
+                     None if self.bins is None else self.bins.copy(), stored=self.stored, appended=self.appended)
 
     @classmethod
     def of(cls, seller_ids: pd.Series, entries: np.ndarray, bins: np.ndarray | None) -> Books:
@@ -144,37 +159,57 @@ class Books:
 
     def locate(self, rowids: np.ndarray) -> np.ndarray:
         """Each order's position among the entries (-1: not in any book)."""
+        rowids = np.asarray(rowids, dtype=np.int64)
         if not len(self.entries):
             return np.full(len(rowids), -1, dtype=np.int64)
-        # the entries' orders never change in place (`replaced` makes new books): sorted once
-        if self._by_order is None or len(self._by_order) != len(self.entries):
-            self._by_order = np.argsort(self.entries["order"], kind="stable")
-        by_order = self._by_order
-        sorted_orders = self.entries["order"][by_order]
+        # the entries' orders never change in place (`replaced` makes new books): indexed once, by a table of
+        # positions per rowid where rowids are dense enough (a scatter, where a sort of a million rowids cost a
+        # tenth of a second per books), else by the rowids sorted
+        if self._by_order is None or self._by_order[0] != len(self.entries):
+            orders = self.entries["order"]
+            low, high = int(orders.min()), int(orders.max())
+            if low >= 0 and high < DENSE_ROWIDS * len(orders) + (1 << 20):
+                table = np.full(high + 1, -1, dtype=np.int64)
+                table[orders] = np.arange(len(orders), dtype=np.int64)
+                self._by_order = (len(self.entries), table, None)
+            else:
+                by_order = np.argsort(orders, kind="stable")
+                self._by_order = (len(self.entries), by_order, orders[by_order])
+        _, index, sorted_orders = self._by_order
+        if sorted_orders is None:
+            inside = (rowids >= 0) & (rowids < len(index))
+            return np.where(inside, index[np.where(inside, rowids, 0)], -1)
         at = np.minimum(np.searchsorted(sorted_orders, rowids), len(sorted_orders) - 1)
-        return np.where(sorted_orders[at] == rowids, by_order[at], -1)
-
-    def by_buyer(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The entries' positions sorted by buyer, their buyers in that order, and running counts (from 0) of
-        those that said not received and of those flagged: a buyer's history is then two sorted searches. Made
-        once per books (an entry's buyer and signals never change in place: `replaced` makes new books)."""
-        if self._by_buyer is None or len(self._by_buyer[0]) != len(self.entries):
-            order = np.argsort(self.entries["buyer"], kind="stable")
-            bits = self.entries["bits"][order]
-            self._by_buyer = (order, self.entries["buyer"][order],
-                              np.r_[0, np.cumsum((bits & sa.BIT["not_received"]) > 0)],
-                              np.r_[0, np.cumsum((bits & sa.BIT["flagged"]) > 0)])
-        return self._by_buyer
+        return np.where(sorted_orders[at] == rowids, index[at], -1)
 
     def of_buyers(self, buyers: np.ndarray) -> np.ndarray:
         """Per entry, whether its buyer is one of these (hashes): as `among(entries["buyer"], buyers)`."""
-        order, sorted_buyers, _, _ = self.by_buyer()
+        return self.asked(buyers)[1] >= 0
+
+    def asked(self, buyers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """These buyers (hashes), distinct and sorted, and per entry its buyer's place among them (-1: another):
+        one look-up of each entry in a hash table of the few asked for, where a sort of a million buyers cost a
+        tenth of a second per books."""
         buyers = np.unique(np.asarray(buyers, dtype=np.uint64))
-        low, high = np.searchsorted(sorted_buyers, buyers, "left"), np.searchsorted(sorted_buyers, buyers, "right")
-        lengths = high - low
-        starts = np.repeat(low - np.r_[0, np.cumsum(lengths)[:-1]], lengths) + np.arange(int(lengths.sum()))
+        if not len(buyers):
+            return buyers, np.full(len(self.entries), -1, dtype=np.int64)
+        return buyers, pd.Index(buyers).get_indexer(self.entries["buyer"]).astype(np.int64, copy=False)
+
+    def of_sellers(self, codes: np.ndarray) -> np.ndarray:
+        """Per entry, whether its seller is one of these (codes): as `among(seller, codes)`, from the ranges the
+        sellers' books take (the entries are sorted by seller) instead of a search of every entry."""
+        codes = np.unique(np.asarray(codes, dtype=np.int64))
+        if len(self.seller) > 1 and (np.diff(self.seller) < 0).any():
+            return among(self.seller, codes)
+        low, high = np.searchsorted(self.seller, codes, "left"), np.searchsorted(self.seller, codes, "right")
+        edges = np.bincount(low, minlength=len(self.seller) + 1) - np.bincount(high, minlength=len(self.seller) + 1)
+        return np.cumsum(edges[:-1]) > 0
+
+    def of_orders(self, rowids: np.ndarray) -> np.ndarray:
+        """Per entry, whether its order is one of these (rowids): as `among(entries["order"], rowids)`."""
         out = np.zeros(len(self.entries), dtype=bool)
-        out[order[starts]] = True
+        at = self.locate(rowids)
+        out[at[at >= 0]] = True
         return out
 
     def stats(self, median: np.ndarray | None = None) -> sa.SellerStats:
@@ -200,16 +235,48 @@ class Books:
         keep = np.ones(len(self.entries), dtype=bool)
         found = self.locate(entries["order"])
         keep[found[found >= 0]] = False
-        seller = np.r_[remap[self.seller[keep]], np.array([code_of[s] for s in seller_ids.tolist()], dtype=np.int64)]
-        merged = np.r_[pick(self.entries, keep), entries]
-        order = _merge_order(seller, merged["order"], int(keep.sum()))
-        merged_bins = None
-        if self.bins is not None and bins is not None and self.bins.shape[1] == bins.shape[1]:
-            merged_bins = np.concatenate([self.bins[keep], bins])[order]
+        tail_seller = np.array([code_of[s] for s in seller_ids.tolist()], dtype=np.int64)
         old_code = np.full(len(names), -1, dtype=np.int64)
         old_code[remap] = np.arange(len(self.sellers))
         median = np.full((len(names), sa.SPANS), np.nan)
         median[remap] = self.median
+        same_width = self.bins is not None and bins is not None and self.bins.shape[1] == bins.shape[1]
+        if len(entries) and len(self.entries) and (found >= 0).all() and \
+                (remap[self.seller[found]] == tail_seller).all():
+            # every order in a book already, with the same seller: each entry goes where its order's is (a copy
+            # of the books, written over at those places; no merge)
+            merged = self.entries.copy()
+            _rows(merged)[found] = _rows(entries)
+            merged_bins = None
+            if same_width:
+                assert self.bins is not None and bins is not None
+                merged_bins = self.bins.copy()
+                merged_bins[found] = bins
+            return Books(names, merged, remap[self.seller], median, merged_bins, stored=self.stored,
+                         appended=self.appended), old_code
+        spliced = _splice(remap[self.seller], self.entries, keep, tail_seller, entries)
+        if spliced is not None:
+            src, tail, dest = spliced
+            empty = not len(self.entries)
+            seller = np.empty(len(src), dtype=np.int64) if empty else remap[self.seller][src]
+            seller[dest] = tail_seller[tail]
+            merged = np.empty(len(src), dtype=ENTRY) if empty else pick(self.entries, src)
+            _rows(merged)[dest] = _rows(entries)[tail]
+            merged_bins = None
+            if same_width:
+                assert self.bins is not None and bins is not None
+                merged_bins = np.empty((len(src), bins.shape[1]), np.uint8) if empty else self.bins[src]
+                merged_bins[dest] = bins[tail]
+            return Books(names, merged, seller, median, merged_bins, stored=self.stored,
+                         appended=self.appended), old_code
+        # the few orders merged in where their keys cannot be packed (never at a store's sizes): the whole sort
+        seller = np.r_[remap[self.seller[keep]], tail_seller]
+        merged = np.r_[pick(self.entries, keep), entries]
+        order = _merge_order(seller, merged["order"], int(keep.sum()))
+        merged_bins = None
+        if same_width:
+            assert self.bins is not None and bins is not None
+            merged_bins = np.concatenate([self.bins[keep], bins])[order]
         return Books(names, pick(merged, order), seller[order], median, merged_bins,
                      stored=self.stored, appended=self.appended), old_code
 
@@ -237,27 +304,25 @@ class Books:
         None when the bins no longer fit the stored ones (all is written)."""
         stored = self.stored
         assert stored is not None
+        if self.entries is stored.entries and self.seller is stored.seller and self.bins is stored.bins:
+            return np.zeros(0, dtype=np.int64)  # the books as read (`load`): nothing changed
         if (self.bins is None) != (stored.bins is None) or \
                 (self.bins is not None and stored.bins is not None and self.bins.shape[1] != stored.bins.shape[1]):
             return None
         code_of = {name: i for i, name in enumerate(self.sellers)}
         stored_code = np.array([code_of.get(name, -1) for name in stored.sellers], dtype=np.int64)
-        # both sorted by seller, then order: the stored entry of the same order and seller is found by a search of
-        # one sorted key in the other, in sequence (an order whose seller changed is not found: it changed)
-        mine, theirs = _key(self.seller, self.entries["order"]), _key(stored_code[stored.seller], stored.entries["order"])
-        if mine is not None and theirs is not None and not len(theirs):
-            at = np.full(len(mine), -1)
-        elif mine is not None and theirs is not None and (len(theirs) < 2 or (np.diff(theirs) > 0).all()):
-            at = np.minimum(np.searchsorted(theirs, mine), len(theirs) - 1)
-            at = np.where(theirs[at] == mine, at, -1)
+        # the stored entry of the same order and seller (an order whose seller changed is not found: it changed)
+        if len(self.entries) == len(stored.entries) and np.array_equal(self.entries["order"], stored.entries["order"]) \
+                and np.array_equal(stored_code[stored.seller], self.seller):
+            at = np.arange(len(self.entries))  # the same orders of the same sellers, in place
         else:
             at = stored.locate(self.entries["order"])
             at[(at >= 0) & (stored_code[stored.seller[np.maximum(at, 0)]] != self.seller)] = -1
         known = np.flatnonzero(at >= 0)
         same = np.zeros(len(self.entries), dtype=bool)
-        same[known] = _rows(self.entries)[known] == _rows(stored.entries)[at[known]]
+        same[known] = _same_rows(self.entries, known, stored.entries, at[known])
         if self.bins is not None and stored.bins is not None:
-            same[known] &= _rows(self.bins)[known] == _rows(stored.bins)[at[known]]
+            same[known] &= _same_rows(self.bins, known, stored.bins, at[known])
         return np.flatnonzero(~same)
 
     def next_due(self) -> float:
@@ -272,6 +337,41 @@ def _key(seller: np.ndarray, order: np.ndarray) -> np.ndarray | None:
     if len(order) and (seller.min() < 0 or seller.max() >= 1 << 23 or order.min() < 0 or order.max() >= 1 << 40):
         return None
     return (seller.astype(np.int64) << 40) | order.astype(np.int64)
+
+
+def _splice(head_seller: np.ndarray, head: np.ndarray, keep: np.ndarray, tail_seller: np.ndarray,
+            tail: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """How the kept head entries (`keep`; sorted by seller code `head_seller`, then rowid) and the tail ones (any
+    order) merge into one sequence sorted so (as `_merge_order` sorts their concatenation): per merged position,
+    the head position it is taken from (any, where a tail entry goes), and the tail entries in merged order with
+    their merged positions. None where the keys cannot be packed or the head is not sorted. The merged books are
+    then one pick of the head, written over at the few tail positions: no copy of the concatenation."""
+    kept = np.flatnonzero(keep)
+    head_key, tail_key = _key(head_seller[kept], head["order"][kept]), _key(tail_seller, tail["order"])
+    if head_key is None or tail_key is None or (len(head_key) > 1 and (np.diff(head_key) <= 0).any()):
+        return None
+    in_tail = np.argsort(tail_key, kind="stable")
+    dest = np.searchsorted(head_key, tail_key[in_tail]) + np.arange(len(in_tail))
+    src = np.zeros(len(kept) + len(in_tail), dtype=np.int64)
+    placed = np.zeros(len(src), dtype=bool)
+    placed[dest] = True
+    src[~placed] = kept
+    return src, in_tail, dest
+
+
+def _same_rows(mine: np.ndarray, rows: np.ndarray, theirs: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Per row of `rows`, whether `mine`'s row equals `theirs`' row `at` (bytes): a slice of rows at a time, and
+    where the two line up (the same positions) without picking them at all."""
+    mine_rows, their_rows = _rows(mine), _rows(theirs)
+    out = np.empty(len(rows), dtype=bool)
+    for start in range(0, len(rows), COMPARE_ROWS):
+        part = slice(start, start + COMPARE_ROWS)
+        r, a = rows[part], at[part]
+        if len(r) and r[-1] - r[0] == len(r) - 1 and np.array_equal(r, a):  # one run, the same positions
+            out[part] = mine_rows[r[0]:r[-1] + 1] == their_rows[a[0]:a[-1] + 1]
+        else:
+            out[part] = mine_rows[r] == their_rows[a]
+    return out
 
 
 def _merge_order(seller: np.ndarray, order: np.ndarray, head: int) -> np.ndarray:
@@ -310,6 +410,12 @@ def _rows(array: np.ndarray) -> np.ndarray:
     if not width:
         return np.zeros(len(array), dtype=np.uint8)
     return array.view(np.dtype((np.void, width))).reshape(len(array))
+
+
+def _blob_of(conn: sqlite3.Connection, part: int, column: str) -> bytes:
+    """One BLOB of a part, read straight into the bytes handed back (a SELECT copies a hundred MB twice)."""
+    with conn.blobopen("seller_books", column, part, readonly=True) as blob:
+        return blob.read()
 
 
 def _part(row: tuple[Any, ...]) -> Books:
@@ -366,11 +472,13 @@ class BuyerStats:
     @classmethod
     def of(cls, books: Books, buyers: np.ndarray) -> BuyerStats:
         """The history of these buyers (hashes) over every entry of the books."""
-        buyers = np.unique(np.asarray(buyers, dtype=np.uint64))
-        _, sorted_buyers, not_received, flagged = books.by_buyer()
-        low, high = np.searchsorted(sorted_buyers, buyers, "left"), np.searchsorted(sorted_buyers, buyers, "right")
-        return cls(buyers, (high - low).astype(np.int64), (not_received[high] - not_received[low]).astype(np.int64),
-                   (flagged[high] - flagged[low]).astype(np.int64))
+        buyers, at = books.asked(buyers)
+        hit = at >= 0
+        mine, bits = at[hit], books.entries["bits"][hit]
+        n = len(buyers)
+        return cls(buyers, np.bincount(mine, minlength=n).astype(np.int64),
+                   np.bincount(mine[(bits & sa.BIT["not_received"]) > 0], minlength=n).astype(np.int64),
+                   np.bincount(mine[(bits & sa.BIT["flagged"]) > 0], minlength=n).astype(np.int64))
 
     def features(self, entries: np.ndarray) -> dict[str, np.ndarray]:
         """Each order's buyer features (its buyer among these; its own answer and flags left out of the others),
