@@ -10,7 +10,8 @@ read, and the parent maps the files they write instead of unpickling a copy.
 - `read_to_file` and `read_aligned_to_file`: a query's rows (and rows of other tables mapped onto them, or a
   table aligned to them by key) into Arrow IPC files.
 
-A child imports only Arrow, the driver, numpy and the pure `detectors.facts` / `detectors.places`: no pandas,
+A child imports only Arrow, the driver, numpy and the pure `detectors.facts` / `detectors.places`: no pandas
+(its processes refuse it: `Children(lean=True)`; pyarrow would import it on its first conversion of a value),
 no scikit-learn. The driver brings its own copy of SQLite, and two copies of SQLite in one process break each
 other's POSIX file locks when either closes the database file: so it runs in children only.
 """
