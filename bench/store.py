@@ -5,7 +5,7 @@
 - `command(...)`: one `python -m tracker ...` run as a subprocess, as a user types it: wall time, CPU time of
   the whole process tree, and its peak memory (the RSS of the process and every child it starts, sampled every
   20 ms from /proc), its output, and the stage split it logs with `-v`; from the same samples, the CPU of the
-  command's own process against its children's, and the core time the tree left idle.
+  command's own process against its children's, and the core time it left unused (cores × wall − CPU).
 - `fresh_store(n, root)`: a store built from that world with `tracker import orders/events/messages`; the
   imports area builds it (and times those imports), the later areas copy it (`STORE`) or the store detect
   left (`DETECTED`), so each size of each `make bench` run stands on a freshly built store.
@@ -71,30 +71,26 @@ def copy_store(source: Path, target: Path) -> Path:
 
 class TreeMemory:
     """The peak RSS (MB) of a process and all its descendants, sampled every `every_s` seconds from /proc; and,
-    from the same samples, the CPU the process itself used (`main_cpu_s`: its threads included, as last seen) and
-    the core time its tree left idle (`idle_core_s`: per sampling interval, the cores the tree did not keep busy,
-    summed): where a run waits on one core while the other has nothing to do."""
+    from the same samples, the CPU the process itself used (`main_cpu_s`: its threads included, as last seen)."""
 
     def __init__(self, pid: int, every_s: float = 0.02):
         self.pid, self.every_s, self.peak_mb = pid, every_s, 0.0
-        self.main_cpu_s = self.idle_core_s = 0.0
-        self._cpu: dict[int, float] = {}  # each process's CPU seconds as last sampled
+        self.main_cpu_s = 0.0
         self._tick = os.sysconf("SC_CLK_TCK")
-        self._cores = os.cpu_count() or 1
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _tree_mb(self) -> float:
         parent_of: dict[int, int] = {}
-        cpu_of: dict[int, float] = {}
         for entry in os.listdir("/proc"):
             if entry.isdigit():
                 try:
                     with open(f"/proc/{entry}/stat") as fh:
                         fields = fh.read().rsplit(")", 1)[1].split()
                     parent_of[int(entry)] = int(fields[1])
-                    cpu_of[int(entry)] = (int(fields[11]) + int(fields[12])) / self._tick  # utime + stime
+                    if int(entry) == self.pid:  # its utime + stime
+                        self.main_cpu_s = (int(fields[11]) + int(fields[12])) / self._tick
                 except (OSError, IndexError, ValueError):
                     continue
         tree, grown = {self.pid}, True
@@ -102,11 +98,6 @@ class TreeMemory:
             more = {pid for pid, ppid in parent_of.items() if ppid in tree} - tree
             tree |= more
             grown = bool(more)
-        for pid in tree:
-            if pid in cpu_of:
-                self._cpu[pid] = cpu_of[pid]
-        if self.pid in cpu_of:
-            self.main_cpu_s = cpu_of[self.pid]
         total = 0
         commands = {}
         for pid in tree:
@@ -128,13 +119,8 @@ class TreeMemory:
         return total / 2**20
 
     def _run(self) -> None:
-        last_at, last_cpu = time.perf_counter(), 0.0
         while not self._stop.is_set():
             self.peak_mb = max(self.peak_mb, self._tree_mb())
-            now, used = time.perf_counter(), sum(self._cpu.values())
-            # the tree's CPU in this interval against what the machine's cores could have given it
-            self.idle_core_s += max(0.0, self._cores * (now - last_at) - (used - last_cpu))
-            last_at, last_cpu = now, used
             self._stop.wait(self.every_s)
 
     def stop(self) -> float:
@@ -176,7 +162,8 @@ def command(db: Path, *args: str, env: dict[str, str] | None = None, timeout: in
                     continue
     return {"s": wall, "cpu_s": cpu, "peak_mb": peak, "out": out.strip(), "stages": stages,
             "main_cpu_s": memory.main_cpu_s, "children_cpu_s": max(cpu - memory.main_cpu_s, 0.0),
-            "idle_core_s": memory.idle_core_s}
+            # the core time the run left unused: what the machine's cores could have given it over its wall time
+            "idle_core_s": max((os.cpu_count() or 1) * wall - cpu, 0.0)}
 
 
 def fresh_store(n_orders: int, root: Path, path: Path | None = None) -> tuple[Path, dict[str, dict]]:

@@ -36,7 +36,7 @@ ROWS = [
     ("detect", "`tracker detect --full` (floor: SQL GROUP BY of the facts)", "full.s", "floor_group_by_s", "s",
      "≤ 30 s at 1M"),
     ("detect", "  its stages: rules / scoring / cases", "full.rules_s|full.scoring_s|full.cases_s", None, "s", "—"),
-    ("detect", "  its CPU: the command's process / its child processes / core time left idle",
+    ("detect", "  its CPU: the command's process / its child processes / core time left unused",
      "full.main_cpu_s|full.children_cpu_s|full.idle_core_s", None, "s", "—"),
     ("detect", "`tracker detect` after 1% changed (baseline: the full run)", "one_percent.s", "full.s", "s",
      "≤ 5% of full"),
