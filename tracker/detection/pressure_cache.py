@@ -69,12 +69,7 @@ class Filling:
             if future is None or not future.done() or future.exception() is not None:
                 return registry.message_pressure(texts)
             key = registry.message_model_key()
-            known = {text: p for text, p in conn.execute(CACHED_SQL, [key])}
-            missing = [t for t in dict.fromkeys(str(t or "") for t in texts) if t not in known]
-            if missing:
-                known.update(zip(missing, registry.message_pressure(missing), strict=True))
-            log.debug("pressure cache: %d of %d texts read from the cache", len(texts) - len(missing), len(texts))
-            return [known[str(t or "")] for t in texts]
+            return _with_cache({text: p for text, p in conn.execute(CACHED_SQL, [key])}, texts)
         return pressure
 
     def abandon(self) -> None:
@@ -143,10 +138,16 @@ def scoped(conn: sqlite3.Connection, order_ids: Iterable[str]) -> Callable[[list
         if not texts:
             return []
         key = registry.message_model_key()
-        known = dict(conn.execute(SCOPED_SQL, [store.as_sorted_json(order_ids), key]).fetchall())
-        missing = [t for t in dict.fromkeys(str(t or "") for t in texts) if t not in known]
-        if missing:
-            known.update(zip(missing, registry.message_pressure(missing), strict=True))
-        log.debug("pressure cache: %d of %d texts read from the cache", len(texts) - len(missing), len(texts))
-        return [known[str(t or "")] for t in texts]
+        return _with_cache(dict(conn.execute(SCOPED_SQL, [store.as_sorted_json(order_ids), key]).fetchall()), texts)
     return pressure
+
+
+def _with_cache(known: dict[str, float], texts: list[str]) -> list[float]:
+    """Each text's probability: from `known` (the cache's, by text), a text it lacks worked out by the model."""
+    from tracker.detection import registry
+
+    missing = [t for t in dict.fromkeys(str(t or "") for t in texts) if t not in known]
+    if missing:
+        known.update(zip(missing, registry.message_pressure(missing), strict=True))
+    log.debug("pressure cache: %d of %d texts read from the cache", len(texts) - len(missing), len(texts))
+    return [known[str(t or "")] for t in texts]
