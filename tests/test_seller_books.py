@@ -170,19 +170,24 @@ def test_medians_worked_out_again_only_where_known_transits_moved_match_all_work
     assert np.array_equal(updated.median, want, equal_nan=True)
 
 
-def test_buyer_history_from_the_books_counts_as_a_scan_of_every_entry() -> None:
+def _assert_buyer_history(books: sb.Books, stats: sb.BuyerStats, asked: np.ndarray) -> None:
+    """Each asked buyer's counts as a scan of every entry finds them, and `of_buyers` as `np.isin`."""
     from detectors import seller_aggregates as sa
 
-    books = _books(4000, 30, seed=5)  # 50 buyers: many orders each
-    rng = np.random.default_rng(6)
-    asked = np.r_[rng.choice(books.entries["buyer"], 20), np.uint64(10**6)]  # and one without orders
-    stats = sb.BuyerStats.of(books, asked)
     for k, buyer in enumerate(stats.buyers.tolist()):
         mine = books.entries[books.entries["buyer"] == buyer]
         assert stats.orders[k] == len(mine)
         assert stats.not_received[k] == int(((mine["bits"] & sa.BIT["not_received"]) > 0).sum())
         assert stats.flagged[k] == int(((mine["bits"] & sa.BIT["flagged"]) > 0).sum())
     assert np.array_equal(books.of_buyers(asked), np.isin(books.entries["buyer"], asked))
+
+
+def test_buyer_history_from_the_books_counts_as_a_scan_of_every_entry() -> None:
+
+    books = _books(4000, 30, seed=5)  # 50 buyers: many orders each
+    rng = np.random.default_rng(6)
+    asked = np.r_[rng.choice(books.entries["buyer"], 20), np.uint64(10**6)]  # and one without orders
+    _assert_buyer_history(books, sb.BuyerStats.of(books, asked), asked)
     assert not books.of_buyers(np.zeros(0, np.uint64)).any()
 
 
@@ -279,12 +284,7 @@ def test_buyer_history_is_counted_by_a_hash_of_the_buyers_asked_without_a_sort(m
     stats = sb.BuyerStats.of(updated, asked)
     monkeypatch.undo()
     assert np.array_equal(stats.buyers, np.unique(asked))
-    for k, buyer in enumerate(stats.buyers.tolist()):
-        mine = updated.entries[updated.entries["buyer"] == buyer]
-        assert stats.orders[k] == len(mine)
-        assert stats.not_received[k] == int(((mine["bits"] & sa.BIT["not_received"]) > 0).sum())
-        assert stats.flagged[k] == int(((mine["bits"] & sa.BIT["flagged"]) > 0).sum())
-    assert np.array_equal(updated.of_buyers(asked), np.isin(updated.entries["buyer"], asked))
+    _assert_buyer_history(updated, stats, asked)
 
 
 def test_entries_of_orders_already_in_their_sellers_books_are_put_in_place(monkeypatch) -> None:  # noqa: ANN001
