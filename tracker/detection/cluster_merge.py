@@ -21,6 +21,7 @@ from tracker.db import set_meta
 from tracker.detection import bucket_tasks, flagging, score_writer, seller_books
 from tracker.detection.buckets import Run
 from tracker.detection.scoring import META_AS_OF, META_MODEL
+from tracker.sqlite_sort import sort_cache
 from tracker.timeutil import to_db
 
 
@@ -74,8 +75,9 @@ def merge(db: sqlite_utils.Database, run: Run, as_of: datetime, marks: dict[str,
             if rows is not None:
                 score_writer.insert_scores(conn, rows, model_id, as_of_text)
                 scored = len(rows[0])
-            for sql in indexes:
-                conn.execute(sql)
+            with sort_cache(conn):
+                for sql in indexes:
+                    conn.execute(sql)
             set_meta(db, META_MODEL, model_id)
             set_meta(db, META_AS_OF, as_of_text)
             for key, value in (score_meta or {}).items():

@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from tracker.sqlite_sort import sort_cache
+
 # SQLite's page cache for the write (KiB): a million rows and their index fit, so pages are written once
 WRITE_CACHE_KIB = 262_144
 # rows per INSERT statement: SQLite runs one statement per this many rows instead of one per row (4 values each,
@@ -305,8 +307,9 @@ def _step(conn: sqlite3.Connection, state: dict[str, Any], kind: str, *args: Any
     elif kind == "rows":
         score, codes, now, state["model_id"], state["scored_at"] = args
         insert_scores(conn, state["order"].columns(score, codes, "[]", now), state["model_id"], state["scored_at"])
-        for sql in state.pop("indexes"):
-            conn.execute(sql)
+        with sort_cache(conn):
+            for sql in state.pop("indexes"):
+                conn.execute(sql)
     elif kind == "later":
         ids, score, codes, reasons = args
         insert_scores(conn, rows_in_key_order(ids, score, codes, reasons), state["model_id"], state["scored_at"])

@@ -53,6 +53,7 @@ from tracker.detection import (
 )
 from tracker.detection.memory import give_back
 from tracker.plan import Plan, child_file, plan_for, thresholds
+from tracker.sqlite_sort import sort_cache
 from tracker.timeutil import to_db
 
 META_MODEL = "scores_model_id"
@@ -593,8 +594,9 @@ def _record(db: sqlite_utils.Database, model_id: str, as_of: datetime, frame: pd
             conn.executemany("DELETE FROM scores WHERE order_id = ?", ((o,) for o in untracked))
             if rows is not None:
                 score_writer.insert_scores(conn, rows, model_id, scored_at)
-            for sql in indexes:  # before `later`'s few rows: while the thread working them out still runs
-                conn.execute(sql)
+            with sort_cache(conn):
+                for sql in indexes:  # before `later`'s few rows: while the thread working them out still runs
+                    conn.execute(sql)
             rest = later() if later is not None else None
             if rest is not None and not rest.empty:
                 score_writer.insert_scores(conn, _rows_in_key_order(rest), model_id, scored_at)

@@ -91,14 +91,13 @@ class _Transaction:
     def __init__(self, db: sqlite_utils.Database, cache: int) -> None:
         self.conn = db.conn
         self.cache_size = self.conn.execute("PRAGMA cache_size").fetchone()[0]
-        self.temp_store = self.conn.execute("PRAGMA temp_store").fetchone()[0]
-        # For the import only: a bigger page cache (negative = KiB), and statement journals in memory.
-        # A table with triggers (the dashboard's search queue) journals every row's statement; on disk
-        # that halved the import's speed.
+        # For the import only: a bigger page cache (negative = KiB). Temporary storage stays where the connection
+        # keeps it (a file unless told otherwise): SQLite holds a statement's journal in memory until it passes
+        # 64 KiB anyway, and a whole-table sort (an index built anew) writes its sorted runs to temporary files and
+        # merges them, twice as fast as sorting a million keys in memory, which it does when temp_store is MEMORY
+        # (`base.sort_cache`).
         self.nested = self.conn.in_transaction
         self.conn.execute(f"PRAGMA cache_size = -{int(cache)}")
-        if not self.nested:  # SQLite refuses to change it inside a transaction
-            self.conn.execute("PRAGMA temp_store = MEMORY")
         self.conn.execute("SAVEPOINT tracker_import" if self.nested else "BEGIN IMMEDIATE")
 
     def commit(self) -> None:
@@ -118,8 +117,6 @@ class _Transaction:
 
     def _restore(self) -> None:
         self.conn.execute(f"PRAGMA cache_size = {int(self.cache_size)}")
-        if not self.nested:
-            self.conn.execute(f"PRAGMA temp_store = {int(self.temp_store)}")
 
 
 def _parts_that_pay(db: sqlite_utils.Database, spec: Kind, src: Source) -> list[tuple[int, int]] | None:

@@ -12,10 +12,10 @@ from typing import Any
 import sqlite_utils
 
 from tracker.importers.sources import Problem
+from tracker.sqlite_sort import sort_cache
 from tracker.timeutil import DUE_AT_ONCE, to_db
 
 BATCH_SIZE = 100_000  # rows per executemany: big enough to amortise, small enough to keep memory flat (~40 MB)
-
 Converter = Callable[[str], Any] | None
 
 
@@ -101,8 +101,10 @@ class Writer:
         """After the last flush, before the commit: build the indexes dropped for a first import again, and drop
         whatever the writer set up."""
         self.settle()
-        for sql in self.rebuild:
-            self.conn.execute(sql)
+        if self.rebuild:
+            with sort_cache(self.conn):
+                for sql in self.rebuild:
+                    self.conn.execute(sql)
         self.rebuild = []
 
     def discard(self) -> None:
@@ -344,7 +346,8 @@ def register_shipments_of_orders(conn: Any, numbers: str, stamp: str) -> None:
     # sorted by number then seq, the first row of a number makes its shipment and the others are ignored; the new
     # shipments come in number order, all due at once with one stamp: each of the shipments' indexes (state and
     # due time, carrier, due time and number) takes them as appends, cheaper than building it again
-    conn.execute(
-        "INSERT OR IGNORE INTO shipments (tracking_number, carrier, state, first_seen_at, next_poll_at) "
-        f"SELECT tracking_number, nullif(carrier, ''), 'pending', ?, ? FROM {numbers} ORDER BY tracking_number, seq",
-        [stamp, DUE_AT_ONCE])
+    with sort_cache(conn):
+        conn.execute(
+            "INSERT OR IGNORE INTO shipments (tracking_number, carrier, state, first_seen_at, next_poll_at) "
+            f"SELECT tracking_number, nullif(carrier, ''), 'pending', ?, ? FROM {numbers} ORDER BY tracking_number, seq",
+            [stamp, DUE_AT_ONCE])
