@@ -98,6 +98,8 @@ class _Transaction:
         # (`base.sort_cache`).
         self.nested = self.conn.in_transaction
         self.conn.execute(f"PRAGMA cache_size = -{int(cache)}")
+        # a store's first import writes its pages once, to the file, under a rollback journal (`_write_once`)
+        self.wal_after = not self.nested and _write_once(self.conn)
         self.conn.execute("SAVEPOINT tracker_import" if self.nested else "BEGIN IMMEDIATE")
 
     def commit(self) -> None:
@@ -117,6 +119,38 @@ class _Transaction:
 
     def _restore(self) -> None:
         self.conn.execute(f"PRAGMA cache_size = {int(self.cache_size)}")
+        if self.wal_after:
+            self.wal_after = False
+            try:
+                self.conn.execute("PRAGMA journal_mode = WAL")
+            except sqlite3.OperationalError:  # a reader came meanwhile: the next `open_db` makes it WAL again
+                pass
+
+
+def _write_once(conn: sqlite3.Connection) -> bool:
+    """For an import into a store that holds no orders, scans or messages yet, with no other connection open: the
+    store leaves write-ahead logging for the import's transaction (True: `_Transaction` brings it back after), so
+    each page the import writes reaches the file once, instead of once in the log and again when the log is
+    copied into the file at the commit. Nothing is there for a reader to miss; one that comes meanwhile waits (its
+    busy timeout) while the import holds the file. A rollback journal keeps the import whole all the same: killed,
+    the store comes back as it was on its next opening. Anything else, or a store SQLite cannot switch at once
+    (another connection open), keeps its log: False."""
+    try:
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            return False
+        if conn.execute("SELECT EXISTS (SELECT 1 FROM orders) OR EXISTS (SELECT 1 FROM tracking_events) "
+                        "OR EXISTS (SELECT 1 FROM messages)").fetchone()[0]:
+            return False
+    except sqlite3.OperationalError:  # not a store of ours yet: nothing to gain
+        return False
+    timeout = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+    conn.execute("PRAGMA busy_timeout = 0")  # another connection open: refused at once, not after its timeout
+    try:
+        return conn.execute("PRAGMA journal_mode = DELETE").fetchone()[0] == "delete"
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout)}")
 
 
 def _parts_that_pay(db: sqlite_utils.Database, spec: Kind, src: Source) -> list[tuple[int, int]] | None:
