@@ -4,9 +4,10 @@
 parts and a rules prior, or one such part alone) into a `LeanModel`: the features and their age cap, each part's
 weight, and per boosted part its bin edges, missing-value bin, baseline, calibration (slope, intercept) and trees
 (one set of node arrays, in the order the trees are added); per rules prior its columns, coefficients and
-intercept. `save` writes it as one `.npz` of plain arrays (no pickle: `allow_pickle=False` both ways) beside the
-model file, naming the SHA-256 of the model file it was made from; `load` refuses (None) a file of another format,
-of another model, or of a shape it does not expect, and the caller scores with scikit-learn instead.
+intercept. `arrays` gives it as named plain arrays (`tracker.detection.persistence` writes them as one `.npz`
+beside the model file, no pickle either way, naming the SHA-256 of the model file they were made from), and
+`of_arrays` reads them back, refusing (ValueError, KeyError, TypeError) arrays of another format or of a shape it
+does not expect; the caller then scores with scikit-learn instead.
 
 Its scores are the full pipeline's, bit for bit (`tests/test_lean_model.py`): the features are
 `detectors.feature_matrix.transform_frame`, which `OrderFeatures` calls too; a value goes to the bin scikit-learn's
@@ -24,10 +25,8 @@ table row, so a block of rows is a few table look-ups and ANDs per feature (Quic
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,11 +45,6 @@ def sigmoid(log_odds: np.ndarray) -> np.ndarray:
     x = np.asarray(log_odds, dtype=np.float64)
     with np.errstate(over="ignore"):  # exp overflows to inf for very negative log-odds: probability 0
         return 1.0 / (1.0 + np.exp(-x))
-
-
-def lean_path(model_path: str | Path) -> Path:
-    """Where a model file's lean export lives: beside it, `<name>.lean.npz`."""
-    return Path(model_path).with_suffix(SUFFIX)
 
 
 # ------------------------------------------------------------------------------------------------ trees
@@ -502,33 +496,3 @@ class LeanModel:
         classifier = LeanClassifier(len(names), parts, bool(meta["blend"]),
                                     [(str(n), float(w)) for n, w in meta["shares"]])
         return cls(LeanFeatures(names, float(meta["max_age_days"])), classifier, meta.get("source") or {})
-
-    def save(self, path: str | Path) -> str:
-        """Write the model to `path` (atomically; no pickle); return the file's SHA-256."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            np.savez(fh, allow_pickle=False, **self.arrays())
-        tmp.replace(path)
-        return sha256_of(path)
-
-
-def sha256_of(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def load(path: str | Path, model_sha256: str) -> LeanModel | None:
-    """The lean export at `path` of the model file whose SHA-256 is `model_sha256`; None where there is none, it
-    was made from another file, or it is not what this version writes (the caller then scores with scikit-learn)."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            model = LeanModel.of_arrays({name: data[name] for name in data.files})
-    except (OSError, ValueError, KeyError, TypeError, IndexError, json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    if not model_sha256 or model.source.get("model_sha256") != model_sha256:
-        return None
-    return model

@@ -105,7 +105,7 @@ def test_every_bin_of_every_feature_is_reached() -> None:
 
 def test_the_shipped_models_lean_export_scores_bit_for_bit_as_the_model() -> None:
     loaded = registry.load_default()
-    lean = lean_model.load(lean_model.lean_path(registry.DEFAULT_MODEL_PATH), loaded.metadata["sha256"])
+    lean = persistence.load_lean(persistence.lean_path(registry.DEFAULT_MODEL_PATH), loaded.metadata["sha256"])
     assert lean is not None
     _assert_same_scores(loaded.model, lean, _awkward_rows(loaded.model))
 
@@ -114,8 +114,8 @@ def test_the_shipped_lean_export_is_the_shipped_models() -> None:
     """data/models/classifier.lean.npz holds exactly what exporting data/models/classifier.skops gives, and its
     metadata names both files' digests (`python -m tracker.detection.lean_files` makes it again)."""
     meta = persistence.read_metadata(registry.DEFAULT_MODEL_PATH)
-    path = lean_model.lean_path(registry.DEFAULT_MODEL_PATH)
-    assert meta["lean"] == {"file": path.name, "sha256": lean_model.sha256_of(path), "format": lean_model.FORMAT}
+    path = persistence.lean_path(registry.DEFAULT_MODEL_PATH)
+    assert meta["lean"] == {"file": path.name, "sha256": persistence.sha256_file(path), "format": lean_model.FORMAT}
     fresh = C.lean_export(registry.load_default().model, {"model_sha256": meta["sha256"], "model_file": "classifier.skops"})
     with np.load(path, allow_pickle=False) as shipped:
         stored = {name: shipped[name] for name in shipped.files}
@@ -152,9 +152,9 @@ def test_a_trained_models_export_is_written_with_it_and_scores_bit_for_bit_as_it
     model, X = _trained(blend=blend)  # noqa: N806
     meta = persistence.save_model(model, tmp_path / "m.skops", {"kind": "test"})
     path = tmp_path / "m.lean.npz"
-    assert meta["lean"]["sha256"] == lean_model.sha256_of(path)
+    assert meta["lean"]["sha256"] == persistence.sha256_file(path)
     assert json.loads((tmp_path / "m.json").read_text())["lean"] == meta["lean"]
-    lean = lean_model.load(path, meta["sha256"])
+    lean = persistence.load_lean(path, meta["sha256"])
     assert lean is not None
     _assert_same_scores(model, lean, np.vstack([X, _awkward_rows(model, 3000, seed=1)]))
 
@@ -217,9 +217,9 @@ def test_the_lean_export_is_used_only_where_it_matches_the_model(model_dir, tmp_
     shutil.copy(tmp_path / "kept.npz", lean_file)
     assert not refused()
     # made from another model file: its recorded digest is not the model's
-    other = lean_model.load(lean_file, meta["sha256"])
+    other = persistence.load_lean(lean_file, meta["sha256"])
     other.source["model_sha256"] = "0" * 64
-    _meta(model_dir, lean={**meta["lean"], "sha256": other.save(lean_file)})
+    _meta(model_dir, lean={**meta["lean"], "sha256": persistence.save_lean(other, lean_file)})
     assert refused()
     # changed after it was recorded
     shutil.copy(tmp_path / "kept.npz", lean_file)
@@ -237,7 +237,7 @@ def test_the_lean_export_is_used_only_where_it_matches_the_model(model_dir, tmp_
     assert not refused()
     # not an npz at all
     lean_file.write_bytes(b"not a zip")
-    _meta(model_dir, lean={**meta["lean"], "sha256": lean_model.sha256_of(lean_file)})
+    _meta(model_dir, lean={**meta["lean"], "sha256": persistence.sha256_file(lean_file)})
     assert refused()
     db.close()
 
@@ -249,13 +249,13 @@ def test_an_unreadable_export_is_none_not_an_error(tmp_path) -> None:  # noqa: A
     arrays = lean.arrays()
     arrays["p0_left"] = arrays["p0_left"][:-3]  # node arrays of different lengths
     np.savez(path, **arrays)
-    assert lean_model.load(path, "a" * 64) is None
+    assert persistence.load_lean(path, "a" * 64) is None
     arrays = lean.arrays()
     arrays["p0_feature_idx"] = arrays["p0_feature_idx"] + 1000  # splits on features the model does not have
     np.savez(path, **arrays)
-    assert lean_model.load(path, "a" * 64) is None
+    assert persistence.load_lean(path, "a" * 64) is None
     np.savez(path, **lean.arrays())
-    assert lean_model.load(path, "a" * 64) is not None and lean_model.load(path, "b" * 64) is None
+    assert persistence.load_lean(path, "a" * 64) is not None and persistence.load_lean(path, "b" * 64) is None
 
 
 # ------------------------------------------------------------------------------------ an incremental detect

@@ -100,6 +100,43 @@ def save_model(model: Any, path: str | Path, metadata: dict[str, Any]) -> dict[s
     return meta
 
 
+def lean_path(model_path: str | Path) -> Path:
+    """Where a model file's lean export lives: beside it, `<name>.lean.npz`."""
+    from detectors.lean_model import SUFFIX
+
+    return Path(model_path).with_suffix(SUFFIX)
+
+
+def save_lean(lean: Any, path: str | Path) -> str:
+    """Write a `detectors.lean_model.LeanModel` to `path` as plain arrays (atomically; no pickle); return the
+    file's SHA-256."""
+    import numpy as np
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, allow_pickle=False, **lean.arrays())
+    tmp.replace(path)
+    return sha256_file(path)
+
+
+def load_lean(path: str | Path, model_sha256: str) -> Any:
+    """The lean export at `path` of the model file whose SHA-256 is `model_sha256`; None where there is none, it
+    was made from another file, or it is not what this version writes (the caller then scores with scikit-learn)."""
+    import numpy as np
+
+    from detectors.lean_model import LeanModel
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            model = LeanModel.of_arrays({name: data[name] for name in data.files})
+    except (OSError, ValueError, KeyError, TypeError, IndexError, UnicodeDecodeError):
+        return None
+    if not model_sha256 or model.source.get("model_sha256") != model_sha256:
+        return None
+    return model
+
+
 def write_lean(model: Any, path: str | Path, sha256: str) -> dict[str, Any] | None:
     """Write the lean export of a scoring pipeline beside its model file (`detectors.lean_model`: plain arrays, no
     pickle, naming the model file's SHA-256) and return what the metadata records of it (file, SHA-256, format);
@@ -108,12 +145,12 @@ def write_lean(model: Any, path: str | Path, sha256: str) -> dict[str, Any] | No
     from detectors import lean_model
     from detectors.classifier import lean_export
 
-    target = lean_model.lean_path(path)
+    target = lean_path(path)
     lean = lean_export(model, {"model_sha256": sha256, "model_file": Path(path).name})
     if lean is None:
         target.unlink(missing_ok=True)
         return None
-    return {"file": target.name, "sha256": lean.save(target), "format": lean_model.FORMAT}
+    return {"file": target.name, "sha256": save_lean(lean, target), "format": lean_model.FORMAT}
 
 
 def export_lean(path: str | Path) -> dict[str, Any]:

@@ -166,15 +166,15 @@ def _lean(path: Path, sha: str | None, meta: dict[str, Any]) -> Any:
         return None
     if (meta.get("library_versions") or {}).get("scikit-learn") != installed:
         return None  # the model itself is refused then: so is its export
-    lean_file = lean_model.lean_path(path)
+    lean_file = persistence.lean_path(path)
     key = (str(lean_file), sha, info["sha256"])
     try:
-        if persistence.sha256_file(path) != sha or lean_model.sha256_of(lean_file) != info["sha256"]:
+        if persistence.sha256_file(path) != sha or persistence.sha256_file(lean_file) != info["sha256"]:
             return None
     except OSError:
         return None
     if key not in _lean_models:
-        model = lean_model.load(lean_file, sha)
+        model = persistence.load_lean(lean_file, sha)
         if model is None:
             return None
         _lean_models.clear()
