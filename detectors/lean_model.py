@@ -164,15 +164,17 @@ class Booster:
         self.features = sorted(tables)
         self.bit_tables = [tables[f] for f in self.features]
 
-    def bins(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
-        """Each value's bin (uint8, one row of bytes per row): the first edge at or above it; NaN: the missing bin."""
+    def bins(self, X: np.ndarray, columns: Sequence[int] | None = None) -> np.ndarray:  # noqa: N803
+        """Each value's bin (uint8, one row of bytes per row): the first edge at or above it; NaN: the missing bin.
+        Of these `columns` of X alone, when given (in their order)."""
         X = np.asarray(X, dtype=np.float64)  # noqa: N806
         if X.ndim != 2 or X.shape[1] != len(self.edges):
             raise ValueError(f"{X.shape[1] if X.ndim == 2 else '?'} columns for a model of {len(self.edges)} features")
-        out = np.empty(X.shape, dtype=np.uint8)
-        for j, edges in enumerate(self.edges):
+        columns = range(len(self.edges)) if columns is None else list(columns)
+        out = np.empty((len(X), len(columns)), dtype=np.uint8)
+        for k, j in enumerate(columns):
             column = X[:, j]
-            out[:, j] = np.where(np.isnan(column), self.missing_bin, np.searchsorted(edges, column, side="left"))
+            out[:, k] = np.where(np.isnan(column), self.missing_bin, np.searchsorted(self.edges[j], column, side="left"))
         return out
 
     def raw(self, binned: np.ndarray) -> np.ndarray:
@@ -351,7 +353,7 @@ class LeanClassifier:
         columns = list(columns)
         for (kind, _, part), at in zip(self.parts, self.offsets, strict=True):
             if kind == "boost":
-                binned[:, at[columns]] = part.bins(X)[:, columns]
+                binned[:, at[columns]] = part.bins(X, columns)
                 continue
             for j, column in enumerate(part.columns.tolist()):
                 if column in columns:
