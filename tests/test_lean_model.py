@@ -12,6 +12,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -242,6 +243,20 @@ def test_the_lean_export_is_used_only_where_it_matches_the_model(model_dir, tmp_
     db.close()
 
 
+def test_a_model_trained_into_a_store_scores_its_incremental_runs_lean(tmp_path) -> None:  # noqa: ANN001
+    from tracker.db import open_db
+
+    model, X = _trained(seed=9)  # noqa: N806
+    db = open_db(tmp_path / "s.db")
+    registry.save_to_store(db, model, {"id": "local-test", "features": list(FEATURES), "created_at": "2026-12-07"})
+    loaded = registry.load_lean_model(db)
+    assert loaded is not None and loaded.lean and loaded.model_id == "local-test"
+    full = registry.load_active_model(db)
+    assert full.model_id == "local-test" and not full.lean and loaded.scored_by() == full.scored_by()
+    _assert_same_scores(full.model, loaded.model, X)
+    db.close()
+
+
 def test_an_unreadable_export_is_none_not_an_error(tmp_path) -> None:  # noqa: ANN001
     path = tmp_path / "x.lean.npz"
     model, _ = _trained()
@@ -314,6 +329,11 @@ def test_an_incremental_detect_imports_no_scikit_learn_and_scores_as_a_full_resc
     assert "sklearn" in _detect(twin, as_of, "--full")
     got, want = _scores(path), _scores(twin)
     assert got and got == want
+    # an hour later, nothing new: the orders whose time came are rescored, still without those libraries
+    later = as_of + timedelta(hours=1)
+    assert not _detect(path, later) & set(HEAVY)
+    _detect(twin, later, "--full")
+    assert _scores(path) == _scores(twin)
 
 
 def test_without_its_export_the_model_itself_scores_the_incremental_run(changed_store, tmp_path) -> None:  # noqa: ANN001
