@@ -257,6 +257,27 @@ def test_a_model_trained_into_a_store_scores_its_incremental_runs_lean(tmp_path)
     db.close()
 
 
+def test_a_stores_model_saved_before_lean_exports_gets_one_when_next_loaded(tmp_path) -> None:  # noqa: ANN001
+    from tracker.db import open_db
+
+    model, X = _trained(seed=4)  # noqa: N806
+    db = open_db(tmp_path / "s.db")
+    registry.save_to_store(db, model, {"id": "older", "features": list(FEATURES), "created_at": "2026-12-07"})
+    # as an older tracker saved it: no lean file, nothing recorded of one
+    (tmp_path / "models" / "older.lean.npz").unlink()
+    meta = json.loads(db.execute("SELECT metadata FROM models WHERE id = 'older'").fetchone()[0])
+    meta.pop("lean")
+    db.execute("UPDATE models SET metadata = ? WHERE id = 'older'", [json.dumps(meta)])
+    db.conn.commit()
+    assert registry.load_lean_model(db) is None
+    full = registry.load_active_model(db)  # a full run's load writes it
+    assert (tmp_path / "models" / "older.lean.npz").exists()
+    loaded = registry.load_lean_model(db)
+    assert loaded is not None and loaded.model_id == "older"
+    _assert_same_scores(full.model, loaded.model, X)
+    db.close()
+
+
 def test_an_unreadable_export_is_none_not_an_error(tmp_path) -> None:  # noqa: ANN001
     path = tmp_path / "x.lean.npz"
     model, _ = _trained()

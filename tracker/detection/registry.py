@@ -9,7 +9,8 @@ A model trained on features this version does not compute is refused too.
 Beside each model file, its lean export (`detectors.lean_model`, written with it) scores the same, bit for bit,
 without scikit-learn: `load_lean_model` gives it where the model file, the lean file and their recorded SHA-256s
 all match and the model was made with the scikit-learn installed (read from the package's metadata, not imported);
-anywhere else None, and the caller loads the model itself (`load_active_model`, with its refusals). The shipped message model
+anywhere else None, and the caller loads the model itself (`load_active_model`, with its refusals; it writes the
+export of a store's model saved before lean exports existed, for the runs after it). The shipped message model
 (`data/models/message_model.skops`) is loaded once per process, on first use.
 """
 
@@ -113,10 +114,28 @@ def load_active_model(db: sqlite_utils.Database) -> LoadedModel | None:
                                            remedy="train it again with 'tracker train'")
         except persistence.ModelIntegrityError as exc:
             raise RunFailure(f"model {model_id}: {exc}") from None
-        return check_features(LoadedModel(model_id, model, meta))
+        loaded = check_features(LoadedModel(model_id, model, meta))
+        if "lean" not in meta:
+            _add_lean(db, loaded, path, sha)
+        return loaded
     if persistence.metadata_path(DEFAULT_MODEL_PATH).exists() or DEFAULT_MODEL_PATH.exists():
         return load_default()
     return None
+
+
+def _add_lean(db: sqlite_utils.Database, loaded: LoadedModel, path: str, sha: str) -> None:
+    """Write the lean export of a store's model saved before lean exports existed, and record it with the model,
+    so that the next incremental run scores with it; nothing where it cannot be written (it then is not used)."""
+    try:
+        lean = persistence.write_lean(loaded.model, path, sha)
+    except OSError:
+        return
+    if lean is None:
+        return
+    loaded.metadata["lean"] = lean
+    with db.conn:
+        db.execute("UPDATE models SET metadata = ? WHERE id = ? AND kind = ?",
+                   [json.dumps(loaded.metadata, default=str), loaded.model_id, KIND])
 
 
 _lean_models: dict[tuple[str, str, str], Any] = {}
