@@ -104,6 +104,17 @@ def test_every_bin_of_every_feature_is_reached() -> None:
         assert set(np.unique(binned[:, j]).tolist()) == set(range(len(e) + 1)) | {booster.missing_bin}
 
 
+def test_the_level_by_level_walk_for_large_trees_finds_the_same_leaves() -> None:
+    """Trees of more than 64 leaves are walked level by level instead of by leaf bits: the same sums."""
+    model = registry.load_default().model
+    lean = C.lean_export(model)
+    booster = next(p for kind, _, p in lean.classifier.parts if kind == "boost")
+    binned = booster.bins(_awkward_rows(model, infinite=True))
+    by_bits = booster.raw(binned)
+    booster.word = None
+    np.testing.assert_array_equal(booster.raw(binned), by_bits)
+
+
 def test_the_shipped_models_lean_export_scores_bit_for_bit_as_the_model() -> None:
     loaded = registry.load_default()
     lean = persistence.load_lean(persistence.lean_path(registry.DEFAULT_MODEL_PATH), loaded.metadata["sha256"])
