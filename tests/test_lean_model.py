@@ -380,3 +380,30 @@ def test_without_its_export_the_model_itself_scores_the_incremental_run(changed_
     assert "sklearn" in _detect(path, as_of, env={"TRACKER_MODEL_DIR": str(models)})
     _detect(twin, as_of, "--full")
     assert _scores(path) == _scores(twin)
+
+
+def test_the_classifiers_libraries_are_preloaded_only_where_the_run_may_need_them(changed_store, tmp_path,
+                                                                                   monkeypatch) -> None:  # noqa: ANN001
+    """An incremental run whose model scores lean starts no thread importing scikit-learn, unless a new message came
+    (the message model is scikit-learn's)."""
+    from tracker.db import open_db
+    from tracker.detection import preload
+    from tracker.detection.pipeline import detect
+    from tracker.importers import import_file
+
+    folder, base, as_of = changed_store
+    started: list[bool] = []
+    monkeypatch.setattr(preload, "start", lambda: started.append(True))
+    for name, message in (("quiet", False), ("chatty", True)):
+        path = tmp_path / f"{name}.db"
+        shutil.copyfile(base, path)
+        db = open_db(path)
+        if message:
+            order = db.execute("SELECT order_id FROM orders LIMIT 1").fetchone()[0]
+            (tmp_path / "messages.csv").write_text(
+                f"order_id,sender,sent_at,text\n{order},seller,{as_of.isoformat()},please confirm receipt now\n")
+            import_file(db, "messages", tmp_path / "messages.csv")
+        started.clear()
+        detect(db, as_of)
+        db.close()
+        assert started == ([True] if message else []), name

@@ -60,8 +60,9 @@ def detect(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False) ->
     from tracker.plan import plan_for
 
     # the classifier's libraries, while the rules work (they need neither); not for an incremental run that scores
-    # with the model's lean export (numpy alone), unless its rules find everything to do again
-    if full or registry.load_lean_model(db) is None:
+    # with the model's lean export (numpy alone) and has no new message for the message model (scikit-learn's), unless
+    # its rules find everything to do again
+    if full or freshness.new_messages(db.conn) or registry.load_lean_model(db) is None:
         preload.start()
 
     # the run's token goes into meta with the rules' marks and with the scores: the next run trusts the stored
