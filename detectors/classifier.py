@@ -24,7 +24,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
@@ -33,7 +32,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from detectors import sklearn_internals
+from detectors import lean_model, sklearn_internals
 from detectors.features import FEATURES, FLAG_CODES, MONOTONIC, OrderFeatures
 
 
@@ -50,7 +49,7 @@ class _LogOddsClassifier(ClassifierMixin, BaseEstimator):
     """predict_proba and predict from `decision_function` (calibrated log-odds)."""
 
     def predict_proba(self, X) -> np.ndarray:  # noqa: ANN001, N803
-        fraud = expit(self.decision_function(X))
+        fraud = lean_model.sigmoid(self.decision_function(X))  # the function the lean export's scores use too
         return np.column_stack([1.0 - fraud, fraud])
 
     def predict(self, X) -> np.ndarray:  # noqa: ANN001, N803
@@ -440,7 +439,7 @@ class BinnedInput:
         return total if total is not None else np.zeros(len(binned))
 
     def fraud_probability(self, binned: np.ndarray) -> np.ndarray:
-        return expit(self.decision(binned))
+        return lean_model.sigmoid(self.decision(binned))
 
     def contributions(self, binned: np.ndarray) -> tuple[np.ndarray, float]:
         """The classifier's `contributions` of these rows, from their bytes (the same operations in the same order:
@@ -468,3 +467,36 @@ def binned_input(classifier: Any) -> BinnedInput | None:
         return BinnedInput(classifier)
     except (AttributeError, TypeError, ImportError, sklearn_internals.InternalsChanged):
         return None
+
+
+def lean_export(pipeline: Any, source: dict[str, Any] | None = None) -> lean_model.LeanModel | None:
+    """The fitted scoring pipeline as a `detectors.lean_model.LeanModel` (its scores bit for bit the pipeline's), or
+    None where its shape is not one the lean model holds: OrderFeatures followed by a FraudClassifier, a RulesPrior,
+    or a BlendedClassifier of them, over trees whose private parts `detectors.sklearn_internals` reads. `source`
+    names the model file it is made from (`model_sha256`, ...)."""
+    try:
+        features, classifier = pipeline.named_steps["features"], pipeline.named_steps["classifier"]
+        if not isinstance(features, OrderFeatures):
+            return None
+        names = [str(n) for n in features.get_feature_names_out()]
+        blend = isinstance(classifier, BlendedClassifier)
+        active = classifier._active() if blend else [(1.0, classifier)]
+        parts: list[tuple[str, float, Any]] = []
+        for weight, part in active:
+            if isinstance(part, FraudClassifier):
+                edges, missing_bin, baseline, nodes, tree_start = sklearn_internals.booster_arrays(
+                    part.booster_, lean_model.NODE_FIELDS)
+                slope, intercept = part.calibration_
+                parts.append(("boost", float(weight), lean_model.Booster(
+                    edges, missing_bin, baseline, slope, intercept, nodes, tree_start)))
+            elif isinstance(part, RulesPrior):
+                parts.append(("prior", float(weight), lean_model.Prior(part.columns_, part.coef_, part.intercept_)))
+            else:
+                return None
+        shares = [(name, float(w)) for (name, _), w in zip(classifier.parts, classifier.weights, strict=True)] \
+            if blend else []
+        lean = lean_model.LeanModel(lean_model.LeanFeatures(names, features.max_age_days),
+                                    lean_model.LeanClassifier(len(names), parts, blend, shares), source or {})
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError, sklearn_internals.InternalsChanged):
+        return None
+    return lean

@@ -64,6 +64,19 @@ def trees(booster: Any) -> list[np.ndarray]:
     return [tree.nodes for (tree,) in booster._predictors]
 
 
+def booster_arrays(booster: Any, fields: tuple[str, ...]
+                   ) -> tuple[list[np.ndarray], int, float, dict[str, np.ndarray], np.ndarray]:
+    """Everything the booster's binned scoring reads, as plain arrays (for `detectors.lean_model`): each feature's
+    bin edges, the missing-value bin, the baseline, these node `fields` of every tree one after another, and where
+    each tree starts among them (one more entry: the end). Raises InternalsChanged where the parts are not there."""
+    check(booster)
+    mapper = booster._bin_mapper
+    nodes = trees(booster)
+    return ([np.asarray(e, dtype=np.float64).copy() for e in mapper.bin_thresholds_], int(mapper.missing_values_bin_idx_),
+            baseline(booster), {name: np.concatenate([t[name] for t in nodes]) for name in fields},
+            np.cumsum([0] + [len(t) for t in nodes]).astype(np.int64))
+
+
 def bin_thresholds(booster: Any, feature_names: list[str] | tuple[str, ...]) -> dict[str, np.ndarray]:
     """Per feature, the edges its values were binned by: a value at most edge k falls in bin k or below. Two
     values between the same two edges (and both on one side of every edge) get the same score from the trees."""
@@ -137,44 +150,11 @@ def binned_walk(booster: Any) -> BinnedWalk | None:
 
 def path_contributions(booster: Any, binned: np.ndarray) -> tuple[np.ndarray, float]:
     """Per row and feature, what the trees' splits on that feature added to the row's raw log-odds, and the base
-    value: each tree's output is its root's value plus the changes of value along the row's path, each change
-    put on the feature of the split that made it (Saabas). A node's value is the training-count-weighted mean of
-    its leaves, so the base value is what an average training row gets. Exact: base + a row's contributions
-    equal its raw log-odds (as `decision_function` adds them up, to rounding)."""
-    n, n_features = binned.shape
-    out = np.zeros((n, n_features))
-    base = baseline(booster)
-    missing_bin = booster._bin_mapper.missing_values_bin_idx_
-    rows = np.arange(n)
-    for nodes in trees(booster):
-        value = _node_means(nodes)
-        base += value[0]
-        at = np.zeros(n, dtype=np.int64)
-        active = ~nodes["is_leaf"][at].astype(bool)
-        while active.any():
-            r, node = rows[active], at[active]
-            feature = nodes["feature_idx"][node].astype(np.int64)
-            b = binned[r, feature]
-            left = np.where(b == missing_bin, nodes["missing_go_to_left"][node].astype(bool),
-                            b <= nodes["bin_threshold"][node])
-            child = np.where(left, nodes["left"][node], nodes["right"][node]).astype(np.int64)
-            out[r, feature] += value[child] - value[node]
-            at[r] = child
-            active[r] = ~nodes["is_leaf"][child].astype(bool)
-    return out, base
+    value (`detectors.lean_model.path_contributions`, over the booster's own trees: the one implementation)."""
+    from detectors import lean_model
 
-
-def _node_means(nodes: np.ndarray) -> np.ndarray:
-    """Each node's value as the training-count-weighted mean of its leaves' values (leaves keep their own)."""
-    value = nodes["value"].astype(np.float64).copy()
-    count = nodes["count"].astype(np.float64)
-    # children come after their parent in the record array: fill parents from the last node backwards
-    for i in range(len(nodes) - 1, -1, -1):
-        if not nodes["is_leaf"][i]:
-            left, right = int(nodes["left"][i]), int(nodes["right"][i])
-            total = count[left] + count[right]
-            value[i] = (value[left] * count[left] + value[right] * count[right]) / total if total else 0.0
-    return value
+    return lean_model.path_contributions(trees(booster), baseline(booster),
+                                         booster._bin_mapper.missing_values_bin_idx_, binned)
 
 
 def set_bin_threads(booster: Any, threads: int | None) -> None:

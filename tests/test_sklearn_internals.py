@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 
+from detectors import lean_model
 from detectors import sklearn_internals as internals
 
 
@@ -45,7 +46,7 @@ def test_the_binned_walk_and_the_path_contributions_are_the_public_answer(booste
     contributions, base = internals.path_contributions(booster, binned)
     np.testing.assert_allclose(contributions.sum(axis=1) + base, booster.decision_function(X), atol=1e-9)
     assert base == pytest.approx(internals.baseline(booster) + sum(
-        float(internals._node_means(nodes)[0]) for nodes in internals.trees(booster)))
+        float(lean_model.node_means(nodes)[0]) for nodes in internals.trees(booster)))
 
 
 def test_bin_edges_say_where_a_score_can_change(booster):

@@ -73,6 +73,13 @@ def inputs_signature(conn: sqlite3.Connection) -> str:
     return digest.hexdigest()
 
 
+def new_messages(conn: sqlite3.Connection) -> bool:
+    """Whether a message came since the last run's rules (their watermark in `meta`; True without one): a run
+    whose model scores without scikit-learn still needs it for a seller message the pressure cache lacks."""
+    last = _meta(conn, META_PREFIX + "message_id")
+    return last is None or int(conn.execute("SELECT max(id) FROM messages").fetchone()[0] or 0) != int(last)
+
+
 def _meta(conn: sqlite3.Connection, key: str) -> str | None:
     row = conn.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
     return row[0] if row else None

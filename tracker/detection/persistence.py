@@ -11,6 +11,10 @@ it was made with. Loading checks, in order:
    (`ModelVersionMismatch`, one line naming both versions and the command that makes it again);
 3. that every type the file names is one we trust: scikit-learn's, numpy's and this project's estimators.
 
+Beside the model file, `<name>.lean.npz` holds its lean export (`detectors.lean_model`: the same scores from plain
+numpy arrays, no scikit-learn), recorded in the metadata with its own SHA-256; `tracker.detection.registry` scores
+an incremental run with it where it matches the model, and loads the model itself where it does not.
+
 A file written by an older tracker as a pickle (`.joblib`) is refused the same way: it would run code when read.
 """
 
@@ -87,6 +91,78 @@ def save_model(model: Any, path: str | Path, metadata: dict[str, Any]) -> dict[s
     meta["format"] = "skops"
     meta["sha256"] = sha256_file(path)
     meta["library_versions"] = library_versions()
+    lean = write_lean(model, path, meta["sha256"])
+    if lean is None:
+        meta.pop("lean", None)
+    else:
+        meta["lean"] = lean
+    metadata_path(path).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
+    return meta
+
+
+def lean_path(model_path: str | Path) -> Path:
+    """Where a model file's lean export lives: beside it, `<name>.lean.npz`."""
+    from detectors.lean_model import SUFFIX
+
+    return Path(model_path).with_suffix(SUFFIX)
+
+
+def save_lean(lean: Any, path: str | Path) -> str:
+    """Write a `detectors.lean_model.LeanModel` to `path` as plain arrays (atomically; no pickle); return the
+    file's SHA-256."""
+    import numpy as np
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, allow_pickle=False, **lean.arrays())
+    tmp.replace(path)
+    return sha256_file(path)
+
+
+def load_lean(path: str | Path, model_sha256: str) -> Any:
+    """The lean export at `path` of the model file whose SHA-256 is `model_sha256`; None where there is none, it
+    was made from another file, or it is not what this version writes (the caller then scores with scikit-learn)."""
+    import numpy as np
+
+    from detectors.lean_model import LeanModel
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            model = LeanModel.of_arrays({name: data[name] for name in data.files})
+    except (OSError, ValueError, KeyError, TypeError, IndexError, UnicodeDecodeError):
+        return None
+    if not model_sha256 or model.source.get("model_sha256") != model_sha256:
+        return None
+    return model
+
+
+def write_lean(model: Any, path: str | Path, sha256: str) -> dict[str, Any] | None:
+    """Write the lean export of a scoring pipeline beside its model file (`detectors.lean_model`: plain arrays, no
+    pickle, naming the model file's SHA-256) and return what the metadata records of it (file, SHA-256, format);
+    None, and no lean file left there, for a model the lean export cannot hold (it is then scored with
+    scikit-learn alone)."""
+    from detectors import lean_model
+    from detectors.classifier import lean_export
+
+    target = lean_path(path)
+    lean = lean_export(model, {"model_sha256": sha256, "model_file": Path(path).name})
+    if lean is None:
+        target.unlink(missing_ok=True)
+        return None
+    return {"file": target.name, "sha256": save_lean(lean, target), "format": lean_model.FORMAT}
+
+
+def export_lean(path: str | Path) -> dict[str, Any]:
+    """Write the lean export of a model file already saved (verified as `load_model` does) and record it in its
+    metadata JSON; return the metadata."""
+    meta = read_metadata(path)
+    model = load_model(path, metadata=meta)
+    lean = write_lean(model, path, meta["sha256"])
+    if lean is None:
+        meta.pop("lean", None)
+    else:
+        meta["lean"] = lean
     metadata_path(path).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
     return meta
 

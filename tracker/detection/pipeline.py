@@ -7,7 +7,8 @@
   new events), runs every registered rule over the orders that changed (or all with `full`), writes `flags`
   idempotently and returns the order ids it examined.
 - `scoring.score_orders` rescores the orders whose score can have changed, exactly (all of them after a new model
-  is trained).
+  is trained); an incremental run does it with the model's lean export (`registry.load_lean_model`), so it
+  imports neither scikit-learn nor SciPy.
 - `tracker.cases.sync.sync_cases` opens or updates cases from flags and scores, never overriding a person.
 """
 
@@ -55,10 +56,14 @@ def detect(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False) ->
         log.info("detect: nothing new since the last run (%.2f s)", summary.seconds["check"])
         return summary
 
-    from tracker.detection import flagging, preload
+    from tracker.detection import flagging, preload, registry
     from tracker.plan import plan_for
 
-    preload.start()  # the classifier's libraries, while the rules work (they need neither)
+    # the classifier's libraries, while the rules work (they need neither); not for an incremental run that scores
+    # with the model's lean export (numpy alone) and has no new message for the message model (scikit-learn's), unless
+    # its rules find everything to do again
+    if full or freshness.new_messages(db.conn) or registry.load_lean_model(db) is None:
+        preload.start()
 
     # the run's token goes into meta with the rules' marks and with the scores: the next run trusts the stored
     # scores only when the last run's did get written

@@ -4,7 +4,13 @@ A classifier trained into a user's store is written next to it under `models/`, 
 table (the active one wins) and verified on loading (`persistence`: SHA-256, scikit-learn version, trusted
 types); the shipped default in `data/models/classifier.skops` is the fallback. A model whose files this
 install cannot vouch for is refused with one line naming the command that makes it again: never scored with.
-A model trained on features this version does not compute is refused too. The shipped message model
+A model trained on features this version does not compute is refused too.
+
+Beside each model file, its lean export (`detectors.lean_model`, written with it) scores the same, bit for bit,
+without scikit-learn: `load_lean_model` gives it where the model file, the lean file and their recorded SHA-256s
+all match and the model was made with the scikit-learn installed (read from the package's metadata, not imported);
+anywhere else None, and the caller loads the model itself (`load_active_model`, with its refusals; it writes the
+export of a store's model saved before lean exports existed, for the runs after it). The shipped message model
 (`data/models/message_model.skops`) is loaded once per process, on first use.
 """
 
@@ -42,9 +48,16 @@ class LoadedModel:
         """Which model scores, and how its parts are weighed (`tracker case show`, the case page)."""
         classifier = self.model.named_steps["classifier"]
         shares = classifier.shares() if hasattr(classifier, "shares") else [{"part": "model", "weight": 1.0}]
+        blend = hasattr(classifier, "base_value") and getattr(classifier, "blend", True)
         return {"model_id": self.model_id, "summary": describe_blend(shares, self.metadata),
-                "parts": shares, "base_log_odds": round(float(classifier.base_value()), 4)
-                if hasattr(classifier, "base_value") else None}
+                "parts": shares, "base_log_odds": round(float(classifier.base_value()), 4) if blend else None}
+
+    @property
+    def lean(self) -> bool:
+        """Whether the model is the lean export (numpy alone) rather than the scikit-learn pipeline."""
+        from detectors.lean_model import LeanModel
+
+        return isinstance(self.model, LeanModel)
 
 
 def describe_blend(shares: list[dict[str, Any]], metadata: dict[str, Any]) -> str:
@@ -101,10 +114,91 @@ def load_active_model(db: sqlite_utils.Database) -> LoadedModel | None:
                                            remedy="train it again with 'tracker train'")
         except persistence.ModelIntegrityError as exc:
             raise RunFailure(f"model {model_id}: {exc}") from None
-        return check_features(LoadedModel(model_id, model, meta))
+        loaded = check_features(LoadedModel(model_id, model, meta))
+        if "lean" not in meta:
+            _add_lean(db, loaded, path, sha)
+        return loaded
     if persistence.metadata_path(DEFAULT_MODEL_PATH).exists() or DEFAULT_MODEL_PATH.exists():
         return load_default()
     return None
+
+
+def _add_lean(db: sqlite_utils.Database, loaded: LoadedModel, path: str, sha: str) -> None:
+    """Write the lean export of a store's model saved before lean exports existed, and record it with the model,
+    so that the next incremental run scores with it; nothing where it cannot be written (it then is not used)."""
+    try:
+        lean = persistence.write_lean(loaded.model, path, sha)
+    except OSError:
+        return
+    if lean is None:
+        return
+    loaded.metadata["lean"] = lean
+    with db.conn:
+        db.execute("UPDATE models SET metadata = ? WHERE id = ? AND kind = ?",
+                   [json.dumps(loaded.metadata, default=str), loaded.model_id, KIND])
+
+
+_lean_models: dict[tuple[str, str, str], Any] = {}
+
+
+def load_lean_model(db: sqlite_utils.Database) -> LoadedModel | None:
+    """The active classifier (as `load_active_model` picks it) as its lean export, loaded without scikit-learn; None
+    where it has none that this install can vouch for (see the module), or no model exists."""
+    row = db.execute(
+        "SELECT id, path, sha256, metadata FROM models WHERE kind = ? AND active = 1 ORDER BY created_at DESC LIMIT 1",
+        [KIND],
+    ).fetchone()
+    if row:
+        model_id, path, sha, metadata = row
+        try:
+            meta = json.loads(metadata or "{}")
+        except ValueError:
+            return None
+    else:
+        path = DEFAULT_MODEL_PATH
+        try:
+            meta = persistence.read_metadata(path)
+        except persistence.ModelIntegrityError:
+            return None
+        sha = meta.get("sha256")
+        model_id = meta.get("id") or f"default-{str(sha)[:12]}"
+    lean = _lean(Path(path), sha, meta)
+    if lean is None:
+        return None
+    try:
+        return check_features(LoadedModel(model_id, lean, meta))
+    except RunFailure:
+        return None  # refused by the model's own loading, with its message
+
+
+def _lean(path: Path, sha: str | None, meta: dict[str, Any]) -> Any:
+    from importlib import metadata as packages
+
+    from detectors import lean_model
+
+    info = meta.get("lean") or {}
+    if not sha or not isinstance(info, dict) or info.get("format") != lean_model.FORMAT or not info.get("sha256"):
+        return None
+    try:
+        installed = packages.version("scikit-learn")
+    except packages.PackageNotFoundError:
+        return None
+    if (meta.get("library_versions") or {}).get("scikit-learn") != installed:
+        return None  # the model itself is refused then: so is its export
+    lean_file = persistence.lean_path(path)
+    key = (str(lean_file), sha, info["sha256"])
+    try:
+        if persistence.sha256_file(path) != sha or persistence.sha256_file(lean_file) != info["sha256"]:
+            return None
+    except OSError:
+        return None
+    if key not in _lean_models:
+        model = persistence.load_lean(lean_file, sha)
+        if model is None:
+            return None
+        _lean_models.clear()
+        _lean_models[key] = model
+    return _lean_models[key]
 
 
 def check_features(loaded: LoadedModel) -> LoadedModel:

@@ -11,7 +11,7 @@ every threshold the model tests get the same trees' outputs, so the same score, 
 - when time alone carries one of its age features across a threshold (`due_times`: the Julian day from which
   that can happen, kept per order in its seller's book).
 
-`decision_edges` is the one place that reads the fitted model's private parts; where it does not know the
+`decision_edges` is the one place that reads the fitted model's private parts (or its lean export's arrays); where it does not know the
 model's shape, every feature counts as having no known edges, and any change of value rescores the order.
 """
 
@@ -36,11 +36,16 @@ def decision_edges(model: Any, features: list[str]) -> Edges:
     trees test it against (`detectors.classifier.score_edges`: the split edges of every boosted part of the blend;
     None where a part reads it linearly, the rules prior, so that any change counts). A feature nothing reads is
     left out: it cannot change a score. Any other shape of model: no edges known, and every change counts."""
-    from detectors.classifier import score_edges
+    from detectors.lean_model import LeanModel
 
     unknown: Edges = {name: None for name in features}
     try:
-        edges = score_edges(model)
+        if isinstance(model, LeanModel):
+            edges = model.classifier.score_edges(list(model.features.names))
+        else:
+            from detectors.classifier import score_edges
+
+            edges = score_edges(model)
     except (AttributeError, KeyError, IndexError, TypeError, ValueError, ImportError):
         return unknown
     if list(edges) != list(features):
@@ -140,6 +145,10 @@ def binning(model: Any) -> Any:
     """The model's input kept as bytes per row and its score of such rows, bit for bit its score of the rows
     (`detectors.classifier.BinnedInput`); None where the model cannot. A stored row of bytes whose seller columns
     are binned again scores as the whole row would."""
+    from detectors.lean_model import LeanModel
+
+    if isinstance(model, LeanModel):
+        return model.binned()
     from detectors.classifier import binned_input
 
     return binned_input(model.named_steps["classifier"])
@@ -187,6 +196,10 @@ def bin_with(model: Any, threads: int) -> None:
     """Make the model's binning use `threads` threads (`detectors.classifier.bin_threads`): it keeps the count of
     the machine it was fitted on, beyond the reach of the thread limits the scorer sets, and a busy machine makes
     two spinning threads bin a few thousand rows in half a second instead of two milliseconds."""
+    from detectors.lean_model import LeanModel
+
+    if isinstance(model, LeanModel):
+        return  # numpy's binning: no thread pool
     from detectors.classifier import bin_threads
 
     bin_threads(model.named_steps["classifier"], threads)

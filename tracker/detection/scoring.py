@@ -9,6 +9,9 @@ model input lies on the same side of every split as when it was scored, so its s
 rescore would give, bit for bit. The sellers' statistics and buyers' history come from the books
 (`tracker.detection.seller_books`), kept in the same transaction as the scores.
 
+An incremental run scores with the model's lean export (`registry.load_lean_model`: the same scores from numpy
+arrays, without importing scikit-learn); a full rescore, or a model without a lean export, with the model itself.
+
 A full rescore happens with `full`, after a new model, when the books do not match the scores (a run killed
 between the two writes, or a store scored before the books existed), and when the previous run's scores were
 not written.
@@ -75,10 +78,12 @@ def score_orders(db: sqlite_utils.Database, order_ids: set[str], as_of: datetime
     read them (a rescore of every order builds its frame from them); `books`: the store's seller books, read
     already (`seller_books.Books.load`; else read here), used where this run would read them, and `ahead` the
     frame `read_ahead` read with them."""
-    loaded = registry.load_active_model(db)
+    # an incremental run scores with the model's lean export (numpy alone: no scikit-learn imported); a full one,
+    # or a model without one, with the model itself
+    loaded = None if full else registry.load_lean_model(db)
+    if loaded is None:
+        loaded = registry.load_active_model(db)
     run = run or f"scoring-{time.time_ns()}"
-    if loaded is not None:
-        rescoring.bin_with(loaded.model, threads.openmp_threads())
     if loaded is None:
         with db.conn:  # no model, no scores: nothing for a later run to redo
             set_meta(db, META_RUN, run)
@@ -93,6 +98,9 @@ def score_orders(db: sqlite_utils.Database, order_ids: set[str], as_of: datetime
         ahead = None  # read with other books, or for a run that reads none
     del read
     plan = plan or plan_for(db.conn)
+    if books is None and loaded.lean:
+        loaded = registry.load_active_model(db) or loaded  # a full rescore: with scikit-learn's threaded walk
+    rescoring.bin_with(loaded.model, threads.openmp_threads())
     if books is None:
         shipment_facts.refresh(db, plan)
         # a full run over a large store writes in a child process, started now so it is ready when the ids are
@@ -446,9 +454,7 @@ def _predict_and_write(db: sqlite_utils.Database, loaded: Any, settings: dict[st
     classifier = loaded.model.named_steps["classifier"]
     with threads.limit():  # from the rows' bytes when they are binned already (`_binned`): the same scores
         if binned is None:
-            from detectors.classifier import fraud_probability
-
-            score = fraud_probability(classifier, matrix)
+            score = _probability(loaded, classifier, matrix)
         else:
             score = binned[0].fraud_probability(binned[1])
     frame = frame.assign(score=score)
@@ -507,6 +513,15 @@ def _predict_and_write(db: sqlite_utils.Database, loaded: Any, settings: dict[st
                 later=lambda: pending.assign(reasons=future.result()), extra=lambda conn: marks(conn, future.result()),
                 scored_by=_scored_by_text(loaded), typical=typical)
     return set(frame["order_id"]) | (set() if scored is None else set(scored["order_id"]))
+
+
+def _probability(loaded: Any, classifier: Any, matrix: np.ndarray) -> np.ndarray:
+    """The classifier's fraud probability of these rows (the lean export's without importing scikit-learn)."""
+    if loaded.lean:
+        return classifier.predict_proba(np.asfortranarray(matrix))[:, 1]
+    from detectors.classifier import fraud_probability
+
+    return fraud_probability(classifier, matrix)
 
 
 def _child_writer(db: sqlite_utils.Database, plan: Plan) -> score_writer.ChildWrite | None:
