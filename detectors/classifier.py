@@ -361,104 +361,62 @@ def bin_threads(classifier: Any, threads: int | None) -> None:
         sklearn_internals.set_bin_threads(booster, threads)
 
 
-class BinnedInput:
+class _BinnedBooster:
+    """A fitted `FraudClassifier` as `lean_model.ByteRows` reads a boosted part: scikit-learn's binning and (threaded)
+    walk of its trees, calibrated."""
+
+    def __init__(self, part: FraudClassifier):
+        self.booster = part.booster_
+        self.walk = sklearn_internals.BinnedWalk(part.booster_)
+        self.slope, self.intercept = part.calibration_
+
+    def bins(self, X: np.ndarray, columns: list[int] | None = None) -> np.ndarray:  # noqa: N803
+        binned = self.walk.bins(X)
+        return binned if columns is None else binned[:, columns]
+
+    def decision(self, binned: np.ndarray) -> np.ndarray:
+        return self.slope * self.walk.decision(binned) + self.intercept
+
+    def contributions(self, binned: np.ndarray) -> tuple[np.ndarray, float]:
+        raw, base = sklearn_internals.path_contributions(self.booster, binned)
+        return self.slope * raw, self.slope * base + self.intercept
+
+
+class _BinnedPrior:
+    """A fitted `RulesPrior` as `lean_model.ByteRows` reads a prior."""
+
+    def __init__(self, part: RulesPrior):
+        self.columns, self.coef, self.intercept = part.columns_, part.coef_, part.intercept_
+
+
+class BinnedInput(lean_model.ByteRows):
     """A fitted classifier's input kept as bytes per row, and its score of such rows: bit for bit its score of the
-    rows themselves. Each boosted part keeps its own binning of every column (the trees only ever compare bins);
-    the rules prior keeps its columns as they are (flag indicators and the flag count: small whole numbers). A
-    store keeps them per order, so an order whose seller columns alone moved is scored again from its bytes
-    with those columns binned anew (`tracker.detection.rescoring`). Raises InternalsChanged / TypeError for a
-    classifier it cannot hold this way."""
+    rows themselves (`lean_model.ByteRows`, with scikit-learn's binning and tree walk). A store keeps them per order,
+    so an order whose seller columns alone moved is scored again from its bytes with those columns binned anew
+    (`tracker.detection.rescoring`). Raises InternalsChanged / TypeError for a classifier it cannot hold this way."""
 
     def __init__(self, classifier: Any):
         self.blend = isinstance(classifier, BlendedClassifier)
         parts = classifier._active() if self.blend else [(1.0, classifier)]
         n = self.n_features = int(classifier.n_features_in_)
-        self.parts: list[tuple[str, float, Any, Any, np.ndarray]] = []
+        self.parts, self.offsets = [], []
         offset = 0
         for weight, part in parts:
             if isinstance(part, FraudClassifier):
-                walk = sklearn_internals.BinnedWalk(part.booster_)
-                self.parts.append(("boost", weight, part, walk, np.arange(offset, offset + n)))
-                offset += n
+                self.parts.append(("boost", weight, _BinnedBooster(part)))
+                width = n
             elif isinstance(part, RulesPrior):
-                k = len(part.columns_)
-                self.parts.append(("prior", weight, part, None, np.arange(offset, offset + k)))
-                offset += k
+                self.parts.append(("prior", weight, _BinnedPrior(part)))
+                width = len(part.columns_)
             else:
                 raise TypeError(f"no binned input for {type(part).__name__}")
+            self.offsets.append(np.arange(offset, offset + width))
+            offset += width
         self.width = offset
 
-    @staticmethod
-    def _as_bytes(values: np.ndarray) -> np.ndarray | None:
-        values = np.nan_to_num(values)
-        if values.size and not (np.all(values == np.round(values)) and values.min() >= 0 and values.max() <= 255):
-            return None
-        return values.astype(np.uint8)
-
-    def bins(self, X: np.ndarray) -> np.ndarray | None:  # noqa: N803
-        """Each row's bytes (None: a prior column holds a value a byte cannot keep exactly)."""
-        out = np.empty((len(X), self.width), dtype=np.uint8)
-        for kind, _, part, walk, at in self.parts:
-            if kind == "boost":
-                out[:, at] = walk.bins(X)
-            else:
-                kept = self._as_bytes(X[:, part.columns_])
-                if kept is None:
-                    return None
-                out[:, at] = kept
-        return out
-
-    def rebin(self, binned: np.ndarray, X: np.ndarray, columns: list[int]) -> bool:  # noqa: N803
-        """These columns of `X` put into the rows' bytes again, in place (False: one cannot be kept)."""
-        columns = list(columns)
-        for kind, _, part, walk, at in self.parts:
-            if kind == "boost":
-                binned[:, at[columns]] = walk.bins(X)[:, columns]
-                continue
-            for j, column in enumerate(part.columns_.tolist()):
-                if column in columns:
-                    kept = self._as_bytes(X[:, column])
-                    if kept is None:
-                        return False
-                    binned[:, at[j]] = kept
-        return True
-
-    def decision(self, binned: np.ndarray) -> np.ndarray:
-        """The classifier's log-odds of these rows, from their bytes (the same operations in the same order)."""
-        total = None
-        for kind, weight, part, walk, at in self.parts:
-            if kind == "boost":
-                slope, intercept = part.calibration_
-                value = slope * walk.decision(np.ascontiguousarray(binned[:, at])) + intercept
-            else:
-                value = np.ascontiguousarray(binned[:, at], dtype=np.float64) @ part.coef_ + part.intercept_
-            if not self.blend:
-                return value
-            value = weight * value
-            total = value if total is None else total + value
-        return total if total is not None else np.zeros(len(binned))
-
-    def fraud_probability(self, binned: np.ndarray) -> np.ndarray:
-        return lean_model.sigmoid(self.decision(binned))
-
     def contributions(self, binned: np.ndarray) -> tuple[np.ndarray, float]:
-        """The classifier's `contributions` of these rows, from their bytes (the same operations in the same order:
-        the trees' path contributions only ever compare bins, the prior's columns are kept as they are)."""
-        out, base = None, 0.0
-        for kind, weight, part, _, at in self.parts:
-            if kind == "boost":
-                raw, b = sklearn_internals.path_contributions(part.booster_, np.ascontiguousarray(binned[:, at]))
-                slope, intercept = part.calibration_
-                c, b = slope * raw, slope * b + intercept
-            else:
-                c = np.zeros((len(binned), self.n_features))
-                c[:, part.columns_] = binned[:, at].astype(np.float64) * part.coef_
-                b = part.intercept_
-            if not self.blend:
-                return c, b
-            out = weight * c if out is None else out + weight * c
-            base += weight * b
-        return (out if out is not None else np.zeros((len(binned), self.n_features))), base
+        """The classifier's `contributions` of these rows, from their bytes."""
+        return self.contributions_of(binned)
 
 
 def binned_input(classifier: Any) -> BinnedInput | None:

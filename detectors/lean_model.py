@@ -250,7 +250,106 @@ class Prior:
             raise ValueError("one coefficient per prior column")
 
 
-class LeanClassifier:
+def prior_bytes(values: np.ndarray) -> np.ndarray | None:
+    """A prior's columns as bytes (NaN as 0), or None where a value is not a whole number from 0 to 255."""
+    values = np.nan_to_num(values)
+    if values.size and not (np.all(values == np.round(values)) and values.min() >= 0 and values.max() <= 255):
+        return None
+    return values.astype(np.uint8)
+
+
+class ByteRows:
+    """A classifier's input kept as bytes per row, and its scores of such rows: each boosted part's bin of every
+    column, then each prior's columns as they are (flag indicators and the flag count: small whole numbers). Shared by
+    `LeanClassifier` and `detectors.classifier.BinnedInput`, whose `parts` ((kind, weight, part), in the blend's
+    order) and `offsets` (each part's columns of the bytes) say what they hold: a boosted part bins (`bins(X,
+    columns)`), scores (`decision`) and explains (`contributions`) binned rows, calibrated; a prior has `columns`,
+    `coef` and `intercept`. The same operations in the same order as the classifier's own, so the same scores, bit
+    for bit."""
+
+    parts: list[tuple[str, float, Any]]
+    offsets: list[np.ndarray]
+    blend: bool
+    n_features: int
+    width: int
+
+    def _add(self, values: list[np.ndarray], n: int) -> np.ndarray:
+        if not self.blend:
+            return values[0] if values else np.zeros(n)
+        total = None
+        for (_, weight, _), value in zip(self.parts, values, strict=True):
+            value = weight * value
+            total = value if total is None else total + value
+        return total if total is not None else np.zeros(n)
+
+    def _blended(self, part_of: Any, n: int) -> tuple[np.ndarray, float]:
+        """The parts' contributions (`part_of(kind, part, its offsets)` -> (per row and feature, base)), weighed and
+        added in the blend's order."""
+        out, base = None, 0.0
+        for (kind, weight, part), at in zip(self.parts, self.offsets, strict=True):
+            c, b = part_of(kind, part, at)
+            if not self.blend:
+                return c, b
+            out = weight * c if out is None else out + weight * c
+            base += weight * b
+        return (out if out is not None else np.zeros((n, self.n_features))), base
+
+    def bins(self, X: np.ndarray) -> np.ndarray | None:  # noqa: N803
+        """Each row's bytes (None: a prior column holds a value a byte cannot keep exactly)."""
+        X = np.asarray(X, dtype=np.float64)  # noqa: N806
+        out = np.empty((len(X), self.width), dtype=np.uint8)
+        for (kind, _, part), at in zip(self.parts, self.offsets, strict=True):
+            if kind == "boost":
+                out[:, at] = part.bins(X)
+            else:
+                kept = prior_bytes(X[:, part.columns])
+                if kept is None:
+                    return None
+                out[:, at] = kept
+        return out
+
+    def rebin(self, binned: np.ndarray, X: np.ndarray, columns: list[int]) -> bool:  # noqa: N803
+        """These columns of `X` put into the rows' bytes again, in place (False: one cannot be kept)."""
+        columns = list(columns)
+        for (kind, _, part), at in zip(self.parts, self.offsets, strict=True):
+            if kind == "boost":
+                binned[:, at[columns]] = part.bins(X, columns)
+                continue
+            for j, column in enumerate(part.columns.tolist()):
+                if column in columns:
+                    kept = prior_bytes(X[:, column])
+                    if kept is None:
+                        return False
+                    binned[:, at[j]] = kept
+        return True
+
+    def decision(self, binned: np.ndarray) -> np.ndarray:
+        """The log-odds of rows from their bytes."""
+        values = []
+        for (kind, _, part), at in zip(self.parts, self.offsets, strict=True):
+            if kind == "boost":
+                values.append(part.decision(np.ascontiguousarray(binned[:, at])))
+            else:
+                values.append(np.ascontiguousarray(binned[:, at], dtype=np.float64) @ part.coef + part.intercept)
+        return self._add(values, len(binned))
+
+    def fraud_probability(self, binned: np.ndarray) -> np.ndarray:
+        return sigmoid(self.decision(binned))
+
+    def contributions_of(self, binned: np.ndarray) -> tuple[np.ndarray, float]:
+        """The classifier's `contributions` of rows, from their bytes (the trees' path contributions only ever
+        compare bins; the prior's columns are kept as they are)."""
+        def part_of(kind: str, part: Any, at: np.ndarray) -> tuple[np.ndarray, float]:
+            if kind == "boost":
+                return part.contributions(np.ascontiguousarray(binned[:, at]))
+            c = np.zeros((len(binned), self.n_features))
+            c[:, part.columns] = binned[:, at].astype(np.float64) * part.coef
+            return c, part.intercept
+
+        return self._blended(part_of, len(binned))
+
+
+class LeanClassifier(ByteRows):
     """The classifier of a `LeanModel`: the blend's parts with a weight, in the blend's order. Scores float rows
     (`decision_function`, `predict_proba`, `contributions`, as the scikit-learn classifier does) and binned rows
     (`bins`, `rebin`, `decision`, `fraud_probability`, `contributions_of`: as `detectors.classifier.BinnedInput`
@@ -275,15 +374,6 @@ class LeanClassifier:
             offset += width
         self.width = offset
 
-    def _add(self, values: list[np.ndarray], n: int) -> np.ndarray:
-        if not self.blend:
-            return values[0] if values else np.zeros(n)
-        total = None
-        for (_, weight, _), value in zip(self.parts, values, strict=True):
-            value = weight * value
-            total = value if total is None else total + value
-        return total if total is not None else np.zeros(n)
-
     # float rows, as the scikit-learn classifier scores them
     def decision_function(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
         X = np.asarray(X, dtype=np.float64)  # noqa: N806
@@ -301,19 +391,15 @@ class LeanClassifier:
 
     def contributions(self, X: np.ndarray) -> tuple[np.ndarray, float]:  # noqa: N803
         X = np.asarray(X, dtype=np.float64)  # noqa: N806
-        out, base = None, 0.0
-        for kind, weight, part in self.parts:
+
+        def part_of(kind: str, part: Any, _at: np.ndarray) -> tuple[np.ndarray, float]:
             if kind == "boost":
-                c, b = part.contributions(part.bins(X))
-            else:
-                c = np.zeros(X.shape)
-                c[:, part.columns] = np.nan_to_num(X[:, part.columns]) * part.coef
-                b = part.intercept
-            if not self.blend:
-                return c, b
-            out = weight * c if out is None else out + weight * c
-            base += weight * b
-        return (out if out is not None else np.zeros((len(X), self.n_features))), base
+                return part.contributions(part.bins(X))
+            c = np.zeros(X.shape)
+            c[:, part.columns] = np.nan_to_num(X[:, part.columns]) * part.coef
+            return c, part.intercept
+
+        return self._blended(part_of, len(X))
 
     def base_value(self) -> float:
         """The log-odds every row starts from (its contributions add to it)."""
@@ -325,72 +411,6 @@ class LeanClassifier:
             return [{"part": "model", "weight": 1.0}]
         total = sum(w for _, w in self._shares) or 1.0
         return [{"part": name, "weight": round(w / total, 4)} for name, w in self._shares if w > 0]
-
-    # binned rows, as `detectors.classifier.BinnedInput` keeps them
-    @staticmethod
-    def _as_bytes(values: np.ndarray) -> np.ndarray | None:
-        values = np.nan_to_num(values)
-        if values.size and not (np.all(values == np.round(values)) and values.min() >= 0 and values.max() <= 255):
-            return None
-        return values.astype(np.uint8)
-
-    def bins(self, X: np.ndarray) -> np.ndarray | None:  # noqa: N803
-        """Each row's bytes (None: a prior column holds a value a byte cannot keep exactly)."""
-        X = np.asarray(X, dtype=np.float64)  # noqa: N806
-        out = np.empty((len(X), self.width), dtype=np.uint8)
-        for (kind, _, part), at in zip(self.parts, self.offsets, strict=True):
-            if kind == "boost":
-                out[:, at] = part.bins(X)
-            else:
-                kept = self._as_bytes(X[:, part.columns])
-                if kept is None:
-                    return None
-                out[:, at] = kept
-        return out
-
-    def rebin(self, binned: np.ndarray, X: np.ndarray, columns: list[int]) -> bool:  # noqa: N803
-        """These columns of `X` put into the rows' bytes again, in place (False: one cannot be kept)."""
-        columns = list(columns)
-        for (kind, _, part), at in zip(self.parts, self.offsets, strict=True):
-            if kind == "boost":
-                binned[:, at[columns]] = part.bins(X, columns)
-                continue
-            for j, column in enumerate(part.columns.tolist()):
-                if column in columns:
-                    kept = self._as_bytes(X[:, column])
-                    if kept is None:
-                        return False
-                    binned[:, at[j]] = kept
-        return True
-
-    def decision(self, binned: np.ndarray) -> np.ndarray:
-        """The log-odds of rows from their bytes."""
-        values = []
-        for (kind, _, part), at in zip(self.parts, self.offsets, strict=True):
-            if kind == "boost":
-                values.append(part.decision(np.ascontiguousarray(binned[:, at])))
-            else:
-                values.append(np.ascontiguousarray(binned[:, at], dtype=np.float64) @ part.coef + part.intercept)
-        return self._add(values, len(binned))
-
-    def fraud_probability(self, binned: np.ndarray) -> np.ndarray:
-        return sigmoid(self.decision(binned))
-
-    def contributions_of(self, binned: np.ndarray) -> tuple[np.ndarray, float]:
-        """`contributions` of rows from their bytes."""
-        out, base = None, 0.0
-        for (kind, weight, part), at in zip(self.parts, self.offsets, strict=True):
-            if kind == "boost":
-                c, b = part.contributions(np.ascontiguousarray(binned[:, at]))
-            else:
-                c = np.zeros((len(binned), self.n_features))
-                c[:, part.columns] = binned[:, at].astype(np.float64) * part.coef
-                b = part.intercept
-            if not self.blend:
-                return c, b
-            out = weight * c if out is None else out + weight * c
-            base += weight * b
-        return (out if out is not None else np.zeros((len(binned), self.n_features))), base
 
     def score_edges(self, names: Sequence[str]) -> dict[str, np.ndarray | None]:
         """As `detectors.classifier.score_edges`: per feature, the split edges of the boosted parts; None where the

@@ -91,13 +91,7 @@ def save_model(model: Any, path: str | Path, metadata: dict[str, Any]) -> dict[s
     meta["format"] = "skops"
     meta["sha256"] = sha256_file(path)
     meta["library_versions"] = library_versions()
-    lean = write_lean(model, path, meta["sha256"])
-    if lean is None:
-        meta.pop("lean", None)
-    else:
-        meta["lean"] = lean
-    metadata_path(path).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
-    return meta
+    return _with_lean(model, path, meta)
 
 
 def lean_path(model_path: str | Path) -> Path:
@@ -157,7 +151,12 @@ def export_lean(path: str | Path) -> dict[str, Any]:
     """Write the lean export of a model file already saved (verified as `load_model` does) and record it in its
     metadata JSON; return the metadata."""
     meta = read_metadata(path)
-    model = load_model(path, metadata=meta)
+    return _with_lean(load_model(path, metadata=meta), path, meta)
+
+
+def _with_lean(model: Any, path: str | Path, meta: dict[str, Any]) -> dict[str, Any]:
+    """Write the model's lean export beside it, record it in its metadata (none where it cannot be made) and write
+    the metadata JSON; return the metadata."""
     lean = write_lean(model, path, meta["sha256"])
     if lean is None:
         meta.pop("lean", None)

@@ -97,15 +97,20 @@ def load_default() -> LoadedModel:
     return check_features(LoadedModel(meta.get("id") or f"default-{meta['sha256'][:12]}", model, meta))
 
 
+def _active_row(db: sqlite_utils.Database) -> tuple[str, str, str, str | None] | None:
+    """The store's active classifier: id, path, SHA-256, metadata JSON (None: the shipped default scores)."""
+    return db.execute(
+        "SELECT id, path, sha256, metadata FROM models WHERE kind = ? AND active = 1 ORDER BY created_at DESC LIMIT 1",
+        [KIND],
+    ).fetchone()
+
+
 def load_active_model(db: sqlite_utils.Database) -> LoadedModel | None:
     """The active classifier of this store, else the shipped default; None when neither exists.
 
     A file that fails its checks (SHA-256, scikit-learn version, types) is refused (RunFailure), never loaded.
     """
-    row = db.execute(
-        "SELECT id, path, sha256, metadata FROM models WHERE kind = ? AND active = 1 ORDER BY created_at DESC LIMIT 1",
-        [KIND],
-    ).fetchone()
+    row = _active_row(db)
     if row:
         model_id, path, sha, metadata = row
         meta = json.loads(metadata or "{}")
@@ -144,10 +149,7 @@ _lean_models: dict[tuple[str, str, str], Any] = {}
 def load_lean_model(db: sqlite_utils.Database) -> LoadedModel | None:
     """The active classifier (as `load_active_model` picks it) as its lean export, loaded without scikit-learn; None
     where it has none that this install can vouch for (see the module), or no model exists."""
-    row = db.execute(
-        "SELECT id, path, sha256, metadata FROM models WHERE kind = ? AND active = 1 ORDER BY created_at DESC LIMIT 1",
-        [KIND],
-    ).fetchone()
+    row = _active_row(db)
     if row:
         model_id, path, sha, metadata = row
         try:
