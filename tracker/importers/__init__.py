@@ -94,8 +94,8 @@ class _Transaction:
         # For the import only: a bigger page cache (negative = KiB). Temporary storage stays where the connection
         # keeps it (a file unless told otherwise): SQLite holds a statement's journal in memory until it passes
         # 64 KiB anyway, and a whole-table sort (an index built anew) writes its sorted runs to temporary files and
-        # merges them, twice as fast as sorting a million keys in memory, which it does when temp_store is MEMORY
-        # (`base.sort_cache`).
+        # merges them, faster than sorting a million keys in one run in memory, which it does when temp_store is
+        # MEMORY (`tracker.sqlite_sort`).
         self.nested = self.conn.in_transaction
         self.conn.execute(f"PRAGMA cache_size = -{int(cache)}")
         # a store's first import writes its pages once, to the file, under a rollback journal (`_write_once`)

@@ -16,6 +16,7 @@ from tracker.sqlite_sort import sort_cache
 from tracker.timeutil import DUE_AT_ONCE, to_db
 
 BATCH_SIZE = 100_000  # rows per executemany: big enough to amortise, small enough to keep memory flat (~40 MB)
+
 Converter = Callable[[str], Any] | None
 
 
