@@ -124,6 +124,8 @@ class BinnedWalk:
             raise InternalsChanged("read-only trees")
 
     def bins(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
+        if not len(X):  # no row (a store whose orders carry no number yet): scikit-learn refuses an empty array
+            return np.zeros((0, X.shape[1] if np.ndim(X) == 2 else 0), dtype=np.uint8)
         try:  # a read-only X (pandas' copy-on-write arrays, a memmap) as it is: a copy is 0.2 s at a million rows
             binned = self.binning(X)
         except ValueError:

@@ -161,9 +161,9 @@ class Writing:
 def start(path: str, computed: dict[str, Any], whole: bool, meta: dict[str, str], children: Any = None) -> Writing:
     """The facts written by a child process: one of the run's `children` (a `Children`), or a process started
     for it. The facts go through a file in a private temporary folder, removed once they are written."""
-    import tempfile
+    from tracker import scratch
 
-    folder = tempfile.mkdtemp(prefix="tracker-facts-")
+    folder = scratch.folder("facts")
     try:
         facts_file = os.path.join(folder, "shipment_facts.arrow")
         to_file(computed, facts_file)

@@ -56,8 +56,12 @@ def detect(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False) ->
         log.info("detect: nothing new since the last run (%.2f s)", summary.seconds["check"])
         return summary
 
+    from tracker import scratch
     from tracker.detection import flagging, preload, registry
     from tracker.plan import plan_for
+
+    for left in scratch.sweep():  # the scratch folders of a run killed outright
+        log.info("detect: removed %s, left by a run that was killed", left)
 
     # the classifier's libraries, while the rules work (they need neither); not for an incremental run that scores
     # with the model's lean export (numpy alone) and has no new message for the message model (scikit-learn's), unless

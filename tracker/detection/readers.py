@@ -211,15 +211,14 @@ class _ChildRead:
     reader's table as soon as it is done, while the other still reads."""
 
     def __init__(self, path: str, read: OrderRead, children: Children | None):
-        import tempfile
-
+        from tracker import scratch
         from tracker.detection import arrow
 
         order_names = [name for name, _ in _ORDER_SQL]
         # the frame's columns after the orders': the shipment's (when asked for), then the facts
         aligned = (["shipment_state", "not_found_count"] if read.shipments else []) + list(read.fact_columns)
         self.order_names, self.aligned, self.with_side = order_names, aligned, read.with_side
-        self.folder = tempfile.mkdtemp(prefix="tracker-frame-")
+        self.folder = scratch.folder("frame")
         # the run's children when it has some (then not ended here), else two of its own
         self.own = children is None
         self.pool = Children(2, lean=True) if children is None else children

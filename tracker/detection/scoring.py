@@ -348,10 +348,11 @@ def _median_moved(books: seller_books.Books, updated: seller_books.Books, seller
     """The sellers (codes in `updated`) whose known transits differ once these orders' entries (`fresh`, of sellers
     `seller_ids`; `found`: their positions in `books`, -1 for new ones) replace the stored ones: a median is of a
     seller's known transits alone, so every other seller's stored median stands."""
-    transit = fresh["transit"].reshape(len(fresh), -1)
+    width = max(int(np.prod(fresh.dtype["transit"].shape)), 1)  # spans per entry (not -1: none may be there)
+    transit = fresh["transit"].reshape(len(fresh), width)
     known_now = ~np.isnan(transit).all(axis=1)
     was = found >= 0
-    before = books.entries["transit"][found[was]].reshape(int(was.sum()), -1)
+    before = books.entries["transit"][found[was]].reshape(int(was.sum()), width)
     known_then = np.zeros(len(fresh), dtype=bool)
     known_then[was] = ~np.isnan(before).all(axis=1)
     seller_then = np.full(len(fresh), None, dtype=object)

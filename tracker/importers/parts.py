@@ -31,12 +31,12 @@ import select
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from tracker import scratch
 from tracker.importers.base import Kind, Writer
 from tracker.importers.sources import Source
 
@@ -78,7 +78,8 @@ class _Helper:
     """The helper process, the scratch folder of claims and handed-over parts, and its progress messages."""
 
     def __init__(self, src: Source, kind: type[Kind], now: datetime | None, bounds: list[tuple[int, int]]) -> None:
-        self.folder = Path(tempfile.mkdtemp(prefix="tracker-import-"))
+        scratch.sweep()  # what a killed import or run left behind
+        self.folder = Path(scratch.folder("import"))
         self.done: dict[int, int | None] = {}  # part -> rows handed over (None: a problem)
         self._buffer = b""
         self.alive = False

@@ -1,0 +1,42 @@
+"""A store whose orders carry no tracking number yet is detected (nothing to score), and scored once one comes."""
+
+from __future__ import annotations
+
+import sqlite3
+
+
+def test_a_store_whose_orders_carry_no_number_yet_is_detected_then_scored_as_a_full_rescore(tmp_path):
+    """No order with a number: nothing to score (scikit-learn refuses an empty array: the binned walk must not
+    ask it); then an order with a number arrives, and the incremental run scores it as a full rescore does."""
+    from click.testing import CliRunner
+
+    from tracker.cli import cli
+    from tracker.db import open_db
+
+    def run(db, *args):  # noqa: ANN001, ANN202
+        result = CliRunner().invoke(cli, ["--db", str(db), *map(str, args)])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    header = "order_id,buyer_id,seller_id,ordered_at,dest_country,tracking_number\n"
+    first = tmp_path / "a.csv"
+    first.write_text(header + "A1,b1,s1,2026-03-01T00:00:00Z,DE,\n")
+    second = tmp_path / "b.csv"
+    second.write_text(header + "A2,b2,s1,2026-03-02T00:00:00Z,DE,LP00000000000001\n")
+    store = tmp_path / "t.db"
+    run(store, "import", "orders", first)
+    assert "examined 1 orders" in run(store, "detect", "--full", "--as-of", "2026-04-01T00:00:00Z")
+    run(store, "import", "orders", second)
+    twin = tmp_path / "twin.db"
+    source, target = sqlite3.connect(store), sqlite3.connect(twin)
+    source.backup(target)  # the write-ahead log's pages too
+    source.close()
+    target.close()
+    assert "1 scored" in run(store, "detect", "--as-of", "2026-04-02T00:00:00Z")
+    run(twin, "detect", "--full", "--as-of", "2026-04-02T00:00:00Z")
+    scores = []
+    for path in (store, twin):
+        db = open_db(path)
+        scores.append(db.conn.execute("SELECT order_id, score, codes, reasons FROM scores").fetchall())
+        db.close()
+    assert scores[0] == scores[1] and [row[0] for row in scores[0]] == ["A2"]
