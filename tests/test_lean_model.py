@@ -208,6 +208,27 @@ def _meta(folder: Path, **changes) -> None:  # noqa: ANN003
     path.write_text(json.dumps(meta))
 
 
+def test_a_second_load_in_a_run_skips_the_hashes_but_not_a_changed_file(model_dir, tmp_path, monkeypatch):  # noqa: ANN001
+    """A run asks for the lean export twice: the second time, its files unchanged since their hashes were checked,
+    it is not hashed again; a file changed meanwhile is hashed again, and refused."""
+    from tracker.db import open_db
+
+    db = open_db(tmp_path / "s.db")
+    hashed: list[str] = []
+    sha256_file = persistence.sha256_file
+    monkeypatch.setattr(persistence, "sha256_file", lambda path: hashed.append(Path(path).name) or sha256_file(path))
+    first = registry.load_lean_model(db)
+    assert first is not None and sorted(hashed) == ["classifier.lean.npz", "classifier.skops"]
+    hashed.clear()
+    again = registry.load_lean_model(db)
+    assert again is not None and again.model is first.model and hashed == []
+    lean_file = model_dir / "classifier.lean.npz"
+    lean_file.write_bytes(lean_file.read_bytes() + b"\0")  # its size tells it changed, whatever the clock's grain
+    assert registry.load_lean_model(db) is None
+    assert "classifier.lean.npz" in hashed
+    db.close()
+
+
 def test_the_lean_export_is_used_only_where_it_matches_the_model(model_dir, tmp_path) -> None:  # noqa: ANN001
     from tracker.db import open_db
 

@@ -143,7 +143,8 @@ def _add_lean(db: sqlite_utils.Database, loaded: LoadedModel, path: str, sha: st
                    [json.dumps(loaded.metadata, default=str), loaded.model_id, KIND])
 
 
-_lean_models: dict[tuple[str, str, str], Any] = {}
+# the lean export last loaded, with the files' stat when their hashes were checked
+_lean_models: dict[tuple[str, str, str], tuple[Any, tuple[tuple[int, int, int], ...]]] = {}
 
 
 def load_lean_model(db: sqlite_utils.Database) -> LoadedModel | None:
@@ -190,17 +191,20 @@ def _lean(path: Path, sha: str | None, meta: dict[str, Any]) -> Any:
     lean_file = persistence.lean_path(path)
     key = (str(lean_file), sha, info["sha256"])
     try:
+        # both files as they were when this process last checked them: their hashes stand (a run asks twice)
+        stamps = tuple((s.st_mtime_ns, s.st_size, s.st_ino) for s in (path.stat(), lean_file.stat()))
+        if key in _lean_models and _lean_models[key][1] == stamps:
+            return _lean_models[key][0]
         if persistence.sha256_file(path) != sha or persistence.sha256_file(lean_file) != info["sha256"]:
             return None
     except OSError:
         return None
-    if key not in _lean_models:
-        model = persistence.load_lean(lean_file, sha)
-        if model is None:
-            return None
-        _lean_models.clear()
-        _lean_models[key] = model
-    return _lean_models[key]
+    model = persistence.load_lean(lean_file, sha)
+    if model is None:
+        return None
+    _lean_models.clear()
+    _lean_models[key] = (model, stamps)
+    return model
 
 
 def check_features(loaded: LoadedModel) -> LoadedModel:
