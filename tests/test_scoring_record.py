@@ -223,3 +223,23 @@ def test_an_incremental_write_journals_its_statements_in_memory(db, full, monkey
     assert seen == [0 if full else 2]  # the default (a file) : MEMORY
     assert db.conn.execute("PRAGMA temp_store").fetchone()[0] == 0  # the default again
     assert stored_scores(db)[0][:2] == ("o1", 0.5)
+
+
+@pytest.mark.parametrize("full", [True, False])
+def test_only_a_full_write_rebuilds_the_score_indexes_with_the_sort_cache(db, full, monkeypatch):
+    """The small cache a sort is fastest with is for the full write's index rebuild alone: an incremental write,
+    which builds no index, keeps its big cache (a small one would write its changed pages out early)."""
+    import contextlib
+
+    used = []
+
+    @contextlib.contextmanager
+    def watched(conn):  # noqa: ANN001, ANN202
+        used.append(True)
+        yield
+
+    monkeypatch.setattr(scoring, "sort_cache", watched)
+    scoring._record(db, "m1", FIRST, frame(ROWS), full)
+    assert used == ([True] if full else [])
+    assert len(stored_scores(db)) == len(ROWS)
+    assert score_index(db)

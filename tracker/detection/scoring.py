@@ -610,9 +610,10 @@ def _record(db: sqlite_utils.Database, model_id: str, as_of: datetime, frame: pd
             conn.executemany("DELETE FROM scores WHERE order_id = ?", ((o,) for o in untracked))
             if rows is not None:
                 score_writer.insert_scores(conn, rows, model_id, scored_at)
-            with sort_cache(conn):
-                for sql in indexes:  # before `later`'s few rows: while the thread working them out still runs
-                    conn.execute(sql)
+            if indexes:  # before `later`'s few rows: while the thread working them out still runs
+                with sort_cache(conn):  # (a smaller cache writes out what no longer fits: only for a sort)
+                    for sql in indexes:
+                        conn.execute(sql)
             rest = later() if later is not None else None
             if rest is not None and not rest.empty:
                 score_writer.insert_scores(conn, _rows_in_key_order(rest), model_id, scored_at)
