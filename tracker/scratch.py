@@ -37,9 +37,7 @@ def _running(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # another user's process: running
-        return True
-    except OSError:
+    except OSError:  # another user's process (PermissionError), or no way to tell: taken as running
         return True
     return True
 

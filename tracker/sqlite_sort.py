@@ -9,9 +9,9 @@ from contextlib import contextmanager
 
 # KiB of page cache while SQLite sorts a whole table (an index built anew, an INSERT … SELECT … ORDER BY): its
 # sorter sizes its in-memory runs from the page cache, and one run of a million keys sorts slower than many small
-# runs merged from a temporary file (the orders' three indexes at a million rows: 1.5 s with 2 MB of cache, 3.1 s
-# with 400 MB; the scores' two: 0.6 s against 1.0 s with 256 MB). SQLite only writes such runs where temporary
-# files are allowed: with temp_store = MEMORY it sorts everything in one run, whatever the cache.
+# runs merged from a temporary file (the orders' indexes and the scores' build in about half the time with 2 MB as
+# with the hundreds of MB an import or a score write keeps). SQLite only writes such runs where temporary files are
+# allowed: with temp_store = MEMORY it sorts everything in one run, whatever the cache.
 SORT_CACHE_KIB = 2048
 
 

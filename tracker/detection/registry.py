@@ -94,7 +94,12 @@ def load_default() -> LoadedModel:
             f"make it again with '{REBUILD_DEFAULT}' (a minute or two, with a progress bar)"))
     except persistence.ModelIntegrityError as exc:
         raise RunFailure(str(exc)) from None
-    return check_features(LoadedModel(meta.get("id") or f"default-{meta['sha256'][:12]}", model, meta))
+    return check_features(LoadedModel(_default_id(meta), model, meta))
+
+
+def _default_id(meta: dict[str, Any]) -> str:
+    """The shipped model's id: its metadata's, else made from its SHA-256."""
+    return meta.get("id") or f"default-{str(meta.get('sha256'))[:12]}"
 
 
 def _active_row(db: sqlite_utils.Database) -> tuple[str, str, str, str | None] | None:
@@ -163,8 +168,7 @@ def load_lean_model(db: sqlite_utils.Database) -> LoadedModel | None:
             meta = persistence.read_metadata(path)
         except persistence.ModelIntegrityError:
             return None
-        sha = meta.get("sha256")
-        model_id = meta.get("id") or f"default-{str(sha)[:12]}"
+        sha, model_id = meta.get("sha256"), _default_id(meta)
     lean = _lean(Path(path), sha, meta)
     if lean is None:
         return None
