@@ -175,6 +175,14 @@ def _score_all(db: sqlite_utils.Database, plan: Plan, loaded: Any, as_of: dateti
     give_back("the features")
     binned = _binned(loaded, matrix)
     give_back("the binning")
+    score = None
+    if writer is not None:
+        # the scores first: the child writes the rows that get no reasons while this process makes the books
+        score = _scores(loaded, matrix, binned)
+        codes = frame["codes"].to_numpy(dtype=object)
+        writer.rows(score, codes if every else codes[rows], score < _min_score(settings), loaded.model_id,
+                    to_db(as_of))
+        del codes
     books, timed = _books_of(loaded, frame, rows, features, binned, as_of)
     give_back("the books")
     frame = frame[["order_id", "codes", "target", "order_rowid"]]
@@ -182,7 +190,7 @@ def _score_all(db: sqlite_utils.Database, plan: Plan, loaded: Any, as_of: dateti
         frame = frame[tracked]
     give_back("the scoring frame")
     return _predict_and_write(db, loaded, settings, frame, features, matrix, as_of, True, untracked, writer,
-                               run, books, timed, typical=typical, binned=binned)
+                               run, books, timed, typical=typical, binned=binned, score=score)
 
 
 def _books_of(loaded: Any, frame: pd.DataFrame, rows: np.ndarray, features: pd.DataFrame,
@@ -447,19 +455,18 @@ def _predict_and_write(db: sqlite_utils.Database, loaded: Any, settings: dict[st
                        writer: score_writer.ChildWrite | None, run: str, books: seller_books.Books,
                        timed: set[str],
                        scored: pd.DataFrame | None = None, typical: str | None = None,
-                       binned: tuple[Any, np.ndarray] | None = None) -> set[str]:
+                       binned: tuple[Any, np.ndarray] | None = None, score: np.ndarray | None = None) -> set[str]:
     """Score the frame's rows (order_id, codes, order_rowid; `features` and `matrix` theirs), work out the reasons of
     the high ones, and write them, with the scores worked out already (`scored`: order_id, score, codes, reasons;
-    no reasons), the typical transit a full run found (`typical`, JSON), the run's marks and the sellers' books (which learn which features each order's reasons show:
-    `timed` ones, those time moves, make the reasons due at the next later run)."""
+    no reasons), the typical transit a full run found (`typical`, JSON), the run's marks and the sellers' books
+    (which learn which features each order's reasons show: `timed` ones, those time moves, make the reasons due at
+    the next later run). `score`: the rows' scores, given to `writer` already (with `writer.rows`)."""
     classifier = loaded.model.named_steps["classifier"]
-    with threads.limit():  # from the rows' bytes when they are binned already (`_binned`): the same scores
-        if binned is None:
-            score = _probability(loaded, classifier, matrix)
-        else:
-            score = binned[0].fraud_probability(binned[1])
+    sent = score is not None
+    if score is None:
+        score = _scores(loaded, matrix, binned)
     frame = frame.assign(score=score)
-    min_score = float(settings.get("reasons_min_score", 0.1))
+    min_score = _min_score(settings)
     explained = frame["score"].to_numpy() >= min_score
     rows = np.flatnonzero(explained)
     pending = frame.iloc[rows]
@@ -492,12 +499,15 @@ def _predict_and_write(db: sqlite_utils.Database, loaded: Any, settings: dict[st
         # process works them out, then writes them, in the same transaction
         scored_at = to_db(as_of)
         codes = frame["codes"].to_numpy(dtype=object)
-        writer.rows(score, codes, ~explained, loaded.model_id, scored_at)
+        if not sent:
+            writer.rows(score, codes, ~explained, loaded.model_id, scored_at)
         reasons = explain_pending()
         writer.later(pending["order_id"].to_numpy(dtype=object), score[rows], codes[rows], reasons)
+        waited = time.perf_counter()
         writer.commit({META_MODEL: loaded.model_id, META_AS_OF: scored_at,
                        META_SCORED_BY + loaded.model_id: _scored_by_text(loaded),
                        **({readers.TYPICAL_TRANSIT_META: typical} if typical else {})})
+        log.debug("scoring: waited %.2f s for the writing child's commit", time.perf_counter() - waited)
         # the books after the scores, in a transaction of their own: a run killed between the two leaves books
         # that do not name this run, and the next run rescores everything
         with db.conn:
@@ -514,6 +524,20 @@ def _predict_and_write(db: sqlite_utils.Database, loaded: Any, settings: dict[st
                 later=lambda: pending.assign(reasons=future.result()), extra=lambda conn: marks(conn, future.result()),
                 scored_by=_scored_by_text(loaded), typical=typical)
     return set(frame["order_id"]) | (set() if scored is None else set(scored["order_id"]))
+
+
+def _scores(loaded: Any, matrix: np.ndarray, binned: tuple[Any, np.ndarray] | None) -> np.ndarray:
+    """The fraud probability of the matrix's rows: from their bytes when they are binned already (`_binned`), the
+    same scores without binning them twice."""
+    with threads.limit():
+        if binned is None:
+            return _probability(loaded, loaded.model.named_steps["classifier"], matrix)
+        return binned[0].fraud_probability(binned[1])
+
+
+def _min_score(settings: dict[str, Any]) -> float:
+    """The score from which an order's reasons are worked out (the model settings' `reasons_min_score`)."""
+    return float(settings.get("reasons_min_score", 0.1))
 
 
 def _probability(loaded: Any, classifier: Any, matrix: np.ndarray) -> np.ndarray:
