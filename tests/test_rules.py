@@ -598,6 +598,10 @@ def test_has_number_reads_a_categorical_column_as_its_text():
     values = ["LP001", "", None, "RR123456785CN", "LP001", np.nan, ""]
     plain = has_number(pd.Series(values, dtype=object))
     assert plain.tolist() == [True, False, False, True, True, False, False]
+    # what is not text is no number, whatever it compares to ('' included)
+    odd = has_number(pd.Series([7, b"LP001", 0.0, np.str_("LP002"), "", pd.NA], dtype=object))
+    assert odd.tolist() == [False, False, False, True, False, False]
+    assert has_number(pd.Series([], dtype=object)).tolist() == []
     assert has_number(pd.Series(values, dtype="category")).tolist() == plain.tolist()
 
 
