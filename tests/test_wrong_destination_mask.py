@@ -42,7 +42,7 @@ def _reference(row: dict) -> bool:
     return hit
 
 
-packed = st.one_of(st.none(), st.builds(lambda c, t, p: f"{_text(c)}|{_text(t)}|{_text(p)}",
+packed = st.one_of(st.none(), st.just(pd.NA), st.just(np.nan), st.builds(lambda c, t, p: f"{_text(c)}|{_text(t)}|{_text(p)}",
                                         st.sampled_from(COUNTRIES), st.sampled_from(CITIES), st.sampled_from(POSTCODES)),
                    st.sampled_from(["RU", "RU|Moscow", "|", "DE||10115"]))
 rows = st.fixed_dictionaries({

@@ -48,7 +48,7 @@ def route_maximum(routes: Mapping, dest: str, default: float) -> float:
     `dest` or to '*', the domestic row and the default."""
     values = [default]
     for key, value in routes.items():
-        _, to = key.split("->", 1) if isinstance(key, str) else key
+        to = key.partition("->")[2] if isinstance(key, str) else key[1]
         if to in (dest, "*") or (dest and to == "same"):
             values.append(float(value))
     return max(values)

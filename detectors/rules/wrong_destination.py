@@ -86,7 +86,10 @@ def _own_places(country: tuple[np.ndarray, list[str]], city: tuple[np.ndarray, l
                        for k in distinct.tolist()], dtype=object)[inverse.reshape(-1)]
     own = packable
     for values in scan_places:
-        own &= pd.isna(values) | (values == packed)
+        missing = pd.isna(values)
+        agree = missing.copy()
+        agree[~missing] = values[~missing] == packed[~missing]  # only values compared: pd.NA has no truth value
+        own &= agree
     return own
 
 
