@@ -67,3 +67,22 @@ def test_kinds_and_rule_scores_unchanged_on_generated_and_odd_messages():
     scores, method = score_messages(texts, method="phrases")
     assert method == "phrases"
     assert scores == [float(bool(topic.search(t)) and bool(_reference_kinds(t))) for t in texts]
+
+
+_TOPIC_WORDS = ("confirm", "comfirm", "confrim", "finish", "click", "dispute", "dispit", "disput", "refund", "claim",
+                "case", "complain", "close", "cancel", "withdraw", "remove", "stop", "pay", "wire", "western", "whats",
+                "chat", "telegram", "transfer", "@", "mail", "card", "bank")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(WORDS) | st.text(max_size=6), max_size=12).map(" ".join),
+       st.lists(st.text(alphabet="ab.*(|)\\ -@", max_size=4), max_size=6))
+def test_a_trie_of_words_finds_the_texts_their_alternation_finds(text, words):
+    """`pressure.any_of` (the topic filters' pattern) matches a text exactly when the plain alternation does."""
+    for listed in (DEFAULT_TOPICS, _TOPIC_WORDS, words, [*words, ""], ()):
+        for flags in (0, re.I):
+            trie = re.compile(pressure.any_of(listed), flags)
+            plain = re.compile("|".join(re.escape(w) for w in listed), flags)
+            assert (trie.search(text) is None) == (plain.search(text) is None)
+            assert (trie.search(text.lower()) is None) == (plain.search(text.lower()) is None)
+    assert pressure._TOPIC.pattern.pattern == pressure.any_of(_TOPIC_WORDS)

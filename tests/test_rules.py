@@ -598,4 +598,24 @@ def test_has_number_reads_a_categorical_column_as_its_text():
     values = ["LP001", "", None, "RR123456785CN", "LP001", np.nan, ""]
     plain = has_number(pd.Series(values, dtype=object))
     assert plain.tolist() == [True, False, False, True, True, False, False]
+    # what is not text is no number, whatever it compares to ('' included)
+    odd = has_number(pd.Series([7, b"LP001", 0.0, np.str_("LP002"), "", pd.NA], dtype=object))
+    assert odd.tolist() == [False, False, False, True, False, False]
+    assert has_number(pd.Series([], dtype=object)).tolist() == []
     assert has_number(pd.Series(values, dtype="category")).tolist() == plain.tolist()
+
+
+def test_route_maximum_bounds_every_origins_minimum():
+    """impossible_transit looks at the events only of journeys shorter than `route_maximum` of their destination:
+    no origin's `route_minimum` may exceed it, in either table's form of key."""
+    from detectors.rules.impossible_transit import route_maximum, route_minimum
+
+    postal = {("*", "*"): 5.0, ("CN", "RU"): 7.0, ("CN", "*"): 9.0, ("*", "BR"): 11.0, ("same", "same"): 2.0,
+              ("DE", "DE"): 1.0}
+    express = {f"{a}->{b}": v + 0.5 for (a, b), v in postal.items()}
+    countries = ["", "CN", "RU", "BR", "DE", "US"]
+    for routes in (postal, express, {}):
+        for dest in countries:
+            bound = route_maximum(routes, dest, 3.0)
+            assert all(route_minimum(routes, origin, dest, 3.0) <= bound for origin in [*countries, "XX"])
+    assert route_maximum(postal, "BR", 3.0) == 11.0 and route_maximum(postal, "RU", 3.0) == 9.0

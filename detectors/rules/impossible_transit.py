@@ -17,7 +17,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from detectors.places import normalize_country
-from detectors.rules import Evidence, Finding, RuleContext, place_text, rule, stamp
+from detectors.rules import Evidence, Finding, RuleContext, per_distinct, place_text, rule, stamp
 from detectors.tracking_numbers import validate
 
 CODE = "impossible_transit"
@@ -41,6 +41,17 @@ def route_minimum(routes: Mapping, origin: str, dest: str, default: float) -> fl
         if (value := get(a, b)) is not None:
             return float(value)
     return default
+
+
+def route_maximum(routes: Mapping, dest: str, default: float) -> float:
+    """The largest value `route_minimum` can give for a route to `dest`, whatever its origin: of the rows to
+    `dest` or to '*', the domestic row and the default."""
+    values = [default]
+    for key, value in routes.items():
+        to = key.partition("->")[2] if isinstance(key, str) else key[1]
+        if to in (dest, "*") or (dest and to == "same"):
+            values.append(float(value))
+    return max(values)
 
 
 def express_number(number: str) -> str:
@@ -78,7 +89,6 @@ def check(ctx: RuleContext) -> list[Finding]:
     no_transit_max = float(cfg.get("no_transit_max_days", 10))
     linehaul = tuple(cfg.get("linehaul_codes", DEFAULT_LINEHAUL))
     kinds = ctx.kinds
-    longest = max([default, express_default, *routes.values(), *express_routes.values()])
     o = ctx.tracked
     # only the columns this rule reads, before any row is picked: a pick copies every column it carries
     o = o[["order_id", "tracking_number", "dest_country", "delivered_jd", "first_event_jd", "shipped_jd",
@@ -88,6 +98,11 @@ def check(ctx: RuleContext) -> list[Finding]:
     # (cheap mail often hides its early scans; a fake is quick from every one of them)
     start = np.fmin(np.fmin(o["first_event_jd"].to_numpy(), o["shipped_jd"].to_numpy()), o["first_scan_jd"].to_numpy())
     duration = o["delivered_jd"].to_numpy() - start
+    # the largest minimum of either service class on any route to the destination: only a journey shorter than
+    # that can be too fast (which one applies needs the events: the origin, the express chain)
+    longest = per_distinct(o["dest_country"], lambda text: max(
+        route_maximum(routes, normalize_country(text), default),
+        route_maximum(express_routes, normalize_country(text), express_default)), float)
     fast = duration < longest
     no_transit = (o["n_transit"].to_numpy() == 0) & (duration < no_transit_max)
     hits = o[fast | no_transit]

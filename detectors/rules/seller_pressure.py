@@ -10,7 +10,8 @@ touch no pressure topic are not scored at all.
 from __future__ import annotations
 
 import logging
-import re
+
+import numpy as np
 
 from detectors import pressure
 from detectors.rules import Finding, ModelRefused, Pressure, RuleContext, rule, stamp
@@ -31,20 +32,24 @@ DEFAULT_TOPICS = (
 
 
 def score_messages(texts: list[str], method: str = "model", topics: tuple[str, ...] = DEFAULT_TOPICS,
-                   model: Pressure | None = None) -> tuple[list[float], str]:
+                   model: Pressure | None = None, kinds: dict[str, list[str]] | None = None) -> tuple[list[float], str]:
     """Pressure score per message (0-1) and what scored it: 'model+phrases' or 'phrases'.
 
     Only messages that touch a pressure topic (confirming, disputes, payment, contact details: `topics`,
     lower-case substrings) are scored at all; the score is the larger of the `model`'s probability and the
-    phrase baseline's 0/1.
+    phrase baseline's 0/1. `kinds`, when given, gets each scored text's kinds of pressure (the baseline's
+    `pressure.pressure_kinds`), so a caller need not work them out again.
     """
-    topic = pressure.Folded.of("|".join(re.escape(t) for t in topics))
+    topic = pressure.Folded.of(pressure.any_of(topics))
     scores = [0.0] * len(texts)
     idx = [i for i, t in enumerate(texts) if topic.search(t)]
     if not idx:
         return scores, method
     candidates = [texts[i] for i in idx]
-    phrase_scores = pressure.predict_pressure(candidates)
+    found = [pressure.pressure_kinds(t) for t in candidates]  # the phrase baseline, as `predict_pressure` scores
+    if kinds is not None:
+        kinds.update(zip(candidates, found, strict=True))
+    phrase_scores = [1.0 if k else 0.0 for k in found]
     used = "phrases"
     if method == "model":
         try:
@@ -72,20 +77,21 @@ def check(ctx: RuleContext) -> list[Finding]:
         return []
     texts = [t if isinstance(t, str) else "" for t in messages["text"].to_numpy(dtype=object)]
     distinct = list(dict.fromkeys(texts))  # templated chats repeat: score each text once
+    kinds_of: dict[str, list[str]] = {}
     distinct_scores, method = score_messages(distinct, str(cfg.get("method", "model")),
-                                             tuple(cfg.get("topics", DEFAULT_TOPICS)), ctx.pressure)
+                                             tuple(cfg.get("topics", DEFAULT_TOPICS)), ctx.pressure, kinds_of)
     score_of = dict(zip(distinct, distinct_scores, strict=True))
     threshold = float(cfg.get("model_threshold", 0.7))
     # an honest phrasing ("contact us before opening a dispute") with no pressure phrase is not pressure
     # unless the model is very sure
     override = float(cfg.get("honest_override", 0.9))
-    kinds_of: dict[str, list[str]] = {}
     by_order: dict[str, list[tuple[float, int, float, str]]] = {}
-    for message_id, order_id, sent_jd, text in zip(messages["id"], messages["order_id"], messages["sent_jd"], texts,
-                                                   strict=True):
+    # only the messages scored at the threshold or above are looked at one by one (a few in a hundred)
+    low = np.fromiter(map(score_of.__getitem__, texts), dtype=float, count=len(texts)) < threshold
+    kept = np.flatnonzero(~low)
+    ids, orders, sent = (messages[c].to_numpy()[kept].tolist() for c in ("id", "order_id", "sent_jd"))
+    for message_id, order_id, sent_jd, text in zip(ids, orders, sent, [texts[i] for i in kept.tolist()], strict=True):
         score = score_of[text]
-        if score < threshold:
-            continue
         if text not in kinds_of:
             kinds_of[text] = pressure.pressure_kinds(text)
         if score < override and not kinds_of[text] and pressure.is_honest(text):

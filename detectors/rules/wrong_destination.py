@@ -47,11 +47,11 @@ def _postcodes(p: tuple[np.ndarray, list[str]], c: tuple[np.ndarray, list[str]])
     return mapped[inverse.reshape(-1)] if len(pair) else np.zeros(0, dtype=object)
 
 
-def _scan_places(*columns: pd.Series) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+def _scan_places(*columns: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """'CC|City|Postcode' packed places -> per column, per row the normalised country, city, whether the city is
     written in Latin letters, and the normalised postcode ('' and True for a missing place), each worked out once
     per distinct packed value of all the columns (the smallest and largest place of a number mostly agree)."""
-    arrays = [c.to_numpy(dtype=object) for c in columns]
+    arrays = [np.asarray(c, dtype=object) for c in columns]
     codes, texts = _distinct(np.concatenate(arrays) if arrays else np.zeros(0, dtype=object))
     cc, city, latin, pc = [], [], [], []
     for text in texts:
@@ -70,24 +70,53 @@ def _scan_places(*columns: pd.Series) -> list[tuple[np.ndarray, np.ndarray, np.n
     return out
 
 
+def _own_places(country: tuple[np.ndarray, list[str]], city: tuple[np.ndarray, list[str]],
+                postcode: tuple[np.ndarray, list[str]], *scan_places: np.ndarray) -> np.ndarray:
+    """Per row: is every packed scan place missing or the order's own address packed the same way ('' for a
+    part that is not text, a country and a city without '|')? Such rows agree part for part, so no comparison
+    can find a mismatch: most orders' destination-office scans are where the order says."""
+    (cc_codes, cc_texts), (city_codes, city_texts), (pc_codes, pc_texts) = country, city, postcode
+    packable = (np.array(["|" not in t for t in cc_texts], dtype=bool)[cc_codes]
+                & np.array(["|" not in t for t in city_texts], dtype=bool)[city_codes])
+    # each distinct (country, city, postcode) of the orders packed once (a code -1 is the last text, '')
+    n_city, n_pc = len(city_texts), len(pc_texts)
+    key = ((cc_codes % len(cc_texts)).astype(np.int64) * n_city + city_codes % n_city) * n_pc + pc_codes % n_pc
+    distinct, inverse = np.unique(key, return_inverse=True)
+    packed = np.array([f"{cc_texts[k // (n_city * n_pc)]}|{city_texts[k // n_pc % n_city]}|{pc_texts[k % n_pc]}"
+                       for k in distinct.tolist()], dtype=object)[inverse.reshape(-1)]
+    own = packable
+    for values in scan_places:
+        missing = pd.isna(values)
+        agree = missing.copy()
+        agree[~missing] = values[~missing] == packed[~missing]  # only values compared: pd.NA has no truth value
+        own &= agree
+    return own
+
+
 def candidate_mask(o: pd.DataFrame) -> np.ndarray:
     """Vectorised: orders whose packed destination-side places disagree with their address.
 
-    Each column is factorised once and every normalisation runs once per distinct value, not once per order."""
-    country, city = _distinct(o["dest_country"]), _distinct(o["dest_city"])
+    Each column is factorised once and every normalisation runs once per distinct value, not once per order;
+    the destination-office places are compared only where they are not the order's own address, packed."""
+    country, city, postcode = _distinct(o["dest_country"]), _distinct(o["dest_city"]), _distinct(o["dest_postcode"])
     o_cc = _each(country[1], places.normalize_country)[country[0]]
-    o_city = _each(city[1], places.normalize_city)[city[0]]
-    o_city_ascii = _each(city[1], places.is_latin, bool)[city[0]]
-    o_pc = _postcodes(_distinct(o["dest_postcode"]), country)
     hit = np.zeros(len(o), dtype=bool)
     for col in ("country_side_min", "country_side_max"):
         s_cc = per_distinct(o[col], places.normalize_country)
         hit |= (o_cc != "") & (s_cc != "") & (o_cc != s_cc)
-    for s_cc, s_city, s_city_ascii, s_pc in _scan_places(o["locality_min"], o["locality_max"]):
-        hit |= (o_cc != "") & (s_cc != "") & (o_cc != s_cc)
+    scan_places = [o[col].to_numpy(dtype=object) for col in ("locality_min", "locality_max")]
+    rows = np.flatnonzero(~_own_places(country, city, postcode, *scan_places))
+    o_cc = o_cc[rows]
+    o_city = _each(city[1], places.normalize_city)[city[0][rows]]
+    o_city_ascii = _each(city[1], places.is_latin, bool)[city[0][rows]]
+    o_pc = _postcodes((postcode[0][rows], postcode[1]), (country[0][rows], country[1]))
+    found = np.zeros(len(rows), dtype=bool)
+    for s_cc, s_city, s_city_ascii, s_pc in _scan_places(*(values[rows] for values in scan_places)):
+        found |= (o_cc != "") & (s_cc != "") & (o_cc != s_cc)
         both_pc = (o_pc != "") & (s_pc != "")
-        hit |= both_pc & (o_pc != s_pc)
-        hit |= ~both_pc & (o_city != "") & (s_city != "") & (o_city_ascii == s_city_ascii) & (o_city != s_city)
+        found |= both_pc & (o_pc != s_pc)
+        found |= ~both_pc & (o_city != "") & (s_city != "") & (o_city_ascii == s_city_ascii) & (o_city != s_city)
+    hit[rows] |= found
     return hit
 
 
