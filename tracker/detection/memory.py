@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import logging
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import cache
 
 log = logging.getLogger(__name__)
+_settling = [0]  # `settled` contexts entered
 
 
 @cache
@@ -44,6 +47,8 @@ def give_back(after: str = "") -> None:
     """Return the freed pages of glibc's heap and Arrow's pool (when Arrow is loaded) to the system; `after` names
     what freed them, for the debug log."""
     started, before = time.perf_counter(), resident_mb()
+    if _settling[0]:
+        gc.freeze()  # see `settled`
     if "pyarrow" in sys.modules:
         sys.modules["pyarrow"].default_memory_pool().release_unused()
     trim = _malloc_trim()
@@ -53,3 +58,18 @@ def give_back(after: str = "") -> None:
     if before is not None and now is not None:
         log.debug("memory: %.0f MB given back after %s in %.3f s (%.0f MB resident)", before - now, after or "?",
                   time.perf_counter() - started, now)
+
+
+@contextmanager
+def settled() -> Iterator[None]:
+    """A run in which what is alive at each `give_back` counts as settled: Python's cycle collector no longer walks
+    it (`gc.freeze`), until the run ends. A stage's frames and the millions of objects they hold are freed by their
+    reference counts when dropped, frozen or not; the collector's full passes over them were most of a second of a
+    whole-store run's rules, and gained nothing."""
+    _settling[0] += 1
+    try:
+        yield
+    finally:
+        _settling[0] -= 1
+        if not _settling[0]:
+            gc.unfreeze()

@@ -41,6 +41,15 @@ class DetectSummary:
 
 
 def detect(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False) -> DetectSummary:
+    """One detect run: the rules, the scoring and the cases of what changed since the last run (everything with
+    `full`), as of `as_of`."""
+    from tracker.detection import memory
+
+    with memory.settled():
+        return _detect(db, as_of, full=full)
+
+
+def _detect(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False) -> DetectSummary:
     import time
 
     from tracker.cases import sync
