@@ -178,14 +178,10 @@ def _score_all(db: sqlite_utils.Database, plan: Plan, loaded: Any, as_of: dateti
     score = reasons = None
     with ThreadPoolExecutor(max_workers=1) as pool:
         if writer is not None:
-            # the scores first: the child writes the rows that get no reasons, and a thread works out the reasons
-            # of the others, while this one makes the books (numpy lets go of the interpreter's lock for most of
-            # both)
+            # the scores first: a thread works out the reasons of the high ones while this one makes the books
+            # (numpy lets go of the interpreter's lock for most of both). The child gets the scores after the
+            # books: the rows it holds to write them would add to the books' peak of memory
             score = _scores(loaded, matrix, binned)
-            codes = frame["codes"].to_numpy(dtype=object)
-            writer.rows(score, codes if every else codes[rows], score < _min_score(settings), loaded.model_id,
-                        to_db(as_of))
-            del codes
             reasons = pool.submit(_explain, loaded, settings, features, matrix, score)
         books, timed = _books_of(loaded, frame, rows, features, binned, as_of)
         give_back("the books")
@@ -465,9 +461,8 @@ def _predict_and_write(db: sqlite_utils.Database, loaded: Any, settings: dict[st
     the high ones, and write them, with the scores worked out already (`scored`: order_id, score, codes, reasons;
     no reasons), the typical transit a full run found (`typical`, JSON), the run's marks and the sellers' books
     (which learn which features each order's reasons show: `timed` ones, those time moves, make the reasons due at
-    the next later run). `score`: the rows' scores, given to `writer` already (with `writer.rows`); `reasons`: the
-    reasons of those scoring at least the minimum, being worked out already (`_explain`)."""
-    sent = score is not None
+    the next later run). `score`: the rows' scores, worked out already; `reasons`: the reasons of those scoring at
+    least the minimum, being worked out already (`_explain`)."""
     if score is None:
         score = _scores(loaded, matrix, binned)
     frame = frame.assign(score=score)
@@ -501,8 +496,7 @@ def _predict_and_write(db: sqlite_utils.Database, loaded: Any, settings: dict[st
         # process works them out, then writes them, in the same transaction
         scored_at = to_db(as_of)
         codes = frame["codes"].to_numpy(dtype=object)
-        if not sent:
-            writer.rows(score, codes, ~explained, loaded.model_id, scored_at)
+        writer.rows(score, codes, ~explained, loaded.model_id, scored_at)
         texts = explain_pending()
         writer.later(pending["order_id"].to_numpy(dtype=object), score[rows], codes[rows], texts)
         waited = time.perf_counter()
