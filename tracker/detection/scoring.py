@@ -29,7 +29,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -175,22 +175,14 @@ def _score_all(db: sqlite_utils.Database, plan: Plan, loaded: Any, as_of: dateti
     give_back("the features")
     binned = _binned(loaded, matrix)
     give_back("the binning")
-    score = reasons = None
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        if writer is not None:
-            # the scores first: a thread works out the reasons of the high ones while this one makes the books
-            # (numpy lets go of the interpreter's lock for most of both). The child gets the scores after the
-            # books: the rows it holds to write them would add to the books' peak of memory
-            score = _scores(loaded, matrix, binned)
-            reasons = pool.submit(_explain, loaded, settings, features, matrix, score)
-        books, timed = _books_of(loaded, frame, rows, features, binned, as_of)
-        give_back("the books")
-        frame = frame[["order_id", "codes", "target", "order_rowid"]]
-        if not every:
-            frame = frame[tracked]
-        give_back("the scoring frame")
-        return _predict_and_write(db, loaded, settings, frame, features, matrix, as_of, True, untracked, writer,
-                                   run, books, timed, typical=typical, binned=binned, score=score, reasons=reasons)
+    books, timed = _books_of(loaded, frame, rows, features, binned, as_of)
+    give_back("the books")
+    frame = frame[["order_id", "codes", "target", "order_rowid"]]
+    if not every:
+        frame = frame[tracked]
+    give_back("the scoring frame")
+    return _predict_and_write(db, loaded, settings, frame, features, matrix, as_of, True, untracked, writer,
+                               run, books, timed, typical=typical, binned=binned)
 
 
 def _books_of(loaded: Any, frame: pd.DataFrame, rows: np.ndarray, features: pd.DataFrame,
@@ -455,24 +447,28 @@ def _predict_and_write(db: sqlite_utils.Database, loaded: Any, settings: dict[st
                        writer: score_writer.ChildWrite | None, run: str, books: seller_books.Books,
                        timed: set[str],
                        scored: pd.DataFrame | None = None, typical: str | None = None,
-                       binned: tuple[Any, np.ndarray] | None = None, score: np.ndarray | None = None,
-                       reasons: Future | None = None) -> set[str]:
+                       binned: tuple[Any, np.ndarray] | None = None) -> set[str]:
     """Score the frame's rows (order_id, codes, order_rowid; `features` and `matrix` theirs), work out the reasons of
     the high ones, and write them, with the scores worked out already (`scored`: order_id, score, codes, reasons;
-    no reasons), the typical transit a full run found (`typical`, JSON), the run's marks and the sellers' books
-    (which learn which features each order's reasons show: `timed` ones, those time moves, make the reasons due at
-    the next later run). `score`: the rows' scores, worked out already; `reasons`: the reasons of those scoring at
-    least the minimum, being worked out already (`_explain`)."""
-    if score is None:
-        score = _scores(loaded, matrix, binned)
+    no reasons), the typical transit a full run found (`typical`, JSON), the run's marks and the sellers' books (which learn which features each order's reasons show:
+    `timed` ones, those time moves, make the reasons due at the next later run)."""
+    classifier = loaded.model.named_steps["classifier"]
+    with threads.limit():  # from the rows' bytes when they are binned already (`_binned`): the same scores
+        if binned is None:
+            score = _probability(loaded, classifier, matrix)
+        else:
+            score = binned[0].fraud_probability(binned[1])
     frame = frame.assign(score=score)
-    min_score = _min_score(settings)
+    min_score = float(settings.get("reasons_min_score", 0.1))
     explained = frame["score"].to_numpy() >= min_score
     rows = np.flatnonzero(explained)
     pending = frame.iloc[rows]
 
     def explain_pending() -> list[str]:
-        return reasons.result() if reasons is not None else _explain(loaded, settings, features, matrix, score)
+        with threads.limit(1):  # beside the write: one core each
+            return explain(classifier, features.iloc[rows], matrix[rows], pending["score"].to_numpy(),
+                           min_score=min_score, max_reasons=int(settings.get("max_reasons", 3)),
+                           min_contribution=float(settings.get("min_contribution", 0.1)))
 
     names = list(features.columns)
     at = books.locate(frame["order_rowid"].to_numpy(dtype=np.int64))
@@ -497,8 +493,8 @@ def _predict_and_write(db: sqlite_utils.Database, loaded: Any, settings: dict[st
         scored_at = to_db(as_of)
         codes = frame["codes"].to_numpy(dtype=object)
         writer.rows(score, codes, ~explained, loaded.model_id, scored_at)
-        texts = explain_pending()
-        writer.later(pending["order_id"].to_numpy(dtype=object), score[rows], codes[rows], texts)
+        reasons = explain_pending()
+        writer.later(pending["order_id"].to_numpy(dtype=object), score[rows], codes[rows], reasons)
         waited = time.perf_counter()
         writer.commit({META_MODEL: loaded.model_id, META_AS_OF: scored_at,
                        META_SCORED_BY + loaded.model_id: _scored_by_text(loaded),
@@ -507,7 +503,7 @@ def _predict_and_write(db: sqlite_utils.Database, loaded: Any, settings: dict[st
         # the books after the scores, in a transaction of their own: a run killed between the two leaves books
         # that do not name this run, and the next run rescores everything
         with db.conn:
-            marks(db.conn, texts)
+            marks(db.conn, reasons)
         return set(frame["order_id"])
     # in this process: the reasons in a thread while this one writes the others
     now = frame[~explained].assign(reasons="[]")
@@ -520,31 +516,6 @@ def _predict_and_write(db: sqlite_utils.Database, loaded: Any, settings: dict[st
                 later=lambda: pending.assign(reasons=future.result()), extra=lambda conn: marks(conn, future.result()),
                 scored_by=_scored_by_text(loaded), typical=typical)
     return set(frame["order_id"]) | (set() if scored is None else set(scored["order_id"]))
-
-
-def _explain(loaded: Any, settings: dict[str, Any], features: pd.DataFrame, matrix: np.ndarray,
-             score: np.ndarray) -> list[str]:
-    """The reasons (JSON) of the rows scoring at least the minimum (`_min_score`), in row order."""
-    min_score = _min_score(settings)
-    rows = np.flatnonzero(score >= min_score)
-    with threads.limit(1):  # beside the write and the books: one core each
-        return explain(loaded.model.named_steps["classifier"], features.iloc[rows], matrix[rows], score[rows],
-                       min_score=min_score, max_reasons=int(settings.get("max_reasons", 3)),
-                       min_contribution=float(settings.get("min_contribution", 0.1)))
-
-
-def _scores(loaded: Any, matrix: np.ndarray, binned: tuple[Any, np.ndarray] | None) -> np.ndarray:
-    """The fraud probability of the matrix's rows: from their bytes when they are binned already (`_binned`), the
-    same scores without binning them twice."""
-    with threads.limit():
-        if binned is None:
-            return _probability(loaded, loaded.model.named_steps["classifier"], matrix)
-        return binned[0].fraud_probability(binned[1])
-
-
-def _min_score(settings: dict[str, Any]) -> float:
-    """The score from which an order's reasons are worked out (the model settings' `reasons_min_score`)."""
-    return float(settings.get("reasons_min_score", 0.1))
 
 
 def _probability(loaded: Any, classifier: Any, matrix: np.ndarray) -> np.ndarray:
