@@ -194,12 +194,12 @@ def test_a_first_import_builds_its_dropped_indexes_with_a_small_cache_and_leaves
     """Into an empty store the orders' secondary indexes are built once at the end, and the new shipments made in
     number order, while the page cache is the small one a sort is fastest with; the indexes answer like the table, and the connection's cache and temporary
     storage are as they were after the import."""
-    from tracker import sqlite_sort
+    from tracker import sqlite_pragmas
 
     db.conn.execute("PRAGMA cache_size = -4321")
     temp_store = db.conn.execute("PRAGMA temp_store").fetchone()[0]
     caches: list[int] = []
-    built = sqlite_sort.sort_cache
+    built = sqlite_pragmas.sort_cache
 
     def watched(conn):  # noqa: ANN001, ANN202
         with built(conn):
@@ -213,7 +213,7 @@ def test_a_first_import_builds_its_dropped_indexes_with_a_small_cache_and_leaves
     monkeypatch.setattr(base, "sort_cache", contextmanager(watched))
     rows = [order(i, tracking_number=f"LP{i % 7:014d}", seller_id=f"s{i % 3}") for i in range(1, 60)]
     import_file(db, "orders", orders_csv(tmp_path / "a.csv", rows), now=NOW)
-    assert caches == [-sqlite_sort.SORT_CACHE_KIB] * 2  # the indexes built, then the shipments made in number order
+    assert caches == [-sqlite_pragmas.SORT_CACHE_KIB] * 2  # the indexes built, then the shipments made in number order
     names = {r[0] for r in db.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'orders'")}
     assert {"idx_orders_tracking", "idx_orders_buyer", "idx_orders_seller", "idx_orders_seq"} <= names
     by_index = db.conn.execute("SELECT count(*) FROM orders INDEXED BY idx_orders_seller WHERE seller_id = 's1'")
@@ -224,7 +224,7 @@ def test_a_first_import_builds_its_dropped_indexes_with_a_small_cache_and_leaves
 
 
 def test_the_sort_cache_comes_back_when_the_block_fails(db):
-    from tracker.sqlite_sort import SORT_CACHE_KIB, sort_cache
+    from tracker.sqlite_pragmas import SORT_CACHE_KIB, sort_cache
 
     db.conn.execute("PRAGMA cache_size = -9999")
     with pytest.raises(sqlite3.OperationalError), sort_cache(db.conn):

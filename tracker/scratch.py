@@ -18,8 +18,8 @@ import tempfile
 import time
 
 _PREFIX = "tracker-"
-_NAME = re.compile(r"^tracker-(?:frame|facts|import)-(\d+)-")
 KINDS = ("frame", "facts", "import")
+_NAME = re.compile(rf"^{_PREFIX}(?:{'|'.join(KINDS)})-(\d+)-")  # as `folder` names them: kind, then process id
 MIN_AGE_S = 60.0  # a folder younger than this is left alone, whoever made it
 
 

@@ -21,7 +21,7 @@ from tracker.db import set_meta
 from tracker.detection import bucket_tasks, flagging, score_writer, seller_books
 from tracker.detection.buckets import Run
 from tracker.detection.scoring import META_AS_OF, META_MODEL
-from tracker.sqlite_sort import sort_cache
+from tracker.sqlite_pragmas import sort_cache
 from tracker.timeutil import to_db
 
 

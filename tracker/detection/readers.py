@@ -29,6 +29,7 @@ from tracker.detection import store
 from tracker.detection.children import Children
 from tracker.detection.memory import give_back
 from tracker.plan import Plan, child_file, plan_for
+from tracker.sqlite_pragmas import pragmas
 
 log = logging.getLogger(__name__)
 
@@ -60,23 +61,6 @@ _DEST_PLACE = ("dest_country", "dest_city", "dest_postcode")
 _DELIVERED_PLACE = ("delivered_country", "delivered_city", "delivered_postcode")
 # while the frame is read through this connection: keep the pages the join revisits in memory (256 MiB)
 _READ_PRAGMAS = {"cache_size": -262_144}
-
-
-class ReadTuning:
-    """Connection PRAGMAs for one big read, put back afterwards (the connection is the caller's)."""
-
-    def __init__(self, conn: sqlite3.Connection):
-        self.conn = conn
-        self.saved: dict[str, int] = {}
-
-    def __enter__(self) -> None:
-        for name, value in _READ_PRAGMAS.items():
-            self.saved[name] = self.conn.execute(f"PRAGMA {name}").fetchone()[0]
-            self.conn.execute(f"PRAGMA {name} = {int(value)}")
-
-    def __exit__(self, *exc: object) -> None:
-        for name, value in self.saved.items():
-            self.conn.execute(f"PRAGMA {name} = {int(value)}")
 
 
 class OrderRead:
@@ -611,7 +595,7 @@ def feature_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None, as_
     aggregates (see `detectors.features.feature_frame`); then the frame holds the asked-for orders only. Without
     `buyers`, a scope's buyer history is left to the caller (zeros: the seller books count it). `kept`: every
     order as the rules' read of this run kept them (`rule_frame`), for a frame of every order."""
-    with ReadTuning(conn):
+    with pragmas(conn, **_READ_PRAGMAS):
         targets = None if order_ids is None else set(order_ids)
         scope = None if targets is None else list(targets) if sellers is not None else seller_closure(conn, targets)
         read: OrderRead | _KeptRead

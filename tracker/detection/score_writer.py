@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from tracker.sqlite_sort import sort_cache
+from tracker.sqlite_pragmas import sort_cache
 
 # SQLite's page cache for the write (KiB): a million rows and their index fit, so pages are written once
 WRITE_CACHE_KIB = 262_144

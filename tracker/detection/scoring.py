@@ -56,13 +56,14 @@ from tracker.detection import (
 )
 from tracker.detection.memory import give_back
 from tracker.plan import Plan, child_file, plan_for, thresholds
-from tracker.sqlite_sort import sort_cache
+from tracker.sqlite_pragmas import pragmas, sort_cache
 from tracker.timeutil import to_db
 
 META_MODEL = "scores_model_id"
 META_AS_OF = "scores_as_of"
 META_SCORED_BY = SCORED_BY_META
 META_RUN = SCORES_RUN_META
+TEMP_STORE_MEMORY = 2  # PRAGMA temp_store's value for MEMORY
 META_NEXT_DUE = "scores_next_due"  # the earliest Julian day from which time alone may change a score
 FLAG_COLUMNS = [f"flag_{code}" for code in FLAG_CODES]
 log = logging.getLogger(__name__)
@@ -588,50 +589,42 @@ def _record(db: sqlite_utils.Database, model_id: str, as_of: datetime, frame: pd
     scored_at = to_db(as_of)
     rows = None if frame.empty else _rows_in_key_order(frame)  # before the write lock is taken
     conn = db.conn
-    cache_size = conn.execute("PRAGMA cache_size").fetchone()[0]
-    conn.execute(f"PRAGMA cache_size = -{score_writer.WRITE_CACHE_KIB}")
+    tuning = {"cache_size": -score_writer.WRITE_CACHE_KIB}
     # an incremental write's statement journals in memory: each INSERT OR REPLACE of a hundred rows at random
     # places journals its pages, and on disk that was a temporary file written page by page (half a GB at a 1%
     # change of a million orders). A full run keeps them on disk: its index sort may not grow in memory. SQLite
     # changes it only outside a transaction (and drops temporary tables then: the run's are made anew each use)
-    temp_store = None
     if not full and not conn.in_transaction:
-        temp_store = conn.execute("PRAGMA temp_store").fetchone()[0]
-        conn.execute("PRAGMA temp_store = MEMORY")
-    try:
-        with conn:
-            if not conn.in_transaction:
-                conn.execute("BEGIN")  # one transaction, whatever the connection's isolation level
-            indexes: list[str] = []
-            if full:
-                # a full run is the whole truth: orders that lost their tracking number lose their score
-                conn.execute("DELETE FROM scores")
-                # the score index is built once from the finished table (one sort) instead of being updated at a
-                # million random places; dropped inside this transaction, so a failed or killed run keeps it
-                indexes = score_writer.drop_indexes(conn, "scores")
-            conn.executemany("DELETE FROM scores WHERE order_id = ?", ((o,) for o in untracked))
-            if rows is not None:
-                score_writer.insert_scores(conn, rows, model_id, scored_at)
-            if indexes:  # before `later`'s few rows: while the thread working them out still runs
-                with sort_cache(conn):  # (a smaller cache writes out what no longer fits: only for a sort)
-                    for sql in indexes:
-                        conn.execute(sql)
-            rest = later() if later is not None else None
-            if rest is not None and not rest.empty:
-                score_writer.insert_scores(conn, _rows_in_key_order(rest), model_id, scored_at)
-            if full or get_meta(db, META_MODEL) is None:
-                set_meta(db, META_MODEL, model_id)
-            set_meta(db, META_AS_OF, scored_at)
-            if scored_by is not None:
-                set_meta(db, META_SCORED_BY + model_id, scored_by)
-            if typical is not None:
-                set_meta(db, readers.TYPICAL_TRANSIT_META, typical)
-            if extra is not None:
-                extra(conn)
-    finally:
-        conn.execute(f"PRAGMA cache_size = {int(cache_size)}")
-        if temp_store is not None:
-            conn.execute(f"PRAGMA temp_store = {int(temp_store)}")
+        tuning["temp_store"] = TEMP_STORE_MEMORY
+    with pragmas(conn, **tuning), conn:
+        if not conn.in_transaction:
+            conn.execute("BEGIN")  # one transaction, whatever the connection's isolation level
+        indexes: list[str] = []
+        if full:
+            # a full run is the whole truth: orders that lost their tracking number lose their score
+            conn.execute("DELETE FROM scores")
+            # the score index is built once from the finished table (one sort) instead of being updated at a
+            # million random places; dropped inside this transaction, so a failed or killed run keeps it
+            indexes = score_writer.drop_indexes(conn, "scores")
+        conn.executemany("DELETE FROM scores WHERE order_id = ?", ((o,) for o in untracked))
+        if rows is not None:
+            score_writer.insert_scores(conn, rows, model_id, scored_at)
+        if indexes:  # before `later`'s few rows: while the thread working them out still runs
+            with sort_cache(conn):  # (a smaller cache writes out what no longer fits: only for a sort)
+                for sql in indexes:
+                    conn.execute(sql)
+        rest = later() if later is not None else None
+        if rest is not None and not rest.empty:
+            score_writer.insert_scores(conn, _rows_in_key_order(rest), model_id, scored_at)
+        if full or get_meta(db, META_MODEL) is None:
+            set_meta(db, META_MODEL, model_id)
+        set_meta(db, META_AS_OF, scored_at)
+        if scored_by is not None:
+            set_meta(db, META_SCORED_BY + model_id, scored_by)
+        if typical is not None:
+            set_meta(db, readers.TYPICAL_TRANSIT_META, typical)
+        if extra is not None:
+            extra(conn)
 
 
 def _rows_in_key_order(frame: pd.DataFrame) -> score_writer.ScoreColumns:

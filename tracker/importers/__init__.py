@@ -95,7 +95,7 @@ class _Transaction:
         # keeps it (a file unless told otherwise): SQLite holds a statement's journal in memory until it passes
         # 64 KiB anyway, and a whole-table sort (an index built anew) writes its sorted runs to temporary files and
         # merges them, faster than sorting a million keys in one run in memory, which it does when temp_store is
-        # MEMORY (`tracker.sqlite_sort`).
+        # MEMORY (`tracker.sqlite_pragmas`).
         self.nested = self.conn.in_transaction
         self.conn.execute(f"PRAGMA cache_size = -{int(cache)}")
         # a store's first import writes its pages once, to the file, under a rollback journal (`_write_once`)

@@ -12,7 +12,7 @@ from typing import Any
 import sqlite_utils
 
 from tracker.importers.sources import Problem
-from tracker.sqlite_sort import sort_cache
+from tracker.sqlite_pragmas import sort_cache
 from tracker.timeutil import DUE_AT_ONCE, to_db
 
 BATCH_SIZE = 100_000  # rows per executemany: big enough to amortise, small enough to keep memory flat (~40 MB)

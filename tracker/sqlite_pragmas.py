@@ -1,0 +1,38 @@
+"""Connection PRAGMAs set for one block of SQLite work and put back after it, and the page cache a whole-table
+sort is fastest with (standard library only: the writing child process imports it)."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+# KiB of page cache while SQLite sorts a whole table (an index built anew, an INSERT … SELECT … ORDER BY): its
+# sorter sizes its in-memory runs from the page cache, and one run of a million keys sorts slower than many small
+# runs merged from a temporary file (the orders' indexes and the scores' build in about half the time with 2 MB as
+# with the hundreds of MB an import or a score write keeps). SQLite only writes such runs where temporary files are
+# allowed: with temp_store = MEMORY it sorts everything in one run, whatever the cache.
+SORT_CACHE_KIB = 2048
+
+
+@contextmanager
+def pragmas(conn: sqlite3.Connection, **values: int) -> Iterator[None]:
+    """Run the block with these PRAGMAs (name = integer value) set on the connection; the values it had come back
+    after it, failing or not."""
+    saved: dict[str, int] = {}
+    try:
+        for name, value in values.items():
+            saved[name] = conn.execute(f"PRAGMA {name}").fetchone()[0]
+            conn.execute(f"PRAGMA {name} = {int(value)}")
+        yield
+    finally:
+        for name, value in saved.items():
+            conn.execute(f"PRAGMA {name} = {int(value)}")
+
+
+def sort_cache(conn: sqlite3.Connection) -> contextlib.AbstractContextManager[None]:
+    """The block run with the small page cache a whole-table sort is fastest with (`SORT_CACHE_KIB`). Pages the
+    transaction changed stay changed: SQLite writes out what no longer fits (to the write-ahead log), as the commit
+    would have."""
+    return pragmas(conn, cache_size=-SORT_CACHE_KIB)
