@@ -31,21 +31,56 @@ _CANONICAL_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$"
 
 
 class Connection:
-    """A read-only connection of the ADBC SQLite driver, every query in one read transaction. Through the driver
-    manager's own objects, not its DB-API module: that one imports pyarrow.dataset, which imports pandas, half a
-    second of each reader's start the readers never use."""
+    """A connection of the ADBC SQLite driver, every statement in one transaction (read-only unless `writable`;
+    `pragmas` run before it begins). Through the driver manager's own objects, not its DB-API module: that one
+    imports pyarrow.dataset, which imports pandas, half a second of each reader's start the readers never use."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, *, writable: bool = False, pragmas: tuple[str, ...] = ()):
         import adbc_driver_manager
         import adbc_driver_sqlite
 
-        self.db = adbc_driver_sqlite.connect(f"file:{urllib.parse.quote(path)}?mode=ro")  # a path may hold '?', '#'
+        # a path may hold '?', '#'
+        self.db = adbc_driver_sqlite.connect(f"file:{urllib.parse.quote(path)}" + ("" if writable else "?mode=ro"))
         try:
             self.conn = adbc_driver_manager.AdbcConnection(self.db)
+            for sql in pragmas:
+                self.execute(sql)
             self.conn.set_autocommit(False)  # one transaction: every query sees the same store
         except BaseException:
             self.db.close()
             raise
+
+    def execute(self, sql: str, rows: Any = None) -> None:
+        """A statement, once per row of `rows` (an Arrow record batch) when given."""
+        self._update(rows, sql=sql)
+
+    def append(self, table: str, rows: Any) -> None:
+        """The rows (an Arrow record batch, its columns named as the table's) appended to `table` (the driver's
+        bulk ingest)."""
+        self._update(rows, options={"adbc.ingest.target_table": table, "adbc.ingest.mode": "adbc.ingest.mode.append"})
+
+    def _update(self, rows: Any, *, sql: str | None = None, options: dict[str, str] | None = None) -> None:
+        import adbc_driver_manager
+
+        if rows is not None and not rows.num_rows:
+            return
+        statement = adbc_driver_manager.AdbcStatement(self.conn)
+        try:
+            if options:
+                statement.set_options(**options)
+            if sql is not None:
+                statement.set_sql_query(sql)
+            if rows is not None:
+                statement.bind(rows)
+            statement.execute_update()
+        finally:
+            statement.close()
+
+    def commit(self) -> None:
+        self.conn.commit()
+
+    def rollback(self) -> None:
+        self.conn.rollback()
 
     def fetch(self, sql: str, *, one_batch: bool = False) -> Any:
         """A query's rows as an Arrow table. The driver infers each column's type from the first batch of rows:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import urllib.parse
 from concurrent.futures import Future
 from typing import Any
 
@@ -91,63 +90,35 @@ def store_file(path: str, facts_file: str, meta: dict[str, str], rows_per_batch:
     child never holds every number's facts decoded at once. The driver brings its own copy of SQLite, so this
     runs in a child process only (`tracker.detection.arrow`), its connection closed before the child's next
     task opens one of the sqlite3 module."""
-    import adbc_driver_manager
-    import adbc_driver_sqlite
     import pyarrow as pa
     import pyarrow.compute as pc
+
+    from tracker.detection import arrow
 
     table = pa.ipc.open_file(pa.memory_map(facts_file)).read_all()
     # Arrow orders text by its UTF-8 bytes: the order of the code points, as `write_rows` sorts
     order = pc.sort_indices(table.column("tracking_number"))
-    db = adbc_driver_sqlite.connect(f"file:{urllib.parse.quote(path)}")  # a path may hold '?', '#'
+    conn = arrow.Connection(path, writable=True, pragmas=("PRAGMA busy_timeout = 30000", "PRAGMA synchronous = NORMAL"))
     try:
-        conn = adbc_driver_manager.AdbcConnection(db)
-        try:
-            _execute(conn, "PRAGMA busy_timeout = 30000")
-            _execute(conn, "PRAGMA synchronous = NORMAL")
-            conn.set_autocommit(False)
-            try:
-                _execute(conn, "DELETE FROM shipment_facts")
-                for start in range(0, table.num_rows, max(int(rows_per_batch), 1)):
-                    part = table.take(order[start:start + rows_per_batch])
-                    # text as its values (the driver binds no dictionaries), null where missing
-                    columns = [pc.cast(column, column.type.value_type) if pa.types.is_dictionary(column.type)
-                               else column for column in part.columns]
-                    batch = pa.table(columns, names=part.column_names).combine_chunks().to_batches()
-                    _execute(conn, None, batch[0] if batch else None)
-                _execute(conn, _META, pa.record_batch([pa.array(list(meta), pa.string()),
-                                                       pa.array(list(meta.values()), pa.string())],
-                                                      names=["key", "value"]))
-                conn.commit()
-            except BaseException:
-                conn.rollback()
-                raise
-        finally:
-            conn.close()
+        conn.execute("DELETE FROM shipment_facts")
+        for start in range(0, table.num_rows, max(int(rows_per_batch), 1)):
+            part = table.take(order[start:start + rows_per_batch])
+            # text as its values (the driver binds no dictionaries), null where missing
+            columns = [pc.cast(column, column.type.value_type) if pa.types.is_dictionary(column.type) else column
+                       for column in part.columns]
+            batch = pa.table(columns, names=part.column_names).combine_chunks().to_batches()
+            if batch:
+                conn.append("shipment_facts", batch[0])
+        conn.execute(_META, pa.record_batch([pa.array(list(meta), pa.string()), pa.array(list(meta.values()),
+                                                                                          pa.string())],
+                                            names=["key", "value"]))
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
     finally:
-        db.close()
+        conn.close()
     return table.num_rows
-
-
-def _execute(conn: Any, sql: str | None, rows: Any = None) -> None:
-    """One statement on an ADBC connection, once per row of `rows` (an Arrow record batch) when given; without
-    `sql`, the rows appended to shipment_facts (the driver's bulk ingest: its columns named as theirs)."""
-    import adbc_driver_manager
-
-    statement = adbc_driver_manager.AdbcStatement(conn)
-    try:
-        if sql is None:
-            statement.set_options(**{"adbc.ingest.target_table": "shipment_facts",
-                                     "adbc.ingest.mode": "adbc.ingest.mode.append"})
-        else:
-            statement.set_sql_query(sql)
-        if rows is not None:
-            if not rows.num_rows:
-                return
-            statement.bind(rows)
-        statement.execute_update()
-    finally:
-        statement.close()
 
 
 class Writing:
