@@ -4,6 +4,7 @@ journeys served and read back by the poller unchanged."""
 from __future__ import annotations
 
 import collections
+import time
 
 import pytest
 import requests
@@ -47,6 +48,25 @@ def test_faults_by_number_beat_faults_by_carrier_and_wear_off():
         assert requests.get(url + "RR000000002CN", timeout=5).status_code == 200
         with pytest.raises(ValueError):
             site.set_fault("meteor")
+
+
+def test_a_request_is_recorded_before_its_answer_can_be_read():
+    """Whoever has read an answer finds its request in `site.requests` with that answer's status: the record is
+    made as the status line goes out, not after the body (a test counting requests right after a poll once found
+    the last one missing)."""
+    class SlowToRecord(list):  # the site's list of requests, each record taking a while to land
+        def append(self, record: object) -> None:
+            time.sleep(0.05)
+            super().append(record)
+
+    with CarrierSite({}, as_of=AS_OF) as site, requests.Session() as session:
+        site.requests = SlowToRecord()
+        site.set_fault("429", number="RR000000002CN")
+        for i in range(20):
+            number = "RR000000002CN" if i % 2 else "RR000000001CN"
+            answer = session.get(f"{site.base_url}/track?number={number}", timeout=5)
+            assert len(site.requests) == i + 1
+            assert (site.requests[-1].number, site.requests[-1].status) == (number, answer.status_code)
 
 
 def test_the_generated_world_round_trips_through_the_site(tmp_path):

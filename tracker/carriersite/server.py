@@ -260,21 +260,37 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet: tests read self.site.requests
         pass
 
+    def _begin(self, arrived: float, carrier: str | None, number: str | None, fault: Fault | None) -> None:
+        """What this request's record will say, once its status is known (`_record`)."""
+        self._pending: tuple[float, str | None, str | None, Fault | None] | None = (arrived, carrier, number, fault)
+
+    def _record(self, status: int) -> None:
+        """Add this request to `site.requests`, once: when its status line is about to go out (`send_response`),
+        so whoever reads the answer finds the request recorded; or at its end, for one that sent none."""
+        pending, self._pending = getattr(self, "_pending", None), None
+        if pending is not None:
+            arrived, carrier, number, fault = pending
+            self.site.requests.append(RequestRecord(arrived, carrier, number, self.path, status,
+                                                    fault.kind if fault else None, self.headers.get("User-Agent", "")))
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self._record(code)
+        super().send_response(code, message)
+
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         arrived = time.monotonic()
         parts = urlsplit(self.path)
         route, number = self.site.route_for(parts.path, parts.query)
         carrier = route.carrier if route else None
         fault = self.site._take_fault(carrier, number) if route else None
+        self._begin(arrived, carrier, number, fault)
         status = 0
         try:
             status = self._answer(route, number, fault, parts)
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
             self.close_connection = True
         finally:
-            self.site.requests.append(RequestRecord(
-                arrived, carrier, number, self.path, status, fault.kind if fault else None,
-                self.headers.get("User-Agent", "")))
+            self._record(status)
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         arrived = time.monotonic()
@@ -286,10 +302,12 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = None
         status, carrier, number, fault = 0, None, None, None
+        self._begin(arrived, carrier, number, fault)
         try:
             if parts.path in TRACK17_PATHS:
                 carrier = "17track"
                 fault = self.site._take_fault(carrier, None)
+                self._begin(arrived, carrier, number, fault)
                 if fault is not None:
                     status = self._answer(Route("17track", parts.path, "17track"), "batch", fault, parts)
                 else:
@@ -299,13 +317,12 @@ class _Handler(BaseHTTPRequestHandler):
                 route, number = self.site.route_for(parts.path, parts.query, body if body is not None else {})
                 carrier = route.carrier if route else None
                 fault = self.site._take_fault(carrier, number) if route else None
+                self._begin(arrived, carrier, number, fault)
                 status = self._answer(route, number, fault, parts)
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
             self.close_connection = True
         finally:
-            self.site.requests.append(RequestRecord(
-                arrived, carrier, number, self.path, status, fault.kind if fault else None,
-                self.headers.get("User-Agent", "")))
+            self._record(status)
 
     def _send(self, status: int, body: bytes, content_type: str = "text/html; charset=utf-8",
               headers: dict[str, str] | None = None) -> int:
