@@ -41,12 +41,22 @@ def test_every_fast_path_and_none_give_the_same_flags_and_scores(tmp_path, caplo
         db.close()
         by = "child readers" if name == "fast" else "sql"
         assert f"by='{by}'" in caplog.text and f"orders read ({by})" in caplog.text
-        # the fast run's classifier frame is built from the rules' read, the slow one's read through SQL
+        # the fast run's classifier frame is built from the rules' read, the slow one's read through SQL; the fast
+        # run's flags are written by the writing child meanwhile, the slow one's by this process
         assert ("scoring: 3000 orders read (child readers (the rules' read))" in caplog.text) == (name == "fast")
+        assert ("for the writing child's" in caplog.text and "rows" in caplog.text) == (name == "fast")
     # the facts a child wrote from its file are the ones this process wrote itself
     tables = [sqlite3.connect(stores[name]).execute("SELECT * FROM shipment_facts ORDER BY tracking_number").fetchall()
               for name in ("fast", "slow")]
     assert len(tables[0]) > 2900 and tables[0] == tables[1]
+    # and so are the rules' deadlines and marks, and every flag, resolved ones and their times included
+    for sql in ("SELECT * FROM rule_deadlines ORDER BY order_id",
+                "SELECT key, value FROM meta WHERE key LIKE 'detect.%' AND key NOT IN ('detect.run', 'detect.inputs') "
+                "ORDER BY key",
+                "SELECT order_id, code, severity, explanation, evidence, rule_version, detected_at, resolved_at "
+                "FROM flags ORDER BY order_id, code"):
+        fast_rows, slow_rows = (sqlite3.connect(stores[name]).execute(sql).fetchall() for name in ("fast", "slow"))
+        assert len(fast_rows) > 5 and fast_rows == slow_rows, sql
     fast, slow = parity.digest(stores["fast"]), parity.digest(stores["slow"])
     assert fast["flags"]["rows"] > 100 and fast["scores"]["rows"] > 2900
     assert fast == slow, parity.differences(stores["fast"], stores["slow"])

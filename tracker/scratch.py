@@ -18,7 +18,7 @@ import tempfile
 import time
 
 _PREFIX = "tracker-"
-KINDS = ("frame", "facts", "import")
+KINDS = ("frame", "facts", "flags", "import")
 _NAME = re.compile(rf"^{_PREFIX}(?:{'|'.join(KINDS)})-(\d+)-")  # as `folder` names them: kind, then process id
 MIN_AGE_S = 60.0  # a folder younger than this is left alone, whoever made it
 

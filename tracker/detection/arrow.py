@@ -18,6 +18,7 @@ other's POSIX file locks when either closes the database file: so it runs in chi
 
 from __future__ import annotations
 
+import sqlite3
 import urllib.parse
 from typing import Any
 
@@ -28,6 +29,12 @@ from detectors import facts
 ONE_BATCH = 1 << 30
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _CANONICAL_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$"
+
+
+def _plain(exc: Exception) -> sqlite3.DatabaseError:
+    """The driver's error as the sqlite3 module's, its message kept: the driver's own cannot be rebuilt from a
+    pickle, so one raised in a child process broke the pool and its message was lost."""
+    return sqlite3.OperationalError(f"{type(exc).__name__}: {exc}")
 
 
 class Connection:
@@ -73,11 +80,18 @@ class Connection:
             if rows is not None:
                 statement.bind(rows)
             statement.execute_update()
+        except adbc_driver_manager.Error as exc:
+            raise _plain(exc) from None
         finally:
             statement.close()
 
     def commit(self) -> None:
-        self.conn.commit()
+        import adbc_driver_manager
+
+        try:
+            self.conn.commit()
+        except adbc_driver_manager.Error as exc:
+            raise _plain(exc) from None
 
     def rollback(self) -> None:
         self.conn.rollback()

@@ -31,14 +31,22 @@ import sqlite_utils
 from detectors import view
 from detectors.rules import SEVERITIES, Finding, Rule, RuleContext, all_rules
 from tracker import config
-from tracker.db import get_meta, set_meta
-from tracker.detection import pressure_cache, readers, registry, search_fold, shipment_facts, store
+from tracker.db import get_meta
+from tracker.detection import (
+    flag_writes,
+    pressure_cache,
+    readers,
+    registry,
+    search_fold,
+    shipment_facts,
+    store,
+)
 from tracker.detection.children import Children
 from tracker.detection.freshness import META_PREFIX, META_RUN
 from tracker.detection.freshness import marks as _marks
 from tracker.detection.memory import give_back
 from tracker.errors import BadInput
-from tracker.plan import Plan, plan_for
+from tracker.plan import Plan, plan_for, store_file
 from tracker.timeutil import to_db
 
 log = logging.getLogger(__name__)
@@ -52,6 +60,14 @@ class RulesResult:
     resolved: int = 0
     # every order as the child readers read them for the rules, kept for the classifier's frame of this run
     kept: readers.KeptOrders | None = None
+    # a whole-store run's flags write, under way while the scoring stage starts (`run_rules(defer=True)`)
+    writing: FlagWrite | None = None
+
+    def written(self) -> None:
+        """Wait for the flags' write (raising what it raised): before anything else writes."""
+        if self.writing is not None:
+            writing, self.writing = self.writing, None
+            writing.wait()
 
 
 def load_routes(name: str = "routes.csv") -> dict[tuple[str, str], float]:
@@ -154,8 +170,8 @@ def _deadlines(rules: list[Rule], ctx: RuleContext) -> pd.Series:
     return pd.Series(earliest, index=pd.Index(ids, name=due.index.name))
 
 
-def _write(conn, findings: list[Finding], examined: set[str] | None, as_of: str) -> tuple[int, int]:  # noqa: ANN001
-    """Store the findings of the examined orders (every order when None); return (raised, resolved)."""
+def plan_writes(conn, findings: list[Finding], examined: set[str] | None, as_of: str) -> flag_writes.FlagWrites:  # noqa: ANN001
+    """The writes that store the findings of the examined orders (every order when None)."""
     where, params = ("", []) if examined is None else \
         ("WHERE order_id IN (SELECT value FROM json_each(?))", [store.as_json(examined)])
     existing = {
@@ -164,35 +180,67 @@ def _write(conn, findings: list[Finding], examined: set[str] | None, as_of: str)
             f"SELECT order_id, code, severity, explanation, evidence, rule_version, resolved_at FROM flags {where}",
             params)
     }
-    inserts, updates, reactivations, resolutions = [], [], [], []
+    out = flag_writes.FlagWrites()
     seen: set[tuple[str, str]] = set()
     for f in findings:
         key = (f.order_id, f.code)
         if key in seen:
             continue
         seen.add(key)
+        out.active.append((f.order_id, f.code, f.severity))
         content = (f.severity, f.explanation, _evidence_json(f.evidence), f.rule_version)
         old = existing.get(key)
         if old is None:
-            inserts.append((*key, *content, as_of))
+            out.inserts.append((*key, *content, as_of))
         elif old[4] is not None:
-            reactivations.append((*content, as_of, *key))
+            out.reactivations.append((*content, as_of, *key))
         elif tuple(old[:4]) != content:
-            updates.append((*content, *key))
+            out.updates.append((*content, *key))
     for key, old in existing.items():
         if old[4] is None and key not in seen and (examined is None or key[0] in examined):
-            resolutions.append((as_of, *key))
-    conn.executemany(
-        "INSERT INTO flags (order_id, code, severity, explanation, evidence, rule_version, detected_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)", inserts)
-    conn.executemany(
-        "UPDATE flags SET severity = ?, explanation = ?, evidence = ?, rule_version = ?, detected_at = ?, "
-        "resolved_at = NULL WHERE order_id = ? AND code = ?", reactivations)
-    conn.executemany(
-        "UPDATE flags SET severity = ?, explanation = ?, evidence = ?, rule_version = ? WHERE order_id = ? AND code = ?",
-        updates)
-    conn.executemany("UPDATE flags SET resolved_at = ? WHERE order_id = ? AND code = ?", resolutions)
-    return len(inserts) + len(reactivations), len(resolutions)
+            out.resolutions.append((as_of, *key))
+    return out
+
+
+def _write(conn, findings: list[Finding], examined: set[str] | None, as_of: str) -> tuple[int, int]:  # noqa: ANN001
+    """Store the findings of the examined orders (every order when None); return (raised, resolved)."""
+    writes = plan_writes(conn, findings, examined, as_of)
+    flag_writes.apply_writes(conn, writes)
+    return writes.raised, len(writes.resolutions)
+
+
+class FlagWrite:
+    """A whole-store run's flags transaction under way in the writing child (`flag_writes.store_files`): its rows
+    go through files in a private folder, removed once they are written."""
+
+    def __init__(self, future: Any, folder: str):
+        self.future, self.folder = future, folder
+
+    @classmethod
+    def start(cls, writer: Children, path: str, writes: flag_writes.FlagWrites, deadlines: list[tuple[str, str]],
+              meta: dict[str, str]) -> FlagWrite:
+        import shutil
+
+        from tracker import scratch
+
+        folder = scratch.folder("flags")
+        try:
+            return cls(writer.submit(flag_writes.store_files, path,
+                                     flag_writes.to_files(folder, writes, deadlines, meta)), folder)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+
+    def wait(self) -> None:
+        """Until it is committed; raises what it raised."""
+        import shutil
+
+        started = time.perf_counter()
+        try:
+            written = self.future.result()
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
+        log.debug("rules: waited %.2f s for the writing child's %d rows", time.perf_counter() - started, written)
 
 
 def context(conn, plan: Plan, as_of: datetime, settings: dict[str, Any],  # noqa: ANN001
@@ -212,9 +260,11 @@ def context(conn, plan: Plan, as_of: datetime, settings: dict[str, Any],  # noqa
 
 
 def run_rules(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False,
-              plan: Plan | None = None, run: str | None = None) -> RulesResult:
+              plan: Plan | None = None, run: str | None = None, defer: bool = False) -> RulesResult:
     """Run every registered rule over the orders that changed (all with `full`) and update `flags`. The shipment
-    facts are brought up to date first: the rules read them. `run` names the detect run in `meta` with the marks."""
+    facts are brought up to date first: the rules read them. `run` names the detect run in `meta` with the marks.
+    `defer`: a run that keeps every order for the scoring stage may leave its flags' transaction under way
+    (`RulesResult.written()` waits for it)."""
     conn = db.conn
     plan = plan or plan_for(conn)
     settings = load_settings()
@@ -235,7 +285,7 @@ def run_rules(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False,
     filling = pressure_cache.start(conn, plan) if scope_all else pressure_cache.Filling(None, None)
     try:
         result = _run(db, conn, plan, as_of, settings, rules, scope_all, last, marks, fingerprint, run,
-                      filling.pressure(conn))
+                      filling.pressure(conn), defer)
     except BaseException:
         filling.abandon()  # the run failed: nothing waits for its helper
         raise
@@ -248,7 +298,7 @@ def run_rules(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False,
 
 def _run(db: sqlite_utils.Database, conn: Any, plan: Plan, as_of: datetime, settings: dict[str, Any],
          rules: list[Rule], scope_all: bool, last: dict[str, int], marks: dict[str, int], fingerprint: str,
-         run: str | None, pressure: Any) -> RulesResult:
+         run: str | None, pressure: Any, defer: bool = False) -> RulesResult:
     kinds = shipment_facts.scan_kinds()
     # every order, and every number's facts to compute anew: the orders are read (by the same child processes)
     # while the facts are computed, joined to them in memory and written meanwhile
@@ -256,6 +306,7 @@ def _run(db: sqlite_utils.Database, conn: Any, plan: Plan, as_of: datetime, sett
     as_of_text = to_db(as_of)
     # the run's child processes read the events and the orders, then one writes the facts while the rules run
     # (the writing child: the facts, then the search queue of a big import); a failed run ends them at once
+    keep_writer = together and defer  # the writing child stays for the flags' write, after the rules
     with Children(1, lean=True) as writer, Children.of(plan) as children:
         refreshing = None
         folding = search_fold.Folding()
@@ -270,7 +321,8 @@ def _run(db: sqlite_utils.Database, conn: Any, plan: Plan, as_of: datetime, sett
                 refreshing = shipment_facts.start(db, plan, kinds, children=children, writer=writer)
                 log.debug("shipment facts: %s in %.2f s", refreshing.done, time.perf_counter() - started)
                 folding = search_fold.start(conn, plan, writer)  # after the facts' write, on the same child
-                writer.release()  # no more work for it: it ends after the fold, not with the rules
+                if not keep_writer:
+                    writer.release()  # no more work for it: it ends after the fold, not with the rules
                 children.release()  # every scan read (and the orders' read queued first): no more work for them
                 scope = None if scope_all else _changed_orders(conn, last, as_of_text)
                 if not together:
@@ -300,22 +352,21 @@ def _run(db: sqlite_utils.Database, conn: Any, plan: Plan, as_of: datetime, sett
                 refreshing.wait()  # the facts are in before the flags that rest on them
                 log.debug("rules: waited %.2f s for the shipment facts' write", time.perf_counter() - started)
         folding.wait()  # the flags' write takes the lock the fold holds
-    with conn:
-        raised, resolved = _write(conn, findings, None if scope_all else examined, as_of_text)
-        if scope_all:
-            conn.execute("DELETE FROM rule_deadlines")
-        else:
-            conn.execute("DELETE FROM rule_deadlines WHERE order_id IN (SELECT value FROM json_each(?))",
-                         [store.as_json(examined)])
-        conn.executemany(
-            "INSERT OR REPLACE INTO rule_deadlines (order_id, due_at) VALUES (?, ?)",
-            zip(due.index.tolist(), view.jd_to_texts(due.to_numpy()), strict=True),
-        )
-        for key, value in marks.items():
-            set_meta(db, META_PREFIX + key, str(value))
-        set_meta(db, META_PREFIX + "as_of", as_of_text)
-        set_meta(db, META_PREFIX + "fingerprint", fingerprint)
+        writes = plan_writes(conn, findings, None if scope_all else examined, as_of_text)
+        deadlines = list(zip(due.index.tolist(), view.jd_to_texts(due.to_numpy()), strict=True))
+        del findings, due
+        meta = {META_PREFIX + key: str(value) for key, value in marks.items()}
+        meta |= {META_PREFIX + "as_of": as_of_text, META_PREFIX + "fingerprint": fingerprint}
         if run is not None:
-            set_meta(db, META_RUN, run)
-    return RulesResult(order_ids=examined, everything=scope_all, raised=raised, resolved=resolved,
-                       kept=kept[0] if kept else None)
+            meta[META_RUN] = run
+        writing = None
+        if kept and keep_writer:
+            # the writing child commits them while the classifier's frame is built from the kept orders, which
+            # take the active flags from here
+            kept[0].flags = writes.active
+            writing = FlagWrite.start(writer, store_file(conn), writes, deadlines, meta)
+        writer.release()
+    if writing is None:
+        flag_writes.store(db, writes, deadlines, meta, None if scope_all else store.as_json(examined))
+    return RulesResult(order_ids=examined, everything=scope_all, raised=writes.raised,
+                       resolved=len(writes.resolutions), kept=kept[0] if kept else None, writing=writing)

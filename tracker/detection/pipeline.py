@@ -86,7 +86,7 @@ def _detect(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False) -
     plan = plan_for(db.conn)
     books = ahead = None
     try:
-        result = flagging.run_rules(db, as_of, full=full, plan=plan, run=run)
+        result = flagging.run_rules(db, as_of, full=full, plan=plan, run=run, defer=True)
         t1 = time.perf_counter()  # what follows is the scoring's (its reading ahead, the wait for its libraries)
         if not (full or result.everything) and trusted:
             # the seller books and the scoring's first frame (numpy, pandas and SQLite: no scikit-learn) read while
@@ -106,8 +106,14 @@ def _detect(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False) -
     memory.give_back("the rules")  # the rules' frame and events, freed: the scoring stage starts from what is in use
 
     kept, result.kept = result.kept, None  # the scoring stage's to use and let go
-    scored = scoring.score_orders(db, result.order_ids, as_of, full=full or result.everything, plan=plan, run=run,
-                                  trusted=trusted, kept=kept, books=books, ahead=ahead)
+    try:
+        # a whole-store run's flags are still being written: the scoring's frame takes them from what the rules
+        # kept, and the scoring waits for that write before it writes
+        scored = scoring.score_orders(db, result.order_ids, as_of, full=full or result.everything, plan=plan,
+                                      run=run, trusted=trusted, kept=kept, books=books, ahead=ahead,
+                                      before_write=result.written)
+    finally:
+        result.written()  # the rules' transaction ends before the run does, whatever the scoring did
     del kept, books, ahead
     summary.scored = len(scored)
     t2 = time.perf_counter()

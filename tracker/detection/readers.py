@@ -381,6 +381,8 @@ class KeptOrders:
     columns: list[Any]
     normalised: Normalised  # the destination's places, normalised by the orders reader
     messages: Any  # the orders reader's seller messages table: (row, id, order_id, text)
+    # the active flags (order_id, code, severity) when the rules hand them over with their write still under way
+    flags: list[tuple[str, str, str]] | None = None
 
 
 def rule_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None = None, *, plan: Plan | None = None,
@@ -455,7 +457,8 @@ def _kept(read: OrderRead, joined: dict[str, np.ndarray], moved: np.ndarray | No
 
 
 class _KeptRead:
-    """`OrderRead`'s answers from `KeptOrders`: the frame and messages as kept, the active flags read now."""
+    """`OrderRead`'s answers from `KeptOrders`: the frame and messages as kept, the active flags read now (or as
+    the rules handed them over, their write still under way)."""
 
     side_from_readers = through_readers = True
 
@@ -463,18 +466,10 @@ class _KeptRead:
         self.conn, self.kept = conn, kept
 
     def side(self) -> Side:
-        # each active flag with its order's rowid (none: an order not in the store), found through the key
-        found = self.conn.execute(KEPT_FLAGS_SQL).fetchall()
-        rowids = self.kept.columns[self.kept.names.index("order_rowid")]
-        rowids = np.asarray(rowids, dtype=np.int64)  # ascending: the orders reader reads in rowid order
-        wanted = np.array([-1 if r[0] is None else r[0] for r in found], dtype=np.int64)
-        # each flag's row in the frame (-1: an order not in it, or added since the rules read the orders)
-        rows = np.full(len(wanted), -1, dtype=np.int64)
-        if len(rowids) and len(wanted):
-            at = np.minimum(np.searchsorted(rowids, wanted), len(rowids) - 1)
-            rows = np.where(rowids[at] == wanted, at, -1)
-        flags = pd.DataFrame({"code": pd.Series([r[1] for r in found], dtype=object),
-                              "severity": pd.Series([r[2] for r in found], dtype=object)})
+        if self.kept.flags is not None:
+            flags, rows = self._handed_flags()
+        else:
+            flags, rows = self._stored_flags()
         messages = self.kept.messages
         message_frame = pd.DataFrame({
             "id": messages.column(1).to_numpy().astype(np.int64),
@@ -484,6 +479,32 @@ class _KeptRead:
                               dtype=object)})
         return Side(flags, message_frame, np.asarray(rows, dtype=np.int64),
                     messages.column(0).to_numpy().astype(np.int64))
+
+    def _stored_flags(self) -> tuple[pd.DataFrame, np.ndarray]:
+        """The active flags as stored, each with its frame row (-1: an order not in it, or added since the rules
+        read the orders), found through the order's rowid."""
+        found = self.conn.execute(KEPT_FLAGS_SQL).fetchall()
+        rowids = self.kept.columns[self.kept.names.index("order_rowid")]
+        rowids = np.asarray(rowids, dtype=np.int64)  # ascending: the orders reader reads in rowid order
+        wanted = np.array([-1 if r[0] is None else r[0] for r in found], dtype=np.int64)
+        rows = np.full(len(wanted), -1, dtype=np.int64)
+        if len(rowids) and len(wanted):
+            at = np.minimum(np.searchsorted(rowids, wanted), len(rowids) - 1)
+            rows = np.where(rowids[at] == wanted, at, -1)
+        return self._flag_frame(found), rows
+
+    def _handed_flags(self) -> tuple[pd.DataFrame, np.ndarray]:
+        """The active flags the rules handed over, each with its frame row found through the order id."""
+        handed, self.kept.flags = self.kept.flags or [], None
+        ids = self.kept.columns[self.kept.names.index("order_id")]
+        position = pd.Index(np.asarray(ids, dtype=object), dtype=object)
+        rows = position.get_indexer(np.array([f[0] for f in handed], dtype=object))
+        return self._flag_frame(handed), np.asarray(rows, dtype=np.int64)
+
+    @staticmethod
+    def _flag_frame(found: list[tuple]) -> pd.DataFrame:
+        return pd.DataFrame({"code": pd.Series([r[1] for r in found], dtype=object),
+                             "severity": pd.Series([r[2] for r in found], dtype=object)})
 
     def finish(self) -> tuple[pd.DataFrame, Normalised]:
         """The frame (after `side`): the kept columns become its own and the kept orders let go of them, so the

@@ -72,13 +72,15 @@ log = logging.getLogger(__name__)
 def score_orders(db: sqlite_utils.Database, order_ids: set[str], as_of: datetime, *, full: bool = False,
                  plan: Plan | None = None, run: str | None = None, trusted: bool = True,
                  kept: readers.KeptOrders | None = None, books: seller_books.Books | None = None,
-                 ahead: pd.DataFrame | None = None) -> set[str]:
+                 ahead: pd.DataFrame | None = None, before_write: Callable[[], None] | None = None) -> set[str]:
     """Rescore what changed among these orders (`order_ids`: the ones the rules examined; every order with
     `full`, after a new model, or when the stored scores and books cannot be `trusted` to match); return the order
     ids scored. `run` names this detect run in `meta` with the scores; `kept`: every order as this run's rules
     read them (a rescore of every order builds its frame from them); `books`: the store's seller books, read
     already (`seller_books.Books.load`; else read here), used where this run would read them, and `ahead` the
-    frame `read_ahead` read with them."""
+    frame `read_ahead` read with them. `before_write` is called before this stage writes anything (the rules'
+    write of a whole-store run may still be under way: `flagging.RulesResult.written`)."""
+    before_write = before_write or (lambda: None)
     # an incremental run scores with the model's lean export (numpy alone: no scikit-learn imported); a full one,
     # or a model without one, with the model itself
     loaded = None if full else registry.load_lean_model(db)
@@ -86,6 +88,7 @@ def score_orders(db: sqlite_utils.Database, order_ids: set[str], as_of: datetime
         loaded = registry.load_active_model(db)
     run = run or f"scoring-{time.time_ns()}"
     if loaded is None:
+        before_write()
         with db.conn:  # no model, no scores: nothing for a later run to redo
             set_meta(db, META_RUN, run)
             set_meta(db, META_NEXT_DUE, repr(seller_books.NEVER))
@@ -107,10 +110,11 @@ def score_orders(db: sqlite_utils.Database, order_ids: set[str], as_of: datetime
         # a full run over a large store writes in a child process, started now so it is ready when the ids are
         writer = _child_writer(db, plan)
         try:
-            return _score_all(db, plan, loaded, as_of, run, writer, kept)
+            return _score_all(db, plan, loaded, as_of, run, writer, kept, before_write)
         finally:
             if writer is not None:
                 writer.close()
+    before_write()
     as_of_jd = datetime_to_jd(as_of)
     if not order_ids and books.next_due() >= as_of_jd:
         with db.conn:  # nothing to rescore: the scores and books stand for this run too
@@ -147,8 +151,9 @@ def _features(loaded: Any, frame: pd.DataFrame, rows: np.ndarray | None) -> tupl
 
 
 def _score_all(db: sqlite_utils.Database, plan: Plan, loaded: Any, as_of: datetime, run: str,
-               writer: score_writer.ChildWrite | None, kept: readers.KeptOrders | None = None) -> set[str]:
-    """Every order, and every seller's book anew."""
+               writer: score_writer.ChildWrite | None, kept: readers.KeptOrders | None = None,
+               before_write: Callable[[], None] = lambda: None) -> set[str]:
+    """Every order, and every seller's book anew (`before_write`: see `score_orders`)."""
     settings = config.load("model").get("scoring", {})
     frame = readers.feature_frame(db.conn, None, as_of, message_scorer(db, plan), plan=plan, kept=kept)
     del kept
@@ -162,6 +167,7 @@ def _score_all(db: sqlite_utils.Database, plan: Plan, loaded: Any, as_of: dateti
     typical = json.dumps(frame.attrs["typical_transit"], sort_keys=True) if "typical_transit" in frame.attrs else None
     tracked = has_text(frame["tracking_number"])
     untracked = set(frame.loc[~tracked & frame["target"].to_numpy(), "order_id"])  # lost their number: lose their score
+    before_write()  # the rules' transaction is in before the scores' begins
     if writer is not None:  # it sorts the ids and takes the write lock while this process works out the scores
         if db.conn.in_transaction:
             # there was none when the run began: one the reading left open ends here, so this connection holds
