@@ -79,7 +79,10 @@ def _flat(d: dict, prefix: str = "") -> dict:
 
 
 def write_markdown(results: dict, path: Path) -> None:
-    lines = [f"# Benchmark results ({results['machine']['when']})", ""]
+    lines = [f"# Benchmark results ({results['machine']['when']})", "",
+             "Each size's figures were measured by the run named in its `measured` row (a partial re-run, "
+             "`--only` or `--sizes`, keeps the figures it did not measure; `earlier` marks figures older than "
+             "these stamps).", ""]
     m = results["machine"]
     lines.append(f"Machine: {m['cpus']} CPUs, {m['memory_gb']} GB, Python {m['python']}, {m['platform']}.")
     lines.append("")
@@ -89,7 +92,7 @@ def write_markdown(results: dict, path: Path) -> None:
         lines.append("| orders | figure | value |")
         lines.append("|---:|---|---:|")
         for size, figures in by_size.items():
-            for key, value in _flat(figures).items():
+            for key, value in _flat({"measured": "earlier", **figures}).items():
                 shown = f"{value:,.3f}" if isinstance(value, float) else f"{value:,}" if isinstance(value, int) else str(value)
                 lines.append(f"| {int(size):,} | {key} | {shown} |")
         lines.append("")
@@ -161,6 +164,7 @@ def main() -> None:
             workdir.mkdir(parents=True, exist_ok=True)
             print(f"bench {area} at {n:,} orders ...", flush=True)
             figures = run_area(area, n, workdir, args.timeout)
+            figures["measured"] = results["machine"]["when"]  # a partial re-run leaves older figures beside these
             results["areas"][area][str(n)] = figures
             print("  " + json.dumps(figures, default=str)[:400], flush=True)
             results_path.write_text(json.dumps(results, indent=2, default=str))

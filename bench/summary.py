@@ -84,9 +84,26 @@ def _get(figures: dict, key: str) -> object:
     return value
 
 
+def _when(results: dict) -> str:
+    """When the figures the table shows were measured: one day, or the range of days (each size's figures carry
+    the time of the run that measured them; a partial re-run leaves older ones beside its own)."""
+    shown = []
+    for area, _label, key, *_rest in ROWS:
+        by_size = results.get("areas", {}).get(area, {})
+        sizes = [int(s) for s, f in by_size.items() if _get(f, key.split("|")[0]) is not None]
+        if sizes:
+            shown.append(by_size[str(max(sizes))])
+    days = sorted({str(f["measured"])[:10] for f in shown if "measured" in f})
+    if not days:
+        return f"on {results['machine']['when'][:10]}"
+    when = f"on {days[0]}" if len(days) == 1 else \
+        f"between {days[0]} and {days[-1]} (each size's date: bench/results.md)"
+    return when + (", some rows earlier" if any("measured" not in f for f in shown) else "")
+
+
 def table(results: dict) -> str:
     lines = [
-        f"Measured by `make bench` on {results['machine']['when'][:10]}: {results['machine']['cpus']} CPUs, "
+        f"Measured by `make bench` {_when(results)}: {results['machine']['cpus']} CPUs, "
         f"{results['machine']['memory_gb']} GB, Python {results['machine']['python']} (a shared, noisy machine: "
         "the ratio to the baseline measured in the same run is the figure to trust).",
         "",

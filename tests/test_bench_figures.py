@@ -27,3 +27,19 @@ def test_examined_and_scored_come_from_detects_own_summary_line(examined: int, r
 def test_a_run_that_prints_no_summary_has_no_counts() -> None:
     figures = _figures({"s": 1.0, "cpu_s": 1.0, "peak_mb": 10.0, "out": "nothing to say", "stages": {}})
     assert "examined" not in figures and "scored" not in figures
+
+
+def test_the_benchmark_table_says_when_its_rows_were_measured():
+    """A partial re-run keeps older figures beside its own: the table names the days its rows come from."""
+    from bench.summary import table
+
+    machine = {"when": "2026-12-07T12:00:00Z", "cpus": 2, "memory_gb": 23.5, "python": "3.11.7"}
+    detect = {"full": {"s": 40.0, "stages": {}}, "floor_group_by_s": 10.0, "measured": "2026-12-07T12:00:00Z"}
+    cases = {"open_s": 2.5, "floor_s": 1.0, "measured": "2026-12-01T09:00:00Z"}
+    one_day = table({"machine": machine, "areas": {"detect": {"1000000": detect}}})
+    assert "Measured by `make bench` on 2026-12-07:" in one_day
+    two_days = table({"machine": machine, "areas": {"detect": {"1000000": detect}, "cases": {"1000000": cases}}})
+    assert "between 2026-12-01 and 2026-12-07" in two_days
+    unstamped = {k: v for k, v in cases.items() if k != "measured"}
+    older = table({"machine": machine, "areas": {"detect": {"1000000": detect}, "cases": {"1000000": unstamped}}})
+    assert "on 2026-12-07, some rows earlier" in older
