@@ -5,6 +5,7 @@ captcha; every UTC time below is computed by hand from the wall time and zone on
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 
@@ -261,3 +262,22 @@ def test_laposte_dhl_royal_mail_and_russian_post(carriers):
     assert result.page_number == "RA644000001RU"
     assert [(e["occurred_at"], e["status"], e["postcode"], e["country"]) for e in result.events] == [
         ("2026-11-05T11:55:00Z", "delivered", "101000", "RU")]
+
+
+def test_the_time_cache_stays_small_over_a_long_poll_and_answers_alike():
+    """A long poll meets more distinct time texts than it keeps (`CACHED_TEXTS`); what it reads from the cache
+    is what it reads anew."""
+    from datetime import timedelta
+
+    from tracker.carriers import times
+
+    reader = TimeReader(zone("Asia/Shanghai"))
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    texts = [(start + timedelta(minutes=i)).strftime("%Y-%m-%d %H:%M") for i in range(3 * times.CACHED_TEXTS)]
+    first = [reader.read(t) for t in texts]
+    assert len(reader._cache) <= times.CACHED_TEXTS
+    again = [reader.read(t) for t in texts[-100:]]  # the last ones read, cached: the same answers
+    assert again == first[-100:]
+    fresh = TimeReader(zone("Asia/Shanghai"))
+    assert [fresh.read(t) for t in texts[:: times.CACHED_TEXTS // 7]] == first[:: times.CACHED_TEXTS // 7]
+    assert first[0] == datetime(2025, 12, 31, 16, 0, tzinfo=UTC)  # 8 hours ahead of UTC

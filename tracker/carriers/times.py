@@ -91,8 +91,13 @@ def carrier_zone(settings: dict[str, Any], section: dict[str, Any] | None = None
     return UTC
 
 
+CACHED_TEXTS = 4096
+
+
 class TimeReader:
-    """Reads a carrier's time texts into UTC datetimes; one per carrier, caching each distinct text."""
+    """Reads a carrier's time texts into UTC datetimes; one per carrier, caching the distinct texts it read last
+    (`CACHED_TEXTS` of them: a page's events repeat a time, a shipment polled again repeats its page; a cache of
+    every text a long poll met held some 40 MB, a text's time once read taking a few microseconds)."""
 
     def __init__(self, default_zone: tzinfo, date_formats: list[str] | None = None, *, day_first: bool = True,
                  zones: dict[str, str] | None = None, epoch: str | None = None):
@@ -116,7 +121,7 @@ class TimeReader:
         found = self._cache.get(key)
         if found is None:
             found = self._read(raw, zone_text)
-            if len(self._cache) > 50_000:
+            if len(self._cache) >= CACHED_TEXTS:
                 self._cache.clear()
             self._cache[key] = found
         return found

@@ -108,8 +108,9 @@ def facts_and_candidates(bucket: int, run: Run) -> Candidates:
     return Candidates(messages.reset_index(drop=True), rows.reset_index(drop=True), len(frame))
 
 
-def lookups(bucket: int, run: Run, numbers: frozenset[str]) -> pd.DataFrame:
-    """The facts of these numbers that are in this bucket, with how many orders carry each (`n_orders`)."""
+def lookups(bucket: int, numbers: frozenset[str], run: Run) -> pd.DataFrame:
+    """The facts of these numbers (this bucket's) as the bucket holds them, with how many of its orders carry each
+    (`n_orders`: a number's orders are in its bucket)."""
     found = buckets.facts_of_table(run.read("facts", bucket, buckets.FACTS_SCHEMA))
     keep = np.flatnonzero(pd.Index(found["tracking_number"], dtype=object).isin(list(numbers)))
     frame = pd.DataFrame({name: values[keep] for name, values in found.items()})

@@ -200,12 +200,18 @@ def _corrections(client: Any, stage: _Stages, run: Run, shared: Any,
     where those numbers' buckets are."""
     from tracker.mirror.layout import buckets_of
 
-    numbers = bucket_tasks.named_numbers(candidates)
+    numbers = sorted(bucket_tasks.named_numbers(candidates))
     if not numbers:
         return bucket_tasks.Corrections()
-    where = sorted(set(buckets_of(sorted(numbers), run.buckets).tolist()))
-    found = stage.tasks("corrections", client.map(bucket_tasks.lookups, where, run=shared, numbers=numbers,
-                                                  pure=False))
+    # each bucket's task is handed its own numbers: one set of every number, a keyword argument of every task,
+    # became a task of its own keyed by the argument's name once it passed 100 kB (distributed's `Client.map`),
+    # and at a million orders the scheduler failed on it (AssertionError: <TaskState 'numbers' processing>)
+    wanted: dict[int, list[str]] = {}
+    for number, bucket in zip(numbers, buckets_of(numbers, run.buckets).tolist(), strict=True):
+        wanted.setdefault(int(bucket), []).append(number)
+    where = sorted(wanted)
+    found = stage.tasks("corrections", client.map(bucket_tasks.lookups, where, [frozenset(wanted[b]) for b in where],
+                                                  run=shared, pure=False))
     return bucket_tasks.decide(candidates, found, run.buckets)
 
 

@@ -5,7 +5,8 @@
 - `tracker.plan.plan_for` decides once, from the store's size and the machine, which fast paths the run takes.
 - `flagging.run_rules` brings each tracking number's facts up to date (`shipment_facts`: only numbers with
   new events), runs every registered rule over the orders that changed (or all with `full`), writes `flags`
-  idempotently and returns the order ids it examined.
+  idempotently and returns the order ids it examined. A whole-store run's flags are committed by its writing
+  child while the scoring stage builds its frame (`flag_writes`); the scoring waits for that before it writes.
 - `scoring.score_orders` rescores the orders whose score can have changed, exactly (all of them after a new model
   is trained); an incremental run does it with the model's lean export (`registry.load_lean_model`), so it
   imports neither scikit-learn nor SciPy.
