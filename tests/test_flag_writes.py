@@ -9,10 +9,10 @@ import shutil
 import sqlite3
 
 import pytest
+from model_fixtures import imported_store
 
 from tracker.db import open_db
 from tracker.detection.pipeline import detect
-from tracker.importers import import_file
 from tracker.plan import override
 
 world = pytest.importorskip("tracker.world.world")
@@ -26,12 +26,7 @@ FAST = {"columnar_min_events": 0, "arrow_min_orders": 0, "child_writer_min_order
 def imported(tmp_path_factory):  # noqa: ANN001, ANN201
     folder = tmp_path_factory.mktemp("flag-writes")
     world.write_world(folder, 800, seed=11)
-    path = folder / "imported.db"
-    db = open_db(path)
-    for kind in ("orders", "events", "messages"):
-        import_file(db, kind, folder / f"{kind}.csv")
-    db.close()
-    return path
+    return imported_store(folder / "imported.db", folder)
 
 
 def _counts(path) -> dict[str, int]:  # noqa: ANN001

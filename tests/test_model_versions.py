@@ -17,12 +17,11 @@ from pathlib import Path
 
 import pytest
 import sklearn
-from model_fixtures import AS_OF
+from model_fixtures import AS_OF, imported_store
 
 from tracker import config
 from tracker.db import open_db
 from tracker.detection import persistence, registry
-from tracker.importers import import_file
 from tracker.timeutil import to_db
 from tracker.world import write_world
 
@@ -51,12 +50,7 @@ def world_files(tmp_path_factory) -> Path:
 
 
 def fresh_store(tmp_path: Path, world: Path) -> Path:
-    path = tmp_path / "tracker.db"
-    db = open_db(path)
-    for kind in ("orders", "events", "messages"):
-        import_file(db, kind, world / f"{kind}.csv")
-    db.close()
-    return path
+    return imported_store(tmp_path / "tracker.db", world)
 
 
 def detect(db_path: Path, models: Path | None) -> subprocess.CompletedProcess:

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import sqlite3
 import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -35,6 +37,21 @@ def _plain(exc: Exception) -> sqlite3.DatabaseError:
     """The driver's error as the sqlite3 module's, its message kept: the driver's own cannot be rebuilt from a
     pickle, so one raised in a child process broke the pool and its message was lost."""
     return sqlite3.OperationalError(f"{type(exc).__name__}: {exc}")
+
+
+@contextmanager
+def write_transaction(path: str) -> Iterator[Connection]:
+    """A writable connection (waiting up to 30 s for the write lock, synced as the store's own connections are),
+    its transaction committed when the block ends, rolled back when it fails, and closed either way."""
+    conn = Connection(path, writable=True, pragmas=("PRAGMA busy_timeout = 30000", "PRAGMA synchronous = NORMAL"))
+    try:
+        yield conn
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    finally:
+        conn.close()
 
 
 class Connection:

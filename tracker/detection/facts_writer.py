@@ -98,8 +98,7 @@ def store_file(path: str, facts_file: str, meta: dict[str, str], rows_per_batch:
     table = pa.ipc.open_file(pa.memory_map(facts_file)).read_all()
     # Arrow orders text by its UTF-8 bytes: the order of the code points, as `write_rows` sorts
     order = pc.sort_indices(table.column("tracking_number"))
-    conn = arrow.Connection(path, writable=True, pragmas=("PRAGMA busy_timeout = 30000", "PRAGMA synchronous = NORMAL"))
-    try:
+    with arrow.write_transaction(path) as conn:
         conn.execute("DELETE FROM shipment_facts")
         for start in range(0, table.num_rows, max(int(rows_per_batch), 1)):
             part = table.take(order[start:start + rows_per_batch])
@@ -112,12 +111,6 @@ def store_file(path: str, facts_file: str, meta: dict[str, str], rows_per_batch:
         conn.execute(_META, pa.record_batch([pa.array(list(meta), pa.string()), pa.array(list(meta.values()),
                                                                                           pa.string())],
                                             names=["key", "value"]))
-        conn.commit()
-    except BaseException:
-        conn.rollback()
-        raise
-    finally:
-        conn.close()
     return table.num_rows
 
 

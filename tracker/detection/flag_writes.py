@@ -97,9 +97,8 @@ def store_files(path: str, files: list[str]) -> int:
     from tracker.detection import arrow
 
     statements = {**_STATEMENTS, "deadlines": _DEADLINES, "meta": _META}
-    conn = arrow.Connection(path, writable=True, pragmas=("PRAGMA busy_timeout = 30000", "PRAGMA synchronous = NORMAL"))
     written = 0
-    try:
+    with arrow.write_transaction(path) as conn:
         conn.execute("DELETE FROM rule_deadlines")
         for file in files:
             name = os.path.basename(file)[3:-len(".arrow")]
@@ -107,10 +106,4 @@ def store_files(path: str, files: list[str]) -> int:
             for batch in table.to_batches():
                 conn.execute(statements[name], batch)
             written += table.num_rows
-        conn.commit()
-    except BaseException:
-        conn.rollback()
-        raise
-    finally:
-        conn.close()
     return written
