@@ -87,15 +87,17 @@ def _get(figures: dict, key: str) -> object:
     return value
 
 
+def _shown(results: dict, area: str, key: str) -> tuple[int, dict] | None:
+    """The size a row shows (the largest with its figure) and that size's figures; None when not measured."""
+    by_size = results.get("areas", {}).get(area, {})
+    sizes = [int(s) for s, f in by_size.items() if _get(f, key.split("|")[0]) is not None]
+    return (max(sizes), by_size[str(max(sizes))]) if sizes else None
+
+
 def _when(results: dict) -> str:
     """When the figures the table shows were measured: one day, or the range of days (each size's figures carry
     the time of the run that measured them; a partial re-run leaves older ones beside its own)."""
-    shown = []
-    for area, _label, key, *_rest in ROWS:
-        by_size = results.get("areas", {}).get(area, {})
-        sizes = [int(s) for s, f in by_size.items() if _get(f, key.split("|")[0]) is not None]
-        if sizes:
-            shown.append(by_size[str(max(sizes))])
+    shown = [found[1] for area, _label, key, *_rest in ROWS if (found := _shown(results, area, key))]
     days = sorted({str(f["measured"])[:10] for f in shown if "measured" in f})
     if not days:
         return f"on {results['machine']['when'][:10]}"
@@ -114,14 +116,12 @@ def table(results: dict) -> str:
         "|---|---:|---:|---:|---:|---|",
     ]
     for area, label, key, base_key, unit, target in ROWS:
-        by_size = results.get("areas", {}).get(area, {})
-        keys = key.split("|")
-        sizes = sorted((int(s) for s, f in by_size.items() if _get(f, keys[0]) is not None), reverse=True)
-        if not sizes:
+        found = _shown(results, area, key)
+        if found is None:
             lines.append(f"| {label} | — | not measured | | | {target} |")
             continue
-        figures = by_size[str(sizes[0])]
-        values = [_get(figures, k) for k in keys]
+        size, figures = found
+        values = [_get(figures, k) for k in key.split("|")]
         base = _get(figures, base_key) if base_key else None
         ratio = ""
         if len(values) == 1 and isinstance(values[0], int | float) and not isinstance(values[0], bool) \
@@ -129,7 +129,7 @@ def table(results: dict) -> str:
             ratio = f"{values[0] / base:.2f}"
         suffix = f" {unit}" if unit else ""
         shown = " / ".join(_fmt(v) for v in values) + suffix
-        lines.append(f"| {label} | {sizes[0]:,} | {shown} | "
+        lines.append(f"| {label} | {size:,} | {shown} | "
                      f"{_fmt(base) + suffix if base is not None else ''} | {ratio} | {target} |")
     lines += ["", "Full figures at every size: [bench/results.md](../bench/results.md); cost against size:",
               "", "![cost against size](../bench/scaling.png)"]

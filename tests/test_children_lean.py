@@ -71,3 +71,18 @@ def test_pandas_is_refused_in_a_lean_child_only_as_an_import():
     with pytest.raises(ModuleNotFoundError):
         hook.find_spec("pandas.core.frame")
     assert hook.find_spec("pyarrow") is None and hook.find_spec("pandasx") is None
+
+
+def test_a_driver_error_in_a_child_reaches_the_parent_with_its_message(world_store):
+    """The ADBC driver's own errors cannot be rebuilt from a pickle: one raised in a child broke the pool and its
+    message was lost. They come back as sqlite3 errors, the SQLite message kept."""
+    import sqlite3
+
+    from tracker.detection import arrow
+
+    with Children(1, lean=True) as child:
+        future = child.submit(arrow.read_tables, str(world_store), "SELECT * FROM no_such_table")
+        with pytest.raises(sqlite3.OperationalError, match="no such table: no_such_table"):
+            future.result()
+        # the pool is whole: the same child answers the next task
+        assert child.submit(arrow.event_bounds, str(world_store)).result()[1] > 0

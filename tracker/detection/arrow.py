@@ -33,10 +33,16 @@ _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _CANONICAL_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$"
 
 
-def _plain(exc: Exception) -> sqlite3.DatabaseError:
-    """The driver's error as the sqlite3 module's, its message kept: the driver's own cannot be rebuilt from a
-    pickle, so one raised in a child process broke the pool and its message was lost."""
-    return sqlite3.OperationalError(f"{type(exc).__name__}: {exc}")
+@contextmanager
+def _plain_errors() -> Iterator[None]:
+    """The driver's errors raised as the sqlite3 module's, their message kept: the driver's own cannot be rebuilt
+    from a pickle, so one raised in a child process broke the pool and its message was lost."""
+    import adbc_driver_manager
+
+    try:
+        yield
+    except adbc_driver_manager.Error as exc:
+        raise sqlite3.OperationalError(f"{type(exc).__name__}: {exc}") from None
 
 
 @contextmanager
@@ -64,12 +70,15 @@ class Connection:
         import adbc_driver_sqlite
 
         # a path may hold '?', '#'
-        self.db = adbc_driver_sqlite.connect(f"file:{urllib.parse.quote(path)}" + ("" if writable else "?mode=ro"))
+        with _plain_errors():
+            self.db = adbc_driver_sqlite.connect(f"file:{urllib.parse.quote(path)}" + ("" if writable else "?mode=ro"))
         try:
-            self.conn = adbc_driver_manager.AdbcConnection(self.db)
+            with _plain_errors():
+                self.conn = adbc_driver_manager.AdbcConnection(self.db)
             for sql in pragmas:
                 self.execute(sql)
-            self.conn.set_autocommit(False)  # one transaction: every query sees the same store
+            with _plain_errors():
+                self.conn.set_autocommit(False)  # one transaction: every query sees the same store
         except BaseException:
             self.db.close()
             raise
@@ -96,22 +105,18 @@ class Connection:
                 statement.set_sql_query(sql)
             if rows is not None:
                 statement.bind(rows)
-            statement.execute_update()
-        except adbc_driver_manager.Error as exc:
-            raise _plain(exc) from None
+            with _plain_errors():
+                statement.execute_update()
         finally:
             statement.close()
 
     def commit(self) -> None:
-        import adbc_driver_manager
-
-        try:
+        with _plain_errors():
             self.conn.commit()
-        except adbc_driver_manager.Error as exc:
-            raise _plain(exc) from None
 
     def rollback(self) -> None:
-        self.conn.rollback()
+        with _plain_errors():
+            self.conn.rollback()
 
     def fetch(self, sql: str, *, one_batch: bool = False) -> Any:
         """A query's rows as an Arrow table. The driver infers each column's type from the first batch of rows:
@@ -125,8 +130,9 @@ class Connection:
             if one_batch:
                 statement.set_options(**{"adbc.sqlite.query.batch_rows": str(ONE_BATCH)})
             statement.set_sql_query(sql)
-            stream, _ = statement.execute_query()
-            return pa.RecordBatchReader._import_from_c(stream.address).read_all()
+            with _plain_errors():
+                stream, _ = statement.execute_query()
+                return pa.RecordBatchReader._import_from_c(stream.address).read_all()
         finally:
             statement.close()
 

@@ -70,7 +70,9 @@ def store(db: Any, writes: FlagWrites, deadlines: list[tuple[str, str]], meta: d
 
 def to_files(folder: str, writes: FlagWrites, deadlines: list[tuple[str, str]], meta: dict[str, str]) -> list[str]:
     """A whole-store write's rows as Arrow IPC files in `folder`, one per statement with rows, in the order they
-    run (`store_files`): a pickle of a hundred thousand flags' rows cost this process a second, these a tenth."""
+    run (`store_files`), bound there from Arrow memory as the facts are. At 1M orders (82k flags, 140k deadlines)
+    writing them costs this process 0.44 s; as a pickle handed to the pool, the pool's feeder thread held it about
+    0.7 s."""
     import pyarrow as pa
 
     parts = [*((name, getattr(writes, name)) for name in _STATEMENTS), ("deadlines", deadlines),
