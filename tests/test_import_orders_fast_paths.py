@@ -203,7 +203,7 @@ def test_a_first_import_builds_its_dropped_indexes_with_a_small_cache_and_leaves
 
     def watched(conn):  # noqa: ANN001, ANN202
         with built(conn):
-            caches.append(conn.execute("PRAGMA cache_size").fetchone()[0])
+            caches.append((conn.execute("PRAGMA cache_size").fetchone()[0], conn.execute("PRAGMA threads").fetchone()[0]))
             yield
 
     from contextlib import contextmanager
@@ -213,7 +213,9 @@ def test_a_first_import_builds_its_dropped_indexes_with_a_small_cache_and_leaves
     monkeypatch.setattr(base, "sort_cache", contextmanager(watched))
     rows = [order(i, tracking_number=f"LP{i % 7:014d}", seller_id=f"s{i % 3}") for i in range(1, 60)]
     import_file(db, "orders", orders_csv(tmp_path / "a.csv", rows), now=NOW)
-    assert caches == [-sqlite_pragmas.SORT_CACHE_KIB] * 2  # the indexes built, then the shipments made in number order
+    # the indexes built, then the shipments made in number order: each with the sort's cache and helper threads
+    assert caches == [(-sqlite_pragmas.SORT_CACHE_KIB, sqlite_pragmas.sort_threads())] * 2
+    assert sqlite_pragmas.sort_threads() >= 1 and db.conn.execute("PRAGMA threads").fetchone()[0] == 0
     names = {r[0] for r in db.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'orders'")}
     assert {"idx_orders_tracking", "idx_orders_buyer", "idx_orders_seller", "idx_orders_seq"} <= names
     by_index = db.conn.execute("SELECT count(*) FROM orders INDEXED BY idx_orders_seller WHERE seller_id = 's1'")
@@ -229,5 +231,7 @@ def test_the_sort_cache_comes_back_when_the_block_fails(db):
     db.conn.execute("PRAGMA cache_size = -9999")
     with pytest.raises(sqlite3.OperationalError), sort_cache(db.conn):
         assert db.conn.execute("PRAGMA cache_size").fetchone()[0] == -SORT_CACHE_KIB
+        assert db.conn.execute("PRAGMA threads").fetchone()[0] >= 1
         db.conn.execute("CREATE INDEX broken ON no_such_table(x)")
     assert db.conn.execute("PRAGMA cache_size").fetchone()[0] == -9999
+    assert db.conn.execute("PRAGMA threads").fetchone()[0] == 0

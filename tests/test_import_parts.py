@@ -141,6 +141,27 @@ def test_a_bad_file_is_reported_as_the_plain_import_reports_it(small_parts, capl
                                 ).fetchone()[0] == 1  # the search queue's trigger is back
 
 
+@pytest.mark.parametrize("spoil", [_twice_far_apart, _twice_in_the_helpers_parts])
+def test_an_id_of_two_parts_into_a_store_holding_orders_is_reported(small_parts, caplog, spoil):
+    """Into an empty table the orders' key refuses an id of two parts; into one holding orders the import looks each
+    id up itself (the second row would otherwise update the first): both report what the plain import reports."""
+    tmp_path = small_parts
+    data = rows(120)
+    spoil(data)
+    path = orders_csv(tmp_path / "o.csv", data)
+    earlier = orders_csv(tmp_path / "earlier.csv", [order(1000 + i) for i in range(3)])
+    dbs = {}
+    for name in ("parts.db", "plain.db"):
+        dbs[name] = open_db(tmp_path / name)
+        import_file(dbs[name], "orders", earlier, now=NOW)
+    mine_db, mine = in_parts(tmp_path, path, caplog)
+    plain_db, theirs = plain(tmp_path, path)
+    assert isinstance(mine, list) and mine == theirs and any("is already on line" in p for p in mine)
+    assert any("read the plain way" in r.getMessage() for r in caplog.records)
+    assert stored(mine_db) == stored(plain_db)
+    assert mine_db.conn.execute("SELECT count(*) FROM orders").fetchone()[0] == 3
+
+
 def test_line_breaks_in_quoted_fields_across_the_cuts(small_parts, caplog):
     """Cuts fall after line feeds, some inside a quoted title: such a part falls back, the store is the same."""
     tmp_path = small_parts

@@ -4,6 +4,7 @@ sort is fastest with (standard library only: the writing child process imports i
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +15,17 @@ from contextlib import contextmanager
 # with the hundreds of MB an import or a score write keeps). SQLite only writes such runs where temporary files are
 # allowed: with temp_store = MEMORY it sorts everything in one run, whatever the cache.
 SORT_CACHE_KIB = 2048
+
+
+def sort_threads() -> int:
+    """Helper threads SQLite's sorter may use (`PRAGMA threads`): one per core this process may run on. Each sorts
+    and merges runs while the statement's own thread reads the next rows; measured on the 1M orders' tail (three
+    indexes built anew, the shipments made in number order, 2 cores), 4.2 s with none and 3.4 s with two."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(0, min(cores, 8))  # SQLite's own ceiling is 8 (SQLITE_MAX_WORKER_THREADS)
 
 
 @contextmanager
@@ -32,7 +44,7 @@ def pragmas(conn: sqlite3.Connection, **values: int) -> Iterator[None]:
 
 
 def sort_cache(conn: sqlite3.Connection) -> contextlib.AbstractContextManager[None]:
-    """The block run with the small page cache a whole-table sort is fastest with (`SORT_CACHE_KIB`). Pages the
-    transaction changed stay changed: SQLite writes out what no longer fits (to the write-ahead log), as the commit
-    would have."""
-    return pragmas(conn, cache_size=-SORT_CACHE_KIB)
+    """The block run with the small page cache a whole-table sort is fastest with (`SORT_CACHE_KIB`), and the
+    sorter's helper threads (`sort_threads`). Pages the transaction changed stay changed: SQLite writes out what no
+    longer fits (to the write-ahead log), as the commit would have."""
+    return pragmas(conn, cache_size=-SORT_CACHE_KIB, threads=sort_threads())

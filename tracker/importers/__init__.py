@@ -181,7 +181,7 @@ def _import_in_parts(
         rows = parts.read_into(writer, spec, src, now, bounds)
         writer.flush()
         writer.close()
-    except parts.Fallback as why:
+    except (parts.Fallback, sqlite3.IntegrityError) as why:  # a problem, or an order id of two parts (`parts`)
         log.debug("import: read the plain way (%s)", why)
         if writer is not None:
             writer.discard()

@@ -10,8 +10,9 @@ part. This process writes the parts in the file's order, so the rows, their orde
 plain import makes them.
 
 Only a clean file is imported this way. Any problem in any part (a bad cell, a broken row, an order id seen
-twice across parts, a part that does not end where a row ends) raises `Fallback`: the caller rolls back what was
-written and imports the file the plain way, which reports the problems with their lines, in order, as always.
+twice across parts, a part that does not end where a row ends) raises `Fallback` (or, an order id repeated into
+a table that was empty, the table key's `sqlite3.IntegrityError`): the caller rolls back what was written and
+imports the file the plain way, which reports the problems with their lines, in order, as always.
 So the error lines, the exit status and atomicity are the plain import's by construction.
 
 A part is cut after a line feed, but a quoted CSV field may hold line feeds: a part whose last row ends in a line
@@ -160,7 +161,11 @@ def read_into(writer: Writer, spec: Kind, src: Source, now: datetime | None, bou
     """Read and check the parts on both processes and hand the records to `writer` in the file's order; returns
     the rows read. Raises Fallback when the file must be imported the plain way (the caller rolls back)."""
     helper = _Helper(src, type(spec), now, bounds)
-    first_line = getattr(spec, "first_line", None)  # an order id seen in two parts is a problem
+    # An order id seen in two parts is a problem. Into a table that held nothing, the table's key refuses it (the
+    # writing raises sqlite3.IntegrityError, and the caller falls back as for any problem), so the ids the helper
+    # handed over are not looked up here one by one (a second of this process's time at a million orders); into a
+    # table that holds orders, a repeated id would update the order its first row wrote, so each is looked up.
+    first_line = getattr(spec, "first_line", None) if not writer.was_empty else None
     last = len(bounds) - 1
     ready: dict[int, list[Any]] = {}
 
