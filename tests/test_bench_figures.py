@@ -43,3 +43,25 @@ def test_the_benchmark_table_says_when_its_rows_were_measured():
     unstamped = {k: v for k, v in cases.items() if k != "measured"}
     older = table({"machine": machine, "areas": {"detect": {"1000000": detect}, "cases": {"1000000": unstamped}}})
     assert "on 2026-12-07, some rows earlier" in older
+
+
+def test_the_import_bench_takes_each_sides_best_turn_and_builds_the_whole_store(tmp_path):
+    """Imports and floors run in turns; each side's best counts; the turns before the last import into copies of the
+    store the last one finds, so the run's store holds each kind once."""
+    import sqlite3
+
+    from bench import imports, store
+
+    out = imports.run(300, tmp_path / "out" / "imports" / "300", repeats={"orders": 2, "events": 1, "messages": 2})
+    for kind, turns in (("orders", 2), ("events", 1), ("messages", 2)):
+        figures = out[kind]
+        assert figures["turns"] == turns == len(figures["import_s_each"]) == len(figures["floor_s_each"])
+        assert figures["import_s"] == min(figures["import_s_each"])
+        assert figures["floor_s"] == min(figures["floor_s_each"])
+    built = store.shared(tmp_path / "out" / "imports" / "300", 300) / store.STORE
+    conn = sqlite3.connect(built)
+    counts = [conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("orders", "tracking_events", "messages")]
+    conn.close()
+    assert counts == [out["orders"]["rows"], out["events"]["rows"], out["messages"]["rows"]] and counts[0] == 300
+    assert out["reimport_orders_written"] == 0
+    assert not list((tmp_path / "out" / "imports" / "300").glob("*.db*"))  # the turns' copies are gone
