@@ -12,7 +12,8 @@ turns, `REPEATS` times (the orders and messages three times; the scans, most of 
 side's best time counts (the store each import of a turn but the last goes into is a copy of the one it would
 have found; the last builds the run's store). Figures per kind: rows, seconds, rows per second, the floor's, the
 floor's seconds over the import's (the target is at least 0.8), every turn's seconds, and peak memory; and a
-re-import of the orders (nothing may change). The store it built is the one the later areas of this run copy. Run alone: `python -m bench.imports 100000`.
+re-import of the orders (nothing may change). The store it built is the one the later areas of this run copy.
+Run alone: `python -m bench.imports 100000`.
 """
 
 from __future__ import annotations
