@@ -13,7 +13,8 @@ reuse clusters, sellers and chat; built now if no earlier area left one), then, 
   at this bucket size).
 
 Both answers are compared (`bench.parity.digest`: flags and scores). Peak memory is that of the whole process
-tree (`bench.store.TreeMemory`: the cluster's scheduler and workers included). On 2 cores a cluster of 2
+tree (`bench.store.OwnTreeMemory`: the cluster's scheduler and workers included), sampled from a process of its
+own: a sampling thread in this process slowed the in-process run by several seconds. On 2 cores a cluster of 2
 workers shares them with its scheduler and the client; what it shows is the cost of going through Parquet and
 Dask, not a speed-up. Run alone: `python -m bench.dask 100000`.
 """
@@ -54,11 +55,9 @@ class _Tree:
     """The peak memory of this process and every child it starts, while the block runs."""
 
     def __enter__(self) -> _Tree:
-        import os
+        from bench.store import OwnTreeMemory
 
-        from bench.store import TreeMemory
-
-        self.memory = TreeMemory(os.getpid())
+        self.memory = OwnTreeMemory()  # from a process of its own: a thread here would slow what it measures
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -59,3 +59,35 @@ def test_the_cpu_of_the_command_is_told_from_its_childrens():
     finally:
         memory.stop()
     assert 0.55 <= memory.main_cpu_s < 0.85  # its own 0.6 s (and its start), not the child's 0.9 s
+
+
+def test_a_sampler_of_its_own_counts_this_process_and_its_children_not_itself():
+    """`OwnTreeMemory` samples from a child process of the measured one, so no thread of the measured process
+    samples; it counts the measured process and its other children, and not its own memory."""
+    import os
+
+    from bench.store import OwnTreeMemory
+
+    with open(f"/proc/{os.getpid()}/statm") as fh:
+        mine = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    threads = len(os.listdir(f"/proc/{os.getpid()}/task"))
+    memory = OwnTreeMemory()
+    assert len(os.listdir(f"/proc/{os.getpid()}/task")) == threads  # no sampling thread here
+    child = subprocess.run([sys.executable, "-c", ALLOCATE + "import time; time.sleep(0.5)"], check=True)
+    peak = memory.stop()
+    assert child.returncode == 0
+    assert mine + 290 < peak < mine + 300 + 200  # this process and the child's 300 MB
+
+
+def test_a_sampler_in_a_child_of_the_measured_process_leaves_itself_out():
+    script = textwrap.dedent("""
+        import os, time
+        from bench.store import TreeMemory
+        memory = TreeMemory(os.getppid(), every_s=0.01)
+        time.sleep(0.2)
+        memory.stop()
+        print(os.getpid(), os.getppid(), *memory._counted)
+    """)
+    me, parent, *counted = map(int, subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                                                   check=True).stdout.split())
+    assert parent in counted and me not in counted
