@@ -25,7 +25,7 @@ def sort_threads() -> int:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
-    return max(0, min(cores, 8))  # SQLite's own ceiling is 8 (SQLITE_MAX_WORKER_THREADS)
+    return min(cores, 8)  # SQLite's own ceiling is 8 (SQLITE_MAX_WORKER_THREADS)
 
 
 @contextmanager

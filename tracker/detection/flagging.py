@@ -19,6 +19,7 @@ import copy
 import hashlib
 import json
 import logging
+import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,7 +31,7 @@ import sqlite_utils
 
 from detectors import view
 from detectors.rules import SEVERITIES, Finding, Rule, RuleContext, all_rules
-from tracker import config
+from tracker import config, scratch
 from tracker.db import get_meta
 from tracker.detection import (
     flag_writes,
@@ -219,10 +220,6 @@ class FlagWrite:
     @classmethod
     def start(cls, writer: Children, path: str, writes: flag_writes.FlagWrites, deadlines: list[tuple[str, str]],
               meta: dict[str, str]) -> FlagWrite:
-        import shutil
-
-        from tracker import scratch
-
         folder = scratch.folder("flags")
         try:
             return cls(writer.submit(flag_writes.store_files, path,
@@ -233,8 +230,6 @@ class FlagWrite:
 
     def wait(self) -> None:
         """Until it is committed; raises what it raised."""
-        import shutil
-
         started = time.perf_counter()
         try:
             written = self.future.result()
