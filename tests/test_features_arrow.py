@@ -197,3 +197,44 @@ def test_the_classifiers_frame_built_from_the_rules_read_is_the_one_read_anew(aw
                        read=readers.OrderRead(db.conn, plan, None, fact_columns=(), side=True, places=True), keep=kept)
     later = feature_frame(db.conn, None, AS_OF, _pressure, kept=kept[0])
     assert "seller_pressure" in later["codes"].iloc[1] and "seller_pressure" not in from_kept["codes"].iloc[1]
+
+
+def test_a_scopes_frame_takes_the_rows_the_rules_read_and_reads_only_the_others(awkward, monkeypatch):
+    """An incremental run's scoring frame holds the orders its rules read (`readers.ScopeRows`): those rows are
+    taken as the rules' SQL read gave them and only the other asked-for orders are read, and the frame is the one
+    read whole (rows in the same order, the same values), with the flags as they are when it is built."""
+    db, _ = awkward
+    ids = [r[0] for r in db.conn.execute("SELECT order_id FROM orders ORDER BY rowid")]
+    assert len(ids) >= 6
+    examined, due = set(ids[::2]), set(ids[1::3]) - set(ids[::2])
+    rows: list[readers.ScopeRows] = []
+    rules = readers.rule_frame(db.conn, examined | {"no-such-order"}, scope_rows=rows)
+    assert rules.attrs["read_by"] == "sql" and len(rows) == 1
+    assert sorted(rows[0].columns[rows[0].names.index("order_id")]) == sorted(examined)
+    read_ids: list[list[str]] = []
+    read = readers.OrderRead._read
+
+    def recording(self, ids=None):  # noqa: ANN001, ANN202
+        import json
+
+        read_ids.append(json.loads(ids if ids is not None else self.ids))
+        return read(self, ids)
+
+    monkeypatch.setattr(readers.OrderRead, "_read", recording)
+    with db.conn:  # a flag the rules wrote after their read
+        db.conn.execute("INSERT OR IGNORE INTO flags(order_id, code, severity, explanation, detected_at, rule_version) "
+                        "VALUES (?, 'seller_pressure', 'high', 'x', '2026-06-01T00:00:00Z', 't')", [ids[0]])
+    scope = examined | due | {"no-such-order"}
+    taken = feature_frame(db.conn, scope, AS_OF, _pressure, sellers=lambda frame: None, buyers=False, known=rows[0])
+    assert read_ids == [sorted(due | {"no-such-order"})]  # the examined orders were not read again
+    read_ids.clear()
+    anew = feature_frame(db.conn, scope, AS_OF, _pressure, sellers=lambda frame: None, buyers=False)
+    assert read_ids == [sorted(scope)]
+    pd.testing.assert_frame_equal(taken, anew, check_exact=True)
+    assert list(taken["order_id"]) == sorted(examined | due)
+    assert "seller_pressure" in taken.loc[taken["order_id"] == ids[0], "codes"].iloc[0]
+    # rows of other columns than the read asks for are not used: the scope is read whole
+    read_ids.clear()
+    partial = readers.ScopeRows(rows[0].names[:3], rows[0].columns[:3])
+    feature_frame(db.conn, scope, AS_OF, _pressure, sellers=lambda frame: None, buyers=False, known=partial)
+    assert read_ids == [sorted(scope)]

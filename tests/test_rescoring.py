@@ -249,3 +249,50 @@ def test_the_books_and_first_frame_are_read_while_the_classifiers_libraries_may_
     monkeypatch.undo()
     _run(twin, as_of, full=True)
     _same(path, twin)
+
+
+def test_the_scoring_takes_the_examined_orders_as_the_rules_read_them(scored_world, monkeypatch) -> None:  # noqa: ANN001
+    """An incremental run reads each examined order once: the scoring's first frame takes the rows the rules read
+    (`readers.ScopeRows`) and reads only the orders whose time came; the same scores as a full rescore. Where the
+    facts moved after the rules' read, the scoring reads every order of its frame again."""
+    import json
+
+    from tracker.detection import readers, scoring, shipment_facts
+
+    read = readers.OrderRead._read
+    reads: list[tuple[bool, set[str]]] = []  # (a read of the scoring's frame, the ids read)
+
+    def recording(self, ids=None):  # noqa: ANN001, ANN202
+        reads.append((self.with_side, set(json.loads(ids if ids is not None else self.ids))))
+        return read(self, ids)
+
+    monkeypatch.setattr(readers.OrderRead, "_read", recording)
+    path, twin = _changed(scored_world, "read-once")
+    as_of = scored_world[2]
+    summary = _run(path, as_of)
+    rules_reads = [ids for side, ids in reads if not side]
+    assert len(rules_reads) == 1 and len(rules_reads[0]) >= summary.examined > 0
+    examined = rules_reads[0]
+    scoring_reads = [ids for side, ids in reads if side]
+    assert not any(ids & examined for ids in scoring_reads)
+    monkeypatch.undo()
+    _run(twin, as_of, full=True)
+    _same(path, twin)
+
+    # the facts moved since the rules read them: the first frame reads the examined orders again
+    path, _ = _changed(scored_world, "facts-moved")
+    reads.clear()
+    monkeypatch.setattr(readers.OrderRead, "_read", recording)
+    refresh, first = shipment_facts.refresh, scoring._first_frame
+    given: list[object] = []
+
+    def first_frame(conn, books, examined, as_of, scorer, plan, known=None):  # noqa: ANN001, ANN202
+        given.append(known)
+        return first(conn, books, examined, as_of, scorer, plan, known)
+
+    monkeypatch.setattr(scoring, "_first_frame", first_frame)
+    monkeypatch.setattr(shipment_facts, "refresh", lambda *a, **k: refresh(*a, **k)._replace(numbers=1))
+    _run(path, as_of)
+    assert given == [None]
+    examined = next(ids for side, ids in reads if not side)
+    assert any(ids & examined for side, ids in reads if side)

@@ -95,6 +95,22 @@ def test_incremental_write_replaces_its_rows_keeps_the_others_and_the_model_meta
     assert get_meta(db, scoring.META_AS_OF) == second
 
 
+def test_an_incremental_write_updates_a_scored_orders_row_in_place(db):
+    """A rescored order keeps its row (its rowid): an update in place, not a row deleted and made anew at the end
+    of the table, which changed the primary key's index too; every column is the new one, the index too."""
+    scoring._record(db, "clf-a", FIRST, frame(ROWS), True)
+    before = dict(db.conn.execute("SELECT order_id, rowid FROM scores"))
+    scoring._record(db, "clf-b", SECOND, frame([("O2", 0.75, "early_delivered", REASON), ("O9", 0.0, "", "[]")]),
+                    False)
+    after = dict(db.conn.execute("SELECT order_id, rowid FROM scores"))
+    assert after["O2"] == before["O2"] and set(after) == set(before) | {"O9"}
+    assert db.conn.execute("SELECT score, codes, reasons, model_id, scored_at FROM scores WHERE order_id = 'O2'"
+                           ).fetchone() == (0.75, "early_delivered", REASON, "clf-b", "2026-11-02T12:30:00Z")
+    assert db.conn.execute("SELECT order_id FROM scores INDEXED BY idx_scores_high WHERE score >= 0.05 "
+                           "AND score = 0.75").fetchall() == [("O2",)]
+    assert db.conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
 def test_incremental_write_into_an_empty_store_records_the_model(db):
     scoring._record(db, "clf-a", FIRST, frame([("O1", 0.5, "", "[]")]), False)
     assert get_meta(db, scoring.META_MODEL) == "clf-a"

@@ -61,6 +61,8 @@ class RulesResult:
     resolved: int = 0
     # every order as the child readers read them for the rules, kept for the classifier's frame of this run
     kept: readers.KeptOrders | None = None
+    # a scope's orders as the rules read them through SQL, for the scoring's first frame of this run
+    scope_rows: readers.ScopeRows | None = None
     # a whole-store run's flags write, under way while the scoring stage starts (`run_rules(defer=True)`)
     writing: FlagWrite | None = None
 
@@ -311,6 +313,7 @@ def _run(db: sqlite_utils.Database, conn: Any, plan: Plan, as_of: datetime, sett
             read = readers.OrderRead(conn, plan, None, fact_columns=(), children=children, side=True,
                                      places=True) if together else None
             kept: list[readers.KeptOrders] = []
+            scope_rows: list[readers.ScopeRows] = []
             try:
                 started = time.perf_counter()
                 refreshing = shipment_facts.start(db, plan, kinds, children=children, writer=writer)
@@ -324,7 +327,7 @@ def _run(db: sqlite_utils.Database, conn: Any, plan: Plan, as_of: datetime, sett
                     refreshing.wait()  # the frame reads the facts from the table
                 started = time.perf_counter()
                 orders = readers.rule_frame(conn, scope, plan=plan, known_facts=refreshing.facts if together else None,
-                                            read=read, keep=kept)
+                                            read=read, keep=kept, scope_rows=scope_rows)
                 refreshing.facts = None  # joined: a million numbers' facts need not stay for the rules
                 log.debug("rules: %d orders read (%s) in %.2f s", len(orders), orders.attrs.get("read_by"),
                           time.perf_counter() - started)
@@ -364,4 +367,5 @@ def _run(db: sqlite_utils.Database, conn: Any, plan: Plan, as_of: datetime, sett
     if writing is None:
         flag_writes.store(db, writes, deadlines, meta, None if scope_all else store.as_json(examined))
     return RulesResult(order_ids=examined, everything=scope_all, raised=writes.raised,
-                       resolved=len(writes.resolutions), kept=kept[0] if kept else None, writing=writing)
+                       resolved=len(writes.resolutions), kept=kept[0] if kept else None,
+                       scope_rows=scope_rows[0] if scope_rows else None, writing=writing)

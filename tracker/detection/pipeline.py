@@ -97,13 +97,14 @@ def _detect(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False) -
 
             books = seller_books.Books.load(db.conn, get_meta(db, SCORES_RUN_META))
             if books is not None:
-                ahead = scoring.read_ahead(db, plan, result.order_ids, as_of, books)
+                ahead = scoring.read_ahead(db, plan, result.order_ids, as_of, books, result.scope_rows)
     finally:
         preload.wait()  # also when the rules fail: the process does not end in the middle of an import
     summary.examined, summary.flags_raised, summary.flags_resolved = (
         len(result.order_ids), result.raised, result.resolved)
     from tracker.detection import memory, scoring
 
+    result.scope_rows = None  # read ahead, or not to be: the scoring stage reads what it reads itself
     memory.give_back("the rules")  # the rules' frame and events, freed: the scoring stage starts from what is in use
 
     kept, result.kept = result.kept, None  # the scoring stage's to use and let go

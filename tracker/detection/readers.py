@@ -73,9 +73,15 @@ class OrderRead:
 
     def __init__(self, conn: sqlite3.Connection, plan: Plan, order_ids: Iterable[str] | None = None, *,
                  fact_columns: Sequence[str] = facts.FACT_COLUMNS, shipments: bool = True, side: bool = False,
-                 places: bool = False, children: Children | None = None):
+                 places: bool = False, children: Children | None = None, known: ScopeRows | None = None,
+                 remember: bool = False):
         self.conn = conn
-        self.ids = None if order_ids is None else store.as_sorted_json(order_ids)
+        self.sorted_ids = None if order_ids is None else sorted(i for i in order_ids if i is not None)
+        self.ids = None if self.sorted_ids is None else store.as_json(self.sorted_ids)
+        # a scope's rows read already (`ScopeRows`): only the other asked-for orders are read; with `remember`, the
+        # rows this read gives are kept as `remembered`
+        self.known, self.remember = known, remember
+        self.remembered: ScopeRows | None = None
         self.fact_columns, self.shipments, self.with_side = tuple(fact_columns), shipments, side
         self.places = places
         self.columns = [name for name, _ in _ORDER_SQL] + \
@@ -87,8 +93,9 @@ class OrderRead:
         self.orders_part: tuple[list[Any], Normalised] | None = None
         self.messages_table: Any = None
 
-    def sql(self) -> tuple[str, list[Any]]:
-        """The SQL read of the frame: the orders joined to shipments and facts, scoped by a JSON list of ids."""
+    def sql(self, ids: str | None = None) -> tuple[str, list[Any]]:
+        """The SQL read of the frame: the orders joined to shipments and facts, scoped by a JSON list of ids (the
+        read's own, or `ids`)."""
         selected = [f"{expr} AS {name}" for name, expr in _ORDER_SQL]
         joins = ""
         if self.shipments:
@@ -100,7 +107,7 @@ class OrderRead:
             return f"SELECT {', '.join(selected)} FROM orders o{joins}", []
         # the few asked-for orders drive the loop: each looked up by key
         return (f"SELECT {', '.join(selected)} FROM json_each(?) j CROSS JOIN orders o ON o.order_id = j.value"
-                f"{joins}", [self.ids])
+                f"{joins}", [self.ids if ids is None else ids])
 
     def side(self) -> Side:
         """The flags and messages: the orders reader's (this process idles meanwhile, leaving both cores to the
@@ -140,17 +147,52 @@ class OrderRead:
                 self.close()
         self.through_readers = columns is not None
         if columns is None:
-            sql, params = self.sql()
-            rows = self.conn.execute(sql, params).fetchall()
-            columns = [np.array(values, dtype=object) for values in zip(*rows, strict=True)] if rows else \
-                [np.zeros(0, dtype=object)] * len(self.columns)
-            del rows
+            columns = self._known_and_read() if self.known is not None else self._read()
+            if self.remember and self.sorted_ids is not None:
+                # copies: the frame's columns are the arrays read, and what uses the frame may change them
+                self.remembered = ScopeRows(list(self.columns), [values.copy() for values in columns])
         return _frame_of(self.columns, columns, "child readers" if self.through_readers else "sql"), normalised
 
     def close(self) -> None:
         if self.pending is not None:
             self.pending.close()
             self.pending = None
+
+    def _read(self, ids: str | None = None) -> list[np.ndarray]:
+        """The asked-for orders' columns (or those of `ids`, a JSON list in key order) read through SQL."""
+        sql, params = self.sql(ids)
+        rows = self.conn.execute(sql, params).fetchall()
+        return [np.array(values, dtype=object) for values in zip(*rows, strict=True)] if rows else \
+            [np.zeros(0, dtype=object) for _ in self.columns]
+
+    def _known_and_read(self) -> list[np.ndarray]:
+        """The asked-for orders' columns, those the known rows hold taken from them and the others read, in the
+        order the SQL read gives (key order: the ids' JSON list is sorted, and the join follows it)."""
+        known = self.known
+        assert known is not None and self.sorted_ids is not None
+        if not set(self.columns) <= set(known.names):
+            return self._read()
+        known_ids = known.columns[known.names.index("order_id")]
+        wanted = pd.Index(np.asarray(self.sorted_ids, dtype=object), dtype=object)
+        held = np.flatnonzero(wanted.isin(pd.Index(known_ids, dtype=object)))
+        missing = np.delete(np.arange(len(wanted)), held)
+        taken = np.flatnonzero(pd.Index(known_ids, dtype=object).isin(wanted))
+        read = self._read(store.as_json(wanted[missing].tolist())) if len(missing) else \
+            [np.zeros(0, dtype=object) for _ in self.columns]
+        ids = np.concatenate([known_ids[taken], read[self.columns.index("order_id")]])
+        order = np.argsort(ids, kind="stable")  # text compared as SQLite's BINARY collation does (code points)
+        return [np.concatenate([known.columns[known.names.index(name)][taken], read[j]])[order]
+                for j, name in enumerate(self.columns)]
+
+
+@dataclass
+class ScopeRows:
+    """A scope's orders as an `OrderRead` through SQL gave them (its columns: object arrays, in key order), for
+    a later read of the same run that asks for some of the same orders and columns (the scoring's first frame
+    holds the orders the rules read): those rows are not read again."""
+
+    names: list[str]
+    columns: list[np.ndarray]
 
 
 def _frame_of(names: Sequence[str], columns: Sequence[Any], read_by: str) -> pd.DataFrame:
@@ -387,20 +429,25 @@ class KeptOrders:
 
 def rule_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None = None, *, plan: Plan | None = None,
                known_facts: dict[str, np.ndarray] | None = None, read: OrderRead | None = None,
-               keep: list[KeptOrders] | None = None) -> pd.DataFrame:
+               keep: list[KeptOrders] | None = None, scope_rows: list[ScopeRows] | None = None) -> pd.DataFrame:
     """The rules' order frame (`detectors.view`): these orders (every order when None) with their shipment and
     every fact of their number, how many orders of the store carry that number, and numbers corrected in the
     chat applied (`detectors.corrections`). Text as plain objects. `known_facts`: every number's facts, just
     computed (`shipment_facts.start`), joined here instead of read back from the table; `read`: the read of
     these orders, started earlier (without facts: they are `known_facts`). `keep`: where every order was read
-    by the child readers with their messages and places, the `KeptOrders` for the classifier is appended."""
+    by the child readers with their messages and places, the `KeptOrders` for the classifier is appended;
+    `scope_rows`: where a scope was read through SQL, its rows as read (`ScopeRows`) are appended."""
     if read is None:
         read = OrderRead(conn, plan or plan_for(conn), order_ids,
-                         fact_columns=() if known_facts is not None else facts.FACT_COLUMNS)
+                         fact_columns=() if known_facts is not None else facts.FACT_COLUMNS,
+                         remember=scope_rows is not None)
     try:
         frame, _ = read.finish()
     finally:
         read.close()
+    if scope_rows is not None and read.remembered is not None:
+        scope_rows.append(read.remembered)
+        read.remembered = None
     # the orders with a number first, each part in its order: the rules' context then reads the numbered ones
     # as a view of the frame, not a copy of it (`detectors.rules.RuleContext.tracked`)
     moved = _numbered_first(frame["tracking_number"])
@@ -609,13 +656,14 @@ def ids_of_rowids(conn: sqlite3.Connection, rowids: Iterable[int]) -> list[str]:
 def feature_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None, as_of: datetime,
                   message_scores: MessageScorer, *, plan: Plan | None = None,
                   sellers: Callable[[pd.DataFrame], None] | None = None, buyers: bool = True,
-                  kept: KeptOrders | None = None) -> pd.DataFrame:
+                  kept: KeptOrders | None = None, known: ScopeRows | None = None) -> pd.DataFrame:
     """The classifier's frame (`detectors.features.feature_frame`): every order of the sellers of `order_ids`
     (every order when None), `target` marking the asked-for ones. `message_scores` turns seller messages (id,
     order_id, text) into pressure probabilities (the tracker's caches them in the store). `sellers`: adds the seller
     aggregates (see `detectors.features.feature_frame`); then the frame holds the asked-for orders only. Without
     `buyers`, a scope's buyer history is left to the caller (zeros: the seller books count it). `kept`: every
-    order as the rules' read of this run kept them (`rule_frame`), for a frame of every order."""
+    order as the rules' read of this run kept them (`rule_frame`), for a frame of every order; `known`: rows of a
+    scope this run read already (`ScopeRows`), not read again."""
     with pragmas(conn, **_READ_PRAGMAS):
         targets = None if order_ids is None else set(order_ids)
         scope = None if targets is None else list(targets) if sellers is not None else seller_closure(conn, targets)
@@ -624,7 +672,7 @@ def feature_frame(conn: sqlite3.Connection, order_ids: Iterable[str] | None, as_
             read = _KeptRead(conn, kept)
         else:
             read = OrderRead(conn, plan or plan_for(conn), scope, fact_columns=features.FEATURE_FACTS,
-                             shipments=False, side=True, places=True)
+                             shipments=False, side=True, places=True, known=None if scope is None else known)
         try:
             side = read.side()
             pressure = features.message_pressure(side.messages, message_scores)

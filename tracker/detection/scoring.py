@@ -127,21 +127,27 @@ def score_orders(db: sqlite_utils.Database, order_ids: set[str], as_of: datetime
 
 
 def read_ahead(db: sqlite_utils.Database, plan: Plan, order_ids: set[str], as_of: datetime,
-               books: seller_books.Books) -> pd.DataFrame | None:
+               books: seller_books.Books, known: readers.ScopeRows | None = None) -> pd.DataFrame | None:
     """The frame an incremental run's scoring starts from (the orders the rules examined, `order_ids`, and those
     whose time came by these `books`), read before the model is loaded: it needs no scikit-learn, so the run reads
-    it while a thread still imports the classifier's libraries (`preload`). None where the run reads none."""
+    it while a thread still imports the classifier's libraries (`preload`). None where the run reads none.
+    `known`: the examined orders as the rules read them (`flagging.RulesResult.scope_rows`), not read again
+    unless the facts moved since."""
     if not order_ids and books.next_due() >= datetime_to_jd(as_of):
         return None
-    shipment_facts.refresh(db, plan)  # as `score_orders` does first (the rules brought the facts up to date)
-    return _first_frame(db.conn, books, set(order_ids), as_of, message_scorer(db, plan), plan)
+    # as `score_orders` does first (the rules brought the facts up to date: where they were not, the rows the rules
+    # read hold facts that moved since)
+    if shipment_facts.refresh(db, plan).numbers:
+        known = None
+    return _first_frame(db.conn, books, set(order_ids), as_of, message_scorer(db, plan), plan, known)
 
 
 def _first_frame(conn: Any, books: seller_books.Books, examined: set[str], as_of: datetime, scorer: MessageScorer,
-                 plan: Plan) -> pd.DataFrame:
-    """The orders whose own inputs may have changed (the examined ones), and those whose time came."""
+                 plan: Plan, known: readers.ScopeRows | None = None) -> pd.DataFrame:
+    """The orders whose own inputs may have changed (the examined ones), and those whose time came (`known`:
+    rows of some of them read already)."""
     due = books.entries["order"][books.entries["due"] < datetime_to_jd(as_of)]
-    return _partial_frame(conn, examined | set(readers.ids_of_rowids(conn, due)), as_of, scorer, plan)
+    return _partial_frame(conn, examined | set(readers.ids_of_rowids(conn, due)), as_of, scorer, plan, known)
 
 
 def _features(loaded: Any, frame: pd.DataFrame, rows: np.ndarray | None) -> tuple[pd.DataFrame, np.ndarray]:
@@ -441,12 +447,13 @@ def _any_flag(frame: pd.DataFrame) -> np.ndarray:
 
 
 def _partial_frame(conn: Any, order_ids: set[str], as_of: datetime, scorer: MessageScorer,
-                   plan: Plan) -> pd.DataFrame:
+                   plan: Plan, known: readers.ScopeRows | None = None) -> pd.DataFrame:
     """The feature frame of these orders, their seller aggregates and buyer history left to the caller (the books
-    hold them: `_add_buyer_history`)."""
+    hold them: `_add_buyer_history`); `known`: rows of some of them read already (`readers.ScopeRows`)."""
     if not order_ids:
         return pd.DataFrame()
-    return readers.feature_frame(conn, order_ids, as_of, scorer, plan=plan, sellers=lambda frame: None, buyers=False)
+    return readers.feature_frame(conn, order_ids, as_of, scorer, plan=plan, sellers=lambda frame: None, buyers=False,
+                                 known=known)
 
 
 def _predict_and_write(db: sqlite_utils.Database, loaded: Any, settings: dict[str, Any], frame: pd.DataFrame,
