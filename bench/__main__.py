@@ -5,7 +5,7 @@ same run (this machine is shared and noisy, so ratios are the figures we stand b
 fresh subprocess so memory figures are its own; the commands a user runs (`tracker import`, `tracker detect`,
 `tracker train`) are timed as subprocesses of it (`bench.store.command`). The areas of one size share a store
 built afresh from the project's generated world (`bench.store`): the imports area builds it, detect detects it,
-model, cases and dashboard copy what detect left. Writes bench/results.json, bench/results.md and
+model, cases, startup and dashboard copy what detect left. Writes bench/results.json, bench/results.md and
 bench/scaling.png.
 """
 
@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-AREAS = ["world", "imports", "polling", "detect", "model", "cases", "dashboard", "dask"]
+AREAS = ["world", "imports", "polling", "detect", "model", "cases", "startup", "dashboard", "dask"]
 HERE = Path(__file__).resolve().parent
 
 
@@ -100,7 +100,7 @@ def write_markdown(results: dict, path: Path) -> None:
 
 
 # the step each area times (seconds), plotted against size; polling is left out: it polls a fixed
-# number of pages at every size (its figure is a rate, not a total)
+# number of pages at every size (its figure is a rate, not a total); so is startup: start-up does not grow with size
 STEP_SECONDS = {
     "world": lambda f: f.get("step_s"),
     "imports": lambda f: f.get("events", {}).get("import_s"),

@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from bench import startup
 from bench.imports import REPEATS
 
 HERE = Path(__file__).resolve().parent
@@ -54,6 +55,15 @@ ROWS = [
     ("detect", "`tracker detect --full`, peak memory (with its child processes)", "full.peak_mb", None, "MB",
      "≤ 2 GB"),
     ("cases", "open every case (floor: INSERT … SELECT)", "open_s", "floor_insert_select_s", "s", "≤ 5 s at 1M"),
+    ("startup", f"`tracker --help`, best of {startup.REPEATS} (floor: `python -c pass`, in turns with the commands)",
+     "help_s", "floor_s", "s", "≤ 0.3 s"),
+    ("startup", f"`tracker validate` (two numbers), best of {startup.REPEATS}", "validate_s", "floor_s", "s",
+     "≤ 0.3 s"),
+    ("startup", f"`tracker cases --due-within 3d`, best of {startup.REPEATS}", "cases_due_s", "floor_s", "s",
+     "≤ 0.3 s"),
+    ("startup", f"`tracker cases`, every case listed, best of {startup.REPEATS}", "cases_all_s", "floor_s", "s",
+     "—"),
+    ("startup", "  rows listed: due within 3 days / every case", "cases_due_rows|cases_all_rows", None, "", "—"),
     ("model", "`tracker train` (floor: fit + predict on a prepared matrix)", "train_s", "floor_s", "s", "—"),
     ("model", "score every order (`detect --full`'s scoring stage)", "score_s", "floor_s", "s", "—"),
     ("model", "PR-AUC, held-out later half (baseline: flag count)", "pr_auc", "pr_auc_flag_count", "", "above the flag count"),
