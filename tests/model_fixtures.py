@@ -166,16 +166,3 @@ def score_index(db: sqlite_utils.Database) -> str | None:
     """The SQL of the (partial) score index, None when there is none."""
     row = db.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'idx_scores_high'").fetchone()
     return row[0] if row else None
-
-
-def imported_store(path, world_folder):  # noqa: ANN001, ANN201
-    """A new store at `path` with a generated world's orders, scans and messages (`world.write_world`'s files in
-    `world_folder`) imported as `tracker import` does; its path."""
-    from tracker.db import open_db
-    from tracker.importers import import_file
-
-    db = open_db(path)
-    for kind in ("orders", "events", "messages"):
-        import_file(db, kind, world_folder / f"{kind}.csv")
-    db.close()
-    return path

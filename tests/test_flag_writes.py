@@ -9,7 +9,7 @@ import shutil
 import sqlite3
 
 import pytest
-from model_fixtures import imported_store
+from worlds import imported_store
 
 from tracker.db import open_db
 from tracker.detection.pipeline import detect

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 import sklearn
-from model_fixtures import AS_OF, imported_store
+from model_fixtures import AS_OF
+from worlds import imported_store
 
 from tracker import config
 from tracker.db import open_db

@@ -4,10 +4,11 @@ sort is fastest with (standard library only: the writing child process imports i
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from tracker.plan import cores  # standard library only, as this module
 
 # KiB of page cache while SQLite sorts a whole table (an index built anew, an INSERT … SELECT … ORDER BY): its
 # sorter sizes its in-memory runs from the page cache, and one run of a million keys sorts slower than many small
@@ -21,11 +22,7 @@ def sort_threads() -> int:
     """Helper threads SQLite's sorter may use (`PRAGMA threads`): one per core this process may run on. Each sorts
     and merges runs while the statement's own thread reads the next rows; measured on the 1M orders' tail (three
     indexes built anew, the shipments made in number order, 2 cores), 4.2 s with none and 3.4 s with two."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return min(cores, 8)  # SQLite's own ceiling is 8 (SQLITE_MAX_WORKER_THREADS)
+    return min(cores(), 8)  # SQLite's own ceiling is 8 (SQLITE_MAX_WORKER_THREADS)
 
 
 @contextmanager

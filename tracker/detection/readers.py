@@ -172,14 +172,13 @@ class OrderRead:
         assert known is not None and self.sorted_ids is not None
         if not set(self.columns) <= set(known.names):
             return self._read()
-        known_ids = known.columns[known.names.index("order_id")]
+        known_ids = pd.Index(known.columns[known.names.index("order_id")], dtype=object)
         wanted = pd.Index(np.asarray(self.sorted_ids, dtype=object), dtype=object)
-        held = np.flatnonzero(wanted.isin(pd.Index(known_ids, dtype=object)))
-        missing = np.delete(np.arange(len(wanted)), held)
-        taken = np.flatnonzero(pd.Index(known_ids, dtype=object).isin(wanted))
-        read = self._read(store.as_json(wanted[missing].tolist())) if len(missing) else \
+        missing = wanted[~wanted.isin(known_ids)]  # in key order, as `sorted_ids`
+        taken = np.flatnonzero(known_ids.isin(wanted))
+        read = self._read(store.as_json(missing.tolist())) if len(missing) else \
             [np.zeros(0, dtype=object) for _ in self.columns]
-        ids = np.concatenate([known_ids[taken], read[self.columns.index("order_id")]])
+        ids = np.concatenate([known_ids.to_numpy()[taken], read[self.columns.index("order_id")]])
         order = np.argsort(ids, kind="stable")  # text compared as SQLite's BINARY collation does (code points)
         return [np.concatenate([known.columns[known.names.index(name)][taken], read[j]])[order]
                 for j, name in enumerate(self.columns)]
