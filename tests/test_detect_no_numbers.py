@@ -40,3 +40,44 @@ def test_a_store_whose_orders_carry_no_number_yet_is_detected_then_scored_as_a_f
         scores.append(db.conn.execute("SELECT order_id, score, codes, reasons FROM scores").fetchall())
         db.close()
     assert scores[0] == scores[1] and [row[0] for row in scores[0]] == ["A2"]
+
+
+def test_a_store_without_any_order_is_detected_then_scored_as_a_full_rescore(tmp_path):
+    """No order at all (a new store, or a file of headers only): both kinds of run pass and keep books of no
+    seller; the orders that come next are scored as a full rescore scores them."""
+    from click.testing import CliRunner
+
+    from tracker.cli import cli
+    from tracker.db import open_db
+
+    def run(db, *args):  # noqa: ANN001, ANN202
+        result = CliRunner().invoke(cli, ["--db", str(db), *map(str, args)])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    header = "order_id,buyer_id,seller_id,ordered_at,dest_country,tracking_number\n"
+    empty = tmp_path / "empty.csv"
+    empty.write_text(header)
+    orders = tmp_path / "orders.csv"
+    orders.write_text(header + "A1,b1,s1,2026-03-01T00:00:00Z,DE,LP00000000000001\n"
+                      "A2,b2,s1,2026-03-02T00:00:00Z,DE,LP00000000000002\n")
+    store = tmp_path / "t.db"
+    run(store, "import", "orders", empty)
+    assert "examined 0 orders" in run(store, "detect", "--full", "--as-of", "2026-04-01T00:00:00Z")
+    assert "examined 0 orders" in run(store, "detect", "--as-of", "2026-04-01T12:00:00Z")
+    fresh = tmp_path / "fresh.db"
+    assert "examined 0 orders" in run(fresh, "detect", "--as-of", "2026-04-01T00:00:00Z")
+    run(store, "import", "orders", orders)
+    twin = tmp_path / "twin.db"
+    source, target = sqlite3.connect(store), sqlite3.connect(twin)
+    source.backup(target)
+    source.close()
+    target.close()
+    assert "2 scored" in run(store, "detect", "--as-of", "2026-04-02T00:00:00Z")
+    run(twin, "detect", "--full", "--as-of", "2026-04-02T00:00:00Z")
+    scores = []
+    for path in (store, twin):
+        db = open_db(path)
+        scores.append(db.conn.execute("SELECT order_id, score, codes, reasons FROM scores ORDER BY 1").fetchall())
+        db.close()
+    assert scores[0] == scores[1] and [row[0] for row in scores[0]] == ["A1", "A2"]

@@ -218,3 +218,22 @@ def test_a_noisy_outside_world_imports_cleanly_and_blank_statuses_are_derived(ru
         statuses = Counter(dict(conn.execute("SELECT status, count(*) FROM tracking_events GROUP BY status")))
     assert sum(statuses.values()) == len(written)
     assert statuses["unknown"] == 0 and statuses["delivered"] > 0 and statuses["in_transit"] > 0
+
+
+@pytest.mark.timeout(120)
+def test_a_small_world_with_extreme_settings_is_made_whole():
+    """Settings at the edges of what a profile can say, in a world too small for them: more fast and fraudulent
+    sellers than sellers, reuse clusters larger than the world's buyers, every buyer in one country. It is made
+    (it failed for want of an honest seller, and drew distinct buyers forever), with honest orders, clusters no
+    larger than its buyers, and wrong destinations elsewhere."""
+    only_fr = {c.code: (1.0 if c.code == "FR" else 0.0) for c in places().countries}
+    world = _with({"sellers": {"min_sellers": 2, "fraud_share": 0.6, "fast_share": 0.5},
+                   "sizes": {"reuse_cluster": [30, 60]}, "countries": only_fr,
+                   "fraud": {"tracking_reused": 0.3, "wrong_destination": 0.2}}, n=120, seed=4)
+    orders = world.orders
+    patterns = Counter(row["pattern"] for row in world.labels)
+    assert patterns["honest"] and patterns["tracking_reused"] and patterns["wrong_destination"]
+    buyers = {row["buyer_id"] for row in orders}
+    per_number = Counter(row["tracking_number"] for row in orders if row["tracking_number"])
+    assert max(per_number.values()) <= len(buyers)
+    assert {row["dest_country"].upper() for row in orders} == {"FR"}

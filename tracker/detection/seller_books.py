@@ -317,7 +317,8 @@ class Books:
             at = np.arange(len(self.entries))  # the same orders of the same sellers, in place
         else:
             at = stored.locate(self.entries["order"])
-            at[(at >= 0) & (stored_code[stored.seller[np.maximum(at, 0)]] != self.seller)] = -1
+            found = np.flatnonzero(at >= 0)  # (books stored empty find none)
+            at[found[stored_code[stored.seller[at[found]]] != self.seller[found]]] = -1
         known = np.flatnonzero(at >= 0)
         same = np.zeros(len(self.entries), dtype=bool)
         same[known] = _same_rows(self.entries, known, stored.entries, at[known])
@@ -393,7 +394,8 @@ def _merge_order(seller: np.ndarray, order: np.ndarray, head: int) -> np.ndarray
 def _blob(array: np.ndarray) -> memoryview:
     """An array's bytes as SQLite takes a BLOB, without a copy of them here: SQLite copies them as it binds them,
     and a million orders' books copied by `tobytes` first sat three times in memory at the end of a full run."""
-    return memoryview(np.ascontiguousarray(array)).cast("B")
+    # flat first: a view cannot be cast with a 0 in its shape, and a store without orders has books of none
+    return memoryview(np.ascontiguousarray(array).reshape(-1)).cast("B")
 
 
 def pick(entries: np.ndarray, index: np.ndarray) -> np.ndarray:

@@ -743,7 +743,8 @@ class WorldGenerator:
 
     def _fraud_tracking_reused(self, rng: random.Random, slot: int, room: int) -> int:
         lo, hi = self.cfg["sizes"]["reuse_cluster"]
-        k = min(lo + int((hi - lo + 1) * rng.random() ** 2.5), room)
+        # no more than the world has buyers: a small world with large clusters drew distinct buyers forever
+        k = min(lo + int((hi - lo + 1) * rng.random() ** 2.5), room, self.pop.n_buyers)
         if k < 3:
             return self._honest(rng, slot, room)
         seller = self._seller_for(rng, "tracking_reused")
@@ -786,21 +787,21 @@ class WorldGenerator:
         o = self._simple(rng, slot, "wrong_destination", min_age=25)
         r = rng.random()
         pop = self.pop
-        if r < 0.4:  # another country
-            while True:
-                dest = pop.random_address(rng)
-                if dest[0].code != o.country.code:
-                    break
+        dest = None
+        if r < 0.4:  # another country (where buyers live: a profile may have them all in one)
+            dest = _first(lambda: pop.random_address(rng), lambda d: d[0].code != o.country.code)
         elif r < 0.75:  # same country, another city
             others = [c for c in o.country.cities if c.name != o.city.name]
-            city = rng.choice(others)
-            dest = (o.country, city, pop.postcode(rng, o.country, city))
+            if others:
+                city = rng.choice(others)
+                dest = (o.country, city, pop.postcode(rng, o.country, city))
         else:  # the subtle one: the buyer's city, another postcode
-            while True:
-                pc = pop.postcode(rng, o.country, o.city)
-                if pc != o.postcode:
-                    break
-            dest = (o.country, o.city, pc)
+            pc = _first(lambda: pop.postcode(rng, o.country, o.city), lambda pc: pc != o.postcode)
+            dest = None if pc is None else (o.country, o.city, pc)
+        if dest is None:  # none of that kind to be had: any other country of the places file
+            country = rng.choice([c for c in pop.countries if c.code != o.country.code])
+            city = rng.choice(country.cities)
+            dest = (country, city, pop.postcode(rng, country, city))
         scans, delivered = self._journey(rng, o, o.number, dest=dest)
         self._fooled(rng, o, delivered, confirm=0.2, say_no=0.5)
         if delivered is not None and rng.random() < 0.3:
@@ -965,3 +966,13 @@ def _space_number(rng: random.Random, number: str) -> str:
     if rng.random() < 0.5:
         return " ".join(number[i : i + 4] for i in range(0, len(number), 4))
     return f"{number[:2]} {number[2:-2]} {number[-2:]}"
+
+
+def _first(draw: Callable[[], Any], good: Callable[[Any], bool], tries: int = 1000) -> Any:
+    """The first of up to `tries` draws that is `good`, or None: a draw that can never be good (one country, one
+    postcode) ends instead of looping forever."""
+    for _ in range(tries):
+        value = draw()
+        if good(value):
+            return value
+    return None

@@ -82,6 +82,9 @@ class Population:
         n_sellers = max(int(s_cfg["min_sellers"]), n_orders // int(s_cfg["orders_per_seller"]))
         n_fast = max(1, round(n_sellers * s_cfg["fast_share"]))
         n_fraud = max(len(fraud_patterns) // 2, round(n_sellers * s_cfg["fraud_share"]))
+        # at least one honest seller: a small world with large fast and fraud shares had none to give its honest
+        # orders to
+        n_sellers = max(n_sellers, n_fast + n_fraud + 1)
         ids = rng.sample(range(1_000_000, 9_999_999), n_sellers)
         origins = world_places.origins
         o_weights = [o.weight for o in origins]
