@@ -32,7 +32,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from detectors import lean_model, sklearn_internals
+from detectors import lean_model, seller_aggregates, sklearn_internals
 from detectors.features import FEATURES, FLAG_CODES, MONOTONIC, OrderFeatures
 
 
@@ -77,13 +77,18 @@ class FraudClassifier(_LogOddsClassifier):
     max_train_rows : int or None
         Above this many rows, fit on a stratified sample of this size (the class ratio kept): the model stops
         improving long before a million rows, the clock does not.
+    grids : sequence of grid names (`detectors.seller_aggregates.GRIDS`) or None, or None
+        Per column: fit on its values moved to that grid's nearest point, so the trees' thresholds on it sit
+        between grid points (`grids(features)`: the seller features', as the shipped model is fitted); None, as
+        they are. Scoring reads the values as they are.
     random_state : int
     """
 
     def __init__(self, max_iter: int = 50, learning_rate: float = 0.3, max_leaf_nodes: int = 31,
                  min_samples_leaf: int = 40, l2_regularization: float = 1.0,
                  monotonic_cst: Sequence[int] | None = None, calibration_fraction: float = 0.2,
-                 max_train_rows: int | None = 400_000, random_state: int = 0):
+                 max_train_rows: int | None = 400_000, grids: Sequence[str | None] | None = None,
+                 random_state: int = 0):
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.max_leaf_nodes = max_leaf_nodes
@@ -92,11 +97,19 @@ class FraudClassifier(_LogOddsClassifier):
         self.monotonic_cst = monotonic_cst
         self.calibration_fraction = calibration_fraction
         self.max_train_rows = max_train_rows
+        self.grids = grids
         self.random_state = random_state
 
     def fit(self, X, y):  # noqa: ANN001, ANN201, N803 - sklearn's names
         X, y = validate_data(self, X, y, ensure_all_finite="allow-nan", dtype=np.float64)
         y_index = _check_binary(self, y)
+        if self.grids is not None:
+            if len(self.grids) != X.shape[1]:
+                raise ValueError(f"grids has {len(self.grids)} entries for {X.shape[1]} features")
+            X = X.copy()
+            for j, grid in enumerate(self.grids):
+                if grid is not None:
+                    X[:, j] = seller_aggregates.snap(grid, X[:, j])
         empty = np.isnan(X).all(axis=0)
         if empty.any():  # the binner fails on an all-NaN column; a constant one is never split on instead
             X = X.copy()
@@ -298,6 +311,11 @@ def log_odds(classifier: Any, matrix: np.ndarray) -> np.ndarray:
 
 def monotonic_cst(features: Sequence[str]) -> list[int]:
     return [MONOTONIC.get(name, 0) for name in features]
+
+
+def grids(features: Sequence[str]) -> list[str | None]:
+    """Per feature, the grid its thresholds are fitted on (`FraudClassifier(grids=...)`), None for none."""
+    return [seller_aggregates.GRID_OF.get(name) for name in features]
 
 
 def prior_columns(features: Sequence[str]) -> list[int]:

@@ -41,6 +41,21 @@ RATES: dict[str, tuple[str, str | None]] = {
     "seller_pressure_share": ("pressured", None),
 }
 FEATURES = (COUNT, *MEDIANS, *RATES)
+# The points a trained model's thresholds on each seller feature may sit between
+# (`detectors.classifier.FraudClassifier(grids=...)`): each fitting row's value is moved to its grid's nearest
+# point, so every threshold the boosting learns is a midpoint of two points. A seller's statistics move by one
+# order at a time: one more order of a seller with 300 moves a rate by a fifteenth of a 5-point step, where with
+# thresholds at the quantiles of the training values nearly every order of a seller whose statistics moved crossed
+# one and was scored again (issue 19). The scores still read the exact values.
+GRIDS: dict[str, tuple[float, ...]] = {
+    "count": (1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 48.0, 64.0, 96.0, 128.0, 192.0, 256.0, 384.0,
+              512.0, 768.0, 1024.0, 1536.0, 2048.0, 3072.0, 4096.0, 6144.0, 8192.0),  # orders: half octaves
+    "days": tuple(float(d) for d in range(0, 121)),  # a median transit: whole days
+    "ratio": tuple(round(0.1 * k, 1) for k in range(0, 51)),  # a median share of the typical transit: tenths
+    "share": tuple(round(0.05 * k, 2) for k in range(0, 21)),  # a rate: steps of 5 points
+}
+GRID_OF: dict[str, str] = {COUNT: "count", "seller_median_transit": "days", "seller_transit_vs_typical": "ratio",
+                           **{name: "share" for name in RATES}}
 BY_PATTERN_SELLERS = 100_000  # `SellerStats.of` counts per seller and pattern of signals up to this many sellers
 FAST_DAYS = 6.0  # a delivery within this many days of the first scan is fast
 FAST_SHARE_OF_TYPICAL = 0.6  # a delivery below this share of its destination's typical transit is fast for it
@@ -115,6 +130,16 @@ class SellerStats:
             with np.errstate(divide="ignore", invalid="ignore"):
                 out[feature] = np.where(n > 0, total.astype(float) / n.astype(float), np.nan)
         return out
+
+
+def snap(grid: str, values: np.ndarray) -> np.ndarray:
+    """Each value moved to the nearest point of the grid named `grid` (`GRIDS`; below its first point, the first,
+    beyond its last, the last; a value halfway between two points goes to the lower one, as a threshold halfway
+    between them sends it left); NaN stays NaN."""
+    points = np.asarray(GRIDS[grid], dtype=float)
+    values = np.asarray(values, dtype=float)
+    at = np.searchsorted((points[:-1] + points[1:]) / 2, values, side="left")
+    return np.where(np.isnan(values), np.nan, points[np.minimum(at, len(points) - 1)])
 
 
 def medians(seller: np.ndarray, n_sellers: int, values: np.ndarray) -> np.ndarray:

@@ -199,3 +199,34 @@ def test_detect_refuses_to_score_with_a_model_it_cannot_vouch_for(db, run_cli, m
     assert len(lines) == 1 and "this is 99.0.0" in lines[0]
     assert "python -m tracker.detection.world_training" in lines[0] and "Traceback" not in result.output
     assert db.execute("SELECT count(*) FROM scores").fetchone()[0] == 0  # nothing scored with it
+
+
+def test_a_gridded_column_is_split_only_between_grid_points_and_scored_as_it_is():
+    from detectors import seller_aggregates as sa
+
+    rng = np.random.default_rng(5)
+    rate, other = rng.uniform(0, 1, 4000), rng.uniform(0, 1, 4000)
+    y = (rate + 0.3 * rng.normal(size=4000) > 0.6).astype(int)
+    X = np.column_stack([rate, other])
+    gridded = FraudClassifier(max_iter=20, grids=[sa.GRID_OF["seller_flag_rate"], None], random_state=0).fit(X, y)
+    plain = FraudClassifier(max_iter=20, random_state=0).fit(X, y)
+    points = np.asarray(sa.GRIDS["share"])
+    midpoints = (points[:-1] + points[1:]) / 2
+
+    def thresholds(model, column):  # noqa: ANN001, ANN202
+        return {float(n["num_threshold"]) for p in model.booster_._predictors for n in p[0].nodes
+                if not n["is_leaf"] and n["feature_idx"] == column}
+
+    on_grid = thresholds(gridded, 0)
+    assert on_grid and all(np.isclose(midpoints, t).any() for t in on_grid)
+    assert not all(np.isclose(midpoints, t).any() for t in thresholds(plain, 0))  # quantiles, without the grid
+    assert not all(np.isclose(midpoints, t).any() for t in thresholds(gridded, 1))  # the other column as it was
+    # the exact values are scored: each falls on the side of a threshold its nearest grid point falls on
+    exact = np.column_stack([rng.uniform(0, 1, 500), rng.uniform(0, 1, 500)])
+    snapped = exact.copy()
+    snapped[:, 0] = sa.snap("share", exact[:, 0])
+    np.testing.assert_allclose(gridded.decision_function(exact), gridded.decision_function(snapped))
+    assert clone(gridded).get_params()["grids"] == ["share", None]
+    with pytest.raises(ValueError, match="grids has 1 entries for 2 features"):
+        FraudClassifier(max_iter=3, grids=["share"]).fit(X, y)
+

@@ -296,3 +296,23 @@ def test_the_scoring_takes_the_examined_orders_as_the_rules_read_them(scored_wor
     assert given == [None]
     examined = next(ids for side, ids in reads if not side)
     assert any(ids & examined for side, ids in reads if side)
+
+
+def test_a_quoted_value_counts_as_moved_only_where_its_phrase_reads_differently() -> None:
+    import numpy as np
+
+    from tracker.detection.rescoring import phrase_moved
+
+    names = ["seller_flag_rate", "seller_reuse_share", "buyer_flagged_other", "n_flags"]
+    old = {"seller_flag_rate": np.array([0.312, 0.312, 0.1, np.nan, 0.5]),
+           "seller_reuse_share": np.array([0.0, 0.0, 0.0, 0.0, 0.2]),
+           "seller_pressure_share": np.array([0.0, 0.5, 0.0, 0.0, 0.0]),  # not one the model reads
+           "buyer_flagged_other": np.array([1.0, 1.0, 1.0, 1.0, 1.0])}
+    new = {"seller_flag_rate": np.array([0.314, 0.318, 0.1, 0.1, 0.5]),
+           "seller_reuse_share": np.array([0.0, 0.0, 0.0, 0.0, 0.2]),
+           "seller_pressure_share": np.array([0.0, 0.9, 0.0, 0.0, 0.0]),
+           "buyer_flagged_other": np.array([1.0, 1.0, 2.0, 1.0, 1.0])}
+    # 31% -> 31%: the same words; 31% -> 32%; another group's count; none -> 10%; a feature the model does not read
+    np.testing.assert_array_equal(phrase_moved(old, new, names), [False, True, True, True, False])
+    only = np.array([True, False, True, False, False])
+    np.testing.assert_array_equal(phrase_moved(old, new, names, only), [False, False, True, False, False])

@@ -152,3 +152,17 @@ def test_signal_sums_counted_by_pattern_equal_a_count_per_signal(monkeypatch) ->
     monkeypatch.setattr(sa, "BY_PATTERN_SELLERS", 10)  # too many sellers for a count per pattern: per signal
     assert np.array_equal(sa.SellerStats.of(seller, 705, bits, spans).sums, want)
     assert sa.SellerStats.of(seller[:0], 3, bits[:0], spans[:0]).sums.shape == (3, len(sa.SIGNALS))
+
+
+def test_a_value_snaps_to_its_grids_nearest_point_halfway_to_the_lower_one() -> None:
+    shares = sa.snap("share", np.array([0.0, 0.02, 0.025, 0.026, 0.31, 0.974, 0.975, 1.0, 1.3, -0.2, np.nan]))
+    np.testing.assert_array_equal(shares, [0.0, 0.0, 0.0, 0.05, 0.3, 0.95, 0.95, 1.0, 1.0, 0.0, np.nan])
+    np.testing.assert_array_equal(sa.snap("count", np.array([1, 5, 5.1, 7, 7.5, 10, 10.5, 1e9])),
+                                  [1, 4, 6, 6, 8, 8, 12, sa.GRIDS["count"][-1]])
+    np.testing.assert_array_equal(sa.snap("ratio", np.array([0.84, 0.86, 1.249])), [0.8, 0.9, 1.2])
+
+
+def test_every_seller_feature_has_a_grid_and_every_grid_rises() -> None:
+    assert set(sa.GRID_OF) == set(sa.FEATURES)
+    for name, points in sa.GRIDS.items():
+        assert len(points) > 5 and bool(np.all(np.diff(points) > 0)), name

@@ -98,3 +98,37 @@ def test_the_model_made_round_trips_through_its_skops_file_bit_for_bit(built, tm
     (mine, base), (theirs, base_again) = classifier.contributions(X), loaded.contributions(X)
     np.testing.assert_array_equal(theirs, mine)
     assert base_again == base
+
+
+def _split_points(model) -> dict[str, np.ndarray]:  # noqa: ANN001
+    """Per feature, the thresholds the pipeline's boosted parts test (`score_edges`, the prior's features left out)."""
+    from detectors.classifier import score_edges
+
+    return {name: edges for name, edges in score_edges(model).items() if edges is not None}
+
+
+def test_the_shipped_models_seller_thresholds_sit_between_grid_points(built):
+    """The built model and the shipped one are fitted on the seller features' grids: every threshold they test on
+    a seller feature is halfway between two points of its grid (neighbours, unless the training data lacks the
+    points between), so a seller's statistics moving by an order rarely cross one."""
+    import json
+    from pathlib import Path
+
+    from detectors import seller_aggregates as sa
+    from detectors.classifier import FraudClassifier, grids
+    from tracker.detection import persistence
+
+    root = Path(__file__).resolve().parent.parent / "data" / "models"
+    meta = json.loads((root / "classifier.json").read_text())
+    shipped = persistence.load_model(root / "classifier.skops", meta["sha256"], metadata=meta)
+    for model in (built[1], shipped):
+        names = list(model.named_steps["features"].get_feature_names_out())
+        parts = [p for _, p in model.named_steps["classifier"].parts if isinstance(p, FraudClassifier)]
+        assert parts and all(list(p.grids) == grids(names) for p in parts)
+        points = _split_points(model)
+        seller = [name for name in names if name in sa.GRID_OF and len(points.get(name, ()))]
+        assert seller  # the model does split on seller features
+        for name in seller:
+            grid = np.asarray(sa.GRIDS[sa.GRID_OF[name]])
+            halfway = ((grid[:, None] + grid[None, :]) / 2)[np.triu_indices(len(grid), 1)]  # of two points the data has
+            assert np.isclose(points[name][:, None], halfway).any(axis=1).all(), name

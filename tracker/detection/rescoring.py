@@ -68,6 +68,28 @@ def moved(old: np.ndarray, new: np.ndarray, edges: np.ndarray | None) -> np.ndar
     return sides(old, edges) != sides(new, edges)
 
 
+def phrase_moved(old: dict[str, np.ndarray], new: dict[str, np.ndarray], names: list[str],
+                 rows: np.ndarray | None = None) -> np.ndarray:
+    """Per row (`rows`: a mask of the rows to compare, the others False), whether a reason quoting these features
+    would read differently: the phrase of each reason group they belong to (`detectors.reasons.describe_many`,
+    over those of them the model reads, `names`, as the scores quote them) before and after."""
+    from detectors import reasons
+    from detectors.feature_basics import FEATURE_GROUPS
+
+    n = len(next(iter(new.values()))) if new else 0
+    out = np.zeros(n, dtype=bool)
+    at = np.arange(n) if rows is None else np.flatnonzero(rows)
+    if not len(at):
+        return out
+    read = [name for name in names if name in new]
+    for group in sorted({FEATURE_GROUPS[name] for name in read}):
+        columns = [name for name in read if FEATURE_GROUPS[name] == group]
+        then = reasons.describe_many(group, pd.DataFrame({c: np.asarray(old[c], dtype=float)[at] for c in columns}))
+        now = reasons.describe_many(group, pd.DataFrame({c: np.asarray(new[c], dtype=float)[at] for c in columns}))
+        out[at] |= np.fromiter((a != b for a, b in zip(then, now, strict=True)), dtype=bool, count=len(at))
+    return out
+
+
 def seller_crossings(before: sa.SellerStats, after: sa.SellerStats, sellers: np.ndarray, bits: np.ndarray,
                      edges: Edges) -> np.ndarray:
     """Per order (its seller's code in both statistics, and its signals), whether a seller feature the model reads

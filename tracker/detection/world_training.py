@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score
 
-from detectors.classifier import FraudClassifier, RulesPrior, monotonic_cst, prior_columns
+from detectors.classifier import FraudClassifier, RulesPrior, grids, monotonic_cst, prior_columns
 from detectors.features import FEATURES, OrderFeatures
 from tracker import config
 from tracker.detection import persistence, registry, training
@@ -222,7 +222,8 @@ def stack(worlds: list[World], names: tuple[str, ...]) -> tuple[np.ndarray, np.n
 
 def fit_candidate(candidate: Candidate, train: list[World], seed: int) -> FraudClassifier:
     X, y = stack(train, candidate.features)  # noqa: N806
-    params = {**candidate.params, "random_state": seed, "monotonic_cst": monotonic_cst(candidate.features)}
+    params = {**candidate.params, "random_state": seed, "monotonic_cst": monotonic_cst(candidate.features),
+              "grids": grids(candidate.features)}
     return FraudClassifier(**{k: v for k, v in params.items() if k in FraudClassifier().get_params()}).fit(X, y)
 
 
@@ -439,7 +440,9 @@ def held_out_markdown(meta: dict[str, Any]) -> str:
 
 def write_docs(meta: dict[str, Any], page: Path | None = None) -> None:
     page = page or Path(__file__).resolve().parents[2] / "docs" / "detection.md"
-    blend = ", ".join(f"{name} {weight:.0%}" for name, weight in meta["blend"].items())
+    # the shipped part first, however the metadata's file orders its keys
+    blend = ", ".join(f"{name} {weight:.0%}" for name, weight in
+                      sorted(meta["blend"].items(), key=lambda part: part[0] != "shipped"))
     from tracker.doc_blocks import write_block
 
     write_block(page, DOCS_START, DOCS_END,
