@@ -110,10 +110,7 @@ class FraudClassifier(_LogOddsClassifier):
             for j, grid in enumerate(self.grids):
                 if grid is not None:
                     X[:, j] = seller_aggregates.snap(grid, X[:, j])
-        empty = np.isnan(X).all(axis=0)
-        if empty.any():  # the binner fails on an all-NaN column; a constant one is never split on instead
-            X = X.copy()
-            X[:, empty] = 0.0
+        X = _no_empty_columns(X)
         rng = np.random.RandomState(self.random_state)
         if self.max_train_rows and len(y) > self.max_train_rows:
             keep, _ = train_test_split(np.arange(len(y_index)), train_size=self.max_train_rows,
@@ -134,7 +131,7 @@ class FraudClassifier(_LogOddsClassifier):
         if minority >= 4 and self.calibration_fraction > 0:
             X_fit, X_cal, y_fit, y_cal = train_test_split(
                 X, y_index, test_size=self.calibration_fraction, stratify=y_index, random_state=rng)
-            boost.fit(X_fit, y_fit)
+            boost.fit(_no_empty_columns(X_fit), y_fit)  # a few rows' column may have its values all held out
             platt = LogisticRegression(C=1e4).fit(boost.decision_function(X_cal).reshape(-1, 1), y_cal)
             # a slope above 0 keeps the booster's order (and its monotonic constraints)
             self.calibration_ = (max(float(platt.coef_[0, 0]), 1e-3), float(platt.intercept_[0]))
@@ -164,6 +161,16 @@ class FraudClassifier(_LogOddsClassifier):
         raw, base = sklearn_internals.path_contributions(self.booster_, walk.bins(X))
         slope, intercept = self.calibration_
         return slope * raw, slope * base + intercept
+
+
+def _no_empty_columns(X: np.ndarray) -> np.ndarray:  # noqa: N803
+    """X, each all-NaN column made 0 (in a copy): the binner fails on one; a constant one is never split on."""
+    empty = np.isnan(X).all(axis=0)
+    if not empty.any():
+        return X
+    X = X.copy()  # noqa: N806
+    X[:, empty] = 0.0
+    return X
 
 
 class RulesPrior(_LogOddsClassifier):

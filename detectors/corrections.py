@@ -107,7 +107,12 @@ def apply_corrections(frame: pd.DataFrame, messages_of: MessagesOf, known: Known
 
 
 def _put(frame: pd.DataFrame, column: str, rows: np.ndarray, values: list) -> None:
-    """`frame[column]` at these row positions set to these values, in one assignment."""
+    """`frame[column]` at these row positions set to these values, in one assignment. A missing value (None: the
+    facts of a number not yet delivered, say) goes into a numeric column as NaN, the column made float if it was
+    not: pandas refuses None in a float64 column."""
     updated = frame[column].copy()
+    if updated.dtype.kind in "fiub" and any(v is None for v in values):
+        values = [np.nan if v is None else v for v in values]
+        updated = updated.astype(np.float64)
     updated.iloc[rows] = values
     frame[column] = updated

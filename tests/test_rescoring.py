@@ -316,3 +316,39 @@ def test_a_quoted_value_counts_as_moved_only_where_its_phrase_reads_differently(
     np.testing.assert_array_equal(phrase_moved(old, new, names), [False, True, True, True, False])
     only = np.array([True, False, True, False, False])
     np.testing.assert_array_equal(phrase_moved(old, new, names, only), [False, False, True, False, False])
+
+
+def test_a_store_first_detected_before_most_parcels_arrived_is_rescored_when_its_typical_transit_moves(tmp_path):
+    """The first run of a store sees a few deliveries, and keeps the typical transit they give. Once the rest of
+    the scans are in, a full run would take a new one (it moved by more than TYPICAL_DRIFT): the next run, though
+    it rescores only what changed otherwise, scores every order again with it, the same as a full rescore."""
+    from tracker.detection import readers
+    from tracker.world import world
+
+    folder = tmp_path / "world"
+    world.write_world(folder, 600, seed=41)
+    as_of = world._as_of(None)
+    events = (folder / "events.csv").read_text().splitlines(keepends=True)
+    early = [events[0]] + [row for row in events[1:] if row.split(",")[1] < "2026-09-01"]  # occurred_at
+    assert 30 < len(early) < len(events) / 2
+    (folder / "early.csv").write_text("".join(early))
+    path = tmp_path / "store.db"
+    db = open_db(path)
+    import_file(db, "orders", folder / "orders.csv")
+    import_file(db, "events", folder / "early.csv")
+    import_file(db, "messages", folder / "messages.csv")
+    db.close()
+    _run(path, as_of - timedelta(days=60))
+    first = readers.kept_typical_transit(sqlite3.connect(path))
+    db = open_db(path)
+    import_file(db, "events", folder / "events.csv")
+    db.close()
+    twin = tmp_path / "twin.db"
+    shutil.copyfile(path, twin)
+    summary = _run(path, as_of)
+    _run(twin, as_of, full=True)
+    now = readers.kept_typical_transit(sqlite3.connect(path))
+    assert now != first and now == readers.kept_typical_transit(sqlite3.connect(twin))
+    orders = sqlite3.connect(path).execute("SELECT count(*) FROM orders WHERE tracking_number != ''").fetchone()[0]
+    assert summary.scored >= orders * 0.95  # every order with a number and a frame row
+    _same(path, twin)

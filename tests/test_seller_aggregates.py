@@ -120,7 +120,7 @@ def test_the_books_buyer_statistics_give_the_frames_buyer_features(frame: pd.Dat
     entries = seller_books.entries(np.arange(n, dtype=np.int64), bits, transit,
                                    seller_books.hashes(frame["tracking_number"]), seller_books.hashes(frame["buyer_id"]),
                                    np.full(n, np.inf), np.ones(n, np.uint8), np.zeros(n, np.uint8),
-                                   seller_books.flag_mask(frame, flag_columns))
+                                   seller_books.flag_mask(frame, flag_columns), dests=np.zeros(n, np.uint64))
     books = seller_books.Books.of(frame["seller_id"], entries, None)
     stats = seller_books.BuyerStats.of(books, entries["buyer"])
     names = ("buyer_n_orders", "buyer_not_received_other", "buyer_flagged_other")

@@ -30,7 +30,7 @@ def _books(n: int, sellers: int, seed: int = 1) -> sb.Books:
                          np.where(rng.random((n, 2)) < 0.3, np.nan, rng.random((n, 2)) * 20),
                          rng.integers(0, 2**63, n).astype(np.uint64), rng.integers(0, 50, n).astype(np.uint64),
                          np.full(n, np.inf), np.ones(n, np.uint8), np.zeros(n, np.uint8), np.zeros(n, np.uint16),
-                         rng.integers(0, 8, n).astype(np.uint16))
+                         rng.integers(0, 8, n).astype(np.uint16), dests=rng.integers(0, 4, n).astype(np.uint64))
     names = pd.Series([f"s{k:03d}" for k in rng.integers(0, sellers, n)], dtype=object)
     return sb.Books.of(names, entries, rng.integers(0, 255, (n, 7)).astype(np.uint8))
 
@@ -58,7 +58,7 @@ def test_a_run_appends_only_the_entries_it_changed_and_reading_gives_the_books_b
     changed["bits"] ^= 1
     fresh = sb.entries(np.array([5000, 5001]), np.zeros(2, np.uint16), np.full((2, 2), np.nan),
                        np.zeros(2, np.uint64), np.zeros(2, np.uint64), np.full(2, np.inf), np.ones(2, np.uint8),
-                       np.zeros(2, np.uint8), np.zeros(2, np.uint16))
+                       np.zeros(2, np.uint8), np.zeros(2, np.uint16), dests=np.zeros(2, np.uint64))
     names = [loaded.sellers[c] for c in loaded.seller[loaded.locate(changed["order"])]]
     names[1] = "a new seller"
     updated, _ = loaded.replaced(names + ["s001", "zz"], np.r_[changed, fresh],
@@ -156,7 +156,7 @@ def test_medians_worked_out_again_only_where_known_transits_moved_match_all_work
     new = sb.entries(np.arange(10_001, 10_041, dtype=np.int64), np.zeros(40, np.uint16),
                      np.where(np.arange(40)[:, None] < 10, rng.random((40, 2)) * 10, np.nan),
                      np.zeros(40, np.uint64), np.zeros(40, np.uint64), np.full(40, np.inf), np.ones(40, np.uint8),
-                     np.zeros(40, np.uint8), np.zeros(40, np.uint16))
+                     np.zeros(40, np.uint8), np.zeros(40, np.uint16), dests=np.zeros(40, np.uint64))
     new_sellers = np.array([f"n{k % 3}" if k < 6 else str(rng.choice(sellers)) for k in range(40)], dtype=object)
     fresh, seller_ids = np.r_[fresh, new], np.r_[seller_ids, new_sellers]
     found = np.r_[picked, np.full(40, -1)]

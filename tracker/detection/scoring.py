@@ -102,10 +102,11 @@ def score_orders(db: sqlite_utils.Database, order_ids: set[str], as_of: datetime
         ahead = None  # read with other books, or for a run that reads none
     del read
     plan = plan or plan_for(db.conn)
-    if books is None and loaded.lean:
-        loaded = registry.load_active_model(db) or loaded  # a full rescore: with scikit-learn's threaded walk
-    rescoring.bin_with(loaded.model, threads.openmp_threads())
-    if books is None:
+
+    def every_order(loaded: Any) -> set[str]:
+        if loaded.lean:
+            loaded = registry.load_active_model(db) or loaded  # a full rescore: with scikit-learn's threaded walk
+        rescoring.bin_with(loaded.model, threads.openmp_threads())
         shipment_facts.refresh(db, plan)
         # a full run over a large store writes in a child process, started now so it is ready when the ids are
         writer = _child_writer(db, plan)
@@ -114,6 +115,10 @@ def score_orders(db: sqlite_utils.Database, order_ids: set[str], as_of: datetime
         finally:
             if writer is not None:
                 writer.close()
+
+    if books is None:
+        return every_order(loaded)
+    rescoring.bin_with(loaded.model, threads.openmp_threads())
     before_write()
     as_of_jd = datetime_to_jd(as_of)
     if not order_ids and books.next_due() >= as_of_jd:
@@ -123,7 +128,16 @@ def score_orders(db: sqlite_utils.Database, order_ids: set[str], as_of: datetime
             set_meta(db, META_NEXT_DUE, repr(books.next_due()))
         return set()
     shipment_facts.refresh(db, plan)
-    return _score_some(db, plan, loaded, set(order_ids), as_of, run, books, ahead)
+    try:
+        return _score_some(db, plan, loaded, set(order_ids), as_of, run, books, ahead)
+    except _TypicalMoved:
+        log.info("scoring: the store's typical transit moved since the scores were made: every order is scored again")
+    del books, ahead
+    return every_order(loaded)
+
+
+class _TypicalMoved(Exception):
+    """A run that rescores what changed finds that a full run would take another typical transit now."""
 
 
 def read_ahead(db: sqlite_utils.Database, plan: Plan, order_ids: set[str], as_of: datetime,
@@ -214,7 +228,8 @@ def _books_of(loaded: Any, frame: pd.DataFrame, rows: np.ndarray, features: pd.D
     entries = seller_books.entries(frame["order_rowid"].to_numpy(dtype=np.int64), bits, transit,
                                    seller_books.hashes(frame["tracking_number"]), seller_books.hashes(frame["buyer_id"]),
                                    due, scored, _any_flag(frame), seller_books.flag_mask(frame, FLAG_COLUMNS),
-                                   seller_books.codes_mask(frame["codes"], FLAG_CODES))
+                                   seller_books.codes_mask(frame["codes"], FLAG_CODES),
+                                   dests=seller_books.destinations(frame))
     give_back("the book entries")
     return seller_books.Books.of(frame["seller_id"], entries, _bins_of(binned, rows, len(frame))), timed
 
@@ -293,6 +308,8 @@ def _score_some(db: sqlite_utils.Database, plan: Plan, loaded: Any, examined: se
     in_moved = updated.of_sellers(moved)
     updated.median[moved] = seller_aggregates.medians(updated.seller[in_moved], len(updated.sellers),
                                                       updated.entries["transit"][in_moved])[moved]
+    if seller_books.typical_moved(updated, readers.kept_typical_transit(conn)):
+        raise _TypicalMoved  # every order's times relative to it moved (nothing is written yet)
     before, after = books.stats(), updated.stats()
     # every other order of a touched seller or of a buyer whose history changed: did one of its seller or buyer
     # features cross one of the model's thresholds, or move while its stored reasons quote it?
@@ -437,7 +454,8 @@ def _entries(frame: pd.DataFrame, books: seller_books.Books) -> tuple[np.ndarray
                                  seller_books.hashes(frame["buyer_id"]), np.full(len(frame), seller_books.NEVER),
                                  np.zeros(len(frame), np.uint8), _any_flag(frame),
                                  seller_books.flag_mask(frame, FLAG_COLUMNS),
-                                 seller_books.codes_mask(frame["codes"], FLAG_CODES))
+                                 seller_books.codes_mask(frame["codes"], FLAG_CODES),
+                                 dests=seller_books.destinations(frame))
     return fresh, books.locate(rowids)
 
 

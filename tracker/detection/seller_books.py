@@ -33,13 +33,13 @@ from detectors import seller_aggregates as sa
 
 # "transit": the order's spans (`seller_aggregates.SPANS`: days, share of its destination's typical transit)
 ENTRY = np.dtype([("order", "<i8"), ("bits", "<u2"), ("transit", "<f8", (sa.SPANS,)), ("number", "<u8"),
-                  ("buyer", "<u8"),
+                  ("buyer", "<u8"), ("dest", "<u8"),
                   ("due", "<f8"), ("scored", "u1"), ("shown", "<u8"), ("any_flag", "u1"), ("score", "<f8"),
                   ("flags", "<u2"), ("codes", "<u2")])
 META_RUN = "seller_books.run"
 # the layout of the books (ENTRY, parts): books written with another are not read (the next run rescores everything)
 META_FORMAT = "seller_books.format"
-FORMAT = "3"
+FORMAT = "4"
 NEVER = np.inf  # a due time: the score does not change by time alone
 OTHER_CODES = np.uint16(1 << 15)  # `codes`: the score lists a code `codes_mask` has no bit for (read it from `scores`)
 REWRITE_SHARE = 0.5  # appended entries beyond this share of the books: write them whole again
@@ -442,14 +442,53 @@ def _medians_by_name(part: Books, sellers: list[str]) -> np.ndarray:
 
 def entries(rowids: np.ndarray, bits: np.ndarray, transit: np.ndarray, numbers: np.ndarray, buyers: np.ndarray,
             due: np.ndarray, scored: np.ndarray, any_flag: np.ndarray, flags: np.ndarray,
-            codes: np.ndarray | None = None) -> np.ndarray:
-    """Book entries from columns (no score yet: NaN; `codes`: `codes_mask`, unknown when not given)."""
+            codes: np.ndarray | None = None, *, dests: np.ndarray) -> np.ndarray:
+    """Book entries from columns (no score yet: NaN; `codes`: `codes_mask`, unknown when not given; `dests`: each
+    order's destination, `destinations`)."""
     out = np.empty(len(rowids), dtype=ENTRY)
     out["order"], out["bits"], out["transit"] = rowids, bits, transit
-    out["number"], out["buyer"], out["due"], out["scored"] = numbers, buyers, due, scored
+    out["number"], out["buyer"], out["dest"] = numbers, buyers, dests
+    out["due"], out["scored"] = due, scored
     out["shown"], out["any_flag"], out["score"], out["flags"] = 0, any_flag, np.nan, flags
     out["codes"] = OTHER_CODES if codes is None else codes
     return out
+
+
+def destinations(frame: pd.DataFrame) -> np.ndarray:
+    """Per order of a frame, its destination country as the typical transit groups it
+    (`detectors.features.normalised_countries`), hashed."""
+    from detectors.features import normalised_countries
+
+    return hashes(normalised_countries(frame["dest_country"]))
+
+
+def typical_moved(books: Books, kept: dict[str, float] | None) -> bool:
+    """Whether a full run over the store the books hold would score with another typical transit than `kept`, the
+    one its scores were made with: `detectors.features.typical_transit` over the books' transits by destination,
+    settled against `kept` (`settled_typical`), as a full run works it out over its frame. Every order's times
+    relative to it would then move: only a full rescore gives what a full run gives. False without a kept one
+    (the runs read the store's own, `readers.typical_transit`)."""
+    from detectors import features
+
+    if kept is None:
+        return False
+    transit = books.entries["transit"].reshape(len(books.entries), -1)[:, 0]
+    done = ~np.isnan(transit)
+    transit, dest = transit[done], books.entries["dest"][done]
+    # `features.typical_transit`, by destination hash (a few hundred destinations at most: one sort, then a median
+    # of each one's slice, as its grouped median takes it)
+    fresh: dict[str, float] = {}
+    if len(transit) >= features.MIN_DELIVERIES_FOR_TYPICAL:
+        fresh["*"] = float(np.median(transit))
+        order = np.argsort(dest, kind="stable")
+        groups, starts, counts = np.unique(dest[order], return_index=True, return_counts=True)
+        none = hashes(np.array([""], dtype=object))[0]  # no country: counted for "*" only, as the frame's "" is
+        for group, start, count in zip(groups.tolist(), starts.tolist(), counts.tolist(), strict=True):
+            if group != none and count >= features.MIN_DELIVERIES_FOR_TYPICAL:
+                fresh[str(group)] = float(np.median(transit[order[start:start + count]]))
+    as_kept = {name if name == "*" else str(hashes(np.array([name], dtype=object))[0]): value
+               for name, value in kept.items()}
+    return features.settled_typical(fresh, as_kept) != as_kept
 
 
 def flag_mask(frame: pd.DataFrame, flag_columns: list[str]) -> np.ndarray:
