@@ -1,4 +1,5 @@
-"""A store whose orders carry no tracking number yet is detected (nothing to score), and scored once one comes."""
+"""A store whose orders carry no tracking number yet, or that has no order at all, is detected (nothing to score),
+and scored once orders with numbers come, as a full rescore scores them."""
 
 from __future__ import annotations
 
