@@ -74,7 +74,8 @@ def score_orders(db: sqlite_utils.Database, order_ids: set[str], as_of: datetime
                  kept: readers.KeptOrders | None = None, books: seller_books.Books | None = None,
                  ahead: pd.DataFrame | None = None, before_write: Callable[[], None] | None = None) -> set[str]:
     """Rescore what changed among these orders (`order_ids`: the ones the rules examined; every order with
-    `full`, after a new model, or when the stored scores and books cannot be `trusted` to match); return the order
+    `full`, after a new model, when the stored scores and books cannot be `trusted` to match, or when the store's
+    typical transit moved: `seller_books.typical_moved`); return the order
     ids scored. `run` names this detect run in `meta` with the scores; `kept`: every order as this run's rules
     read them (a rescore of every order builds its frame from them); `books`: the store's seller books, read
     already (`seller_books.Books.load`; else read here), used where this run would read them, and `ahead` the
