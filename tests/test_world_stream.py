@@ -93,3 +93,25 @@ def test_generated_files_import_cleanly(run_cli, tmp_path, db_path):
         assert conn.execute("SELECT count(*) FROM orders").fetchone()[0] == 600
         events = len(_read(out / "events.csv")) - 1
         assert conn.execute("SELECT count(*) FROM tracking_events").fetchone()[0] == events
+
+
+def test_a_world_cut_short_leaves_the_folder_as_it_was(tmp_path, monkeypatch):
+    """The files are written beside the folder's and moved in once whole: a run that fails midway leaves the
+    world made before it, byte for byte, and nothing of its own."""
+    import pytest
+
+    from tracker.world import generator
+
+    write_world(tmp_path, CHUNK + 50, seed=3)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    chunk = generator.WorldGenerator.chunk
+
+    def fail_on_the_second(self, c):  # noqa: ANN001, ANN202
+        if c == 1:
+            raise RuntimeError("killed")
+        return chunk(self, c)
+
+    monkeypatch.setattr(generator.WorldGenerator, "chunk", fail_on_the_second)
+    with pytest.raises(RuntimeError, match="killed"):
+        write_world(tmp_path, CHUNK + 50, seed=4)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

@@ -219,6 +219,9 @@ def write_world(
     bounds = [n_chunks * i // workers for i in range(workers + 1)]
     Path(folder).mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
+        # written beside and moved in once whole: a run that fails or is killed leaves the folder as it was, not
+        # files of headers only or a world cut short
+        staging = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=folder, prefix=".world-")))
         futures = []
         if workers > 1:
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=folder, prefix=".parts-")))
@@ -242,11 +245,13 @@ def write_world(
                 )
                 for i in range(1, workers)
             ]
-        with _Writers(folder) as writers:
+        with _Writers(staging) as writers:
             for c in range(bounds[0], bounds[1]):
                 writers.write(*gen.chunk(c))
             for part, future in futures:
                 writers.append(part, future.result())
+        for path in writers.paths.values():
+            os.replace(path, Path(folder) / path.name)
     return dict(writers.counts)
 
 
