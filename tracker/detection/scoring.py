@@ -309,7 +309,8 @@ def _score_some(db: sqlite_utils.Database, plan: Plan, loaded: Any, examined: se
     in_moved = updated.of_sellers(moved)
     updated.median[moved] = seller_aggregates.medians(updated.seller[in_moved], len(updated.sellers),
                                                       updated.entries["transit"][in_moved])[moved]
-    if seller_books.typical_moved(updated, readers.kept_typical_transit(conn)):
+    # (books whose transits and destinations stand keep the typical transit they settled on last time)
+    if _transits_moved(books, fresh, found) and seller_books.typical_moved(updated, readers.kept_typical_transit(conn)):
         raise _TypicalMoved  # every order's times relative to it moved (nothing is written yet)
     before, after = books.stats(), updated.stats()
     # every other order of a touched seller or of a buyer whose history changed: did one of its seller or buyer
@@ -372,6 +373,19 @@ def _score_some(db: sqlite_utils.Database, plan: Plan, loaded: Any, examined: se
     return _predict_and_write(db, loaded, settings, frame, features, matrix, as_of, False, untracked, None, run,
                               updated, timed,
                               None if quick is None else quick.written, binned=binned)
+
+
+def _transits_moved(books: seller_books.Books, fresh: np.ndarray, found: np.ndarray) -> bool:
+    """Whether these entries (`fresh`, at `found` in `books`, -1 for new ones) change what the store's typical
+    transit is of: a transit known now or before that differs, or whose destination does."""
+    transit = fresh["transit"][:, 0]
+    was = found >= 0
+    if (~was & ~np.isnan(transit)).any():
+        return True
+    stored = books.entries[found[was]]
+    before, now = stored["transit"][:, 0], transit[was]
+    same = (np.isnan(before) & np.isnan(now)) | ((before == now) & (stored["dest"] == fresh["dest"][was]))
+    return not bool(same.all())
 
 
 def _median_moved(books: seller_books.Books, updated: seller_books.Books, seller_ids: np.ndarray, fresh: np.ndarray,

@@ -472,7 +472,7 @@ def typical_moved(books: Books, kept: dict[str, float] | None) -> bool:
 
     if kept is None:
         return False
-    transit = books.entries["transit"].reshape(len(books.entries), -1)[:, 0]
+    transit = books.entries["transit"][:, 0]
     done = ~np.isnan(transit)
     transit, dest = transit[done], books.entries["dest"][done]
     # `features.typical_transit`, by destination hash (a few hundred destinations at most: one sort, then a median
