@@ -320,3 +320,26 @@ def test_entries_of_some_sellers_or_orders_are_found_as_a_search_of_every_entry_
     # entries not sorted by seller (never so in books): the search of every entry
     shuffled = sb.Books(books.sellers, books.entries[::-1].copy(), books.seller[::-1].copy(), books.median)
     assert np.array_equal(shuffled.of_sellers(np.array([3, 5])), np.isin(shuffled.seller, [3, 5]))
+
+
+def test_the_books_typical_transit_is_the_frames_by_destination_hash() -> None:
+    """`typical_moved` works out the typical transit from each entry's destination hash and transit with the one
+    definition (`detectors.features.typical_transit`); it agrees with that of the countries' names, "" counted
+    for "*" only, and says moved exactly when settling the fresh one against the kept one would take the fresh."""
+    from detectors import features
+
+    rng = np.random.default_rng(3)
+    n = 3000
+    names = np.array(["FR", "DE", "", "PL", "IL"], dtype=object)[rng.choice(5, n, p=[0.4, 0.3, 0.2, 0.095, 0.005])]
+    transit = np.where(rng.random(n) < 0.3, np.nan, rng.gamma(4, 3, n))
+    entries = sb.entries(np.arange(n, dtype=np.int64), np.zeros(n, np.uint16), np.column_stack([transit, transit]),
+                         np.zeros(n, np.uint64), np.zeros(n, np.uint64), np.full(n, np.inf), np.ones(n, np.uint8),
+                         np.zeros(n, np.uint8), np.zeros(n, np.uint16), dests=sb.hashes(names))
+    books = sb.Books.of(pd.Series(["s"] * n, dtype=object), entries, None)
+    kept = features.typical_transit(names, transit)
+    assert set(kept) == {"*", "FR", "DE", "PL"}  # IL below the minimum of deliveries, "" no country
+    assert not sb.typical_moved(books, kept)
+    assert not sb.typical_moved(books, {k: v * 1.04 for k, v in kept.items()})  # within the drift: kept stands
+    assert sb.typical_moved(books, {k: v * 1.2 for k, v in kept.items()})
+    assert sb.typical_moved(books, {k: v for k, v in kept.items() if k != "PL"})  # another set of destinations
+    assert not sb.typical_moved(books, None)

@@ -472,20 +472,10 @@ def typical_moved(books: Books, kept: dict[str, float] | None) -> bool:
 
     if kept is None:
         return False
-    transit = books.entries["transit"][:, 0]
-    done = ~np.isnan(transit)
-    transit, dest = transit[done], books.entries["dest"][done]
-    # `features.typical_transit`, by destination hash (a few hundred destinations at most: one sort, then a median
-    # of each one's slice, as its grouped median takes it)
-    fresh: dict[str, float] = {}
-    if len(transit) >= features.MIN_DELIVERIES_FOR_TYPICAL:
-        fresh["*"] = float(np.median(transit))
-        order = np.argsort(dest, kind="stable")
-        groups, starts, counts = np.unique(dest[order], return_index=True, return_counts=True)
-        none = hashes(np.array([""], dtype=object))[0]  # no country: counted for "*" only, as the frame's "" is
-        for group, start, count in zip(groups.tolist(), starts.tolist(), counts.tolist(), strict=True):
-            if group != none and count >= features.MIN_DELIVERIES_FOR_TYPICAL:
-                fresh[str(group)] = float(np.median(transit[order[start:start + count]]))
+    dest = books.entries["dest"]
+    # no country (the hash of ""): 0, which `typical_transit` counts for "*" only, as the frame's "" is
+    fresh = features.typical_transit(np.where(dest == hashes(np.array([""], dtype=object))[0], np.uint64(0), dest),
+                                     books.entries["transit"][:, 0])
     as_kept = {name if name == "*" else str(hashes(np.array([name], dtype=object))[0]): value
                for name, value in kept.items()}
     return features.settled_typical(fresh, as_kept) != as_kept
