@@ -96,7 +96,8 @@ def run(n_orders: int, workdir: Path) -> dict:
 
     changes = write_changes(path, workdir / "changes", as_of, share=0.01)
     out["changed_scans"], out["changed_orders"] = changes["events"], changes["orders"]
-    for kind in ("events", "orders"):
+    out["changed_messages"] = changes["messages"]
+    for kind in ("events", "orders", "messages"):
         store.command(path, "import", kind, str(workdir / "changes" / f"{kind}.csv"))
     twin = store.copy_store(path, workdir / "detect-full.db")
     changed = store.command(path, "detect", "--as-of", store.AS_OF)

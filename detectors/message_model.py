@@ -7,16 +7,17 @@ the phrasing ("cancel dispute", "your paypal").
 
 Trained on the labelled set the project ships (`data/messages/labelled.csv`: text, label, kind, family,
 where a family groups paraphrases of one message); cross-validated with whole families held out, so the
-figure is for phrasings the model has not seen. Pure: `tracker.detection.message_models` reads the labelled
-file, trains, stores and loads the shipped model, and hands `pressure_of(model, texts)` to the rules.
+figure is for phrasings the model has not seen. Pure: `tracker.detection.message_training` reads the labelled
+file, trains and stores the shipped model (and, beside it, its lean export: `lean_export`, scored by
+`detectors.message_scoring` without scikit-learn); `tracker.detection.registry` loads them and hands the
+probabilities to the rules.
 """
 
 from __future__ import annotations
 
-import re
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
-from itertools import chain
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 from scipy import sparse
@@ -28,18 +29,12 @@ from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.utils.validation import check_is_fitted
 
+from detectors import message_scoring
+
+# the function the model's word vectorizer calls: the shipped model file names it as this module's
+normalise_text = message_scoring.normalise_text
+
 DEFAULT_THRESHOLD = 0.5
-
-_DIGITS = re.compile(r"\d+")
-_URL_OR_EMAIL = re.compile(r"\S+@\S+|https?://\S+|www\.\S+")
-
-
-def normalise_text(text: str) -> str:
-    """Lower case; numbers and addresses become placeholders, so phone numbers and amounts generalise."""
-    text = str(text).lower()
-    if "@" in text or "http" in text or "www." in text:  # else the pattern cannot match: spare its slow search
-        text = _URL_OR_EMAIL.sub(" emailaddr ", text)
-    return _DIGITS.sub("0", text)
 
 
 def _words(text: str) -> list[str]:
@@ -130,143 +125,66 @@ def cross_validate(texts: Sequence[str], labels: np.ndarray, families: Sequence[
     }
 
 
-# texts scored at a time: a text's score does not depend on the others of its batch, and the char n-gram
-# matrix of a million orders' seller messages at once would take gigabytes
-PRESSURE_BATCH = 4096
+def lean_export(model: Any, source: Mapping[str, Any] | None = None) -> message_scoring.LeanMessageModel | None:
+    """The fitted pipeline `build_pipeline` makes as a `detectors.message_scoring.LeanMessageModel` (its
+    probabilities bit for bit the pipeline's, without scikit-learn), or None for a model of another shape (it is
+    then scored by its own predict_proba). `source` names the model file it is made from (`model_sha256`, ...)."""
+    steps = getattr(model, "named_steps", None)
+    if not isinstance(model, Pipeline) or list(steps or ()) != ["features", "classifier"]:
+        return None
+    features, classifier = steps["features"], steps["classifier"]
+    if not isinstance(features, FeatureUnion) or features.transformer_weights is not None:
+        return None
+    if [name for name, _ in features.transformer_list] != ["words", "chars"]:
+        return None
+    words, chars = dict(features.transformer_list)["words"], dict(features.transformer_list)["chars"]
+    stock_words = (type(words) is TfidfVectorizer and words.preprocessor is normalise_text
+                   and words.analyzer == "word" and words.tokenizer is None and words.stop_words is None
+                   and tuple(words.ngram_range) == (1, 2) and not words.binary and words.use_idf
+                   and words.norm in ("l2", None) and words.dtype == np.float64 and hasattr(words, "vocabulary_"))
+    stock_chars = (type(chars) is WordwiseCharTfidf and hasattr(chars, "tfidf_") and chars.tfidf_.use_idf
+                   and chars.tfidf_.norm in ("l2", None) and type(chars.grams_) is CountVectorizer
+                   and chars.grams_.analyzer == "char_wb" and not chars.grams_.lowercase
+                   and chars.grams_.preprocessor is None and chars.grams_.strip_accents is None
+                   and not chars.grams_.binary)
+    binary = (type(classifier) is LogisticRegression and len(getattr(classifier, "classes_", ())) == 2
+              and classifier.coef_.shape[0] == 1)
+    if not (stock_words and stock_chars and binary):
+        return None
+    word_terms = sorted(words.vocabulary_, key=words.vocabulary_.__getitem__)
+    gram_of = {column: gram for gram, column in chars.grams_.vocabulary_.items()}
+    try:
+        return message_scoring.LeanMessageModel(
+            token_pattern=words.token_pattern, word_terms=word_terms,
+            words=message_scoring.Tfidf(np.asarray(words.idf_, dtype=np.float64), bool(words.sublinear_tf),
+                                        words.norm == "l2"),
+            char_range=tuple(chars.grams_.ngram_range), char_terms=[gram_of[int(c)] for c in chars.keep_],
+            chars=message_scoring.Tfidf(np.asarray(chars.tfidf_.idf_, dtype=np.float64),
+                                        bool(chars.tfidf_.sublinear_tf), chars.tfidf_.norm == "l2"),
+            coef=classifier.coef_[0], intercept=float(classifier.intercept_[0]), source=source)
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+# each fitted pipeline's lean export (or None), made on first use: a run scores its texts in several calls
+_lean_of: weakref.WeakKeyDictionary[Any, message_scoring.LeanMessageModel | None] = weakref.WeakKeyDictionary()
 
 
 def pressure_of(model: Pipeline, texts: list[str]) -> list[float]:
     """Probability, per message, that it pressures the buyer (confirm early, drop a dispute, go off-platform).
 
-    The model sees a text only through `normalise_text`, so each distinct text is normalised once and each
-    distinct normalised text scored once (seller messages differ mostly in numbers, which normalising drops);
-    the model `build_pipeline` makes is scored by `NormalisedScorer`, the same probabilities as its own
-    predict_proba, bit for bit, without normalising each text twice or counting n-grams a text at a time."""
+    The model `build_pipeline` makes is scored by its lean export (`message_scoring`: the same probabilities as its
+    own predict_proba, bit for bit, each distinct normalised text once, the n-grams of a batch counted at once); a
+    model of another shape by its own predict_proba, each distinct text once."""
+    if model not in _lean_of:
+        _lean_of[model] = lean_export(model)
+    lean = _lean_of[model]
+    if lean is not None:
+        return lean.pressure(texts)
     keys = [str(t or "") for t in texts]
-    scorer = NormalisedScorer.of(model)
-    if scorer is None:  # a model of another shape: its own predict_proba, each distinct text once
-        distinct = list(dict.fromkeys(keys))
-        score = {text: p for start in range(0, len(distinct), PRESSURE_BATCH)
-                 for text, p in zip(distinct[start:start + PRESSURE_BATCH],
-                                    model.predict_proba(distinct[start:start + PRESSURE_BATCH])[:, 1], strict=True)}
-        return [float(score[text]) for text in keys]
-    normalised = {text: normalise_text(text) for text in dict.fromkeys(keys)}
-    distinct = list(dict.fromkeys(normalised.values()))
-    score = {}
-    for start in range(0, len(distinct), PRESSURE_BATCH):
-        batch = distinct[start:start + PRESSURE_BATCH]
-        score.update(zip(batch, scorer.proba(batch).tolist(), strict=True))
-    return [score[normalised[text]] for text in keys]
-
-
-class NormalisedScorer:
-    """The pressure probabilities of the pipeline `build_pipeline` makes, from texts already normalised.
-
-    The pipeline's own predict_proba normalises each text twice (once per vectorizer) and counts its n-grams
-    in Python a text at a time. Here the counts are made for a whole batch at once: the word n-grams from each
-    distinct token and each distinct pair of neighbouring tokens, the char n-grams from each distinct word (as
-    `WordwiseCharTfidf`). Counts are integers, so however they are summed they are the pipeline's counts, in
-    the same sorted sparse rows; from there the pipeline's own TF-IDF weighting and classifier do the floating
-    point, so the probabilities are the pipeline's, bit for bit (tests/test_message_model.py holds them equal).
-    """
-
-    def __init__(self, words: TfidfVectorizer, chars: WordwiseCharTfidf, classifier: LogisticRegression):
-        self.words, self.chars, self.classifier = words, chars, classifier
-        self.tokenize = words.build_tokenizer()
-        # the vectorizer's own weighting, given its counts (TfidfVectorizer.transform: counts, then this)
-        self.word_weights = TfidfTransformer(norm=words.norm, use_idf=True, smooth_idf=words.smooth_idf,
-                                             sublinear_tf=words.sublinear_tf)
-        self.word_weights.idf_ = words.idf_
-        self.n_word_features = len(words.vocabulary_)
-        # each word met so far: its row of `grams`, its kept char n-gram counts
-        self.gram_row: dict[str, int] = {}
-        self.grams = sparse.csr_matrix((0, len(chars.keep_)), dtype=np.int64)
-
-    @classmethod
-    def of(cls, model: Any) -> NormalisedScorer | None:
-        """The scorer of `model`, or None when it is not the pipeline `build_pipeline` makes."""
-        steps = getattr(model, "named_steps", None)
-        if not isinstance(model, Pipeline) or list(steps or ()) != ["features", "classifier"]:
-            return None
-        features, classifier = steps["features"], steps["classifier"]
-        if not isinstance(features, FeatureUnion) or features.transformer_weights is not None:
-            return None
-        parts = dict(features.transformer_list)
-        if [name for name, _ in features.transformer_list] != ["words", "chars"]:
-            return None
-        words, chars = parts["words"], parts["chars"]
-        stock_words = (type(words) is TfidfVectorizer and words.preprocessor is _PREPROCESSOR
-                       and words.analyzer == "word" and words.tokenizer is None and words.stop_words is None
-                       and tuple(words.ngram_range) == (1, 2) and not words.binary and words.use_idf
-                       and words.dtype == np.float64 and hasattr(words, "vocabulary_"))
-        stock_chars = type(chars) is WordwiseCharTfidf and hasattr(chars, "tfidf_")
-        binary = type(classifier) is LogisticRegression and len(getattr(classifier, "classes_", ())) == 2
-        return cls(words, chars, classifier) if stock_words and stock_chars and binary else None
-
-    def proba(self, texts: list[str]) -> np.ndarray:
-        """The probability of each normalised text (the pipeline's predict_proba of any text it came from)."""
-        # both vectorizers read a text's whitespace-separated words: the char n-grams stay within one, and so do
-        # the word pattern's tokens (a run of word characters never holds a space)
-        words = _numbered([text.split() for text in texts])
-        features = sparse.hstack([self.word_weights.transform(self._word_counts(*words, len(texts)), copy=False),
-                                  self.chars.tfidf_.transform(self._char_counts(*words, len(texts)))]).tocsr()
-        return self.classifier.predict_proba(features)[:, 1]
-
-    def _word_counts(self, rows: _Rows, words: list[str], n: int) -> sparse.csr_matrix:
-        """CountVectorizer's counts of the word unigrams and bigrams of each text (float, as TfidfVectorizer's)."""
-        vocabulary = self.words.vocabulary_
-        pieces, tokens = _numbered([self.tokenize(word) for word in words])  # each distinct word's tokens
-        # each text's tokens, in order: the tokens of each of its words in turn
-        per_word = np.bincount(pieces.row, minlength=len(words))
-        first = np.cumsum(per_word) - per_word
-        taken = per_word[rows.code]
-        at = np.arange(int(taken.sum())) + np.repeat(first[rows.code] - (np.cumsum(taken) - taken), taken)
-        row, code = np.repeat(rows.row, taken), pieces.code[at]
-        unigram = np.array([vocabulary.get(t, -1) for t in tokens], dtype=np.int64)
-        # a bigram: two neighbouring tokens of a text, joined by a space (sklearn's _word_ngrams)
-        pairs = np.flatnonzero(row[1:] == row[:-1])
-        pair = code[pairs] * max(len(tokens), 1) + code[pairs + 1]
-        distinct, pair_code = np.unique(pair, return_inverse=True)
-        bigram = np.array([vocabulary.get(tokens[p // len(tokens)] + " " + tokens[p % len(tokens)], -1)
-                           for p in distinct.tolist()], dtype=np.int64)
-        return _counted(np.concatenate([row, row[pairs]]), np.concatenate([unigram[code], bigram[pair_code.ravel()]]),
-                        (n, self.n_word_features), np.float64)
-
-    def _char_counts(self, rows: _Rows, words: list[str], n: int) -> sparse.csr_matrix:
-        """`WordwiseCharTfidf`'s kept counts: (texts x words) @ (words x char n-grams), as integers."""
-        new = [w for w in words if w not in self.gram_row]
-        if new:
-            self.gram_row.update(zip(new, range(len(self.gram_row), len(self.gram_row) + len(new)), strict=True))
-            counts = self.chars.grams_.transform(new)[:, self.chars.keep_]
-            self.grams = sparse.vstack([self.grams, counts.astype(np.int64)], format="csr")
-        per_text = _counted(rows.row, rows.code, (n, len(words)), np.int64)
-        per_word = self.grams[np.array([self.gram_row[w] for w in words], dtype=np.int64)]
-        return (per_text @ per_word).tocsr()
-
-
-_PREPROCESSOR = normalise_text  # the function the shipped model's word vectorizer calls
-
-
-class _Rows(NamedTuple):
-    row: np.ndarray  # per item, the text it came from
-    code: np.ndarray  # per item, its number among the distinct items
-
-
-def _numbered(lists: list[list[str]]) -> tuple[_Rows, list[str]]:
-    """The items of each text's list, numbered: (per item its text and its code, the distinct items)."""
-    items = list(chain.from_iterable(lists))
-    distinct = list(dict.fromkeys(items))
-    number = dict(zip(distinct, range(len(distinct)), strict=True))
-    lengths = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
-    code = np.fromiter(map(number.__getitem__, items), dtype=np.int64, count=len(items))
-    return _Rows(np.repeat(np.arange(len(lists), dtype=np.int64), lengths), code), distinct
-
-
-def _counted(rows: np.ndarray, columns: np.ndarray, shape: tuple[int, int], dtype: type) -> sparse.csr_matrix:
-    """How often each (row, column) occurs (a negative column: not counted), as a CSR matrix with its columns
-    sorted in each row, as CountVectorizer makes them."""
-    kept = columns >= 0
-    key, count = np.unique(rows[kept] * max(shape[1], 1) + columns[kept], return_counts=True)
-    indptr = np.zeros(shape[0] + 1, dtype=np.int64)
-    np.cumsum(np.bincount(key // max(shape[1], 1), minlength=shape[0]), out=indptr[1:])
-    return sparse.csr_matrix((count.astype(dtype), key % max(shape[1], 1), indptr), shape=shape)
+    distinct = list(dict.fromkeys(keys))
+    batch = message_scoring.PRESSURE_BATCH
+    score = {text: p for start in range(0, len(distinct), batch)
+             for text, p in zip(distinct[start:start + batch],
+                                model.predict_proba(distinct[start:start + batch])[:, 1], strict=True)}
+    return [float(score[text]) for text in keys]

@@ -66,7 +66,7 @@ def test_a_rescored_order_is_worked_out_only_when_its_case_would_change(detected
     write_changes(changed, folder / "changes", as_of, share=0.01, seed=7)
     db = open_db(changed)
     try:
-        for kind in ("events", "orders"):
+        for kind in ("events", "orders", "messages"):
             import_file(db, kind, folder / "changes" / f"{kind}.csv")
         first, second = (r[0] for r in db.conn.execute("SELECT id FROM cases ORDER BY id LIMIT 2"))
         # a person's work between the runs: a dismissal and a dispute

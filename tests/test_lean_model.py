@@ -347,7 +347,7 @@ def changed_store(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     db.close()
     write_changes(path, folder / "changes", as_of, share=0.01, seed=3)
     db = open_db(path)
-    for kind in ("events", "orders"):
+    for kind in ("events", "orders"):  # no chat: scipy stays out (the next tests bring messages)
         import_file(db, kind, folder / "changes" / f"{kind}.csv")
     db.close()
     return folder, path, as_of
@@ -405,8 +405,8 @@ def test_without_its_export_the_model_itself_scores_the_incremental_run(changed_
 
 def test_the_classifiers_libraries_are_preloaded_only_where_the_run_may_need_them(changed_store, tmp_path,
                                                                                    monkeypatch) -> None:  # noqa: ANN001
-    """An incremental run whose model scores lean starts no thread importing scikit-learn, unless a new message came
-    (the message model is scikit-learn's)."""
+    """An incremental run whose model scores lean starts no thread importing scikit-learn, a new message or not, while
+    the message model has its lean export too; where the message model has none, a new message starts it."""
     from tracker.db import open_db
     from tracker.detection import preload
     from tracker.detection.pipeline import detect
@@ -415,7 +415,9 @@ def test_the_classifiers_libraries_are_preloaded_only_where_the_run_may_need_the
     folder, base, as_of = changed_store
     started: list[bool] = []
     monkeypatch.setattr(preload, "start", lambda: started.append(True))
-    for name, message in (("quiet", False), ("chatty", True)):
+    lean_messages = registry.lean_message_model
+    for name, message, lean in (("quiet", False, True), ("chatty", True, True), ("chatty, no lean", True, False)):
+        monkeypatch.setattr(registry, "lean_message_model", lean_messages if lean else lambda: None)
         path = tmp_path / f"{name}.db"
         shutil.copyfile(base, path)
         db = open_db(path)
@@ -427,4 +429,51 @@ def test_the_classifiers_libraries_are_preloaded_only_where_the_run_may_need_the
         started.clear()
         detect(db, as_of)
         db.close()
-        assert started == ([True] if message else []), name
+        assert started == ([] if lean else [True]), name
+
+
+def test_a_run_with_new_seller_messages_imports_no_scikit_learn_and_scores_them_as_the_model(changed_store,
+                                                                                           tmp_path) -> None:  # noqa: ANN001
+    """New seller messages are scored by the message model's lean export: the incremental run imports neither
+    scikit-learn nor skops, stores the model's own probabilities, and flags and scores as a full rescore does."""
+    from tracker.db import open_db
+    from tracker.importers import import_file
+
+    folder, base, as_of = changed_store
+    path, twin = tmp_path / "chatty.db", tmp_path / "full.db"
+    shutil.copyfile(base, path)
+    texts = ["Please confirm receipt now, or the coupon expires tonight!!", "pls close the dispute, i refund by paypa1",
+             "Your parcel left our warehouse today", "dear friend 5 star feedback pls, confirm receive goods"]
+    db = open_db(path)
+    orders = [r[0] for r in db.execute("SELECT order_id FROM orders ORDER BY order_id LIMIT ?", [len(texts)])]
+    (tmp_path / "messages.csv").write_text("order_id,sender,sent_at,text\n" + "".join(
+        f'{order},seller,{(as_of - timedelta(hours=1)).isoformat()},"{text}"\n'
+        for order, text in zip(orders, texts, strict=True)))
+    import_file(db, "messages", tmp_path / "messages.csv")
+    db.close()
+    shutil.copyfile(path, twin)
+    imported = _detect(path, as_of)
+    assert "numpy" in imported and not imported & {"sklearn", "skops"}, sorted(imported & set(HEAVY))
+    conn = sqlite3.connect(path)
+    try:
+        cached = dict(conn.execute("SELECT m.text, p.probability FROM message_pressure p JOIN messages m "
+                                   "ON m.id = p.message_id WHERE m.text IN (SELECT value FROM json_each(?))",
+                                   [json.dumps(texts)]))
+    finally:
+        conn.close()
+    model = registry.message_model()
+    assert cached == dict(zip(texts, (float(p) for p in model.predict_proba(texts)[:, 1]), strict=True))
+    assert max(cached.values()) > 0.5 > min(cached.values())  # the texts are told apart
+    _detect(twin, as_of, "--full")
+    assert _scores(path) == _scores(twin)
+
+    def pressure_flags(store: Path) -> list[tuple]:
+        conn = sqlite3.connect(store)
+        try:
+            return conn.execute("SELECT order_id, explanation FROM flags WHERE code = 'seller_pressure' "
+                                "ORDER BY order_id").fetchall()
+        finally:
+            conn.close()
+
+    assert pressure_flags(path) == pressure_flags(twin)
+    assert {order for order, _ in pressure_flags(path)} & set(orders)  # the new messages raised some

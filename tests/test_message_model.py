@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from detectors import message_model
+from detectors import message_model, message_scoring
 from tracker.detection import persistence, registry
 from tracker.detection.message_training import load_labelled
 
@@ -82,7 +83,7 @@ def test_scoring_in_batches_gives_the_scores_of_one_batch(monkeypatch):
     texts = [writer.write(rng, kind, tracking="LP00729888729802") for kind in writer.templates for _ in range(15)]
     texts += ["", None]
     whole = message_model.pressure_of(shipped(), texts)
-    monkeypatch.setattr(message_model, "PRESSURE_BATCH", 7)
+    monkeypatch.setattr(message_scoring, "PRESSURE_BATCH", 7)
     assert message_model.pressure_of(shipped(), texts) == whole and len(whole) == len(texts)
     assert message_model.pressure_of(shipped(), []) == []
 
@@ -109,7 +110,7 @@ def test_the_scorer_of_normalised_texts_gives_the_pipelines_probabilities_bit_fo
 
     texts, _, _ = load_labelled()
     texts = texts + _generated(5, 6) + ODD_TEXTS
-    assert message_model.NormalisedScorer.of(shipped()) is not None  # the shipped model takes the fast path
+    assert message_model.lean_export(shipped()) is not None  # the shipped model takes the fast path
     stock = [float(p) for p in shipped().predict_proba(texts)[:, 1]]
     assert message_model.pressure_of(shipped(), texts) == stock
 
@@ -121,9 +122,9 @@ def test_each_distinct_text_is_normalised_once_and_each_normalised_text_scored_o
     texts = _generated(6, 4) * 2 + ["Order 123 shipped", "order 456 shipped", "ORDER 7 SHIPPED", None, ""]
     expected = [float(p) for p in shipped().predict_proba([str(t or "") for t in texts])[:, 1]]
     normalised, scored = [], []
-    original, proba = message_model.normalise_text, message_model.NormalisedScorer.proba
-    monkeypatch.setattr(message_model, "normalise_text", lambda text: normalised.append(text) or original(text))
-    monkeypatch.setattr(message_model.NormalisedScorer, "proba",
+    original, proba = message_scoring.normalise_text, message_scoring.LeanMessageModel.proba
+    monkeypatch.setattr(message_scoring, "normalise_text", lambda text: normalised.append(text) or original(text))
+    monkeypatch.setattr(message_scoring.LeanMessageModel, "proba",
                         lambda self, batch: scored.extend(batch) or proba(self, batch))
     assert message_model.pressure_of(shipped(), texts) == expected
     assert sorted(normalised) == sorted({str(t or "") for t in texts})
@@ -135,7 +136,7 @@ def test_a_model_of_another_shape_is_scored_by_its_own_predict_proba():
     texts, labels, _ = load_labelled()
     model = message_model.build_pipeline()
     model.set_params(features__words__ngram_range=(1, 3)).fit(texts, labels)
-    assert message_model.NormalisedScorer.of(model) is None
+    assert message_model.lean_export(model) is None
     unseen = _generated(7, 2) + ODD_TEXTS
     assert message_model.pressure_of(model, unseen) == [float(p) for p in model.predict_proba(unseen)[:, 1]]
 
@@ -148,3 +149,106 @@ def test_normalising_skips_the_address_pattern_only_where_it_cannot_match():
 
     for text in ODD_TEXTS + _generated(8, 2) + ["a@b", "x HTTP://y", "Www.Z", "wwwx", "http", "@"]:
         assert message_model.normalise_text(text) == unconditional(text), text
+
+
+def _model_copy(tmp_path, monkeypatch):  # noqa: ANN001, ANN202
+    """The shipped message model, its metadata and its lean export copied to a folder the registry reads."""
+    import shutil
+
+    for name in ("message_model.skops", "message_model.json", "message_model.lean.npz"):
+        shutil.copy(registry.MESSAGE_MODEL_PATH.with_name(name), tmp_path / name)
+    monkeypatch.setattr(registry, "MESSAGE_MODEL_PATH", tmp_path / "message_model.skops")
+    registry.forget_message_model()
+    return tmp_path
+
+
+def test_the_shipped_lean_export_scores_as_the_model_and_reads_back_whole(tmp_path, monkeypatch):
+    from tracker.detection.registry import message_model as shipped
+
+    lean = registry.lean_message_model()
+    assert isinstance(lean, message_scoring.LeanMessageModel)
+    meta = persistence.read_metadata(registry.MESSAGE_MODEL_PATH)
+    assert lean.source["model_sha256"] == meta["sha256"] and meta["lean"]["format"] == message_scoring.FORMAT
+    texts = _generated(9, 3) + ODD_TEXTS + [None]
+    stock = [float(p) for p in shipped().predict_proba([str(t or "") for t in texts])[:, 1]]
+    assert lean.pressure(texts) == stock == registry.message_pressure(texts)
+    again = message_scoring.LeanMessageModel.of_arrays(lean.arrays())
+    assert again.pressure(texts) == stock and again.char_terms == lean.char_terms
+    arrays = lean.arrays()
+    arrays["meta"] = np.frombuffer(bytes(arrays["meta"]).replace(message_scoring.FORMAT.encode(), b"messages-0"),
+                                   dtype=np.uint8)
+    with pytest.raises(ValueError, match="format"):
+        message_scoring.LeanMessageModel.of_arrays(arrays)
+
+
+@pytest.mark.parametrize("spoil", ["lean file", "version", "other model"])
+def test_a_lean_export_that_cannot_be_vouched_for_is_not_used(tmp_path, monkeypatch, spoil):
+    """An export edited, recorded beside a model made with another scikit-learn, or made from another model file:
+    never scored with (the model itself is then loaded, with its own refusals)."""
+    import json
+
+    folder = _model_copy(tmp_path, monkeypatch)
+    try:
+        assert registry.lean_message_model() is not None  # the copy as it is: vouched for
+        registry.forget_message_model()
+        meta_file = folder / "message_model.json"
+        meta = json.loads(meta_file.read_text())
+        if spoil == "lean file":
+            with open(folder / "message_model.lean.npz", "ab") as fh:
+                fh.write(b"\0")
+        elif spoil == "version":
+            meta["library_versions"]["scikit-learn"] = "1.0.2"
+        else:  # an export of the model whose SHA-256 is another's, recorded with its own hash
+            with np.load(folder / "message_model.lean.npz") as arrays:
+                lean = message_scoring.LeanMessageModel.of_arrays(dict(arrays))
+            lean.source["model_sha256"] = "0" * 64
+            meta["lean"]["sha256"] = persistence.save_lean(lean, folder / "message_model.lean.npz")
+        meta_file.write_text(json.dumps(meta))
+        assert registry.lean_message_model() is None
+        if spoil != "version":  # the model itself still scores, as it did
+            assert registry.message_pressure(["please confirm receipt now"])[0] > 0.5
+        else:
+            with pytest.raises(registry.VersionRefused):
+                registry.message_pressure(["please confirm receipt now"])
+    finally:
+        registry.forget_message_model()
+
+
+def _random_texts(seed: int, n: int) -> list[str]:
+    """Texts from no template: words of Latin, Cyrillic, Greek, CJK, Arabic and full-width letters, digits of several
+    scripts, joined by every kind of space and punctuation, with addresses and the shipped vocabulary mixed in."""
+    import random
+
+    rng = random.Random(seed)
+    alphabets = ["abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "абвгдежзийклмнопрстуфхцчшщыэюя",
+                 "αβγδεζηθικλμνξοπρστυφχψω", "你好快递包裹确认收货", "مرحباشكرا", "ＡＢＣａｂｃ", "0123456789", "٠١٢٣٤٥٦٧٨٩",
+                 "²³¹", "_", "éèêëçñßøåæ"]
+    spaces = [" ", "  ", "\t", "\n", "\u00a0", "\u2003", "\u3000", "\x1c", "\u2028", "\x85"]
+    marks = ["", "", "", "!", "...", ",", "-", "'", "@", "/", ":", "?", "~", "^_^", "%", "$"]
+    known = load_labelled()[0]
+    vocabulary = [w for text in known for w in text.split()]
+    out = []
+    for _ in range(n):
+        words = []
+        for _ in range(rng.randint(0, 25)):
+            pick = rng.random()
+            if pick < 0.4:
+                word = rng.choice(vocabulary)
+            elif pick < 0.45:
+                word = rng.choice(["me@shop.com", "https://pay.example/x?a=1", "www.shop.cn", "HTTP://X.Y", "a@b"])
+            else:
+                letters = rng.choice(alphabets)
+                word = "".join(rng.choice(letters) for _ in range(rng.randint(1, 12)))
+            words.append(word + rng.choice(marks))
+        out.append("".join(w + rng.choice(spaces) for w in words))
+    return out
+
+
+def test_the_lean_export_gives_the_pipelines_probabilities_on_texts_from_no_template():
+    from tracker.detection.registry import message_model as shipped
+
+    texts = _random_texts(21, 3000)
+    stock = [float(p) for p in shipped().predict_proba(texts)[:, 1]]
+    got = registry.lean_message_model().pressure(texts)
+    assert got == stock
+    assert len({round(p, 6) for p in got}) > 1000  # varied texts, not one score

@@ -123,6 +123,9 @@ def test_the_named_command_makes_a_refused_message_model_again(tmp_path, monkeyp
         assert meta["library_versions"]["scikit-learn"] == sklearn.__version__
         assert registry.MESSAGE_MODEL_PATH == folder / "message_model.skops"
         assert registry.message_pressure(["please confirm receipt now or lose the coupon"])[0] > 0.5
+        # made with its lean export beside it, which scores from now on
+        assert meta["lean"]["file"] == "message_model.lean.npz" and (folder / meta["lean"]["file"]).exists()
+        assert registry.lean_message_model() is not None
         assert world_training.ensure_message_model() is False  # vouched for now: left alone
     finally:
         registry.forget_message_model()

@@ -72,9 +72,9 @@ def _changed(scored_world, name: str) -> tuple[Path, Path]:  # noqa: ANN001
     path = folder / f"{name}.db"
     shutil.copyfile(base, path)
     counts = write_changes(path, folder / name, as_of, share=0.01, seed=7)
-    assert counts["events"] >= 30 and counts["orders"] >= 30
+    assert counts["events"] >= 30 and counts["orders"] >= 30 and counts["messages"] >= 30
     db = open_db(path)
-    for kind in ("events", "orders"):
+    for kind in ("events", "orders", "messages"):
         import_file(db, kind, folder / name / f"{kind}.csv")
     db.close()
     twin = folder / f"{name}-full.db"
@@ -188,7 +188,7 @@ def test_successive_changes_stay_exact_though_the_books_keep_only_the_bytes_an_o
     for k in range(3):
         write_changes(path, folder / f"successive-{k}", as_of, share=0.01, seed=11 + k)
         db = open_db(path)
-        for kind in ("events", "orders"):
+        for kind in ("events", "orders", "messages"):
             import_file(db, kind, folder / f"successive-{k}" / f"{kind}.csv")
         db.close()
         _run(path, as_of)

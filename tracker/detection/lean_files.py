@@ -1,6 +1,6 @@
-"""`python -m tracker.detection.lean_files [MODEL.skops ...]`: write the lean export (`detectors.lean_model`) of
-model files saved already, beside each, and record it in its metadata JSON; without arguments, of the shipped
-classifier (data/models/classifier.skops, or $TRACKER_MODEL_DIR's). Training writes it itself; this makes it for a
+"""`python -m tracker.detection.lean_files [MODEL.skops ...]`: write the lean export (`detectors.lean_model`,
+`detectors.message_scoring`) of model files saved already, beside each, and record it in its metadata JSON; without
+arguments, of the shipped classifier and message model (data/models/, or $TRACKER_MODEL_DIR's). Training writes it itself; this makes it for a
 model saved before lean exports existed."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from tracker.detection import persistence, registry
 
 
 def main(argv: list[str] | None = None) -> int:
-    paths = [Path(a) for a in (sys.argv[1:] if argv is None else argv)] or [registry.DEFAULT_MODEL_PATH]
+    paths = [Path(a) for a in (sys.argv[1:] if argv is None else argv)] or [registry.DEFAULT_MODEL_PATH,
+                                                                      registry.MESSAGE_MODEL_PATH]
     for path in paths:
         try:
             meta = persistence.export_lean(path)

@@ -114,16 +114,19 @@ def save_lean(lean: Any, path: str | Path) -> str:
     return sha256_file(path)
 
 
-def load_lean(path: str | Path, model_sha256: str) -> Any:
-    """The lean export at `path` of the model file whose SHA-256 is `model_sha256`; None where there is none, it
-    was made from another file, or it is not what this version writes (the caller then scores with scikit-learn)."""
+def load_lean(path: str | Path, model_sha256: str, of_arrays: Any = None) -> Any:
+    """The lean export at `path` of the model file whose SHA-256 is `model_sha256`, read by `of_arrays` (the
+    classifier's `LeanModel.of_arrays` unless given); None where there is none, it was made from another file, or it
+    is not what this version writes (the caller then scores with scikit-learn)."""
     import numpy as np
 
-    from detectors.lean_model import LeanModel
+    if of_arrays is None:
+        from detectors.lean_model import LeanModel
 
+        of_arrays = LeanModel.of_arrays
     try:
         with np.load(path, allow_pickle=False) as data:
-            model = LeanModel.of_arrays({name: data[name] for name in data.files})
+            model = of_arrays({name: data[name] for name in data.files})
     except (OSError, ValueError, KeyError, TypeError, IndexError, UnicodeDecodeError):
         return None
     if not model_sha256 or model.source.get("model_sha256") != model_sha256:
@@ -132,19 +135,22 @@ def load_lean(path: str | Path, model_sha256: str) -> Any:
 
 
 def write_lean(model: Any, path: str | Path, sha256: str) -> dict[str, Any] | None:
-    """Write the lean export of a scoring pipeline beside its model file (`detectors.lean_model`: plain arrays, no
-    pickle, naming the model file's SHA-256) and return what the metadata records of it (file, SHA-256, format);
-    None, and no lean file left there, for a model the lean export cannot hold (it is then scored with
-    scikit-learn alone)."""
-    from detectors import lean_model
+    """Write the lean export of a scoring pipeline or of the message model beside its model file
+    (`detectors.lean_model`, `detectors.message_scoring`: plain arrays, no pickle, naming the model file's SHA-256)
+    and return what the metadata records of it (file, SHA-256, format); None, and no lean file left there, for a
+    model the lean export cannot hold (it is then scored with scikit-learn alone)."""
+    from detectors import lean_model, message_model, message_scoring
     from detectors.classifier import lean_export
 
     target = lean_path(path)
-    lean = lean_export(model, {"model_sha256": sha256, "model_file": Path(path).name})
+    source = {"model_sha256": sha256, "model_file": Path(path).name}
+    lean, fmt = lean_export(model, source), lean_model.FORMAT
+    if lean is None:
+        lean, fmt = message_model.lean_export(model, source), message_scoring.FORMAT
     if lean is None:
         target.unlink(missing_ok=True)
         return None
-    return {"file": target.name, "sha256": save_lean(lean, target), "format": lean_model.FORMAT}
+    return {"file": target.name, "sha256": save_lean(lean, target), "format": fmt}
 
 
 def export_lean(path: str | Path) -> dict[str, Any]:

@@ -48,7 +48,10 @@ class Filling:
         if self.future is None:
             return 0
         try:
-            return int(self.future.result())
+            scored, seconds = self.future.result()
+            if scored:
+                log.info("pressure cache: the child scored %d seller messages in %.2f s", scored, seconds)
+            return int(scored)
         except Exception as exc:  # noqa: BLE001 - the scoring stage works out what is missing, and says why
             log.debug("pressure cache: the child did not fill it (%s)", exc)
             return 0
@@ -105,24 +108,28 @@ def start(conn: sqlite3.Connection, plan: Plan) -> Filling:
     return Filling(children, future)
 
 
-def fill(path: str, model_key: str) -> int:
+def fill(path: str, model_key: str) -> tuple[int, float]:
     """In the child: score the seller messages the cache lacks for this model (each distinct text once, as
-    `detectors.features.score_messages` does) and store them in one short transaction. Returns how many."""
+    `detectors.features.score_messages` does) and store them in one short transaction. Returns how many, and the
+    seconds it took."""
+    import time
+
     from tracker.detection import registry
 
+    started = time.perf_counter()
     conn = sqlite3.connect(path, timeout=60)
     try:
         conn.execute("PRAGMA busy_timeout=60000")
         rows = conn.execute(MISSING_SQL, [model_key]).fetchall()
         if not rows:
-            return 0
+            return 0, time.perf_counter() - started
         texts = ["" if text is None else str(text) for _, text in rows]
         distinct = list(dict.fromkeys(texts))
         probability = dict(zip(distinct, registry.message_pressure(distinct), strict=True))
         with conn:
             conn.executemany(INSERT_SQL, ((message_id, model_key, probability[text])
                                           for (message_id, _), text in zip(rows, texts, strict=True)))
-        return len(rows)
+        return len(rows), time.perf_counter() - started
     finally:
         conn.close()
 

@@ -178,13 +178,18 @@ def load_lean_model(db: sqlite_utils.Database) -> LoadedModel | None:
         return None  # refused by the model's own loading, with its message
 
 
-def _lean(path: Path, sha: str | None, meta: dict[str, Any]) -> Any:
+def _lean(path: Path, sha: str | None, meta: dict[str, Any], fmt: Any = None, of_arrays: Any = None,
+          cache: dict[tuple[str, str, str], tuple[Any, tuple[tuple[int, int, int], ...]]] = _lean_models) -> Any:
+    """The lean export of the model file at `path` (the classifier's unless `fmt` and `of_arrays` say another), as
+    the module says it is vouched for; kept in `cache` while both files stand as they were."""
     from importlib import metadata as packages
 
-    from detectors import lean_model
+    if fmt is None:
+        from detectors import lean_model
 
+        fmt = lean_model.FORMAT
     info = meta.get("lean") or {}
-    if not sha or not isinstance(info, dict) or info.get("format") != lean_model.FORMAT or not info.get("sha256"):
+    if not sha or not isinstance(info, dict) or info.get("format") != fmt or not info.get("sha256"):
         return None
     try:
         installed = packages.version("scikit-learn")
@@ -197,17 +202,17 @@ def _lean(path: Path, sha: str | None, meta: dict[str, Any]) -> Any:
     try:
         # both files as they were when this process last checked them: their hashes stand (a run asks twice)
         stamps = tuple((s.st_mtime_ns, s.st_size, s.st_ino) for s in (path.stat(), lean_file.stat()))
-        if key in _lean_models and _lean_models[key][1] == stamps:
-            return _lean_models[key][0]
+        if key in cache and cache[key][1] == stamps:
+            return cache[key][0]
         if persistence.sha256_file(path) != sha or persistence.sha256_file(lean_file) != info["sha256"]:
             return None
     except OSError:
         return None
-    model = persistence.load_lean(lean_file, sha)
+    model = persistence.load_lean(lean_file, sha, of_arrays)
     if model is None:
         return None
-    _lean_models.clear()
-    _lean_models[key] = (model, stamps)
+    cache.clear()
+    cache[key] = (model, stamps)
     return model
 
 
@@ -251,6 +256,7 @@ def forget_message_model() -> None:
     """Load the message model anew on next use (after it was retrained)."""
     with _lock:
         _message_model.clear()
+        _lean_message_models.clear()
 
 
 def message_model_key() -> str:
@@ -261,9 +267,29 @@ def message_model_key() -> str:
         raise RunFailure(str(exc)) from None
 
 
+_lean_message_models: dict[tuple[str, str, str], tuple[Any, tuple[tuple[int, int, int], ...]]] = {}
+
+
+def lean_message_model() -> Any:
+    """The shipped message model's lean export (`detectors.message_scoring`: its probabilities bit for bit, without
+    scikit-learn), where this install can vouch for it as for the classifier's (see the module); else None."""
+    from detectors import message_scoring
+
+    try:
+        meta = persistence.read_metadata(MESSAGE_MODEL_PATH)
+    except persistence.ModelIntegrityError:
+        return None
+    return _lean(Path(MESSAGE_MODEL_PATH), meta.get("sha256"), meta, message_scoring.FORMAT,
+                 message_scoring.LeanMessageModel.of_arrays, _lean_message_models)
+
+
 def message_pressure(texts: list[str]) -> list[float]:
-    """The message model's pressure probability of each text; loads the model (and scikit-learn) on first use,
-    so a run without seller messages never pays for it. Raises when it cannot be loaded."""
+    """The message model's pressure probability of each text: by its lean export where there is one this install
+    vouches for, else by the model itself (loading it and scikit-learn on first use), so a run without seller
+    messages never pays for either. Raises when the model cannot be loaded."""
+    lean = lean_message_model()
+    if lean is not None:
+        return lean.pressure(texts)
     from tracker.detection import preload
 
     preload.wait()  # scikit-learn may be being imported in its thread: imported here after it
