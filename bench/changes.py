@@ -4,7 +4,8 @@ day's chat: a seller's note on each new order shipped, and a new message on a sh
 sellers' written by the world's own message writer, typos and all, some of them pressure).
 
 `write_changes(store, folder, as_of, share=0.01)` writes `events.csv`, `orders.csv` and `messages.csv` in the
-contract's formats and returns how many rows each holds. Deterministic for a seed. The benchmark imports them with `tracker import`
+contract's formats and returns how many rows each holds (the messages name new orders: import them after the
+orders). Deterministic for a seed. The benchmark imports them with `tracker import`
 and times the next `tracker detect`; the exactness test (tests/test_rescoring.py) does the same on a small world.
 """
 

@@ -38,6 +38,17 @@ FORMAT = 1
 SUFFIX = ".lean.npz"
 NODE_FIELDS = ("feature_idx", "bin_threshold", "missing_go_to_left", "left", "right", "is_leaf", "value", "count")
 BLOCK = 4096  # rows walked at a time (their leaf bits stay in cache)
+# rows from which binning and walking are shared among runs at once (`Booster.use_runs`): numpy lets go of the
+# interpreter's lock in each step over a column or a block, and fewer rows are not worth a thread's start
+THREADED_FROM = 65536
+
+
+def row_runs(n: int, runs: int) -> list[tuple[int, int]]:
+    """The rows [0, n) as up to `runs` runs of whole blocks (the last one ends at n), none empty."""
+    blocks = -(-n // BLOCK)
+    runs = max(1, min(runs, blocks))
+    bounds = [min(n, (blocks * k // runs) * BLOCK) for k in range(runs + 1)]
+    return [(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
 
 
 def sigmoid(log_odds: np.ndarray) -> np.ndarray:
@@ -110,6 +121,23 @@ class Booster:
         self._check()
         self.means = [node_means(tree) for tree in self.trees]
         self._tables()
+        # how a large set of rows is binned and walked: `runs` runs of rows handed to `at_once` (`use_runs`)
+        self.runs, self.at_once = 1, None
+
+    def use_runs(self, runs: int, at_once: Any) -> None:
+        """Bin and walk `THREADED_FROM` rows or more as `runs` runs of whole blocks, which `at_once(work, runs)`
+        does (`work(start, stop)` for each run; the caller's threads: this module starts none)."""
+        self.runs, self.at_once = max(1, int(runs)), at_once
+
+    def _spread(self, n: int, work: Any) -> None:
+        """`work(start, stop)` over the rows [0, n): in runs at once where there are `THREADED_FROM` rows or more and
+        a way to run them, else in one run here. Each row's work does not depend on the others' (its bins, its
+        leaves and the sum of their values in the trees' order), so the results are the same either way."""
+        runs = row_runs(n, self.runs) if self.at_once is not None and n >= THREADED_FROM else [(0, n)]
+        if len(runs) <= 1:
+            work(0, n)
+            return
+        self.at_once(work, runs)
 
     def _check(self) -> None:
         n_features = len(self.edges)
@@ -172,9 +200,14 @@ class Booster:
             raise ValueError(f"{X.shape[1] if X.ndim == 2 else '?'} columns for a model of {len(self.edges)} features")
         columns = range(len(self.edges)) if columns is None else list(columns)
         out = np.empty((len(X), len(columns)), dtype=np.uint8)
-        for k, j in enumerate(columns):
-            column = X[:, j]
-            out[:, k] = np.where(np.isnan(column), self.missing_bin, np.searchsorted(self.edges[j], column, side="left"))
+
+        def rows(start: int, stop: int) -> None:
+            for k, j in enumerate(columns):
+                column = X[start:stop, j]
+                out[start:stop, k] = np.where(np.isnan(column), self.missing_bin,
+                                              np.searchsorted(self.edges[j], column, side="left"))
+
+        self._spread(len(X), rows)
         return out
 
     def raw(self, binned: np.ndarray) -> np.ndarray:
@@ -192,17 +225,21 @@ class Booster:
         bits = self.leaf_value.shape[1]
         offsets = np.arange(n_trees, dtype=np.int64) * bits
         flat_values = self.leaf_value.ravel()
-        for start in range(0, n, BLOCK):
-            block = binned[start:start + BLOCK]
-            keep = np.full((len(block), n_trees), ~self.word(0), dtype=self.word)
-            for feature, table in zip(self.features, self.bit_tables, strict=True):
-                keep &= table[block[:, feature]]
-            lowest = keep & (~keep + self.word(1))  # the lowest bit left: the row's leaf
-            leaf = np.frexp(lowest.astype(np.float64))[1] - 1
-            values = flat_values[leaf + offsets]
-            out = raw[start:start + BLOCK]
-            for t in range(n_trees):
-                out += values[:, t]
+
+        def rows(first: int, stop: int) -> None:
+            for start in range(first, stop, BLOCK):
+                block = binned[start:min(start + BLOCK, stop)]
+                keep = np.full((len(block), n_trees), ~self.word(0), dtype=self.word)
+                for feature, table in zip(self.features, self.bit_tables, strict=True):
+                    keep &= table[block[:, feature]]
+                lowest = keep & (~keep + self.word(1))  # the lowest bit left: the row's leaf
+                leaf = np.frexp(lowest.astype(np.float64))[1] - 1
+                values = flat_values[leaf + offsets]
+                out = raw[start:start + len(block)]
+                for t in range(n_trees):
+                    out += values[:, t]
+
+        self._spread(n, rows)
         return raw
 
     def _walk(self, tree: Mapping[str, np.ndarray], binned: np.ndarray) -> np.ndarray:
@@ -373,6 +410,12 @@ class LeanClassifier(ByteRows):
             self.offsets.append(np.arange(offset, offset + width))
             offset += width
         self.width = offset
+
+    def use_runs(self, runs: int, at_once: Any) -> None:
+        """Bin and walk large sets of rows as `runs` runs handed to `at_once` (the same results: `Booster._spread`)."""
+        for kind, _, part in self.parts:
+            if kind == "boost":
+                part.use_runs(runs, at_once)
 
     # float rows, as the scikit-learn classifier scores them
     def decision_function(self, X: np.ndarray) -> np.ndarray:  # noqa: N803

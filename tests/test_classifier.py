@@ -189,10 +189,15 @@ def test_whole_store_read_through_arrow_gives_the_same_frame(store_frame, db, th
 
 
 def test_detect_refuses_to_score_with_a_model_it_cannot_vouch_for(db, run_cli, monkeypatch):
+    from importlib import metadata
+
     import sklearn
 
     build_store(db, 60)
+    # an upgrade as the install sees it: the module's version, and the package's (which vouches for lean exports)
     monkeypatch.setattr(sklearn, "__version__", "99.0.0")
+    installed = metadata.version
+    monkeypatch.setattr(metadata, "version", lambda name: "99.0.0" if name == "scikit-learn" else installed(name))
     result = run_cli("detect", "--as-of", "2026-07-01T00:00:00Z")
     assert result.exit_code == 1
     lines = [line for line in result.output.splitlines() if "scikit-learn" in line]

@@ -122,6 +122,41 @@ def test_the_shipped_models_lean_export_scores_bit_for_bit_as_the_model() -> Non
     _assert_same_scores(loaded.model, lean, _awkward_rows(loaded.model))
 
 
+def test_large_sets_of_rows_are_binned_and_walked_on_threads_with_the_same_results(monkeypatch) -> None:  # noqa: ANN001
+    """A full run's million rows are shared among threads (`Booster._spread`, `threads.at_once`): the bytes, scores
+    and a rebin are the single thread's and scikit-learn's, and the runs were whole blocks, run at once."""
+    from tracker.detection import threads
+
+    model = registry.load_default().model
+    lean = C.lean_export(model)
+    X = np.vstack([_awkward_rows(model, 6000, seed=s) for s in range(4)])  # noqa: N806
+    single = lean.binned()
+    bytes_one = single.bins(X)
+    scores_one = single.fraud_probability(bytes_one)
+    submitted = []
+
+    def at_once(work, runs):  # noqa: ANN001, ANN202
+        submitted.extend(runs)
+        threads.at_once(work, runs)
+
+    monkeypatch.setattr(lean_model, "THREADED_FROM", 5000)
+    lean.classifier.use_runs(3, at_once)
+    threaded = lean.binned()
+    got = threaded.bins(X)
+    assert len(submitted) == 3 and submitted[0][0] == 0 and submitted[-1][1] == len(X)  # three runs of whole blocks
+    assert all(a == b for (_, a), (b, _) in zip(submitted, submitted[1:], strict=False))  # end to end
+    assert all(a % lean_model.BLOCK == 0 for a, _ in submitted)
+    np.testing.assert_array_equal(got, bytes_one)
+    np.testing.assert_array_equal(threaded.fraud_probability(got), scores_one)
+    stock = C.binned_input(model.named_steps["classifier"])  # scikit-learn's binning and walk of the same bytes
+    np.testing.assert_array_equal(stock.bins(X), bytes_one)
+    np.testing.assert_array_equal(stock.fraud_probability(bytes_one), scores_one)
+    again = got.copy()
+    columns = [0, 3, 5]
+    assert threaded.rebin(again, X[::-1].copy(), columns)
+    np.testing.assert_array_equal(again[:, columns], single.bins(X[::-1].copy())[:, columns])
+
+
 def test_the_shipped_lean_export_is_the_shipped_models() -> None:
     """data/models/classifier.lean.npz holds exactly what exporting data/models/classifier.skops gives, and its
     metadata names both files' digests (`python -m tracker.detection.lean_files` makes it again)."""
@@ -379,7 +414,7 @@ def test_an_incremental_detect_imports_no_scikit_learn_and_scores_as_a_full_resc
     imported = _detect(path, as_of)
     assert "numpy" in imported and "tracker" in imported  # the listing is read right
     assert not imported & set(HEAVY), sorted(imported & set(HEAVY))
-    assert "sklearn" in _detect(twin, as_of, "--full")
+    assert not _detect(twin, as_of, "--full") & {"sklearn", "skops"}  # a full run scores with it too
     got, want = _scores(path), _scores(twin)
     assert got and got == want
     # an hour later, nothing new: the orders whose time came are rescored, still without those libraries

@@ -13,7 +13,7 @@ it was made with. Loading checks, in order:
 
 Beside the model file, `<name>.lean.npz` holds its lean export (`detectors.lean_model`: the same scores from plain
 numpy arrays, no scikit-learn), recorded in the metadata with its own SHA-256; `tracker.detection.registry` scores
-an incremental run with it where it matches the model, and loads the model itself where it does not.
+a run with it where it matches the model, and loads the model itself where it does not.
 
 A file written by an older tracker as a pickle (`.joblib`) is refused the same way: it would run code when read.
 """

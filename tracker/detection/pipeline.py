@@ -73,11 +73,11 @@ def _detect(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False) -
     for left in scratch.sweep():  # the scratch folders of a run killed outright
         log.info("detect: removed %s, left by a run that was killed", left)
 
-    # the classifier's libraries, while the rules work (they need neither), where the run may need them: a full run
-    # (it bins with scikit-learn's threads), a model without a lean export to score with (numpy alone), or new seller
-    # messages where the message model has none (`registry.lean_message_model`)
-    if full or registry.load_lean_model(db) is None or (
-            freshness.new_messages(db.conn) and registry.lean_message_model() is None):
+    # the classifier's libraries, while the rules work (they need neither), where the run may need them: a model
+    # without a lean export to score with (numpy alone), or seller messages new to the pressure cache (any, in a full
+    # run) where the message model has none (`registry.lean_message_model`)
+    if registry.load_lean_model(db) is None or (
+            (full or freshness.new_messages(db.conn)) and registry.lean_message_model() is None):
         preload.start()
 
     # the run's token goes into meta with the rules' marks and with the scores: the next run trusts the stored

@@ -221,7 +221,10 @@ def bin_with(model: Any, threads: int) -> None:
     from detectors.lean_model import LeanModel
 
     if isinstance(model, LeanModel):
-        return  # numpy's binning: no thread pool
+        from tracker.detection.threads import at_once
+
+        model.classifier.use_runs(threads, at_once)  # numpy's binning and walk, a run of rows per thread
+        return
     from detectors.classifier import bin_threads
 
     bin_threads(model.named_steps["classifier"], threads)

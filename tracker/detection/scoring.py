@@ -9,8 +9,9 @@ model input lies on the same side of every split as when it was scored, so its s
 rescore would give, bit for bit. The sellers' statistics and buyers' history come from the books
 (`tracker.detection.seller_books`), kept in the same transaction as the scores.
 
-An incremental run scores with the model's lean export (`registry.load_lean_model`: the same scores from numpy
-arrays, without importing scikit-learn); a full rescore, or a model without a lean export, with the model itself.
+A run scores with the model's lean export (`registry.load_lean_model`: the same scores from numpy arrays, without
+importing scikit-learn; a full rescore's rows binned and walked on as many threads as the run may use); a model
+without a lean export, with the model itself.
 
 A full rescore happens with `full`, after a new model, when the books do not match the scores (a run killed
 between the two writes, or a store scored before the books existed), and when the previous run's scores were
@@ -82,9 +83,9 @@ def score_orders(db: sqlite_utils.Database, order_ids: set[str], as_of: datetime
     frame `read_ahead` read with them. `before_write` is called before this stage writes anything (the rules'
     write of a whole-store run may still be under way: `flagging.RulesResult.written`)."""
     before_write = before_write or (lambda: None)
-    # an incremental run scores with the model's lean export (numpy alone: no scikit-learn imported); a full one,
-    # or a model without one, with the model itself
-    loaded = None if full else registry.load_lean_model(db)
+    # a run scores with the model's lean export (numpy alone: no scikit-learn imported); a model without one, with
+    # the model itself
+    loaded = registry.load_lean_model(db)
     if loaded is None:
         loaded = registry.load_active_model(db)
     run = run or f"scoring-{time.time_ns()}"
@@ -105,8 +106,6 @@ def score_orders(db: sqlite_utils.Database, order_ids: set[str], as_of: datetime
     plan = plan or plan_for(db.conn)
 
     def every_order(loaded: Any) -> set[str]:
-        if loaded.lean:
-            loaded = registry.load_active_model(db) or loaded  # a full rescore: with scikit-learn's threaded walk
         rescoring.bin_with(loaded.model, threads.openmp_threads())
         shipment_facts.refresh(db, plan)
         # a full run over a large store writes in a child process, started now so it is ready when the ids are

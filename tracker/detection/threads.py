@@ -28,6 +28,15 @@ def limit(threads: int | None = None) -> AbstractContextManager[Any]:
     return _controller[0].limit(limits=threads if threads is not None else openmp_threads())
 
 
+def at_once(work: Any, runs: list[tuple[int, int]]) -> None:
+    """`work(start, stop)` for each run, each on a thread of its own, all at once; the first error raised again."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(runs), thread_name_prefix="runs") as pool:
+        for done in [pool.submit(work, start, stop) for start, stop in runs]:
+            done.result()
+
+
 def openmp_threads() -> int:
     """Threads for the boosting now: every core, or one when other processes keep every core busy."""
     n = cores()
