@@ -104,9 +104,10 @@ class LeanMessageModel:
         if len(self.word_column) != len(self.word_terms) or len(self.char_column) != len(self.char_terms):
             raise ValueError("a term named twice")
         self._coef_column = self.coef.reshape(-1, 1)  # the shape LogisticRegression multiplies by
-        # each word met so far: its row of `grams`, its kept char n-gram counts
-        self.gram_row: dict[str, int] = {}
-        self.grams = sparse.csr_matrix((0, len(self.char_terms)), dtype=np.float64)
+        # each word met so far: its row, and the rows of its kept char n-gram counts; one pair, replaced whole, so a
+        # call scoring in another thread (a Dask worker's tasks share the model) reads one or the other, never half
+        self.known_words: tuple[dict[str, int], sparse.csr_matrix] = (
+            {}, sparse.csr_matrix((0, len(self.char_terms)), dtype=np.float64))
 
     # ------------------------------------------------------------------------------------------------- scoring
 
@@ -156,12 +157,14 @@ class LeanMessageModel:
     def _char_counts(self, rows: _Rows, words: list[str], n: int) -> sparse.csr_matrix:
         """The kept char_wb n-gram counts of each text: (texts x words) @ (words x n-grams). The counts are whole
         numbers, far below 2**53, so in float64 (what the TF-IDF step makes of them) their sums are exact."""
-        new = [w for w in words if w not in self.gram_row]
+        gram_row, grams = self.known_words
+        new = [w for w in words if w not in gram_row]
         if new:
-            self.gram_row.update(zip(new, range(len(self.gram_row), len(self.gram_row) + len(new)), strict=True))
-            self.grams = sparse.vstack([self.grams, self._word_grams(new)], format="csr")
+            gram_row = {**gram_row, **dict(zip(new, range(len(gram_row), len(gram_row) + len(new)), strict=True))}
+            grams = sparse.vstack([grams, self._word_grams(new)], format="csr")
+            self.known_words = (gram_row, grams)
         per_text = _counted(rows.row, rows.code, (n, len(words)), np.float64)
-        per_word = self.grams[np.array([self.gram_row[w] for w in words], dtype=np.int64)]
+        per_word = grams[np.array([gram_row[w] for w in words], dtype=np.int64)]
         counts = (per_text @ per_word).tocsr()
         counts.sort_indices()  # a product's columns come in no set order; the sums after it add them in row order
         return counts

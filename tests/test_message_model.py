@@ -252,3 +252,18 @@ def test_the_lean_export_gives_the_pipelines_probabilities_on_texts_from_no_temp
     got = registry.lean_message_model().pressure(texts)
     assert got == stock
     assert len({round(p, 6) for p in got}) > 1000  # varied texts, not one score
+
+
+def test_threads_scoring_with_one_model_at_once_get_each_texts_own_probability():
+    """A Dask worker's tasks share the model, and with it the words it has cut into n-grams: scoring at once from
+    several threads gives every text the probability it gets alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    arrays = registry.lean_message_model().arrays()
+    batches = [_random_texts(40 + k, 400) + _generated(40 + k, 2) for k in range(8)]
+    alone = [message_scoring.LeanMessageModel.of_arrays(arrays).pressure(texts) for texts in batches]
+    shared = message_scoring.LeanMessageModel.of_arrays(arrays)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        together = list(pool.map(shared.pressure, batches))
+    assert together == alone
+    assert len(shared.known_words[0]) == shared.known_words[1].shape[0] > 1000

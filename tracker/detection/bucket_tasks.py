@@ -203,7 +203,7 @@ def rules(bucket: int, run: Run, fixes: Corrections, message_model: Any) -> Rule
     """Every rule over the bucket; findings, deadlines and the seller messages' pressure written to the run."""
     import pyarrow as pa
 
-    from detectors import message_model as pressure_model
+    from detectors import message_scoring
     from tracker.detection import flagging
 
     registered = all_rules()
@@ -215,6 +215,10 @@ def rules(bucket: int, run: Run, fixes: Corrections, message_model: Any) -> Rule
     messages = buckets.seller_messages(run, bucket)
 
     def pressure(texts: list[str]) -> list[float]:
+        if isinstance(message_model, message_scoring.LeanMessageModel):
+            return message_model.pressure(texts)
+        from detectors import message_model as pressure_model  # scikit-learn's pipeline: its module
+
         return pressure_model.pressure_of(message_model, texts)
 
     ctx = RuleContext(

@@ -78,7 +78,9 @@ def detect(db: sqlite_utils.Database, as_of: datetime, *, scheduler: str | None 
                                                       run=shared, pure=False))
         summary.examined = sum(c.examined for c in candidates)
         fixes = _corrections(client, stage, run, shared, candidates)
-        model = client.scatter(registry.message_model(), broadcast=True)
+        # the message model's lean export where this install vouches for it (the workers' tasks then need no
+        # scikit-learn for it), else the model itself
+        model = client.scatter(registry.lean_message_model() or registry.message_model(), broadcast=True)
         done = stage.tasks("rules", client.map(bucket_tasks.rules, range(run.buckets), run=shared,
                                                fixes=client.scatter(fixes, broadcast=True), message_model=model,
                                                pure=False))
