@@ -267,3 +267,29 @@ def test_threads_scoring_with_one_model_at_once_get_each_texts_own_probability()
         together = list(pool.map(shared.pressure, batches))
     assert together == alone
     assert len(shared.known_words[0]) == shared.known_words[1].shape[0] > 1000
+
+
+def test_lean_files_writes_a_message_models_export_and_says_so(tmp_path, monkeypatch, capsys):
+    """`python -m tracker.detection.lean_files FILE` makes the export of a message model saved without one, which the
+    registry then vouches for; `-h` shows the usage, an unknown option is refused (exit 2) and nothing written."""
+    import json
+
+    from tracker.detection import lean_files
+
+    folder = _model_copy(tmp_path, monkeypatch)
+    try:
+        (folder / "message_model.lean.npz").unlink()
+        meta = json.loads((folder / "message_model.json").read_text())
+        del meta["lean"]
+        (folder / "message_model.json").write_text(json.dumps(meta))
+        assert registry.lean_message_model() is None
+        assert lean_files.main(["--nope"]) == 2 and not (folder / "message_model.lean.npz").exists()
+        assert lean_files.main(["-h"]) == 0 and "lean export" in capsys.readouterr().out
+        assert lean_files.main([str(folder / "message_model.skops")]) == 0
+        assert "lean export message_model.lean.npz" in capsys.readouterr().out
+        assert persistence.read_metadata(folder / "message_model.skops")["lean"]["format"] == message_scoring.FORMAT
+        texts = _generated(3, 2)
+        assert registry.lean_message_model().pressure(texts) == \
+            [float(p) for p in registry.message_model().predict_proba(texts)[:, 1]]
+    finally:
+        registry.forget_message_model()

@@ -12,8 +12,16 @@ from tracker.detection import persistence, registry
 
 
 def main(argv: list[str] | None = None) -> int:
-    paths = [Path(a) for a in (sys.argv[1:] if argv is None else argv)] or [registry.DEFAULT_MODEL_PATH,
-                                                                      registry.MESSAGE_MODEL_PATH]
+    args = sys.argv[1:] if argv is None else argv
+    if any(a in ("-h", "--help") for a in args):
+        print(__doc__)
+        return 0
+    options = [a for a in args if a.startswith("-")]
+    if options:
+        print(f"lean_files: {options[0]}: no such option (give model files, or none for the shipped models)",
+              file=sys.stderr)
+        return 2
+    paths = [Path(a) for a in args] or [registry.DEFAULT_MODEL_PATH, registry.MESSAGE_MODEL_PATH]
     for path in paths:
         try:
             meta = persistence.export_lean(path)
