@@ -137,7 +137,7 @@ def lean_export(model: Any, source: Mapping[str, Any] | None = None) -> message_
         return None
     if [name for name, _ in features.transformer_list] != ["words", "chars"]:
         return None
-    words, chars = dict(features.transformer_list)["words"], dict(features.transformer_list)["chars"]
+    (_, words), (_, chars) = features.transformer_list
     stock_words = (type(words) is TfidfVectorizer and words.preprocessor is normalise_text
                    and words.analyzer == "word" and words.tokenizer is None and words.stop_words is None
                    and tuple(words.ngram_range) == (1, 2) and not words.binary and words.use_idf

@@ -55,9 +55,8 @@ class Tfidf(NamedTuple):
     sublinear: bool
     l2: bool
 
-    def apply(self, counts: sparse.csr_matrix) -> sparse.csr_matrix:
-        """`TfidfTransformer.transform` of these counts (made float64, as its input check makes them)."""
-        x = counts.astype(np.float64) if counts.dtype != np.float64 else counts
+    def apply(self, x: sparse.csr_matrix) -> sparse.csr_matrix:
+        """`TfidfTransformer.transform` of these counts (float64, as its input check makes them), in place."""
         if self.sublinear:
             np.log(x.data, x.data)
             x.data += 1.0

@@ -1,7 +1,7 @@
 """`python -m tracker.detection.lean_files [MODEL.skops ...]`: write the lean export (`detectors.lean_model`,
 `detectors.message_scoring`) of model files saved already, beside each, and record it in its metadata JSON; without
-arguments, of the shipped classifier and message model (data/models/, or $TRACKER_MODEL_DIR's). Training writes it itself; this makes it for a
-model saved before lean exports existed."""
+arguments, of the shipped classifier and message model (data/models/, or $TRACKER_MODEL_DIR's). Training writes it
+itself; this makes it for a model saved before lean exports existed."""
 
 from __future__ import annotations
 
