@@ -157,11 +157,14 @@ def test_a_refresh_recomputes_only_the_numbers_with_new_events(db):
     _awkward_store(db)
     assert shipment_facts.refresh(db).numbers == 5
     assert shipment_facts.refresh(db).numbers == 0
+    rowids = dict(db.conn.execute("SELECT tracking_number, rowid FROM shipment_facts"))
     db.conn.execute("INSERT INTO tracking_events (tracking_number, occurred_at, status, raw_code, event_key) "
                     "VALUES ('LP00000000007', '2026-09-20T00:00:00Z', 'in_transit', 'SC_INBOUND', 'new')")
     db.conn.commit()
     assert shipment_facts.refresh(db) == (1, "sql")
     assert _table(db).set_index("tracking_number").loc["LP00000000007"].n_scans == 1
+    # the number's row updated in place (its rowid kept: not deleted and made anew at the end of the table)
+    assert dict(db.conn.execute("SELECT tracking_number, rowid FROM shipment_facts")) == rowids
     # and it agrees with a refresh of the whole store
     incremental = _table(db)
     pd.testing.assert_frame_equal(incremental, _refreshed(db), check_exact=True)

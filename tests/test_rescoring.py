@@ -251,6 +251,34 @@ def test_the_books_and_first_frame_are_read_while_the_classifiers_libraries_may_
     _same(path, twin)
 
 
+def test_an_incremental_run_reads_the_store_mapped_and_a_full_run_does_not(scored_world, monkeypatch) -> None:  # noqa: ANN001
+    """An incremental run reads the store memory-mapped (`sqlite_pragmas.mapped`) until it ends, the connection's
+    setting put back after; a full run maps nothing (its children read the store, and its own resident size would
+    count every page it scans). The same scores as a full rescore."""
+    from tracker.detection import flagging
+
+    seen: list[int] = []
+    run_rules = flagging.run_rules
+
+    def rules(db, *a, **k):  # noqa: ANN001, ANN002, ANN003, ANN202
+        seen.append(db.conn.execute("PRAGMA mmap_size").fetchone()[0])
+        return run_rules(db, *a, **k)
+
+    monkeypatch.setattr(flagging, "run_rules", rules)
+    path, twin = _changed(scored_world, "mapped")
+    as_of = scored_world[2]
+    db = open_db(path)
+    try:
+        db.conn.execute("PRAGMA mmap_size = 0")
+        detect(db, as_of)
+        assert db.conn.execute("PRAGMA mmap_size").fetchone()[0] == 0
+    finally:
+        db.close()
+    _run(twin, as_of, full=True)
+    assert len(seen) == 2 and seen[0] > 0 and seen[1] == 0
+    _same(path, twin)
+
+
 def test_the_scoring_takes_the_examined_orders_as_the_rules_read_them(scored_world, monkeypatch) -> None:  # noqa: ANN001
     """An incremental run reads each examined order once: the scoring's first frame takes the rows the rules read
     (`readers.ScopeRows`) and reads only the orders whose time came; the same scores as a full rescore. Where the

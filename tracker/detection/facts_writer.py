@@ -21,8 +21,11 @@ import numpy as np
 from detectors.facts import FACT_COLUMNS, Coded, texts
 
 _NAMES = ("tracking_number", *FACT_COLUMNS)
-_INSERT = (f"INSERT OR REPLACE INTO shipment_facts ({', '.join(_NAMES)}) "
-           f"VALUES ({', '.join('?' * len(_NAMES))})")
+# a number's row updated in place where it has one, not INSERT OR REPLACE: a replaced row is deleted and made anew
+# at the end of the table under a new rowid, so the key's index changes too (an incremental refresh of 9.7k numbers
+# among a million wrote 59.9 MB to the log that way, 44.2 MB as updates)
+_INSERT = (f"INSERT INTO shipment_facts ({', '.join(_NAMES)}) VALUES ({', '.join('?' * len(_NAMES))}) "
+           f"ON CONFLICT(tracking_number) DO UPDATE SET {', '.join(f'{n} = excluded.{n}' for n in FACT_COLUMNS)}")
 _META = "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
 # rows turned into Python values at a time: a million rows' 27 columns at once would be a gigabyte of objects
 ROWS_PER_BATCH = 50_000
@@ -31,8 +34,9 @@ FILE_ROWS_PER_BATCH = 10_000
 
 
 def write_rows(conn: sqlite3.Connection, computed: dict[str, Any]) -> None:
-    """INSERT OR REPLACE the facts' rows (tracking_number, then FACT_COLUMNS; text as objects or `Coded`), in
-    number order: each row lands at the end of the key's B-tree. The caller owns the transaction."""
+    """Insert the facts' rows, or update a number's row in place where it has one (tracking_number, then
+    FACT_COLUMNS; text as objects or `Coded`), in number order: each new row lands at the end of the key's B-tree.
+    The caller owns the transaction."""
     numbers = computed["tracking_number"]
     if not len(numbers):
         return

@@ -44,9 +44,14 @@ class DetectSummary:
 def detect(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False) -> DetectSummary:
     """One detect run: the rules, the scoring and the cases of what changed since the last run (everything with
     `full`), as of `as_of`."""
-    from tracker.detection import memory
+    import contextlib
 
-    with memory.settled():
+    from tracker.detection import memory
+    from tracker.sqlite_pragmas import mapped
+
+    # an incremental run reads a few thousand orders' scattered pages (`mapped`); a full run reads the whole store
+    # through its child readers, and its own resident size would count the mapped pages it scans
+    with memory.settled(), contextlib.nullcontext() if full else mapped(db.conn):
         return _detect(db, as_of, full=full)
 
 
