@@ -279,6 +279,26 @@ def test_an_incremental_run_reads_the_store_mapped_and_a_full_run_does_not(score
     _same(path, twin)
 
 
+def test_a_store_in_memory_is_detected_incrementally_as_its_file_is(scored_world) -> None:  # noqa: ANN001
+    """SQLite maps no file of a store in memory (`PRAGMA mmap_size` answers nothing there): the incremental run
+    leaves that setting alone and gives the flags and scores a run on the store's file gives."""
+    import sqlite_utils
+
+    path, twin = _changed(scored_world, "in-memory")
+    as_of = scored_world[2]
+    memory = sqlite3.connect(":memory:")
+    source = sqlite3.connect(twin)
+    source.backup(memory)
+    source.close()
+    summary = detect(sqlite_utils.Database(memory), as_of)
+    assert summary.examined > 0 and summary.scored > 0
+    saved = sqlite3.connect(twin)
+    memory.backup(saved)
+    saved.close()
+    _run(path, as_of)
+    _same(path, twin)
+
+
 def test_the_scoring_takes_the_examined_orders_as_the_rules_read_them(scored_world, monkeypatch) -> None:  # noqa: ANN001
     """An incremental run reads each examined order once: the scoring's first frame takes the rows the rules read
     (`readers.ScopeRows`) and reads only the orders whose time came; the same scores as a full rescore. Where the

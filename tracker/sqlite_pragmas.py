@@ -28,11 +28,14 @@ def sort_threads() -> int:
 @contextmanager
 def pragmas(conn: sqlite3.Connection, **values: int) -> Iterator[None]:
     """Run the block with these PRAGMAs (name = integer value) set on the connection; the values it had come back
-    after it, failing or not."""
+    after it, failing or not. A PRAGMA that answers nothing on this database (`mmap_size` in memory) is left alone."""
     saved: dict[str, int] = {}
     try:
         for name, value in values.items():
-            saved[name] = conn.execute(f"PRAGMA {name}").fetchone()[0]
+            now = conn.execute(f"PRAGMA {name}").fetchone()
+            if now is None:  # a setting this database has not (`mmap_size` of one in memory): nothing to set
+                continue
+            saved[name] = now[0]
             conn.execute(f"PRAGMA {name} = {int(value)}")
         yield
     finally:
