@@ -29,6 +29,14 @@ def test_a_run_that_prints_no_summary_has_no_counts() -> None:
     assert "examined" not in figures and "scored" not in figures
 
 
+def test_the_dashboards_floor_keeps_a_query_of_hundredths_of_a_millisecond() -> None:
+    """A bare query of a few hundredths of a millisecond is a floor above 0 (a ratio can be made of it)."""
+    from bench.dashboard import _percentiles
+
+    p50, p95 = _percentiles([0.031] * 10 + [0.047] * 10)
+    assert p50 == 0.039 and p95 == 0.047
+
+
 def test_the_benchmark_table_says_when_its_rows_were_measured():
     """A partial re-run keeps older figures beside its own: the table names the days its rows come from."""
     from bench.summary import table
