@@ -236,7 +236,6 @@ def test_a_gridded_column_is_split_only_between_grid_points_and_scored_as_it_is(
         FraudClassifier(max_iter=3, grids=["share"]).fit(X, y)
 
 
-
 def test_a_column_whose_few_values_all_go_to_the_calibration_slice_is_fitted():
     """Few labelled rows: a column known for one order only may have that order held out for the calibration, so
     the booster's rows hold none of its values (the binner failed on such a column); it is never split on."""

@@ -1,9 +1,9 @@
 """The classifier's libraries (scikit-learn, SciPy: one to three seconds of imports) imported in a thread while a
 run's rules work, where the run may need them: one whose model has no lean export it can score with
 (`registry.load_lean_model`), or one with messages new to the pressure cache (any, in a full run) where the message
-model has none (`registry.lean_message_model`). With both exports, nothing of them is imported at all. The rules need neither
-(`detectors.features` leaves its transformer to `detectors.order_features`), and they spend much of their time in
-SQLite, which lets the thread run meanwhile.
+model has none (`registry.lean_message_model`). With both exports, nothing of them is imported at all. The rules
+need neither (`detectors.features` leaves its transformer to `detectors.order_features`), and they spend much of
+their time in SQLite, which lets the thread run meanwhile.
 
 Only third-party libraries and `detectors` modules that import nothing of `tracker` are imported there; whoever
 needs scikit-learn in the main thread first calls `wait()`, so the two threads never import scikit-learn at once.

@@ -7,11 +7,11 @@ install cannot vouch for is refused with one line naming the command that makes 
 A model trained on features this version does not compute is refused too.
 
 Beside each model file, its lean export (`detectors.lean_model`, `detectors.message_scoring`, written with it)
-scores the same, bit for bit, without scikit-learn: `load_lean_model` gives it where the model file, the lean file and their recorded SHA-256s
-all match and the model was made with the scikit-learn installed (read from the package's metadata, not imported);
-anywhere else None, and the caller loads the model itself (`load_active_model`, with its refusals; it writes the
-export of a store's model saved before lean exports existed, for the runs after it). The shipped message model
-(`data/models/message_model.skops`) is loaded once per process, on first use.
+scores the same, bit for bit, without scikit-learn: `load_lean_model` gives it where the model file, the lean file
+and their recorded SHA-256s all match and the model was made with the scikit-learn installed (read from the
+package's metadata, not imported); anywhere else None, and the caller loads the model itself (`load_active_model`,
+with its refusals; it writes the export of a store's model saved before lean exports existed, for the runs after
+it). The shipped message model (`data/models/message_model.skops`) is loaded once per process, on first use.
 """
 
 from __future__ import annotations
