@@ -94,3 +94,69 @@ def test_a_store_synced_many_times_holds_the_cases_events_and_deadlines_of_the_o
     finally:
         other.close()
     assert db.conn.execute("SELECT count(*) FROM cases").fetchone()[0] >= 20
+
+
+def test_a_case_takes_its_first_delivered_scan_from_the_facts_when_they_are_current_else_from_the_events(db):
+    """The sync reads each order's first delivered scan from `shipment_facts` when the table is current (one
+    lookup a case) and from the events otherwise (a cluster run, or scans imported since): both give the same
+    cases, events and deadlines; a delivered scan imported after the facts' refresh still shortens the deadline."""
+    import hashlib
+
+    from test_cases_support import add_event, add_order, add_score
+
+    from tracker.cases import sync
+    from tracker.db import open_db
+    from tracker.detection import shipment_facts
+
+    def build(database) -> list[str]:  # noqa: ANN001
+        ids = []
+        for i in range(40):
+            order_id, number = f"d{i:03d}", f"LP{i:014d}"
+            ids.append(order_id)
+            add_order(database, order_id, tracking_number=number, promised_days=60,
+                      ordered_at=_text(EPOCH + timedelta(days=100 + i * 8)))
+            add_score(database, order_id, 0.9, codes="delivered_not_received")
+            day = first_delivered(i)
+            add_event(database, number, _text(day - timedelta(days=3)), "in_transit")
+            if i % 3:  # the later delivered scan first (a lower event id), then the earlier one
+                add_event(database, number, _text(day + timedelta(days=2)), "delivered")
+                add_event(database, number, _text(day), "delivered")
+        return ids
+
+    def first_delivered(i: int) -> datetime:  # orders of 2015-16: a delivered scan shortens protection to 5 days
+        return EPOCH + timedelta(days=112 + i * 8, seconds=3600 * i + 7)
+
+    def tables(database) -> str:  # noqa: ANN001
+        digest = hashlib.sha256()
+        for table, key in (("cases", "order_id"), ("case_events", "case_id, id"), ("case_deadlines", "case_id, name")):
+            for row in database.conn.execute(f"SELECT * FROM {table} ORDER BY {key}"):
+                digest.update(repr(row[1:] if table != "cases" else row).encode())
+        return digest.hexdigest()
+
+    def due(database) -> dict[str, str]:  # noqa: ANN001
+        return dict(database.conn.execute("SELECT c.order_id, d.due_at FROM case_deadlines d JOIN cases c "
+                                          "ON c.id = d.case_id WHERE d.name = 'protection_end'"))
+
+    when = EPOCH + timedelta(days=110)
+    ids = build(db)
+    shipment_facts.refresh(db)
+    assert shipment_facts.current(db) and sync._delivered_sql(db) == sync._DELIVERED_FROM_FACTS
+    sync.sync_cases(db, set(ids), when)
+    other = open_db(str(db.conn.execute("PRAGMA database_list").fetchone()[2]) + ".events")
+    try:
+        build(other)  # no facts: read from the events
+        assert not shipment_facts.current(other) and sync._delivered_sql(other) == sync._DELIVERED_FROM_EVENTS
+        sync.sync_cases(other, set(ids), when)
+        assert tables(db) == tables(other)
+    finally:
+        other.close()
+    before = due(db)  # the earliest delivered scan's, five days on, to the second
+    assert {f"d{i:03d}": _text(first_delivered(i) + timedelta(days=5)) for i in range(40) if i % 3} == \
+        {k: v for k, v in before.items() if int(k[1:]) % 3}
+    # a delivered scan of an order without one, imported after the refresh: the facts are behind, the events say
+    add_event(db, "LP00000000000000", _text(first_delivered(0)), "delivered")
+    assert not shipment_facts.current(db) and sync._delivered_sql(db) == sync._DELIVERED_FROM_EVENTS
+    sync.sync_cases(db, {"d000"}, when)
+    after = due(db)
+    assert after["d000"] == _text(first_delivered(0) + timedelta(days=5)) < before["d000"]
+    assert {k: v for k, v in after.items() if k != "d000"} == {k: v for k, v in before.items() if k != "d000"}

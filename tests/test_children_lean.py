@@ -86,3 +86,27 @@ def test_a_driver_error_in_a_child_reaches_the_parent_with_its_message(world_sto
             future.result()
         # the pool is whole: the same child answers the next task
         assert child.submit(arrow.event_bounds, str(world_store)).result()[1] > 0
+
+
+def _niceness() -> int:
+    import os
+
+    return os.nice(0)
+
+
+def test_a_background_child_runs_niced_and_the_others_at_this_processs_priority():
+    """The message model's cache is filled by a background child (`Children(background=True)`): beside the two
+    readers of the scans on two cores, the scheduler gives the readers the cores first. The readers and the writing
+    child keep this process's niceness."""
+    import os
+
+    from tracker.detection.children import BACKGROUND_NICENESS
+
+    mine = os.nice(0)
+    with Children(1, background=True) as child:
+        assert child.submit(_niceness).result() == min(mine + BACKGROUND_NICENESS, 19)
+    with Children(1, lean=True, background=True) as child:  # both at once
+        assert child.submit(_niceness).result() == min(mine + BACKGROUND_NICENESS, 19)
+        assert child.submit(_pandas_loaded).result() is False
+    with Children(1, lean=True) as child:
+        assert child.submit(_niceness).result() == mine

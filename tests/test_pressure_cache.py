@@ -99,6 +99,7 @@ def test_the_child_ends_once_the_cache_is_filled_not_with_the_run(imported, tmp_
     thresholds(whole_pressure_cache_from=1)
     db = opened_copy(imported, tmp_path, "ends.db")
     filling = pressure_cache.start(db.conn, plan_for(db.conn))
+    assert filling.children.background  # niced: the scans' readers beside it go first
     processes = filling.children.processes()
     assert processes and filling.future.result()[0] > 100
     for child in processes:  # ended before anyone waited for the filling

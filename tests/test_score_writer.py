@@ -188,6 +188,8 @@ def test_a_full_run_through_the_child_scores_as_one_in_process(db, quick_model, 
     scoring.score_orders(db, set(), AS_OF, full=True)
     in_process = stored_scores(db)
     assert get_meta(db, scoring.META_AS_OF) == to_db(AS_OF)
+    books = db.conn.execute("SELECT * FROM seller_books ORDER BY part").fetchall()
+    next_due = get_meta(db, scoring.META_NEXT_DUE)
 
     started = []
     real = score_writer.ChildWrite
@@ -205,6 +207,9 @@ def test_a_full_run_through_the_child_scores_as_one_in_process(db, quick_model, 
     assert stored_scores(db) == in_process
     assert len(in_process) == len(labels) - 1
     assert any(r[3] != "[]" for r in in_process)  # reasons came through the later rows
+    # the books, made while the child wrote the scores, are those made before the write in this process
+    assert db.conn.execute("SELECT * FROM seller_books ORDER BY part").fetchall() == books and books
+    assert get_meta(db, scoring.META_NEXT_DUE) == next_due
 
 
 def test_a_full_run_with_no_tracked_order_empties_scores_through_the_child(db, db_path):

@@ -40,13 +40,32 @@ DETECTOR = "detector"
 # one encoder for every event: json.dumps(..., sort_keys=True) would build a new one per call
 _encode = json.JSONEncoder(sort_keys=True).encode
 
-_FACT_COLUMNS = (
-    "o.ordered_at, o.shipped_at, o.promised_days, o.buyer_confirmed_at, "
-    "(SELECT MIN(e.occurred_at) FROM tracking_events e "
-    " WHERE e.tracking_number = o.tracking_number AND e.status = 'delivered') AS delivered_at, "
-    "c.dispute_opened_at, c.dispute_escalated_at, c.dispute_closed_at, c.complaint_submitted_at, "
-    "c.decision_at, c.outcome, c.coupon_issued_at"
-)
+# an order's first delivered scan: from the events (each number's, in time order), or from its number's
+# `shipment_facts` row when the table is current (`delivered_jd`, the same scan: `detectors.facts`), one lookup
+# instead of a walk over the number's events (0.6 s of the 41k cases a million orders open)
+_DELIVERED_FROM_EVENTS = ("(SELECT MIN(e.occurred_at) FROM tracking_events e "
+                          " WHERE e.tracking_number = o.tracking_number AND e.status = 'delivered')")
+_DELIVERED_FROM_FACTS = ("(SELECT strftime('%Y-%m-%dT%H:%M:%SZ', sf.delivered_jd) FROM shipment_facts sf "
+                         " WHERE sf.tracking_number = o.tracking_number)")
+
+
+def _fact_columns(delivered: str = _DELIVERED_FROM_EVENTS) -> str:
+    return ("o.ordered_at, o.shipped_at, o.promised_days, o.buyer_confirmed_at, "
+            f"{delivered} AS delivered_at, "
+            "c.dispute_opened_at, c.dispute_escalated_at, c.dispute_closed_at, c.complaint_submitted_at, "
+            "c.decision_at, c.outcome, c.coupon_issued_at")
+
+
+def _delivered_sql(db: sqlite_utils.Database) -> str:
+    """How this sync reads each order's first delivered scan: from the facts when they are current (a detect run
+    refreshed them before its rules), else from the events (a cluster run, which keeps its facts in its own
+    folder, or events imported since)."""
+    from tracker.detection import shipment_facts
+
+    try:
+        return _DELIVERED_FROM_FACTS if shipment_facts.current(db) else _DELIVERED_FROM_EVENTS
+    except sqlite3.OperationalError:  # a store without the facts table
+        return _DELIVERED_FROM_EVENTS
 
 
 def _stamp(dt: datetime) -> str:
@@ -60,7 +79,7 @@ def _t(text: str | None) -> datetime | None:
 
 
 def facts_from_row(row: dict[str, Any]) -> CaseFacts:
-    """CaseFacts from a row selected with _FACT_COLUMNS."""
+    """CaseFacts from a row selected with `_fact_columns`."""
     promised = row["promised_days"]
     return CaseFacts(
         ordered_at=_t(row["ordered_at"]),
@@ -184,7 +203,7 @@ def _score_changed(old: float | None, new: float | None) -> bool:
     return (old is None) != (new is None) or (new is not None and abs(new - old) > 1e-9)
 
 
-# the picked orders' row, as `sync_cases` reads it (then `_FACT_COLUMNS`' twelve)
+# the picked orders' row, as `sync_cases` reads it (then `_fact_columns`' twelve)
 _ROW = ("order_id", "new_score", "score_codes", "flags", "case_id", "reason", "score", "flag_codes", "timer_set",
         "next_deadline_at", "next_deadline_name", "ordered_at", "shipped_at", "promised_days", "buyer_confirmed_at",
         "delivered_at", "dispute_opened_at", "dispute_escalated_at", "dispute_closed_at", "complaint_submitted_at",
@@ -266,6 +285,7 @@ def sync_cases(db: sqlite_utils.Database, order_ids: Collection[str], as_of: dat
     digest = picking.settings_digest(settings)
     with conn:
         publish_settings(db)
+        delivered = _delivered_sql(db)
         shortcut = picking.mark_holds(picking.read_mark(conn), digest, now_text, previous_run)
         if len(order_ids) + len(rescored) >= thresholds().cases_whole_store_min:
             picked = picking.from_candidates(conn, order_ids, rescored, settings, rescored_in_full=not shortcut)
@@ -283,7 +303,7 @@ def sync_cases(db: sqlite_utils.Database, order_ids: Collection[str], as_of: dat
                    (SELECT group_concat(f.code || ':' || f.severity, ',') FROM flags f
                     WHERE f.order_id = p.order_id AND f.resolved_at IS NULL) AS flags,
                    c.id AS case_id, c.reason, c.score, c.flag_codes, c.timer_set,
-                   c.next_deadline_at, c.next_deadline_name, {_FACT_COLUMNS}
+                   c.next_deadline_at, c.next_deadline_name, {_fact_columns(delivered)}
             FROM picked p
             JOIN orders o ON o.order_id = p.order_id
             LEFT JOIN scores s ON s.order_id = p.order_id
@@ -430,7 +450,7 @@ def refresh_deadlines(db: sqlite_utils.Database, case_id: int, as_of: datetime) 
     settings = load_settings()
     picking.after_one_case(db.conn, picking.settings_digest(settings), to_db(as_of))
     cursor = db.conn.execute(
-        f"SELECT {_FACT_COLUMNS} FROM cases c JOIN orders o ON o.order_id = c.order_id WHERE c.id = ?", [case_id])
+        f"SELECT {_fact_columns()} FROM cases c JOIN orders o ON o.order_id = c.order_id WHERE c.id = ?", [case_id])
     found = cursor.fetchone()
     if found is None:  # a case whose order vanished keeps no deadlines
         _write_deadlines(db, {case_id: []})

@@ -8,6 +8,7 @@ connections, locks or threads.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -32,14 +33,31 @@ def without_pandas() -> None:
         sys.meta_path.insert(0, WithoutPandas())
 
 
+# a background child's niceness: beside two busy processes on two cores the scheduler gives it about a tenth of a
+# core instead of two thirds (the weights of nice 0 and 10 are 1024 and 110), and all of a core nobody else wants
+BACKGROUND_NICENESS = 10
+
+
+def _start_child(lean: bool, background: bool) -> None:
+    """A child's initializer: lean (`without_pandas`) and/or in the background (`BACKGROUND_NICENESS`)."""
+    if lean:
+        without_pandas()
+    if background and hasattr(os, "nice"):
+        os.nice(BACKGROUND_NICENESS)
+
+
 class Children:
     """`submit` runs a function in one of `workers` spawned processes (started on first use); `close` ends them
     without waiting: their memory goes back while this process moves on. `lean`: the processes refuse pandas
-    (`WithoutPandas`), for work done with Arrow and numpy alone (the readers and the writing child)."""
+    (`WithoutPandas`), for work done with Arrow and numpy alone (the readers and the writing child).
+    `background`: they run niced (`BACKGROUND_NICENESS`), for work wanted later than the run's other processes'
+    (on two cores, the message model's cache filled beside two readers of the scans: the readers' core time is
+    the run's critical path, the cache is wanted a stage later)."""
 
-    def __init__(self, workers: int, lean: bool = False):
+    def __init__(self, workers: int, lean: bool = False, background: bool = False):
         self.workers = max(int(workers), 1)
         self.lean = lean
+        self.background = background
         self._pool: ProcessPoolExecutor | None = None
         self._released: list[Any] = []  # the processes of a released pool, still ended by `terminate`
 
@@ -53,7 +71,7 @@ class Children:
             import multiprocessing
 
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=without_pandas if self.lean else None)
+                                             initializer=_start_child, initargs=(self.lean, self.background))
         return self._pool.submit(fn, *args)
 
     def close(self) -> None:

@@ -97,7 +97,7 @@ def start(conn: sqlite3.Connection, plan: Plan) -> Filling:
     from tracker.detection import registry
 
     key = registry.message_model_key()
-    children = Children(1)
+    children = Children(1, background=True)  # wanted by the scoring stage: the scans' readers go first
     try:
         future = children.submit(fill, path, key)
     except Exception as exc:  # noqa: BLE001 - no child process here: the scoring stage does it all

@@ -68,6 +68,13 @@ def definition(kinds: facts.ScanKinds) -> str:
     return DEFINITION_VERSION + ":" + hashlib.sha256(kinds.fingerprint().encode()).hexdigest()[:16]
 
 
+def current(db: sqlite_utils.Database, kinds: facts.ScanKinds | None = None) -> bool:
+    """Whether the table holds every number's facts as the events stand now, by this definition (never for a
+    store without events): a reader may take a fact from it instead of working it out from the events again."""
+    latest = int(db.conn.execute("SELECT max(id) FROM tracking_events").fetchone()[0] or 0)
+    return 0 < latest <= watermark(db, kinds or scan_kinds())
+
+
 def refresh(db: sqlite_utils.Database, plan: Plan | None = None, kinds: facts.ScanKinds | None = None) -> Refreshed:
     """Bring `shipment_facts` up to date with the events; say how many numbers were (re)computed, and by whom."""
     return start(db, plan, kinds, in_background=False).wait()
