@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --upgrade pip -c $(LOCK)
 	@$(BIN)/python -m pip install -q -c $(LOCK) -e '.[dev,dask]'
+	@# the project's own bytecode, as pip writes it for every other package (an editable install writes none)
+	@$(BIN)/python -m compileall -q tracker detectors >/dev/null
 	@touch $(STAMP)
 
 # Re-resolve the lock after pyproject.toml's dependencies change (pins already there are kept;

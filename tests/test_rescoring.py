@@ -400,3 +400,30 @@ def test_a_store_first_detected_before_most_parcels_arrived_is_rescored_when_its
     orders = sqlite3.connect(path).execute("SELECT count(*) FROM orders WHERE tracking_number != ''").fetchone()[0]
     assert summary.scored >= orders * 0.95  # every order with a number and a frame row
     _same(path, twin)
+
+
+def test_an_incremental_runs_books_are_read_by_a_thread_while_its_rules_run(scored_world, monkeypatch) -> None:  # noqa: ANN001
+    """An incremental run reads the seller books on a thread of its own that starts once the rules know they
+    examine only what changed, so the scoring stage finds them read; a full run reads none ahead. The same flags
+    and scores as a full rescore."""
+    import threading
+
+    from tracker.detection import flagging, seller_books
+
+    readers: list[str] = []
+    events: list[str] = []
+    load, run_rules, start = seller_books.Books.load, flagging.run_rules, seller_books.LoadAhead.__init__
+    monkeypatch.setattr(seller_books.Books, "load", classmethod(
+        lambda cls, *a, **k: readers.append(threading.current_thread().name) or load(*a, **k)))
+    monkeypatch.setattr(flagging, "run_rules", lambda *a, **k: events.append("rules") or run_rules(*a, **k))
+    monkeypatch.setattr(seller_books.LoadAhead, "__init__",
+                        lambda self, *a: events.append("ahead") or start(self, *a))
+    path, twin = _changed(scored_world, "books-ahead")
+    as_of = scored_world[2]
+    _run(path, as_of)
+    assert readers == ["seller-books"] and events == ["rules", "ahead"]
+    readers.clear()
+    events.clear()
+    _run(twin, as_of, full=True)
+    assert readers == [] and events == ["rules"]
+    _same(path, twin)

@@ -343,3 +343,36 @@ def test_the_books_typical_transit_is_the_frames_by_destination_hash() -> None:
     assert sb.typical_moved(books, {k: v * 1.2 for k, v in kept.items()})
     assert sb.typical_moved(books, {k: v for k, v in kept.items() if k != "PL"})  # another set of destinations
     assert not sb.typical_moved(books, None)
+
+
+def test_books_read_ahead_are_handed_over_only_while_the_scores_run_is_the_one_read(tmp_path, conn) -> None:  # noqa: ANN001
+    """`LoadAhead` reads the scores' run token and that run's books on a thread and connection of its own: the
+    books it hands over are the ones `Books.load` reads (appended parts applied); once another run's scores are
+    in, or where it could not read the store, it hands over nothing (`NOT_READ`) and the caller reads them."""
+    path = tmp_path / "books.db"
+    books = _books(1500, 30)
+    with conn:
+        books.save(conn, "run-1", whole=True)
+    changed = sb.Books.load(conn, "run-1").editable()
+    changed.entries["score"][[3, 700]] = [0.5, 0.75]
+    with conn:
+        changed.save(conn, "run-2")
+        conn.execute("INSERT INTO meta(key, value) VALUES ('scores_run', 'run-2')")
+    assert len(_parts(conn)) == 2
+    ahead = sb.LoadAhead(str(path), "scores_run")
+    got = ahead.books("run-2")
+    want = sb.Books.load(conn, "run-2")
+    _assert_same(got, want)
+    assert got.appended == want.appended == 2
+    assert got.stored is not None and got.stored.entries.tobytes() == want.stored.entries.tobytes()
+    # another run's scores came in since the thread read: not handed over
+    stale = sb.LoadAhead(str(path), "scores_run")
+    stale._thread.join()
+    with conn:
+        conn.execute("UPDATE meta SET value = 'run-3' WHERE key = 'scores_run'")
+    assert stale.books("run-3") is sb.NOT_READ
+    # the scores' run has no books: none, as `Books.load` says
+    assert sb.LoadAhead(str(path), "scores_run").books("run-3") is None is sb.Books.load(conn, "run-3")
+    # a file that is no store: nothing read ahead
+    (tmp_path / "not-a-store.db").write_bytes(b"plain text, not SQLite" * 100)
+    assert sb.LoadAhead(str(tmp_path / "not-a-store.db"), "scores_run").books("run-2") is sb.NOT_READ

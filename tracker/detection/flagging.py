@@ -21,6 +21,7 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -257,11 +258,13 @@ def context(conn, plan: Plan, as_of: datetime, settings: dict[str, Any],  # noqa
 
 
 def run_rules(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False,
-              plan: Plan | None = None, run: str | None = None, defer: bool = False) -> RulesResult:
+              plan: Plan | None = None, run: str | None = None, defer: bool = False,
+              on_scope: Callable[[bool], None] | None = None) -> RulesResult:
     """Run every registered rule over the orders that changed (all with `full`) and update `flags`. The shipment
     facts are brought up to date first: the rules read them. `run` names the detect run in `meta` with the marks.
     `defer`: a run that keeps every order for the scoring stage may leave its flags' transaction under way
-    (`RulesResult.written()` waits for it)."""
+    (`RulesResult.written()` waits for it). `on_scope` is told, before anything is read, whether the run examines
+    every order (`RulesResult.everything`)."""
     conn = db.conn
     plan = plan or plan_for(conn)
     settings = load_settings()
@@ -278,6 +281,8 @@ def run_rules(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False,
         or get_meta(db, META_PREFIX + "fingerprint") != fingerprint
         or as_of_text < last_as_of
     )
+    if on_scope is not None:
+        on_scope(scope_all)
     # a whole-store run fills the message model's cache of seller messages in a child meanwhile, for the scoring
     filling = pressure_cache.start(conn, plan) if scope_all else pressure_cache.Filling(None, None)
     try:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import sqlite_utils
 
@@ -92,8 +93,17 @@ def _detect(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False) -
     trusted = previous_run is not None and previous_run == get_meta(db, SCORES_RUN_META)
     plan = plan_for(db.conn)
     books = ahead = None
+    books_ahead: list[Any] = []
+
+    def read_books_ahead(everything: bool) -> None:
+        # an incremental run's seller books, read by a thread while the rules run (they never write them)
+        if not (full or everything) and trusted and plan.file:
+            from tracker.detection import seller_books
+
+            books_ahead.append(seller_books.LoadAhead(plan.file, SCORES_RUN_META))
+
     try:
-        result = flagging.run_rules(db, as_of, full=full, plan=plan, run=run, defer=True)
+        result = flagging.run_rules(db, as_of, full=full, plan=plan, run=run, defer=True, on_scope=read_books_ahead)
         t1 = time.perf_counter()  # what follows is the scoring's (its reading ahead, the wait for its libraries)
         if not (full or result.everything) and trusted:
             # the seller books and the scoring's first frame (numpy, pandas and SQLite: no scikit-learn) read while
@@ -101,10 +111,16 @@ def _detect(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False) -
             # is the one they were kept for
             from tracker.detection import scoring, seller_books
 
-            books = seller_books.Books.load(db.conn, get_meta(db, SCORES_RUN_META))
+            scores_run = get_meta(db, SCORES_RUN_META)
+            books = books_ahead[0].books(scores_run) if books_ahead else seller_books.NOT_READ
+            if books is seller_books.NOT_READ:
+                books = seller_books.Books.load(db.conn, scores_run)
             if books is not None:
                 ahead = scoring.read_ahead(db, plan, result.order_ids, as_of, books, result.scope_rows)
     finally:
+        for reading in books_ahead:
+            reading.drop()  # also when the rules fail: no thread left reading the store
+        books_ahead.clear()
         preload.wait()  # also when the rules fail: the process does not end in the middle of an import
     summary.examined, summary.flags_raised, summary.flags_resolved = (
         len(result.order_ids), result.raised, result.resolved)
