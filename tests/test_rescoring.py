@@ -427,3 +427,32 @@ def test_an_incremental_runs_books_are_read_by_a_thread_while_its_rules_run(scor
     _run(twin, as_of, full=True)
     assert readers == [] and events == ["rules"]
     _same(path, twin)
+
+
+def test_an_incremental_run_leaves_copying_its_log_back_to_a_thread_and_a_full_run_does_not(scored_world,  # noqa: ANN001
+                                                                                          monkeypatch) -> None:  # noqa: ANN001
+    """An incremental run's commits copy nothing of the write-ahead log back (`checkpoints.behind`: a thread does,
+    while the run goes on); a full run's child processes keep their own way. The same flags and scores as a full
+    rescore."""
+    from tracker import checkpoints
+
+    seen: list[tuple[str, int]] = []
+    behind = checkpoints.behind
+
+    def recorded(conn, path):  # noqa: ANN001, ANN202
+        seen.append((path, conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]))
+        return behind(conn, path)
+
+    monkeypatch.setattr(checkpoints, "behind", recorded)
+    path, twin = _changed(scored_world, "checkpoints")
+    as_of = scored_world[2]
+    db = open_db(path)
+    try:
+        detect(db, as_of)
+        assert db.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000  # put back after the run
+    finally:
+        db.close()
+    assert seen == [(str(path), 1000)]
+    _run(twin, as_of, full=True)
+    assert len(seen) == 1
+    _same(path, twin)

@@ -47,12 +47,17 @@ def detect(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False) ->
     `full`), as of `as_of`."""
     import contextlib
 
+    from tracker import checkpoints
     from tracker.detection import memory
+    from tracker.plan import store_file
     from tracker.sqlite_pragmas import mapped
 
     # an incremental run reads a few thousand orders' scattered pages (`mapped`); a full run reads the whole store
-    # through its child readers, and its own resident size would count the mapped pages it scans
-    with memory.settled(), contextlib.nullcontext() if full else mapped(db.conn):
+    # through its child readers, and its own resident size would count the mapped pages it scans. An incremental
+    # run's commits leave copying the log back to a thread (`checkpoints.behind`); a full run's writing children
+    # keep their own way
+    with memory.settled(), contextlib.nullcontext() if full else mapped(db.conn), \
+            contextlib.nullcontext() if full else checkpoints.behind(db.conn, store_file(db.conn)):
         return _detect(db, as_of, full=full)
 
 
