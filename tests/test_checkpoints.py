@@ -36,7 +36,6 @@ def _rows_in_file_alone(path: Path, tmp: Path) -> int:
 
 
 def test_the_log_is_copied_back_by_the_thread_while_the_block_runs_and_at_its_end(tmp_path, monkeypatch) -> None:  # noqa: ANN001
-    monkeypatch.setattr(checkpoints, "EVERY_BYTES", 64 << 10)
     monkeypatch.setattr(checkpoints, "POLL_S", 0.01)
     path = tmp_path / "store.db"
     conn = _store(path)

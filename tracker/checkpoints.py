@@ -6,9 +6,10 @@ a flush of the log and one of the store to the disk. An incremental `tracker det
 some 250 MB of pages in four transactions (the facts, the flags, the scores, the cases), and each copy-back ran
 in its commit, on the run's one busy core. Within `behind`, this connection copies nothing back; a thread on a
 connection of its own does (`PRAGMA wal_checkpoint(PASSIVE)`: it never waits for a lock nor blocks a reader or the
-writer, and copies what no reader may still need) whenever the log has grown by `EVERY_BYTES`, while this process
-goes on with its next stage, and once more at the end of the block, so the log is no longer than before. A
-command killed meanwhile leaves a longer log: SQLite copies it back the next time it is opened, as always.
+writer, and copies what no reader may still need): every `POLL_S` in which the log was written, while this process
+goes on with its next stage, and once more at the end of the block, so the store file then holds every commit of
+the block. A command killed meanwhile leaves a longer log: SQLite copies it back the next time it is opened, as
+always.
 """
 
 from __future__ import annotations
@@ -25,8 +26,7 @@ from tracker.sqlite_pragmas import pragmas
 
 log = logging.getLogger(__name__)
 
-EVERY_BYTES = 16 << 20  # the log's growth that has the thread copy it back
-POLL_S = 0.05  # how often the thread looks at the log's size
+POLL_S = 0.25  # how often the thread looks whether the log was written since it last copied it back
 
 
 class _Behind:
@@ -39,11 +39,14 @@ class _Behind:
         self.thread = threading.Thread(target=self._run, name="checkpoints", daemon=True)
         self.thread.start()
 
-    def _size(self) -> int:
+    def _written(self) -> tuple[int, int]:
+        """The log's size and the time of its last write (its header changes when SQLite starts it again from the
+        top, after a checkpoint that copied every frame back: the size alone would not tell)."""
         try:
-            return os.stat(self.wal).st_size
+            stat = os.stat(self.wal)
         except OSError:
-            return 0
+            return 0, 0
+        return stat.st_size, stat.st_mtime_ns
 
     def _run(self) -> None:
         try:
@@ -53,14 +56,12 @@ class _Behind:
             return
         try:
             conn.execute("PRAGMA busy_timeout = 30000")
-            last = self._size()
+            last = self._written()
             while not self.stop.wait(POLL_S):
-                size = self._size()
-                # the log grows as pages are appended; a checkpoint does not shrink it (SQLite writes it again from
-                # its start once every frame has been copied back and no reader needs it): growth or a restart
-                if size - last >= EVERY_BYTES or size < last:
+                now = self._written()
+                if now != last:  # written since the last look: copy back what was committed
                     self._checkpoint(conn)
-                    last = self._size()
+                    last = self._written()
             self._checkpoint(conn)  # what the block's last commits appended
         except BaseException as exc:  # noqa: BLE001 - handed to the block's end, which says so
             self.error = exc
