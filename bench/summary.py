@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from bench import startup
+from bench import detect, startup
 from bench.imports import REPEATS
 
 HERE = Path(__file__).resolve().parent
@@ -44,7 +44,7 @@ ROWS = [
     ("detect", "  its stages: rules / scoring / cases", "full.rules_s|full.scoring_s|full.cases_s", None, "s", "—"),
     ("detect", "  its CPU: the command's process / its child processes / core time left unused",
      "full.main_cpu_s|full.children_cpu_s|full.idle_core_s", None, "s", "—"),
-    ("detect", "`tracker detect` after 1% changed (baseline: the full run)", "one_percent.s", "full.s", "s",
+    ("detect", f"`tracker detect` after 1% changed, median of {detect.REPEATS} (baseline: the full run)", "one_percent.s", "full.s", "s",
      "≤ 5% of full"),
     ("detect", "  its stages: rules / scoring / cases", "one_percent.rules_s|one_percent.scoring_s|one_percent.cases_s",
      None, "s", "—"),
@@ -55,7 +55,7 @@ ROWS = [
     ("detect", "  flags and scores identical to a full rescore (after both)", "one_percent_same_as_full", None, "",
      "yes"),
     ("detect", "`tracker detect` with nothing new", "nothing_new.s", None, "s", "≤ 1 s"),
-    ("detect", "`tracker detect` an hour later, nothing new", "an_hour_later.s", None, "s", "—"),
+    ("detect", f"`tracker detect` an hour later, nothing new, median of {detect.REPEATS}", "an_hour_later.s", None, "s", "—"),
     ("detect", "`tracker detect --full`, peak memory (with its child processes)", "full.peak_mb", None, "MB",
      "≤ 2 GB"),
     ("cases", "open every case (floor: INSERT … SELECT)", "open_s", "floor_insert_select_s", "s", "≤ 5 s at 1M"),

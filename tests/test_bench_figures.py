@@ -73,3 +73,38 @@ def test_the_import_bench_takes_each_sides_best_turn_and_builds_the_whole_store(
     assert counts == [out["orders"]["rows"], out["events"]["rows"], out["messages"]["rows"]] and counts[0] == 300
     assert out["reimport_orders_written"] == 0
     assert not list((tmp_path / "out" / "imports" / "300").glob("*.db*"))  # the turns' copies are gone
+
+
+def test_a_repeated_command_runs_each_time_on_the_same_store_state_and_reports_the_median(tmp_path,  # noqa: ANN001
+                                                                                          monkeypatch) -> None:  # noqa: ANN001
+    """`bench.detect.repeated` runs the command on the store as it was before the first run each time (the copy it
+    keeps is put back), reports the figures of the run of median time with every run's seconds, and leaves the
+    store as a run leaves it, without its spare copy."""
+    import sqlite3
+
+    from bench import detect, store
+
+    path, spare = tmp_path / "store.db", tmp_path / "spare.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE t (x)")
+    conn.executemany("INSERT INTO t VALUES (?)", [(k,) for k in range(5)])
+    conn.commit()
+    conn.close()
+    seen: list[int] = []
+    times = iter([3.0, 1.0, 2.0])
+
+    def command(db, *args):  # noqa: ANN001, ANN002, ANN202 - a command that changes the store as a detect does
+        c = sqlite3.connect(db)
+        seen.append(c.execute("SELECT count(*) FROM t").fetchone()[0])
+        c.execute("INSERT INTO t VALUES (99)")
+        c.commit()
+        c.close()
+        s = next(times)
+        return {"s": s, "cpu_s": s, "peak_mb": 1.0, "out": f"examined {int(s)} orders: 0 scored", "stages": {}}
+
+    monkeypatch.setattr(store, "command", command)
+    figures = detect.repeated(path, spare, "detect", times=3)
+    assert seen == [5, 5, 5]
+    assert figures["s"] == 2.0 and figures["examined"] == 2 and figures["runs_s"] == [3.0, 1.0, 2.0]
+    assert sqlite3.connect(path).execute("SELECT count(*) FROM t").fetchone()[0] == 6
+    assert not spare.exists()
