@@ -74,6 +74,7 @@ def test_a_block_that_fails_still_leaves_its_commits_copied_back(tmp_path) -> No
 def test_a_store_without_a_log_is_left_as_it_is(tmp_path) -> None:  # noqa: ANN001
     memory = sqlite3.connect(":memory:")
     with checkpoints.behind(memory, ""):
+        assert memory.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000  # nothing set, no thread
         memory.execute("CREATE TABLE t (id INTEGER)")
     path = tmp_path / "journal.db"
     conn = sqlite3.connect(path)

@@ -55,7 +55,6 @@ class _Behind:
             self.error = exc
             return
         try:
-            conn.execute("PRAGMA busy_timeout = 30000")
             last = self._written()
             while not self.stop.wait(POLL_S):
                 now = self._written()
@@ -80,11 +79,7 @@ def behind(conn: sqlite3.Connection, path: str) -> Iterator[None]:
     """Run the block with the store's write-ahead log copied back by a thread (see the module docstring) instead of
     by this connection's commits. `path`: the store's file ('' for one in memory, which has no log: the block runs
     as it is)."""
-    if not path:
-        yield
-        return
-    mode = conn.execute("PRAGMA journal_mode").fetchone()
-    if mode is None or str(mode[0]).lower() != "wal":
+    if not path or str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
         yield
         return
     with pragmas(conn, wal_autocheckpoint=0):

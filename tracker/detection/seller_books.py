@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from detectors import seller_aggregates as sa
-from tracker.sqlite_pragmas import MAP_BYTES, pragmas
+from tracker.sqlite_pragmas import mapped
 
 log = logging.getLogger(__name__)
 
@@ -443,7 +443,7 @@ class LoadAhead:
             return
         started = time.perf_counter()
         try:
-            with pragmas(conn, mmap_size=MAP_BYTES):
+            with mapped(conn):
                 conn.execute("BEGIN")  # one snapshot: the scores' run token and the books of that run
                 row = conn.execute("SELECT value FROM meta WHERE key = ?", [run_key]).fetchone()
                 run = None if row is None else row[0]
@@ -470,7 +470,7 @@ class LoadAhead:
         return self._books
 
     def drop(self) -> None:
-        """Wait for the thread and let go of what it read (a run that turned out not to need the books)."""
+        """Wait for the thread and let go of what it read (what `books` handed over stays the caller's)."""
         self._thread.join()
         self._books = None
 
