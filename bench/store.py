@@ -174,14 +174,17 @@ class OwnTreeMemory:
         return float(out.strip().splitlines()[-1])
 
 
-def command(db: Path, *args: str, env: dict[str, str] | None = None, timeout: int = 7200) -> dict:
+def command(db: Path, *args: str, env: dict[str, str] | None = None, timeout: int = 7200,
+            code: Path = ROOT) -> dict:
     """`python -m tracker -v --db DB ARGS...` as a user runs it: wall seconds, CPU seconds (the process and its
-    children), peak memory of the process tree, exit status, output, and the stage seconds `detect` logs."""
+    children), peak memory of the process tree, exit status, output, and the stage seconds `detect` logs. `code`:
+    the checkout whose code runs (another one's, for `bench.ab`)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "tracker", "-v", "--db", str(db), *args], cwd=ROOT,
+    paths = {} if code == ROOT else {"PYTHONPATH": str(code)}
+    proc = subprocess.Popen([sys.executable, "-m", "tracker", "-v", "--db", str(db), *args], cwd=code,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **(env or {})})
+                            env={**os.environ, **paths, **(env or {})})
     memory = TreeMemory(proc.pid)
     try:
         out, err = proc.communicate(timeout=timeout)

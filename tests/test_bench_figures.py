@@ -108,3 +108,35 @@ def test_a_repeated_command_runs_each_time_on_the_same_store_state_and_reports_t
     assert figures["s"] == 2.0 and figures["examined"] == 2 and figures["runs_s"] == [3.0, 1.0, 2.0]
     assert sqlite3.connect(path).execute("SELECT count(*) FROM t").fetchone()[0] == 6
     assert not spare.exists()
+
+
+def test_alternated_pairs_run_each_version_on_a_fresh_copy_of_the_same_store(tmp_path) -> None:  # noqa: ANN001
+    """`bench.ab.compare` runs the other checkout then this one in each pair, each on the store as it was (a fresh
+    copy), and reports each pair, each side's medians and in how many pairs this one was faster; the copy goes."""
+    import sqlite3
+
+    from bench import ab
+
+    source, copy = tmp_path / "store.db", tmp_path / "copy.db"
+    conn = sqlite3.connect(source)
+    conn.execute("CREATE TABLE t (x)")
+    conn.commit()
+    conn.close()
+    calls: list[tuple[str, int]] = []
+    seconds = iter([5.0, 4.0, 3.0, 6.0, 5.0, 2.0])
+
+    def run(checkout, db, args):  # noqa: ANN001, ANN202 - a command that changes the store, as detect does
+        c = sqlite3.connect(db)
+        calls.append((checkout.name, c.execute("SELECT count(*) FROM t").fetchone()[0]))
+        c.execute("INSERT INTO t VALUES (1)")
+        c.commit()
+        c.close()
+        s = next(seconds)
+        return {"s": s, "stages": {"rules": s / 2}}
+
+    out = ab.compare(source, copy, tmp_path / "this", tmp_path / "other", ["detect"], 3, run=run)
+    assert calls == [("other", 0), ("this", 0)] * 3
+    assert out["pairs"] == [[5.0, 4.0], [3.0, 6.0], [5.0, 2.0]]
+    assert out["against"] == {"s": 5.0, "rules_s": 2.5} and out["this"] == {"s": 4.0, "rules_s": 2.0}
+    assert out["this_faster"] == 2
+    assert not copy.exists()
