@@ -3,8 +3,8 @@
 On a shared machine one run moves by a fifth from one minute to the next, so a change of a tenth is read from
 pairs: each pair runs the command with the other checkout (`--against`, e.g. a `git worktree` of main), then with
 this one, each on a fresh copy of the same store (written to disk first, `bench.store.copy_store`), as a
-`python -m tracker` subprocess (start-up included: `bench.store.command`). It prints each pair, the median of each side's seconds and
-stage seconds, and in how many pairs this checkout was faster.
+`python -m tracker` subprocess (start-up included: `bench.store.command`). It prints each pair, the median of each side's seconds,
+stage seconds and peak memory of the process tree, and in how many pairs this checkout was faster.
 
     git worktree add /tmp/main main
     python -m bench.ab --against /tmp/main --store STORE --pairs 8 -- detect --as-of 2026-11-01T00:00:00Z
@@ -45,6 +45,8 @@ def compare(source: Path, copy: Path, this: Path, other: Path, args: list[str], 
     def medians(results: list[dict]) -> dict:
         stages = sorted({name for r in results for name in r["stages"]})
         return {"s": round(statistics.median(r["s"] for r in results), 3),
+                **({"peak_mb": round(statistics.median(r["peak_mb"] for r in results), 1)}
+                   if all("peak_mb" in r for r in results) else {}),
                 **{f"{name}_s": round(statistics.median(r["stages"].get(name, 0.0) for r in results), 3)
                    for name in stages}}
 

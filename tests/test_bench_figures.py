@@ -112,7 +112,7 @@ def test_a_repeated_command_runs_each_time_on_the_same_store_state_and_reports_t
 
 def test_alternated_pairs_run_each_version_on_a_fresh_copy_of_the_same_store(tmp_path) -> None:  # noqa: ANN001
     """`bench.ab.compare` runs the other checkout then this one in each pair, each on the store as it was (a fresh
-    copy), and reports each pair, each side's medians and in how many pairs this one was faster; the copy goes."""
+    copy), and reports each pair, each side's medians (seconds, stage seconds, peak memory) and in how many pairs this one was faster; the copy goes."""
     import sqlite3
 
     from bench import ab
@@ -132,11 +132,12 @@ def test_alternated_pairs_run_each_version_on_a_fresh_copy_of_the_same_store(tmp
         c.commit()
         c.close()
         s = next(seconds)
-        return {"s": s, "stages": {"rules": s / 2}}
+        return {"s": s, "stages": {"rules": s / 2}, "peak_mb": s * 100}
 
     out = ab.compare(source, copy, tmp_path / "this", tmp_path / "other", ["detect"], 3, run=run)
     assert calls == [("other", 0), ("this", 0)] * 3
     assert out["pairs"] == [[5.0, 4.0], [3.0, 6.0], [5.0, 2.0]]
-    assert out["against"] == {"s": 5.0, "rules_s": 2.5} and out["this"] == {"s": 4.0, "rules_s": 2.0}
+    assert out["against"] == {"s": 5.0, "peak_mb": 500.0, "rules_s": 2.5}
+    assert out["this"] == {"s": 4.0, "peak_mb": 400.0, "rules_s": 2.0}
     assert out["this_faster"] == 2
     assert not copy.exists()

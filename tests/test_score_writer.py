@@ -212,6 +212,73 @@ def test_a_full_run_through_the_child_scores_as_one_in_process(db, quick_model, 
     assert get_meta(db, scoring.META_NEXT_DUE) == next_due
 
 
+@pytest.mark.parametrize("by_child", [False, True], ids=["in-process", "child"])
+def test_a_full_run_makes_the_books_on_a_thread_and_commits_no_score_when_that_fails(
+        db, quick_model, monkeypatch, thresholds, by_child):
+    """A full run makes the seller books on a thread of its own while it scores the rows; they are the books the
+    run made before it had the thread (byte for byte, as the incremental runs' exactness tests need). When making
+    them fails, the run fails with that error before anything is committed: the scores, their meta and the books
+    stay as they were."""
+    import threading
+
+    from tracker.detection import seller_books
+
+    labels = build_store(db, 300)
+    training.train_from_labels(db, labels[["order_id", "fraud"]], "test", AS_OF, seed=0)
+    if by_child:
+        thresholds(child_writer_min_orders=0)
+    made_on: list[str] = []
+    of = seller_books.Books.of.__func__
+    monkeypatch.setattr(seller_books.Books, "of", classmethod(
+        lambda cls, *a: made_on.append(threading.current_thread().name) or of(cls, *a)))
+    scoring.score_orders(db, set(), AS_OF, full=True)
+    assert made_on == ["books_0"]
+    books = db.conn.execute("SELECT * FROM seller_books ORDER BY part").fetchall()
+    # the books as the run made them before: from the same entries, in this thread
+    monkeypatch.setattr(scoring, "ThreadPoolExecutor", _InThisThread)
+    with db.conn:
+        db.conn.execute("UPDATE scores SET score = 0")
+    scoring.score_orders(db, set(), AS_OF, full=True)
+    assert made_on == ["books_0", "MainThread"]
+    assert db.conn.execute("SELECT * FROM seller_books ORDER BY part").fetchall() == books and books
+    before = (stored_scores(db), db.conn.execute("SELECT key, value FROM meta ORDER BY key").fetchall(), books)
+    monkeypatch.undo()
+    if by_child:
+        thresholds(child_writer_min_orders=0)
+
+    def fails(cls, *a):  # noqa: ANN001, ANN202
+        raise MemoryError("no room for the books")
+
+    monkeypatch.setattr(seller_books.Books, "of", classmethod(fails))
+    with pytest.raises(MemoryError, match="no room for the books"):
+        scoring.score_orders(db, set(), AS_OF + pd.Timedelta(days=1), full=True)
+    assert (stored_scores(db), db.conn.execute("SELECT key, value FROM meta ORDER BY key").fetchall(),
+            db.conn.execute("SELECT * FROM seller_books ORDER BY part").fetchall()) == before
+
+
+class _InThisThread:
+    """A stand-in for `ThreadPoolExecutor` that runs what is submitted at once, in the calling thread."""
+
+    def __init__(self, *args, **kwargs):  # noqa: ANN002, ANN003
+        pass
+
+    def __enter__(self):  # noqa: ANN204
+        return self
+
+    def __exit__(self, *exc):  # noqa: ANN002, ANN204
+        return False
+
+    def submit(self, fn, *args):  # noqa: ANN001, ANN201
+        from concurrent.futures import Future
+
+        done: Future = Future()
+        try:
+            done.set_result(fn(*args))
+        except BaseException as exc:  # noqa: BLE001 - handed over as the future's error, as a pool would
+            done.set_exception(exc)
+        return done
+
+
 def test_a_full_run_with_no_tracked_order_empties_scores_through_the_child(db, db_path):
     seed_scores(db)
     none = np.zeros(0, dtype=object)

@@ -202,21 +202,26 @@ def _score_all(db: sqlite_utils.Database, plan: Plan, loaded: Any, as_of: dateti
     give_back("the features")
     binned = _binned(loaded, matrix)
     give_back("the binning")
-    books, timed = _books_of(loaded, frame, rows, features, binned, as_of)
-    give_back("the books")
+    # each order's book entry is read from the whole frame here; the books are made of them by a thread while this
+    # one scores the rows, works out their reasons and waits for the writing child (both mostly numpy's work,
+    # done without the GIL): they are wanted only once the scores are in (`_predict_and_write`)
+    seller_ids, entries, timed = _book_entries(loaded, frame, rows, features, as_of)
     frame = frame[["order_id", "codes", "target", "order_rowid"]]
     if not every:
         frame = frame[tracked]
     give_back("the scoring frame")
-    return _predict_and_write(db, loaded, settings, frame, features, matrix, as_of, True, untracked, writer,
-                               run, books, timed, typical=typical, binned=binned)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="books") as pool:
+        booking = pool.submit(_books_of, seller_ids, entries, _bins_of(binned, rows, len(entries)), timed)
+        del seller_ids, entries
+        return _predict_and_write(db, loaded, settings, frame, features, matrix, as_of, True, untracked, writer,
+                                  run, booking.result, typical=typical, binned=binned)
 
 
-def _books_of(loaded: Any, frame: pd.DataFrame, rows: np.ndarray, features: pd.DataFrame,
-              binned: tuple[Any, np.ndarray] | None, as_of: datetime) -> tuple[seller_books.Books, set[str]]:
-    """Every seller's book from the whole frame: each order's signals, transit, number and buyer, and for each
-    scored one (`rows`, whose features are `features` and binned input `binned`) its binned input and when time
-    may next change its score; and the features time moves."""
+def _book_entries(loaded: Any, frame: pd.DataFrame, rows: np.ndarray, features: pd.DataFrame,
+                  as_of: datetime) -> tuple[pd.Series, np.ndarray, set[str]]:
+    """Each order's seller and book entry, from the whole frame: its signals, transit, number and buyer, and for
+    each scored one (`rows`, whose features are `features`) when time may next change its score; and the features
+    time moves."""
     bits, transit = seller_aggregates.order_signals(frame, FLAG_COLUMNS)
     due = np.full(len(frame), seller_books.NEVER)
     edges = rescoring.decision_edges(loaded.model, list(features.columns))
@@ -231,7 +236,17 @@ def _books_of(loaded: Any, frame: pd.DataFrame, rows: np.ndarray, features: pd.D
                                    seller_books.codes_mask(frame["codes"], FLAG_CODES),
                                    dests=seller_books.destinations(frame))
     give_back("the book entries")
-    return seller_books.Books.of(frame["seller_id"], entries, _bins_of(binned, rows, len(frame))), timed
+    # a copy: a view of the frame's column would keep the frame's whole block of text columns alive
+    return pd.Series(np.array(frame["seller_id"].to_numpy(dtype=object), dtype=object, copy=True)), entries, timed
+
+
+def _books_of(seller_ids: pd.Series, entries: np.ndarray, bins: np.ndarray | None,
+              timed: set[str]) -> tuple[seller_books.Books, set[str]]:
+    """Every seller's book of these entries (each order's seller, entry and binned input), with `timed`."""
+    books = seller_books.Books.of(seller_ids, entries, bins)
+    del seller_ids, entries, bins
+    give_back("the books")
+    return books, timed
 
 
 def _binned(loaded: Any, matrix: np.ndarray) -> tuple[Any, np.ndarray] | None:
@@ -370,8 +385,7 @@ def _score_some(db: sqlite_utils.Database, plan: Plan, loaded: Any, examined: se
             updated.bins = None
     frame = frame.loc[tracked, ["order_id", "codes", "order_rowid"]].assign(target=True)
     return _predict_and_write(db, loaded, settings, frame, features, matrix, as_of, False, untracked, None, run,
-                              updated, timed,
-                              None if quick is None else quick.written, binned=binned)
+                              lambda: (updated, timed), None if quick is None else quick.written, binned=binned)
 
 
 def _transits_moved(books: seller_books.Books, fresh: np.ndarray, found: np.ndarray) -> bool:
@@ -490,14 +504,16 @@ def _partial_frame(conn: Any, order_ids: set[str], as_of: datetime, scorer: Mess
 
 def _predict_and_write(db: sqlite_utils.Database, loaded: Any, settings: dict[str, Any], frame: pd.DataFrame,
                        features: pd.DataFrame, matrix: np.ndarray, as_of: datetime, full: bool, untracked: set[str],
-                       writer: score_writer.ChildWrite | None, run: str, books: seller_books.Books,
-                       timed: set[str],
+                       writer: score_writer.ChildWrite | None, run: str,
+                       books_of: Callable[[], tuple[seller_books.Books, set[str]]],
                        scored: pd.DataFrame | None = None, typical: str | None = None,
                        binned: tuple[Any, np.ndarray] | None = None) -> set[str]:
     """Score the frame's rows (order_id, codes, order_rowid; `features` and `matrix` theirs), work out the reasons of
     the high ones, and write them, with the scores worked out already (`scored`: order_id, score, codes, reasons;
-    no reasons), the typical transit a full run found (`typical`, JSON), the run's marks and the sellers' books (which learn which features each order's reasons show:
-    `timed` ones, those time moves, make the reasons due at the next later run)."""
+    no reasons), the typical transit a full run found (`typical`, JSON), the run's marks and the sellers' books.
+    `books_of()` gives the books, which learn which features each order's reasons show, and the features time
+    moves (`timed`: those shown make the reasons due at the next later run); it is asked only once the rows are
+    scored and their reasons worked out, before anything is committed."""
     classifier = loaded.model.named_steps["classifier"]
     with threads.limit():  # from the rows' bytes when they are binned already (`_binned`): the same scores
         if binned is None:
@@ -517,10 +533,11 @@ def _predict_and_write(db: sqlite_utils.Database, loaded: Any, settings: dict[st
                            min_contribution=float(settings.get("min_contribution", 0.1)))
 
     names = list(features.columns)
-    at = books.locate(frame["order_rowid"].to_numpy(dtype=np.int64))
     as_of_jd = datetime_to_jd(as_of)
 
     def marks(conn: Any, reasons: list[str]) -> None:
+        books, timed = books_of()
+        at = books.locate(frame["order_rowid"].to_numpy(dtype=np.int64))
         shown = books.entries["shown"]
         shown[at] = 0
         books.entries["score"][at] = score
@@ -541,6 +558,9 @@ def _predict_and_write(db: sqlite_utils.Database, loaded: Any, settings: dict[st
         writer.rows(score, codes, ~explained, loaded.model_id, scored_at)
         reasons = explain_pending()
         writer.later(pending["order_id"].to_numpy(dtype=object), score[rows], codes[rows], reasons)
+        waited = time.perf_counter()
+        books_of()  # the books made (or their error raised) before the scores are committed
+        log.debug("scoring: waited %.2f s for the books", time.perf_counter() - waited)
         waited = time.perf_counter()
         writer.commit({META_MODEL: loaded.model_id, META_AS_OF: scored_at,
                        META_SCORED_BY + loaded.model_id: _scored_by_text(loaded),
