@@ -403,29 +403,56 @@ def test_a_store_first_detected_before_most_parcels_arrived_is_rescored_when_its
 
 
 def test_an_incremental_runs_books_are_read_by_a_thread_while_its_rules_run(scored_world, monkeypatch) -> None:  # noqa: ANN001
-    """An incremental run reads the seller books on a thread of its own that starts once the rules know they
-    examine only what changed, so the scoring stage finds them read; a full run reads none ahead. The same flags
-    and scores as a full rescore."""
+    """An incremental run reads the seller books on a thread of its own that starts before the rules (before the
+    run imports the detection modules), so the scoring stage finds them read; a full run reads none ahead. The same
+    flags and scores as a full rescore."""
     import threading
 
-    from tracker.detection import flagging, seller_books
+    from tracker.detection import books_ahead, flagging, seller_books
 
     readers: list[str] = []
     events: list[str] = []
-    load, run_rules, start = seller_books.Books.load, flagging.run_rules, seller_books.LoadAhead.__init__
+    load, run_rules, start = seller_books.Books.load, flagging.run_rules, books_ahead.LoadAhead.__init__
     monkeypatch.setattr(seller_books.Books, "load", classmethod(
         lambda cls, *a, **k: readers.append(threading.current_thread().name) or load(*a, **k)))
     monkeypatch.setattr(flagging, "run_rules", lambda *a, **k: events.append("rules") or run_rules(*a, **k))
-    monkeypatch.setattr(seller_books.LoadAhead, "__init__",
+    monkeypatch.setattr(books_ahead.LoadAhead, "__init__",
                         lambda self, *a: events.append("ahead") or start(self, *a))
     path, twin = _changed(scored_world, "books-ahead")
     as_of = scored_world[2]
     _run(path, as_of)
-    assert readers == ["seller-books"] and events == ["rules", "ahead"]
+    assert readers == ["seller-books"] and events == ["ahead", "rules"]
     readers.clear()
     events.clear()
     _run(twin, as_of, full=True)
     assert readers == [] and events == ["rules"]
+    _same(path, twin)
+
+
+def test_a_run_that_turns_out_to_examine_every_order_lets_the_books_read_ahead_go(scored_world,  # noqa: ANN001
+                                                                                   monkeypatch) -> None:  # noqa: ANN001
+    """The books are read ahead before the rules know whether they examine only what changed; a run that then
+    examines every order (here, one as of a day before the last run) lets them go before it reads any order, hands
+    nothing over from that thread and scores every order, as a full run does: the same flags and scores."""
+    from tracker.detection import books_ahead, readers
+
+    events: list[str] = []
+    handed: list[object] = []
+    start, books, drop = books_ahead.LoadAhead.__init__, books_ahead.LoadAhead.books, books_ahead.LoadAhead.drop
+    rule_frame = readers.rule_frame
+    monkeypatch.setattr(books_ahead.LoadAhead, "__init__", lambda self, *a: events.append(a[1]) or start(self, *a))
+    monkeypatch.setattr(books_ahead.LoadAhead, "books", lambda self, run: handed.append(run) or books(self, run))
+    monkeypatch.setattr(books_ahead.LoadAhead, "drop", lambda self: events.append("dropped") or drop(self))
+    monkeypatch.setattr(readers, "rule_frame", lambda *a, **k: events.append("orders read") or rule_frame(*a, **k))
+    path, twin = _changed(scored_world, "earlier")
+    as_of = scored_world[2] - timedelta(days=1)
+    summary = _run(path, as_of)
+    conn = sqlite3.connect(path)
+    orders = conn.execute("SELECT count(*) FROM orders").fetchone()[0]
+    conn.close()
+    assert events == ["scores_run", "dropped", "orders read"] and handed == []
+    assert summary.examined == orders
+    _run(twin, as_of, full=True)
     _same(path, twin)
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from detectors.features import FLAG_CODES, _joined_codes
 from tracker.detection import seller_books as sb
+from tracker.detection.books_ahead import NOT_READ, LoadAhead
 from tracker.migrations import migrate
 
 
@@ -359,20 +360,33 @@ def test_books_read_ahead_are_handed_over_only_while_the_scores_run_is_the_one_r
         changed.save(conn, "run-2")
         conn.execute("INSERT INTO meta(key, value) VALUES ('scores_run', 'run-2')")
     assert len(_parts(conn)) == 2
-    ahead = sb.LoadAhead(str(path), "scores_run")
+    ahead = LoadAhead(str(path), "scores_run")
     got = ahead.books("run-2")
     want = sb.Books.load(conn, "run-2")
     _assert_same(got, want)
     assert got.appended == want.appended == 2
     assert got.stored is not None and got.stored.entries.tobytes() == want.stored.entries.tobytes()
     # another run's scores came in since the thread read: not handed over
-    stale = sb.LoadAhead(str(path), "scores_run")
+    stale = LoadAhead(str(path), "scores_run")
     stale._thread.join()
     with conn:
         conn.execute("UPDATE meta SET value = 'run-3' WHERE key = 'scores_run'")
-    assert stale.books("run-3") is sb.NOT_READ
+    assert stale.books("run-3") is NOT_READ
     # the scores' run has no books: none, as `Books.load` says
-    assert sb.LoadAhead(str(path), "scores_run").books("run-3") is None is sb.Books.load(conn, "run-3")
+    assert LoadAhead(str(path), "scores_run").books("run-3") is None is sb.Books.load(conn, "run-3")
     # a file that is no store: nothing read ahead
     (tmp_path / "not-a-store.db").write_bytes(b"plain text, not SQLite" * 100)
-    assert sb.LoadAhead(str(tmp_path / "not-a-store.db"), "scores_run").books("run-2") is sb.NOT_READ
+    assert LoadAhead(str(tmp_path / "not-a-store.db"), "scores_run").books("run-2") is NOT_READ
+
+
+def test_the_books_can_be_read_ahead_before_numpy_or_pandas_is_imported() -> None:
+    """`detect` starts reading the books before it imports the detection modules, so the thread reads while the run
+    imports: starting it (`tracker.detection.books_ahead`, with `tracker.plan` for the store's file) imports neither
+    numpy nor pandas, and the thread imports what it needs itself."""
+    import subprocess
+    import sys
+
+    code = ("import sys, tracker.detection.books_ahead, tracker.plan; "
+            "print(sorted(m for m in ('numpy', 'pandas', 'sqlite_utils') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -77,37 +77,45 @@ def _detect(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False) -
         log.info("detect: nothing new since the last run (%.2f s)", summary.seconds["check"])
         return summary
 
-    from tracker import scratch
-    from tracker.detection import flagging, preload, registry
-    from tracker.plan import plan_for
-
-    for left in scratch.sweep():  # the scratch folders of a run killed outright
-        log.info("detect: removed %s, left by a run that was killed", left)
-
-    # the classifier's libraries, while the rules work (they need neither), where the run may need them: a model
-    # without a lean export to score with (numpy alone), or seller messages new to the pressure cache (any, in a full
-    # run) where the message model has none (`registry.lean_message_model`)
-    if registry.load_lean_model(db) is None or (
-            (full or freshness.new_messages(db.conn)) and registry.lean_message_model() is None):
-        preload.start()
-
     # the run's token goes into meta with the rules' marks and with the scores: the next run trusts the stored
     # scores only when the last run's did get written
     run = f"{time.time_ns():x}"
     previous_run = get_meta(db, freshness.META_RUN)
     trusted = previous_run is not None and previous_run == get_meta(db, SCORES_RUN_META)
-    plan = plan_for(db.conn)
     books = ahead = None
     books_ahead: list[Any] = []
+    if not full and trusted:
+        # an incremental run's seller books, read by a thread from now on (the rules never write them) while this
+        # one imports the detection modules and runs the rules; let go if the run turns out to examine every order
+        from tracker.detection.books_ahead import LoadAhead
+        from tracker.plan import store_file
+
+        if path := store_file(db.conn):
+            books_ahead.append(LoadAhead(path, SCORES_RUN_META))
 
     def read_books_ahead(everything: bool) -> None:
-        # an incremental run's seller books, read by a thread while the rules run (they never write them)
-        if not (full or everything) and trusted and plan.file:
-            from tracker.detection import seller_books
+        if everything:  # every order scored anew: no books are read
+            for reading in books_ahead:
+                reading.drop()
+            books_ahead.clear()
 
-            books_ahead.append(seller_books.LoadAhead(plan.file, SCORES_RUN_META))
+    from tracker.detection import preload
 
     try:
+        from tracker import scratch
+        from tracker.detection import flagging, registry
+        from tracker.plan import plan_for
+
+        for left in scratch.sweep():  # the scratch folders of a run killed outright
+            log.info("detect: removed %s, left by a run that was killed", left)
+
+        # the classifier's libraries, while the rules work (they need neither), where the run may need them: a model
+        # without a lean export to score with (numpy alone), or seller messages new to the pressure cache (any, in a
+        # full run) where the message model has none (`registry.lean_message_model`)
+        if registry.load_lean_model(db) is None or (
+                (full or freshness.new_messages(db.conn)) and registry.lean_message_model() is None):
+            preload.start()
+        plan = plan_for(db.conn)
         result = flagging.run_rules(db, as_of, full=full, plan=plan, run=run, defer=True, on_scope=read_books_ahead)
         t1 = time.perf_counter()  # what follows is the scoring's (its reading ahead, the wait for its libraries)
         if not (full or result.everything) and trusted:
@@ -115,10 +123,11 @@ def _detect(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False) -
             # the thread may still import the classifier's libraries; the scoring stage uses them where its model
             # is the one they were kept for
             from tracker.detection import scoring, seller_books
+            from tracker.detection.books_ahead import NOT_READ
 
             scores_run = get_meta(db, SCORES_RUN_META)
-            books = books_ahead[0].books(scores_run) if books_ahead else seller_books.NOT_READ
-            if books is seller_books.NOT_READ:
+            books = books_ahead[0].books(scores_run) if books_ahead else NOT_READ
+            if books is NOT_READ:
                 books = seller_books.Books.load(db.conn, scores_run)
             if books is not None:
                 ahead = scoring.read_ahead(db, plan, result.order_ids, as_of, books, result.scope_rows)
