@@ -1,9 +1,9 @@
 """An incremental run's seller books (`seller_books.Books`), read by a thread of its own from the run's start.
 
-This module imports only the standard library: `tracker.detection.pipeline` starts the thread before it imports the detection
-modules (numpy and pandas among them, a third of a second), so the thread reads the books' BLOBs while the run's own
-thread imports; the thread imports `seller_books` itself (one import of each module: Python's import lock makes the
-later importer wait for it).
+This module imports only the standard library: `tracker.detection.pipeline` starts the thread before it imports
+the detection modules (numpy and pandas among them, a third of a second), so the thread reads the books' BLOBs while
+the run's own thread imports; the thread imports `seller_books` itself (one import of each module: Python's import
+lock makes the later importer wait for it).
 """
 
 from __future__ import annotations
