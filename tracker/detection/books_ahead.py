@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Any
 
-log = logging.getLogger("tracker.detection.seller_books")
+log = logging.getLogger(__name__)
 
 NOT_READ = object()  # `LoadAhead.books`: the books were not read ahead for the scores' run of now
 

@@ -244,7 +244,6 @@ def _books_of(seller_ids: pd.Series, entries: np.ndarray, bins: np.ndarray | Non
               timed: set[str]) -> tuple[seller_books.Books, set[str]]:
     """Every seller's book of these entries (each order's seller, entry and binned input), with `timed`."""
     books = seller_books.Books.of(seller_ids, entries, bins)
-    del seller_ids, entries, bins
     give_back("the books")
     return books, timed
 

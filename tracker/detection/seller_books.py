@@ -21,7 +21,6 @@ killed between the two writes) means the books cannot be trusted, and the next r
 from __future__ import annotations
 
 import json
-import logging
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -31,8 +30,6 @@ import numpy as np
 import pandas as pd
 
 from detectors import seller_aggregates as sa
-
-log = logging.getLogger(__name__)
 
 # "transit": the order's spans (`seller_aggregates.SPANS`: days, share of its destination's typical transit)
 ENTRY = np.dtype([("order", "<i8"), ("bits", "<u2"), ("transit", "<f8", (sa.SPANS,)), ("number", "<u8"),
