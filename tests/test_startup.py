@@ -71,6 +71,33 @@ def test_validate_reads_carrier_files_without_their_adapters(store: str, tmp_pat
     assert not loaded & {"bs4", "lxml", "requests", "jmespath", "urllib3"}, sorted(loaded)
 
 
+def test_the_rules_read_carrier_patterns_without_the_adapters(tmp_path) -> None:
+    """Every detect run folds the carrier files' number patterns into the rules' settings: the same patterns the
+    loaded carriers give, read without importing a page parser; a pattern that is no regular expression is one
+    clear line naming its file."""
+    folder = tmp_path / "carriers"
+    folder.mkdir()
+    (folder / "acme.toml").write_text('name = "acme"\nadapter = "html"\nurl = "https://acme.test/{number}"\n'
+                                      "number_pattern = '^ACME\\d{8}$'\nrate_per_second = 1\n")
+    code = ("import sys; from tracker.detection import flagging; "
+            "patterns = flagging.load_settings()['invalid_tracking_number']['carrier_patterns']; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'bs4', 'lxml', 'requests', 'jmespath'})); "
+            "print('tracker.carriers' in sys.modules, patterns.get('acme')); "
+            "from tracker.carriers import number_patterns; print(patterns == number_patterns())")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert proc.stdout.split() == ["[]", "False", "None", "True"]  # the shipped carriers: the loaders agree
+    env = {**os.environ, "TRACKER_CARRIERS_DIR": str(folder)}
+    proc = subprocess.run([sys.executable, "-c", code.split("; from tracker.carriers")[0]], capture_output=True,
+                          text=True, cwd=ROOT, env=env, check=True)
+    assert proc.stdout.split() == ["[]", "False", "^ACME\\d{8}$"]
+    (folder / "broken.toml").write_text('name = "broken"\nadapter = "html"\nurl = "https://b.test/{number}"\n'
+                                        "number_pattern = '^(B'\nrate_per_second = 1\n")
+    proc = subprocess.run([sys.executable, "-c", "from tracker.detection import flagging; flagging.load_settings()"],
+                          capture_output=True, text=True, cwd=ROOT, env=env, check=False)
+    assert proc.returncode != 0
+    assert "broken.toml: 'number_pattern' is not a regular expression" in proc.stderr
+
+
 def test_sqlite_utils_still_works_and_pandas_still_loads_when_asked() -> None:
     """sqlite-utils is loaded with pandas hidden (tracker/__init__.py); pandas itself still imports afterwards,
     and sqlite-utils still works on a store."""

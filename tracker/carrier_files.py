@@ -45,10 +45,17 @@ def read_settings(path: Path) -> dict:
 def declared_number_patterns(dirs: list[Path] | None = None) -> dict[str, str]:
     """Carrier name -> its file's `number_pattern`, as `tracker.carriers.number_patterns` gives them for loaded
     carriers (an aggregator, a `fallback` file, takes any number and so recognises none)."""
+    import re
+
     out: dict[str, str] = {}
     for path in carrier_files(dirs).values():
         settings = read_settings(path)
         if settings.get("fallback") or "number_pattern" not in settings:
             continue
-        out[str(settings.get("name", path.stem))] = str(settings["number_pattern"])
+        pattern = str(settings["number_pattern"])
+        try:
+            re.compile(pattern)
+        except re.error as exc:  # as `tracker.carriers` refuses the file
+            raise BadInput(f"{path}: 'number_pattern' is not a regular expression ({exc})") from exc
+        out[str(settings.get("name", path.stem))] = pattern
     return dict(sorted(out.items()))
