@@ -85,7 +85,7 @@ def load_settings() -> dict[str, Any]:
     """data/rules.toml with the route table (tracker.routes.fold_into) and the configured carriers' number
     patterns (settings['invalid_tracking_number']['carrier_patterns']) folded in: read from the carrier files
     alone, as `tracker validate` reads them (importing the adapters, BeautifulSoup among them, cost every detect
-    run about 80 ms; polling, which needs them, checks the rest of each file)."""
+    run 80 ms or more; polling, which needs them, checks the rest of each file)."""
     from tracker.carrier_files import declared_number_patterns as number_patterns
     from tracker.routes import fold_into, load_route_table
 
@@ -144,7 +144,7 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-# one encoder for every finding (`json.dumps` with options builds a new one per call: a tenth of a second at 1M)
+# one encoder for every finding (`json.dumps` with options builds a new encoder for each call)
 _evidence_encoder = json.JSONEncoder(sort_keys=True, default=_plain, ensure_ascii=False).encode
 
 
