@@ -79,16 +79,17 @@ def test_the_rules_read_carrier_patterns_without_the_adapters(tmp_path) -> None:
     folder.mkdir()
     (folder / "acme.toml").write_text('name = "acme"\nadapter = "html"\nurl = "https://acme.test/{number}"\n'
                                       "number_pattern = '^ACME\\d{8}$'\nrate_per_second = 1\n")
-    code = ("import sys; from tracker.detection import flagging; "
+    read = ("import sys; from tracker.detection import flagging; "
             "patterns = flagging.load_settings()['invalid_tracking_number']['carrier_patterns']; "
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'bs4', 'lxml', 'requests', 'jmespath'})); "
-            "print('tracker.carriers' in sys.modules, patterns.get('acme')); "
-            "from tracker.carriers import number_patterns; print(patterns == number_patterns())")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+            "print('tracker.carriers' in sys.modules, patterns.get('acme'))")
+    compare = "; from tracker.carriers import number_patterns; print(patterns == number_patterns())"
+    proc = subprocess.run([sys.executable, "-c", read + compare], capture_output=True, text=True, cwd=ROOT,
+                          check=True)
     assert proc.stdout.split() == ["[]", "False", "None", "True"]  # the shipped carriers: the loaders agree
     env = {**os.environ, "TRACKER_CARRIERS_DIR": str(folder)}
-    proc = subprocess.run([sys.executable, "-c", code.split("; from tracker.carriers")[0]], capture_output=True,
-                          text=True, cwd=ROOT, env=env, check=True)
+    proc = subprocess.run([sys.executable, "-c", read], capture_output=True, text=True, cwd=ROOT, env=env,
+                          check=True)
     assert proc.stdout.split() == ["[]", "False", "^ACME\\d{8}$"]
     (folder / "broken.toml").write_text('name = "broken"\nadapter = "html"\nurl = "https://b.test/{number}"\n'
                                         "number_pattern = '^(B'\nrate_per_second = 1\n")

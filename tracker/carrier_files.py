@@ -2,9 +2,8 @@
 
 `tracker validate` and the rules of every detect run need only each file's `number_pattern`; importing the
 adapters (BeautifulSoup, lxml, requests, jmespath) would cost validate most of its start-up, and detect 80 ms or
-more. `tracker.carriers` reads the same folders through
-`carrier_dirs`, in the same order: the defaults, $TRACKER_CONFIG_DIR/carriers, then $TRACKER_CARRIERS_DIR (a
-later file of the same name wins).
+more. `tracker.carriers` reads the same folders through `carrier_dirs`, in the same order: the defaults,
+$TRACKER_CONFIG_DIR/carriers, then $TRACKER_CARRIERS_DIR (a later file of the same name wins).
 """
 
 from __future__ import annotations

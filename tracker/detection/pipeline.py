@@ -83,7 +83,7 @@ def _detect(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False) -
     previous_run = get_meta(db, freshness.META_RUN)
     trusted = previous_run is not None and previous_run == get_meta(db, SCORES_RUN_META)
     books = ahead = None
-    books_ahead: list[Any] = []
+    reading: Any = None  # the books' `LoadAhead`, while it is this run's
     if not full and trusted:
         # an incremental run's seller books, read by a thread from now on (the rules never write them) while this
         # one imports the detection modules and runs the rules; let go if the run turns out to examine every order
@@ -91,13 +91,17 @@ def _detect(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False) -
         from tracker.plan import store_file
 
         if path := store_file(db.conn):
-            books_ahead.append(LoadAhead(path, SCORES_RUN_META))
+            reading = LoadAhead(path, SCORES_RUN_META)
+
+    def let_go() -> None:
+        nonlocal reading
+        if reading is not None:
+            reading.drop()
+            reading = None
 
     def read_books_ahead(everything: bool) -> None:
         if everything:  # every order scored anew: no books are read
-            for reading in books_ahead:
-                reading.drop()
-            books_ahead.clear()
+            let_go()
 
     from tracker.detection import preload
 
@@ -126,15 +130,13 @@ def _detect(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False) -
             from tracker.detection.books_ahead import NOT_READ
 
             scores_run = get_meta(db, SCORES_RUN_META)
-            books = books_ahead[0].books(scores_run) if books_ahead else NOT_READ
+            books = reading.books(scores_run) if reading is not None else NOT_READ
             if books is NOT_READ:
                 books = seller_books.Books.load(db.conn, scores_run)
             if books is not None:
                 ahead = scoring.read_ahead(db, plan, result.order_ids, as_of, books, result.scope_rows)
     finally:
-        for reading in books_ahead:
-            reading.drop()  # also when the rules fail: no thread left reading the store
-        books_ahead.clear()
+        let_go()  # also when the rules fail: no thread left reading the store
         preload.wait()  # also when the rules fail: the process does not end in the middle of an import
     summary.examined, summary.flags_raised, summary.flags_resolved = (
         len(result.order_ids), result.raised, result.resolved)

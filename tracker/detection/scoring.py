@@ -211,10 +211,10 @@ def _score_all(db: sqlite_utils.Database, plan: Plan, loaded: Any, as_of: dateti
         frame = frame[tracked]
     give_back("the scoring frame")
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="books") as pool:
-        booking = pool.submit(_books_of, seller_ids, entries, _bins_of(binned, rows, len(entries)), timed)
+        booking = pool.submit(_books_of, seller_ids, entries, _bins_of(binned, rows, len(entries)))
         del seller_ids, entries
         return _predict_and_write(db, loaded, settings, frame, features, matrix, as_of, True, untracked, writer,
-                                  run, booking.result, typical=typical, binned=binned)
+                                  run, lambda: (booking.result(), timed), typical=typical, binned=binned)
 
 
 def _book_entries(loaded: Any, frame: pd.DataFrame, rows: np.ndarray, features: pd.DataFrame,
@@ -240,12 +240,11 @@ def _book_entries(loaded: Any, frame: pd.DataFrame, rows: np.ndarray, features: 
     return pd.Series(np.array(frame["seller_id"].to_numpy(dtype=object), dtype=object, copy=True)), entries, timed
 
 
-def _books_of(seller_ids: pd.Series, entries: np.ndarray, bins: np.ndarray | None,
-              timed: set[str]) -> tuple[seller_books.Books, set[str]]:
-    """Every seller's book of these entries (each order's seller, entry and binned input), with `timed`."""
+def _books_of(seller_ids: pd.Series, entries: np.ndarray, bins: np.ndarray | None) -> seller_books.Books:
+    """Every seller's book of these entries (each order's seller, entry and binned input)."""
     books = seller_books.Books.of(seller_ids, entries, bins)
     give_back("the books")
-    return books, timed
+    return books
 
 
 def _binned(loaded: Any, matrix: np.ndarray) -> tuple[Any, np.ndarray] | None:
