@@ -483,3 +483,37 @@ def test_an_incremental_run_leaves_copying_its_log_back_to_a_thread_and_a_full_r
     _run(twin, as_of, full=True)
     assert len(seen) == 1
     _same(path, twin)
+
+
+def test_an_hourly_run_writes_its_entries_over_copies_of_the_books_made_by_a_thread(scored_world,  # noqa: ANN001
+                                                                                    monkeypatch) -> None:
+    """With no order newer than the books (a later run whose orders' time came), a thread copies the books while
+    the run reads its first frame, and the scoring writes the new entries over those copies; a run with new orders
+    merges them in and has none made. The same flags and scores as a full rescore either way."""
+    from tracker.detection import seller_books
+
+    started: list[int] = []
+    taken: list[bool] = []
+    copy_ahead, own_copies = seller_books.Books.copy_ahead, seller_books.Books._own_copies
+    monkeypatch.setattr(seller_books.Books, "copy_ahead",
+                        lambda self: started.append(len(self.entries)) or copy_ahead(self))
+    monkeypatch.setattr(seller_books.Books, "_own_copies",
+                        lambda self: taken.append(self._copies is not None) or own_copies(self))
+    folder, base, as_of = scored_world
+    path, twin = folder / "hourly.db", folder / "hourly-full.db"
+    shutil.copyfile(base, path)
+    shutil.copyfile(base, twin)
+    later = as_of + timedelta(days=3, hours=5)
+    summary = _run(path, later)
+    assert summary.scored > 0
+    orders = sqlite3.connect(path).execute("SELECT count(*) FROM orders").fetchone()[0]
+    assert started == [orders] and taken == [True]
+    _run(twin, later, full=True)
+    _same(path, twin, flag_texts=False)
+    started.clear()
+    taken.clear()
+    changed, changed_twin = _changed(scored_world, "hourly-new-orders")
+    _run(changed, as_of)
+    assert started == [] and taken == []
+    _run(changed_twin, as_of, full=True)
+    _same(changed, changed_twin)

@@ -390,3 +390,48 @@ def test_the_books_can_be_read_ahead_before_numpy_or_pandas_is_imported() -> Non
             "print(sorted(m for m in ('numpy', 'pandas', 'sqlite_utils') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("ahead", [False, True])
+def test_entries_put_in_place_over_copies_made_ahead_leave_the_books_read_as_they_were(ahead: bool) -> None:
+    """`copy_ahead`'s copies (made by a thread) are what the new entries are written over, once: the books they
+    were copied from keep their bytes, and a second `replaced` makes copies of its own."""
+    books = _books(3000, 40, seed=61)
+    before = (books.entries.tobytes(), books.bins.tobytes())
+    rng = np.random.default_rng(62)
+    picked = rng.choice(len(books.entries), 100, replace=False)
+    fresh = sb.pick(books.entries, picked)
+    fresh["bits"] ^= 3
+    seller_ids = [books.sellers[c] for c in books.seller[picked]]
+    bins = rng.integers(0, 255, (len(fresh), books.bins.shape[1])).astype(np.uint8)
+    want_sellers, want_seller, want_entries = _merged_by_sort(books, seller_ids, fresh)
+    made = None
+    if ahead:
+        books.copy_ahead()
+        made = books._copies.result()  # the thread's copies
+    first, _ = books.replaced(seller_ids, fresh, bins)
+    assert books._copies is None  # taken (or never made)
+    if made is not None:  # written over, not copied again
+        assert first.entries is made[0] and first.bins is made[1]
+    second, _ = books.replaced(seller_ids, fresh, bins)
+    for updated in (first, second):
+        assert updated.sellers == want_sellers and np.array_equal(updated.seller, want_seller)
+        assert updated.entries.tobytes() == want_entries.tobytes()
+        assert np.array_equal(updated.bins[picked], bins)
+        assert np.array_equal(np.delete(updated.bins, picked, axis=0), np.delete(books.bins, picked, axis=0))
+    assert (books.entries.tobytes(), books.bins.tobytes()) == before
+    assert not np.shares_memory(first.entries, second.entries) and not np.shares_memory(first.bins, second.bins)
+    assert not np.shares_memory(first.entries, books.entries)
+
+
+def test_copies_made_ahead_are_let_go_by_a_merge_and_the_merge_is_the_same() -> None:
+    books = _books(2000, 30, seed=71)
+    rng = np.random.default_rng(72)
+    new = sb.pick(books.entries, rng.choice(len(books.entries), 20, replace=False))
+    new["order"] = np.arange(10_001, 10_021)  # orders new to the books: merged in, not put in place
+    seller_ids = [f"s{k:03d}" for k in rng.integers(0, 30, 20)]
+    want = books.replaced(seller_ids, new)[0]
+    books.copy_ahead()
+    got, _ = books.replaced(seller_ids, new)
+    assert books._copies is None
+    assert got.entries.tobytes() == want.entries.tobytes() and np.array_equal(got.seller, want.seller)

@@ -134,6 +134,11 @@ def _detect(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False) -
             if books is NOT_READ:
                 books = seller_books.Books.load(db.conn, scores_run)
             if books is not None:
+                # no order newer than the books (an hourly run whose orders' time came): the scoring writes the new
+                # entries over a copy of them, made by a thread while this one reads the first frame
+                newest = db.conn.execute("SELECT max(rowid) FROM orders").fetchone()[0]
+                if newest is not None and newest <= books.newest_order():
+                    books.copy_ahead()
                 ahead = scoring.read_ahead(db, plan, result.order_ids, as_of, books, result.scope_rows)
     finally:
         let_go()  # also when the rules fail: no thread left reading the store
