@@ -485,35 +485,42 @@ def test_an_incremental_run_leaves_copying_its_log_back_to_a_thread_and_a_full_r
     _same(path, twin)
 
 
-def test_an_hourly_run_writes_its_entries_over_copies_of_the_books_made_by_a_thread(scored_world,  # noqa: ANN001
-                                                                                    monkeypatch) -> None:
-    """With no order newer than the books (a later run whose orders' time came), a thread copies the books while
-    the run reads its first frame, and the scoring writes the new entries over those copies; a run with new orders
-    merges them in and has none made. The same flags and scores as a full rescore either way."""
+def test_the_books_a_run_makes_are_copied_into_memory_a_thread_made_ahead(scored_world,  # noqa: ANN001
+                                                                         monkeypatch) -> None:
+    """A thread copies the seller books, with room for the orders new to them, while the run reads its first
+    frame; the scoring writes its entries over those copies (a later run whose orders' time came), or merges the
+    new orders into that memory (after a 1% change). The same flags and scores as a full rescore either way."""
     from tracker.detection import seller_books
 
-    started: list[int] = []
-    taken: list[bool] = []
-    copy_ahead, own_copies = seller_books.Books.copy_ahead, seller_books.Books._own_copies
+    started: list[tuple[int, int]] = []
+    taken: list[str] = []
+    copy_ahead, own_copies, room = seller_books.Books.copy_ahead, seller_books.Books._own_copies, \
+        seller_books.Books._room
     monkeypatch.setattr(seller_books.Books, "copy_ahead",
-                        lambda self: started.append(len(self.entries)) or copy_ahead(self))
+                        lambda self, extra=0: started.append((len(self.entries), extra)) or copy_ahead(self, extra))
     monkeypatch.setattr(seller_books.Books, "_own_copies",
-                        lambda self: taken.append(self._copies is not None) or own_copies(self))
+                        lambda self: taken.append("copies" if self._copies is not None else "none")
+                        or own_copies(self))
+    monkeypatch.setattr(seller_books.Books, "_room",
+                        lambda self, n: (lambda got: taken.append("room" if got is not None else "none") or got)(
+                            room(self, n)))
     folder, base, as_of = scored_world
     path, twin = folder / "hourly.db", folder / "hourly-full.db"
     shutil.copyfile(base, path)
     shutil.copyfile(base, twin)
     later = as_of + timedelta(days=3, hours=5)
-    summary = _run(path, later)
-    assert summary.scored > 0
+    assert _run(path, later).scored > 0
     orders = sqlite3.connect(path).execute("SELECT count(*) FROM orders").fetchone()[0]
-    assert started == [orders] and taken == [True]
+    assert started == [(orders, 0)] and taken == ["copies"]
     _run(twin, later, full=True)
     _same(path, twin, flag_texts=False)
     started.clear()
     taken.clear()
-    changed, changed_twin = _changed(scored_world, "hourly-new-orders")
+    changed, changed_twin = _changed(scored_world, "copied-new-orders")
+    conn = sqlite3.connect(changed)
+    new = conn.execute("SELECT count(*) FROM orders").fetchone()[0] - orders
+    conn.close()
     _run(changed, as_of)
-    assert started == [] and taken == []
+    assert new > 0 and started == [(orders, new)] and taken == ["room"]
     _run(changed_twin, as_of, full=True)
     _same(changed, changed_twin)

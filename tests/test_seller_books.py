@@ -412,7 +412,7 @@ def test_entries_put_in_place_over_copies_made_ahead_leave_the_books_read_as_the
     first, _ = books.replaced(seller_ids, fresh, bins)
     assert books._copies is None  # taken (or never made)
     if made is not None:  # written over, not copied again
-        assert first.entries is made[0] and first.bins is made[1]
+        assert np.shares_memory(first.entries, made[0]) and np.shares_memory(first.bins, made[1])
     second, _ = books.replaced(seller_ids, fresh, bins)
     for updated in (first, second):
         assert updated.sellers == want_sellers and np.array_equal(updated.seller, want_seller)
@@ -424,14 +424,22 @@ def test_entries_put_in_place_over_copies_made_ahead_leave_the_books_read_as_the
     assert not np.shares_memory(first.entries, books.entries)
 
 
-def test_copies_made_ahead_are_let_go_by_a_merge_and_the_merge_is_the_same() -> None:
+@pytest.mark.parametrize("room", [0, 20, 25])
+def test_orders_new_to_the_books_are_merged_into_the_memory_made_ahead_where_it_has_room(room: int) -> None:
+    """A merge (orders new to the books) picks the kept entries into the arrays `copy_ahead` made where they have
+    room for the new ones, else into its own; the same books either way, and the copies are let go."""
     books = _books(2000, 30, seed=71)
     rng = np.random.default_rng(72)
     new = sb.pick(books.entries, rng.choice(len(books.entries), 20, replace=False))
     new["order"] = np.arange(10_001, 10_021)  # orders new to the books: merged in, not put in place
     seller_ids = [f"s{k:03d}" for k in rng.integers(0, 30, 20)]
-    want = books.replaced(seller_ids, new)[0]
-    books.copy_ahead()
-    got, _ = books.replaced(seller_ids, new)
+    bins = rng.integers(0, 255, (20, books.bins.shape[1])).astype(np.uint8)
+    want = books.replaced(seller_ids, new, bins)[0]
+    books.copy_ahead(room)
+    made = books._copies.result()
+    got, _ = books.replaced(seller_ids, new, bins)
     assert books._copies is None
     assert got.entries.tobytes() == want.entries.tobytes() and np.array_equal(got.seller, want.seller)
+    assert np.array_equal(got.bins, want.bins)
+    fits = room >= 20
+    assert np.shares_memory(got.entries, made[0]) == fits and np.shares_memory(got.bins, made[1]) == fits

@@ -134,11 +134,13 @@ def _detect(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False) -
             if books is NOT_READ:
                 books = seller_books.Books.load(db.conn, scores_run)
             if books is not None:
-                # no order newer than the books (an hourly run whose orders' time came): the scoring writes the new
-                # entries over a copy of them, made by a thread while this one reads the first frame
-                newest = db.conn.execute("SELECT max(rowid) FROM orders").fetchone()[0]
-                if newest is not None and newest <= books.newest_order():
-                    books.copy_ahead()
+                # the scoring writes its entries over a copy of the books (or merges the orders new to them into
+                # that memory), made by a thread while this one reads the first frame; not where the store grew by
+                # more than a tenth since (the run's own merge then)
+                new = db.conn.execute("SELECT count(*) FROM orders WHERE rowid > ?",
+                                      [books.newest_order()]).fetchone()[0]
+                if new <= len(books.entries) // 10:
+                    books.copy_ahead(new)
                 ahead = scoring.read_ahead(db, plan, result.order_ids, as_of, books, result.scope_rows)
     finally:
         let_go()  # also when the rules fail: no thread left reading the store

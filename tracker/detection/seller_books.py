@@ -144,22 +144,32 @@ class Books:
         return Books(books.sellers, books.entries, books.seller, books.median, books.bins, stored=books,
                      appended=books.appended)
 
-    def copy_ahead(self) -> None:
-        """Start copying the entries and binned input in a thread, for a `replaced` that writes the new entries over
-        a copy of these books (every order in a book already, with the same seller: an hourly run whose orders'
-        time came). The copy is a hundred MB of memory this process has not touched yet, whose first touch costs
+    def copy_ahead(self, extra: int = 0) -> None:
+        """Start copying the entries and binned input in a thread, into arrays with room for `extra` more rows,
+        for `replaced`: it writes the new entries over the copies (every order in a book already, with the same
+        seller: an hourly run whose orders' time came), or merges them into that memory (`extra`: the orders new
+        to the books). The copy is a hundred MB of memory this process has not touched yet, whose first touch costs
         several times the copy itself on a virtual machine; numpy's copy lets go of the interpreter's lock, so the
-        thread's copy runs beside this thread's work. `replaced` takes the copies (waiting for them), or makes its
-        own where none were started."""
+        thread's copy runs beside this thread's work. `replaced` takes the copies (waiting for them) or, where
+        they do not fit, makes its own."""
         if self._copies is not None or not len(self.entries):
             return
         from concurrent.futures import Future
 
         done: Future = Future()
+        n, room = len(self.entries), max(int(extra), 0)
 
         def copy() -> None:
             try:
-                done.set_result((self.entries.copy(), None if self.bins is None else self.bins.copy()))
+                entries = np.empty(n + room, dtype=ENTRY)
+                _rows(entries[:n])[:] = _rows(self.entries)
+                entries[n:].view(np.uint8)[:] = 0  # touched too: a merge writes there
+                bins = None
+                if self.bins is not None:
+                    bins = np.empty((n + room, self.bins.shape[1]), dtype=self.bins.dtype)
+                    bins[:n] = self.bins
+                    bins[n:] = 0
+                done.set_result((entries, bins))
             except BaseException as exc:  # noqa: BLE001 - handed to the caller of `replaced`
                 done.set_exception(exc)
 
@@ -175,8 +185,19 @@ class Books:
         new ones."""
         ahead, self._copies = self._copies, None
         if ahead is not None:
-            return ahead.result()
+            entries, bins = ahead.result()
+            n = len(self.entries)
+            return entries[:n], None if bins is None else bins[:n]
         return self.entries.copy(), None if self.bins is None else self.bins.copy()
+
+    def _room(self, n: int) -> tuple[np.ndarray, np.ndarray | None] | None:
+        """Arrays of `n` entries (and binned input rows) to merge into: the memory `copy_ahead` touched (handed
+        out once), or None where it made none or has too little room."""
+        ahead, self._copies = self._copies, None
+        if ahead is None:
+            return None
+        entries, bins = ahead.result()
+        return (entries[:n], None if bins is None else bins[:n]) if len(entries) >= n else None
 
     def editable(self) -> Books:
         """These books with arrays of their own, to change in place (`load` hands out read-only ones); the same
@@ -291,19 +312,28 @@ class Books:
                 merged_bins = None
             return Books(names, merged, remap[self.seller], median, merged_bins, stored=self.stored,
                          appended=self.appended), old_code
-        self._copies = None  # copies made ahead are of no use to a merge: let go
         spliced = _splice(remap[self.seller], self.entries, keep, tail_seller, entries)
+        room = self._room(len(spliced[0])) if spliced is not None and len(self.entries) else None
+        self._copies = None  # what was made ahead and does not fit: let go
         if spliced is not None:
             src, tail, dest = spliced
             empty = not len(self.entries)
             seller = np.empty(len(src), dtype=np.int64) if empty else remap[self.seller][src]
             seller[dest] = tail_seller[tail]
-            merged = np.empty(len(src), dtype=ENTRY) if empty else pick(self.entries, src)
+            if room is not None:  # picked into the memory touched ahead
+                merged = room[0]
+                np.take(_rows(self.entries), src, out=_rows(merged))
+            else:
+                merged = np.empty(len(src), dtype=ENTRY) if empty else pick(self.entries, src)
             _rows(merged)[dest] = _rows(entries)[tail]
             merged_bins = None
             if same_width:
                 assert self.bins is not None and bins is not None
-                merged_bins = np.empty((len(src), bins.shape[1]), np.uint8) if empty else self.bins[src]
+                if room is not None and room[1] is not None and room[1].shape[1] == bins.shape[1]:
+                    merged_bins = room[1]
+                    np.take(self.bins, src, axis=0, out=merged_bins)
+                else:
+                    merged_bins = np.empty((len(src), bins.shape[1]), np.uint8) if empty else self.bins[src]
                 merged_bins[dest] = bins[tail]
             return Books(names, merged, seller, median, merged_bins, stored=self.stored,
                          appended=self.appended), old_code
