@@ -174,9 +174,9 @@ def main(argv: list[str] | None = None) -> None:
 def _end(code: object) -> None:
     """End the program with `code`, as `sys.exit(code)` would, but without the interpreter's teardown: its exit
     handlers run (child processes joined, logging flushed, temporary folders removed) and its output is flushed,
-    and the system takes back the memory at once instead of every object being freed one by one (after a
-    `detect --full` at a million orders that teardown took a third of a second). The command's stores were closed
-    with its context (`open_store`). Where another thread still runs (the interpreter would wait for it), or
+    and the system takes back the memory at once instead of every object being freed one by one (a run that held a
+    million orders' frames frees millions of objects). The command's stores were closed with its context
+    (`open_store`). Where another thread still runs (the interpreter would wait for it), or
     where this Python has no way to run the exit handlers, the process ends the usual way."""
     import atexit
 

@@ -148,10 +148,10 @@ class Books:
         """Start copying the entries and binned input in a thread, into arrays with room for `extra` more rows,
         for `replaced`: it writes the new entries over the copies (every order in a book already, with the same
         seller: an hourly run whose orders' time came), or merges them into that memory (`extra`: the orders new
-        to the books). The copy is a hundred MB of memory this process has not touched yet, whose first touch costs
-        several times the copy itself on a virtual machine; numpy's copy lets go of the interpreter's lock, so the
-        thread's copy runs beside this thread's work. `replaced` takes the copies (waiting for them) or, where
-        they do not fit, makes its own."""
+        to the books). The copy is a hundred MB of memory this process has not touched yet (slow and uneven to touch
+        the first time on a virtual machine); numpy's copy lets go of the interpreter's lock, so the thread's copy
+        runs beside this thread's work. The books must not change meanwhile (books read from the store are
+        read-only). `replaced` takes the copies (waiting for them) or, where they do not fit, makes its own."""
         if self._copies is not None or not len(self.entries):
             return
         from concurrent.futures import Future
