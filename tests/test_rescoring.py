@@ -493,17 +493,17 @@ def test_the_books_a_run_makes_are_copied_into_memory_a_thread_made_ahead(scored
     from tracker.detection import seller_books
 
     started: list[tuple[int, int]] = []
-    taken: list[str] = []
-    copy_ahead, own_copies, room = seller_books.Books.copy_ahead, seller_books.Books._own_copies, \
-        seller_books.Books._room
+    taken: list[tuple[str, bool]] = []  # (what for: the books' own rows or a merge, whether the copies served)
+    copy_ahead, room = seller_books.Books.copy_ahead, seller_books.Books._room
     monkeypatch.setattr(seller_books.Books, "copy_ahead",
                         lambda self, extra=0: started.append((len(self.entries), extra)) or copy_ahead(self, extra))
-    monkeypatch.setattr(seller_books.Books, "_own_copies",
-                        lambda self: taken.append("copies" if self._copies is not None else "none")
-                        or own_copies(self))
-    monkeypatch.setattr(seller_books.Books, "_room",
-                        lambda self, n: (lambda got: taken.append("room" if got is not None else "none") or got)(
-                            room(self, n)))
+
+    def spied_room(self, n: int):  # noqa: ANN001, ANN202
+        got = room(self, n)
+        taken.append(("in place" if n == len(self.entries) else "merge", got is not None))
+        return got
+
+    monkeypatch.setattr(seller_books.Books, "_room", spied_room)
     folder, base, as_of = scored_world
     path, twin = folder / "hourly.db", folder / "hourly-full.db"
     shutil.copyfile(base, path)
@@ -511,7 +511,7 @@ def test_the_books_a_run_makes_are_copied_into_memory_a_thread_made_ahead(scored
     later = as_of + timedelta(days=3, hours=5)
     assert _run(path, later).scored > 0
     orders = sqlite3.connect(path).execute("SELECT count(*) FROM orders").fetchone()[0]
-    assert started == [(orders, 0)] and taken == ["copies"]
+    assert started == [(orders, 0)] and taken == [("in place", True)]
     _run(twin, later, full=True)
     _same(path, twin, flag_texts=False)
     started.clear()
@@ -521,6 +521,6 @@ def test_the_books_a_run_makes_are_copied_into_memory_a_thread_made_ahead(scored
     new = conn.execute("SELECT count(*) FROM orders").fetchone()[0] - orders
     conn.close()
     _run(changed, as_of)
-    assert new > 0 and started == [(orders, new)] and taken == ["room"]
+    assert new > 0 and started == [(orders, new)] and taken == [("merge", True)]
     _run(changed_twin, as_of, full=True)
     _same(changed, changed_twin)

@@ -135,12 +135,8 @@ def _detect(db: sqlite_utils.Database, as_of: datetime, *, full: bool = False) -
                 books = seller_books.Books.load(db.conn, scores_run)
             if books is not None:
                 # the scoring writes its entries over a copy of the books (or merges the orders new to them into
-                # that memory), made by a thread while this one reads the first frame; not where the store grew by
-                # more than a tenth since (the run's own merge then)
-                new = db.conn.execute("SELECT count(*) FROM orders WHERE rowid > ?",
-                                      [books.newest_order()]).fetchone()[0]
-                if new <= len(books.entries) // 10:
-                    books.copy_ahead(new)
+                # that memory), made by a thread while this one reads the first frame
+                books.copy_ahead_for(db.conn)
                 ahead = scoring.read_ahead(db, plan, result.order_ids, as_of, books, result.scope_rows)
     finally:
         let_go()  # also when the rules fail: no thread left reading the store

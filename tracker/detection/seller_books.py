@@ -45,6 +45,7 @@ NEVER = np.inf  # a due time: the score does not change by time alone
 OTHER_CODES = np.uint16(1 << 15)  # `codes`: the score lists a code `codes_mask` has no bit for (read it from `scores`)
 REWRITE_SHARE = 0.5  # appended entries beyond this share of the books: write them whole again
 DENSE_ROWIDS = 4  # `locate` indexes by a table of rowids up to this many times the entries (plus a million)
+COPY_AHEAD_GROWTH = 0.1  # `copy_ahead_for`: no copy ahead for a store grown by more than this share of the books
 COMPARE_ROWS = 65_536  # `_changed` compares the entries this many at a time (no copy of a million of them)
 
 
@@ -180,19 +181,23 @@ class Books:
         """The highest order rowid in the books (-1 when empty)."""
         return int(self.entries["order"].max()) if len(self.entries) else -1
 
+    def copy_ahead_for(self, conn: sqlite3.Connection) -> None:
+        """`copy_ahead` with room for the orders the store holds beyond these books (their rowids come after the
+        books' newest); none where the store grew by more than `COPY_AHEAD_GROWTH` of the books since (the run then
+        merges into memory of its own)."""
+        new = conn.execute("SELECT count(*) FROM orders WHERE rowid > ?", [self.newest_order()]).fetchone()[0]
+        if new <= COPY_AHEAD_GROWTH * len(self.entries):
+            self.copy_ahead(new)
+
     def _own_copies(self) -> tuple[np.ndarray, np.ndarray | None]:
-        """Writable copies of the entries and binned input: those `copy_ahead` made (each handed out once), else
-        new ones."""
-        ahead, self._copies = self._copies, None
-        if ahead is not None:
-            entries, bins = ahead.result()
-            n = len(self.entries)
-            return entries[:n], None if bins is None else bins[:n]
-        return self.entries.copy(), None if self.bins is None else self.bins.copy()
+        """Writable copies of the entries and binned input: those `copy_ahead` made (handed out once), else new
+        ones."""
+        made = self._room(len(self.entries))
+        return made if made is not None else (self.entries.copy(), None if self.bins is None else self.bins.copy())
 
     def _room(self, n: int) -> tuple[np.ndarray, np.ndarray | None] | None:
-        """Arrays of `n` entries (and binned input rows) to merge into: the memory `copy_ahead` touched (handed
-        out once), or None where it made none or has too little room."""
+        """Arrays of `n` entries (and binned input rows) to write into: the memory `copy_ahead` touched, its first
+        rows a copy of the books (handed out once), or None where it made none or has too little room."""
         ahead, self._copies = self._copies, None
         if ahead is None:
             return None
@@ -313,8 +318,8 @@ class Books:
             return Books(names, merged, remap[self.seller], median, merged_bins, stored=self.stored,
                          appended=self.appended), old_code
         spliced = _splice(remap[self.seller], self.entries, keep, tail_seller, entries)
-        room = self._room(len(spliced[0])) if spliced is not None and len(self.entries) else None
-        self._copies = None  # what was made ahead and does not fit: let go
+        room = self._room(len(spliced[0])) if spliced is not None else None
+        self._copies = None  # made ahead and of no use to a whole sort: let go
         if spliced is not None:
             src, tail, dest = spliced
             empty = not len(self.entries)
@@ -329,7 +334,7 @@ class Books:
             merged_bins = None
             if same_width:
                 assert self.bins is not None and bins is not None
-                if room is not None and room[1] is not None and room[1].shape[1] == bins.shape[1]:
+                if room is not None and room[1] is not None:  # (of the books' width, which `same_width` is)
                     merged_bins = room[1]
                     np.take(self.bins, src, axis=0, out=merged_bins)
                 else:
